@@ -1,0 +1,150 @@
+//! The `CertificateAuthority` trait and its provider-neutral types.
+//!
+//! Everything above `ca/` speaks only these types; each provider file (`local`, later `acme`,
+//! `digicert`, `sectigo`, `sslstore`) speaks its CA's wire format and maps it here. Errors carry
+//! a class the executor acts on (retry, wait, give up), never a string to match.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+use crate::observed::OrderView;
+use crate::spec::{RevocationReason, Validity};
+
+/// What a CA can do; the planner and executor choose actions from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Can reissue (new key/SANs) on the same order instead of placing a new one.
+    pub reissue_same_order: bool,
+    /// Supports cancelling pending orders.
+    pub cancel: bool,
+    /// Supports revocation.
+    pub revoke: bool,
+}
+
+/// Which order to read back: by the CA's order id, or by the tag certform attached to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderQuery {
+    pub order_id: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// A new order (or a reissue of an existing one).
+#[derive(Debug, Clone)]
+pub struct OrderRequest {
+    /// certform's tag for this order (stored with the order where the CA allows it).
+    pub tag: String,
+    pub common_name: String,
+    pub sans: Vec<String>,
+    /// DER-encoded PKCS#10 request, signed by a key already written to `keys_dir`.
+    pub csr_der: Vec<u8>,
+    pub validity: Validity,
+    /// Order this one renews, for CAs with a renewal mechanism.
+    pub renewal_of: Option<String>,
+    /// CA-specific fields from config (product, organization, ...).
+    pub options: BTreeMap<String, String>,
+    /// The run's clock (pinned by `CERTFORM_NOW` in tests); CAs that issue locally use it.
+    pub now: OffsetDateTime,
+}
+
+/// An issued certificate as fetched from the CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub order_id: String,
+    pub certificate_id: Option<String>,
+    /// Leaf first, then the intermediates, PEM.
+    pub chain_pem: String,
+}
+
+/// Outcome of a revocation request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked,
+    /// The CA queued a request that someone must approve.
+    Requested { request_id: String },
+}
+
+/// How the executor should treat a CA error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Network trouble, timeouts, 5xx: retry with backoff.
+    Transient,
+    /// 429 and friends: wait until `retry_after`.
+    RateLimited,
+    /// The CA refused this request (bad CSR, unknown product, not allowed): do not retry.
+    Rejected,
+    /// Credentials wrong or lacking permission.
+    Auth,
+    /// The CA answered something certform does not understand.
+    Protocol,
+    /// The CA (or this provider) does not support the operation.
+    Unsupported,
+}
+
+/// An error from a CA, classified.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CaError {
+    pub class: ErrorClass,
+    pub message: String,
+    /// When the CA said to come back (rate limits).
+    pub retry_after: Option<Duration>,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl CaError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+/// A CA account certform can order from.
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync {
+    /// The account's name in config (`[ca.NAME]`).
+    fn name(&self) -> &str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Read back many orders at once; the answer has one entry per query, in order
+    /// (`None`: the CA holds no such order).
+    async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError>;
+
+    /// Place a new order. Before calling this the executor has recorded an intent with
+    /// `request.tag`, so a lost answer can be recovered with `refresh` by tag.
+    async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError>;
+
+    /// Fetch the issued certificate of an order.
+    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError>;
+
+    /// Reissue an order with a new CSR/names (only when `reissue_same_order`).
+    async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError>;
+
+    async fn revoke(
+        &self,
+        order_id: &str,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<RevokeOutcome, CaError>;
+
+    async fn cancel(&self, order_id: &str) -> Result<(), CaError>;
+
+    /// PEM of the trust anchor(s) to publish beside state, when the CA has a private root.
+    fn trust_anchor_pem(&self) -> Option<String> {
+        None
+    }
+}

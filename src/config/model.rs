@@ -1,0 +1,135 @@
+//! The validated configuration the rest of certform works with.
+//!
+//! Built only by `config::load`; anything that reaches these types has passed validation.
+//! Performs no I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::spec::{CertificateSpec, Location};
+
+/// The whole validated configuration (every file of a config directory merged).
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The files the configuration was read from, sorted.
+    pub files: Vec<PathBuf>,
+    pub state: StateSettings,
+    pub cas: BTreeMap<String, CaSettings>,
+    pub dns: BTreeMap<String, DnsSettings>,
+    pub certificates: BTreeMap<String, CertificateSpec>,
+    /// Non-fatal findings (e.g. several validity forms given), shown by `validate` and `plan`.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// `[state]`: where state and keys live. Paths are absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StateSettings {
+    /// Git work tree holding state; created if missing.
+    pub repo: PathBuf,
+    /// Sub-directory of `repo` holding certform's files (relative, normalised; `.` for the root).
+    pub dir: PathBuf,
+    /// Directory of private keys; `None` means the default outside every repository.
+    pub keys_dir: Option<PathBuf>,
+    pub push: bool,
+    pub remote: String,
+    pub location: Location,
+}
+
+/// `[ca.NAME]`: one CA account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaSettings {
+    pub name: String,
+    pub kind: CaKind,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CaKind {
+    /// Built-in private CA: root and intermediate made on first use, keys in `keys_dir`.
+    Local(LocalCaSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalCaSettings {
+    /// Common name of the generated root.
+    pub root_common_name: String,
+}
+
+/// `[dns.NAME]`: one DNS provider account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsSettings {
+    pub name: String,
+    pub kind: DnsKind,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum DnsKind {
+    Rfc2136(Rfc2136Settings),
+}
+
+/// RFC 2136 dynamic updates signed with TSIG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rfc2136Settings {
+    /// `host:port` of the primary server.
+    pub server: String,
+    /// One key for every zone (the zone is found via SOA), or `None` when `zones` is used.
+    pub key: Option<TsigKey>,
+    /// Per-zone keys.
+    pub zones: Vec<ZoneKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TsigKey {
+    pub key_name: String,
+    pub algorithm: TsigAlgorithm,
+    pub secret: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZoneKey {
+    pub zone: String,
+    pub key: TsigKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TsigAlgorithm {
+    HmacSha1,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+/// Where a secret comes from. Never holds the secret itself, so it is safe to print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SecretRef {
+    Env(String),
+    /// Absolute path.
+    File(PathBuf),
+}
+
+/// One finding about the configuration: where, which key, what rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub location: Location,
+    /// Dotted key path, e.g. `certificate.web.sans[1]`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.location)?;
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}

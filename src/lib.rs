@@ -1,0 +1,21 @@
+//! certform: plan/apply for TLS certificates.
+//!
+//! The data flows one way: `config` (desired state) and `state` (what certform recorded) and
+//! `observed` (what the CAs and deploy targets really hold, gathered by `refresh`) go into the
+//! pure `plan::planner`, whose `Plan` the `apply` executor carries out through the `ca`, `dns`
+//! and `deploy` traits before the `state` store commits the result to git.
+
+pub mod apply;
+pub mod atomic_file;
+pub mod ca;
+pub mod cli;
+pub mod config;
+pub mod deploy;
+pub mod dns;
+pub mod keys;
+pub mod observed;
+pub mod plan;
+pub mod refresh;
+pub mod spec;
+pub mod state;
+pub mod workspace;

@@ -1,0 +1,308 @@
+//! The normalised desired certificate and its digests.
+//!
+//! A `CertificateSpec` is what `config` produces after validation: names are lowercase ASCII
+//! (IDNs converted to punycode), defaults are folded in, paths are absolute. The issuance digest
+//! covers exactly what must trigger a reissue (CA, names, key); the deploy digest covers the
+//! deploy targets. Performs no I/O.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::{Date, Duration, OffsetDateTime};
+
+/// A validated DNS name: lowercase ASCII, punycode for IDNs, `*.` only as the whole leftmost label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DnsName(String);
+
+impl DnsName {
+    /// Wrap a name that `config` has already validated and normalised.
+    pub fn new_unchecked(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+}
+
+impl fmt::Display for DnsName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Key algorithm and size of a certificate's private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum KeySpec {
+    Rsa(u32),
+    Ecdsa(u32),
+    Ed25519,
+}
+
+impl KeySpec {
+    /// Stable short name, as stored in state: `rsa-3072`, `ecdsa-p256`, `ed25519`.
+    pub fn label(&self) -> String {
+        match self {
+            KeySpec::Rsa(bits) => format!("rsa-{bits}"),
+            KeySpec::Ecdsa(bits) => format!("ecdsa-p{bits}"),
+            KeySpec::Ed25519 => "ed25519".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Requested lifetime of an issued certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Validity {
+    Days(u32),
+    Years(u32),
+    Until(Date),
+}
+
+impl Validity {
+    /// The `not_after` a certificate issued at `from` should get.
+    pub fn not_after(&self, from: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Validity::Days(days) => from + Duration::days(i64::from(*days)),
+            Validity::Years(years) => from + Duration::days(365 * i64::from(*years)),
+            Validity::Until(date) => date.midnight().assume_utc(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Validity::Days(days) => format!("{days} days"),
+            Validity::Years(1) => "1 year".to_string(),
+            Validity::Years(years) => format!("{years} years"),
+            Validity::Until(date) => format!("until {date}"),
+        }
+    }
+}
+
+/// When to renew: a fixed time before expiry, or a share of the issued lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RenewBefore {
+    Duration(Duration),
+    Percent(u8),
+}
+
+impl RenewBefore {
+    /// The instant from which a certificate valid from `not_before` to `not_after` is due.
+    pub fn due_at(&self, not_before: OffsetDateTime, not_after: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            RenewBefore::Duration(duration) => not_after - *duration,
+            RenewBefore::Percent(percent) => {
+                let lifetime = not_after - not_before;
+                not_after - lifetime * (f64::from(*percent) / 100.0)
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            RenewBefore::Duration(duration) => format_duration(*duration),
+            RenewBefore::Percent(percent) => format!("{percent}% of the lifetime"),
+        }
+    }
+}
+
+/// Render a duration the way users write it in config: `30d`, `12h`, `90m`, `45s`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.whole_seconds();
+    if seconds % 86_400 == 0 {
+        format!("{}d", seconds / 86_400)
+    } else if seconds % 3_600 == 0 {
+        format!("{}h", seconds / 3_600)
+    } else if seconds % 60 == 0 {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// What happens at the CA when a certificate is removed from config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRemove {
+    #[default]
+    Forget,
+    Cancel,
+    Revoke,
+}
+
+/// RFC 5280 revocation reasons that a subscriber may request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    #[default]
+    Unspecified,
+    KeyCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    /// The RFC 5280 `CRLReason` code.
+    pub fn code(&self) -> u8 {
+        match self {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::AffiliationChanged => 3,
+            RevocationReason::Superseded => 4,
+            RevocationReason::CessationOfOperation => 5,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "key_compromise",
+            RevocationReason::AffiliationChanged => "affiliation_changed",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessation_of_operation",
+        }
+    }
+}
+
+/// How control of some (or all) of a certificate's names is proven.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DcvRule {
+    /// Names this rule covers; empty means every name not covered by another rule.
+    pub names: Vec<DnsName>,
+    pub method: DcvMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DcvMethod {
+    Dns { provider: String },
+    Http { webroot: Option<PathBuf>, listen: Option<String> },
+    Email,
+}
+
+/// Where an issued certificate is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeployTarget {
+    Files(FilesTarget),
+}
+
+impl DeployTarget {
+    /// Stable identifier of the target, used as its key in state.
+    pub fn id(&self) -> String {
+        match self {
+            DeployTarget::Files(files) => format!("files:{}", files.dir.display()),
+        }
+    }
+}
+
+/// PEM files in a directory, then an optional reload command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesTarget {
+    /// Absolute directory (relative paths in config are resolved against the config file).
+    pub dir: PathBuf,
+    pub cert: String,
+    pub chain: String,
+    pub fullchain: String,
+    pub key: String,
+    /// Mode of the public files (cert, chain, fullchain).
+    pub mode: u32,
+    /// Mode of the private key file.
+    pub key_mode: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Shell command run (with `sh -c`) after any file changed.
+    pub reload: Option<String>,
+    pub reload_timeout: Duration,
+}
+
+/// Where in the configuration something was defined.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// One desired certificate, validated and with defaults folded in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    pub name: String,
+    pub ca: String,
+    pub common_name: DnsName,
+    /// Every name on the certificate, sorted and without duplicates; includes `common_name`.
+    pub sans: Vec<DnsName>,
+    pub key: KeySpec,
+    pub validity: Validity,
+    pub renew_before: RenewBefore,
+    pub on_remove: OnRemove,
+    /// `Some(reason)` when config asks for the certificate to be revoked now.
+    pub revoke: Option<RevocationReason>,
+    pub prevent_destroy: bool,
+    pub dcv: Vec<DcvRule>,
+    pub deploy: Vec<DeployTarget>,
+    /// CA-specific order fields (product, organization, ...), kept as sorted key/value text.
+    pub ca_options: std::collections::BTreeMap<String, String>,
+    pub location: Location,
+}
+
+impl CertificateSpec {
+    /// The fields whose change makes an issued certificate wrong, as `field -> value` lines.
+    pub fn issuance_fields(&self) -> Vec<(String, String)> {
+        let mut fields = vec![
+            ("ca".to_string(), self.ca.clone()),
+            ("common_name".to_string(), self.common_name.to_string()),
+            ("key".to_string(), self.key.label()),
+            (
+                "sans".to_string(),
+                self.sans.iter().map(DnsName::as_str).collect::<Vec<_>>().join(", "),
+            ),
+        ];
+        for (key, value) in &self.ca_options {
+            fields.push((key.clone(), value.clone()));
+        }
+        fields
+    }
+
+    /// Digest of `issuance_fields`: a changed digest means reissue.
+    pub fn issuance_digest(&self) -> String {
+        digest_lines(&self.issuance_fields())
+    }
+
+    /// Digest of the deploy targets: a changed digest means deploy again.
+    pub fn deploy_digest(&self) -> String {
+        let text = serde_json::to_string(&self.deploy).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        format!("sha256:{}", hex::encode(hasher.finalize()))
+    }
+}
+
+/// SHA-256 over `key=value` lines, rendered `sha256:<hex>`.
+pub fn digest_lines(fields: &[(String, String)]) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in fields {
+        hasher.update(key.as_bytes());
+        hasher.update(b"=");
+        hasher.update(value.as_bytes());
+        hasher.update(b"\n");
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
