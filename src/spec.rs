@@ -306,3 +306,13 @@ pub fn digest_lines(fields: &[(String, String)]) -> String {
     }
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
+
+impl DeployTarget {
+    /// Digest of this target's settings: a changed digest means deploy again.
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        format!("sha256:{}", hex::encode(hasher.finalize()))
+    }
+}

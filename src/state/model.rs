@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::spec::OnRemove;
+
 /// Current state file format.
 pub const FORMAT: u32 = 1;
 
@@ -58,6 +60,12 @@ pub struct CertificateState {
     /// The issuance fields behind `spec_digest`, for readable diffs.
     #[serde(default)]
     pub spec_fields: BTreeMap<String, String>,
+    /// `on_remove` of the spec at the last apply: what to do once the certificate leaves config.
+    #[serde(default)]
+    pub on_remove: OnRemove,
+    /// `prevent_destroy` of the spec at the last apply.
+    #[serde(default)]
+    pub prevent_destroy: bool,
     /// Work in flight: recorded (and fsynced) before each side effect at the CA.
     pub intent: Option<Intent>,
     /// Deploy records keyed by target id.
@@ -93,6 +101,8 @@ impl IntentKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
     pub kind: IntentKind,
+    /// CA account the order goes to (may differ from the current certificate's CA).
+    pub ca: String,
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
     /// Tag sent to the CA with the order (unique per intent), used to adopt a lost order.

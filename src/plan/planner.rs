@@ -1,0 +1,642 @@
+//! The planner: a pure function from (config, state, observed world, now) to a `Plan`.
+//!
+//! No I/O, no clock, no environment: everything it needs is in `PlanInput`. The same input
+//! always gives the same plan, and it only ever revokes or cancels what state records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::OffsetDateTime;
+
+use super::{Action, Blocked, Change, FieldChange, Plan};
+use crate::ca::Capabilities;
+use crate::observed::{DeployObservation, Observed, ObservedCertificate, OrderStatus, OrderView};
+use crate::spec::{CertificateSpec, OnRemove, RevocationReason};
+use crate::state::{CertificateState, CertificateStatus, Intent, IntentKind, State};
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub certificates: &'a BTreeMap<String, CertificateSpec>,
+    pub state: &'a State,
+    pub observed: &'a Observed,
+    /// Capabilities of each configured CA account, by name.
+    pub capabilities: &'a BTreeMap<String, Capabilities>,
+    pub now: OffsetDateTime,
+}
+
+enum Decision {
+    Change(Change),
+    Blocked { wanted: Option<String>, reason: String },
+    Unchanged,
+}
+
+/// Build the plan.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let names: BTreeSet<&String> = input
+        .certificates
+        .keys()
+        .chain(input.state.certificates.keys())
+        .collect();
+    let empty = ObservedCertificate::default();
+    let mut plan = Plan {
+        now: input.now,
+        changes: Vec::new(),
+        blocked: Vec::new(),
+        unchanged: Vec::new(),
+    };
+    for name in names {
+        let spec = input.certificates.get(name);
+        let state = input.state.certificates.get(name);
+        let observed = input.observed.certificates.get(name).unwrap_or(&empty);
+        let decision = match (spec, state) {
+            (Some(spec), None) if spec.revoke.is_some() => Decision::Blocked {
+                wanted: None,
+                reason: "`revoke = true`, and state holds no certificate for it: nothing to revoke"
+                    .to_string(),
+            },
+            (Some(spec), None) => Decision::Change(create(spec, "not in state".to_string())),
+            (_, Some(state)) if observed.refresh_error.is_some() => Decision::Blocked {
+                wanted: None,
+                reason: format!(
+                    "could not read `{}`: {}",
+                    state.ca,
+                    observed.refresh_error.as_deref().unwrap_or_default()
+                ),
+            },
+            (Some(spec), Some(state)) => plan_configured(spec, state, observed, input),
+            (None, Some(state)) => plan_removed(state, observed, input),
+            (None, None) => Decision::Unchanged,
+        };
+        match decision {
+            Decision::Change(change) => {
+                let retry_after = state.and_then(|s| s.retry_after);
+                match retry_after {
+                    Some(until) if until > input.now && change.action.contacts_ca() => {
+                        plan.blocked.push(Blocked {
+                            certificate: name.clone(),
+                            wanted: Some(change.action.verb().to_string()),
+                            reason: format!(
+                                "rate limited by `{}` until {}",
+                                change.ca,
+                                super::render::format_time(until)
+                            ),
+                        })
+                    }
+                    _ => plan.changes.push(change),
+                }
+            }
+            Decision::Blocked { wanted, reason } => plan.blocked.push(Blocked {
+                certificate: name.clone(),
+                wanted,
+                reason,
+            }),
+            Decision::Unchanged => plan.unchanged.push(name.clone()),
+        }
+    }
+    plan
+}
+
+fn plan_configured(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+) -> Decision {
+    if let Some(reason) = spec.revoke {
+        return plan_revoke(
+            state,
+            observed,
+            input,
+            reason,
+            false,
+            spec.prevent_destroy,
+            "config sets `revoke = true`",
+        );
+    }
+    if let Some(intent) = &state.intent {
+        return plan_intent(spec, state, intent, observed, input);
+    }
+    match state.status {
+        CertificateStatus::New => Decision::Change(recreate(
+            spec,
+            state,
+            "no certificate yet: the last order did not complete".to_string(),
+        )),
+        CertificateStatus::Canceled => Decision::Change(recreate(
+            spec,
+            state,
+            "the previous order was canceled".to_string(),
+        )),
+        CertificateStatus::Revoked => Decision::Change(recreate(
+            spec,
+            state,
+            "the certificate is revoked and config no longer asks for revocation".to_string(),
+        )),
+        CertificateStatus::Issued => plan_issued(spec, state, observed, input),
+    }
+}
+
+fn plan_issued(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+) -> Decision {
+    if let Some(current) = &observed.current {
+        match current.status {
+            OrderStatus::Revoked | OrderStatus::Canceled | OrderStatus::Rejected
+            | OrderStatus::NotFound => {
+                return Decision::Change(recreate(
+                    spec,
+                    state,
+                    format!(
+                        "drift: `{}` reports order {} as {}; ordering a replacement",
+                        state.ca,
+                        current.order_id,
+                        current.status.as_str()
+                    ),
+                ));
+            }
+            OrderStatus::Issued
+                if current.serial.is_some() && current.serial != state.serial =>
+            {
+                return Decision::Change(Change {
+                    deploy: target_ids(spec),
+                    ..change(
+                        spec,
+                        Action::Fetch {
+                            order_id: current.order_id.clone(),
+                        },
+                        format!(
+                            "drift: `{}` holds serial {} but state has {}",
+                            state.ca,
+                            current.serial.as_deref().unwrap_or("?"),
+                            state.serial.as_deref().unwrap_or("none")
+                        ),
+                    )
+                });
+            }
+            _ => {}
+        }
+    }
+    let (Some(not_before), Some(not_after)) = (state.not_before, state.not_after) else {
+        return Decision::Change(recreate(
+            spec,
+            state,
+            "state records no validity for the certificate".to_string(),
+        ));
+    };
+    let changes = field_changes(&state.spec_fields, spec);
+    let changed_note = if state.spec_digest != spec.issuance_digest() {
+        format!(" (the new certificate also applies: {})", describe_fields(&changes))
+    } else {
+        String::new()
+    };
+    if not_after <= input.now {
+        return Decision::Change(renew(
+            spec,
+            state,
+            not_after,
+            format!(
+                "expired on {}{changed_note}",
+                super::render::format_time(not_after)
+            ),
+        ));
+    }
+    let due = spec.renew_before.due_at(not_before, not_after);
+    if input.now >= due {
+        let days_left = (not_after - input.now).whole_days();
+        return Decision::Change(renew(
+            spec,
+            state,
+            not_after,
+            format!(
+                "inside the renewal window: expires {} ({days_left} days left), renew_before {}{changed_note}",
+                super::render::format_time(not_after),
+                spec.renew_before.describe()
+            ),
+        ));
+    }
+    if state.spec_digest != spec.issuance_digest() {
+        let capabilities = input.capabilities.get(&spec.ca);
+        let same_order =
+            state.ca == spec.ca && capabilities.is_some_and(|caps| caps.reissue_same_order);
+        let reason = if same_order {
+            format!("{} changed; reissued on the same order", describe_fields(&changes))
+        } else if state.ca != spec.ca {
+            format!(
+                "the CA changed from `{}` to `{}`: a new order at `{}` (the old certificate is left as it is)",
+                state.ca, spec.ca, spec.ca
+            )
+        } else {
+            format!(
+                "{} changed; `{}` cannot reissue on the same order, so a new order",
+                describe_fields(&changes),
+                spec.ca
+            )
+        };
+        return Decision::Change(Change {
+            deploy: target_ids(spec),
+            ..change(spec, Action::Reissue { same_order, changes }, reason)
+        });
+    }
+    plan_deploy(spec, state, observed)
+}
+
+fn plan_deploy(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+) -> Decision {
+    let mut targets = Vec::new();
+    let mut reasons = Vec::new();
+    for target in &spec.deploy {
+        let id = target.id();
+        let why = match state.deployments.get(&id) {
+            None => Some("new deploy target".to_string()),
+            Some(record) if Some(&record.sha256_fingerprint) != state.sha256_fingerprint.as_ref() => {
+                Some("holds an older certificate".to_string())
+            }
+            Some(record) if record.target_digest != target.digest() => {
+                Some("target settings changed".to_string())
+            }
+            Some(record) if record.reload_error.is_some() => Some(format!(
+                "reload failed last run: {}",
+                record.reload_error.as_deref().unwrap_or_default()
+            )),
+            Some(_) => match observed.deployments.get(&id) {
+                Some(DeployObservation::Missing(files)) => {
+                    Some(format!("drift: missing on disk: {}", files.join(", ")))
+                }
+                Some(DeployObservation::Changed(files)) => {
+                    Some(format!("drift: changed on disk: {}", files.join(", ")))
+                }
+                Some(DeployObservation::InSync) | None => None,
+            },
+        };
+        if let Some(why) = why {
+            reasons.push(format!("`{id}`: {why}"));
+            targets.push(id);
+        }
+    }
+    let configured: BTreeSet<String> = spec.deploy.iter().map(|t| t.id()).collect();
+    let undeploy: Vec<String> = state
+        .deployments
+        .keys()
+        .filter(|id| !configured.contains(*id))
+        .cloned()
+        .collect();
+    for id in &undeploy {
+        reasons.push(format!("`{id}`: no longer configured; its record is dropped"));
+    }
+    if targets.is_empty() && undeploy.is_empty() {
+        return Decision::Unchanged;
+    }
+    Decision::Change(Change {
+        deploy: targets,
+        undeploy,
+        ..change(spec, Action::Deploy, reasons.join("; "))
+    })
+}
+
+fn plan_intent(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    intent: &Intent,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+) -> Decision {
+    match (&intent.order_id, &observed.intent_order) {
+        (None, Some(found)) => Decision::Change(Change {
+            deploy: if found.status == OrderStatus::Issued {
+                target_ids(spec)
+            } else {
+                Vec::new()
+            },
+            ..change(
+                spec,
+                Action::Adopt {
+                    order_id: found.order_id.clone(),
+                    status: found.status,
+                },
+                format!(
+                    "an interrupted {} placed order {} (tag `{}`) that state did not record; adopting it instead of ordering again",
+                    intent.kind.as_str(),
+                    found.order_id,
+                    intent.tag
+                ),
+            )
+        }),
+        (None, None) => resume(
+            spec,
+            state,
+            intent,
+            input,
+            format!(
+                "resuming the interrupted {}: no order reached `{}`",
+                intent.kind.as_str(),
+                state.ca
+            ),
+        ),
+        (Some(order_id), Some(view)) if view.status == OrderStatus::Pending => {
+            Decision::Change(change(
+                spec,
+                Action::Wait {
+                    order_id: order_id.clone(),
+                    dcv: view.dcv.clone(),
+                },
+                format!("order {order_id} is pending at `{}`", state.ca),
+            ))
+        }
+        (Some(order_id), Some(view)) if view.status == OrderStatus::Issued => {
+            Decision::Change(Change {
+                deploy: target_ids(spec),
+                ..change(
+                    spec,
+                    Action::Fetch {
+                        order_id: order_id.clone(),
+                    },
+                    format!("order {order_id} is issued and not yet fetched"),
+                )
+            })
+        }
+        (Some(order_id), view) => {
+            let status = view
+                .as_ref()
+                .map(|v| v.status)
+                .unwrap_or(OrderStatus::NotFound);
+            resume(
+                spec,
+                state,
+                intent,
+                input,
+                format!(
+                    "order {order_id} is {} at `{}`; placing a new order",
+                    status.as_str(),
+                    state.ca
+                ),
+            )
+        }
+    }
+}
+
+/// Redo the work of an intent whose order never completed.
+fn resume(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    intent: &Intent,
+    input: &PlanInput<'_>,
+    reason: String,
+) -> Decision {
+    match (intent.kind, state.status, state.not_after) {
+        (IntentKind::Renew, CertificateStatus::Issued, Some(not_after)) => {
+            Decision::Change(renew(spec, state, not_after, reason))
+        }
+        (IntentKind::Reissue, CertificateStatus::Issued, _) => {
+            let same_order = state.ca == spec.ca
+                && input
+                    .capabilities
+                    .get(&spec.ca)
+                    .is_some_and(|caps| caps.reissue_same_order);
+            Decision::Change(Change {
+                deploy: target_ids(spec),
+                ..change(
+                    spec,
+                    Action::Reissue {
+                        same_order,
+                        changes: field_changes(&state.spec_fields, spec),
+                    },
+                    reason,
+                )
+            })
+        }
+        _ => Decision::Change(recreate(spec, state, reason)),
+    }
+}
+
+fn plan_removed(
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+) -> Decision {
+    match state.on_remove {
+        OnRemove::Forget => Decision::Change(removed_change(
+            state,
+            Action::Forget,
+            "removed from config; on_remove = forget: the CA keeps the certificate".to_string(),
+        )),
+        OnRemove::Revoke => plan_revoke(
+            state,
+            observed,
+            input,
+            RevocationReason::CessationOfOperation,
+            true,
+            state.prevent_destroy,
+            "removed from config; on_remove = revoke",
+        ),
+        OnRemove::Cancel => match pending_order(state, observed) {
+            Some(order_id) => {
+                if state.prevent_destroy {
+                    return Decision::Blocked {
+                        wanted: Some("cancel".to_string()),
+                        reason: "`prevent_destroy` was set: cancelling is refused".to_string(),
+                    };
+                }
+                Decision::Change(removed_change(
+                    state,
+                    Action::Cancel {
+                        order_id: order_id.clone(),
+                        forget: true,
+                    },
+                    format!("removed from config; on_remove = cancel: order {order_id} is pending"),
+                ))
+            }
+            None => Decision::Change(removed_change(
+                state,
+                Action::Forget,
+                "removed from config; on_remove = cancel, but no order is pending".to_string(),
+            )),
+        },
+    }
+}
+
+fn plan_revoke(
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+    reason: RevocationReason,
+    forget: bool,
+    prevent_destroy: bool,
+    why: &str,
+) -> Decision {
+    let _ = input;
+    let forget_change = |note: &str| {
+        Decision::Change(removed_change(
+            state,
+            Action::Forget,
+            format!("{why}; {note}"),
+        ))
+    };
+    match (state.status, &state.serial) {
+        (CertificateStatus::Issued, Some(serial)) => {
+            let cancel_order = pending_order(state, observed).cloned();
+            let at_ca = observed.current.as_ref().map(|view| view.status);
+            if at_ca == Some(OrderStatus::Revoked) {
+                return Decision::Change(removed_change(
+                    state,
+                    Action::Revoke {
+                        serial: serial.clone(),
+                        reason,
+                        record_only: true,
+                        forget,
+                        cancel_order,
+                    },
+                    format!("{why}; `{}` already reports it revoked", state.ca),
+                ));
+            }
+            if prevent_destroy {
+                return Decision::Blocked {
+                    wanted: Some("revoke".to_string()),
+                    reason: format!(
+                        "{why}, but `prevent_destroy` is set: revocation is refused (remove `prevent_destroy` to allow it)"
+                    ),
+                };
+            }
+            Decision::Change(removed_change(
+                state,
+                Action::Revoke {
+                    serial: serial.clone(),
+                    reason,
+                    record_only: false,
+                    forget,
+                    cancel_order,
+                },
+                format!("{why}: serial {serial} (irreversible)"),
+            ))
+        }
+        _ => match pending_order(state, observed) {
+            Some(order_id) if !prevent_destroy => Decision::Change(removed_change(
+                state,
+                Action::Cancel {
+                    order_id: order_id.clone(),
+                    forget,
+                },
+                format!("{why}; nothing is issued yet, so pending order {order_id} is cancelled"),
+            )),
+            _ if forget => forget_change("nothing issued to revoke"),
+            _ => Decision::Unchanged,
+        },
+    }
+}
+
+/// The order id of the intent's order when the CA reports it pending.
+fn pending_order<'a>(state: &'a CertificateState, observed: &ObservedCertificate) -> Option<&'a String> {
+    let order_id = state.intent.as_ref()?.order_id.as_ref()?;
+    let pending = matches!(
+        observed.intent_order,
+        Some(OrderView {
+            status: OrderStatus::Pending,
+            ..
+        })
+    );
+    pending.then_some(order_id)
+}
+
+fn change(spec: &CertificateSpec, action: Action, reason: String) -> Change {
+    Change {
+        certificate: spec.name.clone(),
+        ca: spec.ca.clone(),
+        action,
+        reason,
+        deploy: Vec::new(),
+        undeploy: Vec::new(),
+    }
+}
+
+fn removed_change(state: &CertificateState, action: Action, reason: String) -> Change {
+    Change {
+        certificate: state.name.clone(),
+        ca: state.ca.clone(),
+        action,
+        reason,
+        deploy: Vec::new(),
+        undeploy: Vec::new(),
+    }
+}
+
+fn target_ids(spec: &CertificateSpec) -> Vec<String> {
+    spec.deploy.iter().map(|target| target.id()).collect()
+}
+
+fn create(spec: &CertificateSpec, reason: String) -> Change {
+    Change {
+        deploy: target_ids(spec),
+        ..change(
+            spec,
+            Action::Create {
+                common_name: spec.common_name.to_string(),
+                sans: spec.sans.iter().map(|n| n.to_string()).collect(),
+                key: spec.key.label(),
+                validity: spec.validity.describe(),
+            },
+            reason,
+        )
+    }
+}
+
+/// A new order for a certificate state already knows (drift, cancelled, revoked, failed).
+fn recreate(spec: &CertificateSpec, state: &CertificateState, reason: String) -> Change {
+    let _ = state;
+    create(spec, reason)
+}
+
+fn renew(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    not_after: OffsetDateTime,
+    reason: String,
+) -> Change {
+    Change {
+        deploy: target_ids(spec),
+        ..change(
+            spec,
+            Action::Renew {
+                serial: state.serial.clone().unwrap_or_default(),
+                not_after,
+            },
+            reason,
+        )
+    }
+}
+
+/// Issuance fields that differ between what state recorded and the spec.
+pub fn field_changes(recorded: &BTreeMap<String, String>, spec: &CertificateSpec) -> Vec<FieldChange> {
+    let wanted: BTreeMap<String, String> = spec.issuance_fields().into_iter().collect();
+    let keys: BTreeSet<&String> = recorded.keys().chain(wanted.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let old = recorded.get(key);
+            let new = wanted.get(key);
+            (old != new).then(|| FieldChange {
+                field: key.clone(),
+                old: old.cloned(),
+                new: new.cloned(),
+            })
+        })
+        .collect()
+}
+
+fn describe_fields(changes: &[FieldChange]) -> String {
+    if changes.is_empty() {
+        return "the issuance settings".to_string();
+    }
+    changes
+        .iter()
+        .map(|c| format!("`{}`", c.field))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+#[path = "planner_tests.rs"]
+mod tests;

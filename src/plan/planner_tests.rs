@@ -1,0 +1,885 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::observed::{DcvStatus, DeployObservation, ObservedCertificate, OrderView};
+use crate::plan::render::{self, TextOptions};
+use crate::spec::{
+    DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity,
+};
+use crate::state::{DeployRecord, HistoryEntry};
+
+const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
+    let mut names: Vec<DnsName> = sans.iter().map(|s| DnsName::new_unchecked(*s)).collect();
+    names.sort();
+    names.dedup();
+    CertificateSpec {
+        name: name.to_string(),
+        ca: "local".to_string(),
+        common_name: names[0].clone(),
+        sans: names,
+        key: KeySpec::Ecdsa(256),
+        validity: Validity::Days(90),
+        renew_before: RenewBefore::Duration(Duration::days(30)),
+        on_remove: OnRemove::Forget,
+        revoke: None,
+        prevent_destroy: false,
+        dcv: Vec::new(),
+        deploy: vec![files_target(&format!("/srv/{name}"))],
+        ca_options: BTreeMap::new(),
+        location: Location::default(),
+    }
+}
+
+fn files_target(dir: &str) -> DeployTarget {
+    DeployTarget::Files(FilesTarget {
+        dir: PathBuf::from(dir),
+        cert: "cert.pem".into(),
+        chain: "chain.pem".into(),
+        fullchain: "fullchain.pem".into(),
+        key: "privkey.pem".into(),
+        mode: 0o644,
+        key_mode: 0o600,
+        owner: None,
+        group: None,
+        reload: None,
+        reload_timeout: Duration::seconds(60),
+    })
+}
+
+/// State of a certificate issued from `spec` at `issued`, deployed everywhere.
+fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> CertificateState {
+    let fingerprint = format!("fp-{serial}");
+    CertificateState {
+        format: crate::state::FORMAT,
+        name: spec.name.clone(),
+        id: format!("id-{}", spec.name),
+        ca: spec.ca.clone(),
+        status: CertificateStatus::Issued,
+        order_id: Some(format!("order-{}", spec.name)),
+        certificate_id: None,
+        serial: Some(serial.to_string()),
+        not_before: Some(issued),
+        not_after: Some(spec.validity.not_after(issued)),
+        sha256_fingerprint: Some(fingerprint.clone()),
+        spki_sha256: None,
+        common_name: spec.common_name.to_string(),
+        sans: spec.sans.iter().map(|n| n.to_string()).collect(),
+        key_algorithm: spec.key.label(),
+        key_file: Some(format!("{}/k.pem", spec.name)),
+        spec_digest: spec.issuance_digest(),
+        spec_fields: spec.issuance_fields().into_iter().collect(),
+        on_remove: spec.on_remove,
+        prevent_destroy: spec.prevent_destroy,
+        intent: None,
+        deployments: spec
+            .deploy
+            .iter()
+            .map(|t| {
+                (
+                    t.id(),
+                    DeployRecord {
+                        sha256_fingerprint: fingerprint.clone(),
+                        target_digest: t.digest(),
+                        files: BTreeMap::new(),
+                        deployed_at: issued,
+                        reload_error: None,
+                    },
+                )
+            })
+            .collect(),
+        retry_after: None,
+        history: vec![HistoryEntry {
+            at: issued,
+            action: "create".into(),
+            serial: Some(serial.to_string()),
+            note: String::new(),
+        }],
+    }
+}
+
+fn intent(kind: IntentKind, order_id: Option<&str>) -> Intent {
+    Intent {
+        kind,
+        ca: "local".into(),
+        started: NOW,
+        tag: "tag-1".into(),
+        key_file: "k2.pem".into(),
+        key_algorithm: "ecdsa-p256".into(),
+        common_name: "a.example".into(),
+        sans: vec!["a.example".into()],
+        spec_digest: String::new(),
+        spec_fields: BTreeMap::new(),
+        order_id: order_id.map(String::from),
+    }
+}
+
+fn view(order_id: &str, status: OrderStatus, serial: Option<&str>) -> OrderView {
+    OrderView {
+        order_id: order_id.to_string(),
+        status,
+        serial: serial.map(String::from),
+        not_after: None,
+        dcv: Vec::new(),
+    }
+}
+
+struct World {
+    specs: BTreeMap<String, CertificateSpec>,
+    state: State,
+    observed: Observed,
+    caps: BTreeMap<String, Capabilities>,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut caps = BTreeMap::new();
+        caps.insert(
+            "local".to_string(),
+            Capabilities {
+                reissue_same_order: true,
+                cancel: true,
+                revoke: true,
+            },
+        );
+        caps.insert(
+            "other".to_string(),
+            Capabilities {
+                reissue_same_order: false,
+                cancel: false,
+                revoke: true,
+            },
+        );
+        World {
+            specs: BTreeMap::new(),
+            state: State::default(),
+            observed: Observed::default(),
+            caps,
+        }
+    }
+
+    fn spec(mut self, spec: CertificateSpec) -> Self {
+        self.specs.insert(spec.name.clone(), spec);
+        self
+    }
+
+    fn state(mut self, state: CertificateState) -> Self {
+        self.state.certificates.insert(state.name.clone(), state);
+        self
+    }
+
+    fn observe(mut self, name: &str, observed: ObservedCertificate) -> Self {
+        self.observed.certificates.insert(name.to_string(), observed);
+        self
+    }
+
+    fn plan_at(&self, now: OffsetDateTime) -> Plan {
+        plan(&PlanInput {
+            certificates: &self.specs,
+            state: &self.state,
+            observed: &self.observed,
+            capabilities: &self.caps,
+            now,
+        })
+    }
+
+    fn plan(&self) -> Plan {
+        self.plan_at(NOW)
+    }
+}
+
+fn only_change(plan: &Plan) -> &Change {
+    assert_eq!(plan.changes.len(), 1, "expected one change, got {plan:#?}");
+    &plan.changes[0]
+}
+
+// ---------------------------------------------------------------- table cases
+
+#[test]
+fn new_certificate_is_created_and_deployed() {
+    let plan = World::new().spec(spec("web", &["www.a.example", "a.example"])).plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "create");
+    assert_eq!(change.reason, "not in state");
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    match &change.action {
+        Action::Create { sans, key, .. } => {
+            assert_eq!(sans, &vec!["a.example".to_string(), "www.a.example".to_string()]);
+            assert_eq!(key, "ecdsa-p256");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn fresh_issued_certificate_is_unchanged() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(10)))
+        .spec(s)
+        .plan();
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert_eq!(plan.unchanged, vec!["web".to_string()]);
+}
+
+#[test]
+fn renews_inside_the_window_with_reason() {
+    let s = spec("web", &["a.example"]);
+    // Issued 70 days ago for 90 days: 20 days left, renew_before 30d.
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(70)))
+        .spec(s)
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "renew");
+    assert!(
+        change.reason.contains("inside the renewal window")
+            && change.reason.contains("20 days left")
+            && change.reason.contains("renew_before 30d"),
+        "{}",
+        change.reason
+    );
+}
+
+#[test]
+fn renew_before_percent_is_relative_to_lifetime() {
+    let mut s = spec("web", &["a.example"]);
+    s.renew_before = RenewBefore::Percent(33);
+    let state = issued(&s, "01", NOW - Duration::days(59));
+    let world = World::new().state(state).spec(s);
+    // 90 days * 33% = 29.7 days before expiry = day 60.3: not yet due at day 59.
+    assert!(world.plan().is_empty());
+    assert_eq!(only_change(&world.plan_at(NOW + Duration::days(2))).action.verb(), "renew");
+}
+
+#[test]
+fn expired_certificate_is_renewed() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(100)))
+        .spec(s)
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "renew");
+    assert!(change.reason.starts_with("expired on"), "{}", change.reason);
+}
+
+#[test]
+fn changed_sans_reissue_on_same_order_with_diff() {
+    let old = spec("web", &["a.example", "b.example"]);
+    let new = spec("web", &["a.example", "c.example"]);
+    let plan = World::new()
+        .state(issued(&old, "01", NOW - Duration::days(1)))
+        .spec(new)
+        .plan();
+    let change = only_change(&plan);
+    match &change.action {
+        Action::Reissue {
+            same_order,
+            changes,
+        } => {
+            assert!(*same_order);
+            assert_eq!(changes.len(), 1);
+            assert_eq!(changes[0].field, "sans");
+            assert_eq!(changes[0].old.as_deref(), Some("a.example, b.example"));
+            assert_eq!(changes[0].new.as_deref(), Some("a.example, c.example"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = render::text(&plan, TextOptions::default());
+    assert!(text.contains("- sans = a.example, b.example"), "{text}");
+    assert!(text.contains("+ sans = a.example, c.example"), "{text}");
+}
+
+#[test]
+fn key_change_at_a_ca_without_reissue_is_a_new_order() {
+    let mut old = spec("web", &["a.example"]);
+    old.ca = "other".into();
+    let mut new = old.clone();
+    new.key = KeySpec::Rsa(3072);
+    let plan = World::new()
+        .state(issued(&old, "01", NOW - Duration::days(1)))
+        .spec(new)
+        .plan();
+    match &only_change(&plan).action {
+        Action::Reissue {
+            same_order: false,
+            changes,
+        } => assert_eq!(changes[0].field, "key"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn revoke_true_revokes_then_stays_quiet() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::KeyCompromise);
+    let state = issued(&s, "0a", NOW - Duration::days(1));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    let change = only_change(&world.plan()).clone();
+    assert_eq!(
+        change.action,
+        Action::Revoke {
+            serial: "0a".into(),
+            reason: RevocationReason::KeyCompromise,
+            record_only: false,
+            forget: false,
+            cancel_order: None
+        }
+    );
+    assert!(change.action.is_destructive());
+    let mut revoked = state;
+    revoked.status = CertificateStatus::Revoked;
+    assert!(World::new().state(revoked).spec(s).plan().is_empty());
+}
+
+#[test]
+fn prevent_destroy_blocks_revocation() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    s.prevent_destroy = true;
+    let plan = World::new()
+        .state(issued(&s, "0a", NOW - Duration::days(1)))
+        .spec(s)
+        .plan();
+    assert!(plan.changes.is_empty());
+    assert_eq!(plan.blocked.len(), 1);
+    assert!(plan.blocked[0].reason.contains("prevent_destroy"));
+}
+
+#[test]
+fn removal_follows_on_remove() {
+    let mut s = spec("web", &["a.example"]);
+    let forget = World::new().state(issued(&s, "01", NOW)).plan();
+    assert_eq!(only_change(&forget).action, Action::Forget);
+
+    s.on_remove = OnRemove::Revoke;
+    let revoke = World::new().state(issued(&s, "01", NOW)).plan();
+    assert!(matches!(
+        only_change(&revoke).action,
+        Action::Revoke { forget: true, record_only: false, reason: RevocationReason::CessationOfOperation, .. }
+    ));
+
+    s.on_remove = OnRemove::Cancel;
+    let mut pending = issued(&s, "01", NOW);
+    pending.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    let cancel = World::new()
+        .state(pending)
+        .observe(
+            "web",
+            ObservedCertificate {
+                intent_order: Some(view("o-2", OrderStatus::Pending, None)),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(
+        only_change(&cancel).action,
+        Action::Cancel {
+            order_id: "o-2".into(),
+            forget: true
+        }
+    );
+}
+
+#[test]
+fn interrupted_order_found_by_tag_is_adopted() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW);
+    state.status = CertificateStatus::New;
+    state.serial = None;
+    state.intent = Some(intent(IntentKind::Create, None));
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                intent_order: Some(view("o-9", OrderStatus::Issued, Some("99"))),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Adopt {
+            order_id: "o-9".into(),
+            status: OrderStatus::Issued
+        }
+    );
+    assert!(change.reason.contains("instead of ordering again"));
+}
+
+#[test]
+fn interrupted_order_that_never_reached_the_ca_is_resumed() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(80));
+    state.intent = Some(intent(IntentKind::Renew, None));
+    let plan = World::new().state(state).spec(s).plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "renew");
+    assert!(change.reason.starts_with("resuming the interrupted renew"));
+}
+
+#[test]
+fn pending_order_waits_and_shows_dcv() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW);
+    state.intent = Some(intent(IntentKind::Renew, Some("o-3")));
+    let mut pending = view("o-3", OrderStatus::Pending, None);
+    pending.dcv = vec![DcvStatus {
+        domain: "a.example".into(),
+        method: "dns".into(),
+        status: "pending".into(),
+    }];
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                intent_order: Some(pending),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert!(matches!(&only_change(&plan).action, Action::Wait { dcv, .. } if dcv.len() == 1));
+}
+
+#[test]
+fn drift_revoked_at_ca_orders_replacement() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                current: Some(view("order-web", OrderStatus::Revoked, Some("01"))),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "create");
+    assert!(change.reason.starts_with("drift:"), "{}", change.reason);
+}
+
+#[test]
+fn drift_different_serial_is_fetched() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                current: Some(view("order-web", OrderStatus::Issued, Some("02"))),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(only_change(&plan).action.verb(), "fetch");
+}
+
+#[test]
+fn deployed_file_changed_on_disk_is_redeployed() {
+    let s = spec("web", &["a.example"]);
+    let mut deployments = BTreeMap::new();
+    deployments.insert(
+        "files:/srv/web".to_string(),
+        DeployObservation::Changed(vec!["cert.pem".into()]),
+    );
+    let plan = World::new()
+        .state(issued(&s, "01", NOW))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                deployments,
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Deploy);
+    assert!(change.reason.contains("changed on disk: cert.pem"));
+}
+
+#[test]
+fn failed_reload_is_retried_and_removed_targets_dropped() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW);
+    if let Some(record) = state.deployments.get_mut("files:/srv/web") {
+        record.reload_error = Some("exit status 1".into());
+    }
+    let mut old = state.deployments["files:/srv/web"].clone();
+    old.reload_error = None;
+    state.deployments.insert("files:/old".into(), old);
+    let plan = World::new().state(state).spec(s).plan();
+    let change = only_change(&plan);
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    assert_eq!(change.undeploy, vec!["files:/old".to_string()]);
+    assert!(change.reason.contains("reload failed last run"));
+}
+
+#[test]
+fn rate_limited_certificate_is_held_back() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(80));
+    state.retry_after = Some(NOW + Duration::hours(2));
+    let plan = World::new().state(state).spec(s).plan();
+    assert!(plan.changes.is_empty());
+    assert!(plan.blocked[0].reason.starts_with("rate limited by `local` until"));
+}
+
+#[test]
+fn refresh_error_blocks_only_that_certificate() {
+    let a = spec("a", &["a.example"]);
+    let b = spec("b", &["b.example"]);
+    let plan = World::new()
+        .state(issued(&a, "01", NOW - Duration::days(80)))
+        .state(issued(&b, "02", NOW - Duration::days(80)))
+        .spec(a)
+        .spec(b)
+        .observe(
+            "a",
+            ObservedCertificate {
+                refresh_error: Some("connection refused".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(plan.blocked.len(), 1);
+    assert_eq!(only_change(&plan).certificate, "b");
+}
+
+#[test]
+fn text_plan_snapshot() {
+    let web = spec("web", &["www.a.example", "a.example"]);
+    let old_api = spec("api", &["api.a.example"]);
+    let api = spec("api", &["api.a.example", "api2.a.example"]);
+    let db = spec("db", &["db.a.example"]);
+    let mut gone = spec("gone", &["gone.a.example"]);
+    gone.on_remove = OnRemove::Revoke;
+    let plan = World::new()
+        .spec(web)
+        .state(issued(&old_api, "0a", NOW - Duration::days(5)))
+        .spec(api)
+        .state(issued(&db, "0b", NOW - Duration::days(70)))
+        .spec(db)
+        .state(issued(&gone, "0c", NOW - Duration::days(5)))
+        .plan();
+    insta::assert_snapshot!(render::text(&plan, TextOptions::default()));
+    insta::assert_snapshot!("json_plan", render::json(&plan));
+}
+
+// ---------------------------------------------------------------- properties
+
+/// Carry out a plan in a model world whose CA issues every order at once.
+fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
+    for change in &plan.changes {
+        let name = &change.certificate;
+        let spec = world.specs.get(name).cloned();
+        let mut issue = |world: &mut World| {
+            let Some(spec) = spec.clone() else { return };
+            *serial += 1;
+            let serial_text = format!("{serial:04x}");
+            let previous = world.state.certificates.get(name).cloned();
+            let mut next = issued(&spec, &serial_text, plan.now);
+            if let Some(previous) = previous {
+                next.history = previous.history;
+            }
+            world.state.certificates.insert(name.clone(), next.clone());
+            world.observed.certificates.insert(
+                name.clone(),
+                ObservedCertificate {
+                    current: Some(view(
+                        next.order_id.as_deref().unwrap_or_default(),
+                        OrderStatus::Issued,
+                        Some(&serial_text),
+                    )),
+                    ..Default::default()
+                },
+            );
+        };
+        match &change.action {
+            Action::Create { .. }
+            | Action::Renew { .. }
+            | Action::Reissue { .. }
+            | Action::Fetch { .. }
+            | Action::Adopt { .. }
+            | Action::Wait { .. } => issue(world),
+            Action::Deploy => {
+                let Some(spec) = spec else { continue };
+                let Some(state) = world.state.certificates.get_mut(name) else { continue };
+                let fingerprint = state.sha256_fingerprint.clone().unwrap_or_default();
+                for target in &spec.deploy {
+                    state.deployments.insert(
+                        target.id(),
+                        DeployRecord {
+                            sha256_fingerprint: fingerprint.clone(),
+                            target_digest: target.digest(),
+                            files: BTreeMap::new(),
+                            deployed_at: plan.now,
+                            reload_error: None,
+                        },
+                    );
+                }
+                for id in &change.undeploy {
+                    state.deployments.remove(id);
+                }
+                if let Some(observed) = world.observed.certificates.get_mut(name) {
+                    observed.deployments.clear();
+                }
+            }
+            Action::Revoke { forget, .. } => {
+                if *forget {
+                    world.state.certificates.remove(name);
+                    world.observed.certificates.remove(name);
+                } else if let Some(state) = world.state.certificates.get_mut(name) {
+                    state.status = CertificateStatus::Revoked;
+                    state.intent = None;
+                    if let Some(observed) = world.observed.certificates.get_mut(name) {
+                        if let Some(current) = observed.current.as_mut() {
+                            current.status = OrderStatus::Revoked;
+                        }
+                    }
+                }
+            }
+            Action::Cancel { forget, .. } => {
+                if *forget {
+                    world.state.certificates.remove(name);
+                    world.observed.certificates.remove(name);
+                } else if let Some(state) = world.state.certificates.get_mut(name) {
+                    state.intent = None;
+                    if state.status == CertificateStatus::New {
+                        state.status = CertificateStatus::Canceled;
+                    }
+                }
+            }
+            Action::Forget => {
+                world.state.certificates.remove(name);
+                world.observed.certificates.remove(name);
+            }
+        }
+    }
+}
+
+const NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+const DOMAINS: [&str; 4] = ["a.example", "b.example", "c.example", "d.example"];
+
+#[derive(Debug, Clone)]
+struct CaseSpec {
+    present: bool,
+    domains: Vec<usize>,
+    rsa: bool,
+    ca_other: bool,
+    revoke: bool,
+    prevent_destroy: bool,
+    on_remove: u8,
+    percent: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CaseState {
+    present: bool,
+    age_days: i64,
+    old_domains: Vec<usize>,
+    status: u8,
+    intent: u8,
+    observed_current: u8,
+    observed_intent: u8,
+    deploy_drift: u8,
+}
+
+fn case_spec() -> impl Strategy<Value = CaseSpec> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(0usize..4, 1..3),
+        any::<bool>(),
+        any::<bool>(),
+        proptest::bool::weighted(0.15),
+        any::<bool>(),
+        0u8..3,
+        any::<bool>(),
+    )
+        .prop_map(
+            |(present, domains, rsa, ca_other, revoke, prevent_destroy, on_remove, percent)| {
+                CaseSpec {
+                    present,
+                    domains,
+                    rsa,
+                    ca_other,
+                    revoke,
+                    prevent_destroy,
+                    on_remove,
+                    percent,
+                }
+            },
+        )
+}
+
+fn case_state() -> impl Strategy<Value = CaseState> {
+    (
+        any::<bool>(),
+        0i64..120,
+        proptest::collection::vec(0usize..4, 1..3),
+        0u8..4,
+        0u8..4,
+        0u8..4,
+        0u8..6,
+        0u8..4,
+    )
+        .prop_map(
+            |(present, age_days, old_domains, status, intent, observed_current, observed_intent, deploy_drift)| {
+                CaseState {
+                    present,
+                    age_days,
+                    old_domains,
+                    status,
+                    intent,
+                    observed_current,
+                    observed_intent,
+                    deploy_drift,
+                }
+            },
+        )
+}
+
+fn build_spec(name: &str, case: &CaseSpec, domains: &[usize]) -> CertificateSpec {
+    let sans: Vec<&str> = domains.iter().map(|i| DOMAINS[*i]).collect();
+    let mut s = spec(name, &sans);
+    if case.rsa {
+        s.key = KeySpec::Rsa(3072);
+    }
+    if case.ca_other {
+        s.ca = "other".into();
+    }
+    if case.percent {
+        s.renew_before = RenewBefore::Percent(33);
+    }
+    s.revoke = case.revoke.then_some(RevocationReason::Superseded);
+    s.prevent_destroy = case.prevent_destroy;
+    s.on_remove = [OnRemove::Forget, OnRemove::Cancel, OnRemove::Revoke][case.on_remove as usize];
+    s
+}
+
+fn build_world(cases: &[(CaseSpec, CaseState)]) -> World {
+    let mut world = World::new();
+    for (i, (spec_case, state_case)) in cases.iter().enumerate() {
+        let name = NAMES[i];
+        if spec_case.present {
+            world = world.spec(build_spec(name, spec_case, &spec_case.domains));
+        }
+        if !state_case.present {
+            continue;
+        }
+        let old_spec = build_spec(name, spec_case, &state_case.old_domains);
+        let mut state = issued(&old_spec, &format!("{i:02x}"), NOW - Duration::days(state_case.age_days));
+        state.status = [
+            CertificateStatus::Issued,
+            CertificateStatus::Issued,
+            CertificateStatus::Revoked,
+            CertificateStatus::New,
+        ][state_case.status as usize];
+        state.intent = match state_case.intent {
+            1 => Some(intent(IntentKind::Create, None)),
+            2 => Some(intent(IntentKind::Renew, Some("o-intent"))),
+            3 => Some(intent(IntentKind::Reissue, Some("o-intent"))),
+            _ => None,
+        };
+        let mut observed = ObservedCertificate::default();
+        observed.current = match state_case.observed_current {
+            1 => Some(view("order", OrderStatus::Revoked, state.serial.as_deref())),
+            2 => Some(view("order", OrderStatus::Issued, Some("ff"))),
+            3 => Some(view("order", OrderStatus::Issued, state.serial.as_deref())),
+            _ => None,
+        };
+        observed.intent_order = match state_case.observed_intent {
+            1 => Some(view("o-intent", OrderStatus::Pending, None)),
+            2 => Some(view("o-intent", OrderStatus::Issued, Some("ee"))),
+            3 => Some(view("o-intent", OrderStatus::Canceled, None)),
+            4 => Some(view("o-found", OrderStatus::Pending, None)),
+            _ => None,
+        };
+        for id in state.deployments.keys() {
+            let drift = match state_case.deploy_drift {
+                1 => DeployObservation::Missing(vec!["cert.pem".into()]),
+                2 => DeployObservation::Changed(vec!["privkey.pem".into()]),
+                _ => DeployObservation::InSync,
+            };
+            observed.deployments.insert(id.clone(), drift);
+        }
+        world = world.state(state).observe(name, observed);
+    }
+    world
+}
+
+fn cases() -> impl Strategy<Value = Vec<(CaseSpec, CaseState)>> {
+    proptest::collection::vec((case_spec(), case_state()), 1..=4)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn planning_is_deterministic(cases in cases()) {
+        let world = build_world(&cases);
+        prop_assert_eq!(world.plan(), world.plan());
+    }
+
+    #[test]
+    fn never_revokes_or_cancels_what_state_does_not_own(cases in cases()) {
+        let world = build_world(&cases);
+        for change in &world.plan().changes {
+            let state = world.state.certificates.get(&change.certificate);
+            match &change.action {
+                Action::Revoke { serial, .. } => {
+                    let state = state.expect("revoke only for certificates in state");
+                    prop_assert_eq!(Some(serial), state.serial.as_ref());
+                    prop_assert_eq!(state.status, CertificateStatus::Issued);
+                }
+                Action::Cancel { order_id, .. } => {
+                    let state = state.expect("cancel only for certificates in state");
+                    let intent_order = state.intent.as_ref().and_then(|i| i.order_id.as_ref());
+                    prop_assert_eq!(Some(order_id), intent_order);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn applying_the_plan_converges(cases in cases()) {
+        let mut world = build_world(&cases);
+        let mut serial = 0x1000;
+        let first = world.plan();
+        simulate(&mut world, &first, &mut serial);
+        let second = world.plan();
+        prop_assert!(second.changes.is_empty(), "second plan not empty: {:#?}\nfirst: {:#?}", second, first);
+        // Blocked items stay blocked, never turn into changes.
+        prop_assert!(second.blocked.len() <= first.blocked.len() + first.changes.len());
+    }
+
+    #[test]
+    fn destructive_actions_are_only_for_revoke_config_or_removal(cases in cases()) {
+        let world = build_world(&cases);
+        for change in world.plan().changes.iter().filter(|c| c.action.is_destructive()) {
+            let spec = world.specs.get(&change.certificate);
+            let state = &world.state.certificates[&change.certificate];
+            let allowed = match spec {
+                Some(spec) => spec.revoke.is_some() && !spec.prevent_destroy,
+                None => state.on_remove != OnRemove::Forget && !state.prevent_destroy,
+            };
+            prop_assert!(allowed, "unexpected destructive change {:?}", change);
+        }
+    }
+}
