@@ -1,1 +1,719 @@
-//! (in progress)
+//! Private keys, certificate signing requests and certificate inspection.
+//!
+//! Generates keys (RSA, ECDSA, Ed25519) with rcgen, stores them as PKCS#8 PEM files (mode 0600,
+//! written atomically and fsynced) under the keys directory, builds PKCS#10 requests and reads
+//! the facts certform records about an issued chain (serial, validity, fingerprints, names).
+//! A private key never appears in `Debug`, `Display`, logs or error messages.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, RsaKeySize, SanType,
+    SignatureAlgorithm,
+};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+use crate::spec::KeySpec;
+
+/// Mode of key files.
+const KEY_FILE_MODE: u32 = 0o600;
+/// Mode of directories created under the keys directory.
+const KEY_DIR_MODE: u32 = 0o700;
+
+/// Errors from key generation, key storage, CSR building and certificate inspection.
+///
+/// No variant carries key material: parse failures say what was wrong, never what was read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unsupported key `{spec}` (supported: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384, ed25519)")]
+    UnsupportedSpec { spec: String },
+
+    #[error("failed to generate a `{spec}` key")]
+    Generate {
+        spec: String,
+        #[source]
+        source: rcgen::Error,
+    },
+
+    #[error("private key PEM is `{found}`, expected a PKCS#8 `PRIVATE KEY` block (convert with `openssl pkcs8 -topk8 -nocrypt`)")]
+    NotPkcs8 { found: String },
+
+    #[error("private key is not valid PEM")]
+    KeyPem {
+        #[source]
+        source: pem::PemError,
+    },
+
+    #[error("private key cannot be parsed")]
+    KeyParse {
+        #[source]
+        source: rcgen::Error,
+    },
+
+    #[error("unsupported private key algorithm: {algorithm}")]
+    UnsupportedAlgorithm { algorithm: String },
+
+    #[error("invalid private key file `{path}`")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: Box<KeyError>,
+    },
+
+    #[error("name `{name}` cannot go into a certificate request (not IA5/ASCII)")]
+    InvalidName { name: String },
+
+    #[error("failed to build the certificate signing request")]
+    Csr {
+        #[source]
+        source: rcgen::Error,
+    },
+
+    #[error("invalid key file name `{relative}`: {reason}")]
+    InvalidKeyPath {
+        relative: String,
+        reason: &'static str,
+    },
+
+    #[error("key file `{path}` already exists with a different key; refusing to overwrite it")]
+    KeyExists { path: PathBuf },
+
+    #[error("failed to {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("certificate chain contains no PEM `CERTIFICATE` block")]
+    EmptyChain,
+
+    #[error("certificate chain is not valid PEM")]
+    ChainPem {
+        #[source]
+        source: pem::PemError,
+    },
+
+    #[error("PEM block {index} of the certificate chain is `{tag}`, expected `CERTIFICATE`")]
+    NotCertificate { index: usize, tag: String },
+
+    #[error("certificate {index} of the chain cannot be parsed: {reason}")]
+    CertificateParse { index: usize, reason: String },
+}
+
+/// A private key, held as PKCS#8 PEM. `Debug` prints `PrivateKey(***)`.
+pub struct PrivateKey {
+    pem: String,
+    key_pair: KeyPair,
+    spec: KeySpec,
+    spki_sha256: String,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(***)")
+    }
+}
+
+impl PrivateKey {
+    /// Generate a new key of the given kind.
+    pub fn generate(spec: KeySpec) -> Result<Self, KeyError> {
+        let unsupported = || KeyError::UnsupportedSpec { spec: spec.label() };
+        let generated = match spec {
+            KeySpec::Rsa(bits) => {
+                let size = match bits {
+                    2048 => RsaKeySize::_2048,
+                    3072 => RsaKeySize::_3072,
+                    4096 => RsaKeySize::_4096,
+                    _ => return Err(unsupported()),
+                };
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size)
+            }
+            KeySpec::Ecdsa(256) => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeySpec::Ecdsa(384) => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            KeySpec::Ecdsa(_) => return Err(unsupported()),
+            KeySpec::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        };
+        let key_pair = generated.map_err(|source| KeyError::Generate {
+            spec: spec.label(),
+            source,
+        })?;
+        Self::from_key_pair(key_pair)
+    }
+
+    /// Parse a PKCS#8 `PRIVATE KEY` PEM block.
+    pub fn from_pem(pem_text: &str) -> Result<Self, KeyError> {
+        let block = pem::parse(pem_text).map_err(|source| KeyError::KeyPem { source })?;
+        if block.tag() != "PRIVATE KEY" {
+            return Err(KeyError::NotPkcs8 {
+                found: block.tag().to_string(),
+            });
+        }
+        let key_pair =
+            KeyPair::try_from(block.contents()).map_err(|source| KeyError::KeyParse { source })?;
+        Self::from_key_pair(key_pair)
+    }
+
+    fn from_key_pair(key_pair: KeyPair) -> Result<Self, KeyError> {
+        let spki = key_pair.subject_public_key_info();
+        let spec = key_spec_of(key_pair.algorithm(), &spki)?;
+        let pem = pem::encode_config(
+            &pem::Pem::new("PRIVATE KEY", key_pair.serialized_der().to_vec()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Ok(Self {
+            pem,
+            key_pair,
+            spec,
+            spki_sha256: sha256_hex(&spki),
+        })
+    }
+
+    /// The key as PKCS#8 PEM. Secret: never log it.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// Algorithm and size of the key.
+    pub fn spec(&self) -> KeySpec {
+        self.spec
+    }
+
+    /// Lowercase hex SHA-256 of the DER `SubjectPublicKeyInfo`.
+    pub fn spki_sha256(&self) -> String {
+        self.spki_sha256.clone()
+    }
+
+    /// The rcgen key pair, for signing inside this crate.
+    pub(crate) fn key_pair(&self) -> &KeyPair {
+        &self.key_pair
+    }
+
+    /// Give up the wrapper and keep the rcgen key pair (for a long-lived signer).
+    pub(crate) fn into_key_pair(self) -> KeyPair {
+        self.key_pair
+    }
+
+    /// A DER PKCS#10 request with `common_name` as subject CN and `sans` as dNSNames.
+    ///
+    /// An empty `common_name` leaves the subject empty.
+    pub fn csr_der(&self, common_name: &str, sans: &[String]) -> Result<Vec<u8>, KeyError> {
+        let mut params = CertificateParams::default();
+        let mut subject = DistinguishedName::new();
+        if !common_name.is_empty() {
+            subject.push(DnType::CommonName, common_name);
+        }
+        params.distinguished_name = subject;
+        params.subject_alt_names = sans
+            .iter()
+            .map(|name| {
+                rcgen::string::Ia5String::try_from(name.as_str())
+                    .map(SanType::DnsName)
+                    .map_err(|_| KeyError::InvalidName { name: name.clone() })
+            })
+            .collect::<Result<_, _>>()?;
+        let csr = params
+            .serialize_request(&self.key_pair)
+            .map_err(|source| KeyError::Csr { source })?;
+        Ok(csr.der().to_vec())
+    }
+}
+
+/// Work out the `KeySpec` of a key from its algorithm (and, for RSA, its modulus size).
+fn key_spec_of(algorithm: &SignatureAlgorithm, spki_der: &[u8]) -> Result<KeySpec, KeyError> {
+    if algorithm == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        return Ok(KeySpec::Ecdsa(256));
+    }
+    if algorithm == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        return Ok(KeySpec::Ecdsa(384));
+    }
+    if algorithm == &rcgen::PKCS_ED25519 {
+        return Ok(KeySpec::Ed25519);
+    }
+    let unsupported = |detail: &str| KeyError::UnsupportedAlgorithm {
+        algorithm: detail.to_string(),
+    };
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|_| unsupported("unreadable public key"))?;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            let bits = rsa.key_size();
+            match bits {
+                2048 | 3072 | 4096 => Ok(KeySpec::Rsa(bits as u32)),
+                _ => Err(unsupported(&format!("rsa-{bits}"))),
+            }
+        }
+        Ok(PublicKey::EC(_)) => Err(unsupported("elliptic curve other than P-256/P-384")),
+        _ => Err(unsupported(&spki.algorithm.algorithm.to_id_string())),
+    }
+}
+
+/// The directory of private keys (`keys_dir`); every file in it is mode 0600.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+impl KeyStore {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write `key` to `relative` (creating directories 0700, the file 0600, atomically and fsynced).
+    ///
+    /// Writing the same key again is a no-op; a different key at an existing path is refused, so
+    /// a key an order may already depend on is never lost.
+    pub fn write(&self, relative: &str, key: &PrivateKey) -> Result<(), KeyError> {
+        let path = self.path_of(relative)?;
+        match fs::read(&path) {
+            Ok(existing) if existing == key.pem().as_bytes() => return Ok(()),
+            Ok(_) => return Err(KeyError::KeyExists { path }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        }
+        let parent = path.parent().unwrap_or(&self.dir);
+        crate::atomic_file::create_dir_all(parent, KEY_DIR_MODE).map_err(|source| {
+            KeyError::Io {
+                action: "create directory",
+                path: parent.to_path_buf(),
+                source,
+            }
+        })?;
+        crate::atomic_file::write(&path, key.pem().as_bytes(), KEY_FILE_MODE).map_err(|source| {
+            KeyError::Io {
+                action: "write",
+                path,
+                source,
+            }
+        })
+    }
+
+    /// Read and parse the key at `relative`.
+    pub fn read(&self, relative: &str) -> Result<PrivateKey, KeyError> {
+        let path = self.path_of(relative)?;
+        let text = fs::read_to_string(&path).map_err(|source| KeyError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        })?;
+        PrivateKey::from_pem(&text).map_err(|source| KeyError::KeyFile {
+            path,
+            source: Box::new(source),
+        })
+    }
+
+    /// Whether a key file exists at `relative` (false for invalid names).
+    pub fn exists(&self, relative: &str) -> bool {
+        self.path_of(relative)
+            .map(|path| path.is_file())
+            .unwrap_or(false)
+    }
+
+    /// Resolve `relative` under the keys directory, refusing anything that could escape it.
+    fn path_of(&self, relative: &str) -> Result<PathBuf, KeyError> {
+        let invalid = |reason| KeyError::InvalidKeyPath {
+            relative: relative.to_string(),
+            reason,
+        };
+        if relative.is_empty() {
+            return Err(invalid("empty"));
+        }
+        let path = Path::new(relative);
+        for component in path.components() {
+            match component {
+                Component::Normal(_) => {}
+                Component::ParentDir => return Err(invalid("`..` is not allowed")),
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(invalid("must be relative to the keys directory"))
+                }
+                Component::CurDir => return Err(invalid("`.` is not allowed")),
+            }
+        }
+        if relative.ends_with('/') {
+            return Err(invalid("must name a file"));
+        }
+        Ok(self.dir.join(path))
+    }
+}
+
+/// Facts about one certificate, as certform records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// Lowercase hex, no colons, no leading `00`.
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// Lowercase hex SHA-256 of the certificate's DER.
+    pub sha256_fingerprint: String,
+    /// Lowercase hex SHA-256 of the DER `SubjectPublicKeyInfo`.
+    pub spki_sha256: String,
+    pub common_name: Option<String>,
+    /// dNSName SANs, sorted and without duplicates.
+    pub sans: Vec<String>,
+}
+
+/// Inspect a PEM chain (leaf first): the leaf's facts and every certificate as its own PEM block.
+///
+/// Fails on empty input, text that holds no certificate, non-certificate blocks (such as a key
+/// pasted into the chain) and certificates that do not parse.
+pub fn inspect_chain(chain_pem: &str) -> Result<(CertificateInfo, Vec<String>), KeyError> {
+    let blocks = pem::parse_many(chain_pem).map_err(|source| KeyError::ChainPem { source })?;
+    if blocks.is_empty() {
+        return Err(KeyError::EmptyChain);
+    }
+    let mut leaf = None;
+    let mut pems = Vec::with_capacity(blocks.len());
+    for (index, block) in blocks.iter().enumerate() {
+        if block.tag() != "CERTIFICATE" {
+            return Err(KeyError::NotCertificate {
+                index,
+                tag: block.tag().to_string(),
+            });
+        }
+        let info = certificate_info(index, block.contents())?;
+        if leaf.is_none() {
+            leaf = Some(info);
+        }
+        pems.push(encode_certificate(block.contents()));
+    }
+    let leaf = leaf.ok_or(KeyError::EmptyChain)?;
+    Ok((leaf, pems))
+}
+
+/// PEM-encode a DER certificate with LF line endings.
+pub fn encode_certificate(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+fn certificate_info(index: usize, der: &[u8]) -> Result<CertificateInfo, KeyError> {
+    let parse_error = |reason: String| KeyError::CertificateParse { index, reason };
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|error| parse_error(error.to_string()))?;
+    if !rest.is_empty() {
+        return Err(parse_error(
+            "trailing bytes after the certificate".to_string(),
+        ));
+    }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string);
+    let mut sans = Vec::new();
+    for extension in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = extension.parsed_extension() {
+            for name in &san.general_names {
+                if let GeneralName::DNSName(dns) = name {
+                    sans.push(dns.to_string());
+                }
+            }
+        }
+    }
+    sans.sort();
+    sans.dedup();
+    Ok(CertificateInfo {
+        serial: serial_hex(cert.raw_serial()),
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        sha256_fingerprint: sha256_hex(der),
+        spki_sha256: sha256_hex(cert.public_key().raw),
+        common_name,
+        sans,
+    })
+}
+
+/// Serial bytes as lowercase hex without leading zero bytes (`00` for zero).
+pub fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|byte| *byte != 0).unwrap_or(raw.len());
+    if start == raw.len() {
+        return "00".to_string();
+    }
+    hex::encode(&raw[start..])
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Command;
+
+    use rcgen::{Issuer, KeyPair};
+
+    use super::*;
+
+    /// Run `openssl` with `args`; panics with an install hint when it is missing.
+    pub(crate) fn openssl(args: &[&str]) -> std::process::Output {
+        Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run `openssl` ({error}); install it (e.g. `apt-get install openssl`)"
+                )
+            })
+    }
+
+    fn all_specs() -> Vec<KeySpec> {
+        vec![
+            KeySpec::Rsa(2048),
+            KeySpec::Rsa(3072),
+            KeySpec::Rsa(4096),
+            KeySpec::Ecdsa(256),
+            KeySpec::Ecdsa(384),
+            KeySpec::Ed25519,
+        ]
+    }
+
+    #[test]
+    fn every_algorithm_generates_a_key_whose_csr_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        for spec in all_specs() {
+            let key = PrivateKey::generate(spec).unwrap();
+            assert_eq!(key.spec(), spec);
+            assert!(key.pem().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            let sans = vec!["example.com".to_string(), "*.example.com".to_string()];
+            let csr = key.csr_der("example.com", &sans).unwrap();
+            let path = dir.path().join(format!("{}.csr", spec.label()));
+            fs::write(&path, &csr).unwrap();
+            let output = openssl(&[
+                "req",
+                "-verify",
+                "-noout",
+                "-text",
+                "-inform",
+                "DER",
+                "-in",
+                path.to_str().unwrap(),
+            ]);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{spec}: {stdout}{stderr}");
+            assert!(stdout.contains("DNS:*.example.com"), "{spec}: {stdout}");
+            assert!(stdout.contains("CN=example.com") || stdout.contains("CN = example.com"));
+        }
+    }
+
+    #[test]
+    fn unsupported_sizes_are_refused() {
+        assert!(matches!(
+            PrivateKey::generate(KeySpec::Rsa(1024)),
+            Err(KeyError::UnsupportedSpec { .. })
+        ));
+        assert!(matches!(
+            PrivateKey::generate(KeySpec::Ecdsa(521)),
+            Err(KeyError::UnsupportedSpec { .. })
+        ));
+    }
+
+    #[test]
+    fn from_pem_round_trips() {
+        for spec in [KeySpec::Ecdsa(256), KeySpec::Ed25519, KeySpec::Rsa(2048)] {
+            let key = PrivateKey::generate(spec).unwrap();
+            let again = PrivateKey::from_pem(key.pem()).unwrap();
+            assert_eq!(again.pem(), key.pem());
+            assert_eq!(again.spki_sha256(), key.spki_sha256());
+            assert_eq!(again.spec(), spec);
+        }
+    }
+
+    #[test]
+    fn debug_and_errors_never_show_the_key() {
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        assert_eq!(format!("{key:?}"), "PrivateKey(***)");
+        let broken = key.pem().replace("PRIVATE KEY", "EC PRIVATE KEY");
+        let error = PrivateKey::from_pem(&broken).unwrap_err();
+        assert!(error.to_string().contains("EC PRIVATE KEY"));
+        let body: String = key.pem().lines().nth(1).unwrap().to_string();
+        assert!(!format!("{error:?}").contains(&body));
+        assert!(PrivateKey::from_pem("garbage").is_err());
+    }
+
+    #[test]
+    fn openssl_generated_key_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        let output = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(output.status.success());
+        let key = PrivateKey::from_pem(&fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(key.spec(), KeySpec::Ecdsa(384));
+    }
+
+    #[test]
+    fn key_store_writes_private_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().join("keys"));
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        assert!(!store.exists("web/1.key"));
+        store.write("web/1.key", &key).unwrap();
+        assert!(store.exists("web/1.key"));
+        let file = dir.path().join("keys/web/1.key");
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir.path().join("keys/web")), 0o700);
+        assert_eq!(mode(&dir.path().join("keys")), 0o700);
+        let read = store.read("web/1.key").unwrap();
+        assert_eq!(read.pem(), key.pem());
+
+        // Same key again: fine. A different key: refused, the first one survives.
+        store.write("web/1.key", &key).unwrap();
+        let other = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        assert!(matches!(
+            store.write("web/1.key", &other),
+            Err(KeyError::KeyExists { .. })
+        ));
+        assert_eq!(store.read("web/1.key").unwrap().pem(), key.pem());
+    }
+
+    #[test]
+    fn key_store_refuses_escaping_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().to_path_buf());
+        let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+        for bad in [
+            "../x.key",
+            "/etc/x.key",
+            "a/../../x.key",
+            "",
+            "./x.key",
+            "dir/",
+        ] {
+            assert!(
+                matches!(store.write(bad, &key), Err(KeyError::InvalidKeyPath { .. })),
+                "{bad}"
+            );
+            assert!(!store.exists(bad));
+        }
+        let missing = store.read("missing.key").unwrap_err();
+        assert!(missing.to_string().contains("missing.key"), "{missing}");
+    }
+
+    #[test]
+    fn corrupt_key_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("bad.key"), "not a key").unwrap();
+        let store = KeyStore::new(dir.path().to_path_buf());
+        let error = store.read("bad.key").unwrap_err();
+        assert!(error.to_string().contains("bad.key"), "{error}");
+    }
+
+    /// Issue a certificate for `key` from a throwaway CA.
+    fn issue_for(key: &PrivateKey) -> (String, String) {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let mut params =
+            CertificateParams::new(vec!["b.example".to_string(), "a.example".to_string()]).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "a.example");
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x00, 0x8f, 0x01]));
+        let leaf = params.signed_by(key.key_pair(), &issuer).unwrap();
+        (leaf.pem(), ca_cert.pem())
+    }
+
+    #[test]
+    fn spki_of_key_matches_issued_certificate() {
+        for spec in [
+            KeySpec::Ecdsa(256),
+            KeySpec::Ecdsa(384),
+            KeySpec::Ed25519,
+            KeySpec::Rsa(2048),
+        ] {
+            let key = PrivateKey::generate(spec).unwrap();
+            let (leaf, ca) = issue_for(&key);
+            let (info, pems) = inspect_chain(&format!("{leaf}{ca}")).unwrap();
+            assert_eq!(info.spki_sha256, key.spki_sha256(), "{spec}");
+            assert_eq!(pems.len(), 2);
+            assert_eq!(info.sans, vec!["a.example", "b.example"]);
+            assert_eq!(info.common_name.as_deref(), Some("a.example"));
+            assert_eq!(info.serial, "8f01");
+        }
+    }
+
+    #[test]
+    fn inspect_matches_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        let (leaf, _) = issue_for(&key);
+        let path = dir.path().join("leaf.pem");
+        fs::write(&path, &leaf).unwrap();
+        let (info, _) = inspect_chain(&leaf).unwrap();
+        let output = openssl(&[
+            "x509",
+            "-in",
+            path.to_str().unwrap(),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-serial",
+        ]);
+        let stdout = String::from_utf8_lossy(&output.stdout)
+            .to_lowercase()
+            .replace(':', "");
+        assert!(stdout.contains(&info.sha256_fingerprint), "{stdout}");
+        assert!(
+            stdout.contains(&format!("serial={}", info.serial)),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn inspect_rejects_garbage() {
+        assert!(matches!(inspect_chain(""), Err(KeyError::EmptyChain)));
+        assert!(matches!(
+            inspect_chain("hello world"),
+            Err(KeyError::EmptyChain)
+        ));
+        let key = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+        let error = inspect_chain(key.pem()).unwrap_err();
+        assert!(matches!(error, KeyError::NotCertificate { index: 0, .. }));
+        let bogus = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            inspect_chain(bogus),
+            Err(KeyError::CertificateParse { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn serial_hex_strips_leading_zeros() {
+        assert_eq!(serial_hex(&[0, 0, 0x1a, 0]), "1a00");
+        assert_eq!(serial_hex(&[0]), "00");
+        assert_eq!(serial_hex(&[]), "00");
+    }
+}

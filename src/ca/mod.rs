@@ -148,3 +148,48 @@ pub trait CertificateAuthority: Send + Sync {
         None
     }
 }
+
+/// Open CA accounts, by name.
+pub type Accounts = BTreeMap<String, std::sync::Arc<dyn CertificateAuthority>>;
+
+/// What a configured CA kind can do, known without contacting it.
+pub fn capabilities_of(kind: &crate::config::CaKind) -> Capabilities {
+    match kind {
+        crate::config::CaKind::Local(_) => Capabilities {
+            reissue_same_order: true,
+            cancel: true,
+            revoke: true,
+        },
+    }
+}
+
+/// Where the built-in local CA `name` keeps its keys and order database.
+pub fn local_ca_home(keys_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    keys_dir.join("local-ca").join(name)
+}
+
+/// Open the configured CA accounts.
+///
+/// With `create = false` (plan), a local CA that was never used is not created: it is simply
+/// absent from the result, and refresh reports nothing for it.
+pub fn open_accounts(
+    config: &crate::config::Config,
+    keys_dir: &std::path::Path,
+    now: OffsetDateTime,
+    create: bool,
+) -> Result<Accounts, CaError> {
+    let mut accounts: Accounts = BTreeMap::new();
+    for (name, settings) in &config.cas {
+        match &settings.kind {
+            crate::config::CaKind::Local(local) => {
+                let home = local_ca_home(keys_dir, name);
+                if !create && !home.exists() {
+                    continue;
+                }
+                let ca = local::LocalCa::open(name, local, home, now)?;
+                accounts.insert(name.clone(), std::sync::Arc::new(ca));
+            }
+        }
+    }
+    Ok(accounts)
+}

@@ -1,1 +1,115 @@
-//! (in progress)
+//! Deploy targets: where an issued certificate lands, and the reload that follows.
+//!
+//! Each kind of `DeployTarget` has a `Deployer` that can `observe` whether the files on disk still
+//! match what was last deployed (for refresh) and `deploy` a `Bundle` (for apply). A failed reload
+//! is not an error: it is recorded in the `DeployRecord` and retried on the next run. The private
+//! key in a `Bundle` is never printed, logged or put in an error.
+
+pub mod files;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::observed::DeployObservation;
+use crate::spec::DeployTarget;
+use crate::state::model::DeployRecord;
+
+/// What gets deployed: the certificate, its intermediates and its key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bundle {
+    /// The leaf certificate, PEM.
+    pub cert_pem: String,
+    /// The intermediates, PEM (may be empty).
+    pub chain_pem: String,
+    /// The private key, PEM. Secret: never log.
+    pub key_pem: String,
+    /// Lowercase hex SHA-256 of the leaf's DER.
+    pub sha256_fingerprint: String,
+}
+
+impl fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bundle")
+            .field("sha256_fingerprint", &self.sha256_fingerprint)
+            .field("key_pem", &"***")
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a reload command went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub command: String,
+    pub success: bool,
+    /// stdout then stderr, truncated to 4 KiB.
+    pub output: String,
+    pub duration: std::time::Duration,
+}
+
+/// The result of one deploy: the record to store, what changed, and the reload (if one ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployOutcome {
+    pub record: DeployRecord,
+    /// Names of the files rewritten, in write order.
+    pub changed_files: Vec<String>,
+    pub reload: Option<ReloadReport>,
+}
+
+/// One deploy target.
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// The target's id (`DeployTarget::id()`), its key in state.
+    fn id(&self) -> String;
+
+    /// Compare the files on disk with `record`: `Missing(names)`, `Changed(names)` or `InSync`.
+    /// Without a record every file is missing.
+    fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation;
+
+    /// Write `bundle`, reload when needed, and return the record to store.
+    async fn deploy(
+        &self,
+        bundle: &Bundle,
+        previous: Option<&DeployRecord>,
+        target_digest: &str,
+        now: OffsetDateTime,
+    ) -> Result<DeployOutcome, DeployError>;
+}
+
+/// The deployer for `target`.
+pub fn deployer_for(target: &DeployTarget) -> Box<dyn Deployer> {
+    match target {
+        DeployTarget::Files(files) => Box::new(files::FilesDeployer::new(files.clone())),
+    }
+}
+
+/// A deploy failed before its record could be written; names the target and file.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("failed to {action} `{}` for target `{target}`", path.display())]
+    Io {
+        target: String,
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("unknown user `{user}` (owner of the files of target `{target}`)")]
+    UnknownUser { target: String, user: String },
+
+    #[error("unknown group `{group}` (group of the files of target `{target}`)")]
+    UnknownGroup { target: String, group: String },
+
+    #[error("target `{target}` uses the file name `{file}` for more than one file")]
+    DuplicateFile { target: String, file: String },
+
+    #[error("invalid file name `{file}` in target `{target}`: {reason}")]
+    InvalidFileName {
+        target: String,
+        file: String,
+        reason: &'static str,
+    },
+}

@@ -1,5 +1,9 @@
 //! State: the model of what certform recorded, and the git-backed store it lives in.
 
+pub mod lock;
 pub mod model;
+pub mod store;
 
+pub use lock::{LockGuard, LockHolder};
 pub use model::*;
+pub use store::{check_keys_dir_outside_git, Error, GitStore, StateStore};

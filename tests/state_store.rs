@@ -1,0 +1,620 @@
+//! The git-backed state store against real repositories, checked with the `git` CLI.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Once, OnceLock};
+
+use certform::config::StateSettings;
+use certform::spec::{Location, OnRemove};
+use certform::state::{
+    check_keys_dir_outside_git, CertificateState, CertificateStatus, DeployRecord, Error, GitStore,
+    HistoryEntry, Intent, IntentKind, StateStore,
+};
+use tempfile::TempDir;
+use time::macros::datetime;
+
+const CHAIN: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+/// An empty directory used as `HOME` for `git` and as libgit2's config search path, so neither
+/// reads the real user's or the system's configuration.
+fn hermetic_home() -> &'static Path {
+    static HOME: OnceLock<TempDir> = OnceLock::new();
+    static LIBGIT2: Once = Once::new();
+    let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
+    LIBGIT2.call_once(|| {
+        for level in [
+            git2::ConfigLevel::System,
+            git2::ConfigLevel::XDG,
+            git2::ConfigLevel::Global,
+            git2::ConfigLevel::ProgramData,
+        ] {
+            // SAFETY: runs once, before any test of this binary uses libgit2 (every test
+            // calls `hermetic_home` first, through `git` or `settings`).
+            unsafe { git2::opts::set_search_path(level, home).unwrap() };
+        }
+    });
+    home
+}
+
+/// Run `git` in `dir` hermetically; panics with its output on failure.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let home = hermetic_home();
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "User")
+        .env("GIT_AUTHOR_EMAIL", "user@example.com")
+        .env("GIT_COMMITTER_NAME", "User")
+        .env("GIT_COMMITTER_EMAIL", "user@example.com")
+        .output()
+        .unwrap_or_else(|error| {
+            panic!("`git` is needed for these tests (apt install git): {error}")
+        });
+    assert!(
+        output.status.success(),
+        "git {args:?} failed in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn settings(repo: &Path, dir: &str) -> StateSettings {
+    hermetic_home();
+    StateSettings {
+        repo: repo.to_path_buf(),
+        dir: PathBuf::from(dir),
+        keys_dir: None,
+        push: false,
+        remote: "origin".to_string(),
+        location: Location::default(),
+    }
+}
+
+/// A user's repository with one commit of their own.
+fn user_repo() -> (TempDir, PathBuf) {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("config");
+    fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    fs::write(repo.join("certificates.toml"), "[certificate.www]\n").unwrap();
+    git(&repo, &["add", "certificates.toml"]);
+    git(&repo, &["commit", "-q", "-m", "user config"]);
+    (temp, repo)
+}
+
+fn certificate(name: &str) -> CertificateState {
+    CertificateState {
+        format: 1,
+        name: name.to_string(),
+        id: format!("cf-{name}-0001"),
+        ca: "local".to_string(),
+        status: CertificateStatus::New,
+        order_id: None,
+        certificate_id: None,
+        serial: None,
+        not_before: None,
+        not_after: None,
+        sha256_fingerprint: None,
+        spki_sha256: None,
+        common_name: format!("{name}.example.com"),
+        sans: vec![format!("{name}.example.com")],
+        key_algorithm: "ecdsa-p256".to_string(),
+        key_file: None,
+        spec_digest: "sha256:aaaa".to_string(),
+        spec_fields: BTreeMap::new(),
+        on_remove: OnRemove::Forget,
+        prevent_destroy: false,
+        intent: None,
+        deployments: BTreeMap::new(),
+        retry_after: None,
+        history: Vec::new(),
+    }
+}
+
+fn full_certificate(name: &str) -> CertificateState {
+    let spec_fields: BTreeMap<String, String> = [
+        ("ca", "local"),
+        ("common_name", "www.example.com"),
+        ("key", "ecdsa-p256"),
+        ("sans", "api.example.com, www.example.com"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value.to_string()))
+    .collect();
+    CertificateState {
+        status: CertificateStatus::Issued,
+        order_id: Some("order-42".to_string()),
+        certificate_id: Some("cert-7".to_string()),
+        serial: Some("0a1b2c".to_string()),
+        not_before: Some(datetime!(2026-01-01 00:00:00 UTC)),
+        not_after: Some(datetime!(2026-04-01 00:00:00 UTC)),
+        sha256_fingerprint: Some("ab".repeat(32)),
+        spki_sha256: Some("cd".repeat(32)),
+        sans: vec!["api.example.com".to_string(), "www.example.com".to_string()],
+        key_file: Some("www/2026-01-01.key".to_string()),
+        spec_fields: spec_fields.clone(),
+        on_remove: OnRemove::Revoke,
+        prevent_destroy: true,
+        intent: Some(Intent {
+            kind: IntentKind::Renew,
+            ca: "local-2".to_string(),
+            started: datetime!(2026-03-01 10:00:00.5 UTC),
+            tag: "cf-www-0001-r2".to_string(),
+            key_file: "www/2026-03-01.key".to_string(),
+            key_algorithm: "ecdsa-p256".to_string(),
+            common_name: "www.example.com".to_string(),
+            sans: vec!["api.example.com".to_string(), "www.example.com".to_string()],
+            spec_digest: "sha256:bbbb".to_string(),
+            spec_fields,
+            order_id: Some("order-43".to_string()),
+        }),
+        deployments: BTreeMap::from([
+            (
+                "files-nginx".to_string(),
+                DeployRecord {
+                    sha256_fingerprint: "ab".repeat(32),
+                    target_digest: "sha256:cccc".to_string(),
+                    files: BTreeMap::from([
+                        ("/etc/nginx/www.crt".to_string(), "11".repeat(32)),
+                        ("/etc/nginx/www.key".to_string(), "22".repeat(32)),
+                    ]),
+                    deployed_at: datetime!(2026-01-01 00:05:00 UTC),
+                    reload_error: None,
+                },
+            ),
+            (
+                "pkcs12-app".to_string(),
+                DeployRecord {
+                    sha256_fingerprint: "ab".repeat(32),
+                    target_digest: "sha256:dddd".to_string(),
+                    files: BTreeMap::from([("/srv/app.p12".to_string(), "33".repeat(32))]),
+                    deployed_at: datetime!(2026-01-01 00:06:00 UTC),
+                    reload_error: Some("`systemctl reload app` exited with 1".to_string()),
+                },
+            ),
+        ]),
+        retry_after: Some(datetime!(2026-03-01 11:00:00 +02:00)),
+        history: vec![
+            HistoryEntry {
+                at: datetime!(2026-01-01 00:00:00 UTC),
+                action: "create".to_string(),
+                serial: Some("0a1b2c".to_string()),
+                note: "ordered at `local`".to_string(),
+            },
+            HistoryEntry {
+                at: datetime!(2026-03-01 10:00:00 UTC),
+                action: "renew".to_string(),
+                serial: None,
+                note: "renewal window reached \"30 days\"\nsecond line".to_string(),
+            },
+        ],
+        ..certificate(name)
+    }
+}
+
+/// Paths changed by the HEAD commit.
+fn head_paths(repo: &Path) -> Vec<String> {
+    let out = git(repo, &["show", "--name-status", "--format=", "HEAD"]);
+    out.lines().map(str::to_string).collect()
+}
+
+fn porcelain(repo: &Path) -> String {
+    git(repo, &["status", "--porcelain", "--untracked-files=all"])
+}
+
+#[test]
+fn full_certificate_round_trips_through_the_work_tree() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    assert_eq!(store.root(), repo);
+    assert!(store.load().unwrap().certificates.is_empty());
+
+    let www = full_certificate("www");
+    let api = certificate("api");
+    store.save_certificate(&www).unwrap();
+    store.save_certificate(&api).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+
+    // Read back from the work tree, before any commit.
+    let state = store.load().unwrap();
+    assert_eq!(state.certificates.len(), 2);
+    assert_eq!(state.certificates["www"], www);
+    assert_eq!(state.certificates["api"], api);
+    assert_eq!(store.read_chain("www").unwrap().as_deref(), Some(CHAIN));
+    assert_eq!(store.read_chain("api").unwrap(), None);
+
+    let path = repo.join("certificates/www.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("# managed by certform; edit with care\n"),
+        "{text}"
+    );
+    assert!(text.contains("format = 1\nname = \"www\"\n"), "{text}");
+    // Deterministic: saving again writes the same bytes.
+    store.save_certificate(&www).unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // A new repository starts on `main`.
+    assert_eq!(
+        git(&repo, &["symbolic-ref", "HEAD"]).trim(),
+        "refs/heads/main"
+    );
+}
+
+#[test]
+fn corrupt_state_file_names_file_line_and_column() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    let path = repo.join("certificates/www.toml");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("status = \"new\"", "status = new")).unwrap();
+    let line = text
+        .lines()
+        .position(|line| line == "status = \"new\"")
+        .unwrap()
+        + 1;
+
+    let error = store.load().unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::Corrupt { .. }), "{message}");
+    assert!(
+        message.contains(&format!("{}:{line}:", path.display())),
+        "{message}"
+    );
+
+    // Wrong type of a field: the toml error is in the message.
+    fs::write(&path, text.replace("format = 1", "format = \"one\"")).unwrap();
+    let message = store.load().unwrap_err().to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("invalid type"), "{message}");
+
+    // A file written by a newer certform.
+    fs::write(&path, text.replace("format = 1", "format = 99")).unwrap();
+    let message = store.load().unwrap_err().to_string();
+    assert!(message.contains("format 99"), "{message}");
+
+    // A file whose recorded name differs from its file name.
+    fs::write(&path, text.replace("name = \"www\"", "name = \"api\"")).unwrap();
+    let message = store.load().unwrap_err().to_string();
+    assert!(
+        message.contains("`api`") && message.contains("`www`"),
+        "{message}"
+    );
+
+    fs::write(&path, b"\xff\xfe").unwrap();
+    let message = store.load().unwrap_err().to_string();
+    assert!(message.contains(":1:1"), "{message}");
+}
+
+#[test]
+fn refuses_names_and_paths_that_escape_and_private_keys() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    assert!(store.save_certificate(&certificate("../evil")).is_err());
+    assert!(store.save_chain("a/b", CHAIN).is_err());
+    assert!(store.write_public_file("/etc/x.pem", CHAIN).is_err());
+    assert!(store.write_public_file("ca/../../x.pem", CHAIN).is_err());
+    assert!(store.write_public_file("notes.txt", "x").is_err());
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    assert!(matches!(
+        store.save_chain("www", &format!("{CHAIN}{key}")),
+        Err(Error::PrivateKeyMaterial { .. })
+    ));
+    assert!(store.write_public_file("ca/local.key", key).is_err());
+    assert!(!repo.join("certificates").exists() && !repo.join("ca").exists());
+    store.write_public_file("ca/local.pem", CHAIN).unwrap();
+    assert_eq!(
+        fs::read_to_string(repo.join("ca/local.pem")).unwrap(),
+        CHAIN
+    );
+}
+
+#[test]
+fn commit_takes_only_certform_files_and_keeps_user_changes() {
+    let (_temp, repo) = user_repo();
+    // The user's own work in progress: an unstaged edit and a staged new file.
+    fs::write(repo.join("certificates.toml"), "[certificate.api]\n").unwrap();
+    fs::write(repo.join("new.toml"), "[certificate.new]\n").unwrap();
+    git(&repo, &["add", "new.toml"]);
+    let before = porcelain(&repo);
+    assert_eq!(before, " M certificates.toml\nA  new.toml\n");
+
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&full_certificate("www")).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+    store.write_public_file("ca/local.pem", CHAIN).unwrap();
+    let id = store
+        .commit("certform apply: create `www`")
+        .unwrap()
+        .expect("a commit");
+
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]).trim(), id);
+    assert_eq!(
+        head_paths(&repo),
+        [
+            "A\tca/local.pem",
+            "A\tcertificates/www.pem",
+            "A\tcertificates/www.toml"
+        ]
+    );
+    let stat = git(&repo, &["show", "--stat", "--format=%s", "HEAD"]);
+    assert!(!stat.contains("new.toml") && !stat.contains("certificates.toml "));
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%s%n%an <%ae>"]),
+        "certform apply: create `www`\ncertform <certform@localhost>\n"
+    );
+    // The user's changes are exactly as they were; certform's files are clean.
+    assert_eq!(porcelain(&repo), before);
+    assert_eq!(
+        git(&repo, &["show", "HEAD:certificates.toml"]),
+        "[certificate.www]\n"
+    );
+
+    // Nothing of certform's changed: no commit.
+    assert_eq!(store.commit("certform apply: nothing").unwrap(), None);
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]).trim(), id);
+
+    // A change and a removal.
+    store.save_certificate(&certificate("api")).unwrap();
+    store.remove_certificate("www").unwrap();
+    assert!(!repo.join("certificates/www.toml").exists());
+    assert!(!repo.join("certificates/www.pem").exists());
+    store
+        .commit("certform apply: forget `www`")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        head_paths(&repo),
+        [
+            "A\tcertificates/api.toml",
+            "D\tcertificates/www.pem",
+            "D\tcertificates/www.toml"
+        ]
+    );
+    assert_eq!(porcelain(&repo), before);
+    assert_eq!(git(&repo, &["rev-list", "--count", "HEAD"]).trim(), "3");
+}
+
+#[test]
+fn commit_uses_the_configured_identity() {
+    let (_temp, repo) = user_repo();
+    git(&repo, &["config", "user.name", "Ops Bot"]);
+    git(&repo, &["config", "user.email", "ops@example.com"]);
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.commit("certform apply").unwrap().unwrap();
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%an <%ae>|%cn <%ce>"]).trim(),
+        "Ops Bot <ops@example.com>|Ops Bot <ops@example.com>"
+    );
+}
+
+#[test]
+fn state_in_a_sub_directory_of_a_repository_without_commits() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("config");
+    fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "trunk"]);
+    fs::write(repo.join("staged.toml"), "x = 1\n").unwrap();
+    git(&repo, &["add", "staged.toml"]);
+    fs::create_dir_all(repo.join("infra")).unwrap();
+    fs::write(repo.join("infra/notes.md"), "mine\n").unwrap();
+
+    let store = GitStore::open(&settings(&repo, "infra/certs")).unwrap();
+    assert_eq!(store.root(), repo.join("infra/certs"));
+    store.save_certificate(&full_certificate("www")).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+    store.write_public_file("ca/local.pem", CHAIN).unwrap();
+    assert_eq!(store.load().unwrap().certificates.len(), 1);
+
+    store.commit("certform apply").unwrap().unwrap();
+    // The first commit of the repository holds certform's files only, on the user's branch.
+    assert_eq!(
+        git(&repo, &["ls-tree", "-r", "--name-only", "trunk"]),
+        "infra/certs/ca/local.pem\ninfra/certs/certificates/www.pem\n\
+         infra/certs/certificates/www.toml\n"
+    );
+    assert_eq!(porcelain(&repo), "A  staged.toml\n?? infra/notes.md\n");
+    assert_eq!(store.commit("again").unwrap(), None);
+}
+
+#[test]
+fn open_refuses_to_nest_a_new_repository_in_a_work_tree() {
+    let (_temp, repo) = user_repo();
+    let error = GitStore::open(&settings(&repo.join("state"), ".")).unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::NestedRepository { .. }), "{message}");
+    assert!(message.contains("`dir` to `state`"), "{message}");
+    assert!(!repo.join("state").exists());
+
+    fs::write(repo.join(".gitignore"), "/state/\n").unwrap();
+    let store = GitStore::open(&settings(&repo.join("state"), ".")).unwrap();
+    assert!(store.root().join(".git").is_dir());
+    // Opening again reuses it.
+    GitStore::open(&settings(&repo.join("state"), ".")).unwrap();
+}
+
+#[test]
+fn lock_is_exclusive_names_its_holder_and_can_be_broken() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    let other = GitStore::open(&settings(&repo, ".")).unwrap();
+
+    let guard = store.lock("certform apply").unwrap();
+    assert!(repo.join(".git/certform.lock").is_file());
+    assert_eq!(guard.holder().pid, std::process::id());
+
+    let error = other.lock("certform apply").unwrap_err();
+    let message = error.to_string();
+    assert!(matches!(error, Error::Locked { .. }), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "state repository `{}` is locked by `certform apply` (pid {} on ",
+            repo.display(),
+            std::process::id()
+        )),
+        "{message}"
+    );
+    assert!(message.contains(", since 20"), "{message}");
+
+    // The lock file is never part of the repository's content.
+    assert_eq!(porcelain(&repo), "");
+
+    drop(guard);
+    assert!(!repo.join(".git/certform.lock").exists());
+    let guard = other.lock("certform apply --nightly").unwrap();
+
+    let holder = store.break_lock().unwrap().expect("a holder");
+    assert_eq!(holder.command, "certform apply --nightly");
+    assert_eq!(store.break_lock().unwrap(), None);
+    let _again = store.lock("certform apply").unwrap();
+    // The broken guard does not remove the new holder's lock.
+    drop(guard);
+    assert!(repo.join(".git/certform.lock").is_file());
+}
+
+#[test]
+fn push_to_a_bare_repository() {
+    let temp = tempfile::tempdir().unwrap();
+    let bare = temp.path().join("bare.git");
+    fs::create_dir(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    let repo = temp.path().join("state");
+
+    // A path used directly.
+    let mut by_path = settings(&repo, ".");
+    by_path.remote = bare.display().to_string();
+    let store = GitStore::open(&by_path).unwrap();
+    store.push().unwrap(); // nothing committed yet: nothing to push
+    store.save_certificate(&certificate("www")).unwrap();
+    let first = store
+        .commit("certform apply: create `www`")
+        .unwrap()
+        .unwrap();
+    store.push().unwrap();
+    assert_eq!(
+        git(&bare, &["log", "--format=%H %s", "main"]),
+        format!("{first} certform apply: create `www`\n")
+    );
+
+    // A remote configured in the repository, by name.
+    git(
+        &repo,
+        &["remote", "add", "origin", &bare.display().to_string()],
+    );
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+    let second = store
+        .commit("certform apply: fetch `www`")
+        .unwrap()
+        .unwrap();
+    store.push().unwrap();
+    assert_eq!(
+        git(&bare, &["log", "--oneline", "--format=%H", "main"]),
+        format!("{second}\n{first}\n")
+    );
+
+    // A remote that moved on is a rejection, not a silent overwrite.
+    let clone = temp.path().join("clone");
+    git(
+        temp.path(),
+        &["clone", "-q", &bare.display().to_string(), "clone"],
+    );
+    fs::write(clone.join("other"), "x").unwrap();
+    git(&clone, &["add", "other"]);
+    git(&clone, &["commit", "-q", "-m", "elsewhere"]);
+    git(&clone, &["push", "-q", "origin", "main"]);
+    store.save_certificate(&certificate("api")).unwrap();
+    store
+        .commit("certform apply: create `api`")
+        .unwrap()
+        .unwrap();
+    let error = store.push().unwrap_err();
+    assert!(matches!(error, Error::PushRejected { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("remote `origin` rejected the push of `main`: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn push_errors_name_the_remote_without_credentials() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.commit("certform apply").unwrap().unwrap();
+    let message = store.push().unwrap_err().to_string();
+    assert!(
+        message.contains("remote `origin` is not configured"),
+        "{message}"
+    );
+
+    let mut with_token = settings(&repo, ".");
+    with_token.remote = "https://deploy:s3cr3t-token@git.invalid/state.git".to_string();
+    let store = GitStore::open(&with_token).unwrap();
+    let error = store.push().unwrap_err();
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!("\ncaused by: {cause}"));
+        source = cause.source();
+    }
+    assert!(!chain.contains("s3cr3t"), "{chain}");
+    assert!(
+        chain.contains("https://***@git.invalid/state.git"),
+        "{chain}"
+    );
+}
+
+#[test]
+fn keys_dir_must_not_be_committable() {
+    let (_temp, repo) = user_repo();
+    let keys = repo.join("keys");
+
+    // Inside the work tree, not ignored (whether it exists yet or not).
+    let error = check_keys_dir_outside_git(&keys).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::KeysDirInRepository { .. }),
+        "{message}"
+    );
+    assert!(message.contains(".gitignore"), "{message}");
+    assert!(message.contains("`keys/`"), "{message}");
+    fs::create_dir(&keys).unwrap();
+    assert!(check_keys_dir_outside_git(&keys).is_err());
+    assert!(check_keys_dir_outside_git(&repo.join("keys/nested/deeper")).is_err());
+
+    // Ignored: fine, in its several spellings.
+    for rule in ["keys/\n", "/keys\n", "keys/*\n", "*\n"] {
+        fs::write(repo.join(".gitignore"), rule).unwrap();
+        check_keys_dir_outside_git(&keys).unwrap_or_else(|error| panic!("{rule:?}: {error}"));
+    }
+    fs::write(repo.join(".gitignore"), "keys/\n").unwrap();
+    check_keys_dir_outside_git(&repo.join("keys/nested")).unwrap();
+
+    // Outside any repository: fine.
+    let outside = tempfile::tempdir().unwrap();
+    check_keys_dir_outside_git(outside.path()).unwrap();
+    check_keys_dir_outside_git(&outside.path().join("not/yet/there")).unwrap();
+}
