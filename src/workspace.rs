@@ -1,1 +1,179 @@
-//! (in progress)
+//! The workspace on disk: reading configuration files and resolving where keys live.
+//!
+//! The only place configuration text is read from the file system; `config` itself is pure.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, Config, Diagnostic, Source};
+
+/// Why a workspace could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read configuration `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no configuration files (`*.toml`, `*.yaml`) in `{0}`")]
+    Empty(PathBuf),
+    #[error("configuration is invalid ({} problem{})", .0.len(), if .0.len() == 1 { "" } else { "s" })]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Read a configuration file, or every `*.toml`/`*.yaml`/`*.yml` file of a directory (not
+/// recursive), sorted by name.
+pub fn read_sources(path: &Path) -> Result<Vec<Source>, Error> {
+    let absolute = std::path::absolute(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let read = |file: &Path| {
+        std::fs::read_to_string(file)
+            .map(|text| Source {
+                path: file.to_path_buf(),
+                text,
+            })
+            .map_err(|source| Error::Read {
+                path: file.to_path_buf(),
+                source,
+            })
+    };
+    if absolute.is_dir() {
+        let entries = std::fs::read_dir(&absolute).map_err(|source| Error::Read {
+            path: absolute.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("toml" | "yaml" | "yml")
+                    )
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::Empty(absolute));
+        }
+        files.iter().map(|f| read(f)).collect()
+    } else {
+        Ok(vec![read(&absolute)?])
+    }
+}
+
+/// Read and validate the configuration at `path`.
+pub fn load_config(path: &Path) -> Result<Config, Error> {
+    let sources = read_sources(path)?;
+    config::load(&sources).map_err(Error::Invalid)
+}
+
+/// Where private keys live: `state.keys_dir`, or by default a directory outside every
+/// repository, `$XDG_DATA_HOME/certform/keys/<digest of the state repo path>`.
+pub fn keys_dir(config: &Config) -> PathBuf {
+    if let Some(dir) = &config.state.keys_dir {
+        return dir.clone();
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+        })
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    let mut hasher = Sha256::new();
+    hasher.update(config.state.repo.to_string_lossy().as_bytes());
+    let digest = hex::encode(hasher.finalize());
+    data_home
+        .join("certform")
+        .join("keys")
+        .join(&digest[..16])
+}
+
+/// A loaded workspace: configuration, where state and keys live, and the run's clock.
+pub struct Workspace {
+    pub config: std::sync::Arc<Config>,
+    pub keys_dir: PathBuf,
+    pub now: time::OffsetDateTime,
+}
+
+/// The inputs and result of one plan.
+pub struct Planned {
+    pub state: crate::state::State,
+    pub observed: crate::observed::Observed,
+    pub plan: crate::plan::Plan,
+}
+
+/// Failure while planning or applying, outside the executor's per-certificate errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Workspace(#[from] Error),
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+    #[error("cannot open CA account")]
+    Ca(#[from] crate::ca::CaError),
+}
+
+impl Workspace {
+    /// Load and validate the configuration at `path`; nothing is written.
+    pub fn load(path: &Path, now: time::OffsetDateTime) -> Result<Self, Error> {
+        let config = load_config(path)?;
+        let keys_dir = keys_dir(&config);
+        Ok(Self {
+            config: std::sync::Arc::new(config),
+            keys_dir,
+            now,
+        })
+    }
+
+    /// Refuse a `keys_dir` inside a git work tree that does not ignore it.
+    pub fn check_keys_dir(&self) -> Result<(), RunError> {
+        crate::state::check_keys_dir_outside_git(&self.keys_dir)?;
+        Ok(())
+    }
+
+    /// Read state without creating anything: a missing state repo is an empty state.
+    pub fn read_state(&self) -> Result<crate::state::State, RunError> {
+        if !self.config.state.repo.exists() {
+            return Ok(crate::state::State::default());
+        }
+        let store = crate::state::GitStore::open(&self.config.state)?;
+        Ok(crate::state::StateStore::load(&store)?)
+    }
+
+    /// Capabilities of every configured CA, for the planner.
+    pub fn capabilities(&self) -> std::collections::BTreeMap<String, crate::ca::Capabilities> {
+        self.config
+            .cas
+            .iter()
+            .map(|(name, ca)| (name.clone(), crate::ca::capabilities_of(&ca.kind)))
+            .collect()
+    }
+
+    /// Refresh what the CAs and deploy targets hold for `state`, then plan.
+    pub async fn plan(
+        &self,
+        state: crate::state::State,
+        accounts: &crate::ca::Accounts,
+    ) -> Planned {
+        let observed = crate::refresh::refresh(&self.config, &state, accounts).await;
+        let capabilities = self.capabilities();
+        let plan = crate::plan::plan(&crate::plan::PlanInput {
+            certificates: &self.config.certificates,
+            state: &state,
+            observed: &observed,
+            capabilities: &capabilities,
+            now: self.now,
+        });
+        Planned {
+            state,
+            observed,
+            plan,
+        }
+    }
+}

@@ -1,1 +1,5 @@
-//! (in progress)
+//! Apply: the executor that carries out a plan (see `executor`).
+
+mod executor;
+
+pub use executor::{error_chain, random_hex, Error, Executor, FailPoints, Outcome, Report, RetryPolicy};

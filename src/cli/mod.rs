@@ -1,5 +1,260 @@
-//! Command-line interface.
+//! Command-line interface: clap commands that parse, call the library, print, and map errors
+//! to exit codes. No business logic lives here.
 
+mod apply;
+mod init;
+mod plan;
+mod schema;
+mod status;
+mod unlock;
+mod validate;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::config::Diagnostic;
+use crate::workspace;
+
+/// Exit codes.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_CHANGES: i32 = 2;
+pub const EXIT_PARTIAL: i32 = 3;
+
+/// Plan and apply TLS certificates declared in TOML, with state kept in git
+#[derive(Debug, Parser)]
+#[command(name = "certform", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file or directory (every *.toml/*.yaml in it is merged)
+    #[arg(short, long, global = true, default_value = ".", env = "CERTFORM_CONFIG")]
+    pub config: PathBuf,
+
+    /// When to colour output
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Validate(validate::Args),
+    Plan(plan::Args),
+    Apply(apply::Args),
+    Status(status::Args),
+    Unlock(unlock::Args),
+    Schema(schema::Args),
+}
+
+/// Parse the command line, run, and return the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = error.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CERTFORM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let context = match Context::new(&cli) {
+        Ok(context) => context,
+        Err(failure) => return failure.report(),
+    };
+    let result = match &cli.command {
+        Command::Init(args) => init::run(&context, args),
+        Command::Validate(args) => validate::run(&context, args),
+        Command::Plan(args) => plan::run(&context, args),
+        Command::Apply(args) => apply::run(&context, args),
+        Command::Status(args) => status::run(&context, args),
+        Command::Unlock(args) => unlock::run(&context, args),
+        Command::Schema(args) => schema::run(&context, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// Settings every command shares.
+pub struct Context {
+    pub config_path: PathBuf,
+    pub color: bool,
+    pub now: OffsetDateTime,
+}
+
+impl Context {
+    fn new(cli: &Cli) -> Result<Self, Failure> {
+        let color = match cli.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
+            }
+        };
+        let now = match std::env::var("CERTFORM_NOW") {
+            Ok(text) if !text.is_empty() => OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
+                Failure::new(format!("`CERTFORM_NOW` is not an RFC 3339 time: `{text}`"))
+                    .caused_by(e.to_string())
+            })?,
+            _ => OffsetDateTime::now_utc(),
+        };
+        Ok(Self {
+            config_path: cli.config.clone(),
+            color,
+            now,
+        })
+    }
+
+    /// Load the workspace, reporting invalid configuration with locations.
+    pub fn workspace(&self) -> Result<workspace::Workspace, Failure> {
+        let workspace = workspace::Workspace::load(&self.config_path, self.now).map_err(Failure::from)?;
+        for warning in &workspace.config.warnings {
+            eprintln!("{}: {warning}", self.paint("\x1b[33m", "warning"));
+        }
+        Ok(workspace)
+    }
+
+    pub fn paint(&self, style: &str, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// A tokio runtime for commands that talk to CAs.
+    pub fn runtime(&self) -> Result<tokio::runtime::Runtime, Failure> {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new("cannot start the async runtime").caused_by(e.to_string()))
+    }
+}
+
+/// An error for the user: message, causes, hint, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub code: i32,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            causes: Vec::new(),
+            hint: None,
+            diagnostics: Vec::new(),
+            code: EXIT_ERROR,
+        }
+    }
+
+    pub fn caused_by(mut self, cause: impl Into<String>) -> Self {
+        self.causes.push(cause.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// From any error with a source chain.
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut failure = Self::new(error.to_string());
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !failure.message.contains(&text) {
+                failure.causes.push(text);
+            }
+            source = cause.source();
+        }
+        failure
+    }
+
+    fn report(&self) -> i32 {
+        for diagnostic in &self.diagnostics {
+            eprintln!("error: {}: {}{}", diagnostic.location, key_prefix(diagnostic), diagnostic.message);
+            if let Some(hint) = &diagnostic.hint {
+                eprintln!("  hint: {hint}");
+            }
+        }
+        eprintln!("error: {}", self.message);
+        for cause in &self.causes {
+            eprintln!("caused by: {cause}");
+        }
+        if let Some(hint) = &self.hint {
+            eprintln!("hint: {hint}");
+        }
+        self.code
+    }
+}
+
+fn key_prefix(diagnostic: &Diagnostic) -> String {
+    if diagnostic.key.is_empty() {
+        String::new()
+    } else {
+        format!("`{}`: ", diagnostic.key)
+    }
+}
+
+impl From<workspace::Error> for Failure {
+    fn from(error: workspace::Error) -> Self {
+        match error {
+            workspace::Error::Invalid(diagnostics) => {
+                let mut failure = Failure::new(format!(
+                    "configuration is invalid ({} problem{})",
+                    diagnostics.len(),
+                    if diagnostics.len() == 1 { "" } else { "s" }
+                ));
+                failure.diagnostics = diagnostics;
+                failure
+            }
+            other => Failure::from_error(&other),
+        }
+    }
+}
+
+impl From<workspace::RunError> for Failure {
+    fn from(error: workspace::RunError) -> Self {
+        let hint = match &error {
+            workspace::RunError::State(crate::state::Error::Locked { .. }) => Some(
+                "if no other certform is running, break the lock with `certform unlock --force`",
+            ),
+            _ => None,
+        };
+        let failure = match error {
+            workspace::RunError::Workspace(inner) => Failure::from(inner),
+            other => Failure::from_error(&other),
+        };
+        match hint {
+            Some(hint) => failure.hint(hint),
+            None => failure,
+        }
+    }
 }

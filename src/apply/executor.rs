@@ -1,0 +1,770 @@
+//! The executor: carries out exactly the plan it is given, one task per certificate with
+//! bounded concurrency, recording an intent in state (fsynced) before every side effect at a
+//! CA and the result after it, so a run killed at any point converges on the next run without
+//! a second order and without losing a key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+
+use crate::ca::{Accounts, CaError, CertificateAuthority, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome};
+use crate::config::Config;
+use crate::deploy::{self, Bundle};
+use crate::keys::{self, KeyStore, PrivateKey};
+use crate::observed::{OrderStatus, OrderView};
+use crate::plan::render::format_time;
+use crate::plan::{Action, Change, Plan};
+use crate::spec::CertificateSpec;
+use crate::state::{
+    CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, State, StateStore,
+};
+
+/// Retry behaviour for transient CA errors.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    /// First delay; doubled after each attempt. Zero in tests.
+    pub base_delay: StdDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: StdDuration::from_secs(2),
+        }
+    }
+}
+
+/// Hooks that let tests kill the process at named points (`CERTFORM_FAILPOINT`).
+#[derive(Debug, Clone, Default)]
+pub struct FailPoints {
+    active: Option<String>,
+}
+
+impl FailPoints {
+    /// Every fail point the executor has, in the order a create passes them.
+    pub const ALL: [&'static str; 7] = [
+        "after-intent",
+        "after-key",
+        "after-order",
+        "after-order-recorded",
+        "after-fetch",
+        "after-deploy",
+        "before-commit",
+    ];
+
+    pub fn new(active: Option<String>) -> Self {
+        Self { active }
+    }
+
+    /// Exit the process at once, as a kill would, when `name` is the active fail point.
+    pub fn hit(&self, name: &str) {
+        if self.active.as_deref() == Some(name) {
+            eprintln!("certform: fail point `{name}` reached; exiting");
+            std::process::exit(99);
+        }
+    }
+}
+
+/// What happened to one certificate.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub certificate: String,
+    pub verb: &'static str,
+    pub result: Result<String, String>,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    pub commit: Option<String>,
+    pub pushed: bool,
+}
+
+impl Report {
+    pub fn failures(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.result.is_err()).count()
+    }
+}
+
+/// An error while carrying out one change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}: {source}")]
+    Ca {
+        context: String,
+        #[source]
+        source: CaError,
+    },
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+    #[error(transparent)]
+    Deploy(#[from] deploy::DeployError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything the executor needs.
+pub struct Executor {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn StateStore>,
+    pub keys: Arc<KeyStore>,
+    pub accounts: Accounts,
+    pub now: OffsetDateTime,
+    pub parallelism: usize,
+    pub retry: RetryPolicy,
+    pub failpoints: FailPoints,
+    /// Called after each certificate finishes (progress display).
+    pub on_done: Option<Arc<dyn Fn(&Outcome) + Send + Sync>>,
+}
+
+impl Executor {
+    /// Carry out `plan` against `state`, then commit (and push) once.
+    pub async fn run(self: Arc<Self>, plan: &Plan, state: &State) -> Result<Report, Error> {
+        let semaphore = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, change) in plan.changes.iter().enumerate() {
+            let executor = Arc::clone(&self);
+            let change = change.clone();
+            let current = state.certificates.get(&change.certificate).cloned();
+            let semaphore = Arc::clone(&semaphore);
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let result = executor
+                    .execute(&change, current)
+                    .await
+                    .map_err(|error| error_chain(&error));
+                let outcome = Outcome {
+                    certificate: change.certificate.clone(),
+                    verb: change.action.verb(),
+                    result,
+                };
+                if let Some(callback) = &executor.on_done {
+                    callback(&outcome);
+                }
+                (index, outcome)
+            });
+        }
+        let mut outcomes: Vec<(usize, Outcome)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(done) => outcomes.push(done),
+                Err(error) => {
+                    return Err(Error::Other(format!("an apply task failed: {error}")));
+                }
+            }
+        }
+        outcomes.sort_by_key(|(index, _)| *index);
+        let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+
+        for (name, account) in &self.accounts {
+            if let Some(pem) = account.trust_anchor_pem() {
+                self.store
+                    .write_public_file(&format!("ca/{name}.pem"), &pem)?;
+            }
+        }
+        self.failpoints.hit("before-commit");
+        let commit = self.store.commit(&commit_message(&outcomes))?;
+        let pushed = if commit.is_some() && self.config.state.push {
+            self.store.push()?;
+            true
+        } else {
+            false
+        };
+        Ok(Report {
+            outcomes,
+            commit,
+            pushed,
+        })
+    }
+
+    async fn execute(
+        &self,
+        change: &Change,
+        current: Option<CertificateState>,
+    ) -> Result<String, Error> {
+        let name = &change.certificate;
+        match &change.action {
+            Action::Create { .. } => self.order(change, current, IntentKind::Create, None).await,
+            Action::Renew { .. } => self.order(change, current, IntentKind::Renew, None).await,
+            Action::Reissue { same_order, .. } => {
+                let order_id = current
+                    .as_ref()
+                    .and_then(|s| s.order_id.clone())
+                    .filter(|_| *same_order);
+                self.order(change, current, IntentKind::Reissue, order_id).await
+            }
+            Action::Adopt { order_id, .. } => {
+                let mut state = require(current, name)?;
+                let ca = self.account(intent_ca(&state))?;
+                if let Some(intent) = state.intent.as_mut() {
+                    intent.order_id = Some(order_id.clone());
+                }
+                self.store.save_certificate(&state)?;
+                let view = self.poll(ca.as_ref(), order_id).await?;
+                self.settle(change, &mut state, ca.as_ref(), &view)
+                    .await
+                    .map(|summary| format!("adopted order {order_id}; {summary}"))
+            }
+            Action::Wait { order_id, .. } => {
+                let mut state = require(current, name)?;
+                let ca = self.account(intent_ca(&state))?;
+                let view = self.poll(ca.as_ref(), order_id).await?;
+                self.settle(change, &mut state, ca.as_ref(), &view).await
+            }
+            Action::Fetch { order_id } => {
+                let mut state = require(current, name)?;
+                let ca = self.account(intent_ca(&state))?;
+                self.collect(&mut state, ca.as_ref(), order_id).await?;
+                self.deploy(change, &mut state).await
+            }
+            Action::Deploy => {
+                let mut state = require(current, name)?;
+                self.deploy(change, &mut state).await
+            }
+            Action::Revoke {
+                serial,
+                reason,
+                record_only,
+                forget,
+                cancel_order,
+            } => {
+                let mut state = require(current, name)?;
+                let ca = self.account(&state.ca)?;
+                let mut summary = if *record_only {
+                    format!("serial {serial} already revoked at `{}`; recorded", state.ca)
+                } else {
+                    let order_id = state.order_id.clone().unwrap_or_default();
+                    let outcome = self
+                        .ca_call("revoke", ca.revoke(&order_id, serial, *reason))
+                        .await?;
+                    match outcome {
+                        RevokeOutcome::Revoked => format!("revoked serial {serial}"),
+                        RevokeOutcome::Requested { request_id } => {
+                            push_history(&mut state, self.now, "revoke-requested", &format!("request {request_id} awaits approval"));
+                            self.store.save_certificate(&state)?;
+                            return Ok(format!(
+                                "revocation request {request_id} for serial {serial} awaits approval at `{}`",
+                                state.ca
+                            ));
+                        }
+                    }
+                };
+                if let Some(order_id) = cancel_order {
+                    self.ca_call("cancel", ca.cancel(order_id)).await?;
+                    summary.push_str(&format!("; cancelled pending order {order_id}"));
+                }
+                state.intent = None;
+                state.status = CertificateStatus::Revoked;
+                push_history(&mut state, self.now, "revoke", &reason.as_str().to_string());
+                self.store.save_certificate(&state)?;
+                if *forget {
+                    self.store.remove_certificate(name)?;
+                    summary.push_str("; forgotten");
+                }
+                Ok(summary)
+            }
+            Action::Cancel { order_id, forget } => {
+                let mut state = require(current, name)?;
+                let ca = self.account(intent_ca(&state))?;
+                self.ca_call("cancel", ca.cancel(order_id)).await?;
+                state.intent = None;
+                if state.status == CertificateStatus::New {
+                    state.status = CertificateStatus::Canceled;
+                }
+                push_history(&mut state, self.now, "cancel", &format!("order {order_id}"));
+                self.store.save_certificate(&state)?;
+                if *forget {
+                    self.store.remove_certificate(name)?;
+                    return Ok(format!("cancelled order {order_id}; forgotten"));
+                }
+                Ok(format!("cancelled order {order_id}"))
+            }
+            Action::Forget => {
+                self.store.remove_certificate(name)?;
+                Ok("forgotten (the CA keeps the certificate; the key stays in keys_dir)".into())
+            }
+        }
+    }
+
+    /// Create, renew or reissue: intent → key → order → record → fetch → deploy.
+    async fn order(
+        &self,
+        change: &Change,
+        current: Option<CertificateState>,
+        kind: IntentKind,
+        reissue_order: Option<String>,
+    ) -> Result<String, Error> {
+        let spec = self.spec(&change.certificate)?;
+        let ca = self.account(&spec.ca)?;
+        let mut state = current.unwrap_or_else(|| new_state(spec));
+        let digest = spec.issuance_digest();
+        let reusable = state
+            .intent
+            .as_ref()
+            .filter(|i| i.order_id.is_none() && i.spec_digest == digest && i.ca == spec.ca)
+            .cloned();
+        let intent = match reusable {
+            Some(intent) => intent,
+            None => {
+                let suffix = random_hex(6);
+                Intent {
+                    kind,
+                    ca: spec.ca.clone(),
+                    started: self.now,
+                    tag: format!("{}.{suffix}", state.id),
+                    key_file: format!("{}/{}-{suffix}.key", spec.name, kind.as_str()),
+                    key_algorithm: spec.key.label(),
+                    common_name: spec.common_name.to_string(),
+                    sans: spec.sans.iter().map(|n| n.to_string()).collect(),
+                    spec_digest: digest,
+                    spec_fields: spec.issuance_fields().into_iter().collect(),
+                    order_id: None,
+                }
+            }
+        };
+        state.intent = Some(intent.clone());
+        state.on_remove = spec.on_remove;
+        state.prevent_destroy = spec.prevent_destroy;
+        self.store.save_certificate(&state)?;
+        self.failpoints.hit("after-intent");
+
+        let key = if self.keys.exists(&intent.key_file) {
+            self.keys.read(&intent.key_file)?
+        } else {
+            let key = PrivateKey::generate(spec.key)?;
+            self.keys.write(&intent.key_file, &key)?;
+            key
+        };
+        self.failpoints.hit("after-key");
+
+        let request = OrderRequest {
+            tag: intent.tag.clone(),
+            common_name: intent.common_name.clone(),
+            sans: intent.sans.clone(),
+            csr_der: key.csr_der(&intent.common_name, &intent.sans)?,
+            validity: spec.validity,
+            renewal_of: (kind == IntentKind::Renew)
+                .then(|| state.order_id.clone())
+                .flatten(),
+            options: spec.ca_options.clone(),
+            now: self.now,
+        };
+        let placed = match &reissue_order {
+            Some(order_id) => {
+                self.ca_call("reissue", ca.reissue(order_id, &request)).await
+            }
+            None => self.place(ca.as_ref(), &request).await,
+        };
+        let view = match placed {
+            Ok(view) => view,
+            Err(error) => {
+                if let Error::Ca { source, .. } = &error {
+                    if source.class == ErrorClass::RateLimited {
+                        let wait = source.retry_after.unwrap_or(time::Duration::hours(1));
+                        state.retry_after = Some(self.now + wait);
+                        self.store.save_certificate(&state)?;
+                    }
+                }
+                return Err(error);
+            }
+        };
+        self.failpoints.hit("after-order");
+        if let Some(intent) = state.intent.as_mut() {
+            intent.order_id = Some(view.order_id.clone());
+        }
+        self.store.save_certificate(&state)?;
+        self.failpoints.hit("after-order-recorded");
+        self.settle(change, &mut state, ca.as_ref(), &view).await
+    }
+
+    /// Place an order; on a transient failure look the order up by tag before trying again,
+    /// so a request that reached the CA is never placed twice.
+    async fn place(
+        &self,
+        ca: &dyn CertificateAuthority,
+        request: &OrderRequest,
+    ) -> Result<OrderView, Error> {
+        let mut delay = self.retry.base_delay;
+        let mut attempt = 1;
+        loop {
+            match ca.place_order(request).await {
+                Ok(view) => return Ok(view),
+                Err(error) if error.class == ErrorClass::Transient && attempt < self.retry.attempts => {
+                    tracing::warn!(ca = ca.name(), %error, "order request failed; checking by tag before retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                    let query = OrderQuery {
+                        order_id: None,
+                        tag: Some(request.tag.clone()),
+                    };
+                    if let Ok(found) = ca.refresh(std::slice::from_ref(&query)).await {
+                        if let Some(Some(view)) = found.into_iter().next() {
+                            return Ok(view);
+                        }
+                    }
+                }
+                Err(error) => {
+                    return Err(Error::Ca {
+                        context: format!("failed to place order at `{}`", ca.name()),
+                        source: error,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Read an order's status (retried: reading is idempotent).
+    async fn poll(&self, ca: &dyn CertificateAuthority, order_id: &str) -> Result<OrderView, Error> {
+        let query = OrderQuery {
+            order_id: Some(order_id.to_string()),
+            tag: None,
+        };
+        let views = self
+            .read_call("read order", || ca.refresh(std::slice::from_ref(&query)))
+            .await?;
+        views
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or_else(|| Error::Other(format!("`{}` has no order {order_id}", ca.name())))
+    }
+
+    /// After an order call: fetch and deploy when issued; report when still pending.
+    async fn settle(
+        &self,
+        change: &Change,
+        state: &mut CertificateState,
+        ca: &dyn CertificateAuthority,
+        view: &OrderView,
+    ) -> Result<String, Error> {
+        match view.status {
+            OrderStatus::Issued => {
+                self.collect(state, ca, &view.order_id).await?;
+                self.deploy(change, state).await
+            }
+            OrderStatus::Pending => {
+                let pending: Vec<String> = view
+                    .dcv
+                    .iter()
+                    .map(|d| format!("{} {} ({})", d.domain, d.status, d.method))
+                    .collect();
+                Ok(format!(
+                    "order {} is pending at `{}`{}",
+                    view.order_id,
+                    ca.name(),
+                    if pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", pending.join(", "))
+                    }
+                ))
+            }
+            status => Err(Error::Other(format!(
+                "order {} is {} at `{}`",
+                view.order_id,
+                status.as_str(),
+                ca.name()
+            ))),
+        }
+    }
+
+    /// Fetch an issued certificate and make it the current one.
+    async fn collect(
+        &self,
+        state: &mut CertificateState,
+        ca: &dyn CertificateAuthority,
+        order_id: &str,
+    ) -> Result<(), Error> {
+        let issued = self
+            .read_call("fetch certificate", || ca.fetch(order_id))
+            .await?;
+        let (info, _) = keys::inspect_chain(&issued.chain_pem)?;
+        let intent = state.intent.clone();
+        let key_file = match &intent {
+            Some(intent) if self.keys.exists(&intent.key_file)
+                && self.keys.read(&intent.key_file)?.spki_sha256() == info.spki_sha256 =>
+            {
+                intent.key_file.clone()
+            }
+            _ if state.spki_sha256.as_deref() == Some(info.spki_sha256.as_str()) => {
+                state.key_file.clone().unwrap_or_default()
+            }
+            _ => {
+                return Err(Error::Other(format!(
+                    "order {order_id} at `{}` holds serial {} for a key certform does not hold (changed outside certform?)",
+                    ca.name(),
+                    info.serial
+                )))
+            }
+        };
+        let action = intent.as_ref().map(|i| i.kind.as_str()).unwrap_or("fetch");
+        if let Some(intent) = &intent {
+            state.ca = intent.ca.clone();
+            state.spec_digest = intent.spec_digest.clone();
+            state.spec_fields = intent.spec_fields.clone();
+            state.key_algorithm = intent.key_algorithm.clone();
+        }
+        state.status = CertificateStatus::Issued;
+        state.order_id = Some(issued.order_id.clone());
+        state.certificate_id = issued.certificate_id.clone();
+        state.serial = Some(info.serial.clone());
+        state.not_before = Some(info.not_before);
+        state.not_after = Some(info.not_after);
+        state.sha256_fingerprint = Some(info.sha256_fingerprint.clone());
+        state.spki_sha256 = Some(info.spki_sha256.clone());
+        state.common_name = info.common_name.clone().unwrap_or_default();
+        state.sans = info.sans.clone();
+        state.key_file = Some(key_file);
+        state.intent = None;
+        state.retry_after = None;
+        push_history(
+            state,
+            self.now,
+            action,
+            &format!("serial {}, expires {}", info.serial, format_time(info.not_after)),
+        );
+        if let Some(last) = state.history.last_mut() {
+            last.serial = Some(info.serial.clone());
+        }
+        self.store.save_chain(&state.name, &issued.chain_pem)?;
+        self.store.save_certificate(state)?;
+        self.failpoints.hit("after-fetch");
+        Ok(())
+    }
+
+    /// Write the current certificate to the change's deploy targets.
+    async fn deploy(&self, change: &Change, state: &mut CertificateState) -> Result<String, Error> {
+        let spec = self.spec(&change.certificate)?;
+        let mut summary = vec![format!(
+            "serial {}, expires {}",
+            state.serial.as_deref().unwrap_or("?"),
+            state.not_after.map(format_time).unwrap_or_default()
+        )];
+        for id in &change.undeploy {
+            state.deployments.remove(id);
+        }
+        let mut failures = Vec::new();
+        if !change.deploy.is_empty() {
+            let chain_pem = self.store.read_chain(&state.name)?.ok_or_else(|| {
+                Error::Other(format!("state has no certificate chain for `{}`", state.name))
+            })?;
+            let (_, blocks) = keys::inspect_chain(&chain_pem)?;
+            let key_file = state.key_file.clone().unwrap_or_default();
+            let key = self.keys.read(&key_file)?;
+            let bundle = Bundle {
+                cert_pem: blocks.first().cloned().unwrap_or_default(),
+                chain_pem: blocks.iter().skip(1).cloned().collect::<Vec<_>>().concat(),
+                key_pem: key.pem().to_string(),
+                sha256_fingerprint: state.sha256_fingerprint.clone().unwrap_or_default(),
+            };
+            for target in spec.deploy.iter().filter(|t| change.deploy.contains(&t.id())) {
+                let deployer = deploy::deployer_for(target);
+                let outcome = deployer
+                    .deploy(
+                        &bundle,
+                        state.deployments.get(&target.id()),
+                        &target.digest(),
+                        self.now,
+                    )
+                    .await?;
+                let id = target.id();
+                let mut note = if outcome.changed_files.is_empty() {
+                    format!("{id}: up to date")
+                } else {
+                    format!("{id}: wrote {}", outcome.changed_files.join(", "))
+                };
+                if let Some(reload) = &outcome.reload {
+                    if reload.success {
+                        note.push_str(", reloaded");
+                    } else {
+                        failures.push(format!(
+                            "reload `{}` for {id} failed: {}",
+                            reload.command,
+                            outcome.record.reload_error.as_deref().unwrap_or("failed")
+                        ));
+                    }
+                }
+                summary.push(note);
+                state.deployments.insert(id, outcome.record);
+            }
+        }
+        self.store.save_certificate(state)?;
+        self.failpoints.hit("after-deploy");
+        if failures.is_empty() {
+            Ok(summary.join("; "))
+        } else {
+            Err(Error::Other(format!(
+                "{} (retried on the next run)",
+                failures.join("; ")
+            )))
+        }
+    }
+
+    /// Run a CA call once (orders, revocations and cancellations are not blindly retried).
+    async fn ca_call<T, F>(&self, what: &str, call: F) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<T, CaError>>,
+    {
+        call.await.map_err(|source| Error::Ca {
+            context: format!("failed to {what}"),
+            source,
+        })
+    }
+
+    /// Run an idempotent CA read, retrying transient errors with exponential backoff.
+    async fn read_call<T, F, Fut>(&self, what: &str, call: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CaError>>,
+    {
+        let mut delay = self.retry.base_delay;
+        let mut attempt = 1;
+        loop {
+            match call().await {
+                Ok(value) => return Ok(value),
+                Err(error)
+                    if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
+                {
+                    tracing::warn!(%error, attempt, "transient CA error; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(Error::Ca {
+                        context: format!("failed to {what}"),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    fn spec(&self, name: &str) -> Result<&CertificateSpec, Error> {
+        self.config
+            .certificates
+            .get(name)
+            .ok_or_else(|| Error::Other(format!("certificate `{name}` is not in config")))
+    }
+
+    fn account(&self, name: &str) -> Result<Arc<dyn CertificateAuthority>, Error> {
+        self.accounts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("CA account `{name}` is not configured")))
+    }
+}
+
+fn intent_ca(state: &CertificateState) -> &str {
+    state
+        .intent
+        .as_ref()
+        .map(|i| i.ca.as_str())
+        .filter(|ca| !ca.is_empty())
+        .unwrap_or(&state.ca)
+}
+
+fn require(current: Option<CertificateState>, name: &str) -> Result<CertificateState, Error> {
+    current.ok_or_else(|| Error::Other(format!("certificate `{name}` is not in state")))
+}
+
+fn new_state(spec: &CertificateSpec) -> CertificateState {
+    CertificateState {
+        format: crate::state::FORMAT,
+        name: spec.name.clone(),
+        id: format!("cf-{}", random_hex(8)),
+        ca: spec.ca.clone(),
+        status: CertificateStatus::New,
+        order_id: None,
+        certificate_id: None,
+        serial: None,
+        not_before: None,
+        not_after: None,
+        sha256_fingerprint: None,
+        spki_sha256: None,
+        common_name: spec.common_name.to_string(),
+        sans: spec.sans.iter().map(|n| n.to_string()).collect(),
+        key_algorithm: spec.key.label(),
+        key_file: None,
+        spec_digest: String::new(),
+        spec_fields: BTreeMap::new(),
+        on_remove: spec.on_remove,
+        prevent_destroy: spec.prevent_destroy,
+        intent: None,
+        deployments: BTreeMap::new(),
+        retry_after: None,
+        history: Vec::new(),
+    }
+}
+
+fn push_history(state: &mut CertificateState, at: OffsetDateTime, action: &str, note: &str) {
+    state.history.push(HistoryEntry {
+        at,
+        action: action.to_string(),
+        serial: state.serial.clone(),
+        note: note.to_string(),
+    });
+}
+
+/// `n` random bytes as hex (ids and tags must not repeat across runs, even with a pinned clock).
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to time and pid, still unique per run.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let seed = format!("{nanos}-{}", std::process::id());
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(seed.as_bytes());
+        return hex::encode(&digest[..n.min(32)]);
+    }
+    hex::encode(bytes)
+}
+
+/// Render an error with its `source` chain, one cause per `: `.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn commit_message(outcomes: &[Outcome]) -> String {
+    let ok = outcomes.iter().filter(|o| o.result.is_ok()).count();
+    let failed = outcomes.len() - ok;
+    let mut message = format!("certform apply: {ok} done");
+    if failed > 0 {
+        message.push_str(&format!(", {failed} failed"));
+    }
+    message.push_str("\n\n");
+    for outcome in outcomes {
+        match &outcome.result {
+            Ok(summary) => message.push_str(&format!(
+                "{} {}: {summary}\n",
+                outcome.verb, outcome.certificate
+            )),
+            Err(error) => message.push_str(&format!(
+                "{} {} FAILED: {error}\n",
+                outcome.verb, outcome.certificate
+            )),
+        }
+    }
+    message
+}
