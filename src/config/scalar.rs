@@ -1,0 +1,237 @@
+//! The small textual forms config values use: durations (`30d`), renewal shares (`33%`), file
+//! modes (`"0644"`), dates (`2027-06-01`), item names, and lexical path resolution.
+//!
+//! Every function returns the message of what is wrong; the caller knows where. Performs no I/O.
+
+use std::path::{Component, Path, PathBuf};
+
+use time::macros::format_description;
+use time::{Date, Duration};
+
+use super::report::shown;
+use crate::spec::RenewBefore;
+
+/// Longest accepted duration: beyond it, date arithmetic would leave the calendar's range.
+const MAX_DURATION_DAYS: i64 = 36_500;
+
+/// `30d`, `12h`, `90m`, `45s`, `2w`: a positive whole number and one unit.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    let shape = "expected a whole number and a unit (`s`, `m`, `h`, `d`, `w`), like `30d`";
+    if text.is_empty() {
+        return Err(format!("empty duration: {shape}"));
+    }
+    if let Some(rest) = text.strip_prefix('-') {
+        if rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(format!("duration `{}` must be positive", shown(text)));
+        }
+    }
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(format!("invalid duration `{}`: {shape}", shown(text)));
+    }
+    let seconds_per_unit: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        "" => return Err(format!("duration `{}` has no unit: {shape}", shown(text))),
+        other => {
+            return Err(format!(
+                "unknown unit `{}` in duration `{}`: {shape}",
+                shown(other),
+                shown(text)
+            ))
+        }
+    };
+    let too_long = || {
+        format!(
+            "duration `{}` is too long: at most {MAX_DURATION_DAYS} days",
+            shown(text)
+        )
+    };
+    let count: i64 = digits.parse().map_err(|_| too_long())?;
+    if count == 0 {
+        return Err(format!("duration `{}` must be positive", shown(text)));
+    }
+    let seconds = count.checked_mul(seconds_per_unit).ok_or_else(too_long)?;
+    if seconds > MAX_DURATION_DAYS * 86_400 {
+        return Err(too_long());
+    }
+    Ok(Duration::seconds(seconds))
+}
+
+/// `renew_before`: a duration, or `NN%` of the lifetime with NN in 1..=99.
+pub(crate) fn renew_before(text: &str) -> Result<RenewBefore, String> {
+    let Some(number) = text.strip_suffix('%') else {
+        return duration(text).map(RenewBefore::Duration);
+    };
+    let out_of_range = || {
+        format!(
+            "renewal share `{}` must be between `1%` and `99%`",
+            shown(text)
+        )
+    };
+    let digits = number.strip_prefix('-').unwrap_or(number);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!(
+            "invalid renewal share `{}`: expected a whole percentage like `33%`",
+            shown(text)
+        ));
+    }
+    if number.starts_with('-') {
+        return Err(out_of_range());
+    }
+    match digits.parse::<u8>() {
+        Ok(percent @ 1..=99) => Ok(RenewBefore::Percent(percent)),
+        _ => Err(out_of_range()),
+    }
+}
+
+/// An octal file mode written as a string: `"0644"`, `"600"`, `"0o640"`; at most `0777`.
+pub(crate) fn file_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty()
+        || digits.len() > 4
+        || !digits.bytes().all(|byte| (b'0'..=b'7').contains(&byte))
+    {
+        return Err(format!(
+            "invalid file mode `{}`: expected an octal string like `0644`",
+            shown(text)
+        ));
+    }
+    let mode = u32::from_str_radix(digits, 8).map_err(|_| {
+        format!(
+            "invalid file mode `{}`: expected an octal string like `0644`",
+            shown(text)
+        )
+    })?;
+    if mode > 0o777 {
+        return Err(format!(
+            "file mode `{}` is above `0777`: special bits are not supported",
+            shown(text)
+        ));
+    }
+    Ok(mode)
+}
+
+/// `YYYY-MM-DD`.
+pub(crate) fn date(text: &str) -> Result<Date, String> {
+    Date::parse(text, format_description!("[year]-[month]-[day]")).map_err(|_| {
+        format!(
+            "invalid date `{}`: expected a date like `2027-06-01`",
+            shown(text)
+        )
+    })
+}
+
+/// Names of certificates, CAs and DNS providers: `[a-z0-9][a-z0-9_-]{0,62}`.
+pub(crate) fn is_item_name(name: &str) -> bool {
+    let Some((first, rest)) = name.as_bytes().split_first() else {
+        return false;
+    };
+    (first.is_ascii_lowercase() || first.is_ascii_digit())
+        && rest.len() <= 62
+        && rest.iter().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || matches!(byte, b'_' | b'-')
+        })
+}
+
+/// `value` resolved against `base` (absolute values stay), with `.` and `..` removed lexically.
+pub(crate) fn absolute(base: &Path, value: &str) -> PathBuf {
+    normalize(&base.join(value))
+}
+
+/// Remove `.` and resolve `..` without touching the file system.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) | Some(Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("30d"), Ok(Duration::days(30)));
+        assert_eq!(duration("2w"), Ok(Duration::weeks(2)));
+        assert_eq!(duration("90m"), Ok(Duration::minutes(90)));
+        for bad in [
+            "0d",
+            "-5d",
+            "abc",
+            "10x",
+            "",
+            "10",
+            "d",
+            "1.5d",
+            "99999999999999999999d",
+        ] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+        assert!(duration("0d").unwrap_err().contains("must be positive"));
+        assert!(duration("-5d").unwrap_err().contains("must be positive"));
+        assert!(duration("10x").unwrap_err().contains("unknown unit `x`"));
+    }
+
+    #[test]
+    fn renewal_shares() {
+        assert_eq!(renew_before("33%"), Ok(RenewBefore::Percent(33)));
+        assert_eq!(
+            renew_before("1d"),
+            Ok(RenewBefore::Duration(Duration::days(1)))
+        );
+        for bad in ["0%", "100%", "-5%", "%", "x%", "150%"] {
+            assert!(renew_before(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(file_mode("0644"), Ok(0o644));
+        assert_eq!(file_mode("600"), Ok(0o600));
+        assert_eq!(file_mode("0o640"), Ok(0o640));
+        for bad in ["0999", "", "rw-r--r--", "01777", "07777"] {
+            assert!(file_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_paths() {
+        assert!(is_item_name("web"));
+        assert!(is_item_name("0-a_b"));
+        assert!(!is_item_name("Web"));
+        assert!(!is_item_name("_web"));
+        assert!(!is_item_name("a.b"));
+        assert!(!is_item_name(&"a".repeat(64)));
+        assert!(is_item_name(&"a".repeat(63)));
+        assert_eq!(
+            absolute(Path::new("/c/d"), "../x/./y"),
+            PathBuf::from("/c/x/y")
+        );
+        assert_eq!(absolute(Path::new("/c"), "/abs"), PathBuf::from("/abs"));
+        assert_eq!(absolute(Path::new("/"), "../.."), PathBuf::from("/"));
+        assert_eq!(normalize(Path::new("a/../..")), PathBuf::from(".."));
+        assert_eq!(normalize(Path::new("./.")), PathBuf::from("."));
+    }
+}

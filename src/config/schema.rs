@@ -1,0 +1,443 @@
+//! The serde model of one configuration file, exactly as written (TOML or YAML).
+//!
+//! These types mirror the files one to one: every table rejects unknown fields, values keep the
+//! spelling of the file, and nothing is checked beyond types. `validate` turns them into the
+//! model. Their doc comments become the descriptions of the published JSON Schema
+//! (`schemas/config.schema.json`), so they are written for config authors. Performs no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// One certform configuration file. A configuration directory may hold several; each item
+/// (`[certificate.NAME]`, `[ca.NAME]`, `[dns.NAME]`, `[state]`, `[defaults]`) is defined once.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "certform configuration file")]
+pub(crate) struct ConfigFile {
+    /// Where state and keys live.
+    pub(crate) state: Option<StateTable>,
+    /// Values used by every certificate that does not set them itself.
+    pub(crate) defaults: Option<DefaultsTable>,
+    /// CA accounts, by name (`[a-z0-9][a-z0-9_-]{0,62}`).
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
+    pub(crate) ca: BTreeMap<String, CaTable>,
+    /// DNS provider accounts used for DNS domain-control validation, by name.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
+    pub(crate) dns: BTreeMap<String, DnsTable>,
+    /// Desired certificates, by name; the name is used for file names in state.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
+    pub(crate) certificate: BTreeMap<String, CertificateTable>,
+}
+
+/// The pattern every certificate, CA and DNS provider name must match.
+pub(crate) const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,62}$";
+
+/// `[state]`: the git repository holding certform's state.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateTable {
+    /// Git work tree, relative to this file. Default `state`.
+    pub(crate) repo: Option<String>,
+    /// Sub-directory of the repository for certform's files; relative, without `..`. Default `.`.
+    pub(crate) dir: Option<String>,
+    /// Directory of private keys, relative to this file. Default: outside every repository.
+    pub(crate) keys_dir: Option<String>,
+    /// Push each apply's commit to `remote`. Default `false`.
+    pub(crate) push: Option<bool>,
+    /// Remote pushed to. Default `origin`.
+    pub(crate) remote: Option<String>,
+}
+
+/// `[defaults]`: values for certificates that do not set them.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefaultsTable {
+    /// Name of the `[ca.NAME]` issuing certificates.
+    pub(crate) ca: Option<String>,
+    /// When to renew: a duration before expiry (`30d`) or a share of the lifetime (`33%`).
+    #[schemars(regex(pattern = RENEW_BEFORE_PATTERN))]
+    pub(crate) renew_before: Option<String>,
+    /// Private key algorithm and size.
+    pub(crate) key: Option<KeyTable>,
+    /// Requested lifetime.
+    pub(crate) validity: Option<ValidityTable>,
+    /// What happens at the CA when a certificate is removed from config.
+    pub(crate) on_remove: Option<OnRemoveName>,
+}
+
+const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";
+const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
+const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
+
+/// `[ca.NAME]`: one CA account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaTable {
+    /// Which CA this is.
+    pub(crate) kind: CaKindName,
+    /// `local` only: common name of the generated root. Default `certform local root (NAME)`.
+    pub(crate) root_common_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum CaKindName {
+    /// The built-in private CA.
+    #[serde(rename = "local")]
+    Local,
+}
+
+/// `[dns.NAME]`: one DNS provider account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DnsTable {
+    /// Which provider this is.
+    pub(crate) kind: DnsKindName,
+    /// `host:port` of the primary name server.
+    pub(crate) server: String,
+    /// TSIG key name used for every zone (with `secret`).
+    pub(crate) key_name: Option<String>,
+    /// TSIG algorithm of `key_name`. Default `hmac-sha256`.
+    pub(crate) algorithm: Option<TsigAlgorithmName>,
+    /// TSIG secret of `key_name` (base64), from the environment or a file; never inline.
+    #[schemars(with = "Option<SecretTable>")]
+    pub(crate) secret: Option<SecretField>,
+    /// Per-zone TSIG keys.
+    pub(crate) zones: Option<Vec<ZoneTable>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum DnsKindName {
+    /// RFC 2136 dynamic updates signed with TSIG (BIND, Knot, PowerDNS, ...).
+    #[serde(rename = "rfc2136")]
+    Rfc2136,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum TsigAlgorithmName {
+    #[serde(rename = "hmac-sha1")]
+    HmacSha1,
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha384")]
+    HmacSha384,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
+/// The TSIG key of one zone.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ZoneTable {
+    /// The zone, e.g. `example.com`.
+    pub(crate) zone: String,
+    /// TSIG key name.
+    pub(crate) key_name: String,
+    /// TSIG algorithm. Default `hmac-sha256`.
+    pub(crate) algorithm: Option<TsigAlgorithmName>,
+    /// TSIG secret (base64), from the environment or a file; never inline.
+    #[schemars(with = "SecretTable")]
+    pub(crate) secret: SecretField,
+}
+
+/// Where a secret comes from: exactly one of `env` or `file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecretTable {
+    /// Name of an environment variable holding the secret.
+    pub(crate) env: Option<String>,
+    /// File holding the secret, relative to this config file.
+    pub(crate) file: Option<String>,
+}
+
+/// A secret as written: a reference, or a plaintext value (always rejected, and dropped here so
+/// that it cannot be printed anywhere).
+#[derive(Debug)]
+pub(crate) enum SecretField {
+    Reference(SecretTable),
+    Plaintext,
+}
+
+impl<'de> Deserialize<'de> for SecretField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+
+        impl<'de> Visitor<'de> for SecretVisitor {
+            type Value = SecretField;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table like `{ env = \"VAR\" }` or `{ file = \"path\" }`")
+            }
+
+            fn visit_str<E: de::Error>(self, _secret: &str) -> Result<SecretField, E> {
+                Ok(SecretField::Plaintext)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretField, A::Error> {
+                SecretTable::deserialize(MapAccessDeserializer::new(map))
+                    .map(SecretField::Reference)
+            }
+        }
+
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+/// `[certificate.NAME]`: one desired certificate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateTable {
+    /// Name of the `[ca.NAME]` issuing it. Default `defaults.ca`, else the built-in `local` CA.
+    pub(crate) ca: Option<String>,
+    /// The subject's common name; always one of the names on the certificate.
+    pub(crate) common_name: String,
+    /// Further DNS names (`*.example.com` wildcards allowed; IDNs are converted to punycode).
+    pub(crate) sans: Option<Vec<String>>,
+    /// Private key algorithm and size. Default `defaults.key`, else ECDSA P-256.
+    pub(crate) key: Option<KeyTable>,
+    /// Requested lifetime. Default `defaults.validity`, else 90 days.
+    pub(crate) validity: Option<ValidityTable>,
+    /// When to renew: a duration before expiry (`30d`) or a share of the lifetime (`33%`).
+    #[schemars(regex(pattern = RENEW_BEFORE_PATTERN))]
+    pub(crate) renew_before: Option<String>,
+    /// What happens at the CA when this certificate is removed from config. Default `forget`.
+    pub(crate) on_remove: Option<OnRemoveName>,
+    /// Revoke the certificate now.
+    pub(crate) revoke: Option<bool>,
+    /// Reason given when revoking (with `revoke = true`). Default `unspecified`.
+    pub(crate) revoke_reason: Option<RevocationReasonName>,
+    /// Refuse plans that revoke, cancel or forget this certificate.
+    pub(crate) prevent_destroy: Option<bool>,
+    /// How control of the names is proven: one rule, or several each with `names`.
+    #[schemars(with = "Option<DcvSchema>")]
+    pub(crate) dcv: Option<DcvField>,
+    /// Where the issued certificate is written.
+    pub(crate) deploy: Option<Vec<DeployTable>>,
+}
+
+/// Private key algorithm and size.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyTable {
+    pub(crate) algorithm: KeyAlgorithmName,
+    /// Bits: RSA 2048 (default), 3072 or 4096; ECDSA 256 (default) or 384; none for Ed25519.
+    pub(crate) size: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum KeyAlgorithmName {
+    #[serde(rename = "rsa")]
+    Rsa,
+    #[serde(rename = "ecdsa")]
+    Ecdsa,
+    #[serde(rename = "ed25519")]
+    Ed25519,
+}
+
+/// Requested lifetime: one of `until` (wins), `days`, `years`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ValidityTable {
+    #[schemars(range(min = 1))]
+    pub(crate) days: Option<i64>,
+    #[schemars(range(min = 1))]
+    pub(crate) years: Option<i64>,
+    /// Expiry date, `YYYY-MM-DD` (a TOML date or a string).
+    #[schemars(extend("format" = "date"))]
+    pub(crate) until: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum OnRemoveName {
+    /// Drop it from state only; the CA keeps it.
+    #[serde(rename = "forget")]
+    Forget,
+    /// Cancel a pending order.
+    #[serde(rename = "cancel")]
+    Cancel,
+    /// Revoke the issued certificate.
+    #[serde(rename = "revoke")]
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum RevocationReasonName {
+    #[serde(rename = "unspecified")]
+    Unspecified,
+    #[serde(rename = "key_compromise")]
+    KeyCompromise,
+    #[serde(rename = "affiliation_changed")]
+    AffiliationChanged,
+    #[serde(rename = "superseded")]
+    Superseded,
+    #[serde(rename = "cessation_of_operation")]
+    CessationOfOperation,
+}
+
+/// `dcv` as written: one rule (a table) or several (an array of tables).
+#[derive(Debug)]
+pub(crate) enum DcvField {
+    One(DcvRuleTable),
+    Many(Vec<DcvRuleTable>),
+}
+
+impl<'de> Deserialize<'de> for DcvField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DcvVisitor;
+
+        impl<'de> Visitor<'de> for DcvVisitor {
+            type Value = DcvField;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DcvField, A::Error> {
+                DcvRuleTable::deserialize(MapAccessDeserializer::new(map)).map(DcvField::One)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DcvField, A::Error> {
+                Vec::<DcvRuleTable>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(DcvField::Many)
+            }
+        }
+
+        deserializer.deserialize_any(DcvVisitor)
+    }
+}
+
+/// One DCV rule, or several rules each with `names`.
+// Describes the schema only; reading goes through `DcvField`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "only describes the schema of `DcvField`")]
+pub(crate) enum DcvSchema {
+    One(DcvRuleTable),
+    Many(Vec<DcvRuleTable>),
+}
+
+/// One domain-control validation rule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DcvRuleTable {
+    pub(crate) method: DcvMethodName,
+    /// `dns` only (required): the `[dns.NAME]` that publishes the TXT records.
+    pub(crate) provider: Option<String>,
+    /// `http` only: directory served at `/.well-known/acme-challenge/`, relative to this file.
+    pub(crate) webroot: Option<String>,
+    /// `http` only: address of a built-in responder, e.g. `0.0.0.0:80`.
+    pub(crate) listen: Option<String>,
+    /// Names this rule covers; without it, every name no other rule covers.
+    pub(crate) names: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum DcvMethodName {
+    /// A TXT record published through a DNS provider.
+    #[serde(rename = "dns")]
+    Dns,
+    /// A file served over HTTP on port 80 (not for wildcard names).
+    #[serde(rename = "http")]
+    Http,
+    /// An email to a domain contact, approved by a person.
+    #[serde(rename = "email")]
+    Email,
+}
+
+/// One deploy target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeployTable {
+    pub(crate) kind: DeployKindName,
+    /// Directory receiving the files, relative to this config file.
+    pub(crate) dir: String,
+    /// File name of the certificate. Default `cert.pem`.
+    pub(crate) cert: Option<String>,
+    /// File name of the intermediate chain. Default `chain.pem`.
+    pub(crate) chain: Option<String>,
+    /// File name of certificate plus chain. Default `fullchain.pem`.
+    pub(crate) fullchain: Option<String>,
+    /// File name of the private key. Default `privkey.pem`.
+    pub(crate) key: Option<String>,
+    /// Octal mode of the public files. Default `0644`.
+    #[schemars(regex(pattern = MODE_PATTERN))]
+    pub(crate) mode: Option<String>,
+    /// Octal mode of the private key file. Default `0600`.
+    #[schemars(regex(pattern = MODE_PATTERN))]
+    pub(crate) key_mode: Option<String>,
+    /// Owner (user name) of the files.
+    pub(crate) owner: Option<String>,
+    /// Group of the files.
+    pub(crate) group: Option<String>,
+    /// Shell command run (`sh -c`) after any file changed.
+    pub(crate) reload: Option<String>,
+    /// Time limit of `reload`. Default `60s`.
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub(crate) reload_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum DeployKindName {
+    /// PEM files in a directory.
+    #[serde(rename = "files")]
+    Files,
+}
+
+/// The JSON Schema of one configuration file, pretty-printed with a trailing newline.
+///
+/// Optional keys are described as absent-or-value: TOML has no null, so the `null` schemars adds
+/// for `Option` is removed.
+pub(crate) fn render() -> String {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let mut schema = generator.into_root_schema_for::<ConfigFile>().to_value();
+    remove_null(&mut schema);
+    match serde_json::to_string_pretty(&schema) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        // Serialising a JSON value to a string has no failure mode; keep the output valid anyway.
+        Err(_) => "{}\n".to_string(),
+    }
+}
+
+/// Drop `"null"` from `type` lists and `{ "type": "null" }` from `anyOf`, everywhere.
+fn remove_null(value: &mut serde_json::Value) {
+    use serde_json::Value;
+
+    match value {
+        Value::Object(object) => {
+            if let Some(Value::Array(types)) = object.get_mut("type") {
+                types.retain(|kind| kind != "null");
+                if types.len() == 1 {
+                    let single = types.remove(0);
+                    object.insert("type".to_string(), single);
+                }
+            }
+            let null = serde_json::json!({ "type": "null" });
+            if let Some(Value::Array(alternatives)) = object.get_mut("anyOf") {
+                alternatives.retain(|alternative| *alternative != null);
+                if alternatives.len() == 1 {
+                    if let Some(Value::Object(only)) = alternatives.pop() {
+                        object.remove("anyOf");
+                        for (key, value) in only {
+                            object.entry(key).or_insert(value);
+                        }
+                    }
+                }
+            }
+            for child in object.values_mut() {
+                remove_null(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_null),
+        _ => {}
+    }
+}

@@ -1,0 +1,582 @@
+//! Happy-path tests of `config::load`; the invalid cases live in `tests/fixtures/invalid/`.
+
+use std::path::{Path, PathBuf};
+
+use time::macros::date;
+use time::Duration;
+
+use super::*;
+use crate::spec::{
+    CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, OnRemove,
+    RenewBefore, RevocationReason, Validity,
+};
+
+const FULL_TOML: &str = r#"
+[state]
+repo = "state"
+dir  = "."
+keys_dir = "keys"
+push = false
+remote = "origin"
+
+[defaults]
+ca = "local"
+renew_before = "33%"
+key = { algorithm = "ecdsa", size = 256 }
+validity = { days = 90 }
+on_remove = "forget"
+
+[ca.local]
+kind = "local"
+
+[dns.bind]
+kind = "rfc2136"
+server = "127.0.0.1:53"
+key_name = "certform."
+algorithm = "hmac-sha256"
+secret = { env = "TSIG_SECRET" }
+zones = [{ zone = "a.example", key_name = "k.", algorithm = "hmac-sha512", secret = { file = "k.secret" } }]
+
+[certificate.web]
+ca = "local"
+common_name = "www.example.test"
+sans = ["example.test"]
+key = { algorithm = "rsa", size = 3072 }
+validity = { days = 90 }
+renew_before = "30d"
+on_remove = "forget"
+revoke = false
+revoke_reason = "superseded"
+prevent_destroy = false
+dcv = { method = "dns", provider = "bind" }
+deploy = [{ kind = "files", dir = "out/web", reload = "systemctl reload nginx" }]
+"#;
+
+const FULL_YAML: &str = r#"
+state:
+  repo: state
+  dir: "."
+  keys_dir: keys
+  push: false
+  remote: origin
+defaults:
+  ca: local
+  renew_before: "33%"
+  key: { algorithm: ecdsa, size: 256 }
+  validity:
+    days: 90
+  on_remove: forget
+ca:
+  local:
+    kind: local
+dns:
+  bind:
+    kind: rfc2136
+    server: "127.0.0.1:53"
+    key_name: certform.
+    algorithm: hmac-sha256
+    secret:
+      env: TSIG_SECRET
+    zones:
+      - zone: a.example
+        key_name: k.
+        algorithm: hmac-sha512
+        secret: { file: k.secret }
+certificate:
+  web:
+    ca: local
+    common_name: www.example.test
+    sans:
+      - example.test
+    key:
+      algorithm: rsa
+      size: 3072
+    validity: { days: 90 }
+    renew_before: 30d
+    on_remove: forget
+    revoke: false
+    revoke_reason: superseded
+    prevent_destroy: false
+    dcv:
+      method: dns
+      provider: bind
+    deploy:
+      - kind: files
+        dir: out/web
+        reload: systemctl reload nginx
+"#;
+
+fn source(path: &str, text: &str) -> Source {
+    Source {
+        path: PathBuf::from(path),
+        text: text.to_string(),
+    }
+}
+
+fn load_ok(sources: &[Source]) -> Config {
+    match load(sources) {
+        Ok(config) => config,
+        Err(diagnostics) => {
+            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+            panic!("unexpected diagnostics:\n{}", lines.join("\n"));
+        }
+    }
+}
+
+fn load_err(sources: &[Source]) -> Vec<Diagnostic> {
+    match load(sources) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(diagnostics) => diagnostics,
+    }
+}
+
+fn certificate<'c>(config: &'c Config, name: &str) -> &'c CertificateSpec {
+    config
+        .certificates
+        .get(name)
+        .unwrap_or_else(|| panic!("no certificate `{name}`"))
+}
+
+fn name(text: &str) -> DnsName {
+    DnsName::new_unchecked(text)
+}
+
+#[test]
+fn full_example_maps_to_the_model() {
+    let config = load_ok(&[source("/etc/certform/main.toml", FULL_TOML)]);
+    assert_eq!(config.files, vec![PathBuf::from("/etc/certform/main.toml")]);
+
+    assert_eq!(config.state.repo, PathBuf::from("/etc/certform/state"));
+    assert_eq!(config.state.dir, PathBuf::from("."));
+    assert_eq!(
+        config.state.keys_dir,
+        Some(PathBuf::from("/etc/certform/keys"))
+    );
+    assert!(!config.state.push);
+    assert_eq!(config.state.remote, "origin");
+    assert_eq!(config.state.location.line, 2);
+
+    let local = config.cas.get("local").unwrap_or_else(|| panic!("no ca"));
+    assert_eq!(
+        local.kind,
+        CaKind::Local(LocalCaSettings {
+            root_common_name: "certform local root (local)".to_string()
+        })
+    );
+    assert_eq!((local.location.line, local.location.column), (16, 1));
+
+    let bind = config.dns.get("bind").unwrap_or_else(|| panic!("no dns"));
+    assert_eq!(
+        bind.kind,
+        DnsKind::Rfc2136(Rfc2136Settings {
+            server: "127.0.0.1:53".to_string(),
+            key: Some(TsigKey {
+                key_name: "certform.".to_string(),
+                algorithm: TsigAlgorithm::HmacSha256,
+                secret: SecretRef::Env("TSIG_SECRET".to_string()),
+            }),
+            zones: vec![ZoneKey {
+                zone: "a.example".to_string(),
+                key: TsigKey {
+                    key_name: "k.".to_string(),
+                    algorithm: TsigAlgorithm::HmacSha512,
+                    secret: SecretRef::File(PathBuf::from("/etc/certform/k.secret")),
+                },
+            }],
+        })
+    );
+
+    let web = certificate(&config, "web");
+    assert_eq!(web.name, "web");
+    assert_eq!(web.ca, "local");
+    assert_eq!(web.common_name, name("www.example.test"));
+    assert_eq!(
+        web.sans,
+        vec![name("example.test"), name("www.example.test")]
+    );
+    assert_eq!(web.key, KeySpec::Rsa(3072));
+    assert_eq!(web.validity, Validity::Days(90));
+    assert_eq!(web.renew_before, RenewBefore::Duration(Duration::days(30)));
+    assert_eq!(web.on_remove, OnRemove::Forget);
+    assert_eq!(web.revoke, None);
+    assert!(!web.prevent_destroy);
+    assert_eq!(
+        web.dcv,
+        vec![DcvRule {
+            names: Vec::new(),
+            method: DcvMethod::Dns {
+                provider: "bind".to_string()
+            },
+        }]
+    );
+    assert_eq!(
+        web.deploy,
+        vec![DeployTarget::Files(FilesTarget {
+            dir: PathBuf::from("/etc/certform/out/web"),
+            cert: "cert.pem".to_string(),
+            chain: "chain.pem".to_string(),
+            fullchain: "fullchain.pem".to_string(),
+            key: "privkey.pem".to_string(),
+            mode: 0o644,
+            key_mode: 0o600,
+            owner: None,
+            group: None,
+            reload: Some("systemctl reload nginx".to_string()),
+            reload_timeout: Duration::seconds(60),
+        })]
+    );
+    assert!(web.ca_options.is_empty());
+    assert_eq!(
+        (
+            web.location.file.as_path(),
+            web.location.line,
+            web.location.column
+        ),
+        (Path::new("/etc/certform/main.toml"), 27, 1)
+    );
+
+    // `revoke_reason` without `revoke = true` is only a warning.
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert_eq!(config.warnings[0].key, "certificate.web.revoke_reason");
+    assert_eq!(config.warnings[0].location.line, 36);
+}
+
+#[test]
+fn yaml_equals_toml_apart_from_locations() {
+    let toml = load_ok(&[source("/etc/certform/main.toml", FULL_TOML)]);
+    let yaml = load_ok(&[source("/etc/certform/main.yaml", FULL_YAML)]);
+
+    let mut state = yaml.state.clone();
+    state.location = toml.state.location.clone();
+    assert_eq!(state, toml.state);
+    let strip = |config: &Config| {
+        let cas: Vec<_> = config
+            .cas
+            .values()
+            .map(|ca| (ca.name.clone(), ca.kind.clone()))
+            .collect();
+        let dns: Vec<_> = config
+            .dns
+            .values()
+            .map(|dns| (dns.name.clone(), dns.kind.clone()))
+            .collect();
+        let certificates: Vec<_> = config
+            .certificates
+            .values()
+            .map(|spec| {
+                let mut spec = spec.clone();
+                spec.location = Default::default();
+                spec
+            })
+            .collect();
+        (cas, dns, certificates)
+    };
+    assert_eq!(strip(&yaml), strip(&toml));
+
+    let web = certificate(&yaml, "web");
+    assert_eq!(web.location.file, PathBuf::from("/etc/certform/main.yaml"));
+    assert_eq!((web.location.line, web.location.column), (32, 3));
+    assert_eq!(yaml.warnings.len(), 1);
+    assert_eq!(yaml.warnings[0].location.line, 44);
+}
+
+#[test]
+fn defaults_fold_into_certificates() {
+    let config = load_ok(&[source(
+        "/c/main.toml",
+        r#"
+[defaults]
+renew_before = "10d"
+key = { algorithm = "ed25519" }
+validity = { years = 1 }
+on_remove = "revoke"
+
+[certificate.a]
+common_name = "a.example"
+
+[certificate.b]
+common_name = "b.example"
+key = { algorithm = "ecdsa", size = 384 }
+validity = { until = 2030-01-02 }
+renew_before = "5%"
+on_remove = "cancel"
+revoke = true
+prevent_destroy = true
+
+[certificate.c]
+common_name = "c.example"
+key = { algorithm = "rsa" }
+"#,
+    )]);
+    let a = certificate(&config, "a");
+    assert_eq!(a.ca, "local");
+    assert_eq!(a.key, KeySpec::Ed25519);
+    assert_eq!(a.validity, Validity::Years(1));
+    assert_eq!(a.renew_before, RenewBefore::Duration(Duration::days(10)));
+    assert_eq!(a.on_remove, OnRemove::Revoke);
+    assert_eq!(a.sans, vec![name("a.example")]);
+    assert!(a.dcv.is_empty() && a.deploy.is_empty());
+
+    let b = certificate(&config, "b");
+    assert_eq!(b.key, KeySpec::Ecdsa(384));
+    assert_eq!(b.validity, Validity::Until(date!(2030 - 01 - 02)));
+    assert_eq!(b.renew_before, RenewBefore::Percent(5));
+    assert_eq!(b.on_remove, OnRemove::Cancel);
+    assert_eq!(b.revoke, Some(RevocationReason::Unspecified));
+    assert!(b.prevent_destroy);
+
+    assert_eq!(certificate(&config, "c").key, KeySpec::Rsa(2048));
+
+    // Nothing configured at all: the built-in defaults.
+    let bare = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.x]\ncommon_name = \"x.example\"\n",
+    )]);
+    let x = certificate(&bare, "x");
+    assert_eq!(x.key, KeySpec::Ecdsa(256));
+    assert_eq!(x.validity, Validity::Days(90));
+    assert_eq!(x.renew_before, RenewBefore::Percent(33));
+    assert_eq!(x.on_remove, OnRemove::Forget);
+    assert_eq!(bare.state.repo, PathBuf::from("/c/state"));
+    assert_eq!(bare.state.keys_dir, None);
+    assert!(bare.warnings.is_empty());
+}
+
+#[test]
+fn implicit_local_ca() {
+    // No `[ca.*]` at all: `local` exists.
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.x]\ncommon_name = \"x.example\"\n",
+    )]);
+    assert_eq!(config.cas.keys().collect::<Vec<_>>(), vec!["local"]);
+    assert_eq!(certificate(&config, "x").ca, "local");
+
+    // Other CAs defined, and `ca = "local"` without `[ca.local]`: `local` is added.
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[ca.other]\nkind = \"local\"\n\n[certificate.x]\nca = \"local\"\ncommon_name = \"x.example\"\n\n[certificate.y]\nca = \"other\"\ncommon_name = \"y.example\"\n",
+    )]);
+    assert_eq!(
+        config.cas.keys().collect::<Vec<_>>(),
+        vec!["local", "other"]
+    );
+
+    // Other CAs defined and nobody asks for `local`: it is not added.
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[defaults]\nca = \"other\"\n\n[ca.other]\nkind = \"local\"\nroot_common_name = \"Other Root\"\n\n[certificate.y]\ncommon_name = \"y.example\"\n",
+    )]);
+    assert_eq!(config.cas.keys().collect::<Vec<_>>(), vec!["other"]);
+    assert_eq!(certificate(&config, "y").ca, "other");
+}
+
+#[test]
+fn names_are_normalised() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.idn]\ncommon_name = \"Bücher.Example\"\nsans = [\"*.bücher.example\", \"WWW.EXAMPLE.TEST\", \"xn--bcher-kva.example\"]\n",
+    )]);
+    let idn = certificate(&config, "idn");
+    assert_eq!(idn.common_name, name("xn--bcher-kva.example"));
+    assert_eq!(
+        idn.sans,
+        vec![
+            name("*.xn--bcher-kva.example"),
+            name("www.example.test"),
+            name("xn--bcher-kva.example"),
+        ]
+    );
+}
+
+#[test]
+fn several_validity_forms_warn_and_follow_precedence() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.a]\ncommon_name = \"a.example\"\nvalidity = { days = 30, years = 1, until = \"2031-05-06\" }\n\n[certificate.b]\ncommon_name = \"b.example\"\nvalidity = { days = 30, years = 1 }\n",
+    )]);
+    assert_eq!(
+        certificate(&config, "a").validity,
+        Validity::Until(date!(2031 - 05 - 06))
+    );
+    assert_eq!(certificate(&config, "b").validity, Validity::Days(30));
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert_eq!(config.warnings[0].key, "certificate.a.validity");
+    assert_eq!(
+        (
+            config.warnings[0].location.line,
+            config.warnings[0].location.column
+        ),
+        (3, 12)
+    );
+    assert!(config.warnings[0].message.contains("`until` applies"));
+    assert!(config.warnings[1].message.contains("`days` applies"));
+}
+
+#[test]
+fn dcv_rules_split_names() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        r#"
+[dns.bind]
+kind = "rfc2136"
+server = "[::1]:53"
+zones = [{ zone = "example.test.", key_name = "k", secret = { env = "K" } }]
+
+[certificate.web]
+common_name = "example.test"
+sans = ["*.example.test", "www.example.test", "mail.example.test"]
+
+[[certificate.web.dcv]]
+method = "dns"
+provider = "bind"
+names = ["*.example.test", "EXAMPLE.test"]
+
+[[certificate.web.dcv]]
+method = "email"
+names = ["mail.example.test"]
+
+[[certificate.web.dcv]]
+method = "http"
+webroot = "../www"
+listen = ":80"
+
+[[certificate.web.deploy]]
+kind = "files"
+dir = "/srv/a"
+mode = "0640"
+key_mode = "400"
+owner = "www-data"
+reload_timeout = "2m"
+
+[[certificate.web.deploy]]
+kind = "files"
+dir = "/srv/b"
+key = "key.pem"
+"#,
+    )]);
+    let web = certificate(&config, "web");
+    assert_eq!(
+        web.dcv,
+        vec![
+            DcvRule {
+                names: vec![name("*.example.test"), name("example.test")],
+                method: DcvMethod::Dns {
+                    provider: "bind".to_string()
+                },
+            },
+            DcvRule {
+                names: vec![name("mail.example.test")],
+                method: DcvMethod::Email,
+            },
+            DcvRule {
+                names: Vec::new(),
+                method: DcvMethod::Http {
+                    webroot: Some(PathBuf::from("/www")),
+                    listen: Some(":80".to_string()),
+                },
+            },
+        ]
+    );
+    let DeployTarget::Files(first) = &web.deploy[0];
+    assert_eq!((first.mode, first.key_mode), (0o640, 0o400));
+    assert_eq!(first.reload_timeout, Duration::minutes(2));
+    assert_eq!(first.owner.as_deref(), Some("www-data"));
+    let DeployTarget::Files(second) = &web.deploy[1];
+    assert_eq!(second.key, "key.pem");
+    let bind = config.dns.get("bind").unwrap_or_else(|| panic!("no dns"));
+    let DnsKind::Rfc2136(settings) = &bind.kind;
+    assert_eq!(settings.zones[0].zone, "example.test");
+    assert_eq!(settings.key, None);
+}
+
+#[test]
+fn files_merge_and_errors_are_all_collected_and_sorted() {
+    let config = load_ok(&[
+        source("/c/b.yaml", "certificate:\n  b:\n    common_name: b.example\n"),
+        source("/c/a.toml", "[state]\nrepo = \"../repo\"\ndir = \"./x/y/\"\n\n[certificate.a]\ncommon_name = \"a.example\"\n"),
+    ]);
+    assert_eq!(
+        config.files,
+        vec![PathBuf::from("/c/a.toml"), PathBuf::from("/c/b.yaml")]
+    );
+    assert_eq!(config.state.repo, PathBuf::from("/repo"));
+    assert_eq!(config.state.dir, PathBuf::from("x/y"));
+    assert_eq!(config.certificates.len(), 2);
+
+    let diagnostics = load_err(&[
+        source("/c/b.toml", "[certificate.b]\ncommon_name = \"b..example\"\nsans = [\"ok.example\", \"-bad.example\"]\n"),
+        source("/c/a.toml", "[certificate.a]\ncomon_name = \"a.example\"\n\n[certificate.c]\ncommon_name = \"c.example\"\nkey = { algorithm = \"rsa\", size = 1024 }\nrenew_before = \"0d\"\n"),
+    ]);
+    let rendered: Vec<String> = diagnostics
+        .iter()
+        .map(|diagnostic| {
+            format!(
+                "{}:{}:{} {}",
+                diagnostic.location.file.display(),
+                diagnostic.location.line,
+                diagnostic.location.column,
+                diagnostic.key
+            )
+        })
+        .collect();
+    assert_eq!(
+        rendered,
+        vec![
+            "/c/a.toml:2:1 certificate.a.comon_name",
+            "/c/a.toml:6:35 certificate.c.key.size",
+            "/c/a.toml:7:16 certificate.c.renew_before",
+            "/c/b.toml:2:15 certificate.b.common_name",
+            "/c/b.toml:3:23 certificate.b.sans[1]",
+        ]
+    );
+    assert_eq!(
+        diagnostics[0].hint.as_deref(),
+        Some("did you mean `common_name`?")
+    );
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let odd = [
+        "",
+        "[",
+        "certificate = 5",
+        "[certificate]\nweb = 5",
+        "[certificate.web]\ncommon_name = 5\nsans = \"x\"\nkey = 1\ndcv = 2\ndeploy = {}\n",
+        "[certificate.web]\ncommon_name = \"a\"\ndcv = []\ndeploy = [1, {}]\n",
+        "[dns.x]\nkind = \"rfc2136\"\nserver = \"\"\nsecret = 1\nzones = [1]\n",
+        "[certificate.web]\ncommon_name = \"a\"\nvalidity = { days = 9223372036854775807 }\nrenew_before = \"9223372036854775807w\"\n",
+    ];
+    for text in odd {
+        let _ = load(&[source("/c/a.toml", text)]);
+    }
+    let odd_yaml = [
+        "- 1\n- 2\n",
+        "null",
+        "certificate:\n  web:\n",
+        "? [a]\n: b\n",
+        "a: &x 1\nb: *x\n",
+        "certificate: !tag {}\n",
+    ];
+    for text in odd_yaml {
+        let _ = load(&[source("/c/a.yaml", text)]);
+    }
+    assert!(load(&[]).is_err());
+}
+
+#[test]
+fn schema_describes_the_file() {
+    let schema = json_schema();
+    assert!(schema.ends_with("}\n"));
+    let value: serde_json::Value =
+        serde_json::from_str(&schema).unwrap_or_else(|error| panic!("{error}"));
+    let properties = &value["properties"];
+    for section in ["state", "defaults", "ca", "dns", "certificate"] {
+        assert!(properties.get(section).is_some(), "{section}");
+    }
+    assert_eq!(
+        value["additionalProperties"],
+        serde_json::Value::Bool(false)
+    );
+}

@@ -1,0 +1,598 @@
+//! One parsed configuration file as a plain tree of nodes, whichever its syntax.
+//!
+//! TOML and YAML both become a `Node` tree, so the typed layer (`de`) and the validation
+//! (`validate`) see one shape. The tree also answers "where in the file is this key?": TOML
+//! through the parser's spans, YAML by asking the YAML parser again (`locate`). Syntax errors
+//! become findings here. Performs no I/O.
+
+use std::cell::Cell;
+use std::fmt;
+use std::path::Path as FsPath;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::locate::{self, ItemIndex, Target};
+use super::report::{Finding, Place};
+use super::Source;
+
+/// The syntax of a configuration file, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Syntax {
+    Toml,
+    Yaml,
+}
+
+impl Syntax {
+    /// `.yaml`/`.yml` files are YAML, everything else TOML.
+    pub(crate) fn of(path: &FsPath) -> Syntax {
+        match path.extension().and_then(|extension| extension.to_str()) {
+            Some(extension)
+                if extension.eq_ignore_ascii_case("yaml")
+                    || extension.eq_ignore_ascii_case("yml") =>
+            {
+                Syntax::Yaml
+            }
+            _ => Syntax::Toml,
+        }
+    }
+}
+
+/// A value of the file, with the byte offset where it starts (TOML only).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) kind: NodeKind,
+    pub(crate) offset: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum NodeKind {
+    Table(Vec<Entry>),
+    Array(Vec<Node>),
+    String(String),
+    /// A TOML date or date-time, in its TOML spelling.
+    Datetime(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+/// One `key = value` of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) key_offset: Option<usize>,
+    pub(crate) value: Node,
+}
+
+impl Node {
+    fn new(kind: NodeKind, offset: Option<usize>) -> Self {
+        Node { kind, offset }
+    }
+
+    /// The entries of a table; empty for anything else.
+    pub(crate) fn entries(&self) -> &[Entry] {
+        match &self.kind {
+            NodeKind::Table(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// The entry `key` of a table.
+    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
+        self.entries().iter().find(|entry| entry.key == key)
+    }
+
+    /// The node at `segments` below this one.
+    pub(crate) fn at(&self, segments: &[Segment]) -> Option<&Node> {
+        let mut node = self;
+        for segment in segments {
+            node = match (segment, &node.kind) {
+                (Segment::Key(key), NodeKind::Table(_)) => &node.entry(key)?.value,
+                (Segment::Index(index), NodeKind::Array(items)) => items.get(*index)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    fn is_container(&self) -> bool {
+        matches!(self.kind, NodeKind::Table(_) | NodeKind::Array(_))
+    }
+
+    /// How the value is named in messages: `a table`, `an integer`, ...
+    pub(crate) fn describe(&self) -> &'static str {
+        match self.kind {
+            NodeKind::Table(_) => "a table",
+            NodeKind::Array(_) => "an array",
+            NodeKind::String(_) => "a string",
+            NodeKind::Datetime(_) => "a date",
+            NodeKind::Integer(_) => "an integer",
+            NodeKind::Float(_) => "a float",
+            NodeKind::Bool(_) => "a boolean",
+            NodeKind::Null => "null",
+        }
+    }
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// A dotted key path such as `certificate.web.sans[1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct KeyPath(Vec<Segment>);
+
+impl KeyPath {
+    pub(crate) fn root() -> Self {
+        KeyPath(Vec::new())
+    }
+
+    pub(crate) fn key(&self, key: &str) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Key(key.to_string()));
+        KeyPath(segments)
+    }
+
+    pub(crate) fn index(&self, index: usize) -> Self {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Index(index));
+        KeyPath(segments)
+    }
+
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    pub(crate) fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first two segments (`certificate.web`), which name a top-level item.
+    pub(crate) fn item(&self) -> Option<(&str, &str)> {
+        match self.0.as_slice() {
+            [Segment::Key(section), Segment::Key(name), ..] => Some((section, name)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (position, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(key) => {
+                    if position > 0 {
+                        f.write_str(".")?;
+                    }
+                    let bare = !key.is_empty()
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if bare {
+                        f.write_str(key)?;
+                    } else {
+                        write!(f, "{key:?}")?;
+                    }
+                }
+                Segment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What of a key path a location points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Anchor {
+    /// The key itself (`comon_name` in `comon_name = "x"`).
+    Key,
+    /// The value; for tables, where the table is introduced (its `[header]` or its key).
+    Value,
+}
+
+/// Parse one file into a tree; syntax errors become findings and yield `None`.
+pub(crate) fn parse(
+    source: &Source,
+    syntax: Syntax,
+    file: usize,
+    findings: &mut Vec<Finding>,
+) -> Option<Node> {
+    match syntax {
+        Syntax::Toml => parse_toml(&source.text, file, findings),
+        Syntax::Yaml => parse_yaml(&source.text, file, findings),
+    }
+}
+
+fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<Node> {
+    let (table, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let lines = LineIndex::new(text);
+        for error in errors {
+            let offset = error.span().map(|span| span.start).unwrap_or(0);
+            let (line, column) = lines.position(text, offset);
+            findings.push(Finding::syntax(
+                file,
+                line,
+                column,
+                format!("invalid TOML: {}", error.message().trim_end_matches('.')),
+            ));
+        }
+        return None;
+    }
+    let span = table.span();
+    let mut problems = Vec::new();
+    let root = toml_node(
+        &Spanned::new(span, DeValue::Table(table.into_inner())),
+        &mut problems,
+    );
+    if problems.is_empty() {
+        return Some(root);
+    }
+    let lines = LineIndex::new(text);
+    for (offset, message) in problems {
+        let (line, column) = lines.position(text, offset);
+        findings.push(Finding::syntax(file, line, column, message));
+    }
+    None
+}
+
+fn toml_node(value: &Spanned<DeValue<'_>>, problems: &mut Vec<(usize, String)>) -> Node {
+    let offset = value.span().start;
+    let kind = match value.get_ref() {
+        DeValue::String(text) => NodeKind::String(text.to_string()),
+        DeValue::Integer(integer) => match i64::from_str_radix(integer.as_str(), integer.radix()) {
+            Ok(number) => NodeKind::Integer(number),
+            Err(_) => {
+                problems.push((offset, "invalid TOML: integer out of range".to_string()));
+                NodeKind::Null
+            }
+        },
+        DeValue::Float(float) => match float.as_str().parse::<f64>() {
+            Ok(number) => NodeKind::Float(number),
+            Err(_) => {
+                problems.push((offset, "invalid TOML: invalid float".to_string()));
+                NodeKind::Null
+            }
+        },
+        DeValue::Boolean(flag) => NodeKind::Bool(*flag),
+        DeValue::Datetime(datetime) => NodeKind::Datetime(datetime.to_string()),
+        DeValue::Array(array) => {
+            NodeKind::Array(array.iter().map(|item| toml_node(item, problems)).collect())
+        }
+        DeValue::Table(table) => NodeKind::Table(
+            table
+                .iter()
+                .map(|(key, value)| Entry {
+                    key: key.get_ref().to_string(),
+                    key_offset: Some(key.span().start),
+                    value: toml_node(value, problems),
+                })
+                .collect(),
+        ),
+    };
+    Node::new(kind, Some(offset))
+}
+
+fn parse_yaml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<Node> {
+    let parsed = serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|mut value| {
+        value.apply_merge()?;
+        Ok(value)
+    });
+    let value = match parsed {
+        Ok(value) => value,
+        Err(error) => {
+            let (line, column) = error
+                .location()
+                .map(|location| (location.line(), location.column()))
+                .unwrap_or((1, 1));
+            findings.push(Finding::syntax(
+                file,
+                line,
+                column,
+                format!("invalid YAML: {}", yaml_message(&error.to_string())),
+            ));
+            return None;
+        }
+    };
+    let mut problems = Vec::new();
+    let root = match value {
+        serde_yaml::Value::Null => Node::new(NodeKind::Table(Vec::new()), None),
+        value => yaml_node(value, &mut problems),
+    };
+    if let Some(problem) = problems.into_iter().next() {
+        findings.push(Finding::syntax(file, 1, 1, problem));
+        return None;
+    }
+    Some(root)
+}
+
+/// serde_yaml's message without its own ` at line L column C` (the diagnostic has its location).
+fn yaml_message(message: &str) -> String {
+    let Some(start) = message.find(" at line ") else {
+        return message.to_string();
+    };
+    let rest = &message[start + " at line ".len()..];
+    let end = rest
+        .find(',')
+        .map(|comma| start + " at line ".len() + comma)
+        .unwrap_or(message.len());
+    let mut cleaned = String::with_capacity(message.len());
+    cleaned.push_str(&message[..start]);
+    cleaned.push_str(&message[end..]);
+    cleaned
+}
+
+fn yaml_node(value: serde_yaml::Value, problems: &mut Vec<String>) -> Node {
+    let kind = match value {
+        serde_yaml::Value::Null => NodeKind::Null,
+        serde_yaml::Value::Bool(flag) => NodeKind::Bool(flag),
+        serde_yaml::Value::Number(number) => {
+            if let Some(integer) = number.as_i64() {
+                NodeKind::Integer(integer)
+            } else if number.is_f64() {
+                NodeKind::Float(number.as_f64().unwrap_or(f64::NAN))
+            } else {
+                problems.push(format!("invalid YAML: integer `{number}` out of range"));
+                NodeKind::Null
+            }
+        }
+        serde_yaml::Value::String(text) => NodeKind::String(text),
+        serde_yaml::Value::Sequence(items) => NodeKind::Array(
+            items
+                .into_iter()
+                .map(|item| yaml_node(item, problems))
+                .collect(),
+        ),
+        serde_yaml::Value::Mapping(mapping) => {
+            let mut entries = Vec::with_capacity(mapping.len());
+            for (key, value) in mapping {
+                let key = match key {
+                    serde_yaml::Value::String(text) => text,
+                    serde_yaml::Value::Number(number) => number.to_string(),
+                    serde_yaml::Value::Bool(flag) => flag.to_string(),
+                    _ => {
+                        problems.push("invalid YAML: keys must be strings".to_string());
+                        continue;
+                    }
+                };
+                entries.push(Entry {
+                    key,
+                    key_offset: None,
+                    value: yaml_node(value, problems),
+                });
+            }
+            NodeKind::Table(entries)
+        }
+        serde_yaml::Value::Tagged(tagged) => return yaml_node(tagged.value, problems),
+    };
+    Node::new(kind, None)
+}
+
+/// Byte offsets of line starts, to turn offsets into 1-based line and column.
+#[derive(Debug, Clone)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, byte)| *byte == b'\n')
+                .map(|(offset, _)| offset + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn position(&self, text: &str, offset: usize) -> (usize, usize) {
+        let offset = offset.min(text.len());
+        let line = self.starts.partition_point(|start| *start <= offset).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let column = text
+            .get(start..offset)
+            .map(|prefix| prefix.chars().count())
+            .unwrap_or(offset - start);
+        (line, column + 1)
+    }
+}
+
+/// How many YAML re-parses (see `locate`) one file may spend on diagnostics, at most, and how
+/// many bytes they may read in all; past that, a diagnostic points at its item instead, which
+/// keeps a large file full of errors fast.
+const YAML_LOOKUPS: usize = 256;
+const YAML_LOOKUP_BYTES: usize = 4_000_000;
+
+/// A parsed file kept for resolving key paths into `line:column`.
+#[derive(Debug)]
+pub(crate) struct FileText<'a> {
+    pub(crate) source: &'a Source,
+    pub(crate) syntax: Syntax,
+    pub(crate) root: Option<Node>,
+    lines: LineIndex,
+    items: ItemIndex,
+    lookups_left: Cell<usize>,
+}
+
+impl<'a> FileText<'a> {
+    pub(crate) fn new(source: &'a Source, syntax: Syntax, root: Option<Node>) -> Self {
+        let items = match (&root, syntax) {
+            (Some(root), Syntax::Yaml) => ItemIndex::new(&source.text, root),
+            _ => ItemIndex::default(),
+        };
+        FileText {
+            source,
+            syntax,
+            root,
+            lines: LineIndex::new(&source.text),
+            items,
+            lookups_left: Cell::new(
+                (YAML_LOOKUP_BYTES / source.text.len().max(1)).clamp(8, YAML_LOOKUPS),
+            ),
+        }
+    }
+
+    /// Line and column of a place; the nearest enclosing key when the path does not exist.
+    pub(crate) fn position(&self, place: &Place) -> (usize, usize) {
+        match place {
+            Place::At { line, column } => (*line, *column),
+            Place::Path { path, anchor } => match self.syntax {
+                Syntax::Toml => self.toml_position(path, *anchor),
+                Syntax::Yaml => self.yaml_position(path, *anchor),
+            },
+        }
+    }
+
+    fn toml_position(&self, path: &KeyPath, anchor: Anchor) -> (usize, usize) {
+        let Some(root) = &self.root else {
+            return (1, 1);
+        };
+        let mut offset = root.offset.unwrap_or(0);
+        let mut node = root;
+        let count = path.segments().len();
+        for (position, segment) in path.segments().iter().enumerate() {
+            let last = position + 1 == count;
+            match segment {
+                Segment::Key(key) => {
+                    let Some(entry) = node.entry(key) else {
+                        break;
+                    };
+                    offset = match (last, anchor) {
+                        (true, Anchor::Key) => entry.key_offset,
+                        _ => entry.value.offset.or(entry.key_offset),
+                    }
+                    .unwrap_or(offset);
+                    node = &entry.value;
+                }
+                Segment::Index(index) => {
+                    let NodeKind::Array(items) = &node.kind else {
+                        break;
+                    };
+                    let Some(item) = items.get(*index) else {
+                        break;
+                    };
+                    offset = item.offset.unwrap_or(offset);
+                    node = item;
+                }
+            }
+        }
+        self.lines.position(&self.source.text, offset)
+    }
+
+    fn yaml_position(&self, path: &KeyPath, anchor: Anchor) -> (usize, usize) {
+        let segments = path.segments();
+        let container = self
+            .root
+            .as_ref()
+            .and_then(|root| root.at(segments))
+            .is_some_and(Node::is_container);
+        if anchor == Anchor::Key || container {
+            if let Some(position) = self.items.key_position(segments) {
+                return position;
+            }
+        }
+        self.yaml_search(segments, anchor).unwrap_or_else(|| {
+            (1..=segments.len().min(2))
+                .rev()
+                .find_map(|length| self.items.key_position(&segments[..length]))
+                .unwrap_or((1, 1))
+        })
+    }
+
+    /// Ask the YAML parser (see `locate`); `None` once the lookup budget is spent.
+    fn yaml_search(&self, path: &[Segment], anchor: Anchor) -> Option<(usize, usize)> {
+        let text = &self.source.text;
+        let search = |segments: &[Segment], target: Target| {
+            let left = self.lookups_left.get();
+            if left == 0 {
+                return None;
+            }
+            self.lookups_left.set(left - 1);
+            Some(locate::yaml_position(text, segments, target))
+        };
+        let mut segments = path;
+        let mut target = match anchor {
+            Anchor::Key => Target::Key,
+            Anchor::Value => Target::Value,
+        };
+        while !segments.is_empty() {
+            let container = self
+                .root
+                .as_ref()
+                .and_then(|root| root.at(segments))
+                .is_some_and(Node::is_container);
+            if target == Target::Key || container {
+                if let Some(position) = self.items.key_position(segments) {
+                    return Some(position);
+                }
+            }
+            let ends_with_key = matches!(segments.last(), Some(Segment::Key(_)));
+            let target_now = if target == Target::Key && !ends_with_key {
+                Target::Value
+            } else {
+                target
+            };
+            match search(segments, target_now)? {
+                locate::Found::Scalar(line, column) => return Some((line, column)),
+                locate::Found::Container(line, column) => {
+                    if ends_with_key {
+                        if let locate::Found::Scalar(line, column) = search(segments, Target::Key)?
+                        {
+                            return Some((line, column));
+                        }
+                    }
+                    return Some((line, column));
+                }
+                locate::Found::Nothing => {}
+            }
+            segments = &segments[..segments.len() - 1];
+            target = Target::Value;
+        }
+        Some((1, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_render_dotted() {
+        let path = KeyPath::root()
+            .key("certificate")
+            .key("web")
+            .key("sans")
+            .index(1);
+        assert_eq!(path.to_string(), "certificate.web.sans[1]");
+        assert_eq!(KeyPath::root().key("a.b").to_string(), "\"a.b\"");
+        assert_eq!(path.item(), Some(("certificate", "web")));
+    }
+
+    #[test]
+    fn line_index_counts_characters() {
+        let text = "a\nbü = 1\n";
+        let lines = LineIndex::new(text);
+        assert_eq!(lines.position(text, 0), (1, 1));
+        assert_eq!(lines.position(text, 2), (2, 1));
+        assert_eq!(lines.position(text, 5), (2, 3));
+        assert_eq!(lines.position(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn yaml_messages_lose_their_own_location() {
+        assert_eq!(
+            yaml_message(
+                "did not find expected key at line 3 column 1, while parsing a block mapping"
+            ),
+            "did not find expected key, while parsing a block mapping"
+        );
+        assert_eq!(yaml_message("plain"), "plain");
+    }
+}
