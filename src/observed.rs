@@ -43,6 +43,8 @@ pub struct OrderView {
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
+    /// Every domain validated; waiting for the CSR (ACME `ready`) or for issuance.
+    Ready,
     Issued,
     Revoked,
     Canceled,
@@ -53,9 +55,15 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Still in progress at the CA (waiting for validation, the CSR or issuance).
+    pub fn is_in_progress(&self) -> bool {
+        matches!(self, OrderStatus::Pending | OrderStatus::Ready)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
+            OrderStatus::Ready => "ready",
             OrderStatus::Issued => "issued",
             OrderStatus::Revoked => "revoked",
             OrderStatus::Canceled => "canceled",

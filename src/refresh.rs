@@ -10,11 +10,14 @@ use crate::deploy;
 use crate::observed::{Observed, ObservedCertificate, OrderStatus, OrderView};
 use crate::state::{CertificateStatus, State};
 
+/// One CA's queries, and for each the certificate it is for and whether it asks about the
+/// in-flight order (`true`) or the current certificate (`false`).
+type Batch = (Vec<OrderQuery>, Vec<(String, bool)>);
+
 /// Build the observed world for `state`: one batched `refresh` call per CA account, run
 /// concurrently; a CA that fails marks only its own certificates with `refresh_error`.
 pub async fn refresh(config: &Config, state: &State, accounts: &Accounts) -> Observed {
-    // Per CA: (certificate name, is_intent) for each query, in order.
-    let mut batches: BTreeMap<&str, (Vec<OrderQuery>, Vec<(String, bool)>)> = BTreeMap::new();
+    let mut batches: BTreeMap<&str, Batch> = BTreeMap::new();
     for (name, certificate) in &state.certificates {
         let batch = batches.entry(certificate.ca.as_str()).or_default();
         if certificate.status != CertificateStatus::New {

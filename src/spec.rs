@@ -187,8 +187,13 @@ pub struct DcvRule {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DcvMethod {
-    Dns { provider: String },
-    Http { webroot: Option<PathBuf>, listen: Option<String> },
+    Dns {
+        provider: String,
+    },
+    Http {
+        webroot: Option<PathBuf>,
+        listen: Option<String>,
+    },
     Email,
 }
 
@@ -272,7 +277,11 @@ impl CertificateSpec {
             ("key".to_string(), self.key.label()),
             (
                 "sans".to_string(),
-                self.sans.iter().map(DnsName::as_str).collect::<Vec<_>>().join(", "),
+                self.sans
+                    .iter()
+                    .map(DnsName::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         ];
         for (key, value) in &self.ca_options {

@@ -81,17 +81,12 @@ pub fn keys_dir(config: &Config) -> PathBuf {
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
-        })
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("/var/lib"));
     let mut hasher = Sha256::new();
     hasher.update(config.state.repo.to_string_lossy().as_bytes());
     let digest = hex::encode(hasher.finalize());
-    data_home
-        .join("certform")
-        .join("keys")
-        .join(&digest[..16])
+    data_home.join("certform").join("keys").join(&digest[..16])
 }
 
 /// A loaded workspace: configuration, where state and keys live, and the run's clock.

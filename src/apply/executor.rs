@@ -10,7 +10,9 @@ use std::time::Duration as StdDuration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use crate::ca::{Accounts, CaError, CertificateAuthority, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome};
+use crate::ca::{
+    Accounts, CaError, CertificateAuthority, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome,
+};
 use crate::config::Config;
 use crate::deploy::{self, Bundle};
 use crate::keys::{self, KeyStore, PrivateKey};
@@ -111,6 +113,9 @@ pub enum Error {
     Other(String),
 }
 
+/// Called after each certificate finishes (progress display).
+pub type ProgressCallback = Arc<dyn Fn(&Outcome) + Send + Sync>;
+
 /// Everything the executor needs.
 pub struct Executor {
     pub config: Arc<Config>,
@@ -122,7 +127,7 @@ pub struct Executor {
     pub retry: RetryPolicy,
     pub failpoints: FailPoints,
     /// Called after each certificate finishes (progress display).
-    pub on_done: Option<Arc<dyn Fn(&Outcome) + Send + Sync>>,
+    pub on_done: Option<ProgressCallback>,
 }
 
 impl Executor {
@@ -199,7 +204,8 @@ impl Executor {
                     .as_ref()
                     .and_then(|s| s.order_id.clone())
                     .filter(|_| *same_order);
-                self.order(change, current, IntentKind::Reissue, order_id).await
+                self.order(change, current, IntentKind::Reissue, order_id)
+                    .await
             }
             Action::Adopt { order_id, .. } => {
                 let mut state = require(current, name)?;
@@ -239,7 +245,10 @@ impl Executor {
                 let mut state = require(current, name)?;
                 let ca = self.account(&state.ca)?;
                 let mut summary = if *record_only {
-                    format!("serial {serial} already revoked at `{}`; recorded", state.ca)
+                    format!(
+                        "serial {serial} already revoked at `{}`; recorded",
+                        state.ca
+                    )
                 } else {
                     let order_id = state.order_id.clone().unwrap_or_default();
                     let outcome = self
@@ -248,7 +257,12 @@ impl Executor {
                     match outcome {
                         RevokeOutcome::Revoked => format!("revoked serial {serial}"),
                         RevokeOutcome::Requested { request_id } => {
-                            push_history(&mut state, self.now, "revoke-requested", &format!("request {request_id} awaits approval"));
+                            push_history(
+                                &mut state,
+                                self.now,
+                                "revoke-requested",
+                                &format!("request {request_id} awaits approval"),
+                            );
                             self.store.save_certificate(&state)?;
                             return Ok(format!(
                                 "revocation request {request_id} for serial {serial} awaits approval at `{}`",
@@ -263,7 +277,7 @@ impl Executor {
                 }
                 state.intent = None;
                 state.status = CertificateStatus::Revoked;
-                push_history(&mut state, self.now, "revoke", &reason.as_str().to_string());
+                push_history(&mut state, self.now, "revoke", reason.as_str());
                 self.store.save_certificate(&state)?;
                 if *forget {
                     self.store.remove_certificate(name)?;
@@ -359,7 +373,8 @@ impl Executor {
         };
         let placed = match &reissue_order {
             Some(order_id) => {
-                self.ca_call("reissue", ca.reissue(order_id, &request)).await
+                self.ca_call("reissue", ca.reissue(order_id, &request))
+                    .await
             }
             None => self.place(ca.as_ref(), &request).await,
         };
@@ -397,7 +412,9 @@ impl Executor {
         loop {
             match ca.place_order(request).await {
                 Ok(view) => return Ok(view),
-                Err(error) if error.class == ErrorClass::Transient && attempt < self.retry.attempts => {
+                Err(error)
+                    if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
+                {
                     tracing::warn!(ca = ca.name(), %error, "order request failed; checking by tag before retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
@@ -423,7 +440,11 @@ impl Executor {
     }
 
     /// Read an order's status (retried: reading is idempotent).
-    async fn poll(&self, ca: &dyn CertificateAuthority, order_id: &str) -> Result<OrderView, Error> {
+    async fn poll(
+        &self,
+        ca: &dyn CertificateAuthority,
+        order_id: &str,
+    ) -> Result<OrderView, Error> {
         let query = OrderQuery {
             order_id: Some(order_id.to_string()),
             tag: None,
@@ -451,7 +472,7 @@ impl Executor {
                 self.collect(state, ca, &view.order_id).await?;
                 self.deploy(change, state).await
             }
-            OrderStatus::Pending => {
+            OrderStatus::Pending | OrderStatus::Ready => {
                 let pending: Vec<String> = view
                     .dcv
                     .iter()
@@ -530,7 +551,11 @@ impl Executor {
             state,
             self.now,
             action,
-            &format!("serial {}, expires {}", info.serial, format_time(info.not_after)),
+            &format!(
+                "serial {}, expires {}",
+                info.serial,
+                format_time(info.not_after)
+            ),
         );
         if let Some(last) = state.history.last_mut() {
             last.serial = Some(info.serial.clone());
@@ -555,7 +580,10 @@ impl Executor {
         let mut failures = Vec::new();
         if !change.deploy.is_empty() {
             let chain_pem = self.store.read_chain(&state.name)?.ok_or_else(|| {
-                Error::Other(format!("state has no certificate chain for `{}`", state.name))
+                Error::Other(format!(
+                    "state has no certificate chain for `{}`",
+                    state.name
+                ))
             })?;
             let (_, blocks) = keys::inspect_chain(&chain_pem)?;
             let key_file = state.key_file.clone().unwrap_or_default();
@@ -566,7 +594,11 @@ impl Executor {
                 key_pem: key.pem().to_string(),
                 sha256_fingerprint: state.sha256_fingerprint.clone().unwrap_or_default(),
             };
-            for target in spec.deploy.iter().filter(|t| change.deploy.contains(&t.id())) {
+            for target in spec
+                .deploy
+                .iter()
+                .filter(|t| change.deploy.contains(&t.id()))
+            {
                 let deployer = deploy::deployer_for(target);
                 let outcome = deployer
                     .deploy(

@@ -2,4 +2,7 @@
 
 mod executor;
 
-pub use executor::{error_chain, random_hex, Error, Executor, FailPoints, Outcome, Report, RetryPolicy};
+pub use executor::{
+    error_chain, random_hex, Error, Executor, FailPoints, Outcome, ProgressCallback, Report,
+    RetryPolicy,
+};

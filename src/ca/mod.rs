@@ -64,7 +64,9 @@ pub struct IssuedCertificate {
 pub enum RevokeOutcome {
     Revoked,
     /// The CA queued a request that someone must approve.
-    Requested { request_id: String },
+    Requested {
+        request_id: String,
+    },
 }
 
 /// How the executor should treat a CA error.
@@ -143,10 +145,62 @@ pub trait CertificateAuthority: Send + Sync {
 
     async fn cancel(&self, order_id: &str) -> Result<(), CaError>;
 
+    /// The challenges of a pending order: for each domain, every way the CA offers to prove
+    /// control (the executor picks one per domain from the certificate's `dcv` rules).
+    async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
+        let _ = order_id;
+        Ok(Vec::new())
+    }
+
+    /// Tell the CA the chosen challenges are in place (ACME: POST the challenge; DigiCert:
+    /// check-dcv).
+    async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
+        let _ = (order_id, challenges);
+        Ok(())
+    }
+
+    /// Submit the CSR of an order whose domains are validated (ACME finalize). CAs that take
+    /// the CSR with the order answer with the order's current view.
+    async fn finalize(&self, order_id: &str, csr_der: &[u8]) -> Result<OrderView, CaError> {
+        let _ = csr_der;
+        let query = OrderQuery {
+            order_id: Some(order_id.to_string()),
+            tag: None,
+        };
+        self.refresh(std::slice::from_ref(&query))
+            .await?
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or_else(|| CaError::new(ErrorClass::Protocol, format!("no order {order_id}")))
+    }
+
     /// PEM of the trust anchor(s) to publish beside state, when the CA has a private root.
     fn trust_anchor_pem(&self) -> Option<String> {
         None
     }
+}
+
+/// One way to prove control of one domain of a pending order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// CA-side identifier (ACME: the challenge URL).
+    pub id: String,
+    /// The domain as ordered (`*.example.com` for wildcards).
+    pub domain: String,
+    pub kind: ChallengeKind,
+    /// The CA's status of this challenge (`pending`, `valid`, ...).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// Publish TXT `value` at `name` (ACME dns-01: `_acme-challenge.<domain>`).
+    Dns { name: String, value: String },
+    /// Serve `content` at `http://<domain><path>`.
+    Http { path: String, content: String },
+    /// Someone approves an email the CA sent.
+    Email,
 }
 
 /// Open CA accounts, by name.

@@ -24,19 +24,26 @@ pub struct Args {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     workspace.check_keys_dir()?;
-    let store = Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
+    let store =
+        Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
     let _lock = store
         .lock("certform apply")
         .map_err(|e| Failure::from(crate::workspace::RunError::State(e)))?;
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let runtime = context.runtime()?;
     runtime.block_on(async {
-        let existing = crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
-            .map_err(|e| Failure::from_error(&e))?;
+        let existing =
+            crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
+                .map_err(|e| Failure::from_error(&e))?;
         let planned = workspace.plan(state, &existing).await;
         print!(
             "{}",
-            render::text(&planned.plan, TextOptions { color: context.color })
+            render::text(
+                &planned.plan,
+                TextOptions {
+                    color: context.color
+                }
+            )
         );
         if planned.plan.is_empty() {
             // A run killed before its commit leaves finished state behind: record it now.
@@ -54,14 +61,15 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         if !args.auto_approve {
             confirm()?;
         }
-        let accounts = crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, true)
-            .map_err(|e| Failure::from_error(&e))?;
+        let accounts =
+            crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, true)
+                .map_err(|e| Failure::from_error(&e))?;
         let progress = progress_bar(planned.plan.changes.len());
         let on_done = progress.clone().map(|bar| {
             Arc::new(move |outcome: &crate::apply::Outcome| {
                 bar.set_message(outcome.certificate.clone());
                 bar.inc(1);
-            }) as Arc<dyn Fn(&crate::apply::Outcome) + Send + Sync>
+            }) as crate::apply::ProgressCallback
         });
         let executor = Arc::new(Executor {
             config: Arc::clone(&workspace.config),
@@ -127,8 +135,10 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
 fn confirm() -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(Failure::new("refusing to apply without confirmation: standard input is not a terminal")
-            .hint("review the plan above, then run `certform apply --auto-approve`"));
+        return Err(Failure::new(
+            "refusing to apply without confirmation: standard input is not a terminal",
+        )
+        .hint("review the plan above, then run `certform apply --auto-approve`"));
     }
     print!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
     let _ = std::io::stdout().flush();

@@ -36,17 +36,22 @@ deploy = [{ kind = "files", dir = "out/web" }]
 const GITIGNORE: &str = "state/\nkeys/\nout/\n";
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
-    let dir = args.dir.clone().unwrap_or_else(|| context.config_path.clone());
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| context.config_path.clone());
     let file = dir.join("certform.toml");
     if file.exists() {
         return Err(Failure::new(format!("`{}` already exists", file.display()))
             .hint("edit it, or run `certform init` in an empty directory"));
     }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create `{}`", dir.display())).caused_by(e.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Failure::new(format!("cannot create `{}`", dir.display())).caused_by(e.to_string())
+    })?;
     let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text)
-            .map_err(|e| Failure::new(format!("cannot write `{}`", path.display())).caused_by(e.to_string()))
+        std::fs::write(&path, text).map_err(|e| {
+            Failure::new(format!("cannot write `{}`", path.display())).caused_by(e.to_string())
+        })
     };
     write(file.clone(), STARTER)?;
     let gitignore = dir.join(".gitignore");
@@ -54,6 +59,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         write(gitignore, GITIGNORE)?;
     }
     println!("wrote {}", file.display());
-    println!("next: certform plan -c {0} && certform apply -c {0}", dir.display());
+    println!(
+        "next: certform plan -c {0} && certform apply -c {0}",
+        dir.display()
+    );
     Ok(EXIT_OK)
 }

@@ -30,7 +30,13 @@ pub const EXIT_PARTIAL: i32 = 3;
 #[command(name = "certform", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file or directory (every *.toml/*.yaml in it is merged)
-    #[arg(short, long, global = true, default_value = ".", env = "CERTFORM_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = ".",
+        env = "CERTFORM_CONFIG"
+    )]
     pub config: PathBuf,
 
     /// When to colour output
@@ -64,7 +70,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let code = if error.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
             let _ = error.print();
             return code;
         }
@@ -113,10 +123,12 @@ impl Context {
             }
         };
         let now = match std::env::var("CERTFORM_NOW") {
-            Ok(text) if !text.is_empty() => OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
-                Failure::new(format!("`CERTFORM_NOW` is not an RFC 3339 time: `{text}`"))
-                    .caused_by(e.to_string())
-            })?,
+            Ok(text) if !text.is_empty() => {
+                OffsetDateTime::parse(&text, &Rfc3339).map_err(|e| {
+                    Failure::new(format!("`CERTFORM_NOW` is not an RFC 3339 time: `{text}`"))
+                        .caused_by(e.to_string())
+                })?
+            }
             _ => OffsetDateTime::now_utc(),
         };
         Ok(Self {
@@ -128,7 +140,8 @@ impl Context {
 
     /// Load the workspace, reporting invalid configuration with locations.
     pub fn workspace(&self) -> Result<workspace::Workspace, Failure> {
-        let workspace = workspace::Workspace::load(&self.config_path, self.now).map_err(Failure::from)?;
+        let workspace =
+            workspace::Workspace::load(&self.config_path, self.now).map_err(Failure::from)?;
         for warning in &workspace.config.warnings {
             eprintln!("{}: {warning}", self.paint("\x1b[33m", "warning"));
         }
@@ -199,7 +212,12 @@ impl Failure {
 
     fn report(&self) -> i32 {
         for diagnostic in &self.diagnostics {
-            eprintln!("error: {}: {}{}", diagnostic.location, key_prefix(diagnostic), diagnostic.message);
+            eprintln!(
+                "error: {}: {}{}",
+                diagnostic.location,
+                key_prefix(diagnostic),
+                diagnostic.message
+            );
             if let Some(hint) = &diagnostic.hint {
                 eprintln!("  hint: {hint}");
             }

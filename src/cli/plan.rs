@@ -29,19 +29,20 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let state = workspace.read_state()?;
     let runtime = context.runtime()?;
     let planned = runtime.block_on(async {
-        let accounts = crate::ca::open_accounts(
-            &workspace.config,
-            &workspace.keys_dir,
-            workspace.now,
-            false,
-        )
-        .map_err(|e| Failure::from_error(&e))?;
+        let accounts =
+            crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
+                .map_err(|e| Failure::from_error(&e))?;
         Ok::<_, Failure>(workspace.plan(state, &accounts).await)
     })?;
     match args.format {
         Format::Text => print!(
             "{}",
-            render::text(&planned.plan, TextOptions { color: context.color })
+            render::text(
+                &planned.plan,
+                TextOptions {
+                    color: context.color
+                }
+            )
         ),
         Format::Json => print!("{}", render::json(&planned.plan)),
     }

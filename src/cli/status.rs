@@ -53,7 +53,10 @@ pub fn run(context: &Context, _args: &Args) -> Result<i32, Failure> {
                     name.clone(),
                     certificate.ca.clone(),
                     status,
-                    certificate.not_after.map(format_time).unwrap_or_else(|| "-".into()),
+                    certificate
+                        .not_after
+                        .map(format_time)
+                        .unwrap_or_else(|| "-".into()),
                     certificate
                         .not_after
                         .map(|t| (t - workspace.now).whole_days().to_string())

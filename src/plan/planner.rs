@@ -26,7 +26,10 @@ pub struct PlanInput<'a> {
 
 enum Decision {
     Change(Change),
-    Blocked { wanted: Option<String>, reason: String },
+    Blocked {
+        wanted: Option<String>,
+        reason: String,
+    },
     Unchanged,
 }
 
@@ -144,7 +147,9 @@ fn plan_issued(
 ) -> Decision {
     if let Some(current) = &observed.current {
         match current.status {
-            OrderStatus::Revoked | OrderStatus::Canceled | OrderStatus::Rejected
+            OrderStatus::Revoked
+            | OrderStatus::Canceled
+            | OrderStatus::Rejected
             | OrderStatus::NotFound => {
                 return Decision::Change(recreate(
                     spec,
@@ -157,9 +162,7 @@ fn plan_issued(
                     ),
                 ));
             }
-            OrderStatus::Issued
-                if current.serial.is_some() && current.serial != state.serial =>
-            {
+            OrderStatus::Issued if current.serial.is_some() && current.serial != state.serial => {
                 return Decision::Change(Change {
                     deploy: target_ids(spec),
                     ..change(
@@ -188,7 +191,10 @@ fn plan_issued(
     };
     let changes = field_changes(&state.spec_fields, spec);
     let changed_note = if state.spec_digest != spec.issuance_digest() {
-        format!(" (the new certificate also applies: {})", describe_fields(&changes))
+        format!(
+            " (the new certificate also applies: {})",
+            describe_fields(&changes)
+        )
     } else {
         String::new()
     };
@@ -222,7 +228,10 @@ fn plan_issued(
         let same_order =
             state.ca == spec.ca && capabilities.is_some_and(|caps| caps.reissue_same_order);
         let reason = if same_order {
-            format!("{} changed; reissued on the same order", describe_fields(&changes))
+            format!(
+                "{} changed; reissued on the same order",
+                describe_fields(&changes)
+            )
         } else if state.ca != spec.ca {
             format!(
                 "the CA changed from `{}` to `{}`: a new order at `{}` (the old certificate is left as it is)",
@@ -237,7 +246,14 @@ fn plan_issued(
         };
         return Decision::Change(Change {
             deploy: target_ids(spec),
-            ..change(spec, Action::Reissue { same_order, changes }, reason)
+            ..change(
+                spec,
+                Action::Reissue {
+                    same_order,
+                    changes,
+                },
+                reason,
+            )
         });
     }
     plan_deploy(spec, state, observed)
@@ -254,7 +270,9 @@ fn plan_deploy(
         let id = target.id();
         let why = match state.deployments.get(&id) {
             None => Some("new deploy target".to_string()),
-            Some(record) if Some(&record.sha256_fingerprint) != state.sha256_fingerprint.as_ref() => {
+            Some(record)
+                if Some(&record.sha256_fingerprint) != state.sha256_fingerprint.as_ref() =>
+            {
                 Some("holds an older certificate".to_string())
             }
             Some(record) if record.target_digest != target.digest() => {
@@ -287,7 +305,9 @@ fn plan_deploy(
         .cloned()
         .collect();
     for id in &undeploy {
-        reasons.push(format!("`{id}`: no longer configured; its record is dropped"));
+        reasons.push(format!(
+            "`{id}`: no longer configured; its record is dropped"
+        ));
     }
     if targets.is_empty() && undeploy.is_empty() {
         return Decision::Unchanged;
@@ -338,14 +358,14 @@ fn plan_intent(
                 state.ca
             ),
         ),
-        (Some(order_id), Some(view)) if view.status == OrderStatus::Pending => {
+        (Some(order_id), Some(view)) if view.status.is_in_progress() => {
             Decision::Change(change(
                 spec,
                 Action::Wait {
                     order_id: order_id.clone(),
                     dcv: view.dcv.clone(),
                 },
-                format!("order {order_id} is pending at `{}`", state.ca),
+                format!("order {order_id} is {} at `{}`", view.status.as_str(), state.ca),
             ))
         }
         (Some(order_id), Some(view)) if view.status == OrderStatus::Issued => {
@@ -530,15 +550,15 @@ fn plan_revoke(
 }
 
 /// The order id of the intent's order when the CA reports it pending.
-fn pending_order<'a>(state: &'a CertificateState, observed: &ObservedCertificate) -> Option<&'a String> {
+fn pending_order<'a>(
+    state: &'a CertificateState,
+    observed: &ObservedCertificate,
+) -> Option<&'a String> {
     let order_id = state.intent.as_ref()?.order_id.as_ref()?;
-    let pending = matches!(
-        observed.intent_order,
-        Some(OrderView {
-            status: OrderStatus::Pending,
-            ..
-        })
-    );
+    let pending = observed
+        .intent_order
+        .as_ref()
+        .is_some_and(|view: &OrderView| view.status.is_in_progress());
     pending.then_some(order_id)
 }
 
@@ -610,7 +630,10 @@ fn renew(
 }
 
 /// Issuance fields that differ between what state recorded and the spec.
-pub fn field_changes(recorded: &BTreeMap<String, String>, spec: &CertificateSpec) -> Vec<FieldChange> {
+pub fn field_changes(
+    recorded: &BTreeMap<String, String>,
+    spec: &CertificateSpec,
+) -> Vec<FieldChange> {
     let wanted: BTreeMap<String, String> = spec.issuance_fields().into_iter().collect();
     let keys: BTreeSet<&String> = recorded.keys().chain(wanted.keys()).collect();
     keys.into_iter()

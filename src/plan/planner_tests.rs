@@ -8,9 +8,7 @@ use time::{Duration, OffsetDateTime};
 use super::*;
 use crate::observed::{DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
-use crate::spec::{
-    DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity,
-};
+use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::state::{DeployRecord, HistoryEntry};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -175,7 +173,9 @@ impl World {
     }
 
     fn observe(mut self, name: &str, observed: ObservedCertificate) -> Self {
-        self.observed.certificates.insert(name.to_string(), observed);
+        self.observed
+            .certificates
+            .insert(name.to_string(), observed);
         self
     }
 
@@ -203,14 +203,19 @@ fn only_change(plan: &Plan) -> &Change {
 
 #[test]
 fn new_certificate_is_created_and_deployed() {
-    let plan = World::new().spec(spec("web", &["www.a.example", "a.example"])).plan();
+    let plan = World::new()
+        .spec(spec("web", &["www.a.example", "a.example"]))
+        .plan();
     let change = only_change(&plan);
     assert_eq!(change.action.verb(), "create");
     assert_eq!(change.reason, "not in state");
     assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
     match &change.action {
         Action::Create { sans, key, .. } => {
-            assert_eq!(sans, &vec!["a.example".to_string(), "www.a.example".to_string()]);
+            assert_eq!(
+                sans,
+                &vec!["a.example".to_string(), "www.a.example".to_string()]
+            );
             assert_eq!(key, "ecdsa-p256");
         }
         other => panic!("unexpected {other:?}"),
@@ -255,7 +260,12 @@ fn renew_before_percent_is_relative_to_lifetime() {
     let world = World::new().state(state).spec(s);
     // 90 days * 33% = 29.7 days before expiry = day 60.3: not yet due at day 59.
     assert!(world.plan().is_empty());
-    assert_eq!(only_change(&world.plan_at(NOW + Duration::days(2))).action.verb(), "renew");
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(2)))
+            .action
+            .verb(),
+        "renew"
+    );
 }
 
 #[test]
@@ -363,7 +373,12 @@ fn removal_follows_on_remove() {
     let revoke = World::new().state(issued(&s, "01", NOW)).plan();
     assert!(matches!(
         only_change(&revoke).action,
-        Action::Revoke { forget: true, record_only: false, reason: RevocationReason::CessationOfOperation, .. }
+        Action::Revoke {
+            forget: true,
+            record_only: false,
+            reason: RevocationReason::CessationOfOperation,
+            ..
+        }
     ));
 
     s.on_remove = OnRemove::Cancel;
@@ -537,7 +552,9 @@ fn rate_limited_certificate_is_held_back() {
     state.retry_after = Some(NOW + Duration::hours(2));
     let plan = World::new().state(state).spec(s).plan();
     assert!(plan.changes.is_empty());
-    assert!(plan.blocked[0].reason.starts_with("rate limited by `local` until"));
+    assert!(plan.blocked[0]
+        .reason
+        .starts_with("rate limited by `local` until"));
 }
 
 #[test]
@@ -619,7 +636,9 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
             | Action::Wait { .. } => issue(world),
             Action::Deploy => {
                 let Some(spec) = spec else { continue };
-                let Some(state) = world.state.certificates.get_mut(name) else { continue };
+                let Some(state) = world.state.certificates.get_mut(name) else {
+                    continue;
+                };
                 let fingerprint = state.sha256_fingerprint.clone().unwrap_or_default();
                 for target in &spec.deploy {
                     state.deployments.insert(
@@ -739,7 +758,16 @@ fn case_state() -> impl Strategy<Value = CaseState> {
         0u8..4,
     )
         .prop_map(
-            |(present, age_days, old_domains, status, intent, observed_current, observed_intent, deploy_drift)| {
+            |(
+                present,
+                age_days,
+                old_domains,
+                status,
+                intent,
+                observed_current,
+                observed_intent,
+                deploy_drift,
+            )| {
                 CaseState {
                     present,
                     age_days,
@@ -783,7 +811,11 @@ fn build_world(cases: &[(CaseSpec, CaseState)]) -> World {
             continue;
         }
         let old_spec = build_spec(name, spec_case, &state_case.old_domains);
-        let mut state = issued(&old_spec, &format!("{i:02x}"), NOW - Duration::days(state_case.age_days));
+        let mut state = issued(
+            &old_spec,
+            &format!("{i:02x}"),
+            NOW - Duration::days(state_case.age_days),
+        );
         state.status = [
             CertificateStatus::Issued,
             CertificateStatus::Issued,
@@ -796,19 +828,23 @@ fn build_world(cases: &[(CaseSpec, CaseState)]) -> World {
             3 => Some(intent(IntentKind::Reissue, Some("o-intent"))),
             _ => None,
         };
-        let mut observed = ObservedCertificate::default();
-        observed.current = match state_case.observed_current {
+        let current = match state_case.observed_current {
             1 => Some(view("order", OrderStatus::Revoked, state.serial.as_deref())),
             2 => Some(view("order", OrderStatus::Issued, Some("ff"))),
             3 => Some(view("order", OrderStatus::Issued, state.serial.as_deref())),
             _ => None,
         };
-        observed.intent_order = match state_case.observed_intent {
+        let intent_order = match state_case.observed_intent {
             1 => Some(view("o-intent", OrderStatus::Pending, None)),
             2 => Some(view("o-intent", OrderStatus::Issued, Some("ee"))),
             3 => Some(view("o-intent", OrderStatus::Canceled, None)),
             4 => Some(view("o-found", OrderStatus::Pending, None)),
             _ => None,
+        };
+        let mut observed = ObservedCertificate {
+            current,
+            intent_order,
+            ..Default::default()
         };
         for id in state.deployments.keys() {
             let drift = match state_case.deploy_drift {

@@ -58,7 +58,10 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         let _ = writeln!(
             out,
             "{}",
-            p.paint(GREEN, "No changes. Certificates and deployments match the configuration.")
+            p.paint(
+                GREEN,
+                "No changes. Certificates and deployments match the configuration."
+            )
         );
     } else {
         let _ = writeln!(out, "certform will perform these actions:\n");
@@ -97,7 +100,10 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         if destructive > 0 {
             line.push_str(&format!(
                 ". {}",
-                p.paint(&format!("{BOLD}{RED}"), &format!("{destructive} destructive"))
+                p.paint(
+                    &format!("{BOLD}{RED}"),
+                    &format!("{destructive} destructive")
+                )
             ));
         }
         let _ = writeln!(out, "{line}.");
@@ -114,7 +120,9 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
         Action::Deploy => ("→", CYAN),
         Action::Renew { .. } => ("↻", YELLOW),
         Action::Reissue { .. } => ("~", YELLOW),
-        Action::Revoke { record_only: true, .. } => ("-", DIM),
+        Action::Revoke {
+            record_only: true, ..
+        } => ("-", DIM),
         Action::Revoke { .. } | Action::Cancel { .. } => ("!", RED),
         Action::Forget => ("-", DIM),
     };
@@ -126,13 +134,11 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
     );
     head.push_str(&format!(" (ca `{}`", change.ca));
     match &change.action {
-        Action::Reissue { same_order, .. } => {
-            head.push_str(if *same_order {
-                ", same order"
-            } else {
-                ", new order"
-            })
-        }
+        Action::Reissue { same_order, .. } => head.push_str(if *same_order {
+            ", same order"
+        } else {
+            ", new order"
+        }),
         Action::Adopt { order_id, .. }
         | Action::Wait { order_id, .. }
         | Action::Fetch { order_id }

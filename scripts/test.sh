@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the test suite needs, then run it. Usage: scripts/test.sh [cargo test args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  else
+    echo "missing: ${need[*]} (install with: sudo apt-get install -y ${need[*]})" >&2
+    exit 1
+  fi
+fi
+
+cargo test --all-targets "$@"
