@@ -225,3 +225,23 @@ fn bad_clock_and_bad_arguments_are_clear_errors() {
     let run = sandbox.certform(&["apply", "--parallelism", "0"]).expect(1);
     assert!(run.stderr.contains("--parallelism"), "{}", run.stderr);
 }
+
+#[test]
+fn revoked_at_the_ca_outside_certform_is_drift_and_replaced() {
+    let sandbox = Sandbox::with_config(WEB);
+    sandbox.apply().expect(0);
+    let order = sandbox.state_field("web", "order_id");
+    let path = sandbox.path(&format!("keys/local-ca/local/orders/{order}.json"));
+    let text = std::fs::read_to_string(&path).expect("order file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("order JSON");
+    json["status"] = "revoked".into();
+    std::fs::write(&path, json.to_string()).expect("revoke behind certform's back");
+
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("+ create web"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("drift:") && plan.stdout.contains("revoked"), "{}", plan.stdout);
+    sandbox.apply().expect(0);
+    assert_ne!(sandbox.state_field("web", "order_id"), order);
+    sandbox.verify_deployed("out/web");
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+}
