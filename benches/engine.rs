@@ -17,7 +17,9 @@ use certform::state::{CertificateState, CertificateStatus, DeployRecord, State};
 use time::OffsetDateTime;
 
 fn config_text(n: usize) -> String {
-    let mut text = String::from("[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.local]\nkind = \"local\"\n");
+    let mut text = String::from(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.local]\nkind = \"local\"\n",
+    );
     for i in 0..n {
         text.push_str(&format!(
             "\n[certificate.c{i}]\ncommon_name = \"host{i}.example.test\"\nsans = [\"alt{i}.example.test\"]\ndeploy = [{{ kind = \"files\", dir = \"out/c{i}\" }}]\n"
@@ -113,7 +115,11 @@ fn pure_core() {
             plans.push(started.elapsed());
             assert!(plan.is_empty(), "nothing is due");
         }
-        println!("  {n:>7}  {:>12.2?}  {:>12.2?}", median(loads), median(plans));
+        println!(
+            "  {n:>7}  {:>12.2?}  {:>12.2?}",
+            median(loads),
+            median(plans)
+        );
     }
 }
 
@@ -131,16 +137,29 @@ fn end_to_end() {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .output()
             .expect("run certform");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         started.elapsed()
     };
     println!("end to end, local CA, {n} certificates (ECDSA P-256, files deploy):");
     let apply = run(&["apply", "--auto-approve", "--parallelism", "8"]);
-    println!("  apply from nothing:       {apply:>10.2?}  ({:.1} ms per certificate)", apply.as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "  apply from nothing:       {apply:>10.2?}  ({:.1} ms per certificate)",
+        apply.as_secs_f64() * 1000.0 / n as f64
+    );
     let idle: Vec<Duration> = (0..5).map(|_| run(&["apply", "--auto-approve"])).collect();
-    println!("  scheduled run, none due:  {:>10.2?}  (median of 5)", median(idle));
+    println!(
+        "  scheduled run, none due:  {:>10.2?}  (median of 5)",
+        median(idle)
+    );
     let plans: Vec<Duration> = (0..5).map(|_| run(&["plan"])).collect();
-    println!("  plan, none due:           {:>10.2?}  (median of 5)", median(plans));
+    println!(
+        "  plan, none due:           {:>10.2?}  (median of 5)",
+        median(plans)
+    );
 }
 
 fn main() {

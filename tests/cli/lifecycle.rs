@@ -239,7 +239,11 @@ fn revoked_at_the_ca_outside_certform_is_drift_and_replaced() {
 
     let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
     assert!(plan.stdout.contains("+ create web"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("drift:") && plan.stdout.contains("revoked"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("drift:") && plan.stdout.contains("revoked"),
+        "{}",
+        plan.stdout
+    );
     sandbox.apply().expect(0);
     assert_ne!(sandbox.state_field("web", "order_id"), order);
     sandbox.verify_deployed("out/web");
