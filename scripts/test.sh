@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 need=()
 command -v git >/dev/null || need+=(git)
 command -v openssl >/dev/null || need+=(openssl)
+# Real servers the tests start on loopback: BIND 9 for RFC 2136, Pebble for ACME.
+command -v named >/dev/null || need+=(bind9)
+command -v tsig-keygen >/dev/null || need+=(bind9-utils)
+command -v dig >/dev/null || need+=(dnsutils)
+command -v pebble >/dev/null || need+=(pebble)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

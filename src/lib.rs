@@ -10,6 +10,7 @@ pub mod atomic_file;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod dcv;
 pub mod deploy;
 pub mod dns;
 pub mod keys;

@@ -4,6 +4,9 @@
 //! their own API and map it to these types. A provider only ever removes records it created
 //! (by id or exact value): other TXT values at the same name are left alone.
 
+pub mod propagation;
+pub mod rfc2136;
+
 use async_trait::async_trait;
 
 /// A TXT record certform created, with what the provider needs to remove exactly it.

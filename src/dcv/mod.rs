@@ -1,0 +1,409 @@
+//! Domain-control validation: turns a CA's challenges into DNS records and HTTP files, and
+//! removes exactly what it added afterwards.
+//!
+//! `choose` is pure: it matches each domain of an order to the certificate's `dcv` rules and
+//! picks the challenge of that method. `Validator` does the I/O through the `DnsProvider`
+//! trait, a webroot, or the built-in HTTP responder.
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ca::{Challenge, ChallengeKind};
+use crate::dns::{DnsProvider, TxtRecord};
+use crate::spec::{DcvMethod, DcvRule};
+
+/// Why validation could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no `dcv` rule covers `{0}`")]
+    NoRule(String),
+    #[error("`{domain}` needs {method} validation, but the CA offers only: {offered}")]
+    NotOffered {
+        domain: String,
+        method: &'static str,
+        offered: String,
+    },
+    #[error("DNS provider `{0}` is not configured")]
+    UnknownProvider(String),
+    #[error("cannot publish `{name}` through `{provider}`: {message}")]
+    Dns {
+        provider: String,
+        name: String,
+        message: String,
+    },
+    #[error("cannot write the challenge file `{path}`")]
+    Webroot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serve HTTP challenges on `{listen}`")]
+    Listen {
+        listen: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Timeout of one DNS query made while checking propagation.
+const DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One challenge chosen for one domain, with the rule's method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    pub challenge: Challenge,
+    pub method: DcvMethod,
+}
+
+/// The method name as users write it in config.
+fn method_name(method: &DcvMethod) -> &'static str {
+    match method {
+        DcvMethod::Dns { .. } => "dns",
+        DcvMethod::Http { .. } => "http",
+        DcvMethod::Email => "email",
+    }
+}
+
+fn kind_name(kind: &ChallengeKind) -> &'static str {
+    match kind {
+        ChallengeKind::Dns { .. } => "dns",
+        ChallengeKind::Http { .. } => "http",
+        ChallengeKind::Email => "email",
+    }
+}
+
+/// The rule covering `domain`: the rule naming it, else the rule without `names`.
+pub fn rule_for<'a>(rules: &'a [DcvRule], domain: &str) -> Option<&'a DcvRule> {
+    rules
+        .iter()
+        .find(|rule| rule.names.iter().any(|n| n.as_str() == domain))
+        .or_else(|| rules.iter().find(|rule| rule.names.is_empty()))
+}
+
+/// Pick, for each domain with a challenge still to answer, the challenge matching its rule.
+/// A domain no rule covers is an error (`NoRule`): certform cannot guess where to publish.
+/// Pure.
+pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>, Error> {
+    let mut by_domain: BTreeMap<&str, Vec<&Challenge>> = BTreeMap::new();
+    for challenge in challenges {
+        by_domain
+            .entry(challenge.domain.as_str())
+            .or_default()
+            .push(challenge);
+    }
+    let mut chosen = Vec::new();
+    for (domain, offered) in by_domain {
+        if offered.iter().any(|c| c.status == "valid") {
+            continue;
+        }
+        let rule = rule_for(rules, domain).ok_or_else(|| Error::NoRule(domain.to_string()))?;
+        let wanted = method_name(&rule.method);
+        let challenge = offered
+            .iter()
+            .find(|c| kind_name(&c.kind) == wanted)
+            .ok_or_else(|| Error::NotOffered {
+                domain: domain.to_string(),
+                method: wanted,
+                offered: offered
+                    .iter()
+                    .map(|c| kind_name(&c.kind))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        chosen.push(Chosen {
+            challenge: (*challenge).clone(),
+            method: rule.method.clone(),
+        });
+    }
+    Ok(chosen)
+}
+
+/// What `publish` put in place, so `cleanup` removes exactly that.
+#[derive(Debug, Default)]
+pub struct Published {
+    records: Vec<(Arc<dyn DnsProvider>, TxtRecord)>,
+    files: Vec<PathBuf>,
+    served: Vec<(Arc<http::Responder>, String)>,
+}
+
+impl std::fmt::Debug for dyn DnsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DnsProvider({})", self.name())
+    }
+}
+
+/// Publishes challenges through DNS providers, webroots and built-in HTTP responders.
+pub struct Validator {
+    providers: BTreeMap<String, Arc<dyn DnsProvider>>,
+    responders: tokio::sync::Mutex<BTreeMap<String, Arc<http::Responder>>>,
+    /// How long to wait for a TXT record on the zone's authoritative servers.
+    pub propagation_timeout: Duration,
+    /// Resolver used to follow `_acme-challenge` CNAMEs and find authoritative servers;
+    /// `None` skips both (records are published at the challenge name as given).
+    pub resolver: Option<std::net::SocketAddr>,
+}
+
+impl Validator {
+    pub fn new(providers: BTreeMap<String, Arc<dyn DnsProvider>>) -> Self {
+        Self {
+            providers,
+            responders: tokio::sync::Mutex::new(BTreeMap::new()),
+            propagation_timeout: Duration::from_secs(120),
+            resolver: None,
+        }
+    }
+
+    /// Put every chosen challenge in place. On failure, what was already published is removed.
+    pub async fn publish(&self, chosen: &[Chosen]) -> Result<Published, Error> {
+        let mut published = Published::default();
+        for item in chosen {
+            if let Err(error) = self.publish_one(item, &mut published).await {
+                self.cleanup(published).await;
+                return Err(error);
+            }
+        }
+        Ok(published)
+    }
+
+    async fn publish_one(&self, item: &Chosen, published: &mut Published) -> Result<(), Error> {
+        match (&item.method, &item.challenge.kind) {
+            (DcvMethod::Dns { provider }, ChallengeKind::Dns { name, value }) => {
+                let dns = self
+                    .providers
+                    .get(provider)
+                    .cloned()
+                    .ok_or_else(|| Error::UnknownProvider(provider.clone()))?;
+                let target = match self.resolver {
+                    Some(resolver) => {
+                        crate::dns::propagation::resolve_cname(resolver, name, DNS_QUERY_TIMEOUT)
+                            .await
+                            .unwrap_or_else(|_| name.clone())
+                    }
+                    None => name.clone(),
+                };
+                let record = dns.add_txt(&target, value).await.map_err(|e| Error::Dns {
+                    provider: provider.clone(),
+                    name: target.clone(),
+                    message: e.to_string(),
+                })?;
+                published.records.push((Arc::clone(&dns), record));
+                if let Some(resolver) = self.resolver {
+                    let servers = crate::dns::propagation::authoritative_servers(
+                        resolver,
+                        &target,
+                        DNS_QUERY_TIMEOUT,
+                    )
+                    .await
+                    .unwrap_or_else(|_| vec![resolver]);
+                    crate::dns::propagation::wait_for_txt(
+                        &servers,
+                        &target,
+                        value,
+                        self.propagation_timeout,
+                        Duration::from_millis(100),
+                    )
+                    .await
+                    .map_err(|e| Error::Dns {
+                        provider: provider.clone(),
+                        name: target.clone(),
+                        message: e.to_string(),
+                    })?;
+                }
+                Ok(())
+            }
+            (
+                DcvMethod::Http {
+                    webroot: Some(root),
+                    ..
+                },
+                ChallengeKind::Http { path, content },
+            ) => {
+                let file = webroot_file(root, path).ok_or_else(|| Error::Webroot {
+                    path: PathBuf::from(path),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the CA asked for a path outside `/.well-known/`",
+                    ),
+                })?;
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).map_err(|source| Error::Webroot {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+                }
+                crate::atomic_file::write(&file, content.as_bytes(), 0o644).map_err(|source| {
+                    Error::Webroot {
+                        path: file.clone(),
+                        source,
+                    }
+                })?;
+                published.files.push(file);
+                Ok(())
+            }
+            (DcvMethod::Http { listen, .. }, ChallengeKind::Http { path, content }) => {
+                let listen = listen.clone().unwrap_or_else(|| "0.0.0.0:80".to_string());
+                let responder = self.responder(&listen).await?;
+                responder.serve(path, content);
+                published.served.push((responder, path.clone()));
+                Ok(())
+            }
+            (method, _) => Err(Error::NotOffered {
+                domain: item.challenge.domain.clone(),
+                method: method_name(method),
+                offered: kind_name(&item.challenge.kind).to_string(),
+            }),
+        }
+    }
+
+    async fn responder(&self, listen: &str) -> Result<Arc<http::Responder>, Error> {
+        let mut responders = self.responders.lock().await;
+        if let Some(responder) = responders.get(listen) {
+            return Ok(Arc::clone(responder));
+        }
+        let responder =
+            Arc::new(
+                http::Responder::start(listen)
+                    .await
+                    .map_err(|source| Error::Listen {
+                        listen: listen.to_string(),
+                        source,
+                    })?,
+            );
+        responders.insert(listen.to_string(), Arc::clone(&responder));
+        Ok(responder)
+    }
+
+    /// Remove exactly what `publish` added (best effort: failures are logged, not fatal).
+    pub async fn cleanup(&self, published: Published) {
+        for (provider, record) in published.records {
+            if let Err(error) = provider.remove_txt(&record).await {
+                tracing::warn!(provider = provider.name(), name = %record.name, %error, "could not remove a challenge record");
+            }
+        }
+        for file in published.files {
+            if let Err(error) = std::fs::remove_file(&file) {
+                tracing::warn!(path = %file.display(), %error, "could not remove a challenge file");
+            }
+        }
+        for (responder, path) in published.served {
+            responder.forget(&path);
+        }
+    }
+}
+
+/// `<webroot>/.well-known/...` for a challenge path; `None` for a path that would leave the
+/// webroot or is not under `/.well-known/` (a CA's answer is input, not trusted).
+fn webroot_file(root: &Path, path: &str) -> Option<PathBuf> {
+    let relative = path.strip_prefix("/.well-known/")?;
+    let safe = !relative.is_empty()
+        && relative
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'));
+    safe.then(|| root.join(".well-known").join(relative))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::DnsName;
+
+    fn challenge(domain: &str, kind: ChallengeKind) -> Challenge {
+        Challenge {
+            id: format!("{domain}-{}", kind_name(&kind)),
+            domain: domain.into(),
+            kind,
+            status: "pending".into(),
+        }
+    }
+
+    fn offers(domain: &str) -> Vec<Challenge> {
+        vec![
+            challenge(
+                domain,
+                ChallengeKind::Dns {
+                    name: format!("_acme-challenge.{}", domain.trim_start_matches("*.")),
+                    value: "v".into(),
+                },
+            ),
+            challenge(
+                domain,
+                ChallengeKind::Http {
+                    path: "/.well-known/acme-challenge/t".into(),
+                    content: "t.k".into(),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn per_name_rules_pick_their_method_and_the_default_rule_the_rest() {
+        let rules = vec![
+            DcvRule {
+                names: vec![DnsName::new_unchecked("*.a.example")],
+                method: DcvMethod::Dns {
+                    provider: "bind".into(),
+                },
+            },
+            DcvRule {
+                names: Vec::new(),
+                method: DcvMethod::Http {
+                    webroot: Some("/var/www".into()),
+                    listen: None,
+                },
+            },
+        ];
+        let mut challenges = offers("*.a.example");
+        challenges.extend(offers("b.example"));
+        let chosen = choose(&rules, &challenges).expect("choose");
+        assert_eq!(chosen.len(), 2);
+        assert_eq!(chosen[0].challenge.domain, "*.a.example");
+        assert!(matches!(
+            chosen[0].challenge.kind,
+            ChallengeKind::Dns { .. }
+        ));
+        assert_eq!(chosen[1].challenge.domain, "b.example");
+        assert!(matches!(
+            chosen[1].challenge.kind,
+            ChallengeKind::Http { .. }
+        ));
+    }
+
+    #[test]
+    fn valid_domains_are_skipped_and_missing_methods_are_errors() {
+        let rules = vec![DcvRule {
+            names: Vec::new(),
+            method: DcvMethod::Email,
+        }];
+        let mut done = offers("a.example");
+        for c in &mut done {
+            c.status = "valid".into();
+        }
+        assert!(choose(&rules, &done).expect("nothing to do").is_empty());
+        let error = choose(&rules, &offers("b.example")).expect_err("email not offered");
+        assert_eq!(
+            error.to_string(),
+            "`b.example` needs email validation, but the CA offers only: dns, http"
+        );
+        assert!(matches!(
+            choose(&[], &offers("c.example")),
+            Err(Error::NoRule(domain)) if domain == "c.example"
+        ));
+    }
+
+    #[test]
+    fn webroot_path_stays_under_the_root() {
+        assert_eq!(
+            webroot_file(Path::new("/var/www"), "/.well-known/acme-challenge/abc"),
+            Some(PathBuf::from("/var/www/.well-known/acme-challenge/abc"))
+        );
+        assert_eq!(
+            webroot_file(Path::new("/var/www"), "/.well-known/../../etc/passwd"),
+            None
+        );
+        assert_eq!(webroot_file(Path::new("/var/www"), "/etc/passwd"), None);
+    }
+}
