@@ -17,6 +17,7 @@ pub mod keys;
 pub mod observed;
 pub mod plan;
 pub mod refresh;
+pub mod secrets;
 pub mod spec;
 pub mod state;
 pub mod workspace;

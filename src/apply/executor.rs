@@ -109,6 +109,8 @@ pub enum Error {
     State(#[from] crate::state::Error),
     #[error(transparent)]
     Deploy(#[from] deploy::DeployError),
+    #[error("domain validation failed")]
+    Dcv(#[from] crate::dcv::Error),
     #[error("{0}")]
     Other(String),
 }
@@ -126,6 +128,8 @@ pub struct Executor {
     pub parallelism: usize,
     pub retry: RetryPolicy,
     pub failpoints: FailPoints,
+    /// Publishes domain-control challenges for pending orders.
+    pub dcv: Arc<crate::dcv::Validator>,
     /// Called after each certificate finishes (progress display).
     pub on_done: Option<ProgressCallback>,
 }
@@ -473,14 +477,20 @@ impl Executor {
                 self.deploy(change, state).await
             }
             OrderStatus::Pending | OrderStatus::Ready => {
+                let view = self.validate(change, state, ca, view).await?;
+                if view.status == OrderStatus::Issued {
+                    self.collect(state, ca, &view.order_id).await?;
+                    return self.deploy(change, state).await;
+                }
                 let pending: Vec<String> = view
                     .dcv
                     .iter()
                     .map(|d| format!("{} {} ({})", d.domain, d.status, d.method))
                     .collect();
                 Ok(format!(
-                    "order {} is pending at `{}`{}",
+                    "order {} is {} at `{}`{}",
                     view.order_id,
+                    view.status.as_str(),
                     ca.name(),
                     if pending.is_empty() {
                         String::new()
@@ -496,6 +506,50 @@ impl Executor {
                 ca.name()
             ))),
         }
+    }
+
+    /// Prove control of the order's domains, then hand the CA the CSR. Published records and
+    /// files are removed afterwards, whether validation worked or not.
+    async fn validate(
+        &self,
+        change: &Change,
+        state: &CertificateState,
+        ca: &dyn CertificateAuthority,
+        view: &OrderView,
+    ) -> Result<OrderView, Error> {
+        let spec = self.spec(&change.certificate)?;
+        let order_id = view.order_id.as_str();
+        let challenges = self
+            .read_call("read the order's challenges", || ca.challenges(order_id))
+            .await?;
+        let chosen = crate::dcv::choose(&spec.dcv, &challenges)?;
+        if chosen
+            .iter()
+            .any(|c| matches!(c.method, crate::spec::DcvMethod::Email))
+        {
+            return Ok(view.clone());
+        }
+        let intent = state.intent.as_ref().ok_or_else(|| {
+            Error::Other(format!(
+                "order {order_id} has no recorded key to finalize with"
+            ))
+        })?;
+        let key = self.keys.read(&intent.key_file)?;
+        let csr = key.csr_der(&intent.common_name, &intent.sans)?;
+        let published = self.dcv.publish(&chosen).await?;
+        let result = async {
+            if !chosen.is_empty() {
+                let answered: Vec<crate::ca::Challenge> =
+                    chosen.iter().map(|c| c.challenge.clone()).collect();
+                self.ca_call("answer the challenges", ca.respond(order_id, &answered))
+                    .await?;
+            }
+            self.ca_call("finalize the order", ca.finalize(order_id, &csr))
+                .await
+        }
+        .await;
+        self.dcv.cleanup(published).await;
+        result
     }
 
     /// Fetch an issued certificate and make it the current one.

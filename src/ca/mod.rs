@@ -4,6 +4,7 @@
 //! `digicert`, `sectigo`, `sslstore`) speaks its CA's wire format and maps it here. Errors carry
 //! a class the executor acts on (retry, wait, give up), never a string to match.
 
+pub mod acme;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -214,7 +215,23 @@ pub fn capabilities_of(kind: &crate::config::CaKind) -> Capabilities {
             cancel: true,
             revoke: true,
         },
+        crate::config::CaKind::Acme(_) => Capabilities {
+            reissue_same_order: false,
+            cancel: false,
+            revoke: true,
+        },
     }
+}
+
+/// An EAB HMAC key as CAs hand it out: base64url (padding optional; standard base64 accepted).
+fn decode_eab_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let trimmed = text.trim().trim_end_matches('=');
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
+        .ok()
+        .filter(|key| !key.is_empty())
 }
 
 /// Where the built-in local CA `name` keeps its keys and order database.
@@ -226,7 +243,7 @@ pub fn local_ca_home(keys_dir: &std::path::Path, name: &str) -> std::path::PathB
 ///
 /// With `create = false` (plan), a local CA that was never used is not created: it is simply
 /// absent from the result, and refresh reports nothing for it.
-pub fn open_accounts(
+pub async fn open_accounts(
     config: &crate::config::Config,
     keys_dir: &std::path::Path,
     now: OffsetDateTime,
@@ -241,6 +258,48 @@ pub fn open_accounts(
                     continue;
                 }
                 let ca = local::LocalCa::open(name, local, home, now)?;
+                accounts.insert(name.clone(), std::sync::Arc::new(ca));
+            }
+            crate::config::CaKind::Acme(acme_settings) => {
+                let home = keys_dir.join("acme").join(name);
+                // Plan never registers an account: without one, nothing was ordered from it.
+                if !create && !home.join("account.json").exists() {
+                    continue;
+                }
+                let eab = match &acme_settings.eab {
+                    Some(eab) => {
+                        let text = crate::secrets::resolve(&eab.hmac).map_err(|e| {
+                            CaError::new(
+                                ErrorClass::Auth,
+                                format!("cannot read the EAB key of `{name}`"),
+                            )
+                            .with_source(e)
+                        })?;
+                        Some((
+                            eab.kid.clone(),
+                            decode_eab_key(&text).ok_or_else(|| {
+                                CaError::new(
+                                    ErrorClass::Auth,
+                                    format!("the EAB key of `{name}` is not base64url"),
+                                )
+                            })?,
+                        ))
+                    }
+                    None => None,
+                };
+                let settings = acme::AcmeSettings {
+                    directory: acme_settings.directory.clone(),
+                    contact: acme_settings
+                        .contact
+                        .iter()
+                        .map(|c| format!("mailto:{c}"))
+                        .collect(),
+                    ca_bundle: acme_settings.ca_bundle.clone(),
+                    eab,
+                    profile: acme_settings.profile.clone(),
+                    preferred_chain: acme_settings.preferred_chain.clone(),
+                };
+                let ca = acme::AcmeCa::open(name, settings, home).await?;
                 accounts.insert(name.clone(), std::sync::Arc::new(ca));
             }
         }

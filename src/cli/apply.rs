@@ -34,6 +34,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     runtime.block_on(async {
         let existing =
             crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
+                .await
                 .map_err(|e| Failure::from_error(&e))?;
         let planned = workspace.plan(state, &existing).await;
         print!(
@@ -63,6 +64,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         }
         let accounts =
             crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, true)
+                .await
                 .map_err(|e| Failure::from_error(&e))?;
         let progress = progress_bar(planned.plan.changes.len());
         let on_done = progress.clone().map(|bar| {
@@ -80,6 +82,10 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             parallelism: usize::from(args.parallelism),
             retry: retry_policy(),
             failpoints: FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok()),
+            dcv: Arc::new(crate::dcv::Validator::new(
+                crate::dns::open_providers(&workspace.config)
+                    .map_err(|e| Failure::from_error(&e))?,
+            )),
             on_done,
         });
         let report = executor

@@ -31,6 +31,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let planned = runtime.block_on(async {
         let accounts =
             crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
+                .await
                 .map_err(|e| Failure::from_error(&e))?;
         Ok::<_, Failure>(workspace.plan(state, &accounts).await)
     })?;

@@ -49,6 +49,27 @@ pub struct CaSettings {
 pub enum CaKind {
     /// Built-in private CA: root and intermediate made on first use, keys in `keys_dir`.
     Local(LocalCaSettings),
+    /// An ACME CA account.
+    Acme(AcmeCaSettings),
+}
+
+/// `kind = "acme"`: an ACME account. Secrets stay references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcmeCaSettings {
+    pub directory: String,
+    pub contact: Vec<String>,
+    /// Absolute path of an extra trust anchor for the directory's TLS.
+    pub ca_bundle: Option<PathBuf>,
+    pub eab: Option<EabSettings>,
+    pub profile: Option<String>,
+    pub preferred_chain: Option<String>,
+}
+
+/// External account binding: key id and a reference to the HMAC key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EabSettings {
+    pub kid: String,
+    pub hmac: SecretRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

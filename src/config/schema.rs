@@ -85,6 +85,31 @@ pub(crate) struct CaTable {
     pub(crate) kind: CaKindName,
     /// `local` only: common name of the generated root. Default `certform local root (NAME)`.
     pub(crate) root_common_name: Option<String>,
+    /// `acme` only: the directory URL (`https://...`), e.g. Let's Encrypt's
+    /// `https://acme-v02.api.letsencrypt.org/directory`.
+    pub(crate) directory: Option<String>,
+    /// `acme` only: contact email addresses of the account.
+    pub(crate) contact: Option<Vec<String>>,
+    /// `acme` only: extra PEM trust anchor for the directory's TLS (e.g. Pebble's), relative to
+    /// this file. There is no switch that turns verification off.
+    pub(crate) ca_bundle: Option<String>,
+    /// `acme` only: external account binding (ZeroSSL, Sectigo, DigiCert ACME).
+    pub(crate) eab: Option<EabTable>,
+    /// `acme` only: certificate profile to request (CAs with the profiles extension).
+    pub(crate) profile: Option<String>,
+    /// `acme` only: prefer the alternate chain whose top issuer has this common name.
+    pub(crate) preferred_chain: Option<String>,
+}
+
+/// External account binding credentials of an ACME account.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EabTable {
+    /// Key identifier given by the CA.
+    pub(crate) kid: String,
+    /// HMAC key (base64url) given by the CA, from the environment or a file; never inline.
+    #[schemars(with = "SecretTable")]
+    pub(crate) hmac: SecretField,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -92,6 +117,9 @@ pub(crate) enum CaKindName {
     /// The built-in private CA.
     #[serde(rename = "local")]
     Local,
+    /// An ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, ...
+    #[serde(rename = "acme")]
+    Acme,
 }
 
 /// `[dns.NAME]`: one DNS provider account.

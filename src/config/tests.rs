@@ -580,3 +580,48 @@ fn schema_describes_the_file() {
         serde_json::Value::Bool(false)
     );
 }
+
+#[test]
+fn acme_account_maps_to_the_model() {
+    let config = load_ok(&[source(
+        "/etc/certform/acme.toml",
+        r#"
+[ca.pebble]
+kind = "acme"
+directory = "https://127.0.0.1:14000/dir"
+contact = ["mailto:ops@example.test", "dev@example.test"]
+ca_bundle = "pebble.minica.pem"
+eab = { kid = "kid-1", hmac = { env = "EAB_HMAC" } }
+profile = "shortlived"
+preferred_chain = "ISRG Root X1"
+
+[certificate.web]
+common_name = "www.example.test"
+dcv = { method = "http", listen = "127.0.0.1:5002" }
+"#,
+    )]);
+    let ca = &config.cas["pebble"];
+    let CaKind::Acme(acme) = &ca.kind else {
+        panic!("expected an ACME account, got {:?}", ca.kind);
+    };
+    assert_eq!(acme.directory, "https://127.0.0.1:14000/dir");
+    assert_eq!(acme.contact, vec!["ops@example.test", "dev@example.test"]);
+    assert_eq!(
+        acme.ca_bundle.as_deref(),
+        Some(Path::new("/etc/certform/pebble.minica.pem"))
+    );
+    assert_eq!(
+        acme.eab,
+        Some(EabSettings {
+            kid: "kid-1".into(),
+            hmac: SecretRef::Env("EAB_HMAC".into()),
+        })
+    );
+    assert_eq!(acme.profile.as_deref(), Some("shortlived"));
+    assert_eq!(acme.preferred_chain.as_deref(), Some("ISRG Root X1"));
+    assert_eq!(
+        certificate(&config, "web").ca,
+        "pebble",
+        "the only declared CA"
+    );
+}

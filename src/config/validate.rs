@@ -12,8 +12,8 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    CaKind, CaSettings, Config, DnsKind, DnsSettings, LocalCaSettings, Rfc2136Settings, SecretRef,
-    StateSettings, TsigAlgorithm, TsigKey, ZoneKey,
+    AcmeCaSettings, CaKind, CaSettings, Config, DnsKind, DnsSettings, EabSettings, LocalCaSettings,
+    Rfc2136Settings, SecretRef, StateSettings, TsigAlgorithm, TsigKey, ZoneKey,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar;
@@ -519,6 +519,43 @@ impl<'a> Validator<'a> {
 
     fn ca(&mut self, file: usize, name: &str, table: &CaTable) -> Option<CaSettings> {
         let path = KeyPath::root().key("ca").key(name);
+        let kind_name = match table.kind {
+            CaKindName::Local => "local",
+            CaKindName::Acme => "acme",
+        };
+        // Keys that belong to another kind.
+        let foreign: Vec<&str> = match table.kind {
+            CaKindName::Local => [
+                ("directory", table.directory.is_some()),
+                ("contact", table.contact.is_some()),
+                ("ca_bundle", table.ca_bundle.is_some()),
+                ("eab", table.eab.is_some()),
+                ("profile", table.profile.is_some()),
+                ("preferred_chain", table.preferred_chain.is_some()),
+            ]
+            .iter()
+            .filter(|(_, given)| *given)
+            .map(|(key, _)| *key)
+            .collect(),
+            CaKindName::Acme => {
+                if table.root_common_name.is_some() {
+                    vec!["root_common_name"]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        for key in &foreign {
+            self.error(
+                file,
+                &path.key(key),
+                Anchor::Key,
+                format!("`{key}` does not apply to a CA of `kind = \"{kind_name}\"`"),
+            );
+        }
+        if !foreign.is_empty() {
+            return None;
+        }
         match table.kind {
             CaKindName::Local => {
                 let root_common_name = match &table.root_common_name {
@@ -540,7 +577,109 @@ impl<'a> Validator<'a> {
                     location: self.location(file, &path),
                 })
             }
+            CaKindName::Acme => self.acme(file, name, &path, table),
         }
+    }
+
+    fn acme(
+        &mut self,
+        file: usize,
+        name: &str,
+        path: &KeyPath,
+        table: &CaTable,
+    ) -> Option<CaSettings> {
+        let before = self.error_count();
+        let base = self.base_dir(file);
+        let origin = Origin { file, base: &base };
+        let directory = match &table.directory {
+            None => {
+                self.error(
+                    file,
+                    path,
+                    Anchor::Key,
+                    format!("missing `directory` for the ACME account `{name}`"),
+                );
+                String::new()
+            }
+            Some(url) if !url.starts_with("https://") || url.len() <= "https://".len() => {
+                self.error(
+                    file,
+                    &path.key("directory"),
+                    Anchor::Value,
+                    "`directory` must be an `https://` URL (ACME requires TLS)".to_string(),
+                );
+                String::new()
+            }
+            Some(url) => url.clone(),
+        };
+        let mut contact = Vec::new();
+        for (index, address) in table.contact.iter().flatten().enumerate() {
+            let address = address.strip_prefix("mailto:").unwrap_or(address);
+            let valid = address
+                .split_once('@')
+                .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+                && !address.contains(char::is_whitespace);
+            if valid {
+                contact.push(address.to_string());
+            } else {
+                self.error(
+                    file,
+                    &path.key("contact").index(index),
+                    Anchor::Value,
+                    "`contact` entries must be email addresses".to_string(),
+                );
+            }
+        }
+        let ca_bundle = table
+            .ca_bundle
+            .as_ref()
+            .map(|bundle| scalar::absolute(&base, bundle));
+        let eab = match &table.eab {
+            None => None,
+            Some(eab) => {
+                if eab.kid.trim().is_empty() {
+                    self.error(
+                        file,
+                        &path.key("eab").key("kid"),
+                        Anchor::Value,
+                        "`eab.kid` must not be empty".to_string(),
+                    );
+                }
+                self.secret(origin, &path.key("eab").key("hmac"), &eab.hmac)
+                    .map(|hmac| EabSettings {
+                        kid: eab.kid.clone(),
+                        hmac,
+                    })
+            }
+        };
+        for (key, value) in [
+            ("profile", &table.profile),
+            ("preferred_chain", &table.preferred_chain),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                self.error(
+                    file,
+                    &path.key(key),
+                    Anchor::Value,
+                    format!("`{key}` must not be empty"),
+                );
+            }
+        }
+        if self.error_count() > before {
+            return None;
+        }
+        Some(CaSettings {
+            name: name.to_string(),
+            kind: CaKind::Acme(AcmeCaSettings {
+                directory,
+                contact,
+                ca_bundle,
+                eab,
+                profile: table.profile.clone(),
+                preferred_chain: table.preferred_chain.clone(),
+            }),
+            location: self.location(file, path),
+        })
     }
 
     /// Whether `name` is a CA; reports an undefined one at `path`.

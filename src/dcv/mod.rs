@@ -177,7 +177,11 @@ impl Validator {
                     .get(provider)
                     .cloned()
                     .ok_or_else(|| Error::UnknownProvider(provider.clone()))?;
-                let target = match self.resolver {
+                // Follow a CNAME at the challenge name (delegated validation zones), asking the
+                // configured resolver, else the provider's own server.
+                let servers = dns.propagation_servers();
+                let resolver = self.resolver.or_else(|| servers.first().copied());
+                let target = match resolver {
                     Some(resolver) => {
                         crate::dns::propagation::resolve_cname(resolver, name, DNS_QUERY_TIMEOUT)
                             .await
@@ -191,14 +195,17 @@ impl Validator {
                     message: e.to_string(),
                 })?;
                 published.records.push((Arc::clone(&dns), record));
-                if let Some(resolver) = self.resolver {
-                    let servers = crate::dns::propagation::authoritative_servers(
+                let servers = match self.resolver {
+                    Some(resolver) => crate::dns::propagation::authoritative_servers(
                         resolver,
                         &target,
                         DNS_QUERY_TIMEOUT,
                     )
                     .await
-                    .unwrap_or_else(|_| vec![resolver]);
+                    .unwrap_or_else(|_| servers.clone()),
+                    None => servers,
+                };
+                if !servers.is_empty() {
                     crate::dns::propagation::wait_for_txt(
                         &servers,
                         &target,

@@ -50,4 +50,32 @@ pub trait DnsProvider: Send + Sync {
 
     /// Remove exactly a record `add_txt` created.
     async fn remove_txt(&self, record: &TxtRecord) -> Result<(), DnsError>;
+
+    /// Servers to check for propagation before a CA is told to look (the provider's own
+    /// authoritative servers, where it knows them).
+    fn propagation_servers(&self) -> Vec<std::net::SocketAddr> {
+        Vec::new()
+    }
+}
+
+/// Open every configured DNS provider, resolving its secrets now.
+pub fn open_providers(
+    config: &crate::config::Config,
+) -> Result<std::collections::BTreeMap<String, std::sync::Arc<dyn DnsProvider>>, DnsError> {
+    let mut providers: std::collections::BTreeMap<String, std::sync::Arc<dyn DnsProvider>> =
+        std::collections::BTreeMap::new();
+    for (name, settings) in &config.dns {
+        match &settings.kind {
+            crate::config::DnsKind::Rfc2136(rfc2136) => {
+                let resolve = |reference: &crate::config::SecretRef| {
+                    crate::secrets::resolve(reference)
+                        .map(String::into_bytes)
+                        .map_err(|e| e.to_string())
+                };
+                let provider = rfc2136::Rfc2136::new(name, rfc2136, &resolve)?;
+                providers.insert(name.clone(), std::sync::Arc::new(provider));
+            }
+        }
+    }
+    Ok(providers)
 }

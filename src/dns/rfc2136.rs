@@ -440,6 +440,14 @@ impl DnsProvider for Rfc2136 {
         &self.name
     }
 
+    fn propagation_servers(&self) -> Vec<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.server
+            .to_socket_addrs()
+            .map(|addresses| addresses.take(1).collect())
+            .unwrap_or_default()
+    }
+
     async fn add_txt(&self, name: &str, value: &str) -> Result<TxtRecord, DnsError> {
         let owner = self.owner(name)?;
         let server = self.server_address().await?;
