@@ -73,6 +73,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                 prevent_destroy: false,
                 intent: None,
                 deployments,
+                renewal_window: None,
                 retry_after: None,
                 history: Vec::new(),
             },

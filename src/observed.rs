@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Everything refresh observed, keyed by certificate name (names come from state).
@@ -25,6 +25,38 @@ pub struct ObservedCertificate {
     pub deployments: BTreeMap<String, DeployObservation>,
     /// Refresh could not read this certificate's CA (message); the planner leaves it alone.
     pub refresh_error: Option<String>,
+    /// The CA's suggested renewal window (ACME ARI) for the current certificate.
+    pub renewal_window: Option<RenewalWindow>,
+}
+
+/// A CA's suggested renewal window for one certificate (RFC 9773).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalWindow {
+    /// Serial of the certificate the window is for.
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
+    /// Do not ask the CA again before this instant (its `Retry-After`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_check: OffsetDateTime,
+}
+
+impl RenewalWindow {
+    /// The instant inside the window at which this certificate renews: a fixed point derived
+    /// from `seed` (the certificate's stable id), so plans are deterministic and a fleet does
+    /// not renew all at once.
+    pub fn renew_at(&self, seed: &str) -> OffsetDateTime {
+        if self.end <= self.start {
+            return self.start;
+        }
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{seed}/{}", self.serial));
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        let fraction = (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+        self.start + (self.end - self.start) * fraction
+    }
 }
 
 /// One order as the CA reports it.

@@ -16,7 +16,12 @@ type Batch = (Vec<OrderQuery>, Vec<(String, bool)>);
 
 /// Build the observed world for `state`: one batched `refresh` call per CA account, run
 /// concurrently; a CA that fails marks only its own certificates with `refresh_error`.
-pub async fn refresh(config: &Config, state: &State, accounts: &Accounts) -> Observed {
+pub async fn refresh(
+    config: &Config,
+    state: &State,
+    accounts: &Accounts,
+    now: time::OffsetDateTime,
+) -> Observed {
     let mut batches: BTreeMap<&str, Batch> = BTreeMap::new();
     for (name, certificate) in &state.certificates {
         let batch = batches.entry(certificate.ca.as_str()).or_default();
@@ -96,6 +101,55 @@ pub async fn refresh(config: &Config, state: &State, accounts: &Accounts) -> Obs
         }
     }
 
+    // Renewal windows (ACME ARI) of issued certificates: the one kept in state while its
+    // Retry-After holds, else asked again.
+    let mut windows = tokio::task::JoinSet::new();
+    for (name, certificate) in &state.certificates {
+        let (CertificateStatus::Issued, Some(order_id), Some(serial)) = (
+            certificate.status,
+            certificate.order_id.clone(),
+            certificate.serial.clone(),
+        ) else {
+            continue;
+        };
+        if let Some(kept) = &certificate.renewal_window {
+            if kept.serial == serial && kept.next_check > now {
+                observed
+                    .certificates
+                    .entry(name.clone())
+                    .or_default()
+                    .renewal_window = Some(kept.clone());
+                continue;
+            }
+        }
+        let Some(ca) = accounts.get(&certificate.ca) else {
+            continue;
+        };
+        let ca: Arc<dyn CertificateAuthority> = Arc::clone(ca);
+        let name = name.clone();
+        windows.spawn(async move {
+            let window = ca.renewal_window(&order_id, now).await;
+            (name, serial, window)
+        });
+    }
+    while let Some(joined) = windows.join_next().await {
+        let Ok((name, serial, result)) = joined else {
+            continue;
+        };
+        match result {
+            Ok(Some(window)) if window.serial == serial => {
+                observed
+                    .certificates
+                    .entry(name)
+                    .or_default()
+                    .renewal_window = Some(window);
+            }
+            Ok(_) => {}
+            // ARI is advisory: without it the renew_before rule applies.
+            Err(error) => tracing::warn!(certificate = %name, %error, "no renewal window"),
+        }
+    }
+
     for (name, certificate) in &state.certificates {
         let Some(spec) = config.certificates.get(name) else {
             continue;
@@ -120,5 +174,173 @@ fn mark_error(observed: &mut Observed, keys: Vec<(String, bool)>, message: &str)
     for (name, _) in keys {
         let entry: &mut ObservedCertificate = observed.certificates.entry(name).or_default();
         entry.refresh_error = Some(message.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::ca::{
+        CaError, Capabilities, ErrorClass, IssuedCertificate, OrderRequest, RevokeOutcome,
+    };
+    use crate::observed::{OrderStatus, OrderView, RenewalWindow};
+    use crate::spec::RevocationReason;
+    use crate::state::CertificateState;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+    /// A CA that knows one issued order and offers a renewal window; counts window requests.
+    struct WindowCa {
+        asked: AtomicUsize,
+        fail: bool,
+    }
+
+    fn unsupported() -> CaError {
+        CaError::new(ErrorClass::Unsupported, "not in this test")
+    }
+
+    #[async_trait]
+    impl CertificateAuthority for WindowCa {
+        fn name(&self) -> &str {
+            "acme"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                reissue_same_order: false,
+                cancel: false,
+                revoke: true,
+            }
+        }
+        async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
+            if self.fail {
+                return Err(CaError::new(ErrorClass::Transient, "connection refused"));
+            }
+            Ok(queries
+                .iter()
+                .map(|q| {
+                    Some(OrderView {
+                        order_id: q.order_id.clone().unwrap_or_default(),
+                        status: OrderStatus::Issued,
+                        serial: Some("0a".into()),
+                        not_after: None,
+                        dcv: Vec::new(),
+                    })
+                })
+                .collect())
+        }
+        async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
+            Err(unsupported())
+        }
+        async fn fetch(&self, _: &str) -> Result<IssuedCertificate, CaError> {
+            Err(unsupported())
+        }
+        async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {
+            Err(unsupported())
+        }
+        async fn revoke(
+            &self,
+            _: &str,
+            _: &str,
+            _: RevocationReason,
+        ) -> Result<RevokeOutcome, CaError> {
+            Err(unsupported())
+        }
+        async fn cancel(&self, _: &str) -> Result<(), CaError> {
+            Err(unsupported())
+        }
+        async fn renewal_window(
+            &self,
+            _: &str,
+            now: OffsetDateTime,
+        ) -> Result<Option<RenewalWindow>, CaError> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(RenewalWindow {
+                serial: "0a".into(),
+                start: now + Duration::days(50),
+                end: now + Duration::days(52),
+                next_check: now + Duration::hours(6),
+            }))
+        }
+    }
+
+    fn config() -> Config {
+        let source = crate::config::Source {
+            path: "/etc/certform/certform.toml".into(),
+            text: "[certificate.web]\ncommon_name = \"a.example\"\n".into(),
+        };
+        crate::config::load(&[source]).expect("config")
+    }
+
+    fn issued_state(window: Option<RenewalWindow>) -> State {
+        let text = "format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"acme\"\nstatus = \"issued\"\norder_id = \"https://ca/order/1\"\nserial = \"0a\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n";
+        let mut certificate: CertificateState = toml::from_str(text).expect("state");
+        certificate.renewal_window = window;
+        State {
+            certificates: BTreeMap::from([("web".to_string(), certificate)]),
+        }
+    }
+
+    fn accounts(ca: Arc<WindowCa>) -> Accounts {
+        let mut accounts: Accounts = BTreeMap::new();
+        accounts.insert("acme".into(), ca);
+        accounts
+    }
+
+    #[tokio::test]
+    async fn windows_are_fetched_then_reused_until_retry_after() {
+        let ca = Arc::new(WindowCa {
+            asked: AtomicUsize::new(0),
+            fail: false,
+        });
+        let observed = refresh(&config(), &issued_state(None), &accounts(ca.clone()), NOW).await;
+        let window = observed.certificates["web"]
+            .renewal_window
+            .clone()
+            .expect("window fetched");
+        assert_eq!(ca.asked.load(Ordering::SeqCst), 1);
+
+        let kept = issued_state(Some(window.clone()));
+        let again = refresh(
+            &config(),
+            &kept,
+            &accounts(ca.clone()),
+            NOW + Duration::hours(1),
+        )
+        .await;
+        assert_eq!(again.certificates["web"].renewal_window, Some(window));
+        assert_eq!(ca.asked.load(Ordering::SeqCst), 1, "Retry-After honoured");
+
+        refresh(
+            &config(),
+            &kept,
+            &accounts(ca.clone()),
+            NOW + Duration::hours(7),
+        )
+        .await;
+        assert_eq!(
+            ca.asked.load(Ordering::SeqCst),
+            2,
+            "asked again after Retry-After"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_ca_marks_only_its_certificates() {
+        let ca = Arc::new(WindowCa {
+            asked: AtomicUsize::new(0),
+            fail: true,
+        });
+        let observed = refresh(&config(), &issued_state(None), &accounts(ca), NOW).await;
+        assert_eq!(
+            observed.certificates["web"].refresh_error.as_deref(),
+            Some("connection refused")
+        );
     }
 }

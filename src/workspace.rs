@@ -156,7 +156,7 @@ impl Workspace {
         state: crate::state::State,
         accounts: &crate::ca::Accounts,
     ) -> Planned {
-        let observed = crate::refresh::refresh(&self.config, &state, accounts).await;
+        let observed = crate::refresh::refresh(&self.config, &state, accounts, self.now).await;
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
             certificates: &self.config.certificates,

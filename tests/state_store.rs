@@ -114,6 +114,12 @@ fn certificate(name: &str) -> CertificateState {
         prevent_destroy: false,
         intent: None,
         deployments: BTreeMap::new(),
+        renewal_window: Some(certform::observed::RenewalWindow {
+            serial: "0a1b".to_string(),
+            start: datetime!(2027-01-10 00:00 UTC),
+            end: datetime!(2027-01-12 00:00 UTC),
+            next_check: datetime!(2026-11-24 06:00 UTC),
+        }),
         retry_after: None,
         history: Vec::new(),
     }

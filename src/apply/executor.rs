@@ -601,6 +601,7 @@ impl Executor {
         state.key_file = Some(key_file);
         state.intent = None;
         state.retry_after = None;
+        state.renewal_window = None;
         push_history(
             state,
             self.now,
@@ -787,6 +788,7 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         prevent_destroy: spec.prevent_destroy,
         intent: None,
         deployments: BTreeMap::new(),
+        renewal_window: None,
         retry_after: None,
         history: Vec::new(),
     }

@@ -176,6 +176,17 @@ pub trait CertificateAuthority: Send + Sync {
             .ok_or_else(|| CaError::new(ErrorClass::Protocol, format!("no order {order_id}")))
     }
 
+    /// The CA's suggested renewal window for the certificate of an issued order (ACME ARI);
+    /// `None` when the CA offers none.
+    async fn renewal_window(
+        &self,
+        order_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::observed::RenewalWindow>, CaError> {
+        let _ = (order_id, now);
+        Ok(None)
+    }
+
     /// PEM of the trust anchor(s) to publish beside state, when the CA has a private root.
     fn trust_anchor_pem(&self) -> Option<String> {
         None

@@ -36,7 +36,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
                 .await
                 .map_err(|e| Failure::from_error(&e))?;
-        let planned = workspace.plan(state, &existing).await;
+        let mut planned = workspace.plan(state, &existing).await;
+        crate::apply::record_observations(store.as_ref(), &mut planned.state, &planned.observed)
+            .map_err(|e| Failure::from_error(&e))?;
         print!(
             "{}",
             render::text(
@@ -47,13 +49,15 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             )
         );
         if planned.plan.is_empty() {
-            // A run killed before its commit leaves finished state behind: record it now.
+            // Renewal windows just learned, or state a run killed before its commit left behind.
             let leftover = store
-                .commit("certform apply: record state left by an interrupted run")
+                .commit(
+                    "certform apply: record refreshed state (renewal windows, interrupted runs)",
+                )
                 .map_err(|e| Failure::from_error(&e))?;
             if let Some(commit) = leftover {
                 println!(
-                    "state left by an interrupted run committed: {}",
+                    "refreshed state committed: {}",
                     &commit[..commit.len().min(12)]
                 );
             }

@@ -209,8 +209,28 @@ fn plan_issued(
             ),
         ));
     }
-    let due = spec.renew_before.due_at(not_before, not_after);
-    if input.now >= due {
+    let window = observed
+        .renewal_window
+        .as_ref()
+        .or(state.renewal_window.as_ref())
+        .filter(|w| Some(&w.serial) == state.serial.as_ref());
+    if let Some(window) = window {
+        let at = window.renew_at(&state.id);
+        if input.now >= at {
+            return Decision::Change(renew(
+                spec,
+                state,
+                not_after,
+                format!(
+                    "ARI window: `{}` suggests renewing between {} and {}; this certificate's point is {}{changed_note}",
+                    state.ca,
+                    super::render::format_time(window.start),
+                    super::render::format_time(window.end),
+                    super::render::format_time(at)
+                ),
+            ));
+        }
+    } else if input.now >= spec.renew_before.due_at(not_before, not_after) {
         let days_left = (not_after - input.now).whole_days();
         return Decision::Change(renew(
             spec,

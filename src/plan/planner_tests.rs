@@ -92,6 +92,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                 )
             })
             .collect(),
+        renewal_window: None,
         retry_after: None,
         history: vec![HistoryEntry {
             at: issued,
@@ -266,6 +267,77 @@ fn renew_before_percent_is_relative_to_lifetime() {
             .verb(),
         "renew"
     );
+}
+
+fn window(
+    serial: &str,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+) -> crate::observed::RenewalWindow {
+    crate::observed::RenewalWindow {
+        serial: serial.into(),
+        start,
+        end,
+        next_check: NOW + Duration::hours(6),
+    }
+}
+
+#[test]
+fn ari_window_decides_renewal_at_a_fixed_point_inside_it() {
+    let s = spec("web", &["a.example"]);
+    // 20 days left: renew_before (30d) alone would renew now.
+    let state = issued(&s, "01", NOW - Duration::days(70));
+    let later = window("01", NOW + Duration::days(5), NOW + Duration::days(7));
+    let world = World::new().state(state.clone()).spec(s.clone()).observe(
+        "web",
+        ObservedCertificate {
+            renewal_window: Some(later.clone()),
+            ..Default::default()
+        },
+    );
+    assert!(world.plan().is_empty(), "the CA's window is later: wait");
+    let point = later.renew_at(&state.id);
+    assert!(point >= later.start && point < later.end);
+    assert!(world.plan_at(point - Duration::seconds(1)).is_empty());
+    let change = world.plan_at(point).changes[0].clone();
+    assert_eq!(change.action.verb(), "renew");
+    assert!(
+        change
+            .reason
+            .starts_with("ARI window: `local` suggests renewing between"),
+        "{}",
+        change.reason
+    );
+
+    // A window for another serial (an older certificate) is ignored: renew_before applies.
+    let stale = World::new().state(state).spec(s).observe(
+        "web",
+        ObservedCertificate {
+            renewal_window: Some(window(
+                "99",
+                NOW + Duration::days(5),
+                NOW + Duration::days(7),
+            )),
+            ..Default::default()
+        },
+    );
+    assert!(only_change(&stale.plan())
+        .reason
+        .contains("renew_before 30d"));
+}
+
+#[test]
+fn ari_window_kept_in_state_is_used_and_a_past_window_renews_now() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(1));
+    state.renewal_window = Some(window(
+        "01",
+        NOW - Duration::days(3),
+        NOW - Duration::days(2),
+    ));
+    let change = only_change(&World::new().state(state).spec(s).plan()).clone();
+    assert_eq!(change.action.verb(), "renew");
+    assert!(change.reason.starts_with("ARI window"), "{}", change.reason);
 }
 
 #[test]

@@ -71,6 +71,10 @@ pub struct CertificateState {
     /// Deploy records keyed by target id.
     #[serde(default)]
     pub deployments: BTreeMap<String, DeployRecord>,
+    /// The CA's suggested renewal window for the current certificate (ACME ARI), kept so the
+    /// CA is asked again only after its `Retry-After`.
+    #[serde(default)]
+    pub renewal_window: Option<crate::observed::RenewalWindow>,
     /// The CA asked us not to retry before this instant.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub retry_after: Option<OffsetDateTime>,
