@@ -191,3 +191,92 @@ fn acme_example_config_validates() {
     }
     sandbox.certform(&["validate"]).expect(0);
 }
+
+/// A static file server for a webroot (Python's `http.server`), killed on drop.
+struct StaticServer(std::process::Child);
+
+impl StaticServer {
+    fn start(root: &Path, port: u16) -> StaticServer {
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 serves the webroot (apt-get install -y python3)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return StaticServer(child);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("static file server did not start on port {port}");
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn http_01_through_a_webroot_and_token_files_are_removed() {
+    let pebble = Pebble::start();
+    let sandbox = Sandbox::new();
+    let webroot = sandbox.path("www");
+    std::fs::create_dir_all(&webroot).expect("webroot");
+    let _server = StaticServer::start(&webroot, http_port(&pebble));
+    sandbox.write_config(&format!(
+        "{}\n[certificate.web]\ncommon_name = \"www.example.test\"\ndcv = {{ method = \"http\", webroot = \"www\" }}\ndeploy = [{{ kind = \"files\", dir = \"out/web\" }}]\n",
+        acme_account(&pebble)
+    ));
+    sandbox.apply().expect(0);
+    verify_with_pebble(&sandbox, &pebble, "out/web");
+    let challenge_dir = webroot.join(".well-known/acme-challenge");
+    let left: Vec<_> = std::fs::read_dir(&challenge_dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "token files left behind: {left:?}");
+}
+
+#[test]
+fn eab_account_from_an_environment_secret() {
+    // Pebble's EAB keys are base64url HMAC keys.
+    let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let pebble = Pebble::start_with(PebbleOptions {
+        eab_required: true,
+        eab_keys: vec![("kid-1".into(), hmac.into())],
+        ..PebbleOptions::default()
+    });
+    let config = format!(
+        "{}eab = {{ kid = \"kid-1\", hmac = {{ env = \"CERTFORM_TEST_EAB\" }} }}\n\n[certificate.web]\ncommon_name = \"www.example.test\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{}\" }}\n",
+        acme_account(&pebble),
+        http_port(&pebble)
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let missing = sandbox.apply().expect(1);
+    assert!(
+        missing.stderr.contains("CERTFORM_TEST_EAB"),
+        "{}",
+        missing.stderr
+    );
+    let run = sandbox
+        .certform_env(&["apply", "--auto-approve"], &[("CERTFORM_TEST_EAB", hmac)])
+        .expect(0);
+    assert!(!run.all().contains(hmac), "EAB key printed");
+    let account = sandbox.read("keys/acme/pebble/account.json");
+    assert!(!account.contains(hmac), "EAB key stored");
+    assert!(
+        !sandbox.git("state", &["log", "-p"]).contains(hmac),
+        "EAB key in git"
+    );
+}
