@@ -280,3 +280,36 @@ fn eab_account_from_an_environment_secret() {
         "EAB key in git"
     );
 }
+
+#[test]
+fn a_failed_validation_fails_only_its_certificate_with_the_cas_detail() {
+    let pebble = Pebble::start();
+    let port = http_port(&pebble);
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").expect("spare port");
+    let wrong_port = spare.local_addr().expect("addr").port();
+    drop(spare);
+    let config = format!(
+        "{account}\n[certificate.good]\ncommon_name = \"good.example.test\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{port}\" }}\ndeploy = [{{ kind = \"files\", dir = \"out/good\" }}]\n\n\
+[certificate.bad]\ncommon_name = \"bad.example.test\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{wrong_port}\" }}\ndeploy = [{{ kind = \"files\", dir = \"out/bad\" }}]\n",
+        account = acme_account(&pebble),
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let run = sandbox
+        .certform(&["apply", "--auto-approve", "--parallelism", "1"])
+        .expect(3);
+    assert!(run.stdout.contains("✗ create bad"), "{}", run.stdout);
+    assert!(run.stdout.contains("bad.example.test"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("unauthorized") || run.stdout.contains("connection"),
+        "the CA's problem detail is shown: {}",
+        run.stdout
+    );
+    verify_with_pebble(&sandbox, &pebble, "out/good");
+    assert!(!sandbox.path("out/bad/cert.pem").exists());
+    let plan = sandbox.certform(&["plan"]).expect(0);
+    assert!(
+        plan.stdout.contains("bad"),
+        "the failed one is planned again: {}",
+        plan.stdout
+    );
+}
