@@ -18,6 +18,7 @@ pub mod observed;
 pub mod plan;
 pub mod refresh;
 pub mod secrets;
+pub mod sim;
 pub mod spec;
 pub mod state;
 pub mod workspace;

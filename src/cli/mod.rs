@@ -5,6 +5,7 @@ mod apply;
 mod init;
 mod plan;
 mod schema;
+mod sim;
 mod status;
 mod unlock;
 mod validate;
@@ -63,6 +64,7 @@ pub enum Command {
     Status(status::Args),
     Unlock(unlock::Args),
     Schema(schema::Args),
+    Sim(sim::Args),
 }
 
 /// Parse the command line, run, and return the exit code.
@@ -98,6 +100,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::run(&context, args),
         Command::Unlock(args) => unlock::run(&context, args),
         Command::Schema(args) => schema::run(&context, args),
+        Command::Sim(args) => sim::run(&context, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,87 @@
+//! `certform sim`: run a simulated CA API in the foreground.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{Context, Failure, EXIT_OK};
+use crate::sim::digicert;
+
+/// Run a simulated CA API in the foreground, as a sandbox for configs and tests
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub simulator: Simulator,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Simulator {
+    /// Simulate DigiCert CertCentral (Services API v2)
+    Digicert(DigicertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DigicertArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8780")]
+    pub listen: SocketAddr,
+
+    /// Seed file: API keys, products, organizations, domains, limits, faults (JSON, or TOML
+    /// when the name ends in `.toml`); without it, built-in defaults
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+
+    /// Write the simulator's root CA certificate (PEM) to this file
+    #[arg(long, value_name = "FILE")]
+    pub root_out: Option<PathBuf>,
+}
+
+pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
+    match &args.simulator {
+        Simulator::Digicert(args) => run_digicert(context, args),
+    }
+}
+
+fn run_digicert(context: &Context, args: &DigicertArgs) -> Result<i32, Failure> {
+    let seed = match &args.seed {
+        Some(path) => digicert::Seed::load(path).map_err(|e| Failure::from_error(&e))?,
+        None => digicert::Seed::default(),
+    };
+    let runtime = context.runtime()?;
+    runtime.block_on(async {
+        let sim = digicert::start(seed, args.listen).await.map_err(|e| {
+            Failure::from_error(&e).hint("pick another address with `--listen 127.0.0.1:0`")
+        })?;
+        if let Some(path) = &args.root_out {
+            crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644).map_err(|e| {
+                Failure::new(format!("cannot write the root CA to `{}`", path.display()))
+                    .caused_by(e.to_string())
+            })?;
+        }
+        println!("DigiCert CertCentral simulator");
+        println!("  base URL:  {}", sim.base_url());
+        println!("  admin:     {}", sim.admin_url());
+        match &args.root_out {
+            Some(path) => println!("  root CA:   {}", path.display()),
+            None => println!("  root CA:   {}root.pem", sim.admin_url()),
+        }
+        println!("  API keys (test keys, send as `X-DC-DEVKEY`):");
+        let keys = sim.api_keys();
+        let width = keys.iter().map(|key| key.name.len()).max().unwrap_or(0);
+        let role_width = keys
+            .iter()
+            .map(|key| key.role.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for key in keys {
+            println!(
+                "    {:<width$}  {:<role_width$}  {}",
+                key.name,
+                key.role.as_str(),
+                key.key
+            );
+        }
+        println!("press Ctrl-C to stop");
+        sim.wait().await.map_err(|e| Failure::from_error(&e))?;
+        Ok(EXIT_OK)
+    })
+}
