@@ -5,6 +5,7 @@
 //! a class the executor acts on (retry, wait, give up), never a string to match.
 
 pub mod acme;
+pub mod digicert;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -231,6 +232,11 @@ pub fn capabilities_of(kind: &crate::config::CaKind) -> Capabilities {
             cancel: false,
             revoke: true,
         },
+        crate::config::CaKind::Digicert(_) => Capabilities {
+            reissue_same_order: true,
+            cancel: true,
+            revoke: true,
+        },
     }
 }
 
@@ -311,6 +317,20 @@ pub async fn open_accounts(
                     preferred_chain: acme_settings.preferred_chain.clone(),
                 };
                 let ca = acme::AcmeCa::open(name, settings, home).await?;
+                accounts.insert(name.clone(), std::sync::Arc::new(ca));
+            }
+            crate::config::CaKind::Digicert(settings) => {
+                let ca = digicert::open(name, settings, keys_dir)?;
+                // Plan checks the certificates ordered here against the account (apply opens
+                // twice: the first open, for its plan, checks).
+                if !create {
+                    let specs: Vec<&crate::spec::CertificateSpec> = config
+                        .certificates
+                        .values()
+                        .filter(|spec| &spec.ca == name)
+                        .collect();
+                    ca.check_specs(&specs).await?;
+                }
                 accounts.insert(name.clone(), std::sync::Arc::new(ca));
             }
         }

@@ -2,6 +2,8 @@
 //! to exit codes. No business logic lives here.
 
 mod apply;
+mod ca;
+mod import;
 mod init;
 mod plan;
 mod schema;
@@ -64,6 +66,8 @@ pub enum Command {
     Status(status::Args),
     Unlock(unlock::Args),
     Schema(schema::Args),
+    Ca(ca::Args),
+    Import(import::Args),
     Sim(sim::Args),
 }
 
@@ -100,6 +104,8 @@ pub fn main() -> i32 {
         Command::Status(args) => status::run(&context, args),
         Command::Unlock(args) => unlock::run(&context, args),
         Command::Schema(args) => schema::run(&context, args),
+        Command::Ca(args) => ca::run(&context, args),
+        Command::Import(args) => import::run(&context, args),
         Command::Sim(args) => sim::run(&context, args),
     };
     match result {

@@ -51,6 +51,20 @@ pub enum CaKind {
     Local(LocalCaSettings),
     /// An ACME CA account.
     Acme(AcmeCaSettings),
+    /// A DigiCert CertCentral account.
+    Digicert(DigicertCaSettings),
+}
+
+/// `kind = "digicert"`: a CertCentral account. The API key stays a reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DigicertCaSettings {
+    pub api_key: SecretRef,
+    /// Services API base URL, ending in `/`.
+    pub url: String,
+    /// `http://host:port` of an HTTP proxy.
+    pub proxy: Option<String>,
+    /// `true` for `mode = "read-only"`: apply refuses every write.
+    pub read_only: bool,
 }
 
 /// `kind = "acme"`: an ACME account. Secrets stay references.

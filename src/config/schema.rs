@@ -99,6 +99,27 @@ pub(crate) struct CaTable {
     pub(crate) profile: Option<String>,
     /// `acme` only: prefer the alternate chain whose top issuer has this common name.
     pub(crate) preferred_chain: Option<String>,
+    /// `digicert` only (required): the CertCentral API key, from the environment or a file;
+    /// never inline.
+    #[schemars(with = "Option<SecretTable>")]
+    pub(crate) api_key: Option<SecretField>,
+    /// `digicert` only: the Services API base URL. Default
+    /// `https://www.digicert.com/services/v2/` (EU: `https://certcentral.digicert.eu/services/v2/`).
+    pub(crate) url: Option<String>,
+    /// `digicert` only: HTTP proxy (`http://host:port`) the API is reached through.
+    pub(crate) proxy: Option<String>,
+    /// `digicert` only: `read-write` (default) or `read-only` (a View Only key: plan and import
+    /// work, apply refuses every write).
+    pub(crate) mode: Option<CaModeName>,
+}
+
+/// Whether certform may change anything at a CA account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum CaModeName {
+    #[serde(rename = "read-write")]
+    ReadWrite,
+    #[serde(rename = "read-only")]
+    ReadOnly,
 }
 
 /// External account binding credentials of an ACME account.
@@ -120,6 +141,9 @@ pub(crate) enum CaKindName {
     /// An ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, ...
     #[serde(rename = "acme")]
     Acme,
+    /// DigiCert CertCentral (Services API v2).
+    #[serde(rename = "digicert")]
+    Digicert,
 }
 
 /// `[dns.NAME]`: one DNS provider account.
@@ -248,6 +272,37 @@ pub(crate) struct CertificateTable {
     pub(crate) dcv: Option<DcvField>,
     /// Where the issued certificate is written.
     pub(crate) deploy: Option<Vec<DeployTable>>,
+    /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
+    pub(crate) product: Option<String>,
+    /// DigiCert only: id of the validated organization (OV/EV products).
+    #[schemars(range(min = 1))]
+    pub(crate) organization: Option<i64>,
+    /// DigiCert only: `balance` (default), `card` or `profile`.
+    pub(crate) payment_method: Option<PaymentMethodName>,
+    /// DigiCert only: signature hash of the certificate. Default: the product's default.
+    pub(crate) signature_hash: Option<SignatureHashName>,
+    /// DigiCert only: server platform id (`-1` = other).
+    pub(crate) server_platform: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum PaymentMethodName {
+    #[serde(rename = "balance")]
+    Balance,
+    #[serde(rename = "card")]
+    Card,
+    #[serde(rename = "profile")]
+    Profile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum SignatureHashName {
+    #[serde(rename = "sha256")]
+    Sha256,
+    #[serde(rename = "sha384")]
+    Sha384,
+    #[serde(rename = "sha512")]
+    Sha512,
 }
 
 /// Private key algorithm and size.

@@ -625,3 +625,49 @@ dcv = { method = "http", listen = "127.0.0.1:5002" }
         "the only declared CA"
     );
 }
+
+#[test]
+fn digicert_account_and_order_fields_map_to_the_model() {
+    let config = load_ok(&[source(
+        "/etc/certform/digicert.toml",
+        r#"
+[ca.dc]
+kind = "digicert"
+api_key = { env = "DIGICERT_API_KEY" }
+url = "http://127.0.0.1:8080/services/v2"
+mode = "read-only"
+
+[dns.bind]
+kind = "rfc2136"
+server = "127.0.0.1:53"
+key_name = "k"
+secret = { env = "TSIG" }
+
+[certificate.shop]
+ca = "dc"
+common_name = "shop.example.test"
+product = "ssl_basic"
+organization = 123456
+payment_method = "balance"
+signature_hash = "sha384"
+server_platform = -1
+dcv = { method = "dns", provider = "bind" }
+"#,
+    )]);
+    let CaKind::Digicert(dc) = &config.cas["dc"].kind else {
+        panic!(
+            "expected a DigiCert account, got {:?}",
+            config.cas["dc"].kind
+        );
+    };
+    assert_eq!(dc.url, "http://127.0.0.1:8080/services/v2/");
+    assert!(dc.read_only);
+    assert_eq!(dc.api_key, SecretRef::Env("DIGICERT_API_KEY".into()));
+    let options = &config.certificates["shop"].ca_options;
+    assert_eq!(options["product"], "ssl_basic");
+    assert_eq!(options["organization"], "123456");
+    assert_eq!(options["payment_method"], "balance");
+    assert_eq!(options["signature_hash"], "sha384");
+    assert_eq!(options["server_platform"], "-1");
+    assert_eq!(options["dcv_method"], "dns-txt-token");
+}

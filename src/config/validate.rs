@@ -12,16 +12,17 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    AcmeCaSettings, CaKind, CaSettings, Config, DnsKind, DnsSettings, EabSettings, LocalCaSettings,
-    Rfc2136Settings, SecretRef, StateSettings, TsigAlgorithm, TsigKey, ZoneKey,
+    AcmeCaSettings, CaKind, CaSettings, Config, DigicertCaSettings, DnsKind, DnsSettings,
+    EabSettings, LocalCaSettings, Rfc2136Settings, SecretRef, StateSettings, TsigAlgorithm,
+    TsigKey, ZoneKey,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar;
 use super::schema::{
-    CaKindName, CaTable, CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable,
-    DefaultsTable, DeployKindName, DeployTable, DnsKindName, DnsTable, KeyAlgorithmName, KeyTable,
-    OnRemoveName, RevocationReasonName, SecretField, StateTable, TsigAlgorithmName, ValidityTable,
-    ZoneTable,
+    CaKindName, CaModeName, CaTable, CertificateTable, ConfigFile, DcvField, DcvMethodName,
+    DcvRuleTable, DefaultsTable, DeployKindName, DeployTable, DnsKindName, DnsTable,
+    KeyAlgorithmName, KeyTable, OnRemoveName, PaymentMethodName, RevocationReasonName, SecretField,
+    SignatureHashName, StateTable, TsigAlgorithmName, ValidityTable, ZoneTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::spec::{
@@ -31,6 +32,9 @@ use crate::spec::{
 
 /// The CA that exists without being configured.
 const IMPLICIT_CA: &str = "local";
+
+/// CertCentral's Services API v2 (US instance).
+const DIGICERT_URL: &str = "https://www.digicert.com/services/v2/";
 
 /// One parsed file, as the validator sees it.
 pub(crate) struct FileInput<'a> {
@@ -54,6 +58,7 @@ pub(crate) fn validate(
         errors: 0,
         declared_cas: BTreeSet::new(),
         declared_dns: BTreeSet::new(),
+        digicert_cas: BTreeSet::new(),
         check_references,
     };
     let config = validator.run(inputs);
@@ -137,6 +142,8 @@ struct Validator<'a> {
     errors: usize,
     declared_cas: BTreeSet<String>,
     declared_dns: BTreeSet<String>,
+    /// Names of the `kind = "digicert"` accounts (the only ones taking DigiCert order fields).
+    digicert_cas: BTreeSet<String>,
     check_references: bool,
 }
 
@@ -153,6 +160,11 @@ impl<'a> Validator<'a> {
             .collect();
         self.declared_dns = dns
             .iter()
+            .map(|definition| definition.name.clone())
+            .collect();
+        self.digicert_cas = cas
+            .iter()
+            .filter(|d| d.table.is_some_and(|t| t.kind == CaKindName::Digicert))
             .map(|definition| definition.name.clone())
             .collect();
 
@@ -522,7 +534,14 @@ impl<'a> Validator<'a> {
         let kind_name = match table.kind {
             CaKindName::Local => "local",
             CaKindName::Acme => "acme",
+            CaKindName::Digicert => "digicert",
         };
+        let digicert_keys = [
+            ("api_key", table.api_key.is_some()),
+            ("url", table.url.is_some()),
+            ("proxy", table.proxy.is_some()),
+            ("mode", table.mode.is_some()),
+        ];
         // Keys that belong to another kind.
         let foreign: Vec<&str> = match table.kind {
             CaKindName::Local => [
@@ -534,16 +553,29 @@ impl<'a> Validator<'a> {
                 ("preferred_chain", table.preferred_chain.is_some()),
             ]
             .iter()
+            .chain(digicert_keys.iter())
             .filter(|(_, given)| *given)
             .map(|(key, _)| *key)
             .collect(),
-            CaKindName::Acme => {
-                if table.root_common_name.is_some() {
-                    vec!["root_common_name"]
-                } else {
-                    Vec::new()
-                }
-            }
+            CaKindName::Acme => [("root_common_name", table.root_common_name.is_some())]
+                .iter()
+                .chain(digicert_keys.iter())
+                .filter(|(_, given)| *given)
+                .map(|(key, _)| *key)
+                .collect(),
+            CaKindName::Digicert => [
+                ("root_common_name", table.root_common_name.is_some()),
+                ("directory", table.directory.is_some()),
+                ("contact", table.contact.is_some()),
+                ("ca_bundle", table.ca_bundle.is_some()),
+                ("eab", table.eab.is_some()),
+                ("profile", table.profile.is_some()),
+                ("preferred_chain", table.preferred_chain.is_some()),
+            ]
+            .iter()
+            .filter(|(_, given)| *given)
+            .map(|(key, _)| *key)
+            .collect(),
         };
         for key in &foreign {
             self.error(
@@ -578,7 +610,81 @@ impl<'a> Validator<'a> {
                 })
             }
             CaKindName::Acme => self.acme(file, name, &path, table),
+            CaKindName::Digicert => self.digicert(file, name, &path, table),
         }
+    }
+
+    fn digicert(
+        &mut self,
+        file: usize,
+        name: &str,
+        path: &KeyPath,
+        table: &CaTable,
+    ) -> Option<CaSettings> {
+        let before = self.error_count();
+        let base = self.base_dir(file);
+        let origin = Origin { file, base: &base };
+        let api_key = match &table.api_key {
+            None => {
+                self.error_with_hint(
+                    file,
+                    path,
+                    Anchor::Key,
+                    format!("missing `api_key` for the DigiCert account `{name}`"),
+                    Some("add `api_key = { env = \"DIGICERT_API_KEY\" }`".to_string()),
+                );
+                None
+            }
+            Some(secret) => self.secret(origin, &path.key("api_key"), secret),
+        };
+        let url = match &table.url {
+            None => DIGICERT_URL.to_string(),
+            Some(url)
+                if (url.starts_with("https://") && url.len() > "https://".len())
+                    || (url.starts_with("http://") && url.len() > "http://".len()) =>
+            {
+                if url.ends_with('/') {
+                    url.clone()
+                } else {
+                    format!("{url}/")
+                }
+            }
+            Some(_) => {
+                self.error(
+                    file,
+                    &path.key("url"),
+                    Anchor::Value,
+                    "`url` must be an `https://` (or, for a local simulator, `http://`) URL"
+                        .to_string(),
+                );
+                String::new()
+            }
+        };
+        if table.proxy.is_some() {
+            self.error_with_hint(
+                file,
+                &path.key("proxy"),
+                Anchor::Key,
+                "`proxy` is not supported yet for DigiCert accounts".to_string(),
+                Some(
+                    "remove `proxy` and allow direct HTTPS to the API URL from this host"
+                        .to_string(),
+                ),
+            );
+        }
+        if self.error_count() > before {
+            return None;
+        }
+        Some(CaSettings {
+            name: name.to_string(),
+            kind: CaKind::Digicert(DigicertCaSettings {
+                api_key: api_key?,
+                url,
+                proxy: table.proxy.clone(),
+                read_only: table.mode == Some(CaModeName::ReadOnly),
+            }),
+            location: self.location(file, path),
+        })
     }
 
     fn acme(
@@ -1293,6 +1399,7 @@ impl<'a> Validator<'a> {
             _ => Vec::new(),
         };
         let deploy = self.deploy(origin, &path, table.deploy.as_deref().unwrap_or_default());
+        let ca_options = self.digicert_options(file, &path, table, ca.as_deref(), &dcv);
 
         if self.error_count() > before {
             return None;
@@ -1310,9 +1417,103 @@ impl<'a> Validator<'a> {
             prevent_destroy: table.prevent_destroy.unwrap_or(false),
             dcv,
             deploy,
-            ca_options: BTreeMap::new(),
+            ca_options,
             location: self.location(file, &path),
         })
+    }
+
+    /// The DigiCert order fields of a certificate (`product`, `organization`, ...), as the
+    /// `ca_options` carried to the CA; an error when they are given for another kind of CA.
+    fn digicert_options(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        table: &CertificateTable,
+        ca: Option<&str>,
+        dcv: &[DcvRule],
+    ) -> BTreeMap<String, String> {
+        let mut options = BTreeMap::new();
+        if ca.is_some_and(|ca| self.digicert_cas.contains(ca)) {
+            // A DigiCert order has one DCV method for all its names.
+            let methods: BTreeSet<&str> = dcv
+                .iter()
+                .map(|rule| match rule.method {
+                    DcvMethod::Dns { .. } => "dns-txt-token",
+                    DcvMethod::Http { .. } => "http-token",
+                    DcvMethod::Email => "email",
+                })
+                .collect();
+            if methods.len() > 1 {
+                self.error(
+                    file,
+                    &path.key("dcv"),
+                    Anchor::Key,
+                    "a DigiCert order proves control of all its names one way: use one `dcv` method"
+                        .to_string(),
+                );
+            }
+            if let Some(method) = methods.into_iter().next() {
+                options.insert("dcv_method".to_string(), method.to_string());
+            }
+        }
+        if let Some(product) = &table.product {
+            if product.trim().is_empty() {
+                self.error(
+                    file,
+                    &path.key("product"),
+                    Anchor::Value,
+                    "`product` must not be empty".to_string(),
+                );
+            }
+            options.insert("product".to_string(), product.trim().to_string());
+        }
+        if let Some(organization) = table.organization {
+            if organization < 1 {
+                self.error(
+                    file,
+                    &path.key("organization"),
+                    Anchor::Value,
+                    "`organization` must be a positive organization id".to_string(),
+                );
+            }
+            options.insert("organization".to_string(), organization.to_string());
+        }
+        if let Some(method) = table.payment_method {
+            let text = match method {
+                PaymentMethodName::Balance => "balance",
+                PaymentMethodName::Card => "card",
+                PaymentMethodName::Profile => "profile",
+            };
+            options.insert("payment_method".to_string(), text.to_string());
+        }
+        if let Some(hash) = table.signature_hash {
+            let text = match hash {
+                SignatureHashName::Sha256 => "sha256",
+                SignatureHashName::Sha384 => "sha384",
+                SignatureHashName::Sha512 => "sha512",
+            };
+            options.insert("signature_hash".to_string(), text.to_string());
+        }
+        if let Some(platform) = table.server_platform {
+            options.insert("server_platform".to_string(), platform.to_string());
+        }
+        let is_digicert = ca.is_some_and(|ca| self.digicert_cas.contains(ca));
+        let known = ca.is_some_and(|ca| ca == IMPLICIT_CA || self.declared_cas.contains(ca));
+        if !is_digicert && known {
+            for key in options.keys() {
+                self.error_with_hint(
+                    file,
+                    &path.key(key),
+                    Anchor::Key,
+                    format!(
+                        "`{key}` applies only to certificates of a `kind = \"digicert\"` CA, and `{}` is not one",
+                        ca.unwrap_or_default()
+                    ),
+                    Some(format!("remove `{key}` or set `ca` to a DigiCert account")),
+                );
+            }
+        }
+        options
     }
 
     // ----- dcv ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ mod acme;
 mod bind;
 mod crash;
 mod deploy;
+mod digicert;
 mod invalid;
 mod lifecycle;
 #[path = "../support/pebble.rs"]

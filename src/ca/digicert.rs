@@ -1,0 +1,1820 @@
+//! DigiCert CertCentral accounts, spoken through the Services API v2 (`X-DC-DEVKEY`).
+//!
+//! One `DigicertCa` is one API key on one CertCentral account. What it relies on, from the
+//! reference (`../shared/reference/digicert.md`):
+//!
+//! - **No duplicate orders.** Every order carries certform's tag as `alternative_order_id`;
+//!   before any create the tag is looked up (`GET /order/alternate/{tag}`) and an existing order
+//!   is adopted instead of paying twice. A create that fails in transit is looked up again
+//!   before it is retried.
+//! - **Cheap refresh.** Many orders are read with the list API (pages of 1000), not one `GET` per
+//!   order; details are read only for orders still in progress and for issued orders whose
+//!   certificate id differs from the one last seen (a reissue outside certform). The last seen
+//!   certificate id and serial of each order are kept in a small cache file beside the keys
+//!   (`<keys_dir>/digicert/<account>/cache.json`); it holds no secret and losing it only costs
+//!   requests.
+//! - **Retries.** 5xx, timeouts and 429 are retried with backoff (the `Retry-After` of a 429
+//!   when present, else from 5 s doubling; `CERTFORM_RETRY_DELAY_MS` sets the first delay).
+//!   Creates are retried only after the tag lookup says the order does not exist.
+//! - **Read-only accounts** (`mode = "read-only"`, a View Only key) refuse every write before a
+//!   request leaves the process.
+//!
+//! The API key is a `Secret`: never printed, logged, or put in errors; HTTP request bodies are
+//! never logged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::ca::{
+    CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass,
+    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
+};
+use crate::observed::{DcvStatus, OrderStatus, OrderView};
+use crate::spec::{CertificateSpec, RevocationReason, Validity};
+
+/// Bound on one HTTP exchange with the API (connect, answer and body).
+const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(60);
+/// Largest page the list endpoints serve.
+const PAGE_LIMIT: u64 = 1000;
+/// Up to this many orders are read one by one; more are read with the list API.
+const DETAIL_THRESHOLD: usize = 10;
+/// Largest answer body read.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// The file of `http-token` validation (the reference: `fileauth.txt`, UNCONFIRMED).
+const HTTP_TOKEN_PATH: &str = "/.well-known/pki-validation/fileauth.txt";
+/// Product ordered when a certificate names none.
+pub const DEFAULT_PRODUCT: &str = "ssl_basic";
+/// Longest a `Retry-After` is honoured.
+const MAX_RETRY_AFTER: StdDuration = StdDuration::from_secs(300);
+
+/// A secret text whose `Debug` and `Display` print `***`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How requests are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// First delay; doubled after each attempt. Zero in tests.
+    pub base_delay: StdDuration,
+    /// Longest `Retry-After` honoured (a longer one is cut to this). Zero in tests.
+    pub max_retry_after: StdDuration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base_delay: StdDuration::from_secs(5),
+            max_retry_after: MAX_RETRY_AFTER,
+        }
+    }
+}
+
+impl Retry {
+    /// The default, with the first delay from `CERTFORM_RETRY_DELAY_MS` when set.
+    pub fn from_env() -> Self {
+        let mut retry = Self::default();
+        if let Some(ms) = std::env::var("CERTFORM_RETRY_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            retry.base_delay = StdDuration::from_millis(ms);
+            retry.max_retry_after = retry.base_delay;
+        }
+        retry
+    }
+}
+
+/// A CertCentral account's settings, resolved from config (the key already read).
+#[derive(Debug, Clone)]
+pub struct DigicertSettings {
+    /// Services API base URL, ending in `/`.
+    pub url: String,
+    pub api_key: Secret,
+    /// Refuse every write (`mode = "read-only"`).
+    pub read_only: bool,
+    pub retry: Retry,
+    /// Directory of the refresh cache; `None` keeps it in memory only.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl DigicertSettings {
+    pub fn new(url: impl Into<String>, api_key: Secret) -> Self {
+        let mut url = url.into();
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        Self {
+            url,
+            api_key,
+            read_only: false,
+            retry: Retry::from_env(),
+            cache_dir: None,
+        }
+    }
+}
+
+/// What refresh remembers of an order between runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    certificate_id: Option<u64>,
+    serial: Option<String>,
+}
+
+/// `cache.json`: per order, what was seen last, and the DCV random values of pending orders.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cache {
+    #[serde(default)]
+    orders: BTreeMap<u64, Seen>,
+    #[serde(default)]
+    tokens: BTreeMap<u64, String>,
+}
+
+/// One DigiCert CertCentral account.
+pub struct DigicertCa {
+    name: String,
+    settings: DigicertSettings,
+    client: HyperClient<HttpsConnector<HttpConnector>, axum::body::Body>,
+    cache: Mutex<Cache>,
+    /// Whether the key's user is an administrator (may `skip_approval`), learned once.
+    admin: tokio::sync::OnceCell<bool>,
+}
+
+impl fmt::Debug for DigicertCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DigicertCa")
+            .field("name", &self.name)
+            .field("url", &self.settings.url)
+            .field("read_only", &self.settings.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed answer.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self, what: &str) -> Result<Value, CaError> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|error| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!("DigiCert answered {what} with a body that is not JSON"),
+            )
+            .with_source(error)
+        })
+    }
+}
+
+/// One error of an error body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+/// `{"errors":[{code,message}]}`, tolerating a single object instead of the array.
+fn api_errors(body: &[u8]) -> Vec<ApiError> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let one = |item: &Value| ApiError {
+        code: text(item, "code").unwrap_or_default(),
+        message: text(item, "message").unwrap_or_default(),
+    };
+    match value.get("errors") {
+        Some(Value::Array(items)) => items.iter().map(one).collect(),
+        Some(item @ Value::Object(_)) => vec![one(item)],
+        _ => Vec::new(),
+    }
+}
+
+fn describe_errors(errors: &[ApiError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The likely causes of a 403, as users need them.
+pub const FORBIDDEN_CAUSES: [&str; 3] = [
+    "the key's role does not allow this call (a View Only key can only read; an Orders key cannot list organizations or domains): use a key with the needed API key restriction",
+    "the account restricts API access by IP address and this host's address is not on the list",
+    "the user behind the key lacks the permission or is no longer active",
+];
+
+/// A string field (numbers are rendered).
+fn text(value: &Value, key: &str) -> Option<String> {
+    match value.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer field (strings of digits accepted).
+fn int(value: &Value, key: &str) -> Option<u64> {
+    match value.get(key)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An array field; `{}`/absent/`null` are empty (the API may send `[]` for `{}` and back).
+fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    match value.get(key) {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+/// `yyyy-MM-dd` (or an ISO date-time) as the end of that day, UTC.
+fn parse_day(text: &str) -> Option<OffsetDateTime> {
+    let day = text.get(..10)?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = Date::parse(day, &format).ok()?;
+    Some(date.with_hms(23, 59, 59).ok()?.assume_utc())
+}
+
+/// A serial as certform records it: lowercase hex, no colons, no leading zero bytes.
+pub fn normalize_serial(serial: &str) -> String {
+    let mut hex: String = serial
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if hex.len() % 2 == 1 {
+        hex.insert(0, '0');
+    }
+    while hex.len() > 2 && hex.starts_with("00") {
+        hex.drain(..2);
+    }
+    if hex.is_empty() {
+        "00".to_string()
+    } else {
+        hex
+    }
+}
+
+/// Map a CertCentral order status.
+pub fn map_status(status: &str) -> OrderStatus {
+    match status {
+        "issued" => OrderStatus::Issued,
+        "revoked" => OrderStatus::Revoked,
+        "canceled" | "cancelled" => OrderStatus::Canceled,
+        "rejected" | "denied" => OrderStatus::Rejected,
+        "expired" => OrderStatus::Expired,
+        _ => OrderStatus::Pending,
+    }
+}
+
+/// The name a DNS or email check of `domain` validates: without `*.` and `www.`.
+fn dcv_base(domain: &str) -> &str {
+    let name = domain.strip_prefix("*.").unwrap_or(domain);
+    name.strip_prefix("www.").unwrap_or(name)
+}
+
+fn reason_text(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::Unspecified => "unspecified",
+        RevocationReason::KeyCompromise => "keyCompromise",
+        RevocationReason::AffiliationChanged => "affiliationChanged",
+        RevocationReason::Superseded => "superseded",
+        RevocationReason::CessationOfOperation => "cessationOfOperation",
+    }
+}
+
+/// Percent-encode a path segment or query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn csr_pem(csr_der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE REQUEST", csr_der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+fn order_number(order_id: &str) -> Result<u64, CaError> {
+    order_id.trim().parse::<u64>().map_err(|_| {
+        CaError::new(
+            ErrorClass::Rejected,
+            format!("`{order_id}` is not a DigiCert order id"),
+        )
+    })
+}
+
+/// A summary of one order, from the list or the detail endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderInfo {
+    pub id: u64,
+    pub status: String,
+    pub certificate_id: Option<u64>,
+    pub common_name: String,
+    pub dns_names: Vec<String>,
+    pub serial: Option<String>,
+    pub valid_till: Option<OffsetDateTime>,
+    pub product: Option<String>,
+    pub organization: Option<u64>,
+    pub signature_hash: Option<String>,
+    pub dcv_method: Option<String>,
+    pub alternative_order_id: Option<String>,
+    pub dcv_random_value: Option<String>,
+    pub server_platform: Option<i64>,
+    pub payment_method: Option<String>,
+}
+
+impl OrderInfo {
+    /// From an entry of the list or the order detail.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        let id = int(value, "id").or_else(|| int(value, "order_id"))?;
+        let certificate = value.get("certificate").cloned().unwrap_or(Value::Null);
+        let mut dns_names: Vec<String> = list(&certificate, "dns_names")
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let common_name = text(&certificate, "common_name").unwrap_or_default();
+        if !common_name.is_empty() && !dns_names.contains(&common_name) {
+            dns_names.insert(0, common_name.clone());
+        }
+        Some(Self {
+            id,
+            status: text(value, "status").unwrap_or_default(),
+            certificate_id: int(&certificate, "id").or_else(|| int(value, "certificate_id")),
+            common_name,
+            dns_names,
+            serial: text(&certificate, "serial_number")
+                .filter(|s| !s.is_empty())
+                .map(|s| normalize_serial(&s)),
+            valid_till: text(&certificate, "valid_till").and_then(|t| parse_day(&t)),
+            product: value
+                .get("product")
+                .and_then(|p| text(p, "name_id"))
+                .filter(|p| !p.is_empty()),
+            organization: value
+                .get("organization")
+                .and_then(|o| int(o, "id"))
+                .or_else(|| certificate.get("organization").and_then(|o| int(o, "id")))
+                .filter(|id| *id > 0),
+            signature_hash: text(&certificate, "signature_hash").filter(|s| !s.is_empty()),
+            dcv_method: text(value, "dcv_method").filter(|s| !s.is_empty()),
+            alternative_order_id: text(value, "alternative_order_id").filter(|s| !s.is_empty()),
+            dcv_random_value: text(value, "dcv_random_value").filter(|s| !s.is_empty()),
+            server_platform: certificate
+                .get("server_platform")
+                .and_then(|p| p.get("id"))
+                .and_then(Value::as_i64),
+            payment_method: text(value, "payment_method").filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+/// A domain of the account with its validation status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DomainInfo {
+    pub id: u64,
+    pub name: String,
+    /// `complete` when DCV is done and still valid, else `pending`.
+    pub dcv_status: String,
+    /// Validation types that are active (`ov`, `ev`, ...).
+    pub validated: Vec<String>,
+}
+
+impl DomainInfo {
+    fn from_json(value: &Value) -> Option<Self> {
+        let validations = list(value, "validations");
+        let complete = validations
+            .iter()
+            .any(|v| text(v, "dcv_status").as_deref() == Some("complete"))
+            || text(value, "status").as_deref() == Some("active");
+        Some(Self {
+            id: int(value, "id")?,
+            name: text(value, "name")?,
+            dcv_status: if complete { "complete" } else { "pending" }.to_string(),
+            validated: validations
+                .iter()
+                .filter(|v| text(v, "status").as_deref() == Some("active"))
+                .filter_map(|v| text(v, "type"))
+                .collect(),
+        })
+    }
+
+    fn covers(&self, name: &str) -> bool {
+        let base = dcv_base(name);
+        base == self.name || base.ends_with(&format!(".{}", self.name))
+    }
+}
+
+/// An organization of the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrganizationInfo {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    /// Validation types that are active (`ov`, `ev`, ...).
+    pub validated: Vec<String>,
+}
+
+/// A product enabled for the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductInfo {
+    pub name_id: String,
+    pub name: String,
+    pub validation_type: Option<String>,
+    pub allowed_validity_years: Vec<u64>,
+    pub signature_hashes: Vec<String>,
+    pub default_signature_hash: Option<String>,
+    pub server_platforms: Vec<i64>,
+    pub custom_expiration_date_allowed: bool,
+}
+
+impl ProductInfo {
+    fn from_json(value: &Value) -> Option<Self> {
+        let hashes = value
+            .get("signature_hash_types")
+            .cloned()
+            .unwrap_or_default();
+        Some(Self {
+            name_id: text(value, "name_id")?,
+            name: text(value, "name").unwrap_or_default(),
+            validation_type: text(value, "validation_type"),
+            allowed_validity_years: list(value, "allowed_validity_years")
+                .iter()
+                .filter_map(Value::as_u64)
+                .collect(),
+            signature_hashes: list(&hashes, "allowed_hash_types")
+                .iter()
+                .filter_map(|h| text(h, "id"))
+                .collect(),
+            default_signature_hash: text(&hashes, "default_hash_type_id"),
+            server_platforms: list(value, "server_platforms")
+                .iter()
+                .filter_map(|p| p.get("id").and_then(Value::as_i64))
+                .collect(),
+            custom_expiration_date_allowed: value
+                .get("custom_expiration_date_allowed")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    fn needs_organization(&self) -> bool {
+        matches!(self.validation_type.as_deref(), Some("ov" | "ev"))
+    }
+}
+
+/// The user behind the key (`GET /user/me`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    pub id: u64,
+    pub username: String,
+    pub account_id: Option<u64>,
+    pub roles: Vec<String>,
+}
+
+impl UserInfo {
+    pub fn is_admin(&self) -> bool {
+        self.roles
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case("administrator"))
+    }
+}
+
+impl DigicertCa {
+    /// An account handle; nothing is sent until a call needs it.
+    pub fn open(name: &str, settings: DigicertSettings) -> Result<Self, CaError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(provider)
+            .map_err(|error| {
+                CaError::new(
+                    ErrorClass::Transient,
+                    format!("cannot set up TLS for DigiCert account `{name}`"),
+                )
+                .with_source(error)
+            })?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let cache = settings
+            .cache_dir
+            .as_ref()
+            .and_then(|dir| std::fs::read(dir.join("cache.json")).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Ok(Self {
+            name: name.to_string(),
+            settings,
+            client: HyperClient::builder(TokioExecutor::new()).build(connector),
+            cache: Mutex::new(cache),
+            admin: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.settings.read_only
+    }
+
+    // ----- HTTP ---------------------------------------------------------------------------------
+
+    async fn exchange(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(Answer, Option<StdDuration>), CaError> {
+        let url = format!("{}{path}", self.settings.url);
+        let mut key = HeaderValue::from_str(self.settings.api_key.expose()).map_err(|_| {
+            CaError::new(
+                ErrorClass::Auth,
+                format!(
+                    "the API key of `{}` holds characters an HTTP header cannot carry",
+                    self.name
+                ),
+            )
+        })?;
+        key.set_sensitive(true);
+        let payload = match body {
+            Some(value) => axum::body::Body::from(value.to_string()),
+            None => axum::body::Body::empty(),
+        };
+        let request = http::Request::builder()
+            .method(method.clone())
+            .uri(&url)
+            .header("X-DC-DEVKEY", key)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, */*")
+            .header(
+                http::header::USER_AGENT,
+                concat!("certform/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(payload)
+            .map_err(|error| {
+                CaError::new(
+                    ErrorClass::Protocol,
+                    format!("cannot build a request to `{url}`"),
+                )
+                .with_source(error)
+            })?;
+        let client = self.client.clone();
+        let exchange = async move {
+            let response = client.request(request).await.map_err(|error| {
+                CaError::new(
+                    ErrorClass::Transient,
+                    format!("cannot reach DigiCert at `{url}`"),
+                )
+                .with_source(error)
+            })?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(StdDuration::from_secs);
+            let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), MAX_BODY)
+                .await
+                .map_err(|error| {
+                    CaError::new(
+                        ErrorClass::Transient,
+                        format!("the answer from `{url}` was cut off"),
+                    )
+                    .with_source(error)
+                })?;
+            Ok::<_, CaError>((Answer { status, body }, retry_after))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(CaError::new(
+                ErrorClass::Transient,
+                format!(
+                    "DigiCert did not answer within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Send a request; retry transport errors, 5xx and 429 when `retry` says the call may be
+    /// repeated (reads, and writes that are safe to repeat). A 429 is always safe to repeat:
+    /// the API refused it before doing anything.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        retry: bool,
+    ) -> Result<Answer, CaError> {
+        self.call_accepting(method, path, body, retry, false).await
+    }
+
+    /// `call`; with `accept_404`, a 404 is an answer rather than an error.
+    async fn call_accepting(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        retry: bool,
+        accept_404: bool,
+    ) -> Result<Answer, CaError> {
+        let mut delay = self.settings.retry.base_delay;
+        let mut attempt = 1;
+        loop {
+            let outcome = self.exchange(&method, path, body).await;
+            let (wait, error) = match outcome {
+                Ok((answer, retry_after)) => {
+                    let status = answer.status;
+                    if status.is_success() || (accept_404 && status == StatusCode::NOT_FOUND) {
+                        return Ok(answer);
+                    }
+                    let error = self.status_error(&method, path, &answer, retry_after);
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || (retry && status.is_server_error());
+                    if !retryable {
+                        return Err(error);
+                    }
+                    (
+                        retry_after.map(|d| d.min(self.settings.retry.max_retry_after)),
+                        error,
+                    )
+                }
+                Err(error) if retry => (None, error),
+                Err(error) => return Err(error),
+            };
+            if attempt >= self.settings.retry.attempts {
+                return Err(error);
+            }
+            let pause = wait.unwrap_or(delay);
+            tracing::warn!(
+                account = %self.name,
+                %method,
+                path = %redact_path(path),
+                attempt,
+                error = %error,
+                "DigiCert call failed; retrying in {pause:?}"
+            );
+            tokio::time::sleep(pause).await;
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    fn status_error(
+        &self,
+        method: &Method,
+        path: &str,
+        answer: &Answer,
+        retry_after: Option<StdDuration>,
+    ) -> CaError {
+        let errors = api_errors(&answer.body);
+        let detail = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", describe_errors(&errors))
+        };
+        let status = answer.status;
+        let what = format!("{method} /{}", redact_path(path));
+        let account = &self.name;
+        match status.as_u16() {
+            401 => CaError::new(
+                ErrorClass::Auth,
+                format!(
+                    "DigiCert rejected the API key of `{account}` (401){detail}; the key is wrong, incomplete (copied only in part), revoked or expired"
+                ),
+            ),
+            403 => CaError::new(
+                ErrorClass::Auth,
+                format!(
+                    "DigiCert refused {what} for `{account}` (403){detail}; likely causes: {}",
+                    FORBIDDEN_CAUSES
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("({}) {c}", i + 1))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            429 => {
+                let mut error = CaError::new(
+                    ErrorClass::RateLimited,
+                    format!("DigiCert rate limit reached for `{account}` (429){detail}"),
+                );
+                error.retry_after = Some(
+                    retry_after
+                        .and_then(|d| Duration::try_from(d).ok())
+                        .unwrap_or(Duration::seconds(5)),
+                );
+                error
+            }
+            code if code >= 500 => CaError::new(
+                ErrorClass::Transient,
+                format!("DigiCert failed on {what} ({code}){detail}"),
+            ),
+            code => CaError::new(
+                ErrorClass::Rejected,
+                format!("DigiCert refused {what} ({code}){detail}"),
+            ),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, CaError> {
+        let answer = self.call(Method::GET, path, None, true).await?;
+        answer.json(&format!("GET /{}", redact_path(path)))
+    }
+
+    /// `GET`, with 404 as `None`.
+    async fn get_optional(&self, path: &str) -> Result<Option<Value>, CaError> {
+        let answer = self
+            .call_accepting(Method::GET, path, None, true, true)
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(answer.json(&format!("GET /{}", redact_path(path)))?))
+    }
+
+    fn refuse_write(&self, what: &str) -> Result<(), CaError> {
+        if self.settings.read_only {
+            return Err(CaError::new(
+                ErrorClass::Rejected,
+                format!(
+                    "DigiCert account `{}` is read-only (`mode = \"read-only\"`): refusing to {what}; nothing was sent",
+                    self.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    // ----- cache --------------------------------------------------------------------------------
+
+    fn with_cache<T>(&self, change: impl FnOnce(&mut Cache) -> T) -> T {
+        let mut cache = match self.cache.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut cache)
+    }
+
+    /// Write the cache (best effort: a lost cache only costs requests).
+    fn save_cache(&self) {
+        let Some(dir) = &self.settings.cache_dir else {
+            return;
+        };
+        let bytes = self.with_cache(|cache| serde_json::to_vec(cache).unwrap_or_default());
+        let result = crate::atomic_file::create_dir_all(dir, 0o700)
+            .and_then(|()| crate::atomic_file::write(&dir.join("cache.json"), &bytes, 0o600));
+        if let Err(error) = result {
+            tracing::debug!(account = %self.name, %error, "cannot write the DigiCert cache");
+        }
+    }
+
+    // ----- reads --------------------------------------------------------------------------------
+
+    /// `GET /user/me`: the user behind the key.
+    pub async fn user(&self) -> Result<UserInfo, CaError> {
+        let value = self.get("user/me").await?;
+        Ok(UserInfo {
+            id: int(&value, "id").unwrap_or_default(),
+            username: text(&value, "username").unwrap_or_default(),
+            account_id: int(&value, "account_id"),
+            roles: list(&value, "access_roles")
+                .iter()
+                .filter_map(|r| text(r, "name"))
+                .collect(),
+        })
+    }
+
+    async fn is_admin(&self) -> bool {
+        *self
+            .admin
+            .get_or_init(|| async { self.user().await.map(|u| u.is_admin()).unwrap_or(false) })
+            .await
+    }
+
+    /// Every product enabled for the account (summary fields only).
+    pub async fn products(&self) -> Result<Vec<ProductInfo>, CaError> {
+        let value = self.get("product").await?;
+        Ok(list(&value, "products")
+            .iter()
+            .filter_map(ProductInfo::from_json)
+            .collect())
+    }
+
+    /// One product's details; `None` when the account has no such product.
+    pub async fn product(&self, name_id: &str) -> Result<Option<ProductInfo>, CaError> {
+        Ok(self
+            .get_optional(&format!("product/{}", encode(name_id)))
+            .await?
+            .as_ref()
+            .and_then(ProductInfo::from_json))
+    }
+
+    /// Every organization with its validations.
+    pub async fn organizations(&self) -> Result<Vec<OrganizationInfo>, CaError> {
+        let value = self.get("organization?include_validation=true").await?;
+        Ok(list(&value, "organizations")
+            .iter()
+            .filter_map(|o| {
+                Some(OrganizationInfo {
+                    id: int(o, "id")?,
+                    name: text(o, "name").unwrap_or_default(),
+                    status: text(o, "status").unwrap_or_default(),
+                    validated: list(o, "validations")
+                        .iter()
+                        .filter(|v| text(v, "status").as_deref() == Some("active"))
+                        .filter_map(|v| text(v, "type"))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Every domain with its validation status (pages of 1000).
+    pub async fn domains(&self) -> Result<Vec<DomainInfo>, CaError> {
+        let mut domains = Vec::new();
+        let mut offset = 0;
+        loop {
+            let value = self
+                .get(&format!(
+                    "domain?include_validation=true&limit={PAGE_LIMIT}&offset={offset}"
+                ))
+                .await?;
+            let page = list(&value, "domains");
+            domains.extend(page.iter().filter_map(DomainInfo::from_json));
+            let total = value.get("page").and_then(|p| int(p, "total")).unwrap_or(0);
+            offset += page.len() as u64;
+            if page.is_empty() || offset >= total {
+                break;
+            }
+        }
+        Ok(domains)
+    }
+
+    /// Every order of the account (pages of 1000), optionally with `filters[...]`.
+    pub async fn list_orders(&self, filters: &[(&str, &str)]) -> Result<Vec<OrderInfo>, CaError> {
+        let mut orders = Vec::new();
+        let mut offset = 0;
+        let mut query = String::new();
+        for (key, value) in filters {
+            query.push_str(&format!("&filters%5B{}%5D={}", encode(key), encode(value)));
+        }
+        loop {
+            let value = self
+                .get(&format!(
+                    "order/certificate?limit={PAGE_LIMIT}&offset={offset}{query}"
+                ))
+                .await?;
+            let page = list(&value, "orders");
+            orders.extend(page.iter().filter_map(OrderInfo::from_json));
+            let total = value.get("page").and_then(|p| int(p, "total")).unwrap_or(0);
+            offset += page.len() as u64;
+            if page.is_empty() || offset >= total {
+                break;
+            }
+        }
+        Ok(orders)
+    }
+
+    /// One order's details; `None` when the account has no such order.
+    pub async fn order(&self, id: u64) -> Result<Option<OrderInfo>, CaError> {
+        let value = self
+            .get_optional(&format!("order/certificate/{id}"))
+            .await?;
+        let info = value.as_ref().and_then(OrderInfo::from_json);
+        if let Some(info) = &info {
+            self.remember(info);
+        }
+        Ok(info)
+    }
+
+    fn remember(&self, info: &OrderInfo) {
+        self.with_cache(|cache| {
+            if let Some(value) = &info.dcv_random_value {
+                cache.tokens.insert(info.id, value.clone());
+            }
+            if info.serial.is_some() {
+                cache.orders.insert(
+                    info.id,
+                    Seen {
+                        certificate_id: info.certificate_id,
+                        serial: info.serial.clone(),
+                    },
+                );
+            }
+        });
+    }
+
+    /// The orders carrying `tag` as `alternative_order_id` (404: none).
+    async fn orders_by_tag(&self, tag: &str) -> Result<Vec<(u64, String)>, CaError> {
+        let Some(value) = self
+            .get_optional(&format!("order/alternate/{}", encode(tag)))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut found: Vec<(u64, String)> = list(&value, "orders")
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    int(o, "order_id").or_else(|| int(o, "id"))?,
+                    text(o, "status").unwrap_or_default(),
+                ))
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// The order placed for `tag`, preferring one that is not canceled or rejected.
+    async fn order_for_tag(&self, tag: &str, live_only: bool) -> Result<Option<u64>, CaError> {
+        let found = self.orders_by_tag(tag).await?;
+        let live = found
+            .iter()
+            .find(|(_, status)| !matches!(status.as_str(), "canceled" | "rejected"));
+        let fallback = if live_only { None } else { found.first() };
+        Ok(live.or(fallback).map(|(id, _)| *id))
+    }
+
+    /// The view of a detailed order; the DCV status of each name while it is pending.
+    fn view(&self, info: &OrderInfo, domains: Option<&[DomainInfo]>) -> OrderView {
+        let status = map_status(&info.status);
+        let dcv = match (status, domains) {
+            (OrderStatus::Pending, Some(domains)) => {
+                let method = info.dcv_method.clone().unwrap_or_else(|| "email".into());
+                info.dns_names
+                    .iter()
+                    .map(|name| DcvStatus {
+                        domain: name.clone(),
+                        method: method.clone(),
+                        status: if domains
+                            .iter()
+                            .any(|d| d.covers(name) && d.dcv_status == "complete")
+                        {
+                            "valid".to_string()
+                        } else {
+                            "pending".to_string()
+                        },
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        OrderView {
+            order_id: info.id.to_string(),
+            status,
+            serial: info.serial.clone(),
+            not_after: info.valid_till,
+            dcv,
+        }
+    }
+
+    /// Detailed views of `ids` (pending orders get per-domain DCV status).
+    async fn detailed(&self, ids: &[u64]) -> Result<BTreeMap<u64, Option<OrderInfo>>, CaError> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            out.insert(*id, self.order(*id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn views_of(
+        &self,
+        infos: &BTreeMap<u64, Option<OrderInfo>>,
+    ) -> Result<BTreeMap<u64, OrderView>, CaError> {
+        let pending = infos
+            .values()
+            .flatten()
+            .any(|i| map_status(&i.status) == OrderStatus::Pending);
+        let domains = if pending {
+            // Per-domain status is shown in the plan; without the domains role it is omitted.
+            match self.domains().await {
+                Ok(domains) => Some(domains),
+                Err(error) if error.class == ErrorClass::Auth => None,
+                Err(error) => return Err(error),
+            }
+        } else {
+            None
+        };
+        Ok(infos
+            .iter()
+            .filter_map(|(id, info)| {
+                info.as_ref()
+                    .map(|info| (*id, self.view(info, domains.as_deref())))
+            })
+            .collect())
+    }
+
+    /// Plan-time checks of the certificates ordered from this account: product, validity,
+    /// organization, signature hash and server platform. Every problem is reported at once.
+    pub async fn check_specs(&self, specs: &[&CertificateSpec]) -> Result<(), CaError> {
+        if specs.is_empty() {
+            return Ok(());
+        }
+        let mut products: BTreeMap<String, Option<ProductInfo>> = BTreeMap::new();
+        for spec in specs {
+            let name = spec
+                .ca_options
+                .get("product")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+            if let std::collections::btree_map::Entry::Vacant(slot) = products.entry(name) {
+                let product = self.product(slot.key()).await?;
+                slot.insert(product);
+            }
+        }
+        let wants_organization = specs
+            .iter()
+            .any(|s| s.ca_options.contains_key("organization"))
+            || products
+                .values()
+                .flatten()
+                .any(ProductInfo::needs_organization);
+        let organizations = if wants_organization {
+            match self.organizations().await {
+                Ok(organizations) => Some(organizations),
+                // A key restricted to orders cannot list organizations: the CA checks at order
+                // time instead.
+                Err(error) if error.class == ErrorClass::Auth => {
+                    tracing::warn!(account = %self.name, %error, "cannot check organizations at plan time");
+                    None
+                }
+                Err(error) => return Err(error),
+            }
+        } else {
+            None
+        };
+        let mut available: Option<Vec<String>> = None;
+        let mut problems = Vec::new();
+        for spec in specs {
+            let at = format!("certificate `{}` ({})", spec.name, spec.location);
+            let name = spec
+                .ca_options
+                .get("product")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+            let Some(Some(product)) = products.get(&name) else {
+                if available.is_none() {
+                    available = Some(
+                        self.products()
+                            .await
+                            .map(|p| p.into_iter().map(|p| p.name_id).collect())
+                            .unwrap_or_default(),
+                    );
+                }
+                problems.push(format!(
+                    "{at}: product `{name}` is not enabled for `{}`; available: {}",
+                    self.name,
+                    available.as_deref().unwrap_or_default().join(", ")
+                ));
+                continue;
+            };
+            match spec.validity {
+                Validity::Years(years)
+                    if !product.allowed_validity_years.is_empty()
+                        && !product.allowed_validity_years.contains(&u64::from(years)) =>
+                {
+                    problems.push(format!(
+                        "{at}: product `{name}` does not allow a validity of {}; allowed years: {}",
+                        spec.validity.describe(),
+                        product
+                            .allowed_validity_years
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                Validity::Until(_) if !product.custom_expiration_date_allowed => {
+                    problems.push(format!(
+                        "{at}: product `{name}` does not allow a custom expiration date (`validity.until`)"
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(hash) = spec.ca_options.get("signature_hash") {
+                if !product.signature_hashes.is_empty() && !product.signature_hashes.contains(hash)
+                {
+                    problems.push(format!(
+                        "{at}: product `{name}` does not allow signature hash `{hash}`; allowed: {}",
+                        product.signature_hashes.join(", ")
+                    ));
+                }
+            }
+            if let Some(platform) = spec
+                .ca_options
+                .get("server_platform")
+                .and_then(|p| p.parse::<i64>().ok())
+            {
+                if platform != -1
+                    && !product.server_platforms.is_empty()
+                    && !product.server_platforms.contains(&platform)
+                {
+                    problems.push(format!(
+                        "{at}: product `{name}` has no server platform {platform}"
+                    ));
+                }
+            }
+            let organization = spec
+                .ca_options
+                .get("organization")
+                .and_then(|o| o.parse::<u64>().ok());
+            let Some(organizations) = organizations.as_deref() else {
+                continue;
+            };
+            match organization {
+                None if product.needs_organization() => {
+                    problems.push(format!(
+                        "{at}: product `{name}` is {}-validated and needs `organization`; organizations of `{}`: {}",
+                        product.validation_type.as_deref().unwrap_or("organization").to_uppercase(),
+                        self.name,
+                        describe_organizations(organizations)
+                    ));
+                }
+                None => {}
+                Some(id) => match organizations.iter().find(|o| o.id == id) {
+                    None => problems.push(format!(
+                        "{at}: organization {id} does not exist in `{}`; organizations: {}",
+                        self.name,
+                        describe_organizations(organizations)
+                    )),
+                    Some(found) => {
+                        let kind = product
+                            .validation_type
+                            .clone()
+                            .filter(|_| product.needs_organization());
+                        let validated = match &kind {
+                            Some(kind) => found.validated.contains(kind),
+                            None => true,
+                        };
+                        if !validated {
+                            problems.push(format!(
+                                "{at}: organization {id} (`{}`) has no active {} validation, which product `{name}` needs",
+                                found.name,
+                                kind.as_deref().unwrap_or_default().to_uppercase()
+                            ));
+                        }
+                    }
+                },
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(CaError::new(
+                ErrorClass::Rejected,
+                format!(
+                    "configuration does not fit DigiCert account `{}`:\n  {}",
+                    self.name,
+                    problems.join("\n  ")
+                ),
+            ))
+        }
+    }
+
+    /// The order body of a create.
+    fn order_body(&self, request: &OrderRequest, skip_approval: bool) -> Value {
+        let options = &request.options;
+        let mut certificate = json!({
+            "common_name": request.common_name,
+            "dns_names": request.sans,
+            "csr": csr_pem(&request.csr_der),
+        });
+        if let Some(hash) = options.get("signature_hash") {
+            certificate["signature_hash"] = json!(hash);
+        }
+        if let Some(platform) = options
+            .get("server_platform")
+            .and_then(|p| p.parse::<i64>().ok())
+        {
+            certificate["server_platform"] = json!({ "id": platform });
+        }
+        let mut body = json!({
+            "certificate": certificate,
+            "alternative_order_id": request.tag,
+            "comments": format!("certform {}", request.tag),
+            "payment_method": options.get("payment_method").cloned().unwrap_or_else(|| "balance".into()),
+        });
+        body["order_validity"] = match request.validity {
+            Validity::Days(days) => json!({ "days": days }),
+            Validity::Years(years) => json!({ "years": years }),
+            Validity::Until(date) => json!({ "custom_expiration_date": date.to_string() }),
+        };
+        if let Some(organization) = options
+            .get("organization")
+            .and_then(|o| o.parse::<u64>().ok())
+        {
+            body["organization"] = json!({ "id": organization });
+        }
+        if let Some(method) = options.get("dcv_method") {
+            body["dcv_method"] = json!(method);
+        }
+        if let Some(old) = request
+            .renewal_of
+            .as_deref()
+            .and_then(|o| o.parse::<u64>().ok())
+        {
+            body["renewal_of_order_id"] = json!(old);
+        }
+        if skip_approval {
+            body["skip_approval"] = json!(true);
+        }
+        body
+    }
+
+    /// The current view of order `id` (details).
+    async fn current_view(&self, id: u64) -> Result<OrderView, CaError> {
+        let infos = self.detailed(&[id]).await?;
+        self.views_of(&infos).await?.remove(&id).ok_or_else(|| {
+            CaError::new(
+                ErrorClass::Rejected,
+                format!("DigiCert account `{}` has no order {id}", self.name),
+            )
+        })
+    }
+}
+
+fn describe_organizations(organizations: &[OrganizationInfo]) -> String {
+    if organizations.is_empty() {
+        return "none".to_string();
+    }
+    organizations
+        .iter()
+        .map(|o| {
+            format!(
+                "{} `{}` ({})",
+                o.id,
+                o.name,
+                if o.validated.is_empty() {
+                    "not validated".to_string()
+                } else {
+                    format!("validated: {}", o.validated.join(", "))
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A path for messages: query strings dropped (they hold nothing secret, but may be long).
+fn redact_path(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
+}
+
+#[async_trait]
+impl CertificateAuthority for DigicertCa {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reissue_same_order: true,
+            cancel: true,
+            revoke: true,
+        }
+    }
+
+    async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
+        // Resolve tags to order ids first (one lookup per tag without an order id).
+        let mut ids: Vec<Option<u64>> = Vec::with_capacity(queries.len());
+        for query in queries {
+            let id = match (&query.order_id, &query.tag) {
+                (Some(order_id), _) => order_id.parse::<u64>().ok(),
+                (None, Some(tag)) => self.order_for_tag(tag, false).await?,
+                (None, None) => None,
+            };
+            ids.push(id);
+        }
+        let wanted: BTreeSet<u64> = ids.iter().flatten().copied().collect();
+        let views: BTreeMap<u64, OrderView> = if wanted.len() <= DETAIL_THRESHOLD {
+            let list: Vec<u64> = wanted.iter().copied().collect();
+            let infos = self.detailed(&list).await?;
+            self.views_of(&infos).await?
+        } else {
+            let listed: BTreeMap<u64, OrderInfo> = self
+                .list_orders(&[])
+                .await?
+                .into_iter()
+                .filter(|o| wanted.contains(&o.id))
+                .map(|o| (o.id, o))
+                .collect();
+            let mut views = BTreeMap::new();
+            let mut details = Vec::new();
+            let mut baseline = false;
+            for id in &wanted {
+                let Some(info) = listed.get(id) else {
+                    // Not in the list (another container?): ask for it directly.
+                    details.push(*id);
+                    continue;
+                };
+                let status = map_status(&info.status);
+                if status == OrderStatus::Pending {
+                    details.push(*id);
+                    continue;
+                }
+                let seen = self.with_cache(|cache| cache.orders.get(id).cloned());
+                match seen {
+                    Some(seen) if seen.certificate_id == info.certificate_id => {
+                        let mut info = info.clone();
+                        info.serial = seen.serial;
+                        views.insert(*id, self.view(&info, None));
+                    }
+                    // A certificate certform has not seen on this order: read its serial.
+                    Some(_) if status == OrderStatus::Issued => details.push(*id),
+                    _ => {
+                        // First sight: remember the certificate id as the baseline.
+                        baseline = true;
+                        self.with_cache(|cache| {
+                            cache.orders.insert(
+                                *id,
+                                Seen {
+                                    certificate_id: info.certificate_id,
+                                    serial: None,
+                                },
+                            );
+                        });
+                        views.insert(*id, self.view(info, None));
+                    }
+                }
+            }
+            let infos = self.detailed(&details).await?;
+            views.extend(self.views_of(&infos).await?);
+            if baseline || !details.is_empty() {
+                self.save_cache();
+            }
+            views
+        };
+        if wanted.len() <= DETAIL_THRESHOLD && !wanted.is_empty() {
+            self.save_cache();
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| id.and_then(|id| views.get(&id).cloned()))
+            .collect())
+    }
+
+    async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
+        self.refuse_write("place an order")?;
+        let product = request
+            .options
+            .get("product")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+        let skip_approval = self.is_admin().await;
+        let body = self.order_body(request, skip_approval);
+        let mut attempt = 1;
+        loop {
+            // Adopt the order a lost answer (or a killed run) left behind.
+            if let Some(id) = self.order_for_tag(&request.tag, true).await? {
+                tracing::info!(account = %self.name, order = id, "adopting the order placed earlier for this tag");
+                return self.current_view(id).await;
+            }
+            let result = self
+                .call(
+                    Method::POST,
+                    &format!("order/certificate/{}", encode(&product)),
+                    Some(&body),
+                    false,
+                )
+                .await;
+            match result {
+                Ok(answer) => {
+                    let value = answer.json("the order")?;
+                    let id = int(&value, "id").ok_or_else(|| {
+                        CaError::new(
+                            ErrorClass::Protocol,
+                            "DigiCert answered the order without an order id",
+                        )
+                    })?;
+                    if let Some(token) = text(&value, "dcv_random_value") {
+                        self.with_cache(|cache| cache.tokens.insert(id, token));
+                        self.save_cache();
+                    }
+                    return self.current_view(id).await;
+                }
+                Err(error)
+                    if error.class == ErrorClass::Transient
+                        && attempt < self.settings.retry.attempts =>
+                {
+                    tracing::warn!(account = %self.name, %error, "order failed in transit; looking it up by tag before trying again");
+                    tokio::time::sleep(
+                        self.settings
+                            .retry
+                            .base_delay
+                            .saturating_mul(1 << attempt.min(6)),
+                    )
+                    .await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {
+        let id = order_number(order_id)?;
+        let info = self.order(id).await?.ok_or_else(|| {
+            CaError::new(
+                ErrorClass::Rejected,
+                format!("DigiCert account `{}` has no order {id}", self.name),
+            )
+        })?;
+        let certificate_id = info.certificate_id.ok_or_else(|| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!("order {id} has no certificate id"),
+            )
+        })?;
+        let answer = self
+            .call(
+                Method::GET,
+                &format!("certificate/{certificate_id}/download/format/pem_all"),
+                None,
+                true,
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&answer.body).replace("\r\n", "\n");
+        let blocks = pem::parse_many(text.as_bytes()).map_err(|error| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!("certificate {certificate_id} is not PEM"),
+            )
+            .with_source(error)
+        })?;
+        let certificates: Vec<&pem::Pem> =
+            blocks.iter().filter(|b| b.tag() == "CERTIFICATE").collect();
+        if certificates.is_empty() {
+            return Err(CaError::new(
+                ErrorClass::Protocol,
+                format!("certificate {certificate_id} download holds no certificate"),
+            ));
+        }
+        // Leaf then intermediates; a self-signed root at the end is dropped.
+        let mut chain: Vec<String> = Vec::new();
+        for (index, block) in certificates.iter().enumerate() {
+            if index > 0 && is_self_signed(block.contents()) {
+                continue;
+            }
+            chain.push(crate::keys::encode_certificate(block.contents()));
+        }
+        let chain_pem = chain.concat();
+        if let Ok((leaf, _)) = crate::keys::inspect_chain(&chain_pem) {
+            self.with_cache(|cache| {
+                cache.orders.insert(
+                    id,
+                    Seen {
+                        certificate_id: Some(certificate_id),
+                        serial: Some(leaf.serial.clone()),
+                    },
+                );
+                cache.tokens.remove(&id);
+            });
+            self.save_cache();
+        }
+        Ok(IssuedCertificate {
+            order_id: id.to_string(),
+            certificate_id: Some(certificate_id.to_string()),
+            chain_pem,
+        })
+    }
+
+    async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError> {
+        self.refuse_write("reissue a certificate")?;
+        let id = order_number(order_id)?;
+        let mut certificate = json!({
+            "common_name": request.common_name,
+            "dns_names": request.sans,
+            "csr": csr_pem(&request.csr_der),
+        });
+        if let Some(hash) = request.options.get("signature_hash") {
+            certificate["signature_hash"] = json!(hash);
+        }
+        if let Some(platform) = request
+            .options
+            .get("server_platform")
+            .and_then(|p| p.parse::<i64>().ok())
+        {
+            certificate["server_platform"] = json!({ "id": platform });
+        }
+        let mut body = json!({
+            "certificate": certificate,
+            "comments": format!("certform {}", request.tag),
+        });
+        if self.is_admin().await {
+            body["skip_approval"] = json!(true);
+        }
+        self.call(
+            Method::POST,
+            &format!("order/certificate/{id}/reissue"),
+            Some(&body),
+            false,
+        )
+        .await?;
+        self.current_view(id).await
+    }
+
+    async fn revoke(
+        &self,
+        order_id: &str,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<RevokeOutcome, CaError> {
+        self.refuse_write("revoke a certificate")?;
+        let skip = self.is_admin().await;
+        let body = json!({
+            "comments": format!("certform: revoke serial {serial}"),
+            "revocation_reason": reason_text(reason),
+            "skip_approval": skip,
+        });
+        // The certificate of the order (by its id), else the whole order.
+        let id = order_number(order_id)?;
+        let certificate_id = self.order(id).await?.and_then(|o| o.certificate_id);
+        let path = match certificate_id {
+            Some(certificate_id) => format!("certificate/{certificate_id}/revoke"),
+            None => format!("order/certificate/{id}/revoke"),
+        };
+        let answer = self.call(Method::PUT, &path, Some(&body), false).await?;
+        if answer.status == StatusCode::NO_CONTENT || answer.body.is_empty() {
+            return Ok(RevokeOutcome::Revoked);
+        }
+        let value = answer.json("the revocation")?;
+        match (text(&value, "status").as_deref(), int(&value, "id")) {
+            (Some("approved"), _) => Ok(RevokeOutcome::Revoked),
+            (_, Some(request_id)) => Ok(RevokeOutcome::Requested {
+                request_id: request_id.to_string(),
+            }),
+            _ => Ok(RevokeOutcome::Revoked),
+        }
+    }
+
+    async fn cancel(&self, order_id: &str) -> Result<(), CaError> {
+        self.refuse_write("cancel an order")?;
+        let id = order_number(order_id)?;
+        let body = json!({ "status": "canceled", "note": "canceled by certform" });
+        match self
+            .call(
+                Method::PUT,
+                &format!("order/certificate/{id}/status"),
+                Some(&body),
+                true,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.class == ErrorClass::Rejected => {
+                // Already canceled (a retry after a lost answer): done.
+                match self.order(id).await? {
+                    Some(info) if info.status == "canceled" => Ok(()),
+                    _ => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
+        let id = order_number(order_id)?;
+        let Some(info) = self.order(id).await? else {
+            return Ok(Vec::new());
+        };
+        let domains = match self.domains().await {
+            Ok(domains) => domains,
+            Err(error) if error.class == ErrorClass::Auth => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let method = info.dcv_method.clone().unwrap_or_else(|| "email".into());
+        let mut token = info
+            .dcv_random_value
+            .clone()
+            .or_else(|| self.with_cache(|cache| cache.tokens.get(&id).cloned()));
+        let mut challenges = Vec::new();
+        for name in &info.dns_names {
+            let validated = domains
+                .iter()
+                .any(|d| d.covers(name) && d.dcv_status == "complete");
+            let status = if validated { "valid" } else { "pending" };
+            let kind = match method.as_str() {
+                "dns-txt-token" | "http-token" => {
+                    if token.is_none() && !validated {
+                        token = self.domain_token(&domains, name).await?;
+                    }
+                    let Some(value) = token.clone() else {
+                        return Err(CaError::new(
+                            ErrorClass::Protocol,
+                            format!("DigiCert gave no DCV random value for `{name}` of order {id}"),
+                        ));
+                    };
+                    if method == "http-token" {
+                        ChallengeKind::Http {
+                            path: HTTP_TOKEN_PATH.to_string(),
+                            content: value,
+                        }
+                    } else {
+                        ChallengeKind::Dns {
+                            name: dcv_base(name).to_string(),
+                            value,
+                        }
+                    }
+                }
+                _ => ChallengeKind::Email,
+            };
+            challenges.push(Challenge {
+                id: format!("{id}/{name}"),
+                domain: name.clone(),
+                kind,
+                status: status.to_string(),
+            });
+        }
+        Ok(challenges)
+    }
+
+    async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
+        self.refuse_write("ask for a DCV check")?;
+        let id = order_number(order_id)?;
+        if challenges
+            .iter()
+            .all(|c| matches!(c.kind, ChallengeKind::Email))
+        {
+            return Ok(());
+        }
+        match self
+            .call(
+                Method::PUT,
+                &format!("order/certificate/{id}/check-dcv"),
+                None,
+                true,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Not found yet (DNS propagation, file not served): the order stays pending and
+            // the next run checks again.
+            Err(error) if error.class == ErrorClass::Rejected => {
+                tracing::warn!(account = %self.name, order = id, %error, "DCV check did not pass yet");
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn finalize(&self, order_id: &str, _csr_der: &[u8]) -> Result<OrderView, CaError> {
+        // DigiCert takes the CSR with the order: answer with the order as it is now.
+        self.current_view(order_number(order_id)?).await
+    }
+}
+
+impl DigicertCa {
+    /// The DCV token of the domain record covering `name` (`GET /domain/{id}?include_dcv=true`).
+    async fn domain_token(
+        &self,
+        domains: &[DomainInfo],
+        name: &str,
+    ) -> Result<Option<String>, CaError> {
+        let Some(domain) = domains.iter().find(|d| d.covers(name)) else {
+            return Ok(None);
+        };
+        let value = self
+            .get_optional(&format!("domain/{}?include_dcv=true", domain.id))
+            .await?;
+        Ok(value
+            .as_ref()
+            .and_then(|v| v.get("dcv_token"))
+            .and_then(|t| text(t, "token")))
+    }
+}
+
+/// Open the configured account `name`: resolve its API key; the cache lives under `keys_dir`.
+pub fn open(
+    name: &str,
+    settings: &crate::config::DigicertCaSettings,
+    keys_dir: &std::path::Path,
+) -> Result<DigicertCa, CaError> {
+    let key = crate::secrets::resolve(&settings.api_key).map_err(|e| {
+        CaError::new(
+            ErrorClass::Auth,
+            format!("cannot read the API key of `{name}`"),
+        )
+        .with_source(e)
+    })?;
+    let mut resolved = DigicertSettings::new(settings.url.clone(), Secret::new(key));
+    resolved.read_only = settings.read_only;
+    resolved.cache_dir = Some(keys_dir.join("digicert").join(name));
+    DigicertCa::open(name, resolved)
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(der)
+        .map(|(_, cert)| cert.subject() == cert.issuer())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_normalised_like_state() {
+        assert_eq!(normalize_serial("0A1B"), "0a1b");
+        assert_eq!(normalize_serial("000A1B"), "0a1b");
+        assert_eq!(normalize_serial("a:1b"), "0a1b");
+        assert_eq!(normalize_serial("00"), "00");
+    }
+
+    #[test]
+    fn errors_parse_as_array_or_object() {
+        let array = br#"{"errors":[{"code":"not_found|order","message":"gone"}]}"#;
+        assert_eq!(api_errors(array)[0].code, "not_found|order");
+        let object = br#"{"errors":{"code":"x","message":"y"}}"#;
+        assert_eq!(api_errors(object)[0].message, "y");
+        assert!(api_errors(b"not json").is_empty());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("abc-very-secret");
+        assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+        let settings = DigicertSettings::new("http://127.0.0.1:1", secret);
+        assert!(!format!("{settings:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn statuses_map_to_the_trait() {
+        assert_eq!(map_status("needs_approval"), OrderStatus::Pending);
+        assert_eq!(map_status("waiting_pickup"), OrderStatus::Pending);
+        assert_eq!(map_status("reissue_pending"), OrderStatus::Pending);
+        assert_eq!(map_status("canceled"), OrderStatus::Canceled);
+        assert_eq!(dcv_base("*.www.example.com"), "example.com");
+    }
+
+    #[test]
+    fn lenient_order_parsing() {
+        let value = json!({"id": "12", "status": "issued", "certificate": [], "organization": []});
+        let info = OrderInfo::from_json(&value).expect("parses");
+        assert_eq!(info.id, 12);
+        assert_eq!(info.certificate_id, None);
+    }
+}
