@@ -480,3 +480,101 @@ fn import_adopts_orders_writes_stubs_and_refuses_to_deploy_without_the_key() {
     );
     assert!(!sandbox.path("out/old/cert.pem").exists());
 }
+
+#[test]
+fn full_lifecycle_reissue_renew_revoke_and_cancel_through_the_cli() {
+    let sim = Sim::start(Seed {
+        random_seed: Some(12),
+        domains: vec![domain("example.test", true), domain("pending.test", false)],
+        ..Seed::default()
+    });
+    let base = account(&sim.sim().base_url(), "");
+    let web = certificate("web", "www.example.test", "sans = [\"example.test\"]");
+    let sandbox = Sandbox::with_config(&format!("{base}{web}"));
+    apply(&sandbox).expect(0);
+    let order = sandbox.state_field("web", "order_id");
+    let serial = sandbox.state_field("web", "serial");
+
+    // Reissue: names changed, same order, new certificate.
+    let reissued = certificate(
+        "web",
+        "www.example.test",
+        "sans = [\"example.test\", \"shop.example.test\"]",
+    );
+    sandbox.write_config(&format!("{base}{reissued}"));
+    let plan = run(&sandbox, &["plan"], ADMIN).expect(0);
+    assert!(
+        plan.stdout.contains("~ reissue web (ca `dc`, same order)"),
+        "{}",
+        plan.stdout
+    );
+    apply(&sandbox).expect(0);
+    assert_eq!(sandbox.state_field("web", "order_id"), order, "same order");
+    assert_ne!(sandbox.state_field("web", "serial"), serial);
+    assert!(sandbox
+        .sans_of("out/web/cert.pem")
+        .contains("DNS:shop.example.test"));
+    verify(&sandbox, &sim, "web");
+    assert_eq!(
+        sim.orders_for("www.example.test"),
+        1,
+        "a reissue is not a new order"
+    );
+
+    // Renew: inside the window under a pinned clock; a new order that renews the old one.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(70))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let env = [
+        ("DIGICERT_API_KEY", ADMIN),
+        ("CERTFORM_NOW", later.as_str()),
+    ];
+    let plan = sandbox.certform_env(&["plan"], &env).expect(0);
+    assert!(plan.stdout.contains("↻ renew web"), "{}", plan.stdout);
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    assert_ne!(
+        sandbox.state_field("web", "order_id"),
+        order,
+        "renewal is a new order"
+    );
+    assert_eq!(sim.orders_for("www.example.test"), 2);
+    verify(&sandbox, &sim, "web");
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+
+    // Revoke (an admin key revokes at once with skip_approval).
+    sandbox.write_config(&format!("{base}{reissued}revoke = true\n"));
+    let plan = run(&sandbox, &["plan"], ADMIN).expect(0);
+    assert!(plan.stdout.contains("! revoke web"), "{}", plan.stdout);
+    apply(&sandbox).expect(0);
+    assert_eq!(
+        sim.sim().stats().orders_by_status.get("revoked").copied(),
+        Some(1)
+    );
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+
+    // Cancel: a pending order (email validation never approved) removed from config.
+    let pending = certificate(
+        "later",
+        "www.pending.test",
+        "on_remove = \"cancel\"\ndcv = { method = \"email\" }",
+    );
+    sandbox.write_config(&format!("{base}{reissued}revoke = true\n{pending}"));
+    let waiting = apply(&sandbox).expect(0);
+    assert!(
+        waiting.stdout.contains("create later"),
+        "{}",
+        waiting.stdout
+    );
+    sandbox.write_config(&format!("{base}{reissued}revoke = true\n"));
+    let plan = run(&sandbox, &["plan"], ADMIN).expect(0);
+    assert!(plan.stdout.contains("! cancel later"), "{}", plan.stdout);
+    apply(&sandbox).expect(0);
+    assert_eq!(
+        sim.sim().stats().orders_by_status.get("canceled").copied(),
+        Some(1)
+    );
+    assert!(!sandbox.path("state/certificates/later.toml").exists());
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+}
