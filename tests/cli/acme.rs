@@ -193,10 +193,10 @@ fn acme_example_config_validates() {
 }
 
 /// A static file server for a webroot (Python's `http.server`), killed on drop.
-struct StaticServer(std::process::Child);
+pub(crate) struct StaticServer(std::process::Child);
 
 impl StaticServer {
-    fn start(root: &Path, port: u16) -> StaticServer {
+    pub(crate) fn start(root: &Path, port: u16) -> StaticServer {
         let child = std::process::Command::new("python3")
             .args([
                 "-m",

@@ -578,3 +578,45 @@ fn full_lifecycle_reissue_renew_revoke_and_cancel_through_the_cli() {
     assert!(!sandbox.path("state/certificates/later.toml").exists());
     run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
 }
+
+#[test]
+fn http_token_validation_through_a_webroot_issues_in_one_apply() {
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = spare.local_addr().expect("addr").port();
+    drop(spare);
+    let mut seed = Seed {
+        random_seed: Some(13),
+        domains: vec![domain("web.test", false)],
+        ..Seed::default()
+    };
+    seed.dcv.http_port = port;
+    seed.dcv.http_default_address = "127.0.0.1".parse().expect("ip");
+    let sim = Sim::start(seed);
+    let sandbox = Sandbox::new();
+    let webroot = sandbox.path("www");
+    std::fs::create_dir_all(&webroot).expect("webroot");
+    let _server = crate::acme::StaticServer::start(&webroot, port);
+    sandbox.write_config(&format!(
+        "{}{}",
+        account(&sim.sim().base_url(), ""),
+        certificate(
+            "web",
+            "www.web.test",
+            "dcv = { method = \"http\", webroot = \"www\" }"
+        )
+    ));
+    let applied = apply(&sandbox).expect(0);
+    assert!(
+        applied.stdout.contains("✓ create web: serial"),
+        "{}",
+        applied.stdout
+    );
+    verify(&sandbox, &sim, "web");
+    assert!(
+        !webroot
+            .join(".well-known/pki-validation/fileauth.txt")
+            .exists(),
+        "the token file is removed after validation"
+    );
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+}
