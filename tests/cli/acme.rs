@@ -197,23 +197,25 @@ pub(crate) struct StaticServer(std::process::Child);
 
 impl StaticServer {
     pub(crate) fn start(root: &Path, port: u16) -> StaticServer {
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-                "--directory",
-            ])
-            .arg(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 serves the webroot (apt-get install -y python3)");
+        let server = StaticServer(
+            std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "127.0.0.1",
+                    &port.to_string(),
+                    "--directory",
+                ])
+                .arg(root)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("python3 serves the webroot (apt-get install -y python3)"),
+        );
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return StaticServer(child);
+                return server;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
