@@ -27,11 +27,10 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -160,6 +159,10 @@ struct Inner {
     orders_dir: PathBuf,
     account: Account,
     account_url: String,
+    /// Challenge URLs this process answered. A CA may keep an answered challenge `pending`
+    /// until its validation finishes (Pebble does, RFC 8555 §7.5.1 notwithstanding), so a
+    /// `finalize` right after `respond` must not take that for "never answered".
+    answered: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// `account.json`. The credentials hold the account key: never print this.
@@ -286,7 +289,7 @@ impl AcmeCa {
         let lock_path = home.join(LOCK_FILE);
         let _lock = {
             let path = lock_path.clone();
-            tokio::task::spawn_blocking(move || FileLock::acquire(&path))
+            tokio::task::spawn_blocking(move || crate::atomic_file::FileLock::acquire(&path))
                 .await
                 .map_err(|error| {
                     CaError::new(
@@ -389,6 +392,7 @@ impl AcmeCa {
                 home,
                 orders_dir,
                 account,
+                answered: std::sync::Mutex::new(BTreeSet::new()),
             }),
             polling: Polling::default(),
         })
@@ -559,6 +563,29 @@ impl CertificateAuthority for AcmeCa {
         ))
     }
 
+    async fn renewal_window(
+        &self,
+        order_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::observed::RenewalWindow>, CaError> {
+        // The window is for the certificate this account fetched for the order.
+        let Some(record) = self.inner.read_record(order_id)? else {
+            return Ok(None);
+        };
+        let Some(der) = leaf_der(&record.chain_pem) else {
+            return Ok(None);
+        };
+        let Some((start, end, retry_after)) = self.renewal_window(&der).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::observed::RenewalWindow {
+            serial: record.serial.clone(),
+            start,
+            end,
+            next_check: now + retry_after.unwrap_or(time::Duration::hours(6)),
+        }))
+    }
+
     async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
         scoped(self.inner.challenges(order_id)).await
     }
@@ -678,7 +705,7 @@ impl Inner {
             order_url: order.url().to_string(),
             placed: OffsetDateTime::now_utc(),
         };
-        let indexed = match self.write_tag_entry(&entry) {
+        let indexed = match self.write_tag_entry(&entry).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(
@@ -785,10 +812,16 @@ impl Inner {
             let Some(mut handle) = authorization.challenge(kind) else {
                 continue;
             };
+            let url = handle.url.clone();
             let mut attempt = 1;
             loop {
                 match handle.set_ready().await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if let Ok(mut answered) = self.answered.lock() {
+                            answered.insert(url);
+                        }
+                        break;
+                    }
                     Err(error) if is_bad_nonce(&error) && attempt < NONCE_ATTEMPTS => {
                         attempt += 1;
                     }
@@ -811,19 +844,22 @@ impl Inner {
         // Waiting only makes sense once every pending authorization has an answered challenge
         // (a POSTed challenge turns `processing` at once, RFC 8555 §7.5.1).
         if order.state().status == AcmeOrderStatus::Pending {
-            let unanswered: Vec<String> = self
-                .authorizations(&mut order)
-                .await?
+            let authorizations = self.authorizations(&mut order).await?;
+            let answered = self.answered.lock().ok();
+            let unanswered: Vec<String> = authorizations
                 .into_iter()
                 .filter(|authorization| {
                     authorization.status == AuthorizationStatus::Pending
-                        && authorization
-                            .challenges
-                            .iter()
-                            .all(|challenge| challenge.status == ChallengeStatus::Pending)
+                        && authorization.challenges.iter().all(|challenge| {
+                            challenge.status == ChallengeStatus::Pending
+                                && !answered
+                                    .as_ref()
+                                    .is_some_and(|answered| answered.contains(&challenge.url))
+                        })
                 })
                 .map(|authorization| format!("`{}`", authorization.domain))
                 .collect();
+            drop(answered);
             if !unanswered.is_empty() {
                 return Err(CaError::new(
                     ErrorClass::Rejected,
@@ -906,7 +942,7 @@ impl Inner {
             return Err(self.invalid_order(&mut order).await);
         }
         if let Some(chain) = downloaded {
-            self.store_certificate(&mut order, &chain)?;
+            self.store_certificate(&mut order, &chain).await?;
         }
         self.view(&mut order).await
     }
@@ -964,7 +1000,7 @@ impl Inner {
             reason: reason.code(),
             at: OffsetDateTime::now_utc(),
         });
-        self.write_record(&record)?;
+        self.write_record(&record).await?;
         Ok(RevokeOutcome::Revoked)
     }
 
@@ -1025,7 +1061,7 @@ impl Inner {
         };
         let alternates = last_response().alternates;
         let chain = self.choose_chain(chain, alternates).await;
-        self.store_certificate(order, &chain)
+        self.store_certificate(order, &chain).await
     }
 
     /// The default chain, or the first alternate whose top issuer is `preferred_chain`.
@@ -1121,7 +1157,7 @@ impl Inner {
         }
     }
 
-    fn store_certificate(
+    async fn store_certificate(
         &self,
         order: &mut Order,
         chain: &str,
@@ -1145,7 +1181,7 @@ impl Inner {
             not_after: info.not_after,
             revoked: None,
         };
-        self.write_record(&record)?;
+        self.write_record(&record).await?;
         Ok(record)
     }
 
@@ -1285,8 +1321,8 @@ impl Inner {
         Ok(entry.filter(|entry| entry.tag == tag))
     }
 
-    fn write_tag_entry(&self, entry: &TagEntry) -> Result<(), CaError> {
-        self.write_json(&self.tag_path(&entry.tag), entry)
+    async fn write_tag_entry(&self, entry: &TagEntry) -> Result<(), CaError> {
+        self.write_json(self.tag_path(&entry.tag), entry).await
     }
 
     fn read_record(&self, order_url: &str) -> Result<Option<CertificateRecord>, CaError> {
@@ -1294,8 +1330,9 @@ impl Inner {
         Ok(record.filter(|record| record.order_url == order_url))
     }
 
-    fn write_record(&self, record: &CertificateRecord) -> Result<(), CaError> {
-        self.write_json(&self.record_path(&record.order_url), record)
+    async fn write_record(&self, record: &CertificateRecord) -> Result<(), CaError> {
+        self.write_json(self.record_path(&record.order_url), record)
+            .await
     }
 
     fn read_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<Option<T>, CaError> {
@@ -1317,7 +1354,9 @@ impl Inner {
         })
     }
 
-    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), CaError> {
+    /// Write atomically (fsyncs included) on a blocking thread: with many certificates in
+    /// flight, fsyncs on the runtime's few worker threads would stall every other request.
+    async fn write_json<T: Serialize>(&self, path: PathBuf, value: &T) -> Result<(), CaError> {
         let bytes = serde_json::to_vec_pretty(value).map_err(|error| {
             CaError::new(
                 ErrorClass::Protocol,
@@ -1329,8 +1368,13 @@ impl Inner {
             )
             .with_source(error)
         })?;
-        crate::atomic_file::write(path, &bytes, FILE_MODE)
-            .map_err(|error| io_error(&self.name, "write", path, error))
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            crate::atomic_file::write(&target, &bytes, FILE_MODE)
+        })
+        .await
+        .unwrap_or_else(|error| Err(io::Error::other(error)));
+        written.map_err(|error| io_error(&self.name, "write", &path, error))
     }
 }
 
@@ -1475,7 +1519,17 @@ impl AcmeHttp {
             }
             None => builder.with_provider_and_platform_verifier(provider)?,
         };
-        let connector = builder.https_only().enable_http1().enable_http2().build();
+        // Without TCP_NODELAY, a POST's body frame waits behind Nagle's algorithm for the ACK
+        // of its headers frame, which the server delays: about 40 ms lost on every signed
+        // request (most of an issuance on a fast CA).
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = builder
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
         Ok(Self {
             client: HyperClient::builder(TokioExecutor::new()).build(connector),
         })
@@ -1488,8 +1542,15 @@ impl HttpClient for AcmeHttp {
         request: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let url = request.uri().to_string();
+        let method = request.method().clone();
+        let started = Instant::now();
         let response = self.client.request(request);
         Box::pin(async move {
+            let _timing = RequestTiming {
+                method,
+                url: url.clone(),
+                started,
+            };
             let _ = LAST_RESPONSE.try_with(|last| *last.borrow_mut() = LastResponse::default());
             let exchange = async {
                 let response = response
@@ -1539,6 +1600,25 @@ impl HttpClient for AcmeHttp {
                 body: Box::new(body),
             })
         })
+    }
+}
+
+/// Logs each exchange with the CA and how long it took (`CERTFORM_LOG=certform=trace`), also
+/// when it failed or was abandoned.
+struct RequestTiming {
+    method: http::Method,
+    url: String,
+    started: Instant,
+}
+
+impl Drop for RequestTiming {
+    fn drop(&mut self) {
+        tracing::trace!(
+            method = %self.method,
+            url = %redact_url(&self.url),
+            ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            "ACME request"
+        );
     }
 }
 
@@ -1941,32 +2021,6 @@ fn io_error(name: &str, action: &str, path: &Path, error: io::Error) -> CaError 
         ),
     )
     .with_source(error)
-}
-
-/// An exclusive `flock` on a file, released on drop.
-struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    fn acquire(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        loop {
-            // SAFETY: `file` owns a valid open descriptor for the duration of the call.
-            let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if result == 0 {
-                return Ok(Self { _file: file });
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

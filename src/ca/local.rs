@@ -7,10 +7,9 @@
 //! tested against a real, persistent CA. Private keys never leave their 0600 files except into
 //! the signer; they appear in no message.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -620,7 +619,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let lock_path = self.orders_dir.join(LOCK_FILE);
-        let _file_lock = FileLock::acquire(&lock_path)
+        let _file_lock = crate::atomic_file::FileLock::acquire(&lock_path)
             .map_err(|error| io_error(&self.name, "lock", &lock_path, error))?;
         work()
     }
@@ -1073,32 +1072,6 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
         filled += read.unsigned_abs();
     }
     Ok(buffer)
-}
-
-/// An exclusive `flock` on a file, released when dropped (the descriptor closes).
-struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    fn acquire(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        loop {
-            // SAFETY: `file` owns a valid open descriptor for the duration of the call.
-            let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if result == 0 {
-                return Ok(Self { _file: file });
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
