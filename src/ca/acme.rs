@@ -477,6 +477,13 @@ impl AcmeCa {
     }
 }
 
+/// What this CA can do (also used by the planner, without opening an account).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    reissue_same_order: false,
+    cancel: false,
+    revoke: true,
+};
+
 #[async_trait]
 impl CertificateAuthority for AcmeCa {
     fn name(&self) -> &str {
@@ -484,11 +491,7 @@ impl CertificateAuthority for AcmeCa {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            reissue_same_order: false,
-            cancel: false,
-            revoke: true,
-        }
+        CAPABILITIES
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {

@@ -1323,6 +1323,13 @@ fn redact_path(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
+/// What this CA can do (also used by the planner, without opening an account).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    reissue_same_order: true,
+    cancel: true,
+    revoke: true,
+};
+
 #[async_trait]
 impl CertificateAuthority for DigicertCa {
     fn name(&self) -> &str {
@@ -1330,11 +1337,7 @@ impl CertificateAuthority for DigicertCa {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            reissue_same_order: true,
-            cancel: true,
-            revoke: true,
-        }
+        CAPABILITIES
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {

@@ -237,6 +237,13 @@ impl LocalCa {
     }
 }
 
+/// What this CA can do (also used by the planner, without opening an account).
+pub const CAPABILITIES: Capabilities = Capabilities {
+    reissue_same_order: true,
+    cancel: true,
+    revoke: true,
+};
+
 #[async_trait]
 impl CertificateAuthority for LocalCa {
     fn name(&self) -> &str {
@@ -244,11 +251,7 @@ impl CertificateAuthority for LocalCa {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            reissue_same_order: true,
-            cancel: true,
-            revoke: true,
-        }
+        CAPABILITIES
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {

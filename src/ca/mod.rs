@@ -222,21 +222,9 @@ pub type Accounts = BTreeMap<String, std::sync::Arc<dyn CertificateAuthority>>;
 /// What a configured CA kind can do, known without contacting it.
 pub fn capabilities_of(kind: &crate::config::CaKind) -> Capabilities {
     match kind {
-        crate::config::CaKind::Local(_) => Capabilities {
-            reissue_same_order: true,
-            cancel: true,
-            revoke: true,
-        },
-        crate::config::CaKind::Acme(_) => Capabilities {
-            reissue_same_order: false,
-            cancel: false,
-            revoke: true,
-        },
-        crate::config::CaKind::Digicert(_) => Capabilities {
-            reissue_same_order: true,
-            cancel: true,
-            revoke: true,
-        },
+        crate::config::CaKind::Local(_) => local::CAPABILITIES,
+        crate::config::CaKind::Acme(_) => acme::CAPABILITIES,
+        crate::config::CaKind::Digicert(_) => digicert::CAPABILITIES,
     }
 }
 
