@@ -123,6 +123,31 @@ impl Retry {
     }
 }
 
+/// The HTTP client: direct, or through an HTTP proxy with CONNECT tunnels.
+#[derive(Clone)]
+enum Transport {
+    Direct(HyperClient<HttpsConnector<HttpConnector>, axum::body::Body>),
+    Proxied(
+        HyperClient<
+            HttpsConnector<hyper_util::client::legacy::connect::proxy::Tunnel<HttpConnector>>,
+            axum::body::Body,
+        >,
+    ),
+}
+
+impl Transport {
+    async fn request(
+        &self,
+        request: http::Request<axum::body::Body>,
+    ) -> Result<http::Response<axum::body::Body>, hyper_util::client::legacy::Error> {
+        let response = match self {
+            Transport::Direct(client) => client.request(request).await?,
+            Transport::Proxied(client) => client.request(request).await?,
+        };
+        Ok(response.map(axum::body::Body::new))
+    }
+}
+
 /// A CertCentral account's settings, resolved from config (the key already read).
 #[derive(Debug, Clone)]
 pub struct DigicertSettings {
@@ -134,6 +159,8 @@ pub struct DigicertSettings {
     pub retry: Retry,
     /// Directory of the refresh cache; `None` keeps it in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// `http://host:port` of an HTTP proxy reached with CONNECT.
+    pub proxy: Option<String>,
 }
 
 impl DigicertSettings {
@@ -148,6 +175,7 @@ impl DigicertSettings {
             read_only: false,
             retry: Retry::from_env(),
             cache_dir: None,
+            proxy: None,
         }
     }
 }
@@ -172,7 +200,7 @@ struct Cache {
 pub struct DigicertCa {
     name: String,
     settings: DigicertSettings,
-    client: HyperClient<HttpsConnector<HttpConnector>, axum::body::Body>,
+    client: Transport,
     cache: Mutex<Cache>,
     /// Whether the key's user is an administrator (may `skip_approval`), learned once.
     admin: tokio::sync::OnceCell<bool>,
@@ -556,8 +584,28 @@ impl DigicertCa {
                 .with_source(error)
             })?
             .https_or_http()
-            .enable_http1()
-            .build();
+            .enable_http1();
+        let transport = match &settings.proxy {
+            None => Transport::Direct(
+                HyperClient::builder(TokioExecutor::new()).build(connector.build()),
+            ),
+            Some(proxy) => {
+                let proxy_uri: http::Uri = proxy.parse().map_err(|_| {
+                    CaError::new(
+                        ErrorClass::Rejected,
+                        format!("`proxy` of DigiCert account `{name}` is not a URL"),
+                    )
+                })?;
+                let mut inner = HttpConnector::new();
+                inner.enforce_http(false);
+                let tunnel =
+                    hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy_uri, inner);
+                Transport::Proxied(
+                    HyperClient::builder(TokioExecutor::new())
+                        .build(connector.wrap_connector(tunnel)),
+                )
+            }
+        };
         let cache = settings
             .cache_dir
             .as_ref()
@@ -567,7 +615,7 @@ impl DigicertCa {
         Ok(Self {
             name: name.to_string(),
             settings,
-            client: HyperClient::builder(TokioExecutor::new()).build(connector),
+            client: transport,
             cache: Mutex::new(cache),
             admin: tokio::sync::OnceCell::new(),
         })
@@ -1765,6 +1813,7 @@ pub fn open(
     let mut resolved = DigicertSettings::new(settings.url.clone(), Secret::new(key));
     resolved.read_only = settings.read_only;
     resolved.cache_dir = Some(keys_dir.join("digicert").join(name));
+    resolved.proxy = settings.proxy.clone();
     DigicertCa::open(name, resolved)
 }
 

@@ -660,17 +660,29 @@ impl<'a> Validator<'a> {
                 String::new()
             }
         };
-        if table.proxy.is_some() {
-            self.error_with_hint(
-                file,
-                &path.key("proxy"),
-                Anchor::Key,
-                "`proxy` is not supported yet for DigiCert accounts".to_string(),
-                Some(
-                    "remove `proxy` and allow direct HTTPS to the API URL from this host"
+        if let Some(proxy) = &table.proxy {
+            // `http://host:port`: a plain HTTP proxy reached with CONNECT; no credentials in
+            // config (they would be a plaintext secret).
+            let valid = proxy
+                .strip_prefix("http://")
+                .map(|rest| rest.trim_end_matches('/'))
+                .is_some_and(|authority| {
+                    !authority.contains('@')
+                        && !authority.contains('/')
+                        && authority.rsplit_once(':').is_some_and(|(host, port)| {
+                            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                        })
+                });
+            if !valid {
+                self.error_with_hint(
+                    file,
+                    &path.key("proxy"),
+                    Anchor::Value,
+                    "`proxy` must be `http://host:port` (an HTTP proxy reached with CONNECT)"
                         .to_string(),
-                ),
-            );
+                    Some("credentials in the proxy URL are not supported".to_string()),
+                );
+            }
         }
         if self.error_count() > before {
             return None;

@@ -620,3 +620,92 @@ fn http_token_validation_through_a_webroot_issues_in_one_apply() {
     );
     run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
 }
+
+/// A minimal HTTP CONNECT proxy on loopback that records the tunnels it opened.
+struct ConnectProxy {
+    addr: std::net::SocketAddr,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ConnectProxy {
+    fn start() -> ConnectProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&targets);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut client = client;
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match client.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let Some(target) = head
+                        .lines()
+                        .next()
+                        .and_then(|line| line.strip_prefix("CONNECT "))
+                        .and_then(|rest| rest.split_whitespace().next())
+                        .map(String::from)
+                    else {
+                        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
+                        return;
+                    };
+                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    if let Ok(mut targets) = seen.lock() {
+                        targets.push(target);
+                    }
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (Ok(mut client_read), Ok(mut upstream_write)) =
+                        (client.try_clone(), upstream.try_clone())
+                    else {
+                        return;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut client_read, &mut upstream_write);
+                        let _ = upstream_write.shutdown(std::net::Shutdown::Write);
+                    });
+                    let mut upstream_read = upstream;
+                    let _ = std::io::copy(&mut upstream_read, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        ConnectProxy { addr, targets }
+    }
+}
+
+#[test]
+fn api_calls_go_through_the_configured_proxy() {
+    let sim = Sim::start(seed());
+    let proxy = ConnectProxy::start();
+    let config = format!(
+        "{}{}",
+        account(
+            &sim.sim().base_url(),
+            &format!("proxy = \"http://{}\"", proxy.addr)
+        ),
+        certificate("web", "www.example.test", "")
+    );
+    let sandbox = Sandbox::with_config(&config);
+    apply(&sandbox).expect(0);
+    verify(&sandbox, &sim, "web");
+    let targets = proxy.targets.lock().expect("targets").clone();
+    assert!(!targets.is_empty(), "no request went through the proxy");
+    let sim_addr = sim.sim().local_addr().to_string();
+    assert!(
+        targets.iter().all(|t| *t == sim_addr),
+        "tunnels to {targets:?}, expected only {sim_addr}"
+    );
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+}
