@@ -19,6 +19,12 @@ pub struct Args {
     /// How many certificates to work on at once
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+
+    /// How long to wait for another run's state lock (`0`: fail at once), like `10m`
+    ///
+    /// A lock whose holder died on this host is taken over at once, without waiting.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = super::unlock::parse_lock_timeout)]
+    pub lock_timeout: std::time::Duration,
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
@@ -26,9 +32,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     workspace.check_keys_dir()?;
     let store =
         Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
-    let _lock = store
-        .lock("certform apply")
-        .map_err(|e| Failure::from(crate::workspace::RunError::State(e)))?;
+    let _lock = super::unlock::take_lock(context, &store, "certform apply", args.lock_timeout)?;
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let runtime = context.runtime()?;
     runtime.block_on(async {

@@ -26,6 +26,10 @@ pub struct Args {
     /// Write the config stubs to this file (else they are printed)
     #[arg(long)]
     pub write_config: Option<PathBuf>,
+
+    /// How long to wait for another run's state lock (`0`: fail at once), like `10m`
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = super::unlock::parse_lock_timeout)]
+    pub lock_timeout: std::time::Duration,
 }
 
 /// One order to import, with its chain.
@@ -44,9 +48,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let ca = open_digicert(context, &args.name)?;
     let store = crate::state::GitStore::open(&workspace.config.state)
         .map_err(|e| Failure::from_error(&e))?;
-    let _lock = store
-        .lock("certform import")
-        .map_err(|e| Failure::from(crate::workspace::RunError::State(e)))?;
+    let _lock = super::unlock::take_lock(context, &store, "certform import", args.lock_timeout)?;
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let known_orders: BTreeSet<String> = state
         .certificates

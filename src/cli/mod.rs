@@ -270,9 +270,7 @@ impl From<workspace::Error> for Failure {
 impl From<workspace::RunError> for Failure {
     fn from(error: workspace::RunError) -> Self {
         let hint = match &error {
-            workspace::RunError::State(crate::state::Error::Locked { .. }) => Some(
-                "if no other certform is running, break the lock with `certform unlock --force`",
-            ),
+            workspace::RunError::State(state) => unlock::lock_hint(state),
             _ => None,
         };
         let failure = match error {

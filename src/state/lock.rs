@@ -1,17 +1,37 @@
-//! The state repository's lock: one apply at a time.
+//! The state repository's lock: one writing run (`apply`, `import`) at a time, and no lock-out
+//! after a crash.
 //!
 //! The lock is a file in the repository's git directory (`.git/certform.lock`), so it is never
-//! tracked, committed or pushed. It is created with `create_new` and holds who took it (pid,
-//! host, user, command, since). Dropping the `LockGuard` removes it; `certform unlock --force`
-//! removes it explicitly. A stale lock (a killed run) is never broken automatically.
+//! tracked, committed or pushed. It records who holds it: command, pid, host, user, since, and
+//! the two facts that tell a running holder from a dead one on this host: the start time of its
+//! process (field 22 of `/proc/PID/stat`, so a reused pid does not pass for the holder) and the
+//! kernel's boot id (after a reboot every recorded pid is dead).
+//!
+//! The holder also keeps an exclusive `flock` on the lock file for the life of its run. The
+//! kernel drops it when the process dies, however it dies, so a held `flock` cannot lie: it
+//! proves a live holder even where pids mislead (another pid namespace sharing the repository,
+//! a host name changed under a running process). And it makes a takeover atomic: the file at
+//! the lock path is replaced or removed only by whoever holds that file's `flock`, so of two
+//! runs racing to take over a dead holder's lock, one wins and the other finds the winner.
+//!
+//! A holder is dead only when nobody holds the file's `flock` and its process is gone on this
+//! host (no such pid, a zombie, another start time, another boot). Then the lock is taken over
+//! at once and the caller says so. A holder that runs, or that runs on another host (which
+//! cannot be checked from here), is waited for up to the caller's timeout, then reported.
+//! Locks written before start times were recorded are judged by their pid alone.
+//!
+//! A new lock is written in full to a temporary file, locked, and then hard-linked to the lock
+//! path, so the lock path never shows a half-written or unlocked file.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -22,8 +42,21 @@ use crate::atomic_file;
 /// Name of the lock file inside the repository's git directory.
 pub const LOCK_FILE: &str = "certform.lock";
 
-const HEADER: &str = "# certform lock: a run holds the state repository; \
-                      `certform unlock --force` removes it\n";
+/// Prefix of the temporary files a new lock is written to before it is linked into place.
+const TEMPORARY_PREFIX: &str = "certform.lock.tmp-";
+
+/// How often a waiting run looks at the lock again.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How often, 10 ms apart, a held `flock` is looked at again before the holder is judged
+/// running: another run may hold it for an instant while it inspects or takes over the lock.
+const INSPECTION_RETRIES: u32 = 5;
+
+/// Bound on how often the lock path may change under us in one attempt.
+const CHANGE_RETRIES: u32 = 1_000;
+
+const HEADER: &str = "# certform lock: a run holds the state repository; a dead holder's \
+                      lock is taken over by the next run\n";
 
 /// Who holds the lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,19 +70,39 @@ pub struct LockHolder {
     pub command: String,
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
+    /// Start time of the holder's process in clock ticks after boot (field 22 of
+    /// `/proc/PID/stat`); absent in locks written before certform recorded it, or where
+    /// `/proc` is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when the lock was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl LockHolder {
     /// The holder record for this process running `command`.
     pub fn current(command: &str) -> LockHolder {
         let now = OffsetDateTime::now_utc();
+        let pid = std::process::id();
         LockHolder {
-            pid: std::process::id(),
+            pid,
             host: host_name(),
             user: std::env::var("USER").ok().filter(|user| !user.is_empty()),
             command: command.to_string(),
             since: now.replace_nanosecond(0).unwrap_or(now),
+            started: match probe(pid) {
+                Probe::Running { started } => started,
+                Probe::Gone => None,
+            },
+            boot_id: boot_id(),
         }
+    }
+
+    /// Whether the holder's process still runs, judged from its pid, start time and boot id
+    /// alone (the lock file's `flock` is the caller's business).
+    pub fn liveness(&self) -> Liveness {
+        process_liveness(self, &host_name(), boot_id().as_deref())
     }
 }
 
@@ -67,13 +120,89 @@ impl fmt::Display for LockHolder {
     }
 }
 
+/// Whether a lock's holder still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It runs on this host: its `flock` is held, or its pid runs with the recorded start time.
+    Running,
+    /// Its pid runs on this host, but the lock does not record a start time (an older
+    /// certform wrote it), so that process may be another that reuses the pid.
+    PidRunning,
+    /// It runs on another host, where its liveness cannot be checked from here.
+    OtherHost,
+    /// It is dead on this host.
+    Dead(Death),
+}
+
+/// How a holder is known to be dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// No process has its pid (or only a zombie does).
+    Exited,
+    /// Its pid belongs to a process started at another time.
+    PidReused,
+    /// The host rebooted since the lock was taken.
+    Rebooted,
+}
+
+impl Death {
+    /// Why the holder with `pid` is dead, as a sentence fragment.
+    pub fn describe(self, pid: u32) -> String {
+        match self {
+            Death::Exited => format!("pid {pid} is no longer running"),
+            Death::PidReused => {
+                format!("pid {pid} now belongs to a process started after the lock was taken")
+            }
+            Death::Rebooted => "the host rebooted since the lock was taken".to_string(),
+        }
+    }
+}
+
+/// The end of "locked by HOLDER" for a holder that was not taken over.
+pub(crate) fn describe_busy(liveness: Liveness, waited: Duration) -> String {
+    let state = match liveness {
+        Liveness::Running => ", which is still running".to_string(),
+        Liveness::PidRunning => {
+            ", whose pid still runs (the lock predates start times, so certform cannot tell \
+             whether that process is still the holder)"
+                .to_string()
+        }
+        Liveness::OtherHost => {
+            ", on another host: certform cannot check from here whether it still runs".to_string()
+        }
+        Liveness::Dead(_) => ", which is no longer running".to_string(),
+    };
+    if waited >= Duration::from_millis(1) {
+        format!("{state}; waited {:.1}s", waited.as_secs_f64())
+    } else {
+        state
+    }
+}
+
+/// Why `certform unlock --force` leaves a lock alone.
+pub(crate) fn describe_held(holder: Option<&LockHolder>, liveness: Liveness) -> String {
+    let Some(holder) = holder else {
+        return "a running process holds its lock file".to_string();
+    };
+    match liveness {
+        Liveness::PidRunning => format!(
+            "its holder {holder} may still run: pid {} runs, and the lock predates start \
+             times, so certform cannot tell whether that process is still the holder",
+            holder.pid
+        ),
+        _ => format!("its holder {holder} is still running on this host"),
+    }
+}
+
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard {
     path: PathBuf,
-    content: Vec<u8>,
+    /// The lock file, open and `flock`ed for as long as the guard lives.
+    file: File,
     holder: LockHolder,
+    taken_over: Option<(LockHolder, Death)>,
 }
 
 impl LockGuard {
@@ -86,14 +215,19 @@ impl LockGuard {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The dead holder whose lock this run took over, and how it is known to be dead.
+    pub fn taken_over(&self) -> Option<&(LockHolder, Death)> {
+        self.taken_over.as_ref()
+    }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        // Remove the file only while it is still ours: after `unlock --force` another run may
-        // hold a lock of its own under the same name.
-        match fs::read(&self.path) {
-            Ok(content) if content == self.content => {
+        // While we hold our file's `flock` no other certform replaces or removes the file at
+        // the lock path, so it is ours unless something outside the protocol touched it.
+        match same_file(&self.file, &self.path) {
+            Ok(true) => {
                 if let Err(error) = fs::remove_file(&self.path) {
                     tracing::warn!(
                         path = %self.path.display(),
@@ -102,7 +236,7 @@ impl Drop for LockGuard {
                     );
                 }
             }
-            Ok(_) => tracing::warn!(
+            Ok(false) => tracing::warn!(
                 path = %self.path.display(),
                 "state lock was broken and taken by another run; leaving it in place"
             ),
@@ -112,82 +246,383 @@ impl Drop for LockGuard {
             Err(error) => tracing::warn!(
                 path = %self.path.display(),
                 %error,
-                "failed to read the state lock before releasing it"
+                "failed to look at the state lock before releasing it"
             ),
         }
+        // Closing `self.file` afterwards releases the `flock`.
     }
 }
 
-/// Take the lock in `git_dir` for `command`; `repo` names the repository in errors.
-pub(crate) fn acquire(git_dir: &Path, repo: &Path, command: &str) -> Result<LockGuard, Error> {
+/// A lock broken by `certform unlock --force`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLock {
+    /// The holder it recorded; `None` when the file was unreadable.
+    pub holder: Option<LockHolder>,
+    /// Why breaking it was allowed: `Dead` or `OtherHost`; `None` when unreadable.
+    pub liveness: Option<Liveness>,
+}
+
+/// Take the lock in `git_dir` for `command`, waiting up to `wait` for a running holder (or one
+/// on another host); a dead holder's lock is taken over at once. `repo` names the repository in
+/// errors.
+pub(crate) fn acquire(
+    git_dir: &Path,
+    repo: &Path,
+    command: &str,
+    wait: Duration,
+) -> Result<LockGuard, Error> {
     let path = git_dir.join(LOCK_FILE);
     let holder = LockHolder::current(command);
     let content = render(&holder, &path)?;
-    // A lock released between our failed create and our read is simply retried.
-    for _ in 0..3 {
-        match create(&path, &content) {
-            Ok(()) => {
+    let host = host_name();
+    let boot = boot_id();
+    sweep_temporary_files(git_dir);
+    let mut temporary = Temporary::create(git_dir, &content)?;
+    let started = Instant::now();
+    loop {
+        match attempt(&path, repo, &mut temporary, &host, boot.as_deref())? {
+            Attempt::Taken { file, taken_over } => {
                 return Ok(LockGuard {
                     path,
-                    content,
+                    file,
                     holder,
+                    taken_over,
                 })
             }
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(Error::Io {
-                    action: "create the lock file",
-                    path,
-                    source,
-                })
+            Attempt::Busy {
+                holder: other,
+                liveness,
+            } => {
+                let waited = started.elapsed();
+                if waited >= wait {
+                    return Err(Error::Locked {
+                        repo: repo.to_path_buf(),
+                        path,
+                        holder: other,
+                        liveness,
+                        waited,
+                    });
+                }
+                thread::sleep(POLL.min(wait - waited));
             }
-        }
-        match read_holder(&path, repo)? {
-            Some(holder) => {
-                return Err(Error::Locked {
-                    repo: repo.to_path_buf(),
-                    holder,
-                })
-            }
-            None => continue,
         }
     }
-    Err(Error::Io {
-        action: "create the lock file",
-        path,
-        source: io::Error::other("the lock kept appearing and disappearing"),
+}
+
+enum Attempt {
+    Taken {
+        file: File,
+        taken_over: Option<(LockHolder, Death)>,
+    },
+    Busy {
+        holder: LockHolder,
+        liveness: Liveness,
+    },
+}
+
+/// One try at the lock: link our file into place, or take over a dead holder's, or report the
+/// live one.
+fn attempt(
+    path: &Path,
+    repo: &Path,
+    temporary: &mut Temporary,
+    host: &str,
+    boot: Option<&str>,
+) -> Result<Attempt, Error> {
+    let io_error = |action: &'static str, source: io::Error| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut contention = 0;
+    for _ in 0..CHANGE_RETRIES {
+        match fs::hard_link(&temporary.path, path) {
+            Ok(()) => {
+                let file = temporary.into_lock(path)?;
+                return Ok(Attempt::Taken {
+                    file,
+                    taken_over: None,
+                });
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(io_error("create the lock file", source)),
+        }
+        match inspect(path).map_err(|source| io_error("read the lock file", source))? {
+            Found::Gone => {}
+            Found::Held(_) if contention < INSPECTION_RETRIES => {
+                contention += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            Found::Held(Ok(holder)) => {
+                return Ok(Attempt::Busy {
+                    holder,
+                    liveness: Liveness::Running,
+                })
+            }
+            Found::Held(Err(reason)) | Found::Free(_, Err(reason)) => {
+                return Err(Error::LockUnreadable {
+                    repo: repo.to_path_buf(),
+                    path: path.to_path_buf(),
+                    reason,
+                })
+            }
+            Found::Free(existing, Ok(holder)) => {
+                match process_liveness(&holder, host, boot) {
+                    Liveness::Dead(death) => {
+                        // We hold `existing`'s `flock`: nobody else replaces it meanwhile.
+                        let file = temporary.replace(path)?;
+                        drop(existing);
+                        return Ok(Attempt::Taken {
+                            file,
+                            taken_over: Some((holder, death)),
+                        });
+                    }
+                    liveness => return Ok(Attempt::Busy { holder, liveness }),
+                }
+            }
+        }
+    }
+    Err(io_error(
+        "take the lock",
+        io::Error::other("the lock file kept changing"),
+    ))
+}
+
+/// Remove the lock in `git_dir` unless its holder runs on this host (`certform unlock
+/// --force`); `None` when there was no lock.
+pub(crate) fn break_lock(git_dir: &Path, repo: &Path) -> Result<Option<BrokenLock>, Error> {
+    let path = git_dir.join(LOCK_FILE);
+    let io_error = |action: &'static str, source: io::Error| Error::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    let host = host_name();
+    let boot = boot_id();
+    let mut contention = 0;
+    for _ in 0..CHANGE_RETRIES {
+        let (file, holder) = match inspect(&path).map_err(|e| io_error("read the lock file", e))? {
+            Found::Gone => match fs::symlink_metadata(&path) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+                _ => continue,
+            },
+            Found::Held(_) if contention < INSPECTION_RETRIES => {
+                contention += 1;
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Found::Held(holder) => {
+                return Err(Error::LockHeld {
+                    repo: repo.to_path_buf(),
+                    path,
+                    holder: holder.ok(),
+                    liveness: Liveness::Running,
+                })
+            }
+            Found::Free(file, holder) => (file, holder),
+        };
+        let broken = match holder {
+            Ok(holder) => match process_liveness(&holder, &host, boot.as_deref()) {
+                liveness @ (Liveness::Running | Liveness::PidRunning) => {
+                    return Err(Error::LockHeld {
+                        repo: repo.to_path_buf(),
+                        path,
+                        holder: Some(holder),
+                        liveness,
+                    })
+                }
+                liveness => BrokenLock {
+                    holder: Some(holder),
+                    liveness: Some(liveness),
+                },
+            },
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "removing an unreadable state lock");
+                BrokenLock {
+                    holder: None,
+                    liveness: None,
+                }
+            }
+        };
+        // Removed while we hold its `flock`, so it is the file we judged.
+        fs::remove_file(&path).map_err(|e| io_error("remove the lock file", e))?;
+        atomic_file::sync_dir(git_dir).map_err(|source| Error::Io {
+            action: "sync",
+            path: git_dir.to_path_buf(),
+            source,
+        })?;
+        drop(file);
+        return Ok(Some(broken));
+    }
+    Err(io_error(
+        "break the lock",
+        io::Error::other("the lock file kept changing"),
+    ))
+}
+
+/// What is at the lock path.
+enum Found {
+    /// Nothing, or the file changed while we looked: look again.
+    Gone,
+    /// Another process holds the file's `flock`; what the file records.
+    Held(Result<LockHolder, String>),
+    /// Nobody held its `flock`: we hold it now (as long as the `File` lives).
+    Free(File, Result<LockHolder, String>),
+}
+
+fn inspect(path: &Path) -> io::Result<Found> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Found::Gone),
+        Err(error) => return Err(error),
+    };
+    let locked = try_flock(&file)?;
+    // The file we opened may have been replaced or removed before we locked it.
+    match same_file(&file, path) {
+        Ok(true) => {}
+        Ok(false) => return Ok(Found::Gone),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Found::Gone),
+        Err(error) => return Err(error),
+    }
+    let holder = read_holder(&mut file);
+    Ok(if locked {
+        Found::Free(file, holder)
+    } else {
+        Found::Held(holder)
     })
 }
 
-/// Remove the lock in `git_dir` whoever holds it; returns the holder it recorded, `None` when
-/// there was no lock or its content could not be read.
-pub(crate) fn break_lock(git_dir: &Path, repo: &Path) -> Result<Option<LockHolder>, Error> {
-    let path = git_dir.join(LOCK_FILE);
-    let holder = match read_holder(&path, repo) {
-        Ok(holder) => holder,
-        Err(Error::LockUnreadable { path, reason, .. }) => {
-            tracing::warn!(path = %path.display(), %reason, "removing an unreadable state lock");
-            None
+/// What the lock file records, or why it cannot be read; never panics on any content.
+fn read_holder(file: &mut File) -> Result<LockHolder, String> {
+    let mut bytes = Vec::new();
+    // A lock file is a few hundred bytes; more is not a lock certform wrote.
+    file.take(64 * 1024)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    if text.trim().is_empty() {
+        return Err("it is empty".to_string());
+    }
+    toml::from_str::<LockHolder>(&text).map_err(|error| error.message().trim_end().to_string())
+}
+
+/// A new lock file before it is linked into place: written in full, synced and `flock`ed.
+#[derive(Debug)]
+struct Temporary {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Temporary {
+    fn create(git_dir: &Path, content: &[u8]) -> Result<Temporary, Error> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = git_dir.join(format!(
+            "{TEMPORARY_PREFIX}{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let io_error = |source: io::Error| Error::Io {
+            action: "create the lock file",
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(io_error)?;
+        // From here on, dropping `temporary` on an error removes the file.
+        let mut temporary = Temporary {
+            path: path.clone(),
+            file: Some(file),
+        };
+        let file = temporary.file.as_mut().ok_or_else(|| {
+            io_error(io::Error::other("the temporary lock file was already used"))
+        })?;
+        match try_flock(file) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(io_error(io::Error::other(
+                    "a new lock file was locked by another process",
+                )))
+            }
+            Err(source) => return Err(io_error(source)),
         }
-        Err(error) => return Err(error),
-    };
-    match fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "remove the lock file",
-                path,
-                source,
-            })
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .map_err(io_error)?;
+        Ok(temporary)
+    }
+
+    /// After the link to the lock path: drop the temporary name and return the lock's file.
+    fn into_lock(&mut self, lock: &Path) -> Result<File, Error> {
+        let file = self.take_file(lock)?;
+        if let Err(error) = fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "failed to remove a temporary lock file");
+        }
+        sync_parent(lock)?;
+        Ok(file)
+    }
+
+    /// Replace the file at the lock path (a dead holder's) with ours, atomically.
+    fn replace(&mut self, lock: &Path) -> Result<File, Error> {
+        fs::rename(&self.path, lock).map_err(|source| Error::Io {
+            action: "take over the lock file",
+            path: lock.to_path_buf(),
+            source,
+        })?;
+        let file = self.take_file(lock)?;
+        sync_parent(lock)?;
+        Ok(file)
+    }
+
+    fn take_file(&mut self, lock: &Path) -> Result<File, Error> {
+        self.file.take().ok_or_else(|| Error::Io {
+            action: "take the lock",
+            path: lock.to_path_buf(),
+            source: io::Error::other("the temporary lock file was already used"),
+        })
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        // Still holding the file: it was never linked into place.
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.path);
         }
     }
-    atomic_file::sync_dir(git_dir).map_err(|source| Error::Io {
-        action: "sync",
-        path: git_dir.to_path_buf(),
-        source,
-    })?;
-    Ok(holder)
+}
+
+/// Remove temporary lock files whose creator died between writing and linking them.
+fn sweep_temporary_files(git_dir: &Path) {
+    let Ok(entries) = fs::read_dir(git_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMPORARY_PREFIX)) else {
+            continue;
+        };
+        let Some(Ok(pid)) = rest.split('-').next().map(str::parse::<u32>) else {
+            continue;
+        };
+        if pid != std::process::id() && probe(pid) == Probe::Gone {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn sync_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(parent) => atomic_file::sync_dir(parent).map_err(|source| Error::Io {
+            action: "sync",
+            path: parent.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn render(holder: &LockHolder, path: &Path) -> Result<Vec<u8>, Error> {
@@ -199,55 +634,113 @@ fn render(holder: &LockHolder, path: &Path) -> Result<Vec<u8>, Error> {
     Ok(format!("{HEADER}{body}").into_bytes())
 }
 
-fn create(path: &Path, content: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)?;
-    let written = file.write_all(content).and_then(|()| file.sync_all());
-    if let Err(error) = written {
-        drop(file);
-        let _ = fs::remove_file(path);
-        return Err(error);
+/// Take `file`'s exclusive `flock` without waiting: `false` when another open file holds it.
+fn try_flock(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor belongs to `file`, which outlives the call.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if result == 0 {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(error),
+        }
     }
-    if let Some(parent) = path.parent() {
-        atomic_file::sync_dir(parent)?;
-    }
-    Ok(())
 }
 
-/// The holder recorded in the lock file; `None` when there is no lock file.
-fn read_holder(path: &Path, repo: &Path) -> Result<Option<LockHolder>, Error> {
-    let mut attempt = 0;
-    loop {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => {
-                return Err(Error::LockUnreadable {
-                    repo: repo.to_path_buf(),
-                    path: path.to_path_buf(),
-                    reason: error.to_string(),
-                })
-            }
-        };
-        match toml::from_str::<LockHolder>(&text) {
-            Ok(holder) => return Ok(Some(holder)),
-            // The holder may have created the file and not yet written it: look once more.
-            Err(_) if attempt == 0 => {
-                attempt += 1;
-                thread::sleep(Duration::from_millis(100));
-            }
-            Err(error) => {
-                return Err(Error::LockUnreadable {
-                    repo: repo.to_path_buf(),
-                    path: path.to_path_buf(),
-                    reason: error.message().trim_end().to_string(),
-                })
+/// Whether the open `file` is the one at `path` now.
+fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    let open = file.metadata()?;
+    let there = fs::metadata(path)?;
+    Ok(open.dev() == there.dev() && open.ino() == there.ino())
+}
+
+/// Whether `holder`'s process runs, on a host named `host` booted as `boot`.
+fn process_liveness(holder: &LockHolder, host: &str, boot: Option<&str>) -> Liveness {
+    if holder.host != host {
+        return Liveness::OtherHost;
+    }
+    if let (Some(recorded), Some(current)) = (holder.boot_id.as_deref(), boot) {
+        if recorded != current {
+            return Liveness::Dead(Death::Rebooted);
+        }
+    }
+    match (probe(holder.pid), holder.started) {
+        (Probe::Gone, _) => Liveness::Dead(Death::Exited),
+        (Probe::Running { started: Some(now) }, Some(recorded)) if now != recorded => {
+            Liveness::Dead(Death::PidReused)
+        }
+        (Probe::Running { started: Some(_) }, Some(_)) => Liveness::Running,
+        // No start time to compare: the pid alone says the holder may run.
+        (Probe::Running { .. }, _) => Liveness::PidRunning,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Gone,
+    /// The process runs; its start time when `/proc` tells it.
+    Running {
+        started: Option<u64>,
+    },
+}
+
+/// Whether a process with `pid` runs (a zombie does not), and since when.
+fn probe(pid: u32) -> Probe {
+    // Pid 0 and pids beyond `i32` would address process groups in `kill`; no process has them.
+    let Ok(signed) = i32::try_from(pid) else {
+        return Probe::Gone;
+    };
+    if signed == 0 {
+        return Probe::Gone;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => match parse_stat(&stat) {
+            Some((state, _)) if state == 'Z' || state == 'X' => Probe::Gone,
+            Some((_, started)) => Probe::Running {
+                started: Some(started),
+            },
+            None => Probe::Running { started: None },
+        },
+        Err(error) if error.kind() == io::ErrorKind::NotFound && proc_mounted() => Probe::Gone,
+        Err(_) => {
+            // No `/proc`: ask the kernel whether the pid exists (EPERM: it does, not ours).
+            // SAFETY: signal 0 sends nothing; it only checks that `signed` (> 0) exists.
+            if unsafe { libc::kill(signed, 0) } == 0
+                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            {
+                Probe::Running { started: None }
+            } else {
+                Probe::Gone
             }
         }
     }
+}
+
+fn proc_mounted() -> bool {
+    Path::new("/proc/self/stat").exists()
+}
+
+/// State (field 3) and start time (field 22) from the text of `/proc/PID/stat`. The command
+/// (field 2) is in parentheses and may itself hold spaces and parentheses: fields are counted
+/// after the last `)`.
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 was the state; field 22 is 19 further on.
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((state, started))
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
 }
 
 fn host_name() -> String {
@@ -267,7 +760,36 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Barrier};
+
     use super::*;
+
+    const REPO: &str = "/x/state";
+
+    fn repo() -> &'static Path {
+        Path::new(REPO)
+    }
+
+    /// A pid that no longer runs: a child spawned and reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn holder_for(pid: u32) -> LockHolder {
+        LockHolder {
+            pid,
+            command: "certform apply --test".to_string(),
+            ..LockHolder::current("x")
+        }
+    }
+
+    fn write_lock(dir: &Path, holder: &LockHolder) {
+        let content = render(holder, dir).unwrap();
+        fs::write(dir.join(LOCK_FILE), content).unwrap();
+    }
 
     #[test]
     fn holder_display_names_command_pid_host_user_and_time() {
@@ -277,6 +799,8 @@ mod tests {
             user: Some("alice".to_string()),
             command: "certform apply".to_string(),
             since: time::macros::datetime!(2026-05-01 12:00:00 UTC),
+            started: Some(42),
+            boot_id: None,
         };
         assert_eq!(
             holder.to_string(),
@@ -285,31 +809,292 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_lock_is_reported_and_can_be_broken() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(LOCK_FILE), "garbage").unwrap();
-        let error = acquire(dir.path(), Path::new("/x/state"), "certform apply").unwrap_err();
-        assert!(
-            matches!(error, Error::LockUnreadable { .. }),
-            "unexpected: {error}"
-        );
-        assert!(error.to_string().contains("certform.lock"), "{error}");
-        assert_eq!(break_lock(dir.path(), Path::new("/x/state")).unwrap(), None);
-        let guard = acquire(dir.path(), Path::new("/x/state"), "certform apply").unwrap();
-        assert!(guard.path().exists());
+    fn stat_fields_are_counted_after_the_last_parenthesis() {
+        let mut fields = vec!["0"; 50];
+        fields[0] = "R";
+        fields[19] = "98765";
+        let stat = format!("77 (a) b (c)) {}\n", fields.join(" "));
+        assert_eq!(parse_stat(&stat), Some(('R', 98765)));
+        assert_eq!(parse_stat("77 (x) S 1 2"), None);
+        assert_eq!(parse_stat("garbage"), None);
+        let own = fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(parse_stat(&own).is_some(), "{own}");
     }
 
     #[test]
-    fn guard_leaves_a_lock_taken_over_by_another_run() {
+    fn the_current_process_is_running() {
+        let holder = LockHolder::current("certform apply");
+        assert!(holder.started.is_some(), "Linux records the start time");
+        assert!(holder.boot_id.is_some(), "Linux records the boot id");
+        assert_eq!(holder.liveness(), Liveness::Running);
+    }
+
+    #[test]
+    fn a_reaped_child_is_dead() {
+        let holder = holder_for(dead_pid());
+        assert_eq!(holder.liveness(), Liveness::Dead(Death::Exited));
+    }
+
+    #[test]
+    fn a_zombie_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let holder = holder_for(child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while holder.liveness() != Liveness::Dead(Death::Exited) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(holder.liveness(), Liveness::Dead(Death::Exited));
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_reused_pid_is_told_apart_by_its_start_time() {
+        let mut holder = LockHolder::current("certform apply");
+        holder.started = holder.started.map(|started| started + 1);
+        assert_eq!(holder.liveness(), Liveness::Dead(Death::PidReused));
+    }
+
+    #[test]
+    fn a_reboot_kills_every_recorded_pid() {
+        let mut holder = LockHolder::current("certform apply");
+        holder.boot_id = Some("00000000-0000-0000-0000-000000000000".to_string());
+        assert_eq!(holder.liveness(), Liveness::Dead(Death::Rebooted));
+    }
+
+    #[test]
+    fn another_host_cannot_be_checked() {
+        let mut holder = holder_for(dead_pid());
+        holder.host = "elsewhere.example".to_string();
+        assert_eq!(holder.liveness(), Liveness::OtherHost);
+    }
+
+    #[test]
+    fn an_old_lock_is_judged_by_its_pid_alone() {
+        let mut alive = LockHolder::current("certform apply");
+        alive.started = None;
+        alive.boot_id = None;
+        assert_eq!(alive.liveness(), Liveness::PidRunning);
+        let mut dead = holder_for(dead_pid());
+        dead.started = None;
+        dead.boot_id = None;
+        assert_eq!(dead.liveness(), Liveness::Dead(Death::Exited));
+        // The previous format reads: no start time, no boot id.
+        let old = "# certform lock\npid = 4194000\nhost = \"h\"\ncommand = \"certform apply\"\n\
+                   since = \"2026-05-01T12:00:00Z\"\n";
+        let parsed: LockHolder = toml::from_str(old).unwrap();
+        assert_eq!((parsed.started, parsed.boot_id), (None, None));
+    }
+
+    #[test]
+    fn a_dead_holders_lock_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = Path::new("/x/state");
-        let guard = acquire(dir.path(), repo, "certform apply").unwrap();
-        assert!(break_lock(dir.path(), repo).unwrap().is_some());
-        let second = acquire(dir.path(), repo, "certform apply --second").unwrap();
+        let dead = holder_for(dead_pid());
+        write_lock(dir.path(), &dead);
+        let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        assert_eq!(guard.taken_over(), Some(&(dead, Death::Exited)));
+        let text = fs::read_to_string(guard.path()).unwrap();
+        assert!(
+            text.contains(&format!("pid = {}", std::process::id())),
+            "{text}"
+        );
         drop(guard);
-        let error = acquire(dir.path(), repo, "certform plan").unwrap_err();
-        assert!(error.to_string().contains("--second"), "{error}");
-        drop(second);
         assert!(!dir.path().join(LOCK_FILE).exists());
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn a_running_holder_is_reported_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let _guard = acquire(dir.path(), repo(), "certform apply --first", Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let error = acquire(
+            dir.path(),
+            repo(),
+            "certform apply",
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        match &error {
+            Error::Locked {
+                holder, liveness, ..
+            } => {
+                assert_eq!(holder.command, "certform apply --first");
+                assert_eq!(*liveness, Liveness::Running);
+            }
+            other => panic!("unexpected: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_held_flock_means_running_whatever_the_pid_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        // Rewrite the record to a dead pid in place: the holder's `flock` still stands.
+        write_lock(dir.path(), &holder_for(dead_pid()));
+        let error = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Locked {
+                    liveness: Liveness::Running,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(matches!(
+            break_lock(dir.path(), repo()),
+            Err(Error::LockHeld { .. })
+        ));
+        drop(guard);
+    }
+
+    #[test]
+    fn a_waiting_run_gets_the_lock_once_the_holder_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        let release = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(300));
+            drop(guard);
+        });
+        let second = acquire(
+            dir.path(),
+            repo(),
+            "certform apply",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert_eq!(second.taken_over(), None);
+        release.join().unwrap();
+    }
+
+    #[test]
+    fn racing_takeovers_of_a_dead_lock_have_one_winner() {
+        for _ in 0..20 {
+            let dir = Arc::new(tempfile::tempdir().unwrap());
+            write_lock(dir.path(), &holder_for(dead_pid()));
+            let runs = 8;
+            let barrier = Arc::new(Barrier::new(runs));
+            let done = Arc::new(Barrier::new(runs));
+            let threads: Vec<_> = (0..runs)
+                .map(|_| {
+                    let (dir, barrier, done) = (dir.clone(), barrier.clone(), done.clone());
+                    thread::spawn(move || {
+                        barrier.wait();
+                        let result = acquire(dir.path(), repo(), "certform apply", Duration::ZERO);
+                        let won = match &result {
+                            Ok(guard) => guard.taken_over().is_some(),
+                            Err(Error::Locked { liveness, .. }) => {
+                                assert_eq!(*liveness, Liveness::Running);
+                                false
+                            }
+                            Err(other) => panic!("unexpected: {other}"),
+                        };
+                        // Hold the lock until every racer has tried.
+                        done.wait();
+                        won
+                    })
+                })
+                .collect();
+            let winners = threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap())
+                .filter(|won| *won)
+                .count();
+            assert_eq!(winners, 1);
+        }
+    }
+
+    #[test]
+    fn unlock_refuses_a_running_holder_and_breaks_a_dead_or_remote_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        let error = break_lock(dir.path(), repo()).unwrap_err();
+        assert!(matches!(error, Error::LockHeld { .. }), "{error}");
+        assert!(guard.path().exists());
+        drop(guard);
+
+        let dead = holder_for(dead_pid());
+        write_lock(dir.path(), &dead);
+        let broken = break_lock(dir.path(), repo()).unwrap().unwrap();
+        assert_eq!(broken.holder, Some(dead));
+        assert_eq!(broken.liveness, Some(Liveness::Dead(Death::Exited)));
+
+        let mut remote = LockHolder::current("certform apply");
+        remote.host = "elsewhere.example".to_string();
+        write_lock(dir.path(), &remote);
+        let error = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Locked {
+                    liveness: Liveness::OtherHost,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let broken = break_lock(dir.path(), repo()).unwrap().unwrap();
+        assert_eq!(broken.liveness, Some(Liveness::OtherHost));
+        assert_eq!(break_lock(dir.path(), repo()).unwrap(), None);
+    }
+
+    #[test]
+    fn an_old_lock_with_a_live_pid_is_not_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = LockHolder::current("certform apply");
+        old.started = None;
+        old.boot_id = None;
+        write_lock(dir.path(), &old);
+        let error = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Locked {
+                    liveness: Liveness::PidRunning,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(matches!(
+            break_lock(dir.path(), repo()),
+            Err(Error::LockHeld {
+                liveness: Liveness::PidRunning,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn unreadable_lock_is_reported_and_can_be_broken() {
+        for content in [&b"garbage"[..], b"", b"\xff\xfe", b"pid = -1\nhost = 3\n"] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(LOCK_FILE), content).unwrap();
+            let error = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap_err();
+            assert!(
+                matches!(error, Error::LockUnreadable { .. }),
+                "unexpected: {error}"
+            );
+            assert!(error.to_string().contains("certform.lock"), "{error}");
+            let broken = break_lock(dir.path(), repo()).unwrap().unwrap();
+            assert_eq!(broken.holder, None);
+            let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+            assert!(guard.path().exists());
+        }
+    }
+
+    #[test]
+    fn temporary_files_of_dead_runs_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir
+            .path()
+            .join(format!("{TEMPORARY_PREFIX}{}-0", dead_pid()));
+        fs::write(&stale, "x").unwrap();
+        let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        assert!(!stale.exists());
+        drop(guard);
     }
 }

@@ -4,6 +4,6 @@ pub mod lock;
 pub mod model;
 pub mod store;
 
-pub use lock::{LockGuard, LockHolder};
+pub use lock::{BrokenLock, Death, Liveness, LockGuard, LockHolder};
 pub use model::*;
 pub use store::{check_keys_dir_outside_git, Error, GitStore, StateStore};

@@ -19,7 +19,7 @@ use git2::{
 };
 use serde::Deserialize;
 
-use super::lock::{self, LockGuard, LockHolder};
+use super::lock::{self, BrokenLock, Liveness, LockGuard, LockHolder};
 use super::model::{CertificateState, State, FORMAT};
 use crate::atomic_file;
 use crate::config::StateSettings;
@@ -142,8 +142,36 @@ pub enum Error {
         relative: PathBuf,
     },
 
-    #[error("state repository `{}` is locked by {holder}", repo.display())]
-    Locked { repo: PathBuf, holder: LockHolder },
+    #[error(
+        "state repository `{}` is locked by {holder}{}",
+        repo.display(),
+        lock::describe_busy(*liveness, *waited)
+    )]
+    Locked {
+        repo: PathBuf,
+        /// The lock file.
+        path: PathBuf,
+        holder: LockHolder,
+        /// `Running`, `PidRunning` or `OtherHost`: a dead holder's lock is taken over.
+        liveness: Liveness,
+        /// How long this run waited for it (`--lock-timeout`).
+        waited: std::time::Duration,
+    },
+
+    #[error(
+        "refusing to break the lock of state repository `{}`: {}",
+        repo.display(),
+        lock::describe_held(holder.as_ref(), *liveness)
+    )]
+    LockHeld {
+        repo: PathBuf,
+        /// The lock file.
+        path: PathBuf,
+        /// `None` when the lock file is unreadable (its `flock` is held all the same).
+        holder: Option<LockHolder>,
+        /// `Running` or `PidRunning`.
+        liveness: Liveness,
+    },
 
     #[error(
         "state repository `{}` is locked, but its lock file `{}` is unreadable: {reason}",
@@ -258,13 +286,23 @@ impl GitStore {
     }
 
     /// Take the repository's lock for `command` (e.g. `certform apply`): one run at a time.
+    /// A dead holder's lock is taken over (see `LockGuard::taken_over`); a live one fails.
     pub fn lock(&self, command: &str) -> Result<LockGuard, Error> {
-        lock::acquire(&self.git_dir, &self.work_tree, command)
+        self.lock_waiting(command, std::time::Duration::ZERO)
     }
 
-    /// Remove the lock whoever holds it (`certform unlock --force`); returns the holder it
-    /// recorded, `None` when there was no lock or its content could not be read.
-    pub fn break_lock(&self) -> Result<Option<LockHolder>, Error> {
+    /// `lock`, waiting up to `wait` for a holder that runs (or runs on another host).
+    pub fn lock_waiting(
+        &self,
+        command: &str,
+        wait: std::time::Duration,
+    ) -> Result<LockGuard, Error> {
+        lock::acquire(&self.git_dir, &self.work_tree, command, wait)
+    }
+
+    /// Remove the lock unless its holder runs on this host (`certform unlock --force`);
+    /// `None` when there was no lock.
+    pub fn break_lock(&self) -> Result<Option<BrokenLock>, Error> {
         lock::break_lock(&self.git_dir, &self.work_tree)
     }
 
