@@ -9,6 +9,7 @@ mod deploy;
 mod digicert;
 mod invalid;
 mod lifecycle;
+mod lock;
 #[path = "../support/pebble.rs"]
 mod pebble;
 mod quickstart;

@@ -75,11 +75,7 @@ fn held_lock_blocks_apply_and_names_the_holder() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains("certform unlock --force"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
     drop(guard);
     sandbox.apply().expect(0);
 }
