@@ -300,7 +300,8 @@ pub(crate) fn acquire(
                         path,
                         holder: other,
                         liveness,
-                        waited,
+                        // Looking twice at a busy `flock` is not waiting.
+                        waited: if wait.is_zero() { wait } else { waited },
                     });
                 }
                 thread::sleep(POLL.min(wait - waited));

@@ -195,8 +195,8 @@ fn a_running_apply_blocks_another_and_lock_timeout_waits_for_it() {
         blocked.stderr
     );
     assert!(
-        blocked.stderr.contains("which is still running"),
-        "{}",
+        blocked.stderr.contains("which is still running\n"),
+        "no wait with the default `--lock-timeout 0`: {}",
         blocked.stderr
     );
     assert!(
