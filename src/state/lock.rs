@@ -298,7 +298,7 @@ pub(crate) fn acquire(
                     return Err(Error::Locked {
                         repo: repo.to_path_buf(),
                         path,
-                        holder: other,
+                        holder: Box::new(other),
                         liveness,
                         // Looking twice at a busy `flock` is not waiting.
                         waited: if wait.is_zero() { wait } else { waited },
@@ -339,7 +339,7 @@ fn attempt(
     for _ in 0..CHANGE_RETRIES {
         match fs::hard_link(&temporary.path, path) {
             Ok(()) => {
-                let file = temporary.into_lock(path)?;
+                let file = temporary.linked(path)?;
                 return Ok(Attempt::Taken {
                     file,
                     taken_over: None,
@@ -416,7 +416,7 @@ pub(crate) fn break_lock(git_dir: &Path, repo: &Path) -> Result<Option<BrokenLoc
                 return Err(Error::LockHeld {
                     repo: repo.to_path_buf(),
                     path,
-                    holder: holder.ok(),
+                    holder: holder.ok().map(Box::new),
                     liveness: Liveness::Running,
                 })
             }
@@ -428,7 +428,7 @@ pub(crate) fn break_lock(git_dir: &Path, repo: &Path) -> Result<Option<BrokenLoc
                     return Err(Error::LockHeld {
                         repo: repo.to_path_buf(),
                         path,
-                        holder: Some(holder),
+                        holder: Some(Box::new(holder)),
                         liveness,
                     })
                 }
@@ -557,7 +557,7 @@ impl Temporary {
     }
 
     /// After the link to the lock path: drop the temporary name and return the lock's file.
-    fn into_lock(&mut self, lock: &Path) -> Result<File, Error> {
+    fn linked(&mut self, lock: &Path) -> Result<File, Error> {
         let file = self.take_file(lock)?;
         if let Err(error) = fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), %error, "failed to remove a temporary lock file");

@@ -151,7 +151,7 @@ pub enum Error {
         repo: PathBuf,
         /// The lock file.
         path: PathBuf,
-        holder: LockHolder,
+        holder: Box<LockHolder>,
         /// `Running`, `PidRunning` or `OtherHost`: a dead holder's lock is taken over.
         liveness: Liveness,
         /// How long this run waited for it (`--lock-timeout`).
@@ -161,14 +161,14 @@ pub enum Error {
     #[error(
         "refusing to break the lock of state repository `{}`: {}",
         repo.display(),
-        lock::describe_held(holder.as_ref(), *liveness)
+        lock::describe_held(holder.as_deref(), *liveness)
     )]
     LockHeld {
         repo: PathBuf,
         /// The lock file.
         path: PathBuf,
         /// `None` when the lock file is unreadable (its `flock` is held all the same).
-        holder: Option<LockHolder>,
+        holder: Option<Box<LockHolder>>,
         /// `Running` or `PidRunning`.
         liveness: Liveness,
     },
