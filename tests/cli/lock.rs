@@ -454,3 +454,57 @@ fn lock_timeout_must_be_a_duration() {
     assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
     assert!(run.stderr.contains("like `10m`"), "{}", run.stderr);
 }
+
+#[test]
+fn import_waits_for_reports_and_takes_over_the_lock_like_apply() {
+    // Nothing listens on the account's URL: import fails at the CA once it holds the lock.
+    let sandbox = Sandbox::with_config(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.dc]\nkind = \"digicert\"\napi_key = { env = \"DIGICERT_API_KEY\" }\nurl = \"http://127.0.0.1:9/services/v2/\"\n",
+    );
+    sandbox.git(".", &["init", "-q", "-b", "main", "state"]);
+    let here = this_host();
+    let mut sleeper = Sleeper::start();
+    let lock = lock_text(
+        sleeper.pid(),
+        &here.host,
+        Some(start_time(sleeper.pid())),
+        here.boot_id.as_deref(),
+    );
+    std::fs::write(sandbox.path(LOCK), &lock).expect("write lock");
+    let env = [("DIGICERT_API_KEY", "key")];
+
+    let run = sandbox
+        .certform_env(&["import", "dc", "--lock-timeout", "1s"], &env)
+        .expect(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "waiting up to 1s for the state lock held by `certform apply --nightly` (pid {} on ",
+            sleeper.pid()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("which is still running; waited 1."),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.read(LOCK), lock);
+
+    sleeper.stop();
+    let run = sandbox.certform_env(&["import", "dc"], &env).expect(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: took over the state lock of `certform apply --nightly` (pid {} on ",
+            sleeper.pid()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("locked by"),
+        "import went on to the CA: {}",
+        run.stderr
+    );
+    assert!(!sandbox.path(LOCK).exists(), "import released the lock");
+}
