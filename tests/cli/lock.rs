@@ -17,10 +17,18 @@ fn two_certificates() -> String {
 
 /// certform with the sandbox's hermetic environment, started in the background.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_certform"))
+    hermetic(sandbox, env!("CARGO_BIN_EXE_certform"))
         .args(args)
         .arg("-c")
         .arg(&sandbox.dir)
+        .spawn()
+        .expect("start certform")
+}
+
+/// `program` in the sandbox's hermetic environment, its output captured.
+fn hermetic(sandbox: &Sandbox, program: &str) -> Command {
+    let mut command = Command::new(program);
+    command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", &sandbox.home)
@@ -35,9 +43,8 @@ fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
         .env("CERTFORM_RETRY_DELAY_MS", "0")
         .current_dir(&sandbox.dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start certform")
+        .stderr(Stdio::piped());
+    command
 }
 
 fn finish(child: Child) -> Run {
@@ -507,4 +514,93 @@ fn import_waits_for_reports_and_takes_over_the_lock_like_apply() {
         run.stderr
     );
     assert!(!sandbox.path(LOCK).exists(), "import released the lock");
+}
+
+/// `certform apply` under `strace` with `filter`, which kills it at a chosen syscall.
+fn apply_killed_by_strace(sandbox: &Sandbox, filter: &[&str]) -> Run {
+    let mut command = hermetic(sandbox, "strace");
+    command.args(["-f", "-qq"]).args(filter).args([
+        env!("CARGO_BIN_EXE_certform"),
+        "apply",
+        "--auto-approve",
+        "-c",
+    ]);
+    command.arg(&sandbox.dir);
+    match command.spawn() {
+        Ok(child) => finish(child),
+        Err(error) => panic!("strace is needed for this test (apt-get install -y strace): {error}"),
+    }
+}
+
+#[test]
+fn kills_at_the_lock_files_syscalls_never_lock_the_next_run_out() {
+    let sandbox = Sandbox::with_config(WEB);
+    let lock = sandbox.path(LOCK);
+    let lock = lock.to_str().expect("utf-8 path");
+    // 1. Killed as it links its new lock into place (the state repository is new).
+    let run = apply_killed_by_strace(
+        &sandbox,
+        &[
+            "-P",
+            lock,
+            "-e",
+            "trace=link,linkat",
+            "-e",
+            "inject=link,linkat:signal=KILL",
+        ],
+    );
+    assert!(
+        run.stderr.contains("certform.lock.tmp-") && run.stderr.contains("killed by SIGKILL"),
+        "killed at the link: {}",
+        run.stderr
+    );
+    sandbox.apply().expect(0);
+    assert_eq!(sandbox.orders_for("www.example.test"), 1);
+
+    // 2. Killed as it removes its lock at the end of a run: the lock stays behind.
+    let run = apply_killed_by_strace(
+        &sandbox,
+        &[
+            "-P",
+            lock,
+            "-e",
+            "trace=unlink,unlinkat",
+            "-e",
+            "inject=unlink,unlinkat:signal=KILL",
+        ],
+    );
+    assert!(run.stderr.contains("killed by SIGKILL"), "{}", run.stderr);
+    assert!(sandbox.path(LOCK).exists(), "the killed run left its lock");
+
+    // 3. Killed as it takes that lock over: its first rename.
+    let run = apply_killed_by_strace(
+        &sandbox,
+        &[
+            "-e",
+            "trace=rename",
+            "-e",
+            "inject=rename:signal=KILL:when=1",
+        ],
+    );
+    assert!(
+        run.stderr.contains("certform.lock.tmp-") && run.stderr.contains("killed by SIGKILL"),
+        "killed at the takeover: {}",
+        run.stderr
+    );
+
+    let run = sandbox.apply().expect(0);
+    assert!(
+        run.stderr.contains("took over the state lock"),
+        "{}",
+        run.stderr
+    );
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+    assert_eq!(sandbox.orders_for("www.example.test"), 1);
+    let left: Vec<String> = std::fs::read_dir(sandbox.path("state/.git"))
+        .expect("git dir")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("certform.lock"))
+        .collect();
+    assert!(left.is_empty(), "lock files left: {left:?}");
 }
