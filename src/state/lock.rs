@@ -272,12 +272,11 @@ pub(crate) fn acquire(
     wait: Duration,
 ) -> Result<LockGuard, Error> {
     let path = git_dir.join(LOCK_FILE);
-    let holder = LockHolder::current(command);
-    let content = render(&holder, &path)?;
+    let mut holder = LockHolder::current(command);
     let host = host_name();
     let boot = boot_id();
     sweep_temporary_files(git_dir);
-    let mut temporary = Temporary::create(git_dir, &content)?;
+    let mut temporary = Temporary::create(git_dir, &render(&holder, &path)?)?;
     let started = Instant::now();
     loop {
         match attempt(&path, repo, &mut temporary, &host, boot.as_deref())? {
@@ -305,6 +304,9 @@ pub(crate) fn acquire(
                     });
                 }
                 thread::sleep(POLL.min(wait - waited));
+                // Record when the lock is taken, not when the wait began.
+                holder = LockHolder::current(command);
+                temporary = Temporary::create(git_dir, &render(&holder, &path)?)?;
             }
         }
     }
@@ -956,8 +958,9 @@ mod tests {
     fn a_waiting_run_gets_the_lock_once_the_holder_releases_it() {
         let dir = tempfile::tempdir().unwrap();
         let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
+        let begin = OffsetDateTime::now_utc();
         let release = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(300));
+            thread::sleep(Duration::from_millis(1_500));
             drop(guard);
         });
         let second = acquire(
@@ -968,7 +971,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(second.taken_over(), None);
+        // `since` says when the lock was taken, not when the wait began.
+        assert!(
+            second.holder().since >= begin + time::Duration::milliseconds(500),
+            "{} vs {begin}",
+            second.holder()
+        );
+        let recorded = read_holder(&mut File::open(second.path()).unwrap()).unwrap();
+        assert_eq!(&recorded, second.holder());
         release.join().unwrap();
+        drop(second);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "files left: {names:?}");
     }
 
     #[test]
