@@ -317,6 +317,11 @@ fn plan_deploy(
             targets.push(id);
         }
     }
+    if let Some(problem) = &observed.key_problem {
+        // The deploy will refuse, loudly; the plan says why beforehand.
+        reasons.push(problem.clone());
+        targets = spec.deploy.iter().map(|t| t.id()).collect();
+    }
     let configured: BTreeSet<String> = spec.deploy.iter().map(|t| t.id()).collect();
     let undeploy: Vec<String> = state
         .deployments
