@@ -368,6 +368,15 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// The keys directory's mode when group or others can reach it (`None` when private or
+    /// missing).
+    pub fn exposed_mode(&self) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = fs::symlink_metadata(&self.dir).ok()?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        (metadata.is_dir() && mode & 0o077 != 0).then_some(mode)
+    }
+
     /// Narrow the keys directory to 0700 when group or others can reach it; returns the mode
     /// it had (`None` when it was already private or does not exist yet).
     pub fn secure_dir(&self) -> Result<Option<u32>, KeyError> {

@@ -127,4 +127,6 @@ pub enum DeployObservation {
     Missing(Vec<String>),
     /// Files whose content differs from what was deployed.
     Changed(Vec<String>),
+    /// A run was killed while switching these files in; apply finishes the switch first.
+    Interrupted(Vec<String>),
 }

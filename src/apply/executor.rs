@@ -673,7 +673,7 @@ impl Executor {
                 .iter()
                 .filter(|t| change.deploy.contains(&t.id()))
             {
-                let deployer = deploy::deployer_for(target);
+                let deployer = deploy::deployer_with_failpoints(target, &self.failpoints);
                 let outcome = deployer
                     .deploy(
                         &bundle,

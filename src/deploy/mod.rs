@@ -71,6 +71,12 @@ pub trait Deployer: Send + Sync {
     /// Without a record every file is missing.
     fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation;
 
+    /// Finish a switch of files a killed run left half done, before anything else touches the
+    /// target; returns the files switched now (empty when there was nothing to finish).
+    fn recover(&self) -> Result<Vec<String>, DeployError> {
+        Ok(Vec::new())
+    }
+
     /// Write `bundle`, reload when needed, and return the record to store.
     async fn deploy(
         &self,
@@ -85,6 +91,18 @@ pub trait Deployer: Send + Sync {
 pub fn deployer_for(target: &DeployTarget) -> Box<dyn Deployer> {
     match target {
         DeployTarget::Files(files) => Box::new(files::FilesDeployer::new(files.clone())),
+    }
+}
+
+/// The deployer for `target`, stopping at the fail points of a switch (crash tests).
+pub fn deployer_with_failpoints(
+    target: &DeployTarget,
+    failpoints: &crate::apply::FailPoints,
+) -> Box<dyn Deployer> {
+    match target {
+        DeployTarget::Files(files) => {
+            Box::new(files::FilesDeployer::new(files.clone()).with_failpoints(failpoints.clone()))
+        }
     }
 }
 

@@ -309,6 +309,10 @@ fn plan_deploy(
                 Some(DeployObservation::Changed(files)) => {
                     Some(format!("drift: changed on disk: {}", files.join(", ")))
                 }
+                Some(DeployObservation::Interrupted(files)) => Some(format!(
+                    "interrupted deploy: {} not switched in yet; apply finishes it first",
+                    files.join(", ")
+                )),
                 Some(DeployObservation::InSync) | None => None,
             },
         };
