@@ -131,6 +131,16 @@ pub struct Intent {
 }
 
 impl CertificateState {
+    /// Move an older state file's `key_file` to `key_id` (when it is exactly the derived path;
+    /// otherwise it is dropped), so the state is written back without a path and without
+    /// losing its key. Called when a state file is read.
+    pub fn upgrade_legacy_key_file(&mut self) {
+        if self.legacy_key_file.is_some() {
+            self.key_id = self.current_key_id();
+            self.legacy_key_file = None;
+        }
+    }
+
     /// The key id of the current certificate: `key_id`, or for an older state file the id its
     /// `key_file` names, accepted only when `key_file` is exactly `<name>/<key_id>.key`.
     /// Anything else (another directory, another certificate, a CA key) yields `None`.
@@ -250,7 +260,8 @@ mod tests {
         let written = toml::to_string(&legacy).expect("serialize");
         assert!(!written.contains("key_file"), "{written}");
         let mut upgraded = legacy;
-        upgraded.key_id = upgraded.current_key_id();
+        upgraded.upgrade_legacy_key_file();
+        assert_eq!(upgraded.legacy_key_file, None);
         let written = toml::to_string(&upgraded).expect("serialize");
         assert!(
             written.contains("key_id = \"renew-0a1b2c3d4e5f\""),

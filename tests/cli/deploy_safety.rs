@@ -255,11 +255,12 @@ fn state_from_the_previous_format_keeps_deploying() {
     sandbox.apply().expect(0);
     assert_eq!(sandbox.read("out/web/privkey.pem"), key);
     assert!(pair_matches(&sandbox, "out/web"));
+    // Written back with the key id, without the path, and without losing the key.
+    let state = sandbox.read("state/certificates/web.toml");
+    assert!(!state.contains("key_file"), "{state}");
+    assert!(state.contains(&format!("key_id = \"{key_id}\"")), "{state}");
 
-    // A renewal on the old state moves on to the new format.
-    edit_state(&sandbox, "web", |text| {
-        with_key_file(text, &format!("web/{key_id}.key"))
-    });
+    // A renewal after the upgrade moves on to the renewal's key.
     let later = (time::OffsetDateTime::now_utc() + time::Duration::days(75))
         .format(&time::format_description::well_known::Rfc3339)
         .expect("time");
