@@ -417,3 +417,44 @@ fn a_world_writable_keys_dir_is_warned_about_and_narrowed() {
     let run = sandbox.apply().expect(0);
     assert!(!run.stderr.contains("mode"), "{}", run.stderr);
 }
+
+#[test]
+fn an_in_flight_order_recorded_by_the_previous_format_converges() {
+    let sandbox = Sandbox::with_config(WEB);
+    let run = sandbox.certform_env(
+        &["apply", "--auto-approve"],
+        &[("CERTFORM_FAILPOINT", "after-order")],
+    );
+    assert_eq!(run.code, 99, "{}", run.all());
+    // The previous release recorded the intent's key by path; the key is where it derives.
+    let state = sandbox.read("state/certificates/web.toml");
+    let tag = state
+        .lines()
+        .find_map(|line| line.strip_prefix("tag = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("intent tag")
+        .to_string();
+    let suffix = tag.rsplit('.').next().expect("suffix");
+    let key_file = format!("web/create-{suffix}.key");
+    assert!(sandbox.path(&format!("keys/{key_file}")).exists());
+    let key = sandbox.read(&format!("keys/{key_file}"));
+    // Nothing committed yet (the run died before its commit): edit the working tree.
+    let file = "state/certificates/web.toml";
+    let edited = sandbox.read(file).replace(
+        &format!("tag = \"{tag}\"\n"),
+        &format!("tag = \"{tag}\"\nkey_file = \"{key_file}\"\n"),
+    );
+    std::fs::write(sandbox.path(file), edited).expect("write state");
+    assert!(sandbox
+        .read("state/certificates/web.toml")
+        .contains("key_file"));
+
+    apply_after_kill(&sandbox, &[]).expect(0);
+    assert_eq!(sandbox.orders_for("www.example.test"), 1, "no second order");
+    assert_eq!(sandbox.read("out/web/privkey.pem"), key);
+    assert!(pair_matches(&sandbox, "out/web"));
+    sandbox.verify_deployed("out/web");
+    let state = sandbox.read("state/certificates/web.toml");
+    assert!(!state.contains("key_file"), "{state}");
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+}
