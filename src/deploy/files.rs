@@ -8,7 +8,7 @@
 //! Switching a pair. The files stay plain files at the configured names (what a server is
 //! pointed at), and POSIX has no rename of several files at once, so a switch is made safe by
 //! a journal: every changed file is first written in full beside its final name
-//! (`.NAME.certform-next`, fsynced), then the journal `.certform-switch` listing them (with their
+//! (`.NAME.certform-next`, fsynced), then the journal `.certform-switch-*` listing them (with their
 //! SHA-256) is written and fsynced, then the staged files are renamed over the final names in a
 //! fixed order (cert, chain, fullchain, key last), then the journal is removed. A run killed
 //! before the journal leaves the old files untouched (the staged leftovers are removed later);
@@ -46,7 +46,7 @@ pub const RELOAD_OUTPUT_LIMIT: usize = 4096;
 const OUTPUT_GRACE: StdDuration = StdDuration::from_millis(250);
 /// Mode of directories this target creates.
 const DIR_MODE: u32 = 0o755;
-/// The switch journal, in the target's directory.
+/// Prefix of the switch journal's name, in the target's directory.
 const JOURNAL: &str = ".certform-switch";
 /// Suffix of a staged file: `.NAME.certform-next` beside `NAME`.
 const STAGED_SUFFIX: &str = ".certform-next";
@@ -98,6 +98,14 @@ impl FilesDeployer {
 
     fn target_id(&self) -> String {
         DeployTarget::Files(self.target.clone()).id()
+    }
+
+    /// The switch journal: `dir/.certform-switch-<digest of the file names>`, so certificates
+    /// that deploy different file names into one directory never share a journal.
+    fn journal_path(&self) -> PathBuf {
+        let names = self.names().join("\0");
+        let digest = sha256_hex(names.as_bytes());
+        self.target.dir.join(format!("{JOURNAL}-{}", &digest[..12]))
     }
 
     /// Configured file names, sorted.
@@ -274,7 +282,7 @@ impl FilesDeployer {
                 })
                 .collect(),
         };
-        let journal_path = self.target.dir.join(JOURNAL);
+        let journal_path = self.journal_path();
         let text = serde_json::to_vec(&journal).map_err(|error| {
             self.io_error("write", &journal_path, io::Error::other(error.to_string()))
         })?;
@@ -299,7 +307,7 @@ impl FilesDeployer {
         for dir in dirs {
             crate::atomic_file::sync_dir(dir).map_err(|error| self.io_error("sync", dir, error))?;
         }
-        let journal_path = self.target.dir.join(JOURNAL);
+        let journal_path = self.journal_path();
         match fs::remove_file(&journal_path) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -311,7 +319,7 @@ impl FilesDeployer {
 
     /// The journal of a switch a killed run left, if any (`Err` when it is unreadable).
     fn pending_journal(&self) -> Result<Option<Journal>, DeployError> {
-        let path = self.target.dir.join(JOURNAL);
+        let path = self.journal_path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -997,7 +1005,7 @@ mod tests {
                 .collect(),
         };
         fs::write(
-            deployer.target.dir.join(JOURNAL),
+            deployer.journal_path(),
             serde_json::to_vec(&journal).unwrap(),
         )
         .unwrap();
@@ -1026,7 +1034,7 @@ mod tests {
 
             let switched = deployer.recover().unwrap();
             assert_eq!(switched.len(), 4 - renamed, "{renamed}");
-            assert!(!dir.path().join(JOURNAL).exists());
+            assert!(!deployer.journal_path().exists());
             for name in ["cert.pem", "fullchain.pem"] {
                 assert!(fs::read_to_string(dir.path().join(name))
                     .unwrap()
@@ -1091,6 +1099,20 @@ mod tests {
             deployer.observe(Some(&again.record)),
             DeployObservation::InSync
         );
+    }
+
+    #[test]
+    fn targets_sharing_a_directory_keep_separate_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FilesDeployer::new(target(dir.path(), None));
+        let mut other = target(dir.path(), None);
+        other.cert = "b-cert.pem".into();
+        other.chain = "b-chain.pem".into();
+        other.fullchain = "b-fullchain.pem".into();
+        other.key = "b-key.pem".into();
+        let second = FilesDeployer::new(other);
+        assert_ne!(first.journal_path(), second.journal_path());
+        assert_eq!(first.journal_path().parent(), Some(dir.path()));
     }
 
     #[tokio::test]
