@@ -89,6 +89,82 @@ impl FileLock {
     }
 }
 
+/// A temp file older than this is stale even when a process with its pid is alive (the pid was
+/// reused: a write holds its temp file for milliseconds).
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove temp files a dead run left behind in `dir` and its subdirectories (down to `depth`
+/// levels, symlinks not followed): only names of this module's pattern, `.NAME.tmp-PID-N`,
+/// whose process is not alive (or, pid reused, older than an hour), never this process's own.
+/// Returns the files removed. A missing `dir` is nothing to clean.
+pub fn remove_stale_temps(dir: &Path, depth: usize) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        let path = entry.path();
+        if file_type.is_dir() {
+            if depth > 0 {
+                removed.extend(remove_stale_temps(&path, depth - 1)?);
+            }
+            continue;
+        }
+        if !file_type.is_file() {
+            continue;
+        }
+        let Some(pid) = entry.file_name().to_str().and_then(temp_pid) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let old = entry
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if old || !process_alive(pid) {
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// The pid in a temp file name `.NAME.tmp-PID-N`, or `None` for any other name.
+fn temp_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?;
+    let (name, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, counter) = tail.split_once('-')?;
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if name.is_empty() || !digits(pid) || !digits(counter) {
+        return None;
+    }
+    pid.parse().ok().filter(|pid| *pid > 0)
+}
+
+/// Whether a process with `pid` exists on this host.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -117,5 +193,56 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn temp_names_are_recognised_strictly() {
+        assert_eq!(temp_pid(".key.pem.tmp-123-4"), Some(123));
+        assert_eq!(temp_pid(".a.tmp-b.tmp-77-0"), Some(77));
+        for other in [
+            "key.pem",
+            ".key.pem",
+            "key.pem.tmp-1-2",
+            ".key.pem.tmp-1",
+            ".key.pem.tmp-x-2",
+            ".key.pem.tmp-1-2x",
+            "..tmp-1-2",
+            ".key.pem.tmp-0-1",
+        ] {
+            assert_eq!(temp_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_of_dead_runs_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("web");
+        fs::create_dir(&sub).unwrap();
+        // A pid that is certainly dead: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = sub.join(format!(".create-00112233.key.tmp-{dead}-0"));
+        let own = dir.path().join(format!(".x.tmp-{}-5", std::process::id()));
+        let alive = dir.path().join(".y.tmp-1-0");
+        let user = dir.path().join("backup.key");
+        let lookalike = dir.path().join(format!(".z.tmp-{dead}"));
+        for path in [&stale, &own, &alive, &user, &lookalike] {
+            fs::write(path, "x").unwrap();
+        }
+        let removed = remove_stale_temps(dir.path(), 2).unwrap();
+        assert_eq!(removed, vec![stale.clone()]);
+        assert!(!stale.exists());
+        for kept in [&own, &alive, &user, &lookalike] {
+            assert!(kept.exists(), "{}", kept.display());
+        }
+        assert_eq!(
+            remove_stale_temps(&dir.path().join("none"), 2).unwrap(),
+            Vec::<std::path::PathBuf>::new()
+        );
+        // Depth 0 does not descend.
+        fs::write(&stale, "x").unwrap();
+        assert!(remove_stale_temps(dir.path(), 0).unwrap().is_empty());
+        assert!(stale.exists());
     }
 }

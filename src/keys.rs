@@ -92,6 +92,17 @@ pub enum KeyError {
         source: io::Error,
     },
 
+    #[error("certform holds no private key for certificate `{certificate}` ({reason})")]
+    NotHeld { certificate: String, reason: String },
+
+    #[error("the key in keys_dir for certificate `{certificate}` does not match the certificate: certificate public key sha256 {certificate_spki}, key `{}` public key sha256 {key_spki}; refusing to deploy", path.display())]
+    Mismatch {
+        certificate: String,
+        path: PathBuf,
+        certificate_spki: String,
+        key_spki: String,
+    },
+
     #[error("certificate chain contains no PEM `CERTIFICATE` block")]
     EmptyChain,
 
@@ -326,6 +337,76 @@ impl KeyStore {
             .unwrap_or(false)
     }
 
+    /// The key of certificate `name` whose certificate has public key `certificate_spki`
+    /// (lowercase hex SHA-256 of the DER SPKI): read from the path derived from `name` and
+    /// `key_id`, and refused unless its public key is the certificate's.
+    pub fn certificate_key(
+        &self,
+        name: &str,
+        key_id: Option<&str>,
+        certificate_spki: &str,
+    ) -> Result<PrivateKey, KeyError> {
+        let not_held = |reason: &str| KeyError::NotHeld {
+            certificate: name.to_string(),
+            reason: reason.to_string(),
+        };
+        let key_id = key_id.ok_or_else(|| not_held("state names no key of its own"))?;
+        let relative = certificate_key_path(name, key_id)?;
+        let path = self.path_of(&relative)?;
+        if !path.is_file() {
+            return Err(not_held(&format!("`{}` does not exist", path.display())));
+        }
+        let key = self.read(&relative)?;
+        if key.spki_sha256() != certificate_spki {
+            return Err(KeyError::Mismatch {
+                certificate: name.to_string(),
+                path,
+                certificate_spki: certificate_spki.to_string(),
+                key_spki: key.spki_sha256(),
+            });
+        }
+        Ok(key)
+    }
+
+    /// The keys directory's mode when group or others can reach it (`None` when private or
+    /// missing).
+    pub fn exposed_mode(&self) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = fs::symlink_metadata(&self.dir).ok()?;
+        let mode = metadata.permissions().mode() & 0o7777;
+        (metadata.is_dir() && mode & 0o077 != 0).then_some(mode)
+    }
+
+    /// Narrow the keys directory to 0700 when group or others can reach it; returns the mode
+    /// it had (`None` when it was already private or does not exist yet).
+    pub fn secure_dir(&self) -> Result<Option<u32>, KeyError> {
+        use std::os::unix::fs::PermissionsExt;
+        let metadata = match fs::symlink_metadata(&self.dir) {
+            Ok(metadata) if metadata.is_dir() => metadata,
+            Ok(_) => return Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "inspect",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mode = metadata.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(KEY_DIR_MODE)).map_err(
+            |source| KeyError::Io {
+                action: "set the mode of",
+                path: self.dir.clone(),
+                source,
+            },
+        )?;
+        Ok(Some(mode))
+    }
+
     /// Resolve `relative` under the keys directory, refusing anything that could escape it.
     fn path_of(&self, relative: &str) -> Result<PathBuf, KeyError> {
         let invalid = |reason| KeyError::InvalidKeyPath {
@@ -351,6 +432,35 @@ impl KeyStore {
         }
         Ok(self.dir.join(path))
     }
+}
+
+/// `<name>/<key_id>.key`: where certificate `name` keeps the key `key_id`, relative to the keys
+/// directory. Both parts are checked, so the result can only ever name one of that
+/// certificate's own keys (never a CA key, another certificate's key or a path outside).
+pub fn certificate_key_path(name: &str, key_id: &str) -> Result<String, KeyError> {
+    let relative = format!("{name}/{key_id}.key");
+    let invalid = |reason| KeyError::InvalidKeyPath {
+        relative: relative.clone(),
+        reason,
+    };
+    let name_ok = name.len() <= 63
+        && name.bytes().enumerate().all(|(index, byte)| {
+            byte.is_ascii_lowercase()
+                || byte.is_ascii_digit()
+                || (index > 0 && (byte == b'_' || byte == b'-'))
+        })
+        && !name.is_empty();
+    if !name_ok {
+        return Err(invalid(
+            "certificate names must match `[a-z0-9][a-z0-9_-]{0,62}`",
+        ));
+    }
+    if !crate::state::is_key_id(key_id) {
+        return Err(invalid(
+            "key ids are `create-`, `renew-` or `reissue-` and hex digits",
+        ));
+    }
+    Ok(relative)
 }
 
 /// Facts about one certificate, as certform records them.
@@ -627,6 +737,80 @@ mod tests {
         let store = KeyStore::new(dir.path().to_path_buf());
         let error = store.read("bad.key").unwrap_err();
         assert!(error.to_string().contains("bad.key"), "{error}");
+    }
+
+    #[test]
+    fn certificate_key_paths_cannot_escape() {
+        assert_eq!(
+            certificate_key_path("web", "renew-0a1b2c3d4e5f").unwrap(),
+            "web/renew-0a1b2c3d4e5f.key"
+        );
+        for (name, id) in [
+            ("..", "renew-0a1b2c3d4e5f"),
+            ("local-ca/local", "renew-0a1b2c3d4e5f"),
+            ("web", "root"),
+            ("web", "../root"),
+            ("", "create-00000000"),
+            ("Web", "create-00000000"),
+            ("-web", "create-00000000"),
+        ] {
+            assert!(
+                matches!(
+                    certificate_key_path(name, id),
+                    Err(KeyError::InvalidKeyPath { .. })
+                ),
+                "{name} {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificate_key_must_match_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::new(dir.path().to_path_buf());
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        let other = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
+        store.write("web/create-00112233.key", &key).unwrap();
+        let found = store
+            .certificate_key("web", Some("create-00112233"), &key.spki_sha256())
+            .unwrap();
+        assert_eq!(found.pem(), key.pem());
+        let error = store
+            .certificate_key("web", Some("create-00112233"), &other.spki_sha256())
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, KeyError::Mismatch { .. }), "{text}");
+        assert!(text.contains(&key.spki_sha256()), "{text}");
+        assert!(text.contains(&other.spki_sha256()), "{text}");
+        assert!(text.contains("`web`"), "{text}");
+        assert!(!text.contains("PRIVATE"), "{text}");
+        assert!(matches!(
+            store.certificate_key("web", None, &key.spki_sha256()),
+            Err(KeyError::NotHeld { .. })
+        ));
+        assert!(matches!(
+            store.certificate_key("web", Some("create-99999999"), &key.spki_sha256()),
+            Err(KeyError::NotHeld { .. })
+        ));
+    }
+
+    #[test]
+    fn wide_keys_dir_is_narrowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        fs::create_dir(&keys).unwrap();
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o777)).unwrap();
+        let store = KeyStore::new(keys.clone());
+        assert_eq!(store.secure_dir().unwrap(), Some(0o777));
+        assert_eq!(
+            fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(store.secure_dir().unwrap(), None);
+        assert_eq!(
+            KeyStore::new(dir.path().join("none")).secure_dir().unwrap(),
+            None
+        );
     }
 
     /// Issue a certificate for `key` from a throwaway CA.

@@ -27,6 +27,10 @@ pub struct ObservedCertificate {
     pub refresh_error: Option<String>,
     /// The CA's suggested renewal window (ACME ARI) for the current certificate.
     pub renewal_window: Option<RenewalWindow>,
+    /// Why the key in keys_dir cannot be deployed with the current certificate (missing, or
+    /// not the certificate's public key); `None` when it matches or nothing is deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_problem: Option<String>,
 }
 
 /// A CA's suggested renewal window for one certificate (RFC 9773).
@@ -123,4 +127,6 @@ pub enum DeployObservation {
     Missing(Vec<String>),
     /// Files whose content differs from what was deployed.
     Changed(Vec<String>),
+    /// A run was killed while switching these files in; apply finishes the switch first.
+    Interrupted(Vec<String>),
 }

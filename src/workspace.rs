@@ -156,7 +156,24 @@ impl Workspace {
         state: crate::state::State,
         accounts: &crate::ca::Accounts,
     ) -> Planned {
-        let observed = crate::refresh::refresh(&self.config, &state, accounts, self.now).await;
+        let mut observed = crate::refresh::refresh(&self.config, &state, accounts, self.now).await;
+        let store = self
+            .config
+            .state
+            .repo
+            .exists()
+            .then(|| crate::state::GitStore::open(&self.config.state).ok())
+            .flatten();
+        crate::deploy::observe_keys(
+            &self.config,
+            &state,
+            &crate::keys::KeyStore::new(self.keys_dir.clone()),
+            |name| {
+                let store = store.as_ref()?;
+                crate::state::StateStore::read_chain(store, name).ok()?
+            },
+            &mut observed,
+        );
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
             certificates: &self.config.certificates,

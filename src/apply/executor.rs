@@ -338,7 +338,6 @@ impl Executor {
                     ca: spec.ca.clone(),
                     started: self.now,
                     tag: format!("{}.{suffix}", state.id),
-                    key_file: format!("{}/{}-{suffix}.key", spec.name, kind.as_str()),
                     key_algorithm: spec.key.label(),
                     common_name: spec.common_name.to_string(),
                     sans: spec.sans.iter().map(|n| n.to_string()).collect(),
@@ -354,11 +353,12 @@ impl Executor {
         self.store.save_certificate(&state)?;
         self.failpoints.hit("after-intent");
 
-        let key = if self.keys.exists(&intent.key_file) {
-            self.keys.read(&intent.key_file)?
+        let key_file = intent_key_file(&state, &intent)?;
+        let key = if self.keys.exists(&key_file) {
+            self.keys.read(&key_file)?
         } else {
             let key = PrivateKey::generate(spec.key)?;
-            self.keys.write(&intent.key_file, &key)?;
+            self.keys.write(&key_file, &key)?;
             key
         };
         self.failpoints.hit("after-key");
@@ -534,7 +534,7 @@ impl Executor {
                 "order {order_id} has no recorded key to finalize with"
             ))
         })?;
-        let key = self.keys.read(&intent.key_file)?;
+        let key = self.keys.read(&intent_key_file(state, intent)?)?;
         let csr = key.csr_der(&intent.common_name, &intent.sans)?;
         let published = self.dcv.publish(&chosen).await?;
         let result = async {
@@ -564,14 +564,27 @@ impl Executor {
             .await?;
         let (info, _) = keys::inspect_chain(&issued.chain_pem)?;
         let intent = state.intent.clone();
-        let key_file = match &intent {
-            Some(intent) if self.keys.exists(&intent.key_file)
-                && self.keys.read(&intent.key_file)?.spki_sha256() == info.spki_sha256 =>
+        // The key of the issued certificate, by its public key: the one generated for the
+        // intent, or (a reissue that kept the key) the current one. Never a path from state.
+        let intent_key = intent.as_ref().and_then(|intent| {
+            let key_id = intent.key_id(&state.id)?;
+            let relative = keys::certificate_key_path(&state.name, &key_id).ok()?;
+            self.keys.exists(&relative).then_some((key_id, relative))
+        });
+        let current_key = state.current_key_id();
+        let key_id = match (intent_key, current_key) {
+            (Some((key_id, relative)), _)
+                if self.keys.read(&relative)?.spki_sha256() == info.spki_sha256 =>
             {
-                intent.key_file.clone()
+                key_id
             }
-            _ if state.spki_sha256.as_deref() == Some(info.spki_sha256.as_str()) => {
-                state.key_file.clone().unwrap_or_default()
+            (_, Some(key_id))
+                if self
+                    .keys
+                    .certificate_key(&state.name, Some(&key_id), &info.spki_sha256)
+                    .is_ok() =>
+            {
+                key_id
             }
             _ => {
                 return Err(Error::Other(format!(
@@ -598,7 +611,8 @@ impl Executor {
         state.spki_sha256 = Some(info.spki_sha256.clone());
         state.common_name = info.common_name.clone().unwrap_or_default();
         state.sans = info.sans.clone();
-        state.key_file = Some(key_file);
+        state.key_id = Some(key_id);
+        state.legacy_key_file = None;
         state.intent = None;
         state.retry_after = None;
         state.renewal_window = None;
@@ -640,9 +654,14 @@ impl Executor {
                     state.name
                 ))
             })?;
-            let (_, blocks) = keys::inspect_chain(&chain_pem)?;
-            let key_file = state.key_file.clone().unwrap_or_default();
-            let key = self.keys.read(&key_file)?;
+            let (leaf, blocks) = keys::inspect_chain(&chain_pem)?;
+            // The key is found from the certificate's name and key id, never from a path in
+            // state, and must hold the certificate's public key: nothing else is deployed.
+            let key = self.keys.certificate_key(
+                &state.name,
+                state.current_key_id().as_deref(),
+                &leaf.spki_sha256,
+            )?;
             let bundle = Bundle {
                 cert_pem: blocks.first().cloned().unwrap_or_default(),
                 chain_pem: blocks.iter().skip(1).cloned().collect::<Vec<_>>().concat(),
@@ -654,7 +673,7 @@ impl Executor {
                 .iter()
                 .filter(|t| change.deploy.contains(&t.id()))
             {
-                let deployer = deploy::deployer_for(target);
+                let deployer = deploy::deployer_with_failpoints(target, &self.failpoints);
                 let outcome = deployer
                     .deploy(
                         &bundle,
@@ -760,6 +779,18 @@ fn intent_ca(state: &CertificateState) -> &str {
         .unwrap_or(&state.ca)
 }
 
+/// The key file of `intent`'s key, derived from the certificate's name, id and the intent's
+/// kind and tag.
+fn intent_key_file(state: &CertificateState, intent: &Intent) -> Result<String, Error> {
+    let key_id = intent.key_id(&state.id).ok_or_else(|| {
+        Error::Other(format!(
+            "the in-flight order of `{}` has tag `{}`, not `{}.<hex>`; its key cannot be located",
+            state.name, intent.tag, state.id
+        ))
+    })?;
+    Ok(keys::certificate_key_path(&state.name, &key_id)?)
+}
+
 fn require(current: Option<CertificateState>, name: &str) -> Result<CertificateState, Error> {
     current.ok_or_else(|| Error::Other(format!("certificate `{name}` is not in state")))
 }
@@ -781,7 +812,8 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         common_name: spec.common_name.to_string(),
         sans: spec.sans.iter().map(|n| n.to_string()).collect(),
         key_algorithm: spec.key.label(),
-        key_file: None,
+        key_id: None,
+        legacy_key_file: None,
         spec_digest: String::new(),
         spec_fields: BTreeMap::new(),
         on_remove: spec.on_remove,

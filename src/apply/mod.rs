@@ -1,11 +1,13 @@
 //! Apply: the executor that carries out a plan (see `executor`).
 
 mod executor;
+mod recover;
 
 pub use executor::{
     error_chain, random_hex, Error, Executor, FailPoints, Outcome, ProgressCallback, Report,
     RetryPolicy,
 };
+pub use recover::recover_interrupted;
 
 use crate::observed::Observed;
 use crate::state::{State, StateStore};

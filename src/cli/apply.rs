@@ -33,6 +33,14 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let store =
         Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
     let _lock = super::unlock::take_lock(context, &store, "certform apply", args.lock_timeout)?;
+    // What a killed run left behind is repaired first: interrupted deploys, stale temp files.
+    for warning in crate::apply::recover_interrupted(
+        &workspace.config,
+        &KeyStore::new(workspace.keys_dir.clone()),
+        store.root(),
+    ) {
+        eprintln!("warning: {warning}");
+    }
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let runtime = context.runtime()?;
     runtime.block_on(async {

@@ -184,12 +184,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 .unwrap_or_else(|| candidate.order.common_name.clone()),
             sans: info.sans.clone(),
             key_algorithm: spec.key.label(),
-            // certform never held this key: a path that says so, so that a deploy fails
-            // loudly naming it instead of deploying without a key.
-            key_file: Some(format!(
-                "imported/{}/private-key-not-held-by-certform.pem",
-                candidate.name
-            )),
+            // certform never held this key: no key id, so a deploy fails loudly saying so.
+            key_id: None,
+            legacy_key_file: None,
             spec_digest: spec.issuance_digest(),
             spec_fields: spec.issuance_fields().into_iter().collect(),
             on_remove: spec.on_remove,

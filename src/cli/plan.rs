@@ -26,6 +26,12 @@ pub enum Format {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     workspace.check_keys_dir()?;
+    if let Some(mode) = crate::keys::KeyStore::new(workspace.keys_dir.clone()).exposed_mode() {
+        eprintln!(
+            "warning: keys_dir `{}` has mode {mode:04o} (others can reach the private keys); apply sets it to 0700",
+            workspace.keys_dir.display()
+        );
+    }
     let state = workspace.read_state()?;
     let runtime = context.runtime()?;
     let planned = runtime.block_on(async {

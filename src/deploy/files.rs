@@ -1,9 +1,22 @@
 //! The `files` deploy target: PEM files in a directory, then an optional reload command.
 //!
 //! Writes `cert`, `chain`, `fullchain` (cert + chain) and `key` with the configured names, each
-//! only when its content differs from what is on disk, atomically and with the configured mode
-//! and owner. Then runs the reload command (`sh -c`, in its own process group, killed as a group
-//! on timeout) when something changed or the last reload failed. Never logs the key.
+//! only when its content differs from what is on disk, with the configured mode and owner. Then
+//! runs the reload command (`sh -c`, in its own process group, killed as a group on timeout)
+//! when something changed or the last reload failed. Never logs the key.
+//!
+//! Switching a pair. The files stay plain files at the configured names (what a server is
+//! pointed at), and POSIX has no rename of several files at once, so a switch is made safe by
+//! a journal: every changed file is first written in full beside its final name
+//! (`.NAME.certform-next`, fsynced), then the journal `.certform-switch-*` listing them (with their
+//! SHA-256) is written and fsynced, then the staged files are renamed over the final names in a
+//! fixed order (cert, chain, fullchain, key last), then the journal is removed. A run killed
+//! before the journal leaves the old files untouched (the staged leftovers are removed later);
+//! a run killed after it is rolled forward by `recover`, which `apply` runs for every target
+//! before anything else, and `plan` reports it. What a reader can see: between the first and
+//! the last rename of one switch (microseconds, or until the next apply when the run was killed
+//! there) the key and the certificate can disagree; the reload command only ever runs after
+//! every rename of the switch.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -20,6 +33,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::apply::FailPoints;
 use crate::deploy::{Bundle, DeployError, DeployOutcome, Deployer, ReloadReport};
 use crate::keys::sha256_hex;
 use crate::observed::DeployObservation;
@@ -32,12 +46,31 @@ pub const RELOAD_OUTPUT_LIMIT: usize = 4096;
 const OUTPUT_GRACE: StdDuration = StdDuration::from_millis(250);
 /// Mode of directories this target creates.
 const DIR_MODE: u32 = 0o755;
+/// Prefix of the switch journal's name, in the target's directory.
+const JOURNAL: &str = ".certform-switch";
+/// Suffix of a staged file: `.NAME.certform-next` beside `NAME`.
+const STAGED_SUFFIX: &str = ".certform-next";
+/// Mode of the journal (it names files, holds no secret, but nobody else needs it).
+const JOURNAL_MODE: u32 = 0o600;
 const TRUNCATED: &str = "\n[output truncated]";
 
 /// Deploys to a `FilesTarget`.
 #[derive(Debug, Clone)]
 pub struct FilesDeployer {
     target: FilesTarget,
+    failpoints: FailPoints,
+}
+
+/// The switch journal: the staged files to rename, in order, with the SHA-256 of each.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    files: Vec<JournalEntry>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct JournalEntry {
+    name: String,
+    sha256: String,
 }
 
 /// One file of the target, with the content it should have.
@@ -50,11 +83,29 @@ struct FileContent<'a> {
 
 impl FilesDeployer {
     pub fn new(target: FilesTarget) -> Self {
-        Self { target }
+        Self {
+            target,
+            failpoints: FailPoints::default(),
+        }
+    }
+
+    /// With fail points (`CERTFORM_FAILPOINT`) between the steps of a switch, for crash tests:
+    /// `deploy-staged`, then `deploy-renamed-1` ... `deploy-renamed-4` after each rename.
+    pub fn with_failpoints(mut self, failpoints: FailPoints) -> Self {
+        self.failpoints = failpoints;
+        self
     }
 
     fn target_id(&self) -> String {
         DeployTarget::Files(self.target.clone()).id()
+    }
+
+    /// The switch journal: `dir/.certform-switch-<digest of the file names>`, so certificates
+    /// that deploy different file names into one directory never share a journal.
+    fn journal_path(&self) -> PathBuf {
+        let names = self.names().join("\0");
+        let digest = sha256_hex(names.as_bytes());
+        self.target.dir.join(format!("{JOURNAL}-{}", &digest[..12]))
     }
 
     /// Configured file names, sorted.
@@ -70,21 +121,21 @@ impl FilesDeployer {
         names
     }
 
-    /// The four files, in write order: key, cert, chain, fullchain.
+    /// The four files, in switch order: cert, chain, fullchain, key.
     fn contents(&self, bundle: &Bundle) -> Result<Vec<FileContent<'_>>, DeployError> {
         let target = &self.target;
         let cert = with_newline(&bundle.cert_pem);
         let chain = with_newline(&bundle.chain_pem);
         let fullchain = format!("{cert}{chain}");
         let files = [
+            (target.cert.as_str(), cert, target.mode),
+            (target.chain.as_str(), chain, target.mode),
+            (target.fullchain.as_str(), fullchain, target.mode),
             (
                 target.key.as_str(),
                 with_newline(&bundle.key_pem),
                 target.key_mode,
             ),
-            (target.cert.as_str(), cert, target.mode),
-            (target.chain.as_str(), chain, target.mode),
-            (target.fullchain.as_str(), fullchain, target.mode),
         ];
         let mut seen = Vec::new();
         let mut contents = Vec::new();
@@ -172,41 +223,167 @@ impl FilesDeployer {
         Ok((uid, gid))
     }
 
-    /// Write `file` if its content differs; fix its mode and owner either way. True if written.
-    fn sync_file(
+    /// Whether `file`'s content differs from what is on disk.
+    fn differs(&self, file: &FileContent<'_>) -> Result<bool, DeployError> {
+        match fs::read(&file.path) {
+            Ok(bytes) => Ok(bytes != file.content.as_bytes()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(error) => Err(self.io_error("read", &file.path, error)),
+        }
+    }
+
+    /// Write `file` in full to its staged name, with its final mode and owner.
+    fn stage(
         &self,
         file: &FileContent<'_>,
         uid: Option<u32>,
         gid: Option<u32>,
-    ) -> Result<bool, DeployError> {
-        let current = match fs::read(&file.path) {
-            Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-            Err(error) => return Err(self.io_error("read", &file.path, error)),
-        };
-        let changed = current.as_deref() != Some(file.content.as_bytes());
-        if changed {
-            if let Some(parent) = file.path.parent() {
-                crate::atomic_file::create_dir_all(parent, DIR_MODE)
-                    .map_err(|error| self.io_error("create directory", parent, error))?;
-            }
-            crate::atomic_file::write(&file.path, file.content.as_bytes(), file.mode)
-                .map_err(|error| self.io_error("write", &file.path, error))?;
+    ) -> Result<(), DeployError> {
+        if let Some(parent) = file.path.parent() {
+            crate::atomic_file::create_dir_all(parent, DIR_MODE)
+                .map_err(|error| self.io_error("create directory", parent, error))?;
         }
-        let metadata = fs::metadata(&file.path)
-            .map_err(|error| self.io_error("inspect", &file.path, error))?;
-        if metadata.permissions().mode() & 0o7777 != file.mode {
-            fs::set_permissions(&file.path, fs::Permissions::from_mode(file.mode))
-                .map_err(|error| self.io_error("set the mode of", &file.path, error))?;
+        let staged = staged_path(&file.path);
+        crate::atomic_file::write(&staged, file.content.as_bytes(), file.mode)
+            .map_err(|error| self.io_error("write", &staged, error))?;
+        self.fix_metadata(&staged, file.mode, uid, gid)
+    }
+
+    /// Set `path`'s mode and owner when they differ.
+    fn fix_metadata(
+        &self,
+        path: &Path,
+        mode: u32,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<(), DeployError> {
+        let metadata = fs::metadata(path).map_err(|error| self.io_error("inspect", path, error))?;
+        if metadata.permissions().mode() & 0o7777 != mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|error| self.io_error("set the mode of", path, error))?;
         }
         let wrong_owner = uid.is_some_and(|uid| uid != metadata.uid());
         let wrong_group = gid.is_some_and(|gid| gid != metadata.gid());
         if wrong_owner || wrong_group {
-            chown(&file.path, uid, gid)
-                .map_err(|error| self.io_error("change the owner of", &file.path, error))?;
+            chown(path, uid, gid)
+                .map_err(|error| self.io_error("change the owner of", path, error))?;
         }
-        Ok(changed)
+        Ok(())
     }
+
+    /// Switch the staged `files` in: journal, renames in order, journal removed.
+    fn switch(&self, files: &[&FileContent<'_>]) -> Result<(), DeployError> {
+        let journal = Journal {
+            files: files
+                .iter()
+                .map(|file| JournalEntry {
+                    name: file.name.to_string(),
+                    sha256: sha256_hex(file.content.as_bytes()),
+                })
+                .collect(),
+        };
+        let journal_path = self.journal_path();
+        let text = serde_json::to_vec(&journal).map_err(|error| {
+            self.io_error("write", &journal_path, io::Error::other(error.to_string()))
+        })?;
+        crate::atomic_file::write(&journal_path, &text, JOURNAL_MODE)
+            .map_err(|error| self.io_error("write", &journal_path, error))?;
+        self.failpoints.hit("deploy-staged");
+        for (index, file) in files.iter().enumerate() {
+            let staged = staged_path(&file.path);
+            fs::rename(&staged, &file.path)
+                .map_err(|error| self.io_error("rename into place", &file.path, error))?;
+            self.failpoints
+                .hit(&format!("deploy-renamed-{}", index + 1));
+        }
+        self.finish_switch(files.iter().map(|file| file.path.as_path()))
+    }
+
+    /// fsync the directories of `paths`, then remove the journal (and fsync again).
+    fn finish_switch<'p>(&self, paths: impl Iterator<Item = &'p Path>) -> Result<(), DeployError> {
+        let mut dirs: Vec<&Path> = paths.filter_map(Path::parent).collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        for dir in dirs {
+            crate::atomic_file::sync_dir(dir).map_err(|error| self.io_error("sync", dir, error))?;
+        }
+        let journal_path = self.journal_path();
+        match fs::remove_file(&journal_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(self.io_error("remove", &journal_path, error)),
+        }
+        crate::atomic_file::sync_dir(&self.target.dir)
+            .map_err(|error| self.io_error("sync", &self.target.dir, error))
+    }
+
+    /// The journal of a switch a killed run left, if any (`Err` when it is unreadable).
+    fn pending_journal(&self) -> Result<Option<Journal>, DeployError> {
+        let path = self.journal_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(self.io_error("read", &path, error)),
+        };
+        // A journal is written atomically, so an unparsable one was not written by certform:
+        // treat it as empty (the staged files are then removed and the next deploy rewrites).
+        Ok(Some(
+            serde_json::from_slice(&bytes).unwrap_or(Journal { files: Vec::new() }),
+        ))
+    }
+
+    /// Finish a switch a killed run left half done (roll forward from the journal), and remove
+    /// staged files no journal refers to. Returns the names switched now.
+    pub fn recover_switch(&self) -> Result<Vec<String>, DeployError> {
+        let names = self.names();
+        let journal = self.pending_journal()?;
+        let mut switched = Vec::new();
+        let mut touched = Vec::new();
+        if let Some(journal) = &journal {
+            for entry in &journal.files {
+                if !names.contains(&entry.name.as_str()) {
+                    continue;
+                }
+                let path = self.path_of(&entry.name)?;
+                let staged = staged_path(&path);
+                match fs::read(&staged) {
+                    Ok(bytes) if sha256_hex(&bytes) == entry.sha256 => {
+                        fs::rename(&staged, &path)
+                            .map_err(|error| self.io_error("rename into place", &path, error))?;
+                        switched.push(entry.name.clone());
+                        touched.push(path);
+                    }
+                    // Not what the journal promised: leave the final file, drop the stage.
+                    Ok(_) => {}
+                    // Already renamed before the kill.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(self.io_error("read", &staged, error)),
+                }
+            }
+        }
+        // Leftovers: staged files of a run killed before its journal, or not in the journal.
+        for name in &names {
+            let staged = staged_path(&self.path_of(name)?);
+            match fs::remove_file(&staged) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(self.io_error("remove", &staged, error)),
+            }
+        }
+        if journal.is_some() {
+            self.finish_switch(touched.iter().map(PathBuf::as_path))?;
+        }
+        Ok(switched)
+    }
+}
+
+/// `dir/.NAME.certform-next` for `dir/NAME`.
+fn staged_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}{STAGED_SUFFIX}"))
 }
 
 #[async_trait]
@@ -215,8 +392,17 @@ impl Deployer for FilesDeployer {
         self.target_id()
     }
 
+    fn recover(&self) -> Result<Vec<String>, DeployError> {
+        self.recover_switch()
+    }
+
     fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation {
         let names = self.names();
+        if let Ok(Some(journal)) = self.pending_journal() {
+            return DeployObservation::Interrupted(
+                journal.files.into_iter().map(|entry| entry.name).collect(),
+            );
+        }
         let Some(record) = record else {
             return DeployObservation::Missing(names.iter().map(|n| n.to_string()).collect());
         };
@@ -258,15 +444,25 @@ impl Deployer for FilesDeployer {
         let dir = &self.target.dir;
         crate::atomic_file::create_dir_all(dir, DIR_MODE)
             .map_err(|error| self.io_error("create directory", dir, error))?;
+        // A switch a killed run left half done is finished before anything else.
+        self.recover_switch()?;
 
-        let mut changed_files = Vec::new();
+        let mut changed = Vec::new();
         let mut hashes = BTreeMap::new();
         for file in &contents {
-            if self.sync_file(file, uid, gid)? {
-                changed_files.push(file.name.to_string());
+            if self.differs(file)? {
+                self.stage(file, uid, gid)?;
+                changed.push(file);
             }
             hashes.insert(file.name.to_string(), sha256_hex(file.content.as_bytes()));
         }
+        if !changed.is_empty() {
+            self.switch(&changed)?;
+        }
+        for file in &contents {
+            self.fix_metadata(&file.path, file.mode, uid, gid)?;
+        }
+        let changed_files: Vec<String> = changed.iter().map(|f| f.name.to_string()).collect();
 
         // Reload unless the previous record proves this exact content was deployed and
         // reloaded: a run that died between writing and recording must still reload.
@@ -586,7 +782,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             first.changed_files,
-            vec!["key.pem", "cert.pem", "chain.pem", "fullchain.pem"]
+            vec!["cert.pem", "chain.pem", "fullchain.pem", "key.pem"]
         );
         assert_eq!(mode(&out.join("cert.pem")), 0o644);
         assert_eq!(mode(&out.join("chain.pem")), 0o644);
@@ -785,11 +981,138 @@ mod tests {
             .deploy(&bundle("ONE"), Some(&record), "d", now())
             .await
             .unwrap();
-        assert_eq!(repaired.changed_files, vec!["key.pem", "chain.pem"]);
+        assert_eq!(repaired.changed_files, vec!["chain.pem", "key.pem"]);
         assert_eq!(
             deployer.observe(Some(&repaired.record)),
             DeployObservation::InSync
         );
+    }
+
+    /// Stage `bundle` and write its journal as a run would, then rename only the first
+    /// `renamed` files: the state a kill between renames leaves.
+    fn interrupted_switch(deployer: &FilesDeployer, bundle: &Bundle, renamed: usize) {
+        let contents = deployer.contents(bundle).unwrap();
+        for file in &contents {
+            deployer.stage(file, None, None).unwrap();
+        }
+        let journal = Journal {
+            files: contents
+                .iter()
+                .map(|file| JournalEntry {
+                    name: file.name.to_string(),
+                    sha256: sha256_hex(file.content.as_bytes()),
+                })
+                .collect(),
+        };
+        fs::write(
+            deployer.journal_path(),
+            serde_json::to_vec(&journal).unwrap(),
+        )
+        .unwrap();
+        for file in contents.iter().take(renamed) {
+            fs::rename(staged_path(&file.path), &file.path).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_switch_killed_between_renames_is_rolled_forward() {
+        for renamed in 0..=4 {
+            let dir = tempfile::tempdir().unwrap();
+            let deployer = FilesDeployer::new(target(dir.path(), None));
+            let first = deployer
+                .deploy(&bundle("ONE"), None, "d", now())
+                .await
+                .unwrap();
+            let mut two = bundle("TWO");
+            two.key_pem = two.key_pem.replace("SECRET", "SECRET-TWO");
+            interrupted_switch(&deployer, &two, renamed);
+            let observed = deployer.observe(Some(&first.record));
+            assert!(
+                matches!(&observed, DeployObservation::Interrupted(files) if files.len() == 4),
+                "{renamed}: {observed:?}"
+            );
+
+            let switched = deployer.recover().unwrap();
+            assert_eq!(switched.len(), 4 - renamed, "{renamed}");
+            assert!(!deployer.journal_path().exists());
+            for name in ["cert.pem", "fullchain.pem"] {
+                assert!(fs::read_to_string(dir.path().join(name))
+                    .unwrap()
+                    .contains("TWO"));
+            }
+            assert!(fs::read_to_string(dir.path().join("key.pem"))
+                .unwrap()
+                .contains("SECRET-TWO"));
+            assert_eq!(mode(&dir.path().join("key.pem")), 0o600);
+            let leftovers: Vec<String> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with('.'))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+            assert!(deployer.recover().unwrap().is_empty(), "nothing left to do");
+        }
+    }
+
+    #[tokio::test]
+    async fn staged_files_without_a_journal_are_dropped_and_old_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let deployer = FilesDeployer::new(target(dir.path(), None));
+        let first = deployer
+            .deploy(&bundle("ONE"), None, "d", now())
+            .await
+            .unwrap();
+        // Killed while staging: no journal yet.
+        for file in deployer.contents(&bundle("TWO")).unwrap() {
+            deployer.stage(&file, None, None).unwrap();
+        }
+        assert_eq!(
+            deployer.observe(Some(&first.record)),
+            DeployObservation::InSync
+        );
+        assert!(deployer.recover().unwrap().is_empty());
+        assert!(!staged_path(&dir.path().join("key.pem")).exists());
+        assert!(fs::read_to_string(dir.path().join("cert.pem"))
+            .unwrap()
+            .contains("ONE"));
+    }
+
+    #[tokio::test]
+    async fn deploy_finishes_an_interrupted_switch_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let deployer = FilesDeployer::new(target(dir.path(), Some("true")));
+        let first = deployer
+            .deploy(&bundle("ONE"), None, "d", now())
+            .await
+            .unwrap();
+        interrupted_switch(&deployer, &bundle("TWO"), 1);
+        let again = deployer
+            .deploy(&bundle("TWO"), Some(&first.record), "d", now())
+            .await
+            .unwrap();
+        assert!(again.changed_files.is_empty(), "{:?}", again.changed_files);
+        assert!(
+            again.reload.is_some(),
+            "the switched files were never reloaded"
+        );
+        assert_eq!(
+            deployer.observe(Some(&again.record)),
+            DeployObservation::InSync
+        );
+    }
+
+    #[test]
+    fn targets_sharing_a_directory_keep_separate_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FilesDeployer::new(target(dir.path(), None));
+        let mut other = target(dir.path(), None);
+        other.cert = "b-cert.pem".into();
+        other.chain = "b-chain.pem".into();
+        other.fullchain = "b-fullchain.pem".into();
+        other.key = "b-key.pem".into();
+        let second = FilesDeployer::new(other);
+        assert_ne!(first.journal_path(), second.journal_path());
+        assert_eq!(first.journal_path().parent(), Some(dir.path()));
     }
 
     #[tokio::test]

@@ -13,9 +13,12 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::observed::DeployObservation;
+use crate::config::Config;
+use crate::keys::{KeyError, KeyStore};
+use crate::observed::{DeployObservation, Observed};
 use crate::spec::DeployTarget;
 use crate::state::model::DeployRecord;
+use crate::state::{CertificateStatus, State};
 
 /// What gets deployed: the certificate, its intermediates and its key.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,6 +71,12 @@ pub trait Deployer: Send + Sync {
     /// Without a record every file is missing.
     fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation;
 
+    /// Finish a switch of files a killed run left half done, before anything else touches the
+    /// target; returns the files switched now (empty when there was nothing to finish).
+    fn recover(&self) -> Result<Vec<String>, DeployError> {
+        Ok(Vec::new())
+    }
+
     /// Write `bundle`, reload when needed, and return the record to store.
     async fn deploy(
         &self,
@@ -82,6 +91,70 @@ pub trait Deployer: Send + Sync {
 pub fn deployer_for(target: &DeployTarget) -> Box<dyn Deployer> {
     match target {
         DeployTarget::Files(files) => Box::new(files::FilesDeployer::new(files.clone())),
+    }
+}
+
+/// The deployer for `target`, stopping at the fail points of a switch (crash tests).
+pub fn deployer_with_failpoints(
+    target: &DeployTarget,
+    failpoints: &crate::apply::FailPoints,
+) -> Box<dyn Deployer> {
+    match target {
+        DeployTarget::Files(files) => {
+            Box::new(files::FilesDeployer::new(files.clone()).with_failpoints(failpoints.clone()))
+        }
+    }
+}
+
+/// Check, for every issued certificate that has deploy targets, that keys_dir holds its key
+/// (at the path derived from its name and key id) and that the key's public key is the
+/// certificate's; record what is wrong in `observed` so the plan shows it. Reads only.
+pub fn observe_keys(
+    config: &Config,
+    state: &State,
+    keys: &KeyStore,
+    chain_of: impl Fn(&str) -> Option<String>,
+    observed: &mut Observed,
+) {
+    for (name, certificate) in &state.certificates {
+        let deploys = config
+            .certificates
+            .get(name)
+            .is_some_and(|spec| !spec.deploy.is_empty());
+        if !deploys || certificate.status != CertificateStatus::Issued {
+            continue;
+        }
+        let Some(chain) = chain_of(name) else {
+            continue;
+        };
+        let Ok((leaf, _)) = crate::keys::inspect_chain(&chain) else {
+            continue;
+        };
+        let key_id = certificate.current_key_id();
+        let problem = match keys.certificate_key(name, key_id.as_deref(), &leaf.spki_sha256) {
+            Ok(_) => continue,
+            Err(KeyError::Mismatch {
+                path,
+                certificate_spki,
+                key_spki,
+                ..
+            }) => format!(
+                "key in keys_dir does not match the certificate (certificate public key sha256 {certificate_spki}, `{}` sha256 {key_spki}): the deploy will refuse",
+                path.display()
+            ),
+            Err(KeyError::NotHeld { reason, .. }) => {
+                format!("certform holds no private key for the certificate ({reason}): the deploy will refuse")
+            }
+            Err(error) => format!(
+                "key in keys_dir cannot be used: {}",
+                crate::apply::error_chain(&error)
+            ),
+        };
+        observed
+            .certificates
+            .entry(name.clone())
+            .or_default()
+            .key_problem = Some(problem);
     }
 }
 

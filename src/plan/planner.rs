@@ -288,7 +288,14 @@ fn plan_deploy(
     let mut reasons = Vec::new();
     for target in &spec.deploy {
         let id = target.id();
-        let why = match state.deployments.get(&id) {
+        let interrupted = match observed.deployments.get(&id) {
+            Some(DeployObservation::Interrupted(files)) => Some(format!(
+                "interrupted deploy: {} not all switched in; apply finishes it first",
+                files.join(", ")
+            )),
+            _ => None,
+        };
+        let why = interrupted.or_else(|| match state.deployments.get(&id) {
             None => Some("new deploy target".to_string()),
             Some(record)
                 if Some(&record.sha256_fingerprint) != state.sha256_fingerprint.as_ref() =>
@@ -309,13 +316,18 @@ fn plan_deploy(
                 Some(DeployObservation::Changed(files)) => {
                     Some(format!("drift: changed on disk: {}", files.join(", ")))
                 }
-                Some(DeployObservation::InSync) | None => None,
+                Some(DeployObservation::InSync | DeployObservation::Interrupted(_)) | None => None,
             },
-        };
+        });
         if let Some(why) = why {
             reasons.push(format!("`{id}`: {why}"));
             targets.push(id);
         }
+    }
+    if let Some(problem) = &observed.key_problem {
+        // The deploy will refuse, loudly; the plan says why beforehand.
+        reasons.push(problem.clone());
+        targets = spec.deploy.iter().map(|t| t.id()).collect();
     }
     let configured: BTreeSet<String> = spec.deploy.iter().map(|t| t.id()).collect();
     let undeploy: Vec<String> = state

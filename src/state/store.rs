@@ -734,8 +734,9 @@ pub fn parse_certificate(path: &Path, name: &str, bytes: &[u8]) -> Result<Certif
         });
     }
 
-    let certificate: CertificateState =
+    let mut certificate: CertificateState =
         toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
+    certificate.upgrade_legacy_key_file();
     if certificate.name != name {
         return Err(Error::NameMismatch {
             path: path.to_path_buf(),

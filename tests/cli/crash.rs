@@ -37,7 +37,7 @@ fn converge(sandbox: &Sandbox) {
         ("api", "api.example.test", "out/api"),
     ] {
         assert_eq!(sandbox.orders_for(cn), 1, "exactly one order for {name}");
-        let key_file = sandbox.state_field(name, "key_file");
+        let key_file = format!("{name}/{}.key", sandbox.state_field(name, "key_id"));
         assert!(
             sandbox.path(&format!("keys/{key_file}")).exists(),
             "key of {name} kept"

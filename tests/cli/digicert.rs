@@ -474,7 +474,9 @@ fn import_adopts_orders_writes_stubs_and_refuses_to_deploy_without_the_key() {
     let deploy = apply(&sandbox);
     assert_ne!(deploy.code, 0, "{}", deploy.all());
     assert!(
-        deploy.all().contains("private-key-not-held-by-certform"),
+        deploy
+            .all()
+            .contains("certform holds no private key for certificate `old-example-test`"),
         "{}",
         deploy.all()
     );

@@ -6,6 +6,7 @@ mod acme;
 mod bind;
 mod crash;
 mod deploy;
+mod deploy_safety;
 mod digicert;
 mod invalid;
 mod lifecycle;

@@ -34,7 +34,7 @@ fn apply_issues_deploys_commits_and_second_run_has_nothing_to_do() {
             .ok(),
         Some(0o600)
     );
-    let key_file = sandbox.state_field("web", "key_file");
+    let key_file = format!("web/{}.key", sandbox.state_field("web", "key_id"));
     let stored = sandbox.path(&format!("keys/{key_file}"));
     assert_eq!(
         std::fs::metadata(&stored)

@@ -96,7 +96,7 @@ fn keys_dir_inside_a_work_tree_must_be_ignored() {
 fn default_keys_dir_lives_outside_the_repositories() {
     let sandbox = Sandbox::with_config(&WEB.replace("keys_dir = \"keys\"\n", ""));
     sandbox.apply().expect(0);
-    let key_file = sandbox.state_field("web", "key_file");
+    let key_file = format!("web/{}.key", sandbox.state_field("web", "key_id"));
     let keys_root = sandbox.home.join(".local/share/certform/keys");
     let found = std::fs::read_dir(&keys_root)
         .expect("default keys dir under XDG_DATA_HOME")

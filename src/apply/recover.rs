@@ -1,0 +1,85 @@
+//! Before an apply plans: repair what a killed run left behind, so nothing else starts from a
+//! half-done state. Finishes interrupted switches of deployed files, removes stale temp files
+//! (one may hold a private key) and narrows a keys directory others can read.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+use crate::spec::DeployTarget;
+
+/// Run every repair and return one warning line per thing repaired or not repairable (the
+/// apply goes on: a deploy that still cannot proceed fails loudly on its own).
+pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match keys.secure_dir() {
+        Ok(Some(mode)) => warnings.push(format!(
+            "keys_dir `{}` had mode {mode:04o} (others could reach the private keys); set to 0700",
+            keys.dir().display()
+        )),
+        Ok(None) => {}
+        Err(error) => warnings.push(crate::apply::error_chain(&error)),
+    }
+
+    let mut temp_dirs: Vec<(PathBuf, usize)> = vec![
+        (keys.dir().to_path_buf(), 4),
+        (state_root.to_path_buf(), 0),
+        (state_root.join("certificates"), 0),
+        (state_root.join("ca"), 0),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in config.certificates.values() {
+        for target in &spec.deploy {
+            let id = target.id();
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match crate::deploy::deployer_for(target).recover() {
+                Ok(switched) if switched.is_empty() => {}
+                Ok(switched) => warnings.push(format!(
+                    "finished the interrupted deploy to `{id}`: switched in {}",
+                    switched.join(", ")
+                )),
+                Err(error) => warnings.push(format!(
+                    "cannot finish the interrupted deploy to `{id}`: {}",
+                    crate::apply::error_chain(&error)
+                )),
+            }
+            let DeployTarget::Files(files) = target;
+            temp_dirs.push((files.dir.clone(), 0));
+            for name in [&files.cert, &files.chain, &files.fullchain, &files.key] {
+                if let Some(parent) = files.dir.join(name).parent() {
+                    temp_dirs.push((parent.to_path_buf(), 0));
+                }
+            }
+        }
+    }
+
+    temp_dirs.sort();
+    temp_dirs.dedup();
+    let mut removed = Vec::new();
+    for (dir, depth) in temp_dirs {
+        match crate::atomic_file::remove_stale_temps(&dir, depth) {
+            Ok(files) => removed.extend(files),
+            Err(error) => warnings.push(format!(
+                "cannot clean stale temp files in `{}`: {error}",
+                dir.display()
+            )),
+        }
+    }
+    removed.sort();
+    removed.dedup();
+    if !removed.is_empty() {
+        let names: Vec<String> = removed
+            .iter()
+            .map(|path| format!("`{}`", path.display()))
+            .collect();
+        warnings.push(format!(
+            "removed {} stale temp file{} left by an interrupted run: {}",
+            removed.len(),
+            if removed.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ));
+    }
+    warnings
+}
