@@ -605,8 +605,11 @@ fn keys_dir_must_not_be_committable() {
         matches!(error, Error::KeysDirInRepository { .. }),
         "{message}"
     );
-    assert!(message.contains(".gitignore"), "{message}");
     assert!(message.contains("`keys/`"), "{message}");
+    let hint = error.hint().expect("a hint");
+    assert!(hint.contains("out of every git work tree"), "{hint}");
+    assert!(hint.contains("`keys/` to"), "{hint}");
+    assert!(hint.contains(".gitignore"), "{hint}");
     fs::create_dir(&keys).unwrap();
     assert!(check_keys_dir_outside_git(&keys).is_err());
     assert!(check_keys_dir_outside_git(&repo.join("keys/nested/deeper")).is_err());

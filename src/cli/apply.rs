@@ -24,11 +24,19 @@ pub struct Args {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     workspace.check_keys_dir()?;
-    let store =
-        Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
+    let mut store = GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?;
+    store.set_failpoints(FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok()));
+    let store = Arc::new(store);
+    // Again now that the state repository exists: keys never go inside it.
+    store
+        .check_keys_dir(&workspace.keys_dir)
+        .map_err(|e| Failure::from_error(&e))?;
     let _lock = store
         .lock("certform apply")
         .map_err(|e| Failure::from(crate::workspace::RunError::State(e)))?;
+    for note in store.recover().map_err(|e| Failure::from_error(&e))? {
+        eprintln!("warning: {note}");
+    }
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let runtime = context.runtime()?;
     runtime.block_on(async {
@@ -95,7 +103,10 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         let report = executor
             .run(&planned.plan, &planned.state)
             .await
-            .map_err(|e| Failure::from_error(&e))?;
+            .map_err(|e| match &e {
+                crate::apply::Error::State(inner) => Failure::from_error(inner),
+                _ => Failure::from_error(&e),
+            })?;
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }

@@ -47,6 +47,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let _lock = store
         .lock("certform import")
         .map_err(|e| Failure::from(crate::workspace::RunError::State(e)))?;
+    for note in store.recover().map_err(|e| Failure::from_error(&e))? {
+        eprintln!("warning: {note}");
+    }
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let known_orders: BTreeSet<String> = state
         .certificates
