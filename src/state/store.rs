@@ -170,11 +170,14 @@ pub enum Error {
     },
 
     #[error(
-        "keys directory `{}` is inside the state repository `{}`",
+        "keys directory `{}` is inside the state directory `{}`",
         keys_dir.display(),
-        repo.display()
+        state_dir.display()
     )]
-    KeysDirInStateRepository { keys_dir: PathBuf, repo: PathBuf },
+    KeysDirInStateRepository {
+        keys_dir: PathBuf,
+        state_dir: PathBuf,
+    },
 
     #[error("refusing to commit `{}`: it holds {material}", path.display())]
     PrivateKeyInCommit {
@@ -272,10 +275,10 @@ impl Error {
                 relative.display(),
                 work_tree.join(".gitignore").display()
             )),
-            Error::KeysDirInStateRepository { repo, .. } => Some(format!(
-                "set `keys_dir` to a directory outside `{}`; private keys never belong in the \
-                 state repository, ignored or not",
-                repo.display()
+            Error::KeysDirInStateRepository { state_dir, .. } => Some(format!(
+                "set `keys_dir` to a directory outside `{}`; private keys never belong with \
+                 the state, ignored or not",
+                state_dir.display()
             )),
             Error::PrivateKeyInCommit { path, .. } => Some(format!(
                 "nothing was committed; private keys belong in `keys_dir`, outside every git \
@@ -387,19 +390,19 @@ impl GitStore {
         self.failpoints = failpoints;
     }
 
-    /// Fail when `keys_dir` lies inside this state repository's work tree, ignored or not:
-    /// defence in depth behind the configuration's own check.
+    /// Fail when `keys_dir` lies inside the state directory (`<repo>/<dir>`), ignored or not,
+    /// or elsewhere in a git work tree that does not ignore it: defence in depth behind the
+    /// configuration's own check, run once the state repository exists.
     pub fn check_keys_dir(&self, keys_dir: &Path) -> Result<(), Error> {
         let keys = resolve_path(keys_dir)?;
-        let work_tree = fs::canonicalize(&self.work_tree)
-            .map_err(|source| io_error("read", &self.work_tree, source))?;
-        if keys.starts_with(&work_tree) {
+        let root = resolve_path(&self.root)?;
+        if keys.starts_with(&root) {
             return Err(Error::KeysDirInStateRepository {
                 keys_dir: keys_dir.to_path_buf(),
-                repo: self.work_tree.clone(),
+                state_dir: self.root.clone(),
             });
         }
-        Ok(())
+        check_keys_dir_outside_git(keys_dir)
     }
 
     /// Clean up after a certform killed in the middle of a commit, before anything else
@@ -1009,11 +1012,11 @@ impl StateStore for GitStore {
             None => files.iter().all(|(_, file)| file.is_none()),
         };
 
+        // From here on the branch or the index may be written: a kill leaves the marker, and
+        // the next run knows the git lock files it finds are ours to remove.
+        let marker = CommitMarker::create(&self.git_dir)?;
         let mut committed = None;
-        let marker = if unchanged {
-            None
-        } else {
-            let marker = CommitMarker::create(&self.git_dir)?;
+        if !unchanged {
             self.failpoints.hit("commit-started");
             let tree = repo
                 .find_tree(tree_id)
@@ -1031,8 +1034,7 @@ impl StateStore for GitStore {
             self.update_head(&repo, id, head.as_ref().map(Commit::id), message)?;
             self.failpoints.hit("commit-before-index");
             committed = Some(id);
-            Some(marker)
-        };
+        }
 
         // Stage exactly these paths as HEAD now has them, then check that the index says so.
         self.sync_index(&repo, &paths)?;
@@ -1056,9 +1058,7 @@ impl StateStore for GitStore {
                 paths: mismatched,
             });
         }
-        if let Some(marker) = marker {
-            marker.finish()?;
-        }
+        marker.finish()?;
         self.clear_pending(&paths)?;
         Ok(committed.map(|id| id.to_string()))
     }
