@@ -948,7 +948,7 @@ impl StateStore for GitStore {
 
         // Read and scan every file before anything is written to the repository: a private
         // key refuses the whole commit and leaves the files where they are.
-        let mut files: Vec<(&str, Option<(Vec<u8>, u32)>)> = Vec::new();
+        let mut files: Vec<(&str, Option<WorkTreeFile>)> = Vec::new();
         for git_path in &paths {
             let path = self.work_tree.join(git_path);
             match fs::symlink_metadata(&path) {
@@ -960,7 +960,7 @@ impl StateStore for GitStore {
                     }
                     let executable = metadata.permissions().mode() & 0o111 != 0;
                     let mode = if executable { 0o100755 } else { 0o100644 };
-                    files.push((git_path, Some((content, mode))));
+                    files.push((git_path, Some(WorkTreeFile { content, mode })));
                 }
                 Ok(_) => return Err(Error::NotRegularFile { path }),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -981,7 +981,7 @@ impl StateStore for GitStore {
         for (git_path, file) in &files {
             remove_from_index(&mut index, git_path)
                 .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
-            if let Some((content, mode)) = file {
+            if let Some(WorkTreeFile { content, mode }) = file {
                 let id = repo
                     .blob(content)
                     .map_err(|source| self.git(format!("store `{git_path}`"), source))?;
@@ -1236,6 +1236,12 @@ fn refuse_private_key(path: &Path, content: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// A file of the work tree about to be committed: its bytes and git mode.
+struct WorkTreeFile {
+    content: Vec<u8>,
+    mode: u32,
 }
 
 /// Remove `path` and sync its directory; a missing file is fine.
@@ -1827,6 +1833,49 @@ mod tests {
             managed_relative_path("ca/local.pem").unwrap(),
             Path::new("ca/local.pem")
         );
+    }
+
+    #[test]
+    fn commit_marker_is_live_only_for_the_same_running_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let marker = CommitMarker {
+            pid: child.id(),
+            host: host_name(),
+            start: process_start(child.id()),
+        };
+        assert!(marker.start.is_some());
+        assert!(marker.is_another_live_process());
+        // The same pid reused by a later process, another host, this very process.
+        let reused = CommitMarker {
+            pid: marker.pid,
+            host: host_name(),
+            start: marker.start.map(|start| start + 1),
+        };
+        assert!(!reused.is_another_live_process());
+        let elsewhere = CommitMarker {
+            pid: marker.pid,
+            host: "elsewhere".to_string(),
+            start: marker.start,
+        };
+        assert!(!elsewhere.is_another_live_process());
+        let this = CommitMarker {
+            pid: std::process::id(),
+            host: host_name(),
+            start: process_start(std::process::id()),
+        };
+        assert!(!this.is_another_live_process());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dead = CommitMarker {
+            pid: child.id(),
+            host: host_name(),
+            start: process_start(child.id()),
+        };
+        assert_eq!(dead.start, None);
+        assert!(!dead.is_another_live_process());
     }
 
     #[test]
