@@ -6,6 +6,13 @@
 //! directories are certform's; nothing else in the repository is read, written, staged or
 //! committed, because the state repository may be the user's own config repository with their
 //! own staged and unstaged edits. Private keys never come here.
+//!
+//! A commit takes exactly the paths this store wrote or removed, listed in a journal in the git
+//! directory before each write (so a killed run's files are committed by the next run), never a
+//! directory sweep; every file is scanned for private keys first and the commit refused if one
+//! holds any. While a commit writes objects, the branch and the index, a marker in the git
+//! directory names the committing process: a later run holding the state lock that finds it
+//! removes the git lock files the killed run left and restores the index from HEAD.
 
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
