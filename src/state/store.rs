@@ -1500,6 +1500,8 @@ fn open_or_init(path: &Path) -> Result<Repository, Error> {
                         workdir.display()
                     )));
                 }
+                // A run killed while creating the repository may have left the init lock.
+                remove_durably(&path.join(INIT_LOCK))?;
                 return Ok(repo);
             }
             Err(error) if error.code() == ErrorCode::NotFound => {}
