@@ -452,7 +452,7 @@ fn a_git_lock_without_certforms_marker_is_reported_not_removed() {
 
 #[test]
 fn two_applies_on_a_new_state_repository_do_not_collide() {
-    for round in 0..6 {
+    for round in 0..10 {
         let sandbox = Sandbox::with_config(WEB);
         let spawn = || {
             hermetic(&sandbox, env!("CARGO_BIN_EXE_certform"))
