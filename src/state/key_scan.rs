@@ -3,7 +3,7 @@
 //!
 //! Detection is structural: PEM blocks are found by their armour and decoded whatever their
 //! label says, and DER is recognised by its ASN.1 shape (PKCS#8, encrypted PKCS#8, PKCS#1 RSA,
-//! SEC1 EC, OpenSSL DSA, PKCS#12), so a key renamed to `chain.pem` or stored as `backup.bin` is
+//! SEC1 EC, OpenSSL DSA, PKCS#12, Java key stores), so a key renamed to `chain.pem` or stored as `backup.bin` is
 //! still found. Public material (certificates, CSRs, public keys) is not flagged. Performs no
 //! I/O.
 
@@ -33,6 +33,8 @@ pub enum KeyMaterial {
     OpenSsh,
     /// A PuTTY private key file.
     Putty,
+    /// A Java key store (JKS or JCEKS).
+    JavaKeyStore,
 }
 
 impl fmt::Display for KeyMaterial {
@@ -47,6 +49,7 @@ impl fmt::Display for KeyMaterial {
             KeyMaterial::Pkcs12 => f.write_str("a PKCS#12 (PFX) key store"),
             KeyMaterial::OpenSsh => f.write_str("an OpenSSH private key"),
             KeyMaterial::Putty => f.write_str("a PuTTY private key"),
+            KeyMaterial::JavaKeyStore => f.write_str("a Java key store"),
         }
     }
 }
@@ -58,6 +61,10 @@ pub fn find_private_key(bytes: &[u8]) -> Option<KeyMaterial> {
     }
     if contains(bytes, OPENSSH_MAGIC) {
         return Some(KeyMaterial::OpenSsh);
+    }
+    if bytes.starts_with(&[0xfe, 0xed, 0xfe, 0xed]) || bytes.starts_with(&[0xce, 0xce, 0xce, 0xce])
+    {
+        return Some(KeyMaterial::JavaKeyStore);
     }
     if bytes.starts_with(b"PuTTY-User-Key-File-") || contains(bytes, b"\nPuTTY-User-Key-File-") {
         return Some(KeyMaterial::Putty);
@@ -681,6 +688,45 @@ mod tests {
         assert_eq!(find_private_key(&binary), Some(KeyMaterial::OpenSsh));
         let public = std::fs::read(dir.path().join("id_ed25519.pub")).unwrap();
         assert_eq!(find_private_key(&public), None);
+    }
+
+    #[test]
+    fn java_key_stores_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        for (store_type, file) in [("JKS", "store.jks"), ("PKCS12", "store.p12")] {
+            let output = Command::new("keytool")
+                .current_dir(dir.path())
+                .args([
+                    "-genkeypair",
+                    "-keyalg",
+                    "EC",
+                    "-alias",
+                    "www",
+                    "-dname",
+                    "CN=www",
+                    "-storetype",
+                    store_type,
+                    "-keystore",
+                    file,
+                    "-storepass",
+                    "changeit",
+                    "-keypass",
+                    "changeit",
+                ])
+                .output()
+                .expect(
+                    "keytool is needed for this test (apt-get install -y default-jre-headless)",
+                );
+            assert!(output.status.success(), "{output:?}");
+        }
+        assert_eq!(
+            find_private_key(&read(dir.path(), "store.jks")),
+            Some(KeyMaterial::JavaKeyStore)
+        );
+        assert_eq!(
+            find_private_key(&read(dir.path(), "store.p12")),
+            Some(KeyMaterial::Pkcs12)
+        );
     }
 
     #[test]
