@@ -3,9 +3,10 @@
 //!
 //! Detection is structural: PEM blocks are found by their armour and decoded whatever their
 //! label says, and DER is recognised by its ASN.1 shape (PKCS#8, encrypted PKCS#8, PKCS#1 RSA,
-//! SEC1 EC, OpenSSL DSA, PKCS#12, Java key stores), so a key renamed to `chain.pem` or stored as `backup.bin` is
-//! still found. Public material (certificates, CSRs, public keys) is not flagged. Performs no
-//! I/O.
+//! SEC1 EC, OpenSSL DSA, PKCS#12), key stores by their magic (OpenSSH, PuTTY, JKS), so a key
+//! renamed to `chain.pem` or stored as `backup.bin` is still found. Public material
+//! (certificates, CSRs, public keys) is not flagged. DER is looked for at the start of the file
+//! and inside PEM blocks only, not at every offset of arbitrary binary data. Performs no I/O.
 
 use std::fmt;
 
