@@ -87,6 +87,18 @@ impl FileLock {
             }
         }
     }
+
+    /// Whether `path` still names the locked file (not removed or replaced since it was
+    /// opened): a lock file its holder removes must be locked again under the new file.
+    pub fn is_at(&self, path: &Path) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self._file.metadata()?;
+        match fs::metadata(path) {
+            Ok(current) => Ok(current.dev() == held.dev() && current.ino() == held.ino()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// A temp file older than this is stale even when a process with its pid is alive (the pid was

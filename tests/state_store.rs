@@ -607,8 +607,11 @@ fn keys_dir_must_not_be_committable() {
         matches!(error, Error::KeysDirInRepository { .. }),
         "{message}"
     );
-    assert!(message.contains(".gitignore"), "{message}");
     assert!(message.contains("`keys/`"), "{message}");
+    let hint = error.hint().expect("a hint");
+    assert!(hint.contains("out of every git work tree"), "{hint}");
+    assert!(hint.contains("`keys/` to"), "{hint}");
+    assert!(hint.contains(".gitignore"), "{hint}");
     fs::create_dir(&keys).unwrap();
     assert!(check_keys_dir_outside_git(&keys).is_err());
     assert!(check_keys_dir_outside_git(&repo.join("keys/nested/deeper")).is_err());
@@ -625,4 +628,177 @@ fn keys_dir_must_not_be_committable() {
     let outside = tempfile::tempdir().unwrap();
     check_keys_dir_outside_git(outside.path()).unwrap();
     check_keys_dir_outside_git(&outside.path().join("not/yet/there")).unwrap();
+}
+
+#[test]
+fn commit_takes_exactly_the_paths_the_store_wrote() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.commit("first").unwrap().unwrap();
+
+    // Files certform did not write in this run: a user's note and hand edit, a stray key.
+    fs::write(repo.join("certificates/notes.md"), "mine\n").unwrap();
+    let edited = fs::read_to_string(repo.join("certificates/www.toml"))
+        .unwrap()
+        .replace("status = \"new\"", "status = \"issued\"");
+    fs::write(repo.join("certificates/www.toml"), edited).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    fs::create_dir_all(repo.join("ca")).unwrap();
+    fs::write(repo.join("ca/backup.key"), key.serialize_pem()).unwrap();
+    assert_eq!(store.commit("nothing of ours").unwrap(), None);
+
+    store.save_chain("www", CHAIN).unwrap();
+    store.commit("chain").unwrap().unwrap();
+    assert_eq!(head_paths(&repo), ["A\tcertificates/www.pem"]);
+    assert_eq!(
+        porcelain(&repo),
+        " M certificates/www.toml\n?? ca/backup.key\n?? certificates/notes.md\n"
+    );
+}
+
+#[test]
+fn commit_refuses_a_private_key_and_leaves_everything_in_place() {
+    let (_temp, repo) = user_repo();
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+    // Between the write and the commit the chain became a key: DER PKCS#8, no PEM label.
+    let key = rcgen::KeyPair::generate().unwrap();
+    fs::write(repo.join("certificates/www.pem"), key.serialize_der()).unwrap();
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+
+    let error = store.commit("certform apply").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, Error::PrivateKeyInCommit { .. }),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        format!(
+            "refusing to commit `{}`: it holds a PKCS#8 private key",
+            repo.join("certificates/www.pem").display()
+        )
+    );
+    assert!(error.hint().unwrap().starts_with("nothing was committed"));
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        porcelain(&repo),
+        "?? certificates/www.pem\n?? certificates/www.toml\n"
+    );
+    assert!(repo.join("certificates/www.pem").exists());
+    // No object of the repository holds the key either.
+    let objects = git(
+        &repo,
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname)",
+        ],
+    );
+    for id in objects.lines() {
+        let content = Command::new("git")
+            .current_dir(&repo)
+            .args(["cat-file", "-p", id])
+            .output()
+            .unwrap()
+            .stdout;
+        assert_eq!(
+            certform::state::key_scan::find_private_key(&content),
+            None,
+            "{id}"
+        );
+    }
+
+    // Refused again by a later run (the path stays pending), until the chain is fixed.
+    let later = GitStore::open(&settings(&repo, ".")).unwrap();
+    assert!(later.commit("again").is_err());
+    fs::write(repo.join("certificates/www.pem"), CHAIN).unwrap();
+    later.commit("fixed").unwrap().unwrap();
+    assert_eq!(
+        head_paths(&repo),
+        ["A\tcertificates/www.pem", "A\tcertificates/www.toml"]
+    );
+    assert_eq!(porcelain(&repo), "");
+}
+
+#[test]
+fn a_killed_runs_writes_are_committed_by_the_next_run() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let killed = GitStore::open(&settings(&repo, ".")).unwrap();
+    killed.save_certificate(&certificate("www")).unwrap();
+    killed.write_public_file("ca/local.pem", CHAIN).unwrap();
+    drop(killed);
+    // A journal line cut short by the kill is ignored.
+    let mut journal = fs::OpenOptions::new()
+        .append(true)
+        .open(repo.join(".git/certform-pending"))
+        .unwrap();
+    std::io::Write::write_all(&mut journal, b"certificates/ap").unwrap();
+
+    let next = GitStore::open(&settings(&repo, ".")).unwrap();
+    next.commit("certform apply: interrupted run")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        git(&repo, &["ls-tree", "-r", "--name-only", "HEAD"]),
+        "ca/local.pem\ncertificates/www.toml\n"
+    );
+    assert!(!repo.join(".git/certform-pending").exists());
+    assert_eq!(next.commit("again").unwrap(), None);
+}
+
+#[test]
+fn recover_removes_a_killed_commits_locks_and_repairs_the_index() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.commit("first").unwrap().unwrap();
+
+    // A run killed after moving the branch, before the index: the index still holds the old
+    // `www.toml` and lacks `www.pem` (a user's next `git commit` would revert the state), and
+    // git's lock files are left.
+    let mut issued = certificate("www");
+    issued.status = CertificateStatus::Issued;
+    store.save_certificate(&issued).unwrap();
+    store.save_chain("www", CHAIN).unwrap();
+    git(&repo, &["add", "certificates"]);
+    git(&repo, &["commit", "-q", "-m", "the killed run's commit"]);
+    git(&repo, &["read-tree", "HEAD~1"]);
+    let before = porcelain(&repo);
+    assert!(
+        before.contains("D  certificates/www.pem") && before.contains("certificates/www.toml"),
+        "{before}"
+    );
+    fs::write(repo.join(".git/index.lock"), "").unwrap();
+    fs::write(repo.join(".git/refs/heads/main.lock"), "").unwrap();
+
+    // Without certform's marker the locks may be a running git's: reported, kept.
+    let error = store.recover().unwrap_err();
+    assert!(matches!(error, Error::GitLocked { .. }), "{error}");
+    assert!(error.to_string().contains("index.lock"), "{error}");
+    assert!(repo.join(".git/index.lock").exists());
+
+    fs::write(
+        repo.join(".git/certform-commit"),
+        "pid = 1\nhost = \"elsewhere\"\n",
+    )
+    .unwrap();
+    let notes = store.recover().unwrap();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes[0].contains("index.lock") && notes[1].contains("main.lock"));
+    assert!(
+        notes[2].contains("`certificates/www.pem`, `certificates/www.toml`"),
+        "{notes:?}"
+    );
+    assert!(!repo.join(".git/certform-commit").exists());
+    assert_eq!(porcelain(&repo), "");
+    assert!(store.recover().unwrap().is_empty());
+    assert_eq!(store.commit("nothing left").unwrap(), None);
+    assert!(!repo.join(".git/certform-pending").exists());
+    git(&repo, &["fsck", "--strict"]);
 }

@@ -30,10 +30,19 @@ pub struct Args {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     workspace.check_keys_dir()?;
-    let store =
-        Arc::new(GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?);
+    let mut store = GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?;
+    store.set_failpoints(FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok()));
+    let store = Arc::new(store);
+    // Again now that the state repository exists: keys never go inside it.
+    store
+        .check_keys_dir(&workspace.keys_dir)
+        .map_err(|e| Failure::from_error(&e))?;
     let _lock = super::unlock::take_lock(context, &store, "certform apply", args.lock_timeout)?;
-    // What a killed run left behind is repaired first: interrupted deploys, stale temp files.
+    // What a killed run left behind is repaired first: the git repository (a killed commit),
+    // then interrupted deploys and stale temp files.
+    for note in store.recover().map_err(|e| Failure::from_error(&e))? {
+        eprintln!("warning: {note}");
+    }
     for warning in crate::apply::recover_interrupted(
         &workspace.config,
         &KeyStore::new(workspace.keys_dir.clone()),
@@ -107,7 +116,10 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         let report = executor
             .run(&planned.plan, &planned.state)
             .await
-            .map_err(|e| Failure::from_error(&e))?;
+            .map_err(|e| match &e {
+                crate::apply::Error::State(inner) => Failure::from_error(inner),
+                _ => Failure::from_error(&e),
+            })?;
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }

@@ -49,6 +49,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let store = crate::state::GitStore::open(&workspace.config.state)
         .map_err(|e| Failure::from_error(&e))?;
     let _lock = super::unlock::take_lock(context, &store, "certform import", args.lock_timeout)?;
+    for note in store.recover().map_err(|e| Failure::from_error(&e))? {
+        eprintln!("warning: {note}");
+    }
     let state = store.load().map_err(|e| Failure::from_error(&e))?;
     let known_orders: BTreeSet<String> = state
         .certificates

@@ -208,6 +208,9 @@ impl Failure {
     /// From any error with a source chain.
     pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
         let mut failure = Self::new(error.to_string());
+        failure.hint = error
+            .downcast_ref::<crate::state::Error>()
+            .and_then(crate::state::Error::hint);
         let mut source = error.source();
         while let Some(cause) = source {
             let text = cause.to_string();
@@ -275,6 +278,7 @@ impl From<workspace::RunError> for Failure {
         };
         let failure = match error {
             workspace::RunError::Workspace(inner) => Failure::from(inner),
+            workspace::RunError::State(inner) => Failure::from_error(&inner),
             other => Failure::from_error(&other),
         };
         match hint {

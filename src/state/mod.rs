@@ -1,5 +1,6 @@
 //! State: the model of what certform recorded, and the git-backed store it lives in.
 
+pub mod key_scan;
 pub mod lock;
 pub mod model;
 pub mod store;

@@ -6,21 +6,32 @@
 //! directories are certform's; nothing else in the repository is read, written, staged or
 //! committed, because the state repository may be the user's own config repository with their
 //! own staged and unstaged edits. Private keys never come here.
+//!
+//! A commit takes exactly the paths this store wrote or removed, listed in a journal in the git
+//! directory before each write (so a killed run's files are committed by the next run), never a
+//! directory sweep; every file is scanned for private keys first and the commit refused if one
+//! holds any. While a commit writes objects, the branch and the index, a marker in the git
+//! directory names the committing process: a later run holding the state lock that finds it
+//! removes the git lock files the killed run left and restores the index from HEAD.
 
-use std::fs;
-use std::io;
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use git2::{
-    Commit, ErrorCode, Index, IndexEntry, IndexTime, PushOptions, Remote, RemoteCallbacks,
-    Repository, RepositoryInitOptions, Signature,
+    Commit, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Oid, PushOptions, Remote,
+    RemoteCallbacks, Repository, RepositoryInitOptions, Signature, Tree,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::key_scan::{self, KeyMaterial};
 use super::lock::{self, BrokenLock, Liveness, LockGuard, LockHolder};
 use super::model::{CertificateState, State, FORMAT};
+use crate::apply::FailPoints;
 use crate::atomic_file;
 use crate::config::StateSettings;
 
@@ -35,6 +46,30 @@ pub const CA_DIR: &str = "ca";
 
 /// The directories (under `<dir>`) certform owns: the only ones it writes and commits.
 const MANAGED_DIRS: [&str; 2] = [CERTIFICATES_DIR, CA_DIR];
+
+/// File in the git directory listing the paths certform wrote or removed and has not committed
+/// yet, one per line, appended before each write: a killed run's writes are committed by the
+/// next run, by exact path.
+const PENDING_FILE: &str = "certform-pending";
+
+/// File in the git directory that exists while a certform commit writes objects, the branch
+/// and the index. A run holding the state lock that finds it knows the git lock files present
+/// are a killed certform's, and repairs them.
+const COMMIT_MARKER: &str = "certform-commit";
+
+/// Lock file (`flock`) in a new state repository's directory while it is initialised.
+const INIT_LOCK: &str = ".certform-init.lock";
+
+/// Git's own lock files, relative to the git directory (plus any `refs/**/*.lock`).
+const GIT_LOCK_FILES: [&str; 4] = ["index.lock", "HEAD.lock", "config.lock", "packed-refs.lock"];
+
+/// The fail points of a commit, in the order a commit passes them (`CERTFORM_FAILPOINT`).
+pub const COMMIT_FAIL_POINTS: [&str; 4] = [
+    "commit-started",
+    "commit-before-ref",
+    "commit-before-index",
+    "commit-after-index",
+];
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
@@ -129,12 +164,11 @@ pub enum Error {
     },
 
     #[error(
-        "keys directory `{}` is inside the git work tree `{}` and not ignored there; add \
-         `{}/` to `{}` or move the keys directory out of the repository",
+        "keys directory `{}` is inside the git work tree `{}` and not ignored there: a `git \
+         add` in that repository would commit private keys (`{}/`)",
         keys_dir.display(),
         work_tree.display(),
-        relative.display(),
-        work_tree.join(".gitignore").display()
+        relative.display()
     )]
     KeysDirInRepository {
         keys_dir: PathBuf,
@@ -174,6 +208,57 @@ pub enum Error {
     },
 
     #[error(
+        "keys directory `{}` is inside the state directory `{}`",
+        keys_dir.display(),
+        state_dir.display()
+    )]
+    KeysDirInStateRepository {
+        keys_dir: PathBuf,
+        state_dir: PathBuf,
+    },
+
+    #[error("refusing to commit `{}`: it holds {material}", path.display())]
+    PrivateKeyInCommit {
+        path: PathBuf,
+        material: KeyMaterial,
+    },
+
+    #[error(
+        "refusing to commit `{}`: it is not a regular file, and certform commits only the \
+         files it writes",
+        path.display()
+    )]
+    NotRegularFile { path: PathBuf },
+
+    #[error(
+        "git lock file `{}` exists: another git command may be running in `{}`",
+        path.display(),
+        repo.display()
+    )]
+    GitLocked { repo: PathBuf, path: PathBuf },
+
+    #[error(
+        "a certform commit (pid {pid} on {host}) is still running in `{}`",
+        repo.display()
+    )]
+    CommitInProgress {
+        repo: PathBuf,
+        pid: u32,
+        host: String,
+    },
+
+    #[error(
+        "after commit {commit}, the index of `{}` still disagrees with HEAD for {}",
+        repo.display(),
+        paths.iter().map(|path| format!("`{path}`")).collect::<Vec<_>>().join(", ")
+    )]
+    IndexMismatch {
+        repo: PathBuf,
+        commit: String,
+        paths: Vec<String>,
+    },
+
+    #[error(
         "state repository `{}` is locked, but its lock file `{}` is unreadable: {reason}",
         repo.display(),
         path.display()
@@ -210,6 +295,55 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What the user can do about the error, when there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::KeysDirInRepository {
+                work_tree,
+                relative,
+                ..
+            } => Some(format!(
+                "move `keys_dir` out of every git work tree (by default keys live under \
+                 `$XDG_DATA_HOME/certform/keys`); if it must stay there, add `{}/` to `{}` so \
+                 no `git add` picks it up (certform itself commits only its state files)",
+                relative.display(),
+                work_tree.join(".gitignore").display()
+            )),
+            Error::KeysDirInStateRepository { state_dir, .. } => Some(format!(
+                "set `keys_dir` to a directory outside `{}`; private keys never belong with \
+                 the state, ignored or not",
+                state_dir.display()
+            )),
+            Error::PrivateKeyInCommit { path, .. } => Some(format!(
+                "nothing was committed; private keys belong in `keys_dir`, outside every git \
+                 repository: move `{}` out of the state directory and run certform again",
+                path.display()
+            )),
+            Error::NotRegularFile { path } => Some(format!(
+                "nothing was committed; replace `{}` by a regular file or remove it",
+                path.display()
+            )),
+            Error::GitLocked { path, .. } => Some(format!(
+                "wait for that git command to finish; if none is running (it was killed), \
+                 remove `{}`",
+                path.display()
+            )),
+            Error::CommitInProgress { .. } => Some(
+                "wait for it to finish; another certform should not run while this one holds \
+                 the state lock"
+                    .to_string(),
+            ),
+            Error::IndexMismatch { paths, .. } => Some(format!(
+                "run `git reset -q -- {}` in the state repository to make the index match \
+                 HEAD",
+                paths.join(" ")
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Where certform's state lives and how it is recorded.
 pub trait StateStore: Send + Sync {
     /// Read every `certificates/*.toml` from the work tree (not HEAD): a killed apply leaves
@@ -232,8 +366,9 @@ pub trait StateStore: Send + Sync {
     /// or `certificates/` (the directories that are committed), with no `..`.
     fn write_public_file(&self, relative: &str, content: &str) -> Result<(), Error>;
 
-    /// Commit certform's files (and only those) as they are in the work tree; `Some(commit id)`,
-    /// or `None` when none of them changed.
+    /// Commit the files this store wrote or removed (and those a killed run wrote before its
+    /// commit), exactly those paths, as they are in the work tree; `Some(commit id)`, or `None`
+    /// when none of them changed. Refuses, committing nothing, when one holds a private key.
     fn commit(&self, message: &str) -> Result<Option<String>, Error>;
 
     /// Push the current branch to the configured remote.
@@ -253,6 +388,9 @@ pub struct GitStore {
     root: PathBuf,
     /// `settings.remote`: a remote name configured in the repository, or a path or URL.
     remote: String,
+    /// Git paths this store wrote or removed and has not committed yet.
+    touched: Arc<Mutex<BTreeSet<String>>>,
+    failpoints: FailPoints,
 }
 
 impl GitStore {
@@ -277,7 +415,88 @@ impl GitStore {
             prefix,
             root,
             remote: settings.remote.clone(),
+            touched: Arc::default(),
+            failpoints: FailPoints::default(),
         })
+    }
+
+    /// Exit at the named points of a commit (`COMMIT_FAIL_POINTS`), for crash tests.
+    pub fn set_failpoints(&mut self, failpoints: FailPoints) {
+        self.failpoints = failpoints;
+    }
+
+    /// Fail when `keys_dir` lies inside the state directory (`<repo>/<dir>`), ignored or not,
+    /// or elsewhere in a git work tree that does not ignore it: defence in depth behind the
+    /// configuration's own check, run once the state repository exists.
+    pub fn check_keys_dir(&self, keys_dir: &Path) -> Result<(), Error> {
+        let keys = resolve_path(keys_dir)?;
+        let root = resolve_path(&self.root)?;
+        if keys.starts_with(&root) {
+            return Err(Error::KeysDirInStateRepository {
+                keys_dir: keys_dir.to_path_buf(),
+                state_dir: self.root.clone(),
+            });
+        }
+        check_keys_dir_outside_git(keys_dir)
+    }
+
+    /// Clean up after a certform killed in the middle of a commit, before anything else
+    /// touches the repository; returns what was repaired, for the output.
+    ///
+    /// Call it while holding the state lock: the lock guarantees no other live certform works
+    /// in this repository, so git lock files found together with the commit marker are the
+    /// killed run's; they are removed and the index entries of certform's files restored from
+    /// HEAD. A git lock file without the marker may belong to a running git command: that is
+    /// an error naming the file.
+    pub fn recover(&self) -> Result<Vec<String>, Error> {
+        let marker_path = self.git_dir.join(COMMIT_MARKER);
+        let marker = CommitMarker::read(&marker_path)?;
+        let locks = self.git_lock_files()?;
+        let Some(marker) = marker else {
+            return match locks.into_iter().next() {
+                Some(path) => Err(Error::GitLocked {
+                    repo: self.work_tree.clone(),
+                    path,
+                }),
+                None => Ok(Vec::new()),
+            };
+        };
+        if marker.is_another_live_process() {
+            return Err(Error::CommitInProgress {
+                repo: self.work_tree.clone(),
+                pid: marker.pid,
+                host: marker.host,
+            });
+        }
+        let mut notes = Vec::new();
+        for path in &locks {
+            match fs::remove_file(path) {
+                Ok(()) => notes.push(format!(
+                    "removed `{}`, left by a certform (pid {}) killed while committing",
+                    path.display(),
+                    marker.pid
+                )),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io_error("remove", path, source)),
+            }
+        }
+        let repo = self.repository()?;
+        let paths = self.pending()?;
+        let repaired = self.sync_index(&repo, &paths)?;
+        if !repaired.is_empty() {
+            notes.push(format!(
+                "restored the index entries of {} from HEAD after a certform (pid {}) was \
+                 killed while committing",
+                repaired
+                    .iter()
+                    .map(|path| format!("`{path}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                marker.pid
+            ));
+        }
+        remove_durably(&marker_path)?;
+        Ok(notes)
     }
 
     /// `<repo>/<dir>`: the directory holding `certificates/` and `ca/`.
@@ -336,106 +555,300 @@ impl GitStore {
         }
     }
 
-    /// Every file of certform's directories in the work tree, its blob written to the repository.
-    fn work_tree_entries(&self, repo: &Repository) -> Result<Vec<IndexEntry>, Error> {
-        let mut entries = Vec::new();
-        for managed in MANAGED_DIRS {
-            self.collect(
-                repo,
-                &self.root.join(managed),
-                &self.git_path(managed),
-                &mut entries,
-            )?;
-        }
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(entries)
+    /// The git path of `relative` (e.g. `certificates/www.toml`) under `<dir>`.
+    fn managed_git_path(&self, relative: &str) -> String {
+        self.git_path(relative)
     }
 
-    fn collect(
+    /// Whether `git_path` names a file under certform's directories.
+    fn is_managed_git_path(&self, git_path: &str) -> bool {
+        let relative = if self.prefix.is_empty() {
+            Some(git_path)
+        } else {
+            git_path
+                .strip_prefix(self.prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+        };
+        relative.is_some_and(|relative| managed_relative_path(relative).is_ok())
+    }
+
+    /// Remember that this run writes or removes `relative`: in the journal first (durably),
+    /// so a kill right after the write still gets the file committed by the next run.
+    fn record(&self, relative: &str) -> Result<(), Error> {
+        let git_path = self.managed_git_path(relative);
+        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        if touched.contains(&git_path) {
+            return Ok(());
+        }
+        let path = self.git_dir.join(PENDING_FILE);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(|source| io_error("open", &path, source))?;
+        let created = file
+            .metadata()
+            .map_err(|source| io_error("read", &path, source))?
+            .len()
+            == 0;
+        file.write_all(format!("{git_path}\n").as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|source| io_error("write", &path, source))?;
+        if created {
+            atomic_file::sync_dir(&self.git_dir)
+                .map_err(|source| io_error("sync", &self.git_dir, source))?;
+        }
+        touched.insert(git_path);
+        Ok(())
+    }
+
+    /// Every path written or removed and not committed yet: this run's and a killed run's.
+    fn pending(&self) -> Result<BTreeSet<String>, Error> {
+        let path = self.git_dir.join(PENDING_FILE);
+        let mut paths = BTreeSet::new();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let mut lines: Vec<&[u8]> = bytes.split(|&byte| byte == b'\n').collect();
+                // After the last newline: nothing, or a line a crash cut short.
+                lines.pop();
+                for line in lines {
+                    match std::str::from_utf8(line) {
+                        Ok(line) if self.is_managed_git_path(line) => {
+                            paths.insert(line.to_string());
+                        }
+                        _ => tracing::warn!(
+                            path = %path.display(),
+                            line = %String::from_utf8_lossy(line),
+                            "ignoring a journal line that names no state file"
+                        ),
+                    }
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_error("read", &path, source)),
+        }
+        let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        paths.extend(touched.iter().cloned());
+        Ok(paths)
+    }
+
+    /// Forget `committed`: they are in HEAD and in the index now.
+    fn clear_pending(&self, committed: &BTreeSet<String>) -> Result<(), Error> {
+        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        touched.retain(|path| !committed.contains(path));
+        let path = self.git_dir.join(PENDING_FILE);
+        if touched.is_empty() {
+            return remove_durably(&path);
+        }
+        let rest: String = touched.iter().map(|path| format!("{path}\n")).collect();
+        atomic_file::write(&path, rest.as_bytes(), FILE_MODE)
+            .map_err(|source| io_error("write", &path, source))
+    }
+
+    /// Git's lock files present in the git directory.
+    fn git_lock_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut found = Vec::new();
+        for name in GIT_LOCK_FILES {
+            let path = self.git_dir.join(name);
+            match fs::symlink_metadata(&path) {
+                Ok(_) => found.push(path),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io_error("read", &path, source)),
+            }
+        }
+        let mut directories = vec![self.git_dir.join("refs")];
+        while let Some(directory) = directories.pop() {
+            let listing = match fs::read_dir(&directory) {
+                Ok(listing) => listing,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(io_error("list", &directory, source)),
+            };
+            for entry in listing {
+                let entry = entry.map_err(|source| io_error("list", &directory, source))?;
+                let path = entry.path();
+                let file_type = entry
+                    .file_type()
+                    .map_err(|source| io_error("read", &path, source))?;
+                if file_type.is_dir() {
+                    directories.push(path);
+                } else if entry.file_name().as_bytes().ends_with(b".lock") {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// HEAD's commit, `None` on an unborn branch.
+    fn head_commit<'r>(&self, repo: &'r Repository) -> Result<Option<Commit<'r>>, Error> {
+        match repo.head() {
+            Ok(head) => {
+                Ok(Some(head.peel_to_commit().map_err(|source| {
+                    self.git("read the HEAD commit", source)
+                })?))
+            }
+            Err(error) if matches!(error.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
+                Ok(None)
+            }
+            Err(source) => Err(self.git("read HEAD", source)),
+        }
+    }
+
+    /// Point the current branch (or a detached HEAD) at `id`, only if it still points at
+    /// `parent`: a commit made meanwhile by someone else is never overwritten.
+    fn update_head(
         &self,
         repo: &Repository,
-        path: &Path,
-        git_path: &str,
-        entries: &mut Vec<IndexEntry>,
+        id: Oid,
+        parent: Option<Oid>,
+        message: &str,
     ) -> Result<(), Error> {
-        let metadata = match fs::symlink_metadata(path) {
-            Ok(metadata) => metadata,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(io_error("read", path, source)),
+        let log = format!(
+            "commit{}: {}",
+            if parent.is_none() { " (initial)" } else { "" },
+            message.lines().next().unwrap_or_default()
+        );
+        let head = repo
+            .find_reference("HEAD")
+            .map_err(|source| self.git("read HEAD", source))?;
+        let name = head.symbolic_target().unwrap_or("HEAD").to_string();
+        let updated = match parent {
+            Some(parent) => repo.reference_matching(&name, id, true, parent, &log),
+            None => repo.reference(&name, id, false, &log),
         };
-        let file_type = metadata.file_type();
-        let (mode, content) = if file_type.is_dir() {
-            let listing = fs::read_dir(path).map_err(|source| io_error("list", path, source))?;
-            for entry in listing {
-                let entry = entry.map_err(|source| io_error("list", path, source))?;
-                let name = entry.file_name();
-                // Dot files are temp files of atomic writes (or not certform's).
-                if name.as_bytes().starts_with(b".") {
-                    continue;
-                }
-                let Some(name) = name.to_str() else {
-                    return Err(Error::InvalidPath {
-                        path: entry.path().display().to_string(),
-                        reason: "file names in the state directory must be UTF-8",
-                    });
-                };
-                self.collect(repo, &entry.path(), &format!("{git_path}/{name}"), entries)?;
-            }
-            return Ok(());
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(path).map_err(|source| io_error("read", path, source))?;
-            (0o120000, target.as_os_str().as_bytes().to_vec())
-        } else if file_type.is_file() {
-            let content = fs::read(path).map_err(|source| io_error("read", path, source))?;
-            let executable = metadata.permissions().mode() & 0o111 != 0;
-            (if executable { 0o100755 } else { 0o100644 }, content)
-        } else {
-            return Ok(());
-        };
-        let id = repo
-            .blob(&content)
-            .map_err(|source| self.git(format!("store `{git_path}`"), source))?;
-        entries.push(IndexEntry {
-            ctime: index_time(metadata.ctime(), metadata.ctime_nsec()),
-            mtime: index_time(metadata.mtime(), metadata.mtime_nsec()),
-            // The index keeps the low 32 bits of these, as git does.
-            dev: metadata.dev() as u32,
-            ino: metadata.ino() as u32,
-            mode,
-            uid: metadata.uid(),
-            gid: metadata.gid(),
-            file_size: content.len() as u32,
-            id,
-            flags: 0,
-            flags_extended: 0,
-            path: git_path.as_bytes().to_vec(),
-        });
-        Ok(())
+        match updated {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == ErrorCode::Locked => Err(Error::GitLocked {
+                repo: self.work_tree.clone(),
+                path: self.git_dir.join(format!("{name}.lock")),
+            }),
+            Err(source) => Err(self.git(format!("update `{name}`"), source)),
+        }
     }
 
-    /// Replace every entry under certform's directories in `index` by `entries`.
-    fn replace_managed(&self, index: &mut Index, entries: &[IndexEntry]) -> Result<(), Error> {
-        for managed in MANAGED_DIRS {
-            let path = self.git_path(managed);
-            for stage in 0..=3 {
+    /// What the index should hold for `git_path`: HEAD's blob and mode, `None` when HEAD has
+    /// no such file.
+    fn head_entry(tree: Option<&Tree<'_>>, git_path: &str) -> Option<(Oid, u32)> {
+        let entry = tree?.get_path(Path::new(git_path)).ok()?;
+        (entry.kind() == Some(ObjectType::Blob)).then(|| {
+            (
+                entry.id(),
+                u32::try_from(entry.filemode()).unwrap_or(0o100644),
+            )
+        })
+    }
+
+    /// The paths among `paths` whose index entry differs from HEAD (or is conflicted).
+    fn index_mismatches(
+        index: &Index,
+        tree: Option<&Tree<'_>>,
+        paths: &BTreeSet<String>,
+    ) -> Vec<String> {
+        paths
+            .iter()
+            .filter(|git_path| {
+                let path = Path::new(git_path.as_str());
+                let staged = index.get_path(path, 0).map(|entry| (entry.id, entry.mode));
+                let conflicted = (1..=3).any(|stage| index.get_path(path, stage).is_some());
+                conflicted || staged != Self::head_entry(tree, git_path)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Make the index entries of `paths` match HEAD (a file HEAD lacks leaves the index), and
+    /// nothing else; returns the paths changed. The user's other staged and unstaged changes
+    /// stay exactly as they were.
+    fn sync_index(
+        &self,
+        repo: &Repository,
+        paths: &BTreeSet<String>,
+    ) -> Result<Vec<String>, Error> {
+        let head = self.head_commit(repo)?;
+        let tree = head
+            .as_ref()
+            .map(Commit::tree)
+            .transpose()
+            .map_err(|source| self.git("read the HEAD tree", source))?;
+        let mut index = repo
+            .index()
+            .map_err(|source| self.git("read the index", source))?;
+        index
+            .read(true)
+            .map_err(|source| self.git("read the index", source))?;
+        let changed = Self::index_mismatches(&index, tree.as_ref(), paths);
+        if changed.is_empty() {
+            return Ok(changed);
+        }
+        for git_path in &changed {
+            remove_from_index(&mut index, git_path)
+                .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
+            if let Some((id, mode)) = Self::head_entry(tree.as_ref(), git_path) {
+                let entry = self.index_entry(git_path, id, mode)?;
                 index
-                    .remove_dir(Path::new(&path), stage)
-                    .and_then(|()| match index.remove(Path::new(&path), stage) {
-                        Err(error) if error.code() == ErrorCode::NotFound => Ok(()),
-                        other => other,
-                    })
-                    .map_err(|source| self.git(format!("unstage `{path}`"), source))?;
+                    .add(&entry)
+                    .map_err(|source| self.git(format!("stage `{git_path}`"), source))?;
             }
         }
-        for entry in entries {
-            index.add(entry).map_err(|source| {
-                self.git(
-                    format!("stage `{}`", String::from_utf8_lossy(&entry.path)),
-                    source,
-                )
-            })?;
+        match index.write() {
+            Ok(()) => Ok(changed),
+            Err(error) if error.code() == ErrorCode::Locked => Err(Error::GitLocked {
+                repo: self.work_tree.clone(),
+                path: self.git_dir.join("index.lock"),
+            }),
+            Err(source) => Err(self.git("update the index", source)),
         }
-        Ok(())
+    }
+
+    /// An index entry for blob `id`, with the work tree file's stat data when the file holds
+    /// exactly that blob (so `git status` needs not re-read it), else zeros (so it does).
+    fn index_entry(&self, git_path: &str, id: Oid, mode: u32) -> Result<IndexEntry, Error> {
+        let path = self.work_tree.join(git_path);
+        let matching = match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {
+                let content = fs::read(&path).map_err(|source| io_error("read", &path, source))?;
+                let hashed = Oid::hash_object(ObjectType::Blob, &content)
+                    .map_err(|source| self.git(format!("hash `{git_path}`"), source))?;
+                (hashed == id).then_some((metadata, content.len()))
+            }
+            Ok(_) => None,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(io_error("read", &path, source)),
+        };
+        let zero = IndexTime::new(0, 0);
+        Ok(match matching {
+            Some((metadata, size)) => IndexEntry {
+                ctime: index_time(metadata.ctime(), metadata.ctime_nsec()),
+                mtime: index_time(metadata.mtime(), metadata.mtime_nsec()),
+                // The index keeps the low 32 bits of these, as git does.
+                dev: metadata.dev() as u32,
+                ino: metadata.ino() as u32,
+                mode,
+                uid: metadata.uid(),
+                gid: metadata.gid(),
+                file_size: size as u32,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: git_path.as_bytes().to_vec(),
+            },
+            None => IndexEntry {
+                ctime: zero,
+                mtime: zero,
+                dev: 0,
+                ino: 0,
+                mode,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: git_path.as_bytes().to_vec(),
+            },
+        })
     }
 
     fn resolve_remote<'r>(&self, repo: &'r Repository) -> Result<Remote<'r>, Error> {
@@ -511,12 +924,15 @@ impl StateStore for GitStore {
     fn save_certificate(&self, certificate: &CertificateState) -> Result<(), Error> {
         let path = self.certificate_file(&certificate.name, "toml")?;
         let text = render_certificate(certificate)?;
+        refuse_private_key(&path, &text)?;
+        self.record(&format!("{CERTIFICATES_DIR}/{}.toml", certificate.name))?;
         write_file(&path, &text)
     }
 
     fn save_chain(&self, name: &str, chain_pem: &str) -> Result<(), Error> {
         let path = self.certificate_file(name, "pem")?;
         refuse_private_key(&path, chain_pem)?;
+        self.record(&format!("{CERTIFICATES_DIR}/{name}.pem"))?;
         write_file(&path, chain_pem)
     }
 
@@ -533,6 +949,7 @@ impl StateStore for GitStore {
         let mut removed = false;
         for extension in ["toml", "pem"] {
             let path = self.certificate_file(name, extension)?;
+            self.record(&format!("{CERTIFICATES_DIR}/{name}.{extension}"))?;
             match fs::remove_file(&path) {
                 Ok(()) => removed = true,
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -548,80 +965,147 @@ impl StateStore for GitStore {
 
     fn write_public_file(&self, relative: &str, content: &str) -> Result<(), Error> {
         let relative_path = managed_relative_path(relative)?;
-        let path = self.root.join(relative_path);
+        let path = self.root.join(&relative_path);
         refuse_private_key(&path, content)?;
+        let parts: Vec<_> = relative_path
+            .components()
+            .filter_map(|part| part.as_os_str().to_str())
+            .collect();
+        self.record(&parts.join("/"))?;
         write_file(&path, content)
     }
 
     fn commit(&self, message: &str) -> Result<Option<String>, Error> {
+        for note in self.recover()? {
+            tracing::warn!("{note}");
+        }
+        let paths = self.pending()?;
+        if paths.is_empty() {
+            return Ok(None);
+        }
         let repo = self.repository()?;
-        let head = match repo.head() {
-            Ok(head) => Some(
-                head.peel_to_commit()
-                    .map_err(|source| self.git("read the HEAD commit", source))?,
-            ),
-            Err(error) if matches!(error.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => {
-                None
-            }
-            Err(source) => return Err(self.git("read HEAD", source)),
-        };
+        let head = self.head_commit(&repo)?;
         let head_tree = head
             .as_ref()
             .map(Commit::tree)
             .transpose()
             .map_err(|source| self.git("read the HEAD tree", source))?;
 
-        let entries = self.work_tree_entries(&repo)?;
+        // Read and scan every file before anything is written to the repository: a private
+        // key refuses the whole commit and leaves the files where they are.
+        let mut files: Vec<(&str, Option<WorkTreeFile>)> = Vec::new();
+        for git_path in &paths {
+            let path = self.work_tree.join(git_path);
+            match fs::symlink_metadata(&path) {
+                Ok(metadata) if metadata.is_file() => {
+                    let content =
+                        fs::read(&path).map_err(|source| io_error("read", &path, source))?;
+                    if let Some(material) = key_scan::find_private_key(&content) {
+                        return Err(Error::PrivateKeyInCommit { path, material });
+                    }
+                    let executable = metadata.permissions().mode() & 0o111 != 0;
+                    let mode = if executable { 0o100755 } else { 0o100644 };
+                    files.push((git_path, Some(WorkTreeFile { content, mode })));
+                }
+                Ok(_) => return Err(Error::NotRegularFile { path }),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    files.push((git_path, None));
+                }
+                Err(source) => return Err(io_error("read", &path, source)),
+            }
+        }
 
-        // HEAD's tree with only certform's directories replaced, built in an in-memory index so
-        // the user's staged changes stay out of the commit.
+        // HEAD's tree with exactly these paths replaced, built in an in-memory index so the
+        // user's staged changes stay out of the commit.
         let mut index = Index::new().map_err(|source| self.git("create an index", source))?;
         if let Some(tree) = &head_tree {
             index
                 .read_tree(tree)
                 .map_err(|source| self.git("read the HEAD tree", source))?;
         }
-        self.replace_managed(&mut index, &entries)?;
+        for (git_path, file) in &files {
+            remove_from_index(&mut index, git_path)
+                .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
+            if let Some(WorkTreeFile { content, mode }) = file {
+                let id = repo
+                    .blob(content)
+                    .map_err(|source| self.git(format!("store `{git_path}`"), source))?;
+                let entry = IndexEntry {
+                    ctime: IndexTime::new(0, 0),
+                    mtime: IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: *mode,
+                    uid: 0,
+                    gid: 0,
+                    file_size: content.len() as u32,
+                    id,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: git_path.as_bytes().to_vec(),
+                };
+                index
+                    .add(&entry)
+                    .map_err(|source| self.git(format!("stage `{git_path}`"), source))?;
+            }
+        }
         let tree_id = index
             .write_tree_to(&repo)
             .map_err(|source| self.git("write the tree", source))?;
         let unchanged = match &head_tree {
             Some(tree) => tree.id() == tree_id,
-            None => entries.is_empty(),
+            None => files.iter().all(|(_, file)| file.is_none()),
         };
-        if unchanged {
-            return Ok(None);
-        }
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(|source| self.git("read the new tree", source))?;
-        let signature = match repo.signature() {
-            Ok(signature) => signature,
-            Err(_) => Signature::now(FALLBACK_NAME, FALLBACK_EMAIL)
-                .map_err(|source| self.git("create a signature", source))?,
-        };
-        let parents: Vec<&Commit<'_>> = head.iter().collect();
-        let id = repo
-            .commit(
-                Some("HEAD"),
-                &signature,
-                &signature,
-                message,
-                &tree,
-                &parents,
-            )
-            .map_err(|source| self.git("commit", source))?;
 
-        // Stage certform's paths as committed, and nothing else: the user's other staged and
-        // unstaged changes stay exactly as they were.
-        let mut real_index = repo
+        // From here on the branch or the index may be written: a kill leaves the marker, and
+        // the next run knows the git lock files it finds are ours to remove.
+        let marker = CommitMarker::create(&self.git_dir)?;
+        let mut committed = None;
+        if !unchanged {
+            self.failpoints.hit("commit-started");
+            let tree = repo
+                .find_tree(tree_id)
+                .map_err(|source| self.git("read the new tree", source))?;
+            let signature = match repo.signature() {
+                Ok(signature) => signature,
+                Err(_) => Signature::now(FALLBACK_NAME, FALLBACK_EMAIL)
+                    .map_err(|source| self.git("create a signature", source))?,
+            };
+            let parents: Vec<&Commit<'_>> = head.iter().collect();
+            let id = repo
+                .commit(None, &signature, &signature, message, &tree, &parents)
+                .map_err(|source| self.git("commit", source))?;
+            self.failpoints.hit("commit-before-ref");
+            self.update_head(&repo, id, head.as_ref().map(Commit::id), message)?;
+            self.failpoints.hit("commit-before-index");
+            committed = Some(id);
+        }
+
+        // Stage exactly these paths as HEAD now has them, then check that the index says so.
+        self.sync_index(&repo, &paths)?;
+        self.failpoints.hit("commit-after-index");
+        let mut index = repo
             .index()
             .map_err(|source| self.git("read the index", source))?;
-        self.replace_managed(&mut real_index, &entries)?;
-        real_index
-            .write()
-            .map_err(|source| self.git(format!("update the index after commit {id}"), source))?;
-        Ok(Some(id.to_string()))
+        index
+            .read(true)
+            .map_err(|source| self.git("read the index", source))?;
+        let head_tree = self
+            .head_commit(&repo)?
+            .map(|commit| commit.tree())
+            .transpose()
+            .map_err(|source| self.git("read the HEAD tree", source))?;
+        let mismatched = Self::index_mismatches(&index, head_tree.as_ref(), &paths);
+        if !mismatched.is_empty() {
+            return Err(Error::IndexMismatch {
+                repo: self.work_tree.clone(),
+                commit: committed.map_or_else(|| "HEAD".to_string(), |id| id.to_string()),
+                paths: mismatched,
+            });
+        }
+        marker.finish()?;
+        self.clear_pending(&paths)?;
+        Ok(committed.map(|id| id.to_string()))
     }
 
     fn push(&self) -> Result<(), Error> {
@@ -792,12 +1276,153 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> Error {
 }
 
 fn refuse_private_key(path: &Path, content: &str) -> Result<(), Error> {
-    if content.contains("PRIVATE KEY-----") {
+    if key_scan::find_private_key(content.as_bytes()).is_some() {
         return Err(Error::PrivateKeyMaterial {
             path: path.to_path_buf(),
         });
     }
     Ok(())
+}
+
+/// A file of the work tree about to be committed: its bytes and git mode.
+struct WorkTreeFile {
+    content: Vec<u8>,
+    mode: u32,
+}
+
+/// Remove `path` and sync its directory; a missing file is fine.
+fn remove_durably(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io_error("remove", path, source)),
+    }
+    match path.parent() {
+        Some(parent) => {
+            atomic_file::sync_dir(parent).map_err(|source| io_error("sync", parent, source))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Remove every stage of `git_path` from `index`; a missing entry is fine.
+fn remove_from_index(index: &mut Index, git_path: &str) -> Result<(), git2::Error> {
+    for stage in 0..=3 {
+        match index.remove(Path::new(git_path), stage) {
+            Ok(()) => {}
+            Err(error) if error.code() == ErrorCode::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Who is committing: written to `COMMIT_MARKER` before a commit touches the repository and
+/// removed after the index is updated.
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitMarker {
+    pid: u32,
+    host: String,
+    /// The process's start time in clock ticks since boot (`/proc/<pid>/stat`), so a reused
+    /// pid is not mistaken for the committer.
+    #[serde(default)]
+    start: Option<u64>,
+}
+
+/// A written commit marker; dropping it without `finish` removes it too (an error return),
+/// only a killed process leaves it behind.
+struct MarkerGuard {
+    path: PathBuf,
+    finished: bool,
+}
+
+impl CommitMarker {
+    fn create(git_dir: &Path) -> Result<MarkerGuard, Error> {
+        let pid = std::process::id();
+        let marker = CommitMarker {
+            pid,
+            host: host_name(),
+            start: process_start(pid),
+        };
+        let path = git_dir.join(COMMIT_MARKER);
+        let text = toml::to_string(&marker).map_err(|error| Error::Io {
+            action: "prepare",
+            path: path.clone(),
+            source: io::Error::other(error),
+        })?;
+        atomic_file::write(&path, text.as_bytes(), FILE_MODE)
+            .map_err(|source| io_error("write", &path, source))?;
+        Ok(MarkerGuard {
+            path,
+            finished: false,
+        })
+    }
+
+    /// The marker at `path`; `None` when there is none. An unreadable marker (a kill while
+    /// writing it) is a dead committer's.
+    fn read(path: &Path) -> Result<Option<CommitMarker>, Error> {
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(Some(toml::from_str(&text).unwrap_or(CommitMarker {
+                pid: 0,
+                host: String::new(),
+                start: None,
+            }))),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io_error("read", path, source)),
+        }
+    }
+
+    /// Whether the committer is a process other than this one, alive on this host.
+    fn is_another_live_process(&self) -> bool {
+        if self.pid == 0 || self.pid == std::process::id() || self.host != host_name() {
+            return false;
+        }
+        match (self.start, process_start(self.pid)) {
+            (Some(recorded), Some(current)) => recorded == current,
+            (None, current) => current.is_some(),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+impl MarkerGuard {
+    fn finish(mut self) -> Result<(), Error> {
+        self.finished = true;
+        remove_durably(&self.path)
+    }
+}
+
+impl Drop for MarkerGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Err(error) = remove_durably(&self.path) {
+                tracing::warn!(%error, "failed to remove the commit marker");
+            }
+        }
+    }
+}
+
+/// Start time of process `pid` in clock ticks since boot, `None` when it does not exist.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces; `starttime` is field
+    // 22, the 20th after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: `buffer` is valid for writes of `buffer.len()` bytes for the whole call.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if result != 0 {
+        return "unknown host".to_string();
+    }
+    let end = buffer
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
 /// A certificate name usable as a file stem: nothing that could leave `certificates/`.
@@ -914,6 +1539,8 @@ fn open_or_init(path: &Path) -> Result<Repository, Error> {
                         workdir.display()
                     )));
                 }
+                // A run killed while creating the repository may have left the init lock.
+                remove_durably(&path.join(INIT_LOCK))?;
                 return Ok(repo);
             }
             Err(error) if error.code() == ErrorCode::NotFound => {}
@@ -934,9 +1561,86 @@ fn open_or_init(path: &Path) -> Result<Repository, Error> {
     }
     atomic_file::create_dir_all(path, DIR_MODE)
         .map_err(|source| io_error("create directory", path, source))?;
-    let mut options = RepositoryInitOptions::new();
-    options.initial_head("main").no_reinit(true);
-    Repository::init_opts(path, &options).map_err(|source| git("initialise a repository", source))
+    init_serialised(path)
+}
+
+/// `git init` in `path`, one process at a time (under an `flock` on `INIT_LOCK` in `path`):
+/// two certforms starting on a new state repository at once would otherwise both write
+/// `.git/config`, and one would fail on `config.lock`. The one that waited opens the
+/// repository the other created.
+fn init_serialised(path: &Path) -> Result<Repository, Error> {
+    let git = |action: &str, source| Error::Git {
+        action: action.to_string(),
+        repo: path.to_path_buf(),
+        source,
+    };
+    let lock_path = path.join(INIT_LOCK);
+    loop {
+        let lock = atomic_file::FileLock::acquire(&lock_path)
+            .map_err(|source| io_error("lock", &lock_path, source))?;
+        // The previous holder removes the file when done: a lock on a removed file would
+        // exclude nobody, so take the lock again on the file now at that path.
+        if !lock
+            .is_at(&lock_path)
+            .map_err(|source| io_error("read", &lock_path, source))?
+        {
+            continue;
+        }
+        let repository = match Repository::open(path) {
+            Ok(repository) => Ok(repository),
+            Err(error) if error.code() == ErrorCode::NotFound => {
+                // Holding the lock, nobody else initialises this repository: lock files in a
+                // half-made `.git` are a killed init's.
+                for leftover in ["config.lock", "HEAD.lock"] {
+                    let leftover = path.join(".git").join(leftover);
+                    if let Err(error) = fs::remove_file(&leftover) {
+                        if error.kind() != io::ErrorKind::NotFound {
+                            return Err(io_error("remove", &leftover, error));
+                        }
+                    }
+                }
+                let mut options = RepositoryInitOptions::new();
+                options.initial_head("main").no_reinit(true);
+                Repository::init_opts(path, &options)
+                    .map_err(|source| git("initialise a repository", source))
+            }
+            Err(source) => Err(git("open the repository", source)),
+        };
+        remove_durably(&lock_path)?;
+        drop(lock);
+        return repository;
+    }
+}
+
+/// `path` made absolute with symbolic links resolved as far as it exists.
+fn resolve_path(path: &Path) -> Result<PathBuf, Error> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        let current =
+            std::env::current_dir().map_err(|source| io_error("read", Path::new("."), source))?;
+        current.join(path)
+    };
+    let absolute = lexical_normalise(&absolute);
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    loop {
+        match fs::canonicalize(existing) {
+            Ok(mut resolved) => {
+                resolved.extend(missing.iter().rev());
+                return Ok(resolved);
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_error("read", existing, source)),
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return Ok(absolute),
+        }
+    }
 }
 
 /// The git work tree a path is (or would be) in.
@@ -1177,6 +1881,49 @@ mod tests {
             managed_relative_path("ca/local.pem").unwrap(),
             Path::new("ca/local.pem")
         );
+    }
+
+    #[test]
+    fn commit_marker_is_live_only_for_the_same_running_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let marker = CommitMarker {
+            pid: child.id(),
+            host: host_name(),
+            start: process_start(child.id()),
+        };
+        assert!(marker.start.is_some());
+        assert!(marker.is_another_live_process());
+        // The same pid reused by a later process, another host, this very process.
+        let reused = CommitMarker {
+            pid: marker.pid,
+            host: host_name(),
+            start: marker.start.map(|start| start + 1),
+        };
+        assert!(!reused.is_another_live_process());
+        let elsewhere = CommitMarker {
+            pid: marker.pid,
+            host: "elsewhere".to_string(),
+            start: marker.start,
+        };
+        assert!(!elsewhere.is_another_live_process());
+        let this = CommitMarker {
+            pid: std::process::id(),
+            host: host_name(),
+            start: process_start(std::process::id()),
+        };
+        assert!(!this.is_another_live_process());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dead = CommitMarker {
+            pid: child.id(),
+            host: host_name(),
+            start: process_start(child.id()),
+        };
+        assert_eq!(dead.start, None);
+        assert!(!dead.is_another_live_process());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod acme;
 #[path = "../support/bind.rs"]
 mod bind;
+mod commit_safety;
 mod crash;
 mod deploy;
 mod deploy_safety;
