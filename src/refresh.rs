@@ -8,7 +8,7 @@ use crate::ca::{Accounts, CertificateAuthority, OrderQuery};
 use crate::config::Config;
 use crate::deploy;
 use crate::observed::{Observed, ObservedCertificate, OrderStatus, OrderView};
-use crate::state::{CertificateStatus, State};
+use crate::state::{CertificateStatus, IntentKind, State};
 
 /// One CA's queries, and for each the certificate it is for and whether it asks about the
 /// in-flight order (`true`) or the current certificate (`false`).
@@ -98,6 +98,53 @@ pub async fn refresh(
                 mark_error(&mut observed, keys, &message);
             }
             Err(error) => mark_error(&mut observed, keys, &error.to_string()),
+        }
+    }
+
+    // An interrupted reissue on the same order: the tag may not name the order (DigiCert keeps
+    // it on the reissue request), so ask the CA whether the reissue reached it. Without an
+    // answer the certificate is blocked rather than reissued a second time.
+    let mut reissues = tokio::task::JoinSet::new();
+    for (name, certificate) in &state.certificates {
+        let Some(intent) = &certificate.intent else {
+            continue;
+        };
+        let (IntentKind::Reissue, None, Some(order_id)) =
+            (intent.kind, &intent.order_id, &certificate.order_id)
+        else {
+            continue;
+        };
+        let seen = observed.certificates.get(name);
+        if intent.ca != certificate.ca
+            || seen.is_some_and(|o| o.intent_order.is_some() || o.refresh_error.is_some())
+        {
+            continue;
+        }
+        let Some(ca) = accounts.get(&intent.ca) else {
+            continue;
+        };
+        if !ca.capabilities().reissue_same_order {
+            continue;
+        }
+        let ca: Arc<dyn CertificateAuthority> = Arc::clone(ca);
+        let (name, order_id, tag) = (name.clone(), order_id.clone(), intent.tag.clone());
+        reissues.spawn(async move {
+            let found = ca.find_reissue(&order_id, &tag).await;
+            (name, found)
+        });
+    }
+    while let Some(joined) = reissues.join_next().await {
+        let Ok((name, found)) = joined else {
+            continue;
+        };
+        let entry = observed.certificates.entry(name).or_default();
+        match found {
+            Ok(view) => entry.intent_order = view,
+            Err(error) => {
+                entry.refresh_error = Some(format!(
+                    "cannot tell whether the interrupted reissue reached the CA: {error}"
+                ))
+            }
         }
     }
 

@@ -1,0 +1,691 @@
+//! Killed runs: `apply` killed right after a reissue reached the CA (local CA and the DigiCert
+//! simulator), and a randomized campaign that SIGKILLs the whole process group of `apply` after
+//! a random delay, again and again, through creates, reissues and renewals.
+//!
+//! After each phase of the campaign a normal `apply` must converge at once, and then: one order
+//! per certificate per create or renewal and one reissue per reissue (counted at the CA), every
+//! deployed key matches its certificate, no private key in any git object, no lock or other
+//! leftover that stops the next run (never `unlock --force`), `git status` clean and `git fsck`
+//! happy. The seed is printed first (shown when a test fails); `CERTFORM_CRASH_SEED` replays
+//! a run. `benches/crash_random.rs` runs the same campaign with more kills.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use certform::sim::digicert::{self as sim, DomainSeed, Seed};
+
+use crate::sandbox::Sandbox;
+
+/// A small seeded generator (SplitMix64): the same seed replays the same delays and changes.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound` (0 when `bound` is 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            0
+        } else {
+            self.next_u64() % bound
+        }
+    }
+}
+
+/// The seed of this run: `CERTFORM_CRASH_SEED`, else from the clock.
+pub fn seed_from_env() -> u64 {
+    std::env::var("CERTFORM_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
+
+/// How a run of certform ended.
+pub struct Ended {
+    /// Killed while still running (else it finished on its own).
+    pub killed: bool,
+    pub code: Option<i32>,
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+/// certform with the sandbox's hermetic environment, in its own process group.
+fn certform_command(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_certform"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &sandbox.home)
+        .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.test")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.test")
+        .env("LANG", "C")
+        .env("NO_COLOR", "1")
+        .env("CERTFORM_RETRY_DELAY_MS", "0")
+        .current_dir(&sandbox.dir)
+        .args(args)
+        .arg("-c")
+        .arg(&sandbox.dir)
+        .process_group(0)
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Run certform and SIGKILL its whole process group after `delay` unless it finished first.
+pub fn run_killed_after(
+    sandbox: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    delay: Duration,
+) -> Ended {
+    let out = sandbox.path(".run-output");
+    let file = std::fs::File::create(&out).expect("output file");
+    let started = Instant::now();
+    let mut child = certform_command(sandbox, args, env)
+        .stdout(file.try_clone().expect("output file"))
+        .stderr(file)
+        .spawn()
+        .expect("run certform");
+    let deadline = started + delay;
+    let mut finished = None;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            finished = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2).min(deadline - Instant::now()));
+    }
+    if finished.is_none() {
+        finished = child.try_wait().expect("wait");
+    }
+    let killed = finished.is_none();
+    if killed {
+        let group = i32::try_from(child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a negative pid signals the process group certform leads.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        finished = Some(child.wait().expect("wait"));
+    }
+    let elapsed = started.elapsed();
+    let output = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    Ended {
+        killed,
+        code: finished.and_then(|s| s.code()),
+        output,
+        elapsed,
+    }
+}
+
+/// Run certform to the end.
+pub fn run_to_end(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Ended {
+    run_killed_after(sandbox, args, env, Duration::from_secs(600))
+}
+
+/// The public key of a PEM certificate or private key, as openssl prints it.
+fn public_key(sandbox: &Sandbox, path: &Path, is_key: bool) -> String {
+    let path = path.to_str().unwrap_or_default();
+    let (ok, text) = if is_key {
+        sandbox.openssl(&["pkey", "-pubout", "-in", path])
+    } else {
+        sandbox.openssl(&["x509", "-noout", "-pubkey", "-in", path])
+    };
+    assert!(ok, "openssl cannot read {path}: {text}");
+    text
+}
+
+/// The deployed key of `name` belongs to the deployed certificate, which is the one in state,
+/// and the key in keys_dir recorded in state is that key too.
+#[track_caller]
+fn assert_pair_matches(sandbox: &Sandbox, name: &str) {
+    let out = sandbox.path(&format!("out/{name}"));
+    let cert_key = public_key(sandbox, &out.join("cert.pem"), false);
+    assert_eq!(
+        public_key(sandbox, &out.join("privkey.pem"), true),
+        cert_key,
+        "the deployed key of `{name}` does not match its certificate"
+    );
+    let key_file = sandbox.state_field(name, "key_file");
+    assert_eq!(
+        public_key(sandbox, &sandbox.path(&format!("keys/{key_file}")), true),
+        cert_key,
+        "the key state names for `{name}` does not match the deployed certificate"
+    );
+    let (ok, serial) = sandbox.openssl(&[
+        "x509",
+        "-noout",
+        "-serial",
+        "-in",
+        out.join("cert.pem").to_str().unwrap_or_default(),
+    ]);
+    assert!(ok, "{serial}");
+    let deployed = serial.trim().trim_start_matches("serial=").to_lowercase();
+    let recorded = sandbox
+        .state_field(name, "serial")
+        .replace(':', "")
+        .to_lowercase();
+    assert_eq!(
+        deployed.trim_start_matches('0'),
+        recorded.trim_start_matches('0'),
+        "`{name}`: the deployed certificate is not the one in state"
+    );
+}
+
+/// No private key in any object of the state repository, the work tree committed, the
+/// repository sound.
+#[track_caller]
+fn assert_repo_clean(sandbox: &Sandbox) {
+    let objects = sandbox.git("state", &["cat-file", "--batch-all-objects", "--batch"]);
+    assert!(
+        !objects.contains("PRIVATE KEY"),
+        "a private key is in a git object of the state repository"
+    );
+    let status = sandbox.git("state", &["status", "--porcelain", "--untracked-files=all"]);
+    assert!(status.trim().is_empty(), "state left uncommitted: {status}");
+    sandbox.git("state", &["fsck", "--full", "--no-progress"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A killed reissue is not sent again.
+// ---------------------------------------------------------------------------------------------
+
+/// The first apply after a kill; a lock the dead run left is broken the way a person would
+/// have before lock takeover (the holder is dead, so `unlock --force` is safe here).
+fn apply_after_kill(sandbox: &Sandbox, env: &[(&str, &str)]) -> crate::sandbox::Run {
+    let run = sandbox.certform_env(&["apply", "--auto-approve"], env);
+    if run.code != 0 && run.stderr.contains("locked by") {
+        sandbox.certform(&["unlock", "--force"]).expect(0);
+        return sandbox.certform_env(&["apply", "--auto-approve"], env);
+    }
+    run
+}
+
+#[test]
+fn killed_local_reissue_is_adopted_not_sent_again() {
+    let sandbox = Sandbox::with_config(crate::sandbox::WEB);
+    sandbox.apply().expect(0);
+    let order = sandbox.state_field("web", "order_id");
+    let serial = sandbox.state_field("web", "serial");
+
+    sandbox.write_config(&crate::sandbox::WEB.replace(
+        "sans = [\"example.test\"]",
+        "sans = [\"example.test\", \"shop.example.test\"]",
+    ));
+    let killed = sandbox.certform_env(
+        &["apply", "--auto-approve"],
+        &[("CERTFORM_FAILPOINT", "after-reissue")],
+    );
+    assert_eq!(killed.code, 99, "fail point not reached: {}", killed.all());
+
+    let plan = sandbox.certform(&["plan"]);
+    assert!(
+        plan.stdout.contains("adopting it instead of"),
+        "the plan must adopt the reissue: {}",
+        plan.all()
+    );
+    apply_after_kill(&sandbox, &[]).expect(0);
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+
+    let orders = sandbox.local_orders();
+    assert_eq!(orders.len(), 1, "a reissue is not a new order");
+    let reissues = orders[0]["previous_certificates"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
+    assert_eq!(reissues, 1, "exactly one reissue reached the CA");
+    assert_eq!(sandbox.state_field("web", "order_id"), order);
+    assert_ne!(sandbox.state_field("web", "serial"), serial);
+    assert_eq!(
+        orders[0]["serial"].as_str().unwrap_or_default(),
+        sandbox.state_field("web", "serial"),
+        "state holds the reissued certificate"
+    );
+    assert!(sandbox
+        .sans_of("out/web/cert.pem")
+        .contains("DNS:shop.example.test"));
+    assert_pair_matches(&sandbox, "web");
+    sandbox.verify_deployed("out/web");
+}
+
+const ADMIN: &str = "sim-admin-key";
+const REISSUE_ROUTE: &str = "POST /order/certificate/{id}/reissue";
+
+/// The DigiCert simulator on its own runtime, alive as long as this value.
+struct Sim {
+    running: Option<sim::RunningSim>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let domain: DomainSeed =
+            serde_json::from_value(serde_json::json!({ "name": "example.test" }))
+                .expect("domain seed");
+        let seed = Seed {
+            random_seed: Some(21),
+            domains: vec![domain],
+            ..Seed::default()
+        };
+        let running = runtime
+            .block_on(sim::start(seed, "127.0.0.1:0".parse().expect("addr")))
+            .expect("simulator starts");
+        Sim {
+            running: Some(running),
+            runtime,
+        }
+    }
+
+    fn sim(&self) -> &sim::RunningSim {
+        self.running.as_ref().expect("running")
+    }
+
+    fn requests(&self, route: &str) -> u64 {
+        self.sim()
+            .stats()
+            .requests_by_route
+            .get(route)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn orders_for(&self, common_name: &str) -> u64 {
+        self.sim()
+            .stats()
+            .orders_by_common_name
+            .get(common_name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn config(&self, certificates: &[(&str, &str, &[&str])]) -> String {
+        let mut text = format!(
+            "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.dc]\nkind = \"digicert\"\napi_key = {{ env = \"DIGICERT_API_KEY\" }}\nurl = \"{}\"\n",
+            self.sim().base_url()
+        );
+        for (name, common_name, sans) in certificates {
+            let sans: Vec<String> = sans.iter().map(|s| format!("\"{s}\"")).collect();
+            text.push_str(&format!(
+                "\n[certificate.{name}]\nca = \"dc\"\ncommon_name = \"{common_name}\"\nsans = [{}]\nproduct = \"ssl_basic\"\norganization = 112233\nvalidity = {{ days = 90 }}\nrenew_before = \"30d\"\ndeploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
+                sans.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = self.runtime.block_on(running.shutdown());
+        }
+    }
+}
+
+#[test]
+fn killed_digicert_reissue_is_adopted_not_sent_again() {
+    let sim = Sim::start();
+    let sandbox =
+        Sandbox::with_config(&sim.config(&[("web", "www.example.test", &["example.test"])]));
+    let env = [("DIGICERT_API_KEY", ADMIN)];
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    let order = sandbox.state_field("web", "order_id");
+    let serial = sandbox.state_field("web", "serial");
+
+    sandbox.write_config(&sim.config(&[(
+        "web",
+        "www.example.test",
+        &["example.test", "shop.example.test"],
+    )]));
+    let killed = sandbox.certform_env(
+        &["apply", "--auto-approve"],
+        &[
+            ("DIGICERT_API_KEY", ADMIN),
+            ("CERTFORM_FAILPOINT", "after-reissue"),
+        ],
+    );
+    assert_eq!(killed.code, 99, "fail point not reached: {}", killed.all());
+    assert_eq!(sim.requests(REISSUE_ROUTE), 1);
+
+    let again = apply_after_kill(&sandbox, &env).expect(0);
+    assert!(
+        again
+            .stdout
+            .contains("adopting it instead of reissuing again"),
+        "{}",
+        again.stdout
+    );
+    sandbox
+        .certform_env(&["plan", "--detailed-exitcode"], &env)
+        .expect(0);
+    assert_eq!(
+        sim.requests(REISSUE_ROUTE),
+        1,
+        "the reissue was sent again after the kill"
+    );
+    assert_eq!(sim.orders_for("www.example.test"), 1, "no new order");
+    assert_eq!(sandbox.state_field("web", "order_id"), order);
+    assert_ne!(sandbox.state_field("web", "serial"), serial);
+    assert!(sandbox
+        .sans_of("out/web/cert.pem")
+        .contains("DNS:shop.example.test"));
+    assert_pair_matches(&sandbox, "web");
+    assert_repo_clean(&sandbox);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The randomized campaign.
+// ---------------------------------------------------------------------------------------------
+
+/// Which CA the campaign orders from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ca {
+    Local,
+    Digicert,
+}
+
+/// The size of a campaign.
+#[derive(Debug, Clone, Copy)]
+pub struct Campaign {
+    pub seed: u64,
+    pub ca: Ca,
+    /// Killed runs wanted (runs that finished before their kill do not count).
+    pub kills: usize,
+    pub certificates: usize,
+    /// Killed runs per phase (one phase = one config and clock).
+    pub kills_per_phase: usize,
+}
+
+/// What a campaign did.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub kills: usize,
+    /// Runs that finished before their kill came.
+    pub finished: usize,
+    pub phases: usize,
+    pub orders: u64,
+    pub reissues: u64,
+    pub renewals: u64,
+    pub elapsed: Duration,
+}
+
+/// What one phase changes.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Create,
+    /// New SANs for the certificate with this index.
+    Reissue(usize),
+    /// The clock moved 70 days on: every certificate is due.
+    Renew,
+}
+
+const NAMES: [&str; 6] = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+
+fn common_name(index: usize) -> String {
+    format!("{}.example.test", NAMES[index % NAMES.len()])
+}
+
+fn local_config(sans: &[usize]) -> String {
+    let mut text = String::from(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.local]\nkind = \"local\"\n",
+    );
+    for (index, version) in sans.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[certificate.{name}]\ncommon_name = \"{cn}\"\nsans = [\"v{version}.{cn}\"]\nvalidity = {{ days = 90 }}\nrenew_before = \"30d\"\ndeploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
+            name = NAMES[index],
+            cn = common_name(index),
+        ));
+    }
+    text
+}
+
+/// Orders at the CA per common name, and reissues over all of them.
+fn counts_at_ca(sandbox: &Sandbox, sim: Option<&Sim>, certificates: usize) -> Vec<(u64, u64)> {
+    (0..certificates)
+        .map(|index| {
+            let cn = common_name(index);
+            match sim {
+                None => {
+                    let orders: Vec<serde_json::Value> = sandbox
+                        .local_orders()
+                        .into_iter()
+                        .filter(|o| o["common_name"].as_str() == Some(cn.as_str()))
+                        .collect();
+                    let reissues: usize = orders
+                        .iter()
+                        .map(|o| {
+                            o["previous_certificates"]
+                                .as_array()
+                                .map(Vec::len)
+                                .unwrap_or(0)
+                        })
+                        .sum();
+                    (orders.len() as u64, reissues as u64)
+                }
+                Some(sim) => (sim.orders_for(&cn), 0),
+            }
+        })
+        .collect()
+}
+
+/// Run a campaign; panics (with the seed) when an invariant breaks.
+pub fn run_campaign(campaign: Campaign) -> Outcome {
+    eprintln!(
+        "random crash campaign: seed {} ({:?}, {} kills); replay with CERTFORM_CRASH_SEED={}",
+        campaign.seed, campaign.ca, campaign.kills, campaign.seed
+    );
+    let started = Instant::now();
+    let mut rng = Rng::new(campaign.seed);
+    let sim = (campaign.ca == Ca::Digicert).then(Sim::start);
+    let sandbox = Sandbox::new();
+    let mut sans = vec![0usize; campaign.certificates];
+    let config = |sans: &[usize]| match &sim {
+        None => local_config(sans),
+        Some(sim) => {
+            let names: Vec<(String, String, Vec<String>)> = sans
+                .iter()
+                .enumerate()
+                .map(|(index, version)| {
+                    let cn = common_name(index);
+                    (
+                        NAMES[index].to_string(),
+                        cn.clone(),
+                        vec![format!("v{version}.{cn}")],
+                    )
+                })
+                .collect();
+            let borrowed: Vec<(&str, &str, Vec<&str>)> = names
+                .iter()
+                .map(|(n, c, s)| {
+                    (
+                        n.as_str(),
+                        c.as_str(),
+                        s.iter().map(String::as_str).collect(),
+                    )
+                })
+                .collect();
+            let rows: Vec<(&str, &str, &[&str])> = borrowed
+                .iter()
+                .map(|(n, c, s)| (*n, *c, s.as_slice()))
+                .collect();
+            sim.config(&rows)
+        }
+    };
+    let base = time::OffsetDateTime::now_utc();
+    let mut renewals_done = 0i64;
+    let mut expected_orders = vec![0u64; campaign.certificates];
+    let mut expected_reissues = vec![0u64; campaign.certificates];
+    let mut reissue_requests = 0u64;
+    let mut outcome = Outcome::default();
+    // Kills land anywhere in a run: the delay is drawn below the longest run seen so far.
+    let mut longest = Duration::from_millis(400);
+    let mut phase_index = 0usize;
+
+    while outcome.kills < campaign.kills {
+        let phase = match phase_index {
+            0 => Phase::Create,
+            n if n % 2 == 1 => Phase::Reissue(rng.below(campaign.certificates as u64) as usize),
+            _ => Phase::Renew,
+        };
+        match phase {
+            Phase::Create => {
+                for expected in expected_orders.iter_mut() {
+                    *expected += 1;
+                }
+            }
+            Phase::Reissue(index) => {
+                sans[index] += 1;
+                expected_reissues[index] += 1;
+                reissue_requests += 1;
+            }
+            Phase::Renew => {
+                renewals_done += 1;
+                for expected in expected_orders.iter_mut() {
+                    *expected += 1;
+                }
+            }
+        }
+        sandbox.write_config(&config(&sans));
+        let now = (base + time::Duration::days(70 * renewals_done))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("time formats");
+        let env = [("CERTFORM_NOW", now.as_str()), ("DIGICERT_API_KEY", ADMIN)];
+
+        let mut phase_kills = 0;
+        while phase_kills < campaign.kills_per_phase && outcome.kills < campaign.kills {
+            let delay = Duration::from_millis(rng.below(longest.as_millis() as u64 + 1));
+            let ended = run_killed_after(&sandbox, &["apply", "--auto-approve"], &env, delay);
+            if ended.killed {
+                phase_kills += 1;
+                outcome.kills += 1;
+                continue;
+            }
+            outcome.finished += 1;
+            longest = longest.max(ended.elapsed);
+            assert_eq!(
+                ended.code,
+                Some(0),
+                "seed {}: phase {phase_index} ({phase:?}): an apply after a killed run failed (it must recover on its own):\n{}",
+                campaign.seed,
+                ended.output
+            );
+            // The work of this phase is done: kill the next phase instead.
+            break;
+        }
+
+        // Converge: the next normal apply finishes the work at once.
+        let converged = run_to_end(&sandbox, &["apply", "--auto-approve"], &env);
+        longest = longest.max(converged.elapsed);
+        assert_eq!(
+            converged.code,
+            Some(0),
+            "seed {}: phase {phase_index} ({phase:?}): the apply after the kills failed:\n{}",
+            campaign.seed,
+            converged.output
+        );
+        let plan = run_to_end(&sandbox, &["plan", "--detailed-exitcode"], &env);
+        assert_eq!(
+            plan.code,
+            Some(0),
+            "seed {}: phase {phase_index} ({phase:?}): not converged after one apply:\n{}",
+            campaign.seed,
+            plan.output
+        );
+
+        let counts = counts_at_ca(&sandbox, sim.as_ref(), campaign.certificates);
+        for (index, (orders, reissues)) in counts.iter().enumerate() {
+            assert_eq!(
+                *orders,
+                expected_orders[index],
+                "seed {}: phase {phase_index} ({phase:?}): orders for {}",
+                campaign.seed,
+                common_name(index)
+            );
+            if sim.is_none() {
+                assert_eq!(
+                    *reissues,
+                    expected_reissues[index],
+                    "seed {}: phase {phase_index} ({phase:?}): reissues of {}",
+                    campaign.seed,
+                    common_name(index)
+                );
+            }
+        }
+        if let Some(sim) = &sim {
+            assert_eq!(
+                sim.requests(REISSUE_ROUTE),
+                reissue_requests,
+                "seed {}: phase {phase_index} ({phase:?}): reissue requests at DigiCert",
+                campaign.seed
+            );
+        }
+        for index in 0..campaign.certificates {
+            assert_pair_matches(&sandbox, NAMES[index]);
+        }
+        assert_repo_clean(&sandbox);
+        phase_index += 1;
+    }
+
+    outcome.phases = phase_index;
+    outcome.orders = expected_orders.iter().sum();
+    outcome.reissues = expected_reissues.iter().sum();
+    outcome.renewals = renewals_done as u64 * campaign.certificates as u64;
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
+#[test]
+fn random_kills_with_the_local_ca_converge_safely() {
+    let outcome = run_campaign(Campaign {
+        seed: seed_from_env(),
+        ca: Ca::Local,
+        kills: 30,
+        certificates: 3,
+        kills_per_phase: 3,
+    });
+    assert!(outcome.kills >= 30);
+    eprintln!("{outcome:?}");
+}
+
+#[test]
+fn random_kills_with_the_digicert_simulator_converge_safely() {
+    let outcome = run_campaign(Campaign {
+        seed: seed_from_env(),
+        ca: Ca::Digicert,
+        kills: 12,
+        certificates: 2,
+        kills_per_phase: 3,
+    });
+    assert!(outcome.kills >= 12);
+    eprintln!("{outcome:?}");
+}
