@@ -359,19 +359,7 @@ fn plan_intent(
                     order_id: found.order_id.clone(),
                     status: found.status,
                 },
-                if state.order_id.as_deref() == Some(found.order_id.as_str()) {
-                    format!(
-                        "an interrupted reissue of order {} (tag `{}`) reached `{}` but state did not record it; adopting it instead of reissuing again",
-                        found.order_id, intent.tag, intent.ca
-                    )
-                } else {
-                    format!(
-                        "an interrupted {} placed order {} (tag `{}`) that state did not record; adopting it instead of ordering again",
-                        intent.kind.as_str(),
-                        found.order_id,
-                        intent.tag
-                    )
-                },
+                adopt_reason(state, intent, found),
             )
         }),
         (None, None) => resume(
@@ -427,6 +415,22 @@ fn plan_intent(
             )
         }
     }
+}
+
+/// Why an order the CA holds for an interrupted intent is adopted.
+fn adopt_reason(state: &CertificateState, intent: &Intent, found: &OrderView) -> String {
+    if state.order_id.as_deref() == Some(found.order_id.as_str()) {
+        return format!(
+            "an interrupted reissue of order {} (tag `{}`) reached `{}` but state did not record it; adopting it instead of reissuing again",
+            found.order_id, intent.tag, intent.ca
+        );
+    }
+    format!(
+        "an interrupted {} placed order {} (tag `{}`) that state did not record; adopting it instead of ordering again",
+        intent.kind.as_str(),
+        found.order_id,
+        intent.tag
+    )
 }
 
 /// Redo the work of an intent whose order never completed.
