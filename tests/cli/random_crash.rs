@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use certform::sim::digicert::{self as sim, DomainSeed, Seed};
+use certform::sim::digicert::{self as sim, DomainSeed, Limits, RateWindow, Seed};
 
 use crate::sandbox::Sandbox;
 
@@ -63,7 +63,6 @@ pub struct Ended {
     pub killed: bool,
     pub code: Option<i32>,
     pub output: String,
-    pub elapsed: Duration,
 }
 
 /// certform with the sandbox's hermetic environment, in its own process group.
@@ -130,14 +129,12 @@ pub fn run_killed_after(
         }
         finished = Some(child.wait().expect("wait"));
     }
-    let elapsed = started.elapsed();
     let output = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     Ended {
         killed,
         code: finished.and_then(|s| s.code()),
         output,
-        elapsed,
     }
 }
 
@@ -146,16 +143,25 @@ pub fn run_to_end(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> End
     run_killed_after(sandbox, args, env, Duration::from_secs(600))
 }
 
-/// The public key of a PEM certificate or private key, as openssl prints it.
-fn public_key(sandbox: &Sandbox, path: &Path, is_key: bool) -> String {
-    let path = path.to_str().unwrap_or_default();
-    let (ok, text) = if is_key {
-        sandbox.openssl(&["pkey", "-pubout", "-in", path])
-    } else {
-        sandbox.openssl(&["x509", "-noout", "-pubkey", "-in", path])
-    };
-    assert!(ok, "openssl cannot read {path}: {text}");
-    text
+/// The DER `SubjectPublicKeyInfo` of a PEM certificate (x509-parser) or PKCS#8 key (rcgen),
+/// and the certificate's serial as lowercase hex without leading zeros.
+fn public_key(path: &Path, is_key: bool) -> (Vec<u8>, String) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let block = pem::parse(&text).unwrap_or_else(|e| panic!("{} is not PEM: {e}", path.display()));
+    if is_key {
+        use rcgen::PublicKeyData as _;
+        let pair = rcgen::KeyPair::try_from(block.contents())
+            .unwrap_or_else(|e| panic!("{} is not a PKCS#8 key: {e}", path.display()));
+        return (pair.subject_public_key_info(), String::new());
+    }
+    let (_, certificate) = x509_parser::parse_x509_certificate(block.contents())
+        .unwrap_or_else(|e| panic!("{} is not a certificate: {e}", path.display()));
+    let serial = hex::encode(certificate.raw_serial());
+    (
+        certificate.public_key().raw.to_vec(),
+        serial.trim_start_matches('0').to_string(),
+    )
 }
 
 /// The deployed key of `name` belongs to the deployed certificate, which is the one in state,
@@ -163,33 +169,22 @@ fn public_key(sandbox: &Sandbox, path: &Path, is_key: bool) -> String {
 #[track_caller]
 fn assert_pair_matches(sandbox: &Sandbox, name: &str) {
     let out = sandbox.path(&format!("out/{name}"));
-    let cert_key = public_key(sandbox, &out.join("cert.pem"), false);
-    assert_eq!(
-        public_key(sandbox, &out.join("privkey.pem"), true),
-        cert_key,
+    let (cert_key, serial) = public_key(&out.join("cert.pem"), false);
+    assert!(
+        public_key(&out.join("privkey.pem"), true).0 == cert_key,
         "the deployed key of `{name}` does not match its certificate"
     );
     let key_file = sandbox.state_field(name, "key_file");
-    assert_eq!(
-        public_key(sandbox, &sandbox.path(&format!("keys/{key_file}")), true),
-        cert_key,
+    assert!(
+        public_key(&sandbox.path(&format!("keys/{key_file}")), true).0 == cert_key,
         "the key state names for `{name}` does not match the deployed certificate"
     );
-    let (ok, serial) = sandbox.openssl(&[
-        "x509",
-        "-noout",
-        "-serial",
-        "-in",
-        out.join("cert.pem").to_str().unwrap_or_default(),
-    ]);
-    assert!(ok, "{serial}");
-    let deployed = serial.trim().trim_start_matches("serial=").to_lowercase();
     let recorded = sandbox
         .state_field(name, "serial")
         .replace(':', "")
         .to_lowercase();
     assert_eq!(
-        deployed.trim_start_matches('0'),
+        serial,
         recorded.trim_start_matches('0'),
         "`{name}`: the deployed certificate is not the one in state"
     );
@@ -298,6 +293,16 @@ impl Sim {
         let running = runtime
             .block_on(sim::start(seed, "127.0.0.1:0".parse().expect("addr")))
             .expect("simulator starts");
+        // Dozens of runs in a few seconds: rate limits are tested elsewhere.
+        running
+            .set_limits(Limits {
+                windows: vec![RateWindow {
+                    requests: 1_000_000,
+                    seconds: 1,
+                }],
+                retry_after_header: false,
+            })
+            .expect("limits");
         Sim {
             running: Some(running),
             runtime,
@@ -424,6 +429,18 @@ pub struct Campaign {
     pub certificates: usize,
     /// Killed runs per phase (one phase = one config and clock).
     pub kills_per_phase: usize,
+    /// Each kill comes after a delay drawn uniformly up to this (a run that finishes first
+    /// ends its phase).
+    pub max_delay_ms: u64,
+}
+
+/// Renewal phases at most (70 days each): the local CA's intermediate lives five years, the
+/// simulator's organization validation one.
+fn max_renewals(ca: Ca) -> i64 {
+    match ca {
+        Ca::Local => 8,
+        Ca::Digicert => 3,
+    }
 }
 
 /// What a campaign did.
@@ -547,15 +564,13 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
     let mut expected_reissues = vec![0u64; campaign.certificates];
     let mut reissue_requests = 0u64;
     let mut outcome = Outcome::default();
-    // Kills land anywhere in a run: the delay is drawn below the longest run seen so far.
-    let mut longest = Duration::from_millis(400);
     let mut phase_index = 0usize;
 
     while outcome.kills < campaign.kills {
         let phase = match phase_index {
             0 => Phase::Create,
-            n if n % 2 == 1 => Phase::Reissue(rng.below(campaign.certificates as u64) as usize),
-            _ => Phase::Renew,
+            n if n % 2 == 0 && renewals_done < max_renewals(campaign.ca) => Phase::Renew,
+            _ => Phase::Reissue(rng.below(campaign.certificates as u64) as usize),
         };
         match phase {
             Phase::Create => {
@@ -570,6 +585,10 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
             }
             Phase::Renew => {
                 renewals_done += 1;
+                if let Some(sim) = &sim {
+                    // The simulator issues by its own clock: keep it with certform's.
+                    assert!(sim.sim().advance_clock(Duration::from_secs(70 * 86_400)));
+                }
                 for expected in expected_orders.iter_mut() {
                     *expected += 1;
                 }
@@ -583,7 +602,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
 
         let mut phase_kills = 0;
         while phase_kills < campaign.kills_per_phase && outcome.kills < campaign.kills {
-            let delay = Duration::from_millis(rng.below(longest.as_millis() as u64 + 1));
+            let delay = Duration::from_millis(rng.below(campaign.max_delay_ms + 1));
             let ended = run_killed_after(&sandbox, &["apply", "--auto-approve"], &env, delay);
             if ended.killed {
                 phase_kills += 1;
@@ -591,7 +610,6 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
                 continue;
             }
             outcome.finished += 1;
-            longest = longest.max(ended.elapsed);
             assert_eq!(
                 ended.code,
                 Some(0),
@@ -605,7 +623,6 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
 
         // Converge: the next normal apply finishes the work at once.
         let converged = run_to_end(&sandbox, &["apply", "--auto-approve"], &env);
-        longest = longest.max(converged.elapsed);
         assert_eq!(
             converged.code,
             Some(0),
@@ -672,6 +689,7 @@ fn random_kills_with_the_local_ca_converge_safely() {
         kills: 30,
         certificates: 3,
         kills_per_phase: 3,
+        max_delay_ms: 500,
     });
     assert!(outcome.kills >= 30);
     eprintln!("{outcome:?}");
@@ -685,6 +703,7 @@ fn random_kills_with_the_digicert_simulator_converge_safely() {
         kills: 12,
         certificates: 2,
         kills_per_phase: 3,
+        max_delay_ms: 400,
     });
     assert!(outcome.kills >= 12);
     eprintln!("{outcome:?}");
