@@ -50,7 +50,7 @@ pub struct FailPoints {
 impl FailPoints {
     /// Every fail point a create passes, in order. A reissue on the same order also passes
     /// `after-reissue`, right after the CA accepted the request and before state records it
-    /// (just before `after-order`).
+    /// (just before `after-order`); a revoke passes `after-revoke` at the same moment.
     pub const ALL: [&'static str; 7] = [
         "after-intent",
         "after-key",
@@ -260,6 +260,7 @@ impl Executor {
                     let outcome = self
                         .ca_call("revoke", ca.revoke(&order_id, serial, *reason))
                         .await?;
+                    self.failpoints.hit("after-revoke");
                     match outcome {
                         RevokeOutcome::Revoked => format!("revoked serial {serial}"),
                         RevokeOutcome::Requested { request_id } => {

@@ -1376,6 +1376,17 @@ fn has_reissue_request(order: &Value, tag: &str) -> bool {
     })
 }
 
+/// The id of a revoke request on an order's detail that still awaits approval.
+fn pending_revoke_request(order: &Value) -> Option<u64> {
+    list(order, "requests")
+        .iter()
+        .find(|request| {
+            text(request, "type").as_deref() == Some("revoke")
+                && text(request, "status").as_deref() == Some("pending")
+        })
+        .and_then(|request| int(request, "id"))
+}
+
 /// The comments of a reissue request: how a reissue is found again after a crash.
 fn reissue_comments(tag: &str) -> String {
     format!("certform {tag}")
@@ -1673,9 +1684,25 @@ impl CertificateAuthority for DigicertCa {
             "revocation_reason": reason_text(reason),
             "skip_approval": skip,
         });
-        // The certificate of the order (by its id), else the whole order.
         let id = order_number(order_id)?;
-        let certificate_id = self.order(id).await?.and_then(|o| o.certificate_id);
+        let detail = self
+            .get_optional(&format!("order/certificate/{id}"))
+            .await?;
+        // A request sent earlier (by a run killed before state recorded it) still awaits
+        // approval: report it rather than asking again.
+        if !skip {
+            if let Some(request_id) = detail.as_ref().and_then(pending_revoke_request) {
+                return Ok(RevokeOutcome::Requested {
+                    request_id: request_id.to_string(),
+                });
+            }
+        }
+        // The certificate of the order (by its id), else the whole order.
+        let info = detail.as_ref().and_then(OrderInfo::from_json);
+        if let Some(info) = &info {
+            self.remember(info);
+        }
+        let certificate_id = info.and_then(|o| o.certificate_id);
         let path = match certificate_id {
             Some(certificate_id) => format!("certificate/{certificate_id}/revoke"),
             None => format!("order/certificate/{id}/revoke"),
@@ -1904,6 +1931,22 @@ mod tests {
             &serde_json::json!({"id": 7}),
             "cf-1.cc"
         ));
+    }
+
+    #[test]
+    fn a_pending_revoke_request_is_found_on_the_order() {
+        let mut order = serde_json::json!({
+            "id": 7,
+            "requests": [
+                {"id": 1, "type": "new_request", "status": "pending"},
+                {"id": 2, "type": "revoke", "status": "rejected"},
+            ],
+        });
+        assert_eq!(pending_revoke_request(&order), None);
+        if let Some(requests) = order["requests"].as_array_mut() {
+            requests.push(serde_json::json!({"id": 3, "type": "revoke", "status": "pending"}));
+        }
+        assert_eq!(pending_revoke_request(&order), Some(3));
     }
 
     #[test]

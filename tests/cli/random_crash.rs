@@ -109,31 +109,27 @@ pub fn run_killed_after(
         .spawn()
         .expect("run certform");
     let deadline = started + delay;
-    let mut finished = None;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("wait") {
-            finished = Some(status);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2).min(deadline - Instant::now()));
+    let mut finished = child.try_wait().expect("wait").is_some();
+    while !finished && Instant::now() < deadline {
+        std::thread::sleep(
+            Duration::from_millis(2).min(deadline.saturating_duration_since(Instant::now())),
+        );
+        finished = child.try_wait().expect("wait").is_some();
     }
-    if finished.is_none() {
-        finished = child.try_wait().expect("wait");
-    }
-    let killed = finished.is_none();
+    let killed = !finished;
     if killed {
         let group = i32::try_from(child.id()).expect("pid fits");
         // SAFETY: kill(2) with a negative pid signals the process group certform leads.
         unsafe {
             libc::kill(-group, libc::SIGKILL);
         }
-        finished = Some(child.wait().expect("wait"));
     }
+    let status = child.wait().expect("wait");
     let output = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     Ended {
         killed,
-        code: finished.and_then(|s| s.code()),
+        code: status.code(),
         output,
     }
 }
@@ -666,8 +662,8 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
                 campaign.seed
             );
         }
-        for index in 0..campaign.certificates {
-            assert_pair_matches(&sandbox, NAMES[index]);
+        for name in NAMES.iter().take(campaign.certificates) {
+            assert_pair_matches(&sandbox, name);
         }
         assert_repo_clean(&sandbox);
         phase_index += 1;
@@ -707,4 +703,55 @@ fn random_kills_with_the_digicert_simulator_converge_safely() {
     });
     assert!(outcome.kills >= 12);
     eprintln!("{outcome:?}");
+}
+
+#[test]
+fn killed_revoke_is_neither_requested_twice_nor_lost() {
+    const ORDERS_KEY: &str = "sim-orders-key";
+    const REVOKE_ROUTE: &str = "PUT /certificate/{id}/revoke";
+    let sim = Sim::start();
+    let web = sim.config(&[("web", "www.example.test", &["example.test"])]);
+    let api = sim.config(&[("api", "api.example.test", &["example.test"])]);
+    for (key, config) in [(ORDERS_KEY, &web), (ADMIN, &api)] {
+        let name = if key == ADMIN { "api" } else { "web" };
+        let sandbox = Sandbox::with_config(config);
+        sandbox
+            .certform_env(&["apply", "--auto-approve"], &[("DIGICERT_API_KEY", ADMIN)])
+            .expect(0);
+        let before = sim.requests(REVOKE_ROUTE);
+        sandbox.write_config(&format!("{config}revoke = true\n"));
+        let killed = sandbox.certform_env(
+            &["apply", "--auto-approve"],
+            &[
+                ("DIGICERT_API_KEY", key),
+                ("CERTFORM_FAILPOINT", "after-revoke"),
+            ],
+        );
+        assert_eq!(killed.code, 99, "{key}: {}", killed.all());
+        assert_eq!(sim.requests(REVOKE_ROUTE), before + 1);
+
+        let env = [("DIGICERT_API_KEY", key)];
+        let again = apply_after_kill(&sandbox, &env).expect(0);
+        if key == ADMIN {
+            // Revoked at once: the next run records what the CA reports.
+            assert!(again.stdout.contains("already revoked"), "{}", again.stdout);
+            assert_eq!(sandbox.state_field(name, "status"), "revoked");
+            sandbox
+                .certform_env(&["plan", "--detailed-exitcode"], &env)
+                .expect(0);
+        } else {
+            // The request awaits an approver: the next runs report it, never ask again.
+            assert!(again.stdout.contains("awaits approval"), "{}", again.stdout);
+            let third = sandbox
+                .certform_env(&["apply", "--auto-approve"], &env)
+                .expect(0);
+            assert!(third.stdout.contains("awaits approval"), "{}", third.stdout);
+        }
+        assert_eq!(
+            sim.requests(REVOKE_ROUTE),
+            before + 1,
+            "{key}: the revoke was requested again"
+        );
+        assert_repo_clean(&sandbox);
+    }
 }
