@@ -34,9 +34,9 @@ fn main() {
         .unwrap_or(150);
     let seed = seed_from_env();
     println!("crash_random: seed {seed} (replay with CERTFORM_CRASH_SEED={seed})");
-    for (ca, kills, certificates) in [
-        (Ca::Local, kills, 4),
-        (Ca::Digicert, kills.div_ceil(3).max(1), 3),
+    for (ca, kills, certificates, max_delay_ms) in [
+        (Ca::Local, kills, 4, 500),
+        (Ca::Digicert, kills.div_ceil(3).max(1), 3, 400),
     ] {
         let outcome = run_campaign(Campaign {
             seed,
@@ -44,18 +44,21 @@ fn main() {
             kills,
             certificates,
             kills_per_phase: 3,
-            max_delay_ms: 1_000,
+            max_delay_ms,
         });
         let seconds = outcome.elapsed.as_secs_f64();
         println!(
             "{ca:?}: {} killed runs, {} runs finished before their kill, {} phases converged; \
-             {} orders, {} reissues, {} renewals, every invariant held; {seconds:.1} s ({:.2} s per kill)",
+             {} orders, {} reissues, {} renewals ({} orders and {} reissues left by a killed run \
+             adopted), every invariant held; {seconds:.1} s ({:.2} s per kill)",
             outcome.kills,
             outcome.finished,
             outcome.phases,
             outcome.orders,
             outcome.reissues,
             outcome.renewals,
+            outcome.adopted_orders,
+            outcome.adopted_reissues,
             seconds / outcome.kills.max(1) as f64,
         );
     }

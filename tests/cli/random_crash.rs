@@ -449,7 +449,22 @@ pub struct Outcome {
     pub orders: u64,
     pub reissues: u64,
     pub renewals: u64,
+    /// Orders and reissues an interrupted run left behind that a later run adopted.
+    pub adopted_orders: usize,
+    pub adopted_reissues: usize,
     pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Count the adoptions a finished run's plan announced.
+    fn count_adoptions(&mut self, output: &str) {
+        self.adopted_orders += output
+            .matches("adopting it instead of ordering again")
+            .count();
+        self.adopted_reissues += output
+            .matches("adopting it instead of reissuing again")
+            .count();
+    }
 }
 
 /// What one phase changes.
@@ -606,6 +621,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
                 continue;
             }
             outcome.finished += 1;
+            outcome.count_adoptions(&ended.output);
             assert_eq!(
                 ended.code,
                 Some(0),
@@ -619,6 +635,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
 
         // Converge: the next normal apply finishes the work at once.
         let converged = run_to_end(&sandbox, &["apply", "--auto-approve"], &env);
+        outcome.count_adoptions(&converged.output);
         assert_eq!(
             converged.code,
             Some(0),
