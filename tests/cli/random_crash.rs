@@ -5,8 +5,8 @@
 //! After each phase of the campaign a normal `apply` must converge at once, and then: one order
 //! per certificate per create or renewal and one reissue per reissue (counted at the CA), every
 //! deployed key matches its certificate, no private key in any git object, no lock or other
-//! leftover that stops the next run (never `unlock --force`), `git status` clean and `git fsck`
-//! happy. The seed is printed first (shown when a test fails); `CERTFORM_CRASH_SEED` replays
+//! leftover that stops the next run (never `unlock --force`), no lock or temp file left at all,
+//! `git status` clean and `git fsck` happy. The seed is printed first (shown when a test fails); `CERTFORM_CRASH_SEED` replays
 //! a run. `benches/crash_random.rs` runs the same campaign with more kills.
 
 use std::os::unix::process::CommandExt;
@@ -200,6 +200,40 @@ fn assert_repo_clean(sandbox: &Sandbox) {
     sandbox.git("state", &["fsck", "--full", "--no-progress"]);
 }
 
+/// Every file below `dir` whose name matches `leftover`.
+fn files_named(dir: &Path, leftover: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if leftover(&entry.file_name().to_string_lossy()) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// After a normal apply nothing a killed run left behind remains: no lock file in the state
+/// repository's `.git` (certform's own, the index's, a ref's), no temp file of an atomic write
+/// (one may hold a private key) in state, keys_dir or a deploy target.
+#[track_caller]
+fn assert_no_leftovers(sandbox: &Sandbox) {
+    let locks = files_named(&sandbox.path("state/.git"), &|name| name.ends_with(".lock"));
+    assert!(locks.is_empty(), "lock files left: {locks:?}");
+    for dir in ["state", "keys", "out"] {
+        let temps = files_named(&sandbox.path(dir), &|name| name.contains(".tmp-"));
+        assert!(temps.is_empty(), "temp files left in `{dir}`: {temps:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A killed reissue is not sent again.
 // ---------------------------------------------------------------------------------------------
@@ -260,6 +294,8 @@ fn killed_local_reissue_is_adopted_not_sent_again() {
         .contains("DNS:shop.example.test"));
     assert_pair_matches(&sandbox, "web");
     sandbox.verify_deployed("out/web");
+    assert_repo_clean(&sandbox);
+    assert_no_leftovers(&sandbox);
 }
 
 const ADMIN: &str = "sim-admin-key";
@@ -402,6 +438,7 @@ fn killed_digicert_reissue_is_adopted_not_sent_again() {
         .contains("DNS:shop.example.test"));
     assert_pair_matches(&sandbox, "web");
     assert_repo_clean(&sandbox);
+    assert_no_leftovers(&sandbox);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -683,6 +720,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
             assert_pair_matches(&sandbox, name);
         }
         assert_repo_clean(&sandbox);
+        assert_no_leftovers(&sandbox);
         phase_index += 1;
     }
 
