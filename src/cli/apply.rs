@@ -153,11 +153,10 @@ fn summary(total: usize, failed: usize) -> Summary {
     let applied = total.saturating_sub(failed);
     match (failed, applied) {
         (0, _) => Summary::Complete(format!("Apply complete: {} applied.", changes(total))),
-        (1, 0) => Summary::Failed("the only change failed; nothing was applied".to_string()),
-        (_, 0) => Summary::Failed(format!(
-            "all {} failed; nothing was applied",
-            changes(failed)
-        )),
+        // Not "nothing was applied": a failed change may have made progress (an order placed,
+        // recorded and committed) that the next run continues.
+        (1, 0) => Summary::Failed("the only change failed".to_string()),
+        (_, 0) => Summary::Failed(format!("all {} failed", changes(failed))),
         (_, 1) => Summary::Failed(format!(
             "{failed} of {} failed; the other change was applied",
             changes(total)
@@ -231,16 +230,8 @@ mod tests {
                 0,
                 Summary::Complete("Apply complete: 3 changes applied.".into()),
             ),
-            (
-                1,
-                1,
-                Summary::Failed("the only change failed; nothing was applied".into()),
-            ),
-            (
-                15,
-                15,
-                Summary::Failed("all 15 changes failed; nothing was applied".into()),
-            ),
+            (1, 1, Summary::Failed("the only change failed".into())),
+            (15, 15, Summary::Failed("all 15 changes failed".into())),
             (
                 15,
                 14,

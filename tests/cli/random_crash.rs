@@ -810,3 +810,33 @@ fn killed_revoke_is_neither_requested_twice_nor_lost() {
         assert_repo_clean(&sandbox);
     }
 }
+
+#[test]
+fn the_apply_summary_says_what_failed() {
+    let config = |names: &[&str]| {
+        let mut text = local_config(&vec![0; names.len()]);
+        for (index, name) in names.iter().enumerate() {
+            text = text.replace(&format!("out/{}\"", NAMES[index]), &format!("{name}\""));
+        }
+        text
+    };
+    // A deploy dir that is a regular file fails that certificate's change.
+    let sandbox = Sandbox::with_config(&config(&["blocked/a", "blocked/b"]));
+    std::fs::write(sandbox.path("blocked"), "not a directory").expect("file");
+    let all = sandbox.apply().expect(3);
+    assert!(
+        all.stderr.contains("error: all 2 changes failed") && !all.stderr.contains("others"),
+        "{}",
+        all.all()
+    );
+
+    let sandbox = Sandbox::with_config(&config(&["out/a", "blocked/b"]));
+    std::fs::write(sandbox.path("blocked"), "not a directory").expect("file");
+    let some = sandbox.apply().expect(3);
+    assert!(
+        some.stderr
+            .contains("error: 1 of 2 changes failed; the other change was applied"),
+        "{}",
+        some.all()
+    );
+}
