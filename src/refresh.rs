@@ -8,7 +8,7 @@ use crate::ca::{Accounts, CertificateAuthority, OrderQuery};
 use crate::config::Config;
 use crate::deploy;
 use crate::observed::{Observed, ObservedCertificate, OrderStatus, OrderView};
-use crate::state::{CertificateStatus, State};
+use crate::state::{CertificateStatus, IntentKind, State};
 
 /// One CA's queries, and for each the certificate it is for and whether it asks about the
 /// in-flight order (`true`) or the current certificate (`false`).
@@ -98,6 +98,53 @@ pub async fn refresh(
                 mark_error(&mut observed, keys, &message);
             }
             Err(error) => mark_error(&mut observed, keys, &error.to_string()),
+        }
+    }
+
+    // An interrupted reissue on the same order: the tag may not name the order (DigiCert keeps
+    // it on the reissue request), so ask the CA whether the reissue reached it. Without an
+    // answer the certificate is blocked rather than reissued a second time.
+    let mut reissues = tokio::task::JoinSet::new();
+    for (name, certificate) in &state.certificates {
+        let Some(intent) = &certificate.intent else {
+            continue;
+        };
+        let (IntentKind::Reissue, None, Some(order_id)) =
+            (intent.kind, &intent.order_id, &certificate.order_id)
+        else {
+            continue;
+        };
+        let seen = observed.certificates.get(name);
+        if intent.ca != certificate.ca
+            || seen.is_some_and(|o| o.intent_order.is_some() || o.refresh_error.is_some())
+        {
+            continue;
+        }
+        let Some(ca) = accounts.get(&intent.ca) else {
+            continue;
+        };
+        if !ca.capabilities().reissue_same_order {
+            continue;
+        }
+        let ca: Arc<dyn CertificateAuthority> = Arc::clone(ca);
+        let (name, order_id, tag) = (name.clone(), order_id.clone(), intent.tag.clone());
+        reissues.spawn(async move {
+            let found = ca.find_reissue(&order_id, &tag).await;
+            (name, found)
+        });
+    }
+    while let Some(joined) = reissues.join_next().await {
+        let Ok((name, found)) = joined else {
+            continue;
+        };
+        let entry = observed.certificates.entry(name).or_default();
+        match found {
+            Ok(view) => entry.intent_order = view,
+            Err(error) => {
+                entry.refresh_error = Some(format!(
+                    "cannot tell whether the interrupted reissue reached the CA: {error}"
+                ))
+            }
         }
     }
 
@@ -328,6 +375,124 @@ mod tests {
             ca.asked.load(Ordering::SeqCst),
             2,
             "asked again after Retry-After"
+        );
+    }
+
+    /// A CA that reissues in place and finds a reissue by tag only through `find_reissue`
+    /// (DigiCert's shape): `None` finds nothing, `Some(Err)` fails.
+    struct ReissueCa {
+        reissued: Option<Result<&'static str, ()>>,
+    }
+
+    #[async_trait]
+    impl CertificateAuthority for ReissueCa {
+        fn name(&self) -> &str {
+            "dc"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                reissue_same_order: true,
+                cancel: true,
+                revoke: true,
+            }
+        }
+        async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
+            // By order id only: the tag of a reissue names no order.
+            Ok(queries
+                .iter()
+                .map(|q| {
+                    q.order_id.as_ref().map(|id| OrderView {
+                        order_id: id.clone(),
+                        status: OrderStatus::Issued,
+                        serial: Some("0a".into()),
+                        not_after: None,
+                        dcv: Vec::new(),
+                    })
+                })
+                .collect())
+        }
+        async fn find_reissue(
+            &self,
+            order_id: &str,
+            tag: &str,
+        ) -> Result<Option<OrderView>, CaError> {
+            match self.reissued {
+                None => Ok(None),
+                Some(Err(())) => Err(CaError::new(ErrorClass::Transient, "connection reset")),
+                Some(Ok(expected)) => Ok((tag == expected).then(|| OrderView {
+                    order_id: order_id.to_string(),
+                    status: OrderStatus::Issued,
+                    serial: Some("0b".into()),
+                    not_after: None,
+                    dcv: Vec::new(),
+                })),
+            }
+        }
+        async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
+            Err(unsupported())
+        }
+        async fn fetch(&self, _: &str) -> Result<IssuedCertificate, CaError> {
+            Err(unsupported())
+        }
+        async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {
+            Err(unsupported())
+        }
+        async fn revoke(
+            &self,
+            _: &str,
+            _: &str,
+            _: RevocationReason,
+        ) -> Result<RevokeOutcome, CaError> {
+            Err(unsupported())
+        }
+        async fn cancel(&self, _: &str) -> Result<(), CaError> {
+            Err(unsupported())
+        }
+    }
+
+    /// An issued certificate at `dc` whose reissue (tag `cf-1.bb`) was interrupted.
+    fn interrupted_reissue() -> State {
+        let text = "format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"dc\"\nstatus = \"issued\"\norder_id = \"77\"\nserial = \"0a\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n\n[intent]\nkind = \"reissue\"\nca = \"dc\"\nstarted = \"2026-11-23T12:00:00Z\"\ntag = \"cf-1.bb\"\nkey_file = \"web/reissue-bb.key\"\nkey_algorithm = \"ecdsa-p256\"\ncommon_name = \"a.example\"\nsans = [\"a.example\", \"b.example\"]\nspec_digest = \"y\"\n";
+        let certificate: CertificateState = toml::from_str(text).expect("state");
+        State {
+            certificates: BTreeMap::from([("web".to_string(), certificate)]),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_reissue_is_looked_up_at_the_ca() {
+        let observe = |reissued| async move {
+            let mut accounts: Accounts = BTreeMap::new();
+            accounts.insert("dc".into(), Arc::new(ReissueCa { reissued }));
+            refresh(&config(), &interrupted_reissue(), &accounts, NOW)
+                .await
+                .certificates
+                .remove("web")
+                .unwrap_or_default()
+        };
+        let found = observe(Some(Ok("cf-1.bb"))).await;
+        let view = found.intent_order.expect("the reissue reached the CA");
+        assert_eq!(
+            (view.order_id.as_str(), view.serial.as_deref()),
+            ("77", Some("0b"))
+        );
+        assert!(found.refresh_error.is_none());
+
+        let other_tag = observe(Some(Ok("cf-1.zz"))).await;
+        assert!(other_tag.intent_order.is_none() && other_tag.refresh_error.is_none());
+        let nothing = observe(None).await;
+        assert!(nothing.intent_order.is_none() && nothing.refresh_error.is_none());
+
+        // Without an answer the certificate is blocked, never reissued blindly.
+        let failed = observe(Some(Err(()))).await;
+        assert!(failed.intent_order.is_none());
+        assert!(
+            failed
+                .refresh_error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot tell whether the interrupted reissue")),
+            "{:?}",
+            failed.refresh_error
         );
     }
 

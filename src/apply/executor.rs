@@ -48,7 +48,9 @@ pub struct FailPoints {
 }
 
 impl FailPoints {
-    /// Every fail point the executor has, in the order a create passes them.
+    /// Every fail point a create passes, in order. A reissue on the same order also passes
+    /// `after-reissue`, right after the CA accepted the request and before state records it
+    /// (just before `after-order`); a revoke passes `after-revoke` at the same moment.
     pub const ALL: [&'static str; 7] = [
         "after-intent",
         "after-key",
@@ -258,6 +260,7 @@ impl Executor {
                     let outcome = self
                         .ca_call("revoke", ca.revoke(&order_id, serial, *reason))
                         .await?;
+                    self.failpoints.hit("after-revoke");
                     match outcome {
                         RevokeOutcome::Revoked => format!("revoked serial {serial}"),
                         RevokeOutcome::Requested { request_id } => {
@@ -329,6 +332,7 @@ impl Executor {
             .as_ref()
             .filter(|i| i.order_id.is_none() && i.spec_digest == digest && i.ca == spec.ca)
             .cloned();
+        let resumed = reusable.is_some();
         let intent = match reusable {
             Some(intent) => intent,
             None => {
@@ -376,10 +380,7 @@ impl Executor {
             now: self.now,
         };
         let placed = match &reissue_order {
-            Some(order_id) => {
-                self.ca_call("reissue", ca.reissue(order_id, &request))
-                    .await
-            }
+            Some(order_id) => self.reissue(ca.as_ref(), order_id, &request, resumed).await,
             None => self.place(ca.as_ref(), &request).await,
         };
         let view = match placed {
@@ -395,6 +396,9 @@ impl Executor {
                 return Err(error);
             }
         };
+        if reissue_order.is_some() {
+            self.failpoints.hit("after-reissue");
+        }
         self.failpoints.hit("after-order");
         if let Some(intent) = state.intent.as_mut() {
             intent.order_id = Some(view.order_id.clone());
@@ -436,6 +440,58 @@ impl Executor {
                 Err(error) => {
                     return Err(Error::Ca {
                         context: format!("failed to place order at `{}`", ca.name()),
+                        source: error,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reissue `order_id` at most once per intent: a resumed intent first asks the CA whether
+    /// its reissue already arrived, and a reissue lost in transit is looked up before it is
+    /// sent again.
+    async fn reissue(
+        &self,
+        ca: &dyn CertificateAuthority,
+        order_id: &str,
+        request: &OrderRequest,
+        resumed: bool,
+    ) -> Result<OrderView, Error> {
+        let lookup = || async {
+            self.read_call("look up the interrupted reissue", || {
+                ca.find_reissue(order_id, &request.tag)
+            })
+            .await
+        };
+        if resumed {
+            if let Some(view) = lookup().await? {
+                tracing::info!(
+                    ca = ca.name(),
+                    order = order_id,
+                    "the interrupted reissue reached the CA; adopting it"
+                );
+                return Ok(view);
+            }
+        }
+        let mut delay = self.retry.base_delay;
+        let mut attempt = 1;
+        loop {
+            match ca.reissue(order_id, request).await {
+                Ok(view) => return Ok(view),
+                Err(error)
+                    if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
+                {
+                    tracing::warn!(ca = ca.name(), %error, "reissue request failed; checking by tag before retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                    if let Some(view) = lookup().await? {
+                        return Ok(view);
+                    }
+                }
+                Err(error) => {
+                    return Err(Error::Ca {
+                        context: format!("failed to reissue order {order_id} at `{}`", ca.name()),
                         source: error,
                     })
                 }

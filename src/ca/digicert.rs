@@ -1366,6 +1366,32 @@ fn describe_organizations(organizations: &[OrganizationInfo]) -> String {
         .join(", ")
 }
 
+/// Whether an order's detail lists a live reissue request certform sent under `tag`.
+fn has_reissue_request(order: &Value, tag: &str) -> bool {
+    let comments = reissue_comments(tag);
+    list(order, "requests").iter().any(|request| {
+        text(request, "type").as_deref() == Some("reissue")
+            && text(request, "comments").as_deref() == Some(comments.as_str())
+            && text(request, "status").as_deref() != Some("rejected")
+    })
+}
+
+/// The id of a revoke request on an order's detail that still awaits approval.
+fn pending_revoke_request(order: &Value) -> Option<u64> {
+    list(order, "requests")
+        .iter()
+        .find(|request| {
+            text(request, "type").as_deref() == Some("revoke")
+                && text(request, "status").as_deref() == Some("pending")
+        })
+        .and_then(|request| int(request, "id"))
+}
+
+/// The comments of a reissue request: how a reissue is found again after a crash.
+fn reissue_comments(tag: &str) -> String {
+    format!("certform {tag}")
+}
+
 /// A path for messages: query strings dropped (they hold nothing secret, but may be long).
 fn redact_path(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
@@ -1612,7 +1638,7 @@ impl CertificateAuthority for DigicertCa {
         }
         let mut body = json!({
             "certificate": certificate,
-            "comments": format!("certform {}", request.tag),
+            "comments": reissue_comments(&request.tag),
         });
         if self.is_admin().await {
             body["skip_approval"] = json!(true);
@@ -1625,6 +1651,24 @@ impl CertificateAuthority for DigicertCa {
         )
         .await?;
         self.current_view(id).await
+    }
+
+    /// A reissue keeps the order (and its `alternative_order_id`), so the tag is looked for
+    /// in the order's requests: every reissue certform sends carries `certform <tag>` as its
+    /// comments. A rejected request did not reissue anything.
+    async fn find_reissue(&self, order_id: &str, tag: &str) -> Result<Option<OrderView>, CaError> {
+        let id = order_number(order_id)?;
+        let Some(value) = self
+            .get_optional(&format!("order/certificate/{id}"))
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !has_reissue_request(&value, tag) {
+            return Ok(None);
+        }
+        tracing::info!(account = %self.name, order = id, "a reissue requested earlier for this tag reached DigiCert; adopting it");
+        self.current_view(id).await.map(Some)
     }
 
     async fn revoke(
@@ -1640,9 +1684,25 @@ impl CertificateAuthority for DigicertCa {
             "revocation_reason": reason_text(reason),
             "skip_approval": skip,
         });
-        // The certificate of the order (by its id), else the whole order.
         let id = order_number(order_id)?;
-        let certificate_id = self.order(id).await?.and_then(|o| o.certificate_id);
+        let detail = self
+            .get_optional(&format!("order/certificate/{id}"))
+            .await?;
+        // A request sent earlier (by a run killed before state recorded it) still awaits
+        // approval: report it rather than asking again.
+        if !skip {
+            if let Some(request_id) = detail.as_ref().and_then(pending_revoke_request) {
+                return Ok(RevokeOutcome::Requested {
+                    request_id: request_id.to_string(),
+                });
+            }
+        }
+        // The certificate of the order (by its id), else the whole order.
+        let info = detail.as_ref().and_then(OrderInfo::from_json);
+        if let Some(info) = &info {
+            self.remember(info);
+        }
+        let certificate_id = info.and_then(|o| o.certificate_id);
         let path = match certificate_id {
             Some(certificate_id) => format!("certificate/{certificate_id}/revoke"),
             None => format!("order/certificate/{id}/revoke"),
@@ -1851,6 +1911,42 @@ mod tests {
         assert_eq!(format!("{secret:?} {secret}"), "*** ***");
         let settings = DigicertSettings::new("http://127.0.0.1:1", secret);
         assert!(!format!("{settings:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn reissue_requests_are_found_by_tag_unless_rejected() {
+        let order = serde_json::json!({
+            "id": 7,
+            "requests": [
+                {"id": 1, "type": "new_request", "status": "approved", "comments": "certform cf-1.aa"},
+                {"id": 2, "type": "reissue", "status": "rejected", "comments": "certform cf-1.bb"},
+                {"id": 3, "type": "reissue", "status": "pending", "comments": "certform cf-1.cc"},
+            ],
+        });
+        assert!(has_reissue_request(&order, "cf-1.cc"));
+        assert!(!has_reissue_request(&order, "cf-1.bb"), "rejected");
+        assert!(!has_reissue_request(&order, "cf-1.aa"), "not a reissue");
+        assert!(!has_reissue_request(&order, "cf-1.c"), "exact tag only");
+        assert!(!has_reissue_request(
+            &serde_json::json!({"id": 7}),
+            "cf-1.cc"
+        ));
+    }
+
+    #[test]
+    fn a_pending_revoke_request_is_found_on_the_order() {
+        let mut order = serde_json::json!({
+            "id": 7,
+            "requests": [
+                {"id": 1, "type": "new_request", "status": "pending"},
+                {"id": 2, "type": "revoke", "status": "rejected"},
+            ],
+        });
+        assert_eq!(pending_revoke_request(&order), None);
+        if let Some(requests) = order["requests"].as_array_mut() {
+            requests.push(serde_json::json!({"id": 3, "type": "revoke", "status": "pending"}));
+        }
+        assert_eq!(pending_revoke_request(&order), Some(3));
     }
 
     #[test]

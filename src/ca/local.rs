@@ -1436,6 +1436,23 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.class, ErrorClass::Rejected);
         assert!(error.message.contains("no such order"), "{error}");
+
+        // After a crash the reissue is found by its tag, on its order only.
+        let other = ca
+            .place_order(&request("t-4", &["c.test"], &key))
+            .await
+            .unwrap();
+        assert_eq!(
+            ca.find_reissue(&first.order_id, "t-2").await.unwrap(),
+            Some(second.clone())
+        );
+        assert_eq!(ca.find_reissue(&first.order_id, "t-9").await.unwrap(), None);
+        assert_eq!(ca.find_reissue(&other.order_id, "t-2").await.unwrap(), None);
+        assert_eq!(
+            ca.find_reissue(&first.order_id, "t-4").await.unwrap(),
+            None,
+            "a tag on another order is not a reissue of this one"
+        );
     }
 
     #[tokio::test]

@@ -138,6 +138,31 @@ pub trait CertificateAuthority: Send + Sync {
     /// Reissue an order with a new CSR/names (only when `reissue_same_order`).
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError>;
 
+    /// After a crash: the reissue of `order_id` that certform asked for under `tag`, when it
+    /// reached the CA (the order's current view), else `None`. The executor records an intent
+    /// with the tag before every reissue, and asks this before sending a reissue again, so a
+    /// lost answer or a killed run never makes a second reissue request.
+    ///
+    /// The default finds the tag the way `refresh` does, which is right for CAs that keep the
+    /// tag of each reissue with the order (local). CAs that cannot reissue in place (ACME)
+    /// take a new order carrying the tag instead, found by `refresh`; this answers `None` for
+    /// them. CAs that keep the tag elsewhere (DigiCert: the reissue request's comments)
+    /// override it.
+    async fn find_reissue(&self, order_id: &str, tag: &str) -> Result<Option<OrderView>, CaError> {
+        let query = OrderQuery {
+            order_id: None,
+            tag: Some(tag.to_string()),
+        };
+        let found = self
+            .refresh(std::slice::from_ref(&query))
+            .await?
+            .into_iter()
+            .next()
+            .flatten();
+        // The tag on another order is a new order placed with it, not a reissue of this one.
+        Ok(found.filter(|view| view.order_id == order_id))
+    }
+
     async fn revoke(
         &self,
         order_id: &str,

@@ -148,22 +148,48 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             ),
             None => println!("\nstate unchanged: nothing to commit"),
         }
-        let failures = report.failures();
-        if failures > 0 {
-            eprintln!(
-                "error: {failures} of {} change{} failed; the others were applied",
-                report.outcomes.len(),
-                if report.outcomes.len() == 1 { "" } else { "s" }
-            );
-            return Ok(EXIT_PARTIAL);
+        match summary(report.outcomes.len(), report.failures()) {
+            Summary::Failed(line) => {
+                eprintln!("error: {line}");
+                Ok(EXIT_PARTIAL)
+            }
+            Summary::Complete(line) => {
+                println!("{line}");
+                Ok(EXIT_OK)
+            }
         }
-        println!(
-            "Apply complete: {} change{} applied.",
-            report.outcomes.len(),
-            if report.outcomes.len() == 1 { "" } else { "s" }
-        );
-        Ok(EXIT_OK)
     })
+}
+
+/// The last line of an apply.
+#[derive(Debug, PartialEq, Eq)]
+enum Summary {
+    /// Every change was applied.
+    Complete(String),
+    /// Some or all changes failed (printed after `error: `).
+    Failed(String),
+}
+
+/// The last line for `failed` failures among `total` changes: it never speaks of other
+/// changes that do not exist.
+fn summary(total: usize, failed: usize) -> Summary {
+    let changes = |n: usize| format!("{n} change{}", if n == 1 { "" } else { "s" });
+    let applied = total.saturating_sub(failed);
+    match (failed, applied) {
+        (0, _) => Summary::Complete(format!("Apply complete: {} applied.", changes(total))),
+        // Not "nothing was applied": a failed change may have made progress (an order placed,
+        // recorded and committed) that the next run continues.
+        (1, 0) => Summary::Failed("the only change failed".to_string()),
+        (_, 0) => Summary::Failed(format!("all {} failed", changes(failed))),
+        (_, 1) => Summary::Failed(format!(
+            "{failed} of {} failed; the other change was applied",
+            changes(total)
+        )),
+        (_, _) => Summary::Failed(format!(
+            "{failed} of {} failed; the other {applied} were applied",
+            changes(total)
+        )),
+    }
 }
 
 fn confirm() -> Result<(), Failure> {
@@ -209,4 +235,45 @@ fn retry_policy() -> RetryPolicy {
         policy.base_delay = std::time::Duration::from_millis(ms);
     }
     policy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{summary, Summary};
+
+    #[test]
+    fn the_summary_matches_what_happened() {
+        let cases = [
+            (
+                1,
+                0,
+                Summary::Complete("Apply complete: 1 change applied.".into()),
+            ),
+            (
+                3,
+                0,
+                Summary::Complete("Apply complete: 3 changes applied.".into()),
+            ),
+            (1, 1, Summary::Failed("the only change failed".into())),
+            (15, 15, Summary::Failed("all 15 changes failed".into())),
+            (
+                15,
+                14,
+                Summary::Failed("14 of 15 changes failed; the other change was applied".into()),
+            ),
+            (
+                15,
+                1,
+                Summary::Failed("1 of 15 changes failed; the other 14 were applied".into()),
+            ),
+            (
+                2,
+                1,
+                Summary::Failed("1 of 2 changes failed; the other change was applied".into()),
+            ),
+        ];
+        for (total, failed, expected) in cases {
+            assert_eq!(summary(total, failed), expected, "{failed} of {total}");
+        }
+    }
 }

@@ -371,12 +371,7 @@ fn plan_intent(
                     order_id: found.order_id.clone(),
                     status: found.status,
                 },
-                format!(
-                    "an interrupted {} placed order {} (tag `{}`) that state did not record; adopting it instead of ordering again",
-                    intent.kind.as_str(),
-                    found.order_id,
-                    intent.tag
-                ),
+                adopt_reason(state, intent, found),
             )
         }),
         (None, None) => resume(
@@ -390,16 +385,18 @@ fn plan_intent(
                 state.ca
             ),
         ),
-        (Some(order_id), Some(view)) if view.status.is_in_progress() => {
-            Decision::Change(change(
-                spec,
-                Action::Wait {
-                    order_id: order_id.clone(),
-                    dcv: view.dcv.clone(),
-                },
-                format!("order {order_id} is {} at `{}`", view.status.as_str(), state.ca),
-            ))
-        }
+        (Some(order_id), Some(view)) if view.status.is_in_progress() => Decision::Change(change(
+            spec,
+            Action::Wait {
+                order_id: order_id.clone(),
+                dcv: view.dcv.clone(),
+            },
+            format!(
+                "order {order_id} is {} at `{}`",
+                view.status.as_str(),
+                state.ca
+            ),
+        )),
         (Some(order_id), Some(view)) if view.status == OrderStatus::Issued => {
             Decision::Change(Change {
                 deploy: target_ids(spec),
@@ -430,6 +427,22 @@ fn plan_intent(
             )
         }
     }
+}
+
+/// Why an order the CA holds for an interrupted intent is adopted.
+fn adopt_reason(state: &CertificateState, intent: &Intent, found: &OrderView) -> String {
+    if state.order_id.as_deref() == Some(found.order_id.as_str()) {
+        return format!(
+            "an interrupted reissue of order {} (tag `{}`) reached `{}` but state did not record it; adopting it instead of reissuing again",
+            found.order_id, intent.tag, intent.ca
+        );
+    }
+    format!(
+        "an interrupted {} placed order {} (tag `{}`) that state did not record; adopting it instead of ordering again",
+        intent.kind.as_str(),
+        found.order_id,
+        intent.tag
+    )
 }
 
 /// Redo the work of an intent whose order never completed.

@@ -15,5 +15,6 @@ mod lock;
 #[path = "../support/pebble.rs"]
 mod pebble;
 mod quickstart;
+mod random_crash;
 mod sandbox;
 mod state_repo;
