@@ -156,7 +156,19 @@ impl Workspace {
         state: crate::state::State,
         accounts: &crate::ca::Accounts,
     ) -> Planned {
-        let observed = crate::refresh::refresh(&self.config, &state, accounts, self.now).await;
+        // A missing state repo holds no chains (and plan must not create it).
+        let store = self.config.state.repo.exists().then(|| {
+            crate::state::GitStore::open(&self.config.state).map_err(|error| error.to_string())
+        });
+        let read_chain = |name: &str| match &store {
+            Some(Ok(store)) => {
+                crate::state::StateStore::read_chain(store, name).map_err(|error| error.to_string())
+            }
+            Some(Err(error)) => Err(error.clone()),
+            None => Ok(None),
+        };
+        let observed =
+            crate::refresh::refresh(&self.config, &state, &read_chain, accounts, self.now).await;
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
             certificates: &self.config.certificates,

@@ -6,7 +6,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::observed::{DcvStatus, DeployObservation, ObservedCertificate, OrderView};
+use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::state::{DeployRecord, HistoryEntry};
@@ -670,6 +670,310 @@ fn text_plan_snapshot() {
     insta::assert_snapshot!("json_plan", render::json(&plan));
 }
 
+// ------------------------------------------------- issued lifetime shorter than asked
+
+/// State of `spec` issued at `from` for `lifetime`, whatever the spec's validity asked.
+fn issued_for(
+    spec: &CertificateSpec,
+    serial: &str,
+    from: OffsetDateTime,
+    lifetime: Duration,
+) -> CertificateState {
+    let mut state = issued(spec, serial, from);
+    state.not_after = Some(from + lifetime);
+    state
+}
+
+/// DigiCert's cap: 397 days asked, 199 issued, `renew_before` 250d fits the asked lifetime only.
+fn capped() -> (CertificateSpec, CertificateState) {
+    let mut s = spec("web", &["a.example"]);
+    s.validity = Validity::Days(397);
+    s.renew_before = RenewBefore::Duration(Duration::days(250));
+    let state = issued_for(&s, "01", NOW, Duration::days(199));
+    (s, state)
+}
+
+#[test]
+fn renew_before_longer_than_the_issued_lifetime_renews_at_two_thirds() {
+    let (s, state) = capped();
+    let world = World::new().state(state).spec(s);
+    for now in [NOW, NOW + Duration::minutes(5), NOW + Duration::days(132)] {
+        let plan = world.plan_at(now);
+        assert!(plan.changes.is_empty(), "at {now}: {plan:#?}");
+        assert_eq!(plan.unchanged, vec!["web".to_string()]);
+    }
+    // 199 days * 2/3 = 132 days 16 hours.
+    assert!(world
+        .plan_at(NOW + Duration::days(132) + Duration::hours(15))
+        .changes
+        .is_empty());
+    let change =
+        only_change(&world.plan_at(NOW + Duration::days(132) + Duration::hours(16))).clone();
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "inside the renewal window: expires 2027-06-10T12:00:00Z (66 days left), renew_before 250d (clamped to two thirds of the issued lifetime)"
+    );
+}
+
+#[test]
+fn a_clamped_renew_before_is_a_warning_in_every_plan() {
+    let (s, state) = capped();
+    let plan = World::new().state(state).spec(s).plan();
+    assert_eq!(
+        plan.warnings,
+        vec![Warning {
+            certificate: "web".into(),
+            message: "`renew_before` (250d) leaves less than a tenth of the 199 days lifetime `local` issued (serial 01); renewing at two thirds of it, on 2027-04-05T04:00:00Z, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)".into(),
+        }]
+    );
+    let text = render::text(&plan, TextOptions::default());
+    assert!(
+        text.contains("  ! warning web\n      `renew_before` (250d) leaves less than a tenth"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert_eq!(json["warnings"][0]["certificate"], "web");
+    assert_eq!(
+        json["warnings"][0]["message"].as_str(),
+        Some(plan.warnings[0].message.as_str())
+    );
+}
+
+#[test]
+fn a_plan_without_warnings_has_no_warnings_key() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(10)))
+        .spec(s)
+        .plan();
+    assert!(plan.warnings.is_empty());
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert!(json.get("warnings").is_none(), "{json}");
+    assert!(!render::text(&plan, TextOptions::default()).contains("warning"));
+}
+
+#[test]
+fn the_clamp_starts_where_renewal_would_come_in_the_first_tenth_of_the_lifetime() {
+    // Lifetime 10 days: renewing 9 days before expiry is exactly at a tenth, and kept.
+    let mut s = spec("web", &["a.example"]);
+    s.renew_before = RenewBefore::Duration(Duration::days(9));
+    let state = issued_for(&s, "01", NOW, Duration::days(10));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    assert!(world.plan().warnings.is_empty());
+    assert!(world
+        .plan_at(NOW + Duration::days(1) - Duration::seconds(1))
+        .changes
+        .is_empty());
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(1)))
+            .action
+            .verb(),
+        "renew"
+    );
+    // One second more and the rule is clamped to two thirds (6 days 16 hours).
+    s.renew_before = RenewBefore::Duration(Duration::days(9) + Duration::seconds(1));
+    let world = World::new().state(state).spec(s);
+    assert_eq!(world.plan().warnings.len(), 1);
+    assert!(world.plan_at(NOW + Duration::days(1)).changes.is_empty());
+    assert!(world
+        .plan_at(NOW + Duration::days(6) + Duration::hours(16) - Duration::seconds(1))
+        .changes
+        .is_empty());
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(6) + Duration::hours(16)))
+            .action
+            .verb(),
+        "renew"
+    );
+}
+
+#[test]
+fn a_percentage_that_renews_in_the_first_tenth_is_clamped_too() {
+    let mut s = spec("web", &["a.example"]);
+    s.renew_before = RenewBefore::Percent(95);
+    let world = World::new()
+        .state(issued_for(&s, "01", NOW, Duration::hours(1)))
+        .spec(s);
+    let plan = world.plan_at(NOW + Duration::minutes(5));
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert!(
+        plan.warnings[0]
+            .message
+            .starts_with("`renew_before` (95% of the lifetime) leaves less than a tenth of the 60 minutes lifetime"),
+        "{:?}",
+        plan.warnings
+    );
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::minutes(40)))
+            .action
+            .verb(),
+        "renew"
+    );
+}
+
+#[test]
+fn no_clamp_warning_where_renew_before_does_not_decide() {
+    let (s, state) = capped();
+    // The CA's renewal window decides instead.
+    let world = World::new().state(state.clone()).spec(s.clone()).observe(
+        "web",
+        ObservedCertificate {
+            renewal_window: Some(window(
+                "01",
+                NOW + Duration::days(100),
+                NOW + Duration::days(101),
+            )),
+            ..Default::default()
+        },
+    );
+    assert!(world.plan().warnings.is_empty());
+    // Config asks for revocation.
+    let mut revoked = s.clone();
+    revoked.revoke = Some(RevocationReason::Superseded);
+    let world = World::new().state(state.clone()).spec(revoked);
+    assert!(world.plan().warnings.is_empty());
+    // Not issued yet.
+    let mut pending = state.clone();
+    pending.status = CertificateStatus::New;
+    assert!(World::new()
+        .state(pending)
+        .spec(s.clone())
+        .plan()
+        .warnings
+        .is_empty());
+    // No validity recorded.
+    let mut unknown = state.clone();
+    unknown.not_before = None;
+    assert!(World::new()
+        .state(unknown)
+        .spec(s.clone())
+        .plan()
+        .warnings
+        .is_empty());
+    // Removed from config.
+    assert!(World::new().state(state).plan().warnings.is_empty());
+}
+
+#[test]
+fn lifetimes_are_described_in_readable_units() {
+    assert_eq!(describe_lifetime(Duration::days(199)), "199 days");
+    assert_eq!(describe_lifetime(Duration::days(2)), "2 days");
+    assert_eq!(describe_lifetime(Duration::hours(47)), "47 hours");
+    assert_eq!(describe_lifetime(Duration::hours(2)), "2 hours");
+    assert_eq!(describe_lifetime(Duration::minutes(119)), "119 minutes");
+}
+
+// ------------------------------------------------------------- chain file drift
+
+fn chain_drift(drift: ChainDrift) -> ObservedCertificate {
+    ObservedCertificate {
+        chain: Some(drift),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_broken_chain_file_is_fetched_again_with_its_reason() {
+    let s = spec("web", &["a.example"]);
+    let cases = [
+        (ChainDrift::Missing, "is missing"),
+        (ChainDrift::PrivateKey, "holds a private key"),
+        (
+            ChainDrift::Unreadable("no PEM block".into()),
+            "is not a certificate chain: no PEM block",
+        ),
+        (
+            ChainDrift::OtherCertificate {
+                serial: "99".into(),
+            },
+            "holds another certificate (serial 99)",
+        ),
+    ];
+    for (drift, what) in cases {
+        let plan = World::new()
+            .state(issued(&s, "01", NOW - Duration::days(10)))
+            .spec(s.clone())
+            .observe("web", chain_drift(drift))
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Fetch {
+                order_id: "order-web".into()
+            }
+        );
+        assert_eq!(
+            change.reason,
+            format!("drift: the chain file `certificates/web.pem` in state {what}; fetching order order-web again from `local`")
+        );
+        assert!(change.deploy.is_empty() && change.undeploy.is_empty());
+    }
+}
+
+#[test]
+fn a_chain_repair_carries_deploy_drift_along() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    let mut old = state.deployments["files:/srv/web"].clone();
+    old.sha256_fingerprint = "fp-00".into();
+    state
+        .deployments
+        .insert("files:/srv/web".into(), old.clone());
+    state.deployments.insert("files:/old".into(), old);
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::Missing))
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "fetch");
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    assert_eq!(change.undeploy, vec!["files:/old".to_string()]);
+    assert!(
+        change
+            .reason
+            .ends_with("again from `local`; `files:/srv/web`: holds an older certificate; `files:/old`: no longer configured; its record is dropped"),
+        "{}",
+        change.reason
+    );
+}
+
+#[test]
+fn a_broken_chain_without_an_order_is_ordered_again() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    state.order_id = None;
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::Missing))
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "create");
+    assert_eq!(
+        change.reason,
+        "drift: the chain file `certificates/web.pem` in state is missing, and state records no order to fetch it from"
+    );
+}
+
+#[test]
+fn a_due_renewal_replaces_a_broken_chain_anyway() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(70)))
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::PrivateKey))
+        .plan();
+    assert_eq!(only_change(&plan).action.verb(), "renew");
+}
+
 // ---------------------------------------------------------------- properties
 
 /// Carry out a plan in a model world whose CA issues every order at once.
@@ -989,5 +1293,47 @@ proptest! {
             };
             prop_assert!(allowed, "unexpected destructive change {:?}", change);
         }
+    }
+}
+
+fn any_renew_before() -> impl Strategy<Value = RenewBefore> {
+    prop_oneof![
+        (1i64..=20 * 366 * 86_400)
+            .prop_map(|seconds| RenewBefore::Duration(Duration::seconds(seconds))),
+        (1u8..=99).prop_map(RenewBefore::Percent),
+    ]
+}
+
+fn any_validity() -> impl Strategy<Value = Validity> {
+    prop_oneof![
+        (1u32..=1000).prop_map(Validity::Days),
+        (1u32..=5).prop_map(Validity::Years),
+        (1i64..=2000).prop_map(|days| Validity::Until((NOW + Duration::days(days)).date())),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever the CA issued (1 hour to 10 years) and whatever the config asked, a certificate
+    /// issued at `t` is not renewed at `t` nor in the next 5 minutes (no paid order on every
+    /// run), and it is renewed before it expires.
+    #[test]
+    fn a_certificate_just_issued_is_not_renewed(
+        lifetime in 3_600i64..=10 * 366 * 86_400,
+        renew_before in any_renew_before(),
+        validity in any_validity(),
+        age in 0i64..=300,
+    ) {
+        let mut s = spec("web", &["a.example"]);
+        s.validity = validity;
+        s.renew_before = renew_before;
+        let state = issued_for(&s, "01", NOW, Duration::seconds(lifetime));
+        let world = World::new().state(state).spec(s);
+        let plan = world.plan_at(NOW + Duration::seconds(age));
+        prop_assert!(plan.changes.is_empty(), "renewed {}s after issuance: {:#?}", age, plan);
+        let late = world.plan_at(NOW + Duration::seconds(lifetime - 1));
+        prop_assert_eq!(late.changes.len(), 1);
+        prop_assert_eq!(late.changes[0].action.verb(), "renew");
     }
 }
