@@ -12,5 +12,6 @@ mod lifecycle;
 #[path = "../support/pebble.rs"]
 mod pebble;
 mod quickstart;
+mod renewal_loop;
 mod sandbox;
 mod state_repo;
