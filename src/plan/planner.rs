@@ -404,16 +404,22 @@ fn renewal_warning(
         return None;
     }
     let point = renewal_point(spec.renew_before, not_before, not_after);
-    point.clamped.then(|| {
-        format!(
-            "`renew_before` ({}) leaves less than a tenth of the {} lifetime `{}` issued (serial {}); renewing at two thirds of it, on {}, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)",
-            spec.renew_before.describe(),
-            describe_lifetime(not_after - not_before),
-            state.ca,
-            state.serial.as_deref().unwrap_or("none"),
-            super::render::format_time(point.at)
-        )
-    })
+    if !point.clamped {
+        return None;
+    }
+    let problem = if spec.renew_before.due_at(not_before, not_after) <= not_before {
+        "is not shorter than"
+    } else {
+        "would renew within the first tenth of"
+    };
+    Some(format!(
+        "`renew_before` ({}) {problem} the {} lifetime `{}` issued (serial {}); renewing at two thirds of it, on {}, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)",
+        spec.renew_before.describe(),
+        describe_lifetime(not_after - not_before),
+        state.ca,
+        state.serial.as_deref().unwrap_or("none"),
+        super::render::format_time(point.at)
+    ))
 }
 
 /// A lifetime in the largest unit that keeps it readable: `199 days`, `36 hours`, `50 minutes`.

@@ -730,12 +730,12 @@ fn a_clamped_renew_before_is_a_warning_in_every_plan() {
         plan.warnings,
         vec![Warning {
             certificate: "web".into(),
-            message: "`renew_before` (250d) leaves less than a tenth of the 199 days lifetime `local` issued (serial 01); renewing at two thirds of it, on 2027-04-05T04:00:00Z, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)".into(),
+            message: "`renew_before` (250d) is not shorter than the 199 days lifetime `local` issued (serial 01); renewing at two thirds of it, on 2027-04-05T04:00:00Z, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)".into(),
         }]
     );
     let text = render::text(&plan, TextOptions::default());
     assert!(
-        text.contains("  ! warning web\n      `renew_before` (250d) leaves less than a tenth"),
+        text.contains("  ! warning web\n      `renew_before` (250d) is not shorter than"),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
@@ -806,7 +806,7 @@ fn a_percentage_that_renews_in_the_first_tenth_is_clamped_too() {
     assert!(
         plan.warnings[0]
             .message
-            .starts_with("`renew_before` (95% of the lifetime) leaves less than a tenth of the 60 minutes lifetime"),
+            .starts_with("`renew_before` (95% of the lifetime) would renew within the first tenth of the 60 minutes lifetime `local` issued (serial 01); renewing at two thirds of it, on 2026-11-23T12:40:00Z,"),
         "{:?}",
         plan.warnings
     );
