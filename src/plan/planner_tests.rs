@@ -974,6 +974,669 @@ fn a_due_renewal_replaces_a_broken_chain_anyway() {
     assert_eq!(only_change(&plan).action.verb(), "renew");
 }
 
+// ------------------------------------------------ rules held against mutation testing
+
+fn observing(observed: ObservedCertificate) -> impl FnOnce(World) -> World {
+    move |world| world.observe("web", observed)
+}
+
+fn intent_order(order: OrderView) -> ObservedCertificate {
+    ObservedCertificate {
+        intent_order: Some(order),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn revoke_true_without_state_is_blocked_and_never_ordered() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::KeyCompromise);
+    let plan = World::new().spec(s).plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(
+        plan.blocked,
+        vec![Blocked {
+            certificate: "web".into(),
+            wanted: None,
+            reason: "`revoke = true`, and state holds no certificate for it: nothing to revoke"
+                .into(),
+        }]
+    );
+}
+
+#[test]
+fn a_rate_limit_holds_back_only_ca_calls_and_only_until_it_ends() {
+    let s = spec("web", &["a.example"]);
+    // (retry_after, record fingerprint drift only, expected verb or None when held back)
+    let cases: [(OffsetDateTime, bool, Option<&str>); 5] = [
+        (NOW + Duration::hours(2), false, None),
+        (NOW + Duration::seconds(1), false, None),
+        (NOW, false, Some("renew")),
+        (NOW - Duration::hours(1), false, Some("renew")),
+        (NOW + Duration::hours(2), true, Some("deploy")),
+    ];
+    for (until, deploy_only, expected) in cases {
+        let mut state = if deploy_only {
+            let mut state = issued(&s, "01", NOW - Duration::days(10));
+            if let Some(record) = state.deployments.get_mut("files:/srv/web") {
+                record.sha256_fingerprint = "fp-00".into();
+            }
+            state
+        } else {
+            issued(&s, "01", NOW - Duration::days(80))
+        };
+        state.retry_after = Some(until);
+        let plan = World::new().state(state).spec(s.clone()).plan();
+        match expected {
+            Some(verb) => {
+                assert_eq!(only_change(&plan).action.verb(), verb, "until {until}");
+                assert!(plan.blocked.is_empty(), "until {until}: {plan:#?}");
+            }
+            None => {
+                assert!(plan.changes.is_empty(), "until {until}: {plan:#?}");
+                assert_eq!(
+                    plan.blocked,
+                    vec![Blocked {
+                        certificate: "web".into(),
+                        wanted: Some("renew".into()),
+                        reason: format!(
+                            "rate limited by `local` until {}",
+                            render::format_time(until)
+                        ),
+                    }]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_serial_drift_is_fetched_and_deployed_with_both_serials_named() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                current: Some(view("order-web", OrderStatus::Issued, Some("02"))),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Fetch {
+            order_id: "order-web".into()
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "drift: `local` holds serial 02 but state has 01"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
+
+#[test]
+fn the_same_serial_at_the_ca_or_none_is_no_drift() {
+    let s = spec("web", &["a.example"]);
+    for serial in [Some("01"), None] {
+        let plan = World::new()
+            .state(issued(&s, "01", NOW))
+            .spec(s.clone())
+            .observe(
+                "web",
+                ObservedCertificate {
+                    current: Some(view("order-web", OrderStatus::Issued, serial)),
+                    ..Default::default()
+                },
+            )
+            .plan();
+        assert!(plan.changes.is_empty(), "{serial:?}: {plan:#?}");
+    }
+}
+
+#[test]
+fn an_expiry_names_changed_settings_only_when_they_changed() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW - Duration::days(100));
+    let plan = World::new().state(state.clone()).spec(s.clone()).plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW - Duration::days(10),
+        }
+    );
+    assert_eq!(change.reason, "expired on 2026-11-13T12:00:00Z");
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+
+    let changed = spec("web", &["a.example", "b.example"]);
+    let plan = World::new().state(state).spec(changed).plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "expired on 2026-11-13T12:00:00Z (the new certificate also applies: `sans`)"
+    );
+}
+
+#[test]
+fn a_due_renewal_is_deployed_everywhere() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(70)))
+        .spec(s)
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(20),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "inside the renewal window: expires 2026-12-13T12:00:00Z (20 days left), renew_before 30d"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
+
+#[test]
+fn reissue_reasons_name_the_fields_the_ca_and_the_order() {
+    let local = spec("web", &["a.example"]);
+    let mut other = local.clone();
+    other.ca = "other".into();
+    let mut other_rsa = other.clone();
+    other_rsa.key = KeySpec::Rsa(3072);
+    let mut local_b = spec("web", &["a.example", "b.example"]);
+    local_b.ca = "local".into();
+    // Only the recorded digest differs: the fields read the same.
+    let mut stale_digest = issued(&local, "01", NOW - Duration::days(1));
+    stale_digest.spec_digest = "old".into();
+    let cases = [
+        (
+            issued(&local, "01", NOW - Duration::days(1)),
+            local_b.clone(),
+            true,
+            "`sans` changed; reissued on the same order",
+        ),
+        (
+            issued(&other, "01", NOW - Duration::days(1)),
+            other_rsa,
+            false,
+            "`key` changed; `other` cannot reissue on the same order, so a new order",
+        ),
+        (
+            issued(&other, "01", NOW - Duration::days(1)),
+            local.clone(),
+            false,
+            "the CA changed from `other` to `local`: a new order at `local` (the old certificate is left as it is)",
+        ),
+        (
+            stale_digest,
+            local.clone(),
+            true,
+            "the issuance settings changed; reissued on the same order",
+        ),
+    ];
+    for (state, spec, same, reason) in cases {
+        let plan = World::new().state(state).spec(spec).plan();
+        let change = only_change(&plan);
+        assert!(
+            matches!(&change.action, Action::Reissue { same_order, .. } if *same_order == same),
+            "{reason}: {:?}",
+            change.action
+        );
+        assert_eq!(change.reason, reason);
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    }
+}
+
+#[test]
+fn each_deploy_drift_redeploys_with_its_reason() {
+    let s = spec("web", &["a.example"]);
+    let fresh = || issued(&s, "01", NOW - Duration::days(10));
+    let mut older = fresh();
+    let mut settings = fresh();
+    let mut reload = fresh();
+    if let Some(record) = older.deployments.get_mut("files:/srv/web") {
+        record.sha256_fingerprint = "fp-00".into();
+    }
+    if let Some(record) = settings.deployments.get_mut("files:/srv/web") {
+        record.target_digest = "old".into();
+    }
+    if let Some(record) = reload.deployments.get_mut("files:/srv/web") {
+        record.reload_error = Some("exit status 1".into());
+    }
+    let mut unrecorded = fresh();
+    unrecorded.deployments.clear();
+    let on_disk = |observation: DeployObservation| ObservedCertificate {
+        deployments: BTreeMap::from([("files:/srv/web".to_string(), observation)]),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            older,
+            ObservedCertificate::default(),
+            "holds an older certificate",
+        ),
+        (
+            settings,
+            ObservedCertificate::default(),
+            "target settings changed",
+        ),
+        (
+            reload,
+            ObservedCertificate::default(),
+            "reload failed last run: exit status 1",
+        ),
+        (
+            unrecorded,
+            ObservedCertificate::default(),
+            "new deploy target",
+        ),
+        (
+            fresh(),
+            on_disk(DeployObservation::Missing(vec![
+                "privkey.pem".into(),
+                "cert.pem".into(),
+            ])),
+            "drift: missing on disk: privkey.pem, cert.pem",
+        ),
+        (
+            fresh(),
+            on_disk(DeployObservation::Changed(vec!["chain.pem".into()])),
+            "drift: changed on disk: chain.pem",
+        ),
+    ];
+    for (state, observed, why) in cases {
+        let plan = World::new()
+            .state(state)
+            .spec(s.clone())
+            .observe("web", observed)
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, Action::Deploy, "{why}");
+        assert_eq!(change.reason, format!("`files:/srv/web`: {why}"));
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+        assert!(change.undeploy.is_empty());
+    }
+    let in_sync = World::new()
+        .state(fresh())
+        .spec(s.clone())
+        .observe("web", on_disk(DeployObservation::InSync))
+        .plan();
+    assert!(in_sync.changes.is_empty(), "{in_sync:#?}");
+}
+
+#[test]
+fn a_dropped_target_alone_is_a_deploy_that_only_drops_its_record() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    let record = state.deployments["files:/srv/web"].clone();
+    state.deployments.insert("files:/old".into(), record);
+    let plan = World::new().state(state).spec(s).plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Deploy);
+    assert!(change.deploy.is_empty());
+    assert_eq!(change.undeploy, vec!["files:/old".to_string()]);
+    assert_eq!(
+        change.reason,
+        "`files:/old`: no longer configured; its record is dropped"
+    );
+}
+
+#[test]
+fn an_interrupted_order_is_adopted_deployed_only_once_issued() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    state.intent = Some(intent(IntentKind::Renew, None));
+    for (status, deploy) in [
+        (OrderStatus::Issued, vec!["files:/srv/web".to_string()]),
+        (OrderStatus::Pending, Vec::new()),
+    ] {
+        let plan = World::new()
+            .state(state.clone())
+            .spec(s.clone())
+            .observe("web", intent_order(view("o-9", status, None)))
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Adopt {
+                order_id: "o-9".into(),
+                status
+            }
+        );
+        assert_eq!(
+            change.reason,
+            "an interrupted renew placed order o-9 (tag `tag-1`) that state did not record; adopting it instead of ordering again"
+        );
+        assert_eq!(change.deploy, deploy, "{status:?}");
+    }
+}
+
+#[test]
+fn a_recorded_intent_order_waits_fetches_or_is_placed_again() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(80));
+    state.intent = Some(intent(IntentKind::Renew, Some("o-3")));
+    let renew = Action::Renew {
+        serial: "01".into(),
+        not_after: NOW + Duration::days(10),
+    };
+    let cases = [
+        (
+            Some(OrderStatus::Pending),
+            Action::Wait {
+                order_id: "o-3".into(),
+                dcv: Vec::new(),
+            },
+            "order o-3 is pending at `local`",
+            Vec::new(),
+        ),
+        (
+            Some(OrderStatus::Ready),
+            Action::Wait {
+                order_id: "o-3".into(),
+                dcv: Vec::new(),
+            },
+            "order o-3 is ready at `local`",
+            Vec::new(),
+        ),
+        (
+            Some(OrderStatus::Issued),
+            Action::Fetch {
+                order_id: "o-3".into(),
+            },
+            "order o-3 is issued and not yet fetched",
+            vec!["files:/srv/web".to_string()],
+        ),
+        (
+            Some(OrderStatus::Rejected),
+            renew.clone(),
+            "order o-3 is rejected at `local`; placing a new order",
+            vec!["files:/srv/web".to_string()],
+        ),
+        (
+            None,
+            renew,
+            "order o-3 is not found at `local`; placing a new order",
+            vec!["files:/srv/web".to_string()],
+        ),
+    ];
+    for (status, action, reason, deploy) in cases {
+        let mut world = World::new().state(state.clone()).spec(s.clone());
+        if let Some(status) = status {
+            world = observing(intent_order(view("o-3", status, None)))(world);
+        }
+        let plan = world.plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, action, "{reason}");
+        assert_eq!(change.reason, reason);
+        assert_eq!(change.deploy, deploy, "{reason}");
+    }
+}
+
+#[test]
+fn a_resumed_intent_redoes_its_own_kind_of_work() {
+    let local = spec("web", &["a.example"]);
+    let mut other = local.clone();
+    other.ca = "other".into();
+    let issued_at = |spec: &CertificateSpec, kind: IntentKind| {
+        let mut state = issued(spec, "01", NOW - Duration::days(10));
+        state.intent = Some(intent(kind, None));
+        state
+    };
+    let mut never_issued = issued_at(&local, IntentKind::Renew);
+    never_issued.status = CertificateStatus::New;
+    let mut no_validity = issued_at(&local, IntentKind::Renew);
+    no_validity.not_after = None;
+    let reissue = |same_order: bool| Action::Reissue {
+        same_order,
+        changes: Vec::new(),
+    };
+    let create = Action::Create {
+        common_name: "a.example".into(),
+        sans: vec!["a.example".into()],
+        key: "ecdsa-p256".into(),
+        validity: "90 days".into(),
+    };
+    let cases = [
+        (
+            issued_at(&local, IntentKind::Renew),
+            local.clone(),
+            Action::Renew {
+                serial: "01".into(),
+                not_after: NOW + Duration::days(80),
+            },
+            "renew",
+        ),
+        (
+            issued_at(&local, IntentKind::Reissue),
+            local.clone(),
+            reissue(true),
+            "reissue",
+        ),
+        (
+            issued_at(&other, IntentKind::Reissue),
+            other.clone(),
+            reissue(false),
+            "reissue",
+        ),
+        (never_issued, local.clone(), create.clone(), "renew"),
+        (no_validity, local.clone(), create.clone(), "renew"),
+        (
+            issued_at(&local, IntentKind::Create),
+            local.clone(),
+            create,
+            "create",
+        ),
+    ];
+    for (state, spec, action, kind) in cases {
+        let plan = World::new().state(state).spec(spec).plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, action, "{kind}");
+        assert_eq!(
+            change.reason,
+            format!(
+                "resuming the interrupted {kind}: no order reached `{}`",
+                change.ca
+            )
+        );
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    }
+    // A reissue resumed after the CA changed is a new order.
+    let mut moved = issued_at(&other, IntentKind::Reissue);
+    moved.ca = "other".into();
+    let plan = World::new().state(moved).spec(local).plan();
+    assert!(matches!(
+        &only_change(&plan).action,
+        Action::Reissue { same_order: false, changes } if changes.iter().any(|c| c.field == "ca")
+    ));
+}
+
+#[test]
+fn revocation_follows_what_the_ca_and_state_hold() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    let pending = || intent_order(view("o-2", OrderStatus::Pending, None));
+
+    // The CA already reports it revoked: recorded only, even under prevent_destroy.
+    for prevent_destroy in [false, true] {
+        let mut guarded = s.clone();
+        guarded.prevent_destroy = prevent_destroy;
+        let plan = World::new()
+            .state(issued(&s, "0a", NOW - Duration::days(1)))
+            .spec(guarded)
+            .observe(
+                "web",
+                ObservedCertificate {
+                    current: Some(view("order-web", OrderStatus::Revoked, Some("0a"))),
+                    ..Default::default()
+                },
+            )
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Revoke {
+                serial: "0a".into(),
+                reason: RevocationReason::Superseded,
+                record_only: true,
+                forget: false,
+                cancel_order: None,
+            }
+        );
+        assert_eq!(
+            change.reason,
+            "config sets `revoke = true`; `local` already reports it revoked"
+        );
+    }
+
+    // A pending renewal is cancelled with the revocation.
+    let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
+    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    let plan = World::new()
+        .state(renewing)
+        .spec(s.clone())
+        .observe("web", pending())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Revoke {
+            serial: "0a".into(),
+            reason: RevocationReason::Superseded,
+            record_only: false,
+            forget: false,
+            cancel_order: Some("o-2".into()),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "config sets `revoke = true`: serial 0a (irreversible)"
+    );
+
+    // Nothing issued yet: the pending order is cancelled, unless prevent_destroy.
+    let mut ordering = issued(&s, "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let plan = World::new()
+        .state(ordering.clone())
+        .spec(s.clone())
+        .observe("web", pending())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Cancel {
+            order_id: "o-2".into(),
+            forget: false
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "config sets `revoke = true`; nothing is issued yet, so pending order o-2 is cancelled"
+    );
+    let mut guarded = s.clone();
+    guarded.prevent_destroy = true;
+    let plan = World::new()
+        .state(ordering.clone())
+        .spec(guarded)
+        .observe("web", pending())
+        .plan();
+    assert!(
+        plan.changes.is_empty() && plan.blocked.is_empty(),
+        "{plan:#?}"
+    );
+    assert_eq!(plan.unchanged, vec!["web".to_string()]);
+
+    // Nothing issued and nothing pending: nothing to do.
+    let plan = World::new().state(ordering).spec(s).plan();
+    assert!(
+        plan.changes.is_empty() && plan.blocked.is_empty(),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
+    let mut s = spec("web", &["a.example"]);
+    let mut ordering = issued(&s, "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let pending = intent_order(view("o-2", OrderStatus::Pending, None));
+
+    // on_remove = revoke, nothing issued, order pending: cancelled; under prevent_destroy
+    // the record is only forgotten.
+    ordering.on_remove = OnRemove::Revoke;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    assert_eq!(
+        only_change(&plan).action,
+        Action::Cancel {
+            order_id: "o-2".into(),
+            forget: true
+        }
+    );
+    ordering.prevent_destroy = true;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Forget);
+    assert_eq!(
+        change.reason,
+        "removed from config; on_remove = revoke; nothing issued to revoke"
+    );
+
+    // on_remove = cancel under prevent_destroy: refused.
+    ordering.on_remove = OnRemove::Cancel;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    assert!(plan.changes.is_empty());
+    assert_eq!(
+        plan.blocked,
+        vec![Blocked {
+            certificate: "web".into(),
+            wanted: Some("cancel".into()),
+            reason: "`prevent_destroy` was set: cancelling is refused".into(),
+        }]
+    );
+
+    // on_remove = cancel with no order pending (the order was issued meanwhile): forgotten.
+    ordering.prevent_destroy = false;
+    let plan = World::new()
+        .state(ordering)
+        .observe(
+            "web",
+            intent_order(view("o-2", OrderStatus::Issued, Some("0b"))),
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Forget);
+    assert_eq!(
+        change.reason,
+        "removed from config; on_remove = cancel, but no order is pending"
+    );
+    s.on_remove = OnRemove::Forget;
+    let plan = World::new().state(issued(&s, "01", NOW)).plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "removed from config; on_remove = forget: the CA keeps the certificate"
+    );
+}
+
 // ---------------------------------------------------------------- properties
 
 /// Carry out a plan in a model world whose CA issues every order at once.
