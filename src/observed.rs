@@ -31,6 +31,37 @@ pub struct ObservedCertificate {
     /// not the certificate's public key); `None` when it matches or nothing is deployed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_problem: Option<String>,
+    /// What is wrong with the certificate's public chain file in state; `None` when it holds
+    /// the issued certificate (or the certificate is not issued).
+    pub chain: Option<ChainDrift>,
+}
+
+/// Why the public chain `certificates/<name>.pem` in state does not hold the issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainDrift {
+    /// The file is gone.
+    Missing,
+    /// The file holds a private key (its content is never shown).
+    PrivateKey,
+    /// The file is not a PEM certificate chain, or could not be read (why).
+    Unreadable(String),
+    /// The file's leaf is another certificate than the one state records.
+    OtherCertificate { serial: String },
+}
+
+impl ChainDrift {
+    /// A phrase completing "the chain file in state ...".
+    pub fn describe(&self) -> String {
+        match self {
+            ChainDrift::Missing => "is missing".to_string(),
+            ChainDrift::PrivateKey => "holds a private key".to_string(),
+            ChainDrift::Unreadable(why) => format!("is not a certificate chain: {why}"),
+            ChainDrift::OtherCertificate { serial } => {
+                format!("holds another certificate (serial {serial})")
+            }
+        }
+    }
 }
 
 /// A CA's suggested renewal window for one certificate (RFC 9773).

@@ -1,5 +1,6 @@
-//! Refresh: read back what each CA holds for the certificates in state, and what the deploy
-//! targets hold on disk. The only place CAs are read; nothing is written.
+//! Refresh: read back what each CA holds for the certificates in state, what the deploy
+//! targets hold on disk, and whether state's chain files hold the issued certificates. The
+//! only place CAs are read; nothing is written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +8,13 @@ use std::sync::Arc;
 use crate::ca::{Accounts, CertificateAuthority, OrderQuery};
 use crate::config::Config;
 use crate::deploy;
-use crate::observed::{Observed, ObservedCertificate, OrderStatus, OrderView};
-use crate::state::{CertificateStatus, IntentKind, State};
+use crate::keys;
+use crate::observed::{ChainDrift, Observed, ObservedCertificate, OrderStatus, OrderView};
+use crate::state::{CertificateState, CertificateStatus, IntentKind, State};
+
+/// Reads the public chain file state keeps for a certificate: `Ok(None)` when there is none,
+/// `Err` with the reason when it cannot be read.
+pub type ReadChain<'a> = &'a (dyn Fn(&str) -> Result<Option<String>, String> + Sync);
 
 /// One CA's queries, and for each the certificate it is for and whether it asks about the
 /// in-flight order (`true`) or the current certificate (`false`).
@@ -19,6 +25,7 @@ type Batch = (Vec<OrderQuery>, Vec<(String, bool)>);
 pub async fn refresh(
     config: &Config,
     state: &State,
+    read_chain: ReadChain<'_>,
     accounts: &Accounts,
     now: time::OffsetDateTime,
 ) -> Observed {
@@ -198,6 +205,9 @@ pub async fn refresh(
     }
 
     for (name, certificate) in &state.certificates {
+        if let Some(drift) = check_chain(certificate, read_chain(name)) {
+            observed.certificates.entry(name.clone()).or_default().chain = Some(drift);
+        }
         let Some(spec) = config.certificates.get(name) else {
             continue;
         };
@@ -215,6 +225,38 @@ pub async fn refresh(
         }
     }
     observed
+}
+
+/// Whether the chain file of an issued certificate holds that certificate: it must parse as
+/// PEM certificates, hold no private key, and its leaf must have state's serial and
+/// fingerprint. Certificates not issued yet have no chain to check.
+fn check_chain(
+    certificate: &CertificateState,
+    chain: Result<Option<String>, String>,
+) -> Option<ChainDrift> {
+    if certificate.status != CertificateStatus::Issued {
+        return None;
+    }
+    let text = match chain {
+        Ok(Some(text)) => text,
+        Ok(None) => return Some(ChainDrift::Missing),
+        Err(why) => return Some(ChainDrift::Unreadable(why)),
+    };
+    if text.contains("PRIVATE KEY-----") {
+        return Some(ChainDrift::PrivateKey);
+    }
+    match keys::inspect_chain(&text) {
+        Err(error) => Some(ChainDrift::Unreadable(error.to_string())),
+        Ok((leaf, _))
+            if Some(&leaf.serial) != certificate.serial.as_ref()
+                || Some(&leaf.sha256_fingerprint) != certificate.sha256_fingerprint.as_ref() =>
+        {
+            Some(ChainDrift::OtherCertificate {
+                serial: leaf.serial,
+            })
+        }
+        Ok(_) => None,
+    }
 }
 
 fn mark_error(observed: &mut Observed, keys: Vec<(String, bool)>, message: &str) {
@@ -340,13 +382,117 @@ mod tests {
         accounts
     }
 
+    fn no_chain(_: &str) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+
+    /// A self-signed certificate's PEM, its serial and fingerprint as `inspect_chain` reads
+    /// them, and its key's PEM.
+    fn certificate() -> (String, String, String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
+        let pem = params.self_signed(&key).expect("certificate").pem();
+        let (info, _) = keys::inspect_chain(&pem).expect("chain");
+        (
+            pem,
+            info.serial,
+            info.sha256_fingerprint,
+            key.serialize_pem(),
+        )
+    }
+
+    fn recorded(serial: &str, fingerprint: &str) -> CertificateState {
+        let mut certificate = issued_state(None).certificates["web"].clone();
+        certificate.serial = Some(serial.to_string());
+        certificate.sha256_fingerprint = Some(fingerprint.to_string());
+        certificate
+    }
+
+    #[test]
+    fn a_chain_holding_the_recorded_certificate_is_in_sync() {
+        let (pem, serial, fingerprint, _) = certificate();
+        let state = recorded(&serial, &fingerprint);
+        assert_eq!(check_chain(&state, Ok(Some(pem))), None);
+    }
+
+    #[test]
+    fn every_broken_chain_is_drift() {
+        let (pem, serial, fingerprint, key) = certificate();
+        let state = recorded(&serial, &fingerprint);
+        assert_eq!(check_chain(&state, Ok(None)), Some(ChainDrift::Missing));
+        assert_eq!(
+            check_chain(&state, Err("permission denied".into())),
+            Some(ChainDrift::Unreadable("permission denied".into()))
+        );
+        assert_eq!(
+            check_chain(&state, Ok(Some(format!("{pem}{key}")))),
+            Some(ChainDrift::PrivateKey)
+        );
+        let garbage = check_chain(&state, Ok(Some("not a pem\n".into())));
+        assert!(
+            matches!(garbage, Some(ChainDrift::Unreadable(_))),
+            "{garbage:?}"
+        );
+        let truncated = check_chain(&state, Ok(Some(pem[..pem.len() / 2].to_string())));
+        assert!(
+            matches!(truncated, Some(ChainDrift::Unreadable(_))),
+            "{truncated:?}"
+        );
+        let (other, other_serial, _, _) = certificate();
+        assert_eq!(
+            check_chain(&state, Ok(Some(other))),
+            Some(ChainDrift::OtherCertificate {
+                serial: other_serial
+            })
+        );
+        let same_serial_other_fingerprint = recorded(&serial, "ff");
+        assert_eq!(
+            check_chain(&same_serial_other_fingerprint, Ok(Some(pem))),
+            Some(ChainDrift::OtherCertificate { serial })
+        );
+    }
+
+    #[test]
+    fn certificates_not_issued_have_no_chain_to_check() {
+        let mut state = recorded("0a", "ff");
+        state.status = CertificateStatus::New;
+        assert_eq!(check_chain(&state, Ok(None)), None);
+    }
+
+    #[tokio::test]
+    async fn refresh_reports_chain_drift_per_certificate() {
+        let ca = Arc::new(WindowCa {
+            asked: AtomicUsize::new(0),
+            fail: false,
+        });
+        let observed = refresh(
+            &config(),
+            &issued_state(None),
+            &no_chain,
+            &accounts(ca),
+            NOW,
+        )
+        .await;
+        assert_eq!(
+            observed.certificates["web"].chain,
+            Some(ChainDrift::Missing)
+        );
+    }
+
     #[tokio::test]
     async fn windows_are_fetched_then_reused_until_retry_after() {
         let ca = Arc::new(WindowCa {
             asked: AtomicUsize::new(0),
             fail: false,
         });
-        let observed = refresh(&config(), &issued_state(None), &accounts(ca.clone()), NOW).await;
+        let observed = refresh(
+            &config(),
+            &issued_state(None),
+            &no_chain,
+            &accounts(ca.clone()),
+            NOW,
+        )
+        .await;
         let window = observed.certificates["web"]
             .renewal_window
             .clone()
@@ -357,6 +503,7 @@ mod tests {
         let again = refresh(
             &config(),
             &kept,
+            &no_chain,
             &accounts(ca.clone()),
             NOW + Duration::hours(1),
         )
@@ -367,6 +514,7 @@ mod tests {
         refresh(
             &config(),
             &kept,
+            &no_chain,
             &accounts(ca.clone()),
             NOW + Duration::hours(7),
         )
@@ -464,7 +612,7 @@ mod tests {
         let observe = |reissued| async move {
             let mut accounts: Accounts = BTreeMap::new();
             accounts.insert("dc".into(), Arc::new(ReissueCa { reissued }));
-            refresh(&config(), &interrupted_reissue(), &accounts, NOW)
+            refresh(&config(), &interrupted_reissue(), &no_chain, &accounts, NOW)
                 .await
                 .certificates
                 .remove("web")
@@ -502,7 +650,14 @@ mod tests {
             asked: AtomicUsize::new(0),
             fail: true,
         });
-        let observed = refresh(&config(), &issued_state(None), &accounts(ca), NOW).await;
+        let observed = refresh(
+            &config(),
+            &issued_state(None),
+            &no_chain,
+            &accounts(ca),
+            NOW,
+        )
+        .await;
         assert_eq!(
             observed.certificates["web"].refresh_error.as_deref(),
             Some("connection refused")

@@ -156,22 +156,24 @@ impl Workspace {
         state: crate::state::State,
         accounts: &crate::ca::Accounts,
     ) -> Planned {
-        let mut observed = crate::refresh::refresh(&self.config, &state, accounts, self.now).await;
-        let store = self
-            .config
-            .state
-            .repo
-            .exists()
-            .then(|| crate::state::GitStore::open(&self.config.state).ok())
-            .flatten();
+        // A missing state repo holds no chains (and plan must not create it).
+        let store = self.config.state.repo.exists().then(|| {
+            crate::state::GitStore::open(&self.config.state).map_err(|error| error.to_string())
+        });
+        let read_chain = |name: &str| match &store {
+            Some(Ok(store)) => {
+                crate::state::StateStore::read_chain(store, name).map_err(|error| error.to_string())
+            }
+            Some(Err(error)) => Err(error.clone()),
+            None => Ok(None),
+        };
+        let mut observed =
+            crate::refresh::refresh(&self.config, &state, &read_chain, accounts, self.now).await;
         crate::deploy::observe_keys(
             &self.config,
             &state,
             &crate::keys::KeyStore::new(self.keys_dir.clone()),
-            |name| {
-                let store = store.as_ref()?;
-                crate::state::StateStore::read_chain(store, name).ok()?
-            },
+            |name| read_chain(name).ok().flatten(),
             &mut observed,
         );
         let capabilities = self.capabilities();

@@ -26,6 +26,10 @@ pub struct Plan {
     pub blocked: Vec<Blocked>,
     /// Certificates that are up to date.
     pub unchanged: Vec<String>,
+    /// Settings certform had to override to stay safe (e.g. a `renew_before` longer than the
+    /// lifetime the CA actually issued), sorted by certificate name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 impl Plan {
@@ -176,6 +180,14 @@ pub struct FieldChange {
     pub field: String,
     pub old: Option<String>,
     pub new: Option<String>,
+}
+
+/// A setting of one certificate that the plan does not follow as written, and what it does
+/// instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub certificate: String,
+    pub message: String,
 }
 
 /// A certificate left alone this run, and why.

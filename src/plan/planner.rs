@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
-use super::{Action, Blocked, Change, FieldChange, Plan};
+use super::{Action, Blocked, Change, FieldChange, Plan, Warning};
 use crate::ca::Capabilities;
-use crate::observed::{DeployObservation, Observed, ObservedCertificate, OrderStatus, OrderView};
-use crate::spec::{CertificateSpec, OnRemove, RevocationReason};
+use crate::observed::{
+    ChainDrift, DeployObservation, Observed, ObservedCertificate, OrderStatus, OrderView,
+    RenewalWindow,
+};
+use crate::spec::{CertificateSpec, OnRemove, RenewBefore, RevocationReason};
 use crate::state::{CertificateState, CertificateStatus, Intent, IntentKind, State};
 
 /// Everything the planner looks at.
@@ -46,6 +49,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         changes: Vec::new(),
         blocked: Vec::new(),
         unchanged: Vec::new(),
+        warnings: Vec::new(),
     };
     for name in names {
         let spec = input.certificates.get(name);
@@ -70,6 +74,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             (None, Some(state)) => plan_removed(state, observed, input),
             (None, None) => Decision::Unchanged,
         };
+        if let Some(message) = spec
+            .zip(state)
+            .and_then(|(spec, state)| renewal_warning(spec, state, observed))
+        {
+            plan.warnings.push(Warning {
+                certificate: name.clone(),
+                message,
+            });
+        }
         match decision {
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
@@ -209,12 +222,7 @@ fn plan_issued(
             ),
         ));
     }
-    let window = observed
-        .renewal_window
-        .as_ref()
-        .or(state.renewal_window.as_ref())
-        .filter(|w| Some(&w.serial) == state.serial.as_ref());
-    if let Some(window) = window {
+    if let Some(window) = renewal_window(state, observed) {
         let at = window.renew_at(&state.id);
         if input.now >= at {
             return Decision::Change(renew(
@@ -230,18 +238,26 @@ fn plan_issued(
                 ),
             ));
         }
-    } else if input.now >= spec.renew_before.due_at(not_before, not_after) {
-        let days_left = (not_after - input.now).whole_days();
-        return Decision::Change(renew(
-            spec,
-            state,
-            not_after,
-            format!(
-                "inside the renewal window: expires {} ({days_left} days left), renew_before {}{changed_note}",
-                super::render::format_time(not_after),
-                spec.renew_before.describe()
-            ),
-        ));
+    } else {
+        let point = renewal_point(spec.renew_before, not_before, not_after);
+        if input.now >= point.at {
+            let days_left = (not_after - input.now).whole_days();
+            let clamped = if point.clamped {
+                " (clamped to two thirds of the issued lifetime)"
+            } else {
+                ""
+            };
+            return Decision::Change(renew(
+                spec,
+                state,
+                not_after,
+                format!(
+                    "inside the renewal window: expires {} ({days_left} days left), renew_before {}{clamped}{changed_note}",
+                    super::render::format_time(not_after),
+                    spec.renew_before.describe()
+                ),
+            ));
+        }
     }
     if state.spec_digest != spec.issuance_digest() {
         let capabilities = input.capabilities.get(&spec.ca);
@@ -276,7 +292,145 @@ fn plan_issued(
             )
         });
     }
+    if let Some(drift) = &observed.chain {
+        return plan_chain_repair(spec, state, observed, drift);
+    }
     plan_deploy(spec, state, observed)
+}
+
+/// The chain file in state is gone, corrupt, holds a key or another certificate: fetch the
+/// issued certificate again from the CA (which rewrites the file), with any deploy drift.
+fn plan_chain_repair(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    drift: &ChainDrift,
+) -> Decision {
+    let what = format!(
+        "drift: the chain file `certificates/{}.pem` in state {}",
+        state.name,
+        drift.describe()
+    );
+    let Some(order_id) = &state.order_id else {
+        return Decision::Change(recreate(
+            spec,
+            state,
+            format!("{what}, and state records no order to fetch it from"),
+        ));
+    };
+    let mut reason = format!(
+        "{what}; fetching order {order_id} again from `{}`",
+        state.ca
+    );
+    let (deploy, undeploy) = match plan_deploy(spec, state, observed) {
+        Decision::Change(deploy) => {
+            reason = format!("{reason}; {}", deploy.reason);
+            (deploy.deploy, deploy.undeploy)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    Decision::Change(Change {
+        deploy,
+        undeploy,
+        ..change(
+            spec,
+            Action::Fetch {
+                order_id: order_id.clone(),
+            },
+            reason,
+        )
+    })
+}
+
+/// The CA's renewal window (ACME ARI) for the current certificate: the fresh one refresh
+/// observed, else the one kept in state; only a window for the serial state holds counts.
+fn renewal_window<'a>(
+    state: &'a CertificateState,
+    observed: &'a ObservedCertificate,
+) -> Option<&'a RenewalWindow> {
+    observed
+        .renewal_window
+        .as_ref()
+        .or(state.renewal_window.as_ref())
+        .filter(|w| Some(&w.serial) == state.serial.as_ref())
+}
+
+/// When an issued certificate is due under `renew_before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RenewalPoint {
+    at: OffsetDateTime,
+    /// The configured rule would renew within the first tenth of the lifetime actually issued
+    /// (or before issuance, when `renew_before` is not shorter than that lifetime): `at` is two
+    /// thirds of the lifetime instead, so no run right after issuance renews again.
+    clamped: bool,
+}
+
+/// The renewal point of a certificate valid from `not_before` to `not_after`: the issued
+/// validity, not the configured one, because CAs may issue less than was asked (DigiCert's
+/// 199-day cap, an ACME CA's own lifetime, a CA policy).
+fn renewal_point(
+    renew_before: RenewBefore,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> RenewalPoint {
+    let lifetime = not_after - not_before;
+    let configured = renew_before.due_at(not_before, not_after);
+    if configured - not_before >= lifetime / 10 {
+        RenewalPoint {
+            at: configured,
+            clamped: false,
+        }
+    } else {
+        RenewalPoint {
+            at: not_before + lifetime * 2 / 3,
+            clamped: true,
+        }
+    }
+}
+
+/// The plan's warning when `renew_before` does not fit the lifetime the CA issued.
+fn renewal_warning(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+) -> Option<String> {
+    let (Some(not_before), Some(not_after)) = (state.not_before, state.not_after) else {
+        return None;
+    };
+    if spec.revoke.is_some()
+        || state.status != CertificateStatus::Issued
+        || renewal_window(state, observed).is_some()
+    {
+        return None;
+    }
+    let point = renewal_point(spec.renew_before, not_before, not_after);
+    if !point.clamped {
+        return None;
+    }
+    let problem = if spec.renew_before.due_at(not_before, not_after) <= not_before {
+        "is not shorter than"
+    } else {
+        "would renew within the first tenth of"
+    };
+    Some(format!(
+        "`renew_before` ({}) {problem} the {} lifetime `{}` issued (serial {}); renewing at two thirds of it, on {}, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)",
+        spec.renew_before.describe(),
+        describe_lifetime(not_after - not_before),
+        state.ca,
+        state.serial.as_deref().unwrap_or("none"),
+        super::render::format_time(point.at)
+    ))
+}
+
+/// A lifetime in the largest unit that keeps it readable: `199 days`, `36 hours`, `50 minutes`.
+fn describe_lifetime(lifetime: time::Duration) -> String {
+    if lifetime.whole_days() >= 2 {
+        format!("{} days", lifetime.whole_days())
+    } else if lifetime.whole_hours() >= 2 {
+        format!("{} hours", lifetime.whole_hours())
+    } else {
+        format!("{} minutes", lifetime.whole_minutes())
+    }
 }
 
 fn plan_deploy(

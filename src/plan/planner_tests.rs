@@ -6,7 +6,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
-use crate::observed::{DcvStatus, DeployObservation, ObservedCertificate, OrderView};
+use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::state::{DeployRecord, HistoryEntry};
@@ -670,6 +670,973 @@ fn text_plan_snapshot() {
     insta::assert_snapshot!("json_plan", render::json(&plan));
 }
 
+// ------------------------------------------------- issued lifetime shorter than asked
+
+/// State of `spec` issued at `from` for `lifetime`, whatever the spec's validity asked.
+fn issued_for(
+    spec: &CertificateSpec,
+    serial: &str,
+    from: OffsetDateTime,
+    lifetime: Duration,
+) -> CertificateState {
+    let mut state = issued(spec, serial, from);
+    state.not_after = Some(from + lifetime);
+    state
+}
+
+/// DigiCert's cap: 397 days asked, 199 issued, `renew_before` 250d fits the asked lifetime only.
+fn capped() -> (CertificateSpec, CertificateState) {
+    let mut s = spec("web", &["a.example"]);
+    s.validity = Validity::Days(397);
+    s.renew_before = RenewBefore::Duration(Duration::days(250));
+    let state = issued_for(&s, "01", NOW, Duration::days(199));
+    (s, state)
+}
+
+#[test]
+fn renew_before_longer_than_the_issued_lifetime_renews_at_two_thirds() {
+    let (s, state) = capped();
+    let world = World::new().state(state).spec(s);
+    for now in [NOW, NOW + Duration::minutes(5), NOW + Duration::days(132)] {
+        let plan = world.plan_at(now);
+        assert!(plan.changes.is_empty(), "at {now}: {plan:#?}");
+        assert_eq!(plan.unchanged, vec!["web".to_string()]);
+    }
+    // 199 days * 2/3 = 132 days 16 hours.
+    assert!(world
+        .plan_at(NOW + Duration::days(132) + Duration::hours(15))
+        .changes
+        .is_empty());
+    let change =
+        only_change(&world.plan_at(NOW + Duration::days(132) + Duration::hours(16))).clone();
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "inside the renewal window: expires 2027-06-10T12:00:00Z (66 days left), renew_before 250d (clamped to two thirds of the issued lifetime)"
+    );
+}
+
+#[test]
+fn a_clamped_renew_before_is_a_warning_in_every_plan() {
+    let (s, state) = capped();
+    let plan = World::new().state(state).spec(s).plan();
+    assert_eq!(
+        plan.warnings,
+        vec![Warning {
+            certificate: "web".into(),
+            message: "`renew_before` (250d) is not shorter than the 199 days lifetime `local` issued (serial 01); renewing at two thirds of it, on 2027-04-05T04:00:00Z, instead of on every run (hint: make `renew_before` shorter than the issued lifetime, or a share such as `33%`)".into(),
+        }]
+    );
+    let text = render::text(&plan, TextOptions::default());
+    assert!(
+        text.contains("  ! warning web\n      `renew_before` (250d) is not shorter than"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert_eq!(json["warnings"][0]["certificate"], "web");
+    assert_eq!(
+        json["warnings"][0]["message"].as_str(),
+        Some(plan.warnings[0].message.as_str())
+    );
+}
+
+#[test]
+fn a_plan_without_warnings_has_no_warnings_key() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(10)))
+        .spec(s)
+        .plan();
+    assert!(plan.warnings.is_empty());
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert!(json.get("warnings").is_none(), "{json}");
+    assert!(!render::text(&plan, TextOptions::default()).contains("warning"));
+}
+
+#[test]
+fn the_clamp_starts_where_renewal_would_come_in_the_first_tenth_of_the_lifetime() {
+    // Lifetime 10 days: renewing 9 days before expiry is exactly at a tenth, and kept.
+    let mut s = spec("web", &["a.example"]);
+    s.renew_before = RenewBefore::Duration(Duration::days(9));
+    let state = issued_for(&s, "01", NOW, Duration::days(10));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    assert!(world.plan().warnings.is_empty());
+    assert!(world
+        .plan_at(NOW + Duration::days(1) - Duration::seconds(1))
+        .changes
+        .is_empty());
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(1)))
+            .action
+            .verb(),
+        "renew"
+    );
+    // One second more and the rule is clamped to two thirds (6 days 16 hours).
+    s.renew_before = RenewBefore::Duration(Duration::days(9) + Duration::seconds(1));
+    let world = World::new().state(state).spec(s);
+    assert_eq!(world.plan().warnings.len(), 1);
+    assert!(world.plan_at(NOW + Duration::days(1)).changes.is_empty());
+    assert!(world
+        .plan_at(NOW + Duration::days(6) + Duration::hours(16) - Duration::seconds(1))
+        .changes
+        .is_empty());
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(6) + Duration::hours(16)))
+            .action
+            .verb(),
+        "renew"
+    );
+}
+
+#[test]
+fn a_percentage_that_renews_in_the_first_tenth_is_clamped_too() {
+    let mut s = spec("web", &["a.example"]);
+    s.renew_before = RenewBefore::Percent(95);
+    let world = World::new()
+        .state(issued_for(&s, "01", NOW, Duration::hours(1)))
+        .spec(s);
+    let plan = world.plan_at(NOW + Duration::minutes(5));
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert!(
+        plan.warnings[0]
+            .message
+            .starts_with("`renew_before` (95% of the lifetime) would renew within the first tenth of the 60 minutes lifetime `local` issued (serial 01); renewing at two thirds of it, on 2026-11-23T12:40:00Z,"),
+        "{:?}",
+        plan.warnings
+    );
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::minutes(40)))
+            .action
+            .verb(),
+        "renew"
+    );
+}
+
+#[test]
+fn no_clamp_warning_where_renew_before_does_not_decide() {
+    let (s, state) = capped();
+    // The CA's renewal window decides instead.
+    let world = World::new().state(state.clone()).spec(s.clone()).observe(
+        "web",
+        ObservedCertificate {
+            renewal_window: Some(window(
+                "01",
+                NOW + Duration::days(100),
+                NOW + Duration::days(101),
+            )),
+            ..Default::default()
+        },
+    );
+    assert!(world.plan().warnings.is_empty());
+    // Config asks for revocation.
+    let mut revoked = s.clone();
+    revoked.revoke = Some(RevocationReason::Superseded);
+    let world = World::new().state(state.clone()).spec(revoked);
+    assert!(world.plan().warnings.is_empty());
+    // Not issued yet.
+    let mut pending = state.clone();
+    pending.status = CertificateStatus::New;
+    assert!(World::new()
+        .state(pending)
+        .spec(s.clone())
+        .plan()
+        .warnings
+        .is_empty());
+    // No validity recorded.
+    let mut unknown = state.clone();
+    unknown.not_before = None;
+    assert!(World::new()
+        .state(unknown)
+        .spec(s.clone())
+        .plan()
+        .warnings
+        .is_empty());
+    // Removed from config.
+    assert!(World::new().state(state).plan().warnings.is_empty());
+}
+
+#[test]
+fn lifetimes_are_described_in_readable_units() {
+    assert_eq!(describe_lifetime(Duration::days(199)), "199 days");
+    assert_eq!(describe_lifetime(Duration::days(2)), "2 days");
+    assert_eq!(describe_lifetime(Duration::hours(47)), "47 hours");
+    assert_eq!(describe_lifetime(Duration::hours(2)), "2 hours");
+    assert_eq!(describe_lifetime(Duration::minutes(119)), "119 minutes");
+}
+
+// ------------------------------------------------------------- chain file drift
+
+fn chain_drift(drift: ChainDrift) -> ObservedCertificate {
+    ObservedCertificate {
+        chain: Some(drift),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_broken_chain_file_is_fetched_again_with_its_reason() {
+    let s = spec("web", &["a.example"]);
+    let cases = [
+        (ChainDrift::Missing, "is missing"),
+        (ChainDrift::PrivateKey, "holds a private key"),
+        (
+            ChainDrift::Unreadable("no PEM block".into()),
+            "is not a certificate chain: no PEM block",
+        ),
+        (
+            ChainDrift::OtherCertificate {
+                serial: "99".into(),
+            },
+            "holds another certificate (serial 99)",
+        ),
+    ];
+    for (drift, what) in cases {
+        let plan = World::new()
+            .state(issued(&s, "01", NOW - Duration::days(10)))
+            .spec(s.clone())
+            .observe("web", chain_drift(drift))
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Fetch {
+                order_id: "order-web".into()
+            }
+        );
+        assert_eq!(
+            change.reason,
+            format!("drift: the chain file `certificates/web.pem` in state {what}; fetching order order-web again from `local`")
+        );
+        assert!(change.deploy.is_empty() && change.undeploy.is_empty());
+    }
+}
+
+#[test]
+fn a_chain_repair_carries_deploy_drift_along() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    let mut old = state.deployments["files:/srv/web"].clone();
+    old.sha256_fingerprint = "fp-00".into();
+    state
+        .deployments
+        .insert("files:/srv/web".into(), old.clone());
+    state.deployments.insert("files:/old".into(), old);
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::Missing))
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "fetch");
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    assert_eq!(change.undeploy, vec!["files:/old".to_string()]);
+    assert!(
+        change
+            .reason
+            .ends_with("again from `local`; `files:/srv/web`: holds an older certificate; `files:/old`: no longer configured; its record is dropped"),
+        "{}",
+        change.reason
+    );
+}
+
+#[test]
+fn a_broken_chain_without_an_order_is_ordered_again() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    state.order_id = None;
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::Missing))
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action.verb(), "create");
+    assert_eq!(
+        change.reason,
+        "drift: the chain file `certificates/web.pem` in state is missing, and state records no order to fetch it from"
+    );
+}
+
+#[test]
+fn a_due_renewal_replaces_a_broken_chain_anyway() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(70)))
+        .spec(s)
+        .observe("web", chain_drift(ChainDrift::PrivateKey))
+        .plan();
+    assert_eq!(only_change(&plan).action.verb(), "renew");
+}
+
+// ------------------------------------------------ rules held against mutation testing
+
+fn observing(observed: ObservedCertificate) -> impl FnOnce(World) -> World {
+    move |world| world.observe("web", observed)
+}
+
+fn intent_order(order: OrderView) -> ObservedCertificate {
+    ObservedCertificate {
+        intent_order: Some(order),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn revoke_true_without_state_is_blocked_and_never_ordered() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::KeyCompromise);
+    let plan = World::new().spec(s).plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(
+        plan.blocked,
+        vec![Blocked {
+            certificate: "web".into(),
+            wanted: None,
+            reason: "`revoke = true`, and state holds no certificate for it: nothing to revoke"
+                .into(),
+        }]
+    );
+}
+
+#[test]
+fn a_rate_limit_holds_back_only_ca_calls_and_only_until_it_ends() {
+    let s = spec("web", &["a.example"]);
+    // (retry_after, record fingerprint drift only, expected verb or None when held back)
+    let cases: [(OffsetDateTime, bool, Option<&str>); 5] = [
+        (NOW + Duration::hours(2), false, None),
+        (NOW + Duration::seconds(1), false, None),
+        (NOW, false, Some("renew")),
+        (NOW - Duration::hours(1), false, Some("renew")),
+        (NOW + Duration::hours(2), true, Some("deploy")),
+    ];
+    for (until, deploy_only, expected) in cases {
+        let mut state = if deploy_only {
+            let mut state = issued(&s, "01", NOW - Duration::days(10));
+            if let Some(record) = state.deployments.get_mut("files:/srv/web") {
+                record.sha256_fingerprint = "fp-00".into();
+            }
+            state
+        } else {
+            issued(&s, "01", NOW - Duration::days(80))
+        };
+        state.retry_after = Some(until);
+        let plan = World::new().state(state).spec(s.clone()).plan();
+        match expected {
+            Some(verb) => {
+                assert_eq!(only_change(&plan).action.verb(), verb, "until {until}");
+                assert!(plan.blocked.is_empty(), "until {until}: {plan:#?}");
+            }
+            None => {
+                assert!(plan.changes.is_empty(), "until {until}: {plan:#?}");
+                assert_eq!(
+                    plan.blocked,
+                    vec![Blocked {
+                        certificate: "web".into(),
+                        wanted: Some("renew".into()),
+                        reason: format!(
+                            "rate limited by `local` until {}",
+                            render::format_time(until)
+                        ),
+                    }]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_serial_drift_is_fetched_and_deployed_with_both_serials_named() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                current: Some(view("order-web", OrderStatus::Issued, Some("02"))),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Fetch {
+            order_id: "order-web".into()
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "drift: `local` holds serial 02 but state has 01"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
+
+#[test]
+fn the_same_serial_at_the_ca_or_none_is_no_drift() {
+    let s = spec("web", &["a.example"]);
+    for serial in [Some("01"), None] {
+        let plan = World::new()
+            .state(issued(&s, "01", NOW))
+            .spec(s.clone())
+            .observe(
+                "web",
+                ObservedCertificate {
+                    current: Some(view("order-web", OrderStatus::Issued, serial)),
+                    ..Default::default()
+                },
+            )
+            .plan();
+        assert!(plan.changes.is_empty(), "{serial:?}: {plan:#?}");
+    }
+}
+
+#[test]
+fn an_expiry_names_changed_settings_only_when_they_changed() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW - Duration::days(100));
+    let plan = World::new().state(state.clone()).spec(s.clone()).plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW - Duration::days(10),
+        }
+    );
+    assert_eq!(change.reason, "expired on 2026-11-13T12:00:00Z");
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+
+    let changed = spec("web", &["a.example", "b.example"]);
+    let plan = World::new().state(state).spec(changed).plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "expired on 2026-11-13T12:00:00Z (the new certificate also applies: `sans`)"
+    );
+}
+
+#[test]
+fn a_due_renewal_is_deployed_everywhere() {
+    let s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(70)))
+        .spec(s)
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(20),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "inside the renewal window: expires 2026-12-13T12:00:00Z (20 days left), renew_before 30d"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
+
+#[test]
+fn reissue_reasons_name_the_fields_the_ca_and_the_order() {
+    let local = spec("web", &["a.example"]);
+    let mut other = local.clone();
+    other.ca = "other".into();
+    let mut other_rsa = other.clone();
+    other_rsa.key = KeySpec::Rsa(3072);
+    let mut local_b = spec("web", &["a.example", "b.example"]);
+    local_b.ca = "local".into();
+    // Only the recorded digest differs: the fields read the same.
+    let mut stale_digest = issued(&local, "01", NOW - Duration::days(1));
+    stale_digest.spec_digest = "old".into();
+    let cases = [
+        (
+            issued(&local, "01", NOW - Duration::days(1)),
+            local_b.clone(),
+            true,
+            "`sans` changed; reissued on the same order",
+        ),
+        (
+            issued(&other, "01", NOW - Duration::days(1)),
+            other_rsa,
+            false,
+            "`key` changed; `other` cannot reissue on the same order, so a new order",
+        ),
+        (
+            issued(&other, "01", NOW - Duration::days(1)),
+            local.clone(),
+            false,
+            "the CA changed from `other` to `local`: a new order at `local` (the old certificate is left as it is)",
+        ),
+        (
+            stale_digest,
+            local.clone(),
+            true,
+            "the issuance settings changed; reissued on the same order",
+        ),
+    ];
+    for (state, spec, same, reason) in cases {
+        let plan = World::new().state(state).spec(spec).plan();
+        let change = only_change(&plan);
+        assert!(
+            matches!(&change.action, Action::Reissue { same_order, .. } if *same_order == same),
+            "{reason}: {:?}",
+            change.action
+        );
+        assert_eq!(change.reason, reason);
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    }
+}
+
+#[test]
+fn each_deploy_drift_redeploys_with_its_reason() {
+    let s = spec("web", &["a.example"]);
+    let fresh = || issued(&s, "01", NOW - Duration::days(10));
+    let mut older = fresh();
+    let mut settings = fresh();
+    let mut reload = fresh();
+    if let Some(record) = older.deployments.get_mut("files:/srv/web") {
+        record.sha256_fingerprint = "fp-00".into();
+    }
+    if let Some(record) = settings.deployments.get_mut("files:/srv/web") {
+        record.target_digest = "old".into();
+    }
+    if let Some(record) = reload.deployments.get_mut("files:/srv/web") {
+        record.reload_error = Some("exit status 1".into());
+    }
+    let mut unrecorded = fresh();
+    unrecorded.deployments.clear();
+    let on_disk = |observation: DeployObservation| ObservedCertificate {
+        deployments: BTreeMap::from([("files:/srv/web".to_string(), observation)]),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            older,
+            ObservedCertificate::default(),
+            "holds an older certificate",
+        ),
+        (
+            settings,
+            ObservedCertificate::default(),
+            "target settings changed",
+        ),
+        (
+            reload,
+            ObservedCertificate::default(),
+            "reload failed last run: exit status 1",
+        ),
+        (
+            unrecorded,
+            ObservedCertificate::default(),
+            "new deploy target",
+        ),
+        (
+            fresh(),
+            on_disk(DeployObservation::Missing(vec![
+                "privkey.pem".into(),
+                "cert.pem".into(),
+            ])),
+            "drift: missing on disk: privkey.pem, cert.pem",
+        ),
+        (
+            fresh(),
+            on_disk(DeployObservation::Changed(vec!["chain.pem".into()])),
+            "drift: changed on disk: chain.pem",
+        ),
+    ];
+    for (state, observed, why) in cases {
+        let plan = World::new()
+            .state(state)
+            .spec(s.clone())
+            .observe("web", observed)
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, Action::Deploy, "{why}");
+        assert_eq!(change.reason, format!("`files:/srv/web`: {why}"));
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+        assert!(change.undeploy.is_empty());
+    }
+    let in_sync = World::new()
+        .state(fresh())
+        .spec(s.clone())
+        .observe("web", on_disk(DeployObservation::InSync))
+        .plan();
+    assert!(in_sync.changes.is_empty(), "{in_sync:#?}");
+}
+
+#[test]
+fn a_dropped_target_alone_is_a_deploy_that_only_drops_its_record() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    let record = state.deployments["files:/srv/web"].clone();
+    state.deployments.insert("files:/old".into(), record);
+    let plan = World::new().state(state).spec(s).plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Deploy);
+    assert!(change.deploy.is_empty());
+    assert_eq!(change.undeploy, vec!["files:/old".to_string()]);
+    assert_eq!(
+        change.reason,
+        "`files:/old`: no longer configured; its record is dropped"
+    );
+}
+
+#[test]
+fn an_interrupted_order_is_adopted_deployed_only_once_issued() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    state.intent = Some(intent(IntentKind::Renew, None));
+    for (status, deploy) in [
+        (OrderStatus::Issued, vec!["files:/srv/web".to_string()]),
+        (OrderStatus::Pending, Vec::new()),
+    ] {
+        let plan = World::new()
+            .state(state.clone())
+            .spec(s.clone())
+            .observe("web", intent_order(view("o-9", status, None)))
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Adopt {
+                order_id: "o-9".into(),
+                status
+            }
+        );
+        assert_eq!(
+            change.reason,
+            "an interrupted renew placed order o-9 (tag `tag-1`) that state did not record; adopting it instead of ordering again"
+        );
+        assert_eq!(change.deploy, deploy, "{status:?}");
+    }
+}
+
+#[test]
+fn a_recorded_intent_order_waits_fetches_or_is_placed_again() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(80));
+    state.intent = Some(intent(IntentKind::Renew, Some("o-3")));
+    let renew = Action::Renew {
+        serial: "01".into(),
+        not_after: NOW + Duration::days(10),
+    };
+    let cases = [
+        (
+            Some(OrderStatus::Pending),
+            Action::Wait {
+                order_id: "o-3".into(),
+                dcv: Vec::new(),
+            },
+            "order o-3 is pending at `local`",
+            Vec::new(),
+        ),
+        (
+            Some(OrderStatus::Ready),
+            Action::Wait {
+                order_id: "o-3".into(),
+                dcv: Vec::new(),
+            },
+            "order o-3 is ready at `local`",
+            Vec::new(),
+        ),
+        (
+            Some(OrderStatus::Issued),
+            Action::Fetch {
+                order_id: "o-3".into(),
+            },
+            "order o-3 is issued and not yet fetched",
+            vec!["files:/srv/web".to_string()],
+        ),
+        (
+            Some(OrderStatus::Rejected),
+            renew.clone(),
+            "order o-3 is rejected at `local`; placing a new order",
+            vec!["files:/srv/web".to_string()],
+        ),
+        (
+            None,
+            renew,
+            "order o-3 is not found at `local`; placing a new order",
+            vec!["files:/srv/web".to_string()],
+        ),
+    ];
+    for (status, action, reason, deploy) in cases {
+        let mut world = World::new().state(state.clone()).spec(s.clone());
+        if let Some(status) = status {
+            world = observing(intent_order(view("o-3", status, None)))(world);
+        }
+        let plan = world.plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, action, "{reason}");
+        assert_eq!(change.reason, reason);
+        assert_eq!(change.deploy, deploy, "{reason}");
+    }
+}
+
+#[test]
+fn a_resumed_intent_redoes_its_own_kind_of_work() {
+    let local = spec("web", &["a.example"]);
+    let mut other = local.clone();
+    other.ca = "other".into();
+    let issued_at = |spec: &CertificateSpec, kind: IntentKind| {
+        let mut state = issued(spec, "01", NOW - Duration::days(10));
+        state.intent = Some(intent(kind, None));
+        state
+    };
+    let mut never_issued = issued_at(&local, IntentKind::Renew);
+    never_issued.status = CertificateStatus::New;
+    let mut no_validity = issued_at(&local, IntentKind::Renew);
+    no_validity.not_after = None;
+    let reissue = |same_order: bool| Action::Reissue {
+        same_order,
+        changes: Vec::new(),
+    };
+    let create = Action::Create {
+        common_name: "a.example".into(),
+        sans: vec!["a.example".into()],
+        key: "ecdsa-p256".into(),
+        validity: "90 days".into(),
+    };
+    let cases = [
+        (
+            issued_at(&local, IntentKind::Renew),
+            local.clone(),
+            Action::Renew {
+                serial: "01".into(),
+                not_after: NOW + Duration::days(80),
+            },
+            "renew",
+        ),
+        (
+            issued_at(&local, IntentKind::Reissue),
+            local.clone(),
+            reissue(true),
+            "reissue",
+        ),
+        (
+            issued_at(&other, IntentKind::Reissue),
+            other.clone(),
+            reissue(false),
+            "reissue",
+        ),
+        (never_issued, local.clone(), create.clone(), "renew"),
+        (no_validity, local.clone(), create.clone(), "renew"),
+        (
+            issued_at(&local, IntentKind::Create),
+            local.clone(),
+            create,
+            "create",
+        ),
+    ];
+    for (state, spec, action, kind) in cases {
+        let plan = World::new().state(state).spec(spec).plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, action, "{kind}");
+        assert_eq!(
+            change.reason,
+            format!(
+                "resuming the interrupted {kind}: no order reached `{}`",
+                change.ca
+            )
+        );
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    }
+    // A reissue resumed after the CA changed is a new order.
+    let mut moved = issued_at(&other, IntentKind::Reissue);
+    moved.ca = "other".into();
+    let plan = World::new().state(moved).spec(local).plan();
+    assert!(matches!(
+        &only_change(&plan).action,
+        Action::Reissue { same_order: false, changes } if changes.iter().any(|c| c.field == "ca")
+    ));
+}
+
+#[test]
+fn revocation_follows_what_the_ca_and_state_hold() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    let pending = || intent_order(view("o-2", OrderStatus::Pending, None));
+
+    // The CA already reports it revoked: recorded only, even under prevent_destroy.
+    for prevent_destroy in [false, true] {
+        let mut guarded = s.clone();
+        guarded.prevent_destroy = prevent_destroy;
+        let plan = World::new()
+            .state(issued(&s, "0a", NOW - Duration::days(1)))
+            .spec(guarded)
+            .observe(
+                "web",
+                ObservedCertificate {
+                    current: Some(view("order-web", OrderStatus::Revoked, Some("0a"))),
+                    ..Default::default()
+                },
+            )
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::Revoke {
+                serial: "0a".into(),
+                reason: RevocationReason::Superseded,
+                record_only: true,
+                forget: false,
+                cancel_order: None,
+            }
+        );
+        assert_eq!(
+            change.reason,
+            "config sets `revoke = true`; `local` already reports it revoked"
+        );
+    }
+
+    // A pending renewal is cancelled with the revocation.
+    let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
+    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    let plan = World::new()
+        .state(renewing)
+        .spec(s.clone())
+        .observe("web", pending())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Revoke {
+            serial: "0a".into(),
+            reason: RevocationReason::Superseded,
+            record_only: false,
+            forget: false,
+            cancel_order: Some("o-2".into()),
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "config sets `revoke = true`: serial 0a (irreversible)"
+    );
+
+    // Nothing issued yet: the pending order is cancelled, unless prevent_destroy.
+    let mut ordering = issued(&s, "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let plan = World::new()
+        .state(ordering.clone())
+        .spec(s.clone())
+        .observe("web", pending())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Cancel {
+            order_id: "o-2".into(),
+            forget: false
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "config sets `revoke = true`; nothing is issued yet, so pending order o-2 is cancelled"
+    );
+    let mut guarded = s.clone();
+    guarded.prevent_destroy = true;
+    let plan = World::new()
+        .state(ordering.clone())
+        .spec(guarded)
+        .observe("web", pending())
+        .plan();
+    assert!(
+        plan.changes.is_empty() && plan.blocked.is_empty(),
+        "{plan:#?}"
+    );
+    assert_eq!(plan.unchanged, vec!["web".to_string()]);
+
+    // Nothing issued and nothing pending: nothing to do.
+    let plan = World::new().state(ordering).spec(s).plan();
+    assert!(
+        plan.changes.is_empty() && plan.blocked.is_empty(),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
+    let mut s = spec("web", &["a.example"]);
+    let mut ordering = issued(&s, "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let pending = intent_order(view("o-2", OrderStatus::Pending, None));
+
+    // on_remove = revoke, nothing issued, order pending: cancelled; under prevent_destroy
+    // the record is only forgotten.
+    ordering.on_remove = OnRemove::Revoke;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    assert_eq!(
+        only_change(&plan).action,
+        Action::Cancel {
+            order_id: "o-2".into(),
+            forget: true
+        }
+    );
+    ordering.prevent_destroy = true;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Forget);
+    assert_eq!(
+        change.reason,
+        "removed from config; on_remove = revoke; nothing issued to revoke"
+    );
+
+    // on_remove = cancel under prevent_destroy: refused.
+    ordering.on_remove = OnRemove::Cancel;
+    let plan = World::new()
+        .state(ordering.clone())
+        .observe("web", pending.clone())
+        .plan();
+    assert!(plan.changes.is_empty());
+    assert_eq!(
+        plan.blocked,
+        vec![Blocked {
+            certificate: "web".into(),
+            wanted: Some("cancel".into()),
+            reason: "`prevent_destroy` was set: cancelling is refused".into(),
+        }]
+    );
+
+    // on_remove = cancel with no order pending (the order was issued meanwhile): forgotten.
+    ordering.prevent_destroy = false;
+    let plan = World::new()
+        .state(ordering)
+        .observe(
+            "web",
+            intent_order(view("o-2", OrderStatus::Issued, Some("0b"))),
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Forget);
+    assert_eq!(
+        change.reason,
+        "removed from config; on_remove = cancel, but no order is pending"
+    );
+    s.on_remove = OnRemove::Forget;
+    let plan = World::new().state(issued(&s, "01", NOW)).plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "removed from config; on_remove = forget: the CA keeps the certificate"
+    );
+}
+
 // ---------------------------------------------------------------- properties
 
 /// Carry out a plan in a model world whose CA issues every order at once.
@@ -989,5 +1956,47 @@ proptest! {
             };
             prop_assert!(allowed, "unexpected destructive change {:?}", change);
         }
+    }
+}
+
+fn any_renew_before() -> impl Strategy<Value = RenewBefore> {
+    prop_oneof![
+        (1i64..=20 * 366 * 86_400)
+            .prop_map(|seconds| RenewBefore::Duration(Duration::seconds(seconds))),
+        (1u8..=99).prop_map(RenewBefore::Percent),
+    ]
+}
+
+fn any_validity() -> impl Strategy<Value = Validity> {
+    prop_oneof![
+        (1u32..=1000).prop_map(Validity::Days),
+        (1u32..=5).prop_map(Validity::Years),
+        (1i64..=2000).prop_map(|days| Validity::Until((NOW + Duration::days(days)).date())),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever the CA issued (1 hour to 10 years) and whatever the config asked, a certificate
+    /// issued at `t` is not renewed at `t` nor in the next 5 minutes (no paid order on every
+    /// run), and it is renewed before it expires.
+    #[test]
+    fn a_certificate_just_issued_is_not_renewed(
+        lifetime in 3_600i64..=10 * 366 * 86_400,
+        renew_before in any_renew_before(),
+        validity in any_validity(),
+        age in 0i64..=300,
+    ) {
+        let mut s = spec("web", &["a.example"]);
+        s.validity = validity;
+        s.renew_before = renew_before;
+        let state = issued_for(&s, "01", NOW, Duration::seconds(lifetime));
+        let world = World::new().state(state).spec(s);
+        let plan = world.plan_at(NOW + Duration::seconds(age));
+        prop_assert!(plan.changes.is_empty(), "renewed {}s after issuance: {:#?}", age, plan);
+        let late = world.plan_at(NOW + Duration::seconds(lifetime - 1));
+        prop_assert_eq!(late.changes.len(), 1);
+        prop_assert_eq!(late.changes[0].action.verb(), "renew");
     }
 }

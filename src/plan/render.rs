@@ -85,6 +85,15 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             blocked.reason
         );
     }
+    for warning in &plan.warnings {
+        let _ = writeln!(
+            out,
+            "{} {}\n      {}\n",
+            p.paint(&format!("{BOLD}{YELLOW}"), "  ! warning"),
+            p.paint(BOLD, &warning.certificate),
+            warning.message
+        );
+    }
     if !plan.changes.is_empty() {
         let counts: Vec<String> = plan
             .summary()

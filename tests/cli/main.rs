@@ -16,5 +16,6 @@ mod lock;
 mod pebble;
 mod quickstart;
 mod random_crash;
+mod renewal_loop;
 mod sandbox;
 mod state_repo;

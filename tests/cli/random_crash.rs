@@ -170,9 +170,10 @@ fn assert_pair_matches(sandbox: &Sandbox, name: &str) {
         public_key(&out.join("privkey.pem"), true).0 == cert_key,
         "the deployed key of `{name}` does not match its certificate"
     );
-    let key_file = sandbox.state_field(name, "key_file");
+    let key_id = sandbox.state_field(name, "key_id");
+    assert!(!key_id.is_empty(), "state of `{name}` names no key id");
     assert!(
-        public_key(&sandbox.path(&format!("keys/{key_file}")), true).0 == cert_key,
+        public_key(&sandbox.path(&format!("keys/{name}/{key_id}.key")), true).0 == cert_key,
         "the key state names for `{name}` does not match the deployed certificate"
     );
     let recorded = sandbox
