@@ -364,6 +364,8 @@ impl<'a> Validator<'a> {
             _ => "certificate",
         };
         let mut definitions: Vec<Definition<'a, T>> = Vec::new();
+        // Name to the file of its first definition: one lookup per name, whatever the count.
+        let mut first_files: BTreeMap<String, usize> = BTreeMap::new();
         for input in inputs {
             let Some(section_node) = self
                 .texts
@@ -380,14 +382,11 @@ impl<'a> Validator<'a> {
                 .collect();
             for name in names {
                 let path = KeyPath::root().key(section).key(&name);
-                if let Some(first) = definitions
-                    .iter()
-                    .find(|definition| definition.name == name)
-                {
+                if let Some(first_file) = first_files.get(&name).copied() {
                     let message = format!(
                         "{what} `{}` is defined twice: in `{}` and in `{}`",
                         shown(&name),
-                        self.file_name(first.file),
+                        self.file_name(first_file),
                         self.file_name(input.index)
                     );
                     self.error_with_hint(
@@ -411,6 +410,7 @@ impl<'a> Validator<'a> {
                         Some("names are used as file names; use lowercase letters, digits, `-` and `_`".to_string()),
                     );
                 }
+                first_files.insert(name.clone(), input.index);
                 let broken = input.broken.contains(&format!("{section}.{name}"))
                     || !scalar::is_item_name(&name);
                 definitions.push(Definition {
