@@ -144,14 +144,13 @@ pub(crate) fn is_item_name(name: &str) -> bool {
         })
 }
 
-/// A URL certform sends credentials to: a CA's API (`url`), an ACME directory (`directory`),
-/// and any such field a future provider adds. Every one of them has this type, so one rule
-/// covers them all: `https://`, or plain `http://` only to a loopback host (`localhost`,
-/// `127.0.0.0/8`, `[::1]`) such as a local simulator; no user or password in the URL.
-///
-/// The text is private: the only way to use the value is `ServiceUrl::checked`, which applies
-/// the rule. (An HTTP proxy is not a `ServiceUrl`: requests go through it in a CONNECT tunnel
-/// that is TLS from end to end, so a plain `http://` proxy sees no key.)
+/// A URL certform sends credentials to: a CA's API (`url`), an ACME directory (`directory`).
+/// It must be `https://`; plain `http://` is accepted only for a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`) such as a local simulator. No user or password in the URL.
+// Every provider field holding such a URL, present or future, has this type, so one rule covers
+// them all. The text is private: the only way to use the value is `ServiceUrl::checked`, which
+// applies the rule. An HTTP proxy is not a `ServiceUrl`: requests go through it in a CONNECT
+// tunnel that is TLS from end to end, so a plain `http://` proxy sees no key.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
 #[schemars(extend("format" = "uri", "pattern" = SERVICE_URL_PATTERN))]
@@ -159,7 +158,7 @@ pub(crate) struct ServiceUrl(String);
 
 /// What editors are told about a `ServiceUrl` (the full rule is `ServiceUrl::checked`).
 const SERVICE_URL_PATTERN: &str =
-    r"^(https://[^/@]+|http://(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?([/?#].*)?$)";
+    r"^(https://[^/@?#]+|http://(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?)([/?#].*)?$";
 
 impl ServiceUrl {
     /// The URL, if it satisfies the rule; else what is wrong, naming `field`.

@@ -405,17 +405,12 @@ fn yaml_flow_too_deep(text: &str) -> Option<usize> {
             }
             None => {}
         }
-        let value_start = (after_blank
-            && matches!(
-                previous,
-                None | Some(b':' | b'-' | b'?' | b'[' | b'{' | b',')
-            ))
-            || matches!(previous, Some(b'[' | b'{' | b','));
+        // Outside flow collections, `[` and `{` open one only where a value starts.
+        let value_start = after_blank && matches!(previous, None | Some(b':' | b'-' | b'?' | b','));
+        let in_flow_after_indicator = depth > 0 && matches!(previous, Some(b'[' | b'{' | b','));
         match byte {
             b'#' if after_blank => comment = true,
-            b'\'' | b'"' if after_blank || matches!(previous, Some(b'[' | b'{' | b',')) => {
-                quote = Some(byte)
-            }
+            b'\'' | b'"' if after_blank || in_flow_after_indicator => quote = Some(byte),
             b'[' | b'{' if depth > 0 || value_start => {
                 depth += 1;
                 if depth > MAX_DEPTH {
