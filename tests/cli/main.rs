@@ -4,6 +4,7 @@
 mod acme;
 #[path = "../support/bind.rs"]
 mod bind;
+mod config_safety;
 mod crash;
 mod deploy;
 mod digicert;
