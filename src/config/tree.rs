@@ -46,7 +46,7 @@ pub(crate) struct Node {
     pub(crate) offset: Option<usize>,
     /// For large tables, each key's first position in the entries, so that looking a key up
     /// costs the same in a table of 40 000 certificates as in one of 4.
-    keys: Option<Box<HashMap<String, usize>>>,
+    keys: Option<HashMap<String, usize>>,
 }
 
 /// Tables with more entries than this get a key index.
@@ -81,7 +81,7 @@ impl Node {
                 for (position, entry) in entries.iter().enumerate() {
                     keys.entry(entry.key.clone()).or_insert(position);
                 }
-                Some(Box::new(keys))
+                Some(keys)
             }
             _ => None,
         };
