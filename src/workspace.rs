@@ -149,6 +149,10 @@ pub fn read_sources(path: &Path) -> Result<Vec<Source>, Error> {
                 Some("toml" | "yaml" | "yml")
             )
         })
+        // A dangling symlink (an editor's `.#certform.toml` lock) is not a configuration file.
+        .filter(|p| {
+            !std::fs::metadata(p).is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+        })
         .collect();
     files.sort();
     if files.is_empty() {

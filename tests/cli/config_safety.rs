@@ -109,6 +109,8 @@ fn fifos_devices_and_directories_are_refused_without_blocking() {
         run.stderr
     );
     std::fs::remove_dir(sandbox.path("extra.yaml")).expect("remove dir");
+    // An editor's lock file, a dangling symlink, is still skipped.
+    std::os::unix::fs::symlink("user@host.1234", sandbox.path(".#certform.toml")).expect("link");
     sandbox.certform(&["validate"]).expect(0);
     assert!(!sandbox.path("state").exists(), "nothing may be created");
 }
