@@ -25,7 +25,7 @@ pub enum Error {
     },
     #[error("configuration `{path}` is {what}, not a regular file")]
     NotAFile { path: PathBuf, what: &'static str },
-    #[error("configuration `{path}` is larger than {limit} bytes (set `{MAX_CONFIG_BYTES_VAR}` to raise the limit)")]
+    #[error("configuration `{path}` is larger than {limit} bytes")]
     TooLarge { path: PathBuf, limit: u64 },
     #[error("`{MAX_CONFIG_BYTES_VAR}` must be a number of bytes, found `{0}`")]
     BadLimit(String),

@@ -280,6 +280,12 @@ impl From<workspace::Error> for Failure {
                 failure.diagnostics = diagnostics;
                 failure
             }
+            too_large @ workspace::Error::TooLarge { .. } => {
+                Failure::from_error(&too_large).hint(format!(
+                    "if the file is meant to be this large, set `{}` to a larger number of bytes",
+                    workspace::MAX_CONFIG_BYTES_VAR
+                ))
+            }
             other => Failure::from_error(&other),
         }
     }

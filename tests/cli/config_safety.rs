@@ -137,7 +137,9 @@ fn config_files_are_capped_in_size() {
             run.stderr
         );
         assert!(
-            run.stderr.contains("CERTFORM_MAX_CONFIG_BYTES"),
+            run.stderr.contains(
+                "hint: if the file is meant to be this large, set `CERTFORM_MAX_CONFIG_BYTES`"
+            ),
             "{}",
             run.stderr
         );
