@@ -8,6 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config, Diagnostic, Source};
 
+/// Largest configuration file read, unless `CERTFORM_MAX_CONFIG_BYTES` says otherwise.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The environment variable that overrides `DEFAULT_MAX_CONFIG_BYTES` (a number of bytes).
+pub const MAX_CONFIG_BYTES_VAR: &str = "CERTFORM_MAX_CONFIG_BYTES";
+
 /// Why a workspace could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,53 +23,142 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("configuration `{path}` is {what}, not a regular file")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("configuration `{path}` is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("`{MAX_CONFIG_BYTES_VAR}` must be a number of bytes, found `{0}`")]
+    BadLimit(String),
     #[error("no configuration files (`*.toml`, `*.yaml`) in `{0}`")]
     Empty(PathBuf),
     #[error("configuration is invalid ({} problem{})", .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Invalid(Vec<Diagnostic>),
 }
 
+/// The size limit of one configuration file: `CERTFORM_MAX_CONFIG_BYTES`, else 64 MiB.
+pub fn max_config_bytes() -> Result<u64, Error> {
+    match std::env::var(MAX_CONFIG_BYTES_VAR) {
+        Ok(text) if !text.trim().is_empty() => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|limit| *limit > 0)
+            .ok_or(Error::BadLimit(text)),
+        _ => Ok(DEFAULT_MAX_CONFIG_BYTES),
+    }
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Read one configuration file: a regular file of at most `limit` bytes, or an error. Never
+/// blocks on a FIFO and never reads an endless device: the type is checked before opening,
+/// the open does not wait (`O_NONBLOCK`), the opened file is checked again, and at most
+/// `limit + 1` bytes are read.
+fn read_file(file: &Path, limit: u64) -> Result<Source, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let read_error = |source| Error::Read {
+        path: file.to_path_buf(),
+        source,
+    };
+    let not_regular = |file_type| Error::NotAFile {
+        path: file.to_path_buf(),
+        what: file_kind(file_type),
+    };
+    let metadata = std::fs::metadata(file).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(not_regular(metadata.file_type()));
+    }
+    let too_large = || Error::TooLarge {
+        path: file.to_path_buf(),
+        limit,
+    };
+    if metadata.len() > limit {
+        return Err(too_large());
+    }
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(read_error)?;
+    // The path may have been swapped between the check and the open: check what was opened.
+    let metadata = opened.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(not_regular(metadata.file_type()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    opened
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
+    Ok(Source {
+        path: file.to_path_buf(),
+        text,
+    })
+}
+
 /// Read a configuration file, or every `*.toml`/`*.yaml`/`*.yml` file of a directory (not
-/// recursive), sorted by name.
+/// recursive), sorted by name. Only regular files are read, each at most
+/// `CERTFORM_MAX_CONFIG_BYTES` (default 64 MiB); a config-named entry of a directory that is
+/// not a regular file (a FIFO, a socket, a directory called `x.toml`) is an error, not skipped.
 pub fn read_sources(path: &Path) -> Result<Vec<Source>, Error> {
+    let limit = max_config_bytes()?;
     let absolute = std::path::absolute(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let read = |file: &Path| {
-        std::fs::read_to_string(file)
-            .map(|text| Source {
-                path: file.to_path_buf(),
-                text,
-            })
-            .map_err(|source| Error::Read {
-                path: file.to_path_buf(),
-                source,
-            })
-    };
-    if absolute.is_dir() {
-        let entries = std::fs::read_dir(&absolute).map_err(|source| Error::Read {
-            path: absolute.clone(),
-            source,
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("toml" | "yaml" | "yml")
-                    )
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::Empty(absolute));
-        }
-        files.iter().map(|f| read(f)).collect()
-    } else {
-        Ok(vec![read(&absolute)?])
+    let metadata = std::fs::metadata(&absolute).map_err(|source| Error::Read {
+        path: absolute.clone(),
+        source,
+    })?;
+    if !metadata.is_dir() {
+        return Ok(vec![read_file(&absolute, limit)?]);
     }
+    let entries = std::fs::read_dir(&absolute).map_err(|source| Error::Read {
+        path: absolute.clone(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("toml" | "yaml" | "yml")
+            )
+        })
+        // A dangling symlink (an editor's `.#certform.toml` lock) is not a configuration file.
+        .filter(|p| {
+            !std::fs::metadata(p).is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Empty(absolute));
+    }
+    files.iter().map(|f| read_file(f, limit)).collect()
 }
 
 /// Read and validate the configuration at `path`.

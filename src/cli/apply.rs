@@ -127,16 +127,18 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         for outcome in &report.outcomes {
             match &outcome.result {
                 Ok(summary) => println!(
-                    "{} {} {}: {summary}",
+                    "{} {} {}: {}",
                     context.paint("\x1b[32m", "✓"),
                     outcome.verb,
-                    outcome.certificate
+                    crate::config::escaped(&outcome.certificate),
+                    crate::config::escaped(summary)
                 ),
                 Err(error) => println!(
-                    "{} {} {}: {error}",
+                    "{} {} {}: {}",
                     context.paint("\x1b[31m", "✗"),
                     outcome.verb,
-                    outcome.certificate
+                    crate::config::escaped(&outcome.certificate),
+                    crate::config::escaped(error)
                 ),
             }
         }

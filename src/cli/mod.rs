@@ -152,7 +152,11 @@ impl Context {
         let workspace =
             workspace::Workspace::load(&self.config_path, self.now).map_err(Failure::from)?;
         for warning in &workspace.config.warnings {
-            eprintln!("{}: {warning}", self.paint("\x1b[33m", "warning"));
+            eprintln!(
+                "{}: {}",
+                self.paint("\x1b[33m", "warning"),
+                crate::config::escaped(&warning.to_string())
+            );
         }
         Ok(workspace)
     }
@@ -222,27 +226,41 @@ impl Failure {
         failure
     }
 
+    /// Print to stderr; names echoed in any part are escaped (`config::escaped`), so no name
+    /// can forge a line or reorder one. Only hints keep their line breaks.
     fn report(&self) -> i32 {
         for diagnostic in &self.diagnostics {
             eprintln!(
-                "error: {}: {}{}",
-                diagnostic.location,
-                key_prefix(diagnostic),
-                diagnostic.message
+                "error: {}",
+                crate::config::escaped(&format!(
+                    "{}: {}{}",
+                    diagnostic.location,
+                    key_prefix(diagnostic),
+                    diagnostic.message
+                ))
             );
             if let Some(hint) = &diagnostic.hint {
-                eprintln!("  hint: {hint}");
+                eprintln!("  hint: {}", escaped_lines(hint));
             }
         }
-        eprintln!("error: {}", self.message);
+        eprintln!("error: {}", crate::config::escaped(&self.message));
         for cause in &self.causes {
-            eprintln!("caused by: {cause}");
+            eprintln!("caused by: {}", crate::config::escaped(cause));
         }
         if let Some(hint) = &self.hint {
-            eprintln!("hint: {hint}");
+            eprintln!("hint: {}", escaped_lines(hint));
         }
         self.code
     }
+}
+
+/// `text` with control and bidirectional characters escaped (`config::escaped`), keeping the
+/// line breaks of multi-line hints.
+pub fn escaped_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| crate::config::escaped(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn key_prefix(diagnostic: &Diagnostic) -> String {
@@ -264,6 +282,12 @@ impl From<workspace::Error> for Failure {
                 ));
                 failure.diagnostics = diagnostics;
                 failure
+            }
+            too_large @ workspace::Error::TooLarge { .. } => {
+                Failure::from_error(&too_large).hint(format!(
+                    "if the file is meant to be this large, set `{}` to a larger number of bytes",
+                    workspace::MAX_CONFIG_BYTES_VAR
+                ))
             }
             other => Failure::from_error(&other),
         }

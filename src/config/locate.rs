@@ -253,13 +253,18 @@ impl ItemIndex {
             })
             .collect();
         let mut positions = BTreeMap::new();
-        let top: Vec<(usize, usize, &str)> = lines
+        // Indices into `lines` of the top-level lines; each block runs to the next one, so the
+        // whole scan is one pass over the lines.
+        let top: Vec<usize> = lines
             .iter()
-            .copied()
-            .filter(|(_, indent, _)| *indent == 0)
+            .enumerate()
+            .filter(|(_, (_, indent, _))| *indent == 0)
+            .map(|(position, _)| position)
             .collect();
-        let top_keys: Vec<Option<String>> =
-            top.iter().map(|(_, _, content)| key_of(content)).collect();
+        let top_keys: Vec<Option<String>> = top
+            .iter()
+            .map(|position| key_of(lines[*position].2))
+            .collect();
         let tree_keys: Vec<&str> = root
             .entries()
             .iter()
@@ -268,25 +273,19 @@ impl ItemIndex {
         if !same_keys(&top_keys, &tree_keys) {
             return ItemIndex { positions };
         }
-        for (position, (line, _, _)) in top.iter().enumerate() {
-            let Some(Some(section)) = top_keys.get(position) else {
+        for (number, start) in top.iter().enumerate() {
+            let Some(Some(section)) = top_keys.get(number) else {
                 continue;
             };
-            positions.insert(vec![section.clone()], (*line, 1));
-            let end = top
-                .get(position + 1)
-                .map(|(next, _, _)| *next)
-                .unwrap_or(usize::MAX);
-            let block: Vec<(usize, usize, &str)> = lines
-                .iter()
-                .copied()
-                .filter(|(number, _, _)| number > line && *number < end)
-                .collect();
+            positions.insert(vec![section.clone()], (lines[*start].0, 1));
+            let end = top.get(number + 1).copied().unwrap_or(lines.len());
+            let block = &lines[start + 1..end];
             let Some(child_indent) = block.first().map(|(_, indent, _)| *indent) else {
                 continue;
             };
             let children: Vec<(usize, usize, &str)> = block
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|(_, indent, _)| *indent == child_indent)
                 .collect();
             let child_keys: Vec<Option<String>> = children

@@ -23,6 +23,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 pub use model::*;
+pub use report::escaped;
 
 use report::{Finding, Severity};
 use tree::{FileText, Syntax};
@@ -129,11 +130,13 @@ fn resolve(texts: &[FileText<'_>], findings: Vec<Finding>) -> Vec<Diagnostic> {
                 Some(text) => (text.source.path.clone(), text.position(&finding.place)),
                 None => (PathBuf::new(), (1, 1)),
             };
+            // Names and values reach messages in many ways; escape once here so that none
+            // can hide or reorder what the terminal shows.
             Diagnostic {
                 location: Location { file, line, column },
-                key: finding.key,
-                message: finding.message,
-                hint: finding.hint,
+                key: escaped(&finding.key).into_owned(),
+                message: escaped(&finding.message).into_owned(),
+                hint: finding.hint.map(|hint| escaped(&hint).into_owned()),
             }
         })
         .collect();

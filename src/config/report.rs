@@ -3,6 +3,9 @@
 //! A finding names its place by key path; the path becomes `file:line:column` only at the end,
 //! once every file is parsed. Also the wording helpers shared by all checks. Performs no I/O.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use super::tree::{Anchor, KeyPath};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,18 +119,51 @@ pub(crate) fn suggestion(wanted: &str, candidates: &[&str]) -> Option<String> {
     }
 }
 
-/// A user-written value for a message: backticks removed, long values shortened.
+/// A user-written value for a message: backticks removed, characters that could hide or
+/// reorder the text escaped (see `escaped`), long values shortened.
 pub(crate) fn shown(value: &str) -> String {
-    let cleaned: String = value
-        .chars()
-        .map(|c| if c == '`' || c.is_control() { '?' } else { c })
-        .collect();
+    let cleaned = escaped(&value.replace('`', "?")).into_owned();
     if cleaned.chars().count() > 80 {
         let short: String = cleaned.chars().take(77).collect();
         format!("{short}...")
     } else {
         cleaned
     }
+}
+
+/// Whether a terminal could be made to hide, reorder or forge text with `c`: C0 and C1
+/// controls and DEL (line feeds, escape sequences), bidirectional embeddings, overrides,
+/// isolates and marks (U+202E turns `txt.exe` around), zero-width characters and the line and
+/// paragraph separators.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// `text` with every character `is_deceptive` finds written as `\u{202e}`, so a diagnostic
+/// shows a name exactly as it is spelt. Borrowed when there is nothing to escape. Used for
+/// every config diagnostic and wherever the CLI echoes a name in an error.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_deceptive) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_deceptive(c) {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -150,5 +186,19 @@ mod tests {
     fn shown_values_are_short_and_plain() {
         assert_eq!(shown("a`b"), "a?b");
         assert_eq!(shown(&"x".repeat(200)).len(), 80);
+        assert_eq!(shown("a\nb"), "a\\u{a}b");
+    }
+
+    #[test]
+    fn deceptive_characters_are_escaped() {
+        assert_eq!(escaped("web"), Cow::Borrowed("web"));
+        assert_eq!(escaped("exe.\u{202e}txt"), "exe.\\u{202e}txt");
+        assert_eq!(
+            escaped("a\u{1b}[31mb\u{7f}\u{85}\u{2066}\u{200b}\u{feff}\r"),
+            "a\\u{1b}[31mb\\u{7f}\\u{85}\\u{2066}\\u{200b}\\u{feff}\\u{d}"
+        );
+        // Letters of every script stay as they are; escaping is idempotent.
+        assert_eq!(escaped("bücher-例え"), "bücher-例え");
+        assert_eq!(escaped(&escaped("\u{202e}")), "\\u{202e}");
     }
 }

@@ -1,10 +1,14 @@
 //! The small textual forms config values use: durations (`30d`), renewal shares (`33%`), file
-//! modes (`"0644"`), dates (`2027-06-01`), item names, and lexical path resolution.
+//! modes (`"0644"`), dates (`2027-06-01`), item names, service URLs, and lexical path
+//! resolution.
 //!
 //! Every function returns the message of what is wrong; the caller knows where. Performs no I/O.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use time::macros::format_description;
 use time::{Date, Duration};
 
@@ -140,6 +144,100 @@ pub(crate) fn is_item_name(name: &str) -> bool {
         })
 }
 
+/// A URL certform sends credentials to: a CA's API (`url`), an ACME directory (`directory`).
+/// It must be `https://`; plain `http://` is accepted only for a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`) such as a local simulator. No user or password in the URL.
+// Every provider field holding such a URL, present or future, has this type, so one rule covers
+// them all. The text is private: the only way to use the value is `ServiceUrl::checked`, which
+// applies the rule. An HTTP proxy is not a `ServiceUrl`: requests go through it in a CONNECT
+// tunnel that is TLS from end to end, so a plain `http://` proxy sees no key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(extend("format" = "uri", "pattern" = SERVICE_URL_PATTERN))]
+pub(crate) struct ServiceUrl(String);
+
+/// What editors are told about a `ServiceUrl` (the full rule is `ServiceUrl::checked`).
+const SERVICE_URL_PATTERN: &str =
+    r"^(https://[^/@?#]+|http://(localhost|127\.[0-9.]+|\[::1\])(:[0-9]+)?)([/?#].*)?$";
+
+impl ServiceUrl {
+    /// The URL, if it satisfies the rule; else what is wrong, naming `field`.
+    pub(crate) fn checked(&self, field: &str) -> Result<String, String> {
+        let text = self.0.as_str();
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(format!(
+                "`{field}` must be an `https://` URL, found `{}`",
+                shown(text)
+            ));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(format!(
+                "`{field}` must not carry a user or password: it would be a plaintext secret"
+            ));
+        }
+        let Some(host) = url_host(authority) else {
+            return Err(format!(
+                "`{field}` must be an `https://` URL with a host, found `{}`",
+                shown(text)
+            ));
+        };
+        if scheme.eq_ignore_ascii_case("https") {
+            return Ok(text.to_string());
+        }
+        if scheme.eq_ignore_ascii_case("http") && is_loopback(host) {
+            return Ok(text.to_string());
+        }
+        if scheme.eq_ignore_ascii_case("http") {
+            return Err(format!(
+                "`{field}` must be an `https://` URL: over `http://` to `{}` credentials would cross the network in clear",
+                shown(host)
+            ));
+        }
+        Err(format!(
+            "`{field}` must be an `https://` URL, found scheme `{}`",
+            shown(scheme)
+        ))
+    }
+}
+
+/// The hint every `ServiceUrl` error carries.
+pub(crate) const SERVICE_URL_HINT: &str =
+    "use `https://`; plain `http://` is accepted only for loopback hosts (`localhost`, `127.0.0.1`, `[::1]`), e.g. a local simulator";
+
+/// The host of `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when malformed.
+fn url_host(authority: &str) -> Option<&str> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed.split_once(']')?;
+        host.parse::<Ipv6Addr>().ok()?;
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if let Some(port) = port {
+        port.parse::<u16>().ok()?;
+    }
+    let valid = !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '[' | ']' | '\\'));
+    valid.then_some(host)
+}
+
+/// `localhost`, an address in `127.0.0.0/8`, or `::1`.
+fn is_loopback(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `value` resolved against `base` (absolute values stay), with `.` and `..` removed lexically.
 pub(crate) fn absolute(base: &Path, value: &str) -> PathBuf {
     normalize(&base.join(value))
@@ -213,6 +311,47 @@ mod tests {
         assert_eq!(file_mode("0o640"), Ok(0o640));
         for bad in ["0999", "", "rw-r--r--", "01777", "07777"] {
             assert!(file_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn url(text: &str) -> Result<String, String> {
+        ServiceUrl(text.to_string()).checked("url")
+    }
+
+    #[test]
+    fn service_urls_are_https_or_loopback_http() {
+        for good in [
+            "https://www.digicert.com/services/v2/",
+            "https://acme.example:8443/directory",
+            "HTTPS://example.com",
+            "http://127.0.0.1:8080/services/v2/",
+            "http://127.8.9.10/",
+            "http://localhost:14000/dir",
+            "http://LOCALHOST./",
+            "http://[::1]:8080/",
+            "http://[::1]",
+        ] {
+            assert_eq!(url(good), Ok(good.to_string()), "{good}");
+        }
+        for (bad, wanted) in [
+            ("http://www.digicert.com/services/v2/", "in clear"),
+            ("http://10.0.0.1/", "in clear"),
+            ("http://128.0.0.1/", "in clear"),
+            ("http://localhost.evil.example/", "in clear"),
+            ("http://127.0.0.1.evil.example/", "in clear"),
+            ("http://[::2]/", "in clear"),
+            ("http://[::ffff:7f00:1]/", "in clear"),
+            ("http://127.0.0.1@evil.example/", "user or password"),
+            ("https://user:pass@example.com/", "user or password"),
+            ("ftp://example.com/", "scheme `ftp`"),
+            ("www.digicert.com", "must be an `https://` URL"),
+            ("https://", "with a host"),
+            ("https://:443/", "with a host"),
+            ("https://example.com:99999/", "with a host"),
+            ("http://[::1/", "with a host"),
+        ] {
+            let error = url(bad).expect_err(bad);
+            assert!(error.contains(wanted), "{bad}: {error}");
         }
     }
 

@@ -13,6 +13,8 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::scalar::ServiceUrl;
+
 /// One certform configuration file. A configuration directory may hold several; each item
 /// (`[certificate.NAME]`, `[ca.NAME]`, `[dns.NAME]`, `[state]`, `[defaults]`) is defined once.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -87,7 +89,7 @@ pub(crate) struct CaTable {
     pub(crate) root_common_name: Option<String>,
     /// `acme` only: the directory URL (`https://...`), e.g. Let's Encrypt's
     /// `https://acme-v02.api.letsencrypt.org/directory`.
-    pub(crate) directory: Option<String>,
+    pub(crate) directory: Option<ServiceUrl>,
     /// `acme` only: contact email addresses of the account.
     pub(crate) contact: Option<Vec<String>>,
     /// `acme` only: extra PEM trust anchor for the directory's TLS (e.g. Pebble's), relative to
@@ -105,8 +107,10 @@ pub(crate) struct CaTable {
     pub(crate) api_key: Option<SecretField>,
     /// `digicert` only: the Services API base URL. Default
     /// `https://www.digicert.com/services/v2/` (EU: `https://certcentral.digicert.eu/services/v2/`).
-    pub(crate) url: Option<String>,
-    /// `digicert` only: HTTP proxy (`http://host:port`) the API is reached through.
+    /// Must be `https://` (plain `http://` only to a loopback simulator): it carries the key.
+    pub(crate) url: Option<ServiceUrl>,
+    /// `digicert` only: HTTP proxy (`http://host:port`) the API is reached through. Plain
+    /// `http://` is fine here: the API is reached through a CONNECT tunnel, TLS end to end.
     pub(crate) proxy: Option<String>,
     /// `digicert` only: `read-write` (default) or `read-only` (a View Only key: plan and import
     /// work, apply refuses every write).

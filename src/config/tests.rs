@@ -671,3 +671,249 @@ dcv = { method = "dns", provider = "bind" }
     assert_eq!(options["server_platform"], "-1");
     assert_eq!(options["dcv_method"], "dns-txt-token");
 }
+
+/// Every property that holds a URL a provider is reached at, in every table of the schema,
+/// is a `ServiceUrl`: a new provider field named like one cannot skip the https rule.
+#[test]
+fn every_provider_url_field_is_a_service_url() {
+    fn walk(
+        value: &serde_json::Value,
+        trail: &str,
+        found: &mut Vec<String>,
+        wrong: &mut Vec<String>,
+    ) {
+        let Some(object) = value.as_object() else {
+            return;
+        };
+        if let Some(serde_json::Value::Object(properties)) = object.get("properties") {
+            for (name, property) in properties {
+                let lower = name.to_ascii_lowercase();
+                let url_like = lower == "url"
+                    || lower == "directory"
+                    || lower.ends_with("_url")
+                    || lower.contains("endpoint");
+                if url_like {
+                    found.push(format!("{trail}.{name}"));
+                    if property.get("$ref") != Some(&serde_json::json!("#/$defs/ServiceUrl")) {
+                        wrong.push(format!("{trail}.{name}"));
+                    }
+                }
+            }
+        }
+        for (key, child) in object {
+            walk(child, &format!("{trail}/{key}"), found, wrong);
+        }
+    }
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).expect("schema is JSON");
+    let (mut found, mut wrong) = (Vec::new(), Vec::new());
+    walk(&schema, "", &mut found, &mut wrong);
+    assert!(found.len() >= 2, "url and directory at least: {found:?}");
+    assert!(
+        wrong.is_empty(),
+        "URL fields that are not `ServiceUrl`: {wrong:?}"
+    );
+}
+
+#[test]
+fn loopback_http_is_for_simulators_only() {
+    let account = |url: &str| {
+        format!(
+            "[ca.dc]\nkind = \"digicert\"\napi_key = {{ env = \"K\" }}\nurl = \"{url}\"\n\n[ca.le]\nkind = \"acme\"\ndirectory = \"{url}\"\n\n[certificate.web]\nca = \"dc\"\ncommon_name = \"www.example.test\"\n"
+        )
+    };
+    for url in [
+        "http://localhost:8080/v2/",
+        "http://[::1]:8080/v2/",
+        "https://ca.example/v2/",
+    ] {
+        let config = load_ok(&[source("/c/certform.toml", &account(url))]);
+        let CaKind::Digicert(dc) = &config.cas["dc"].kind else {
+            panic!("{:?}", config.cas["dc"].kind);
+        };
+        assert_eq!(dc.url, url);
+    }
+    let errors = load_err(&[source(
+        "/c/certform.toml",
+        &account("http://ca.example/v2/"),
+    )]);
+    let keys: Vec<&str> = errors.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["ca.dc.url", "ca.le.directory"], "{errors:#?}");
+    for error in &errors {
+        assert!(error.message.contains("in clear"), "{error}");
+        assert!(
+            error
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("loopback")),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn private_keys_stay_out_of_the_state_repository() {
+    let config = |state: &str, dir: &str| {
+        format!(
+            "[state]\n{state}\n\n[certificate.web]\ncommon_name = \"www.example.test\"\ndeploy = [{{ kind = \"files\", dir = \"{dir}\" }}]\n"
+        )
+    };
+    // Siblings that share a prefix with the repository are outside it.
+    let fine = load_ok(&[source(
+        "/c/certform.toml",
+        &config(
+            "repo = \"state\"\nkeys_dir = \"state-keys\"",
+            "state-out/web",
+        ),
+    )]);
+    assert_eq!(
+        fine.state.keys_dir.as_deref(),
+        Some(Path::new("/c/state-keys"))
+    );
+
+    for (state, dir, wanted) in [
+        (
+            "repo = \"state\"\nkeys_dir = \"state\"",
+            "out",
+            vec!["state.keys_dir"],
+        ),
+        (
+            "repo = \"/srv/repo\"\nkeys_dir = \"/srv/repo/k\"",
+            "/srv/repo/./x/../live",
+            vec!["state.keys_dir", "certificate.web.deploy[0].dir"],
+        ),
+        // The default repository is `state` next to the file.
+        (
+            "keys_dir = \"keys\"",
+            "state/live",
+            vec!["certificate.web.deploy[0].dir"],
+        ),
+        (
+            "repo = \"r\"\ndir = \"cf\"\nkeys_dir = \"r/cf/keys\"",
+            "r/other",
+            vec!["state.keys_dir", "certificate.web.deploy[0].dir"],
+        ),
+    ] {
+        let errors = load_err(&[source("/c/certform.toml", &config(state, dir))]);
+        let keys: Vec<&str> = errors.iter().map(|d| d.key.as_str()).collect();
+        assert_eq!(keys, wanted, "{state} / {dir}: {errors:#?}");
+        for error in &errors {
+            assert!(error.message.contains("could be committed"), "{error}");
+        }
+    }
+    let errors = load_err(&[source(
+        "/c/certform.toml",
+        &config(
+            "repo = \"r\"\ndir = \"cf\"\nkeys_dir = \"r/cf/keys\"",
+            "out",
+        ),
+    )]);
+    assert!(
+        errors[0].message.contains("state folder `/c/r/cf`"),
+        "{errors:#?}"
+    );
+    assert!(errors[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("outside")));
+}
+
+#[test]
+fn readable_key_modes_warn() {
+    let config = |mode: &str| {
+        format!(
+            "[certificate.web]\ncommon_name = \"www.example.test\"\ndeploy = [{{ kind = \"files\", dir = \"out\", key_mode = \"{mode}\" }}]\n"
+        )
+    };
+    for (mode, wanted) in [
+        ("0644", Some("every user")),
+        ("0640", Some("group")),
+        ("0604", Some("every user")),
+        ("0600", None),
+        ("0400", None),
+    ] {
+        let loaded = load_ok(&[source("/c/certform.toml", &config(mode))]);
+        let warnings: Vec<&Diagnostic> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.key == "certificate.web.deploy[0].key_mode")
+            .collect();
+        match wanted {
+            Some(wanted) => {
+                assert_eq!(warnings.len(), 1, "{mode}: {:?}", loaded.warnings);
+                assert!(warnings[0].message.contains(wanted), "{}", warnings[0]);
+                assert!(warnings[0]
+                    .message
+                    .contains(&format!("`key_mode = \"{mode}\"`")));
+                assert_eq!(warnings[0].location.line, 3);
+            }
+            None => assert!(warnings.is_empty(), "{mode}: {warnings:?}"),
+        }
+    }
+}
+
+#[test]
+fn nesting_is_capped_before_the_yaml_parser_sees_it() {
+    let deep_flow = format!("a: {}{}\n", "[".repeat(33), "]".repeat(33));
+    let errors = load_err(&[source("/c/a.yaml", &deep_flow)]);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].message.contains("deeper than 32 levels"));
+    assert_eq!(
+        (errors[0].location.line, errors[0].location.column),
+        (1, 36)
+    );
+
+    // Block nesting past the cap is refused after parsing, TOML nesting likewise.
+    let deep_block: String = (0..40)
+        .map(|level| format!("{}k:\n", "  ".repeat(level)))
+        .collect();
+    let errors = load_err(&[source("/c/b.yaml", &deep_block)]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("deeper than 32 levels")),
+        "{errors:#?}"
+    );
+    let deep_toml = format!("a = {}{}\n", "[".repeat(40), "]".repeat(40));
+    let errors = load_err(&[source("/c/c.toml", &deep_toml)]);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("deeper than 32 levels")),
+        "{errors:#?}"
+    );
+
+    // Brackets in quotes, comments, block scalars and plain values are not nesting.
+    let many = "[".repeat(40);
+    let shallow = format!(
+        "certificate:\n  web:\n    common_name: www.example.test # {many}\n    deploy:\n      - kind: files\n        dir: 'a{many}'\n        owner: \"b{many}\"\n        group: c{many}\n        reload: |\n          echo {many}\n"
+    );
+    let loaded = load_ok(&[source("/c/d.yaml", &shallow)]);
+    assert_eq!(loaded.certificates.len(), 1);
+}
+
+/// Lookups in a table with many entries go through its key index: locations stay exact.
+#[test]
+fn large_tables_locate_their_entries() {
+    let mut text = String::new();
+    for index in 0..200 {
+        text.push_str(&format!(
+            "[certificate.c{index}]\ncommon_name = \"c{index}.example.test\"\n"
+        ));
+    }
+    text.push_str("[certificate.bad]\ncommon_name = \"bad name\"\n");
+    text.push_str(
+        "[certificate.c7-copy]\ncommon_name = \"c7.example.test\"\nvalidity = { days = 0 }\n",
+    );
+    let errors = load_err(&[source("/c/many.toml", &text)]);
+    let found: Vec<(String, usize)> = errors
+        .iter()
+        .map(|e| (e.key.clone(), e.location.line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("certificate.bad.common_name".to_string(), 402),
+            ("certificate.c7-copy.validity.days".to_string(), 405),
+        ]
+    );
+}

@@ -6,6 +6,7 @@
 //! become findings here. Performs no I/O.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path as FsPath;
 
@@ -43,7 +44,17 @@ impl Syntax {
 pub(crate) struct Node {
     pub(crate) kind: NodeKind,
     pub(crate) offset: Option<usize>,
+    /// For large tables, each key's first position in the entries, so that looking a key up
+    /// costs the same in a table of 40 000 certificates as in one of 4.
+    #[expect(
+        clippy::box_collection,
+        reason = "almost no node has an index: a box keeps every node 40 bytes smaller"
+    )]
+    keys: Option<Box<HashMap<String, usize>>>,
 }
+
+/// Tables with more entries than this get a key index.
+const INDEXED_TABLE: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum NodeKind {
@@ -68,7 +79,17 @@ pub(crate) struct Entry {
 
 impl Node {
     fn new(kind: NodeKind, offset: Option<usize>) -> Self {
-        Node { kind, offset }
+        let keys = match &kind {
+            NodeKind::Table(entries) if entries.len() > INDEXED_TABLE => {
+                let mut keys = HashMap::with_capacity(entries.len());
+                for (position, entry) in entries.iter().enumerate() {
+                    keys.entry(entry.key.clone()).or_insert(position);
+                }
+                Some(Box::new(keys))
+            }
+            _ => None,
+        };
+        Node { kind, offset, keys }
     }
 
     /// The entries of a table; empty for anything else.
@@ -81,7 +102,12 @@ impl Node {
 
     /// The entry `key` of a table.
     pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
-        self.entries().iter().find(|entry| entry.key == key)
+        match &self.keys {
+            Some(keys) => keys
+                .get(key)
+                .and_then(|position| self.entries().get(*position)),
+            None => self.entries().iter().find(|entry| entry.key == key),
+        }
     }
 
     /// The node at `segments` below this one.
@@ -228,6 +254,7 @@ fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<No
     let mut problems = Vec::new();
     let root = toml_node(
         &Spanned::new(span, DeValue::Table(table.into_inner())),
+        0,
         &mut problems,
     );
     if problems.is_empty() {
@@ -241,8 +268,16 @@ fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<No
     None
 }
 
-fn toml_node(value: &Spanned<DeValue<'_>>, problems: &mut Vec<(usize, String)>) -> Node {
+fn toml_node(
+    value: &Spanned<DeValue<'_>>,
+    depth: usize,
+    problems: &mut Vec<(usize, String)>,
+) -> Node {
     let offset = value.span().start;
+    if depth > MAX_DEPTH {
+        problems.push((offset, too_deep("TOML")));
+        return Node::new(NodeKind::Null, Some(offset));
+    }
     let kind = match value.get_ref() {
         DeValue::String(text) => NodeKind::String(text.to_string()),
         DeValue::Integer(integer) => match i64::from_str_radix(integer.as_str(), integer.radix()) {
@@ -261,16 +296,19 @@ fn toml_node(value: &Spanned<DeValue<'_>>, problems: &mut Vec<(usize, String)>) 
         },
         DeValue::Boolean(flag) => NodeKind::Bool(*flag),
         DeValue::Datetime(datetime) => NodeKind::Datetime(datetime.to_string()),
-        DeValue::Array(array) => {
-            NodeKind::Array(array.iter().map(|item| toml_node(item, problems)).collect())
-        }
+        DeValue::Array(array) => NodeKind::Array(
+            array
+                .iter()
+                .map(|item| toml_node(item, depth + 1, problems))
+                .collect(),
+        ),
         DeValue::Table(table) => NodeKind::Table(
             table
                 .iter()
                 .map(|(key, value)| Entry {
                     key: key.get_ref().to_string(),
                     key_offset: Some(key.span().start),
-                    value: toml_node(value, problems),
+                    value: toml_node(value, depth + 1, problems),
                 })
                 .collect(),
         ),
@@ -279,6 +317,13 @@ fn toml_node(value: &Spanned<DeValue<'_>>, problems: &mut Vec<(usize, String)>) 
 }
 
 fn parse_yaml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<Node> {
+    // The YAML parser slows down steeply with the depth of flow collections (`[[[[...`): refuse
+    // a deep document before parsing it.
+    if let Some(offset) = yaml_flow_too_deep(text) {
+        let (line, column) = LineIndex::new(text).position(text, offset);
+        findings.push(Finding::syntax(file, line, column, too_deep("YAML")));
+        return None;
+    }
     let parsed = serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|mut value| {
         value.apply_merge()?;
         Ok(value)
@@ -302,13 +347,89 @@ fn parse_yaml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<No
     let mut problems = Vec::new();
     let root = match value {
         serde_yaml::Value::Null => Node::new(NodeKind::Table(Vec::new()), None),
-        value => yaml_node(value, &mut problems),
+        value => yaml_node(value, 0, &mut problems),
     };
     if let Some(problem) = problems.into_iter().next() {
         findings.push(Finding::syntax(file, 1, 1, problem));
         return None;
     }
     Some(root)
+}
+
+/// How deeply tables and arrays may nest in a file. certform's own schema needs 5 levels
+/// (`certificate.web.deploy[0].dir`); the rest is slack for anchors and style, not for documents
+/// built to make the parser slow.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+fn too_deep(syntax: &str) -> String {
+    format!("invalid {syntax}: tables and arrays nest deeper than {MAX_DEPTH} levels")
+}
+
+/// The byte offset where YAML flow collections (`[`, `{`) first nest deeper than `MAX_DEPTH`,
+/// found in one pass without parsing. Quoted scalars and comments are skipped; outside flow
+/// collections a bracket counts only where a value can start, so `a: x[1` is not an opener.
+fn yaml_flow_too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    // The last byte that was not a space or tab on this line, if any.
+    let mut previous: Option<u8> = None;
+    let mut after_blank = true;
+    let bytes = text.as_bytes();
+    let mut offset = 0;
+    while let Some(&byte) = bytes.get(offset) {
+        offset += 1;
+        if byte == b'\n' {
+            comment = false;
+            previous = None;
+            after_blank = true;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some(b'\'') => {
+                if byte == b'\'' {
+                    if bytes.get(offset) == Some(&b'\'') {
+                        offset += 1;
+                    } else {
+                        quote = None;
+                    }
+                }
+                continue;
+            }
+            Some(_) => {
+                if byte == b'\\' {
+                    offset += 1;
+                } else if byte == b'"' {
+                    quote = None;
+                }
+                continue;
+            }
+            None => {}
+        }
+        // Outside flow collections, `[` and `{` open one only where a value starts.
+        let value_start = after_blank && matches!(previous, None | Some(b':' | b'-' | b'?' | b','));
+        let in_flow_after_indicator = depth > 0 && matches!(previous, Some(b'[' | b'{' | b','));
+        match byte {
+            b'#' if after_blank => comment = true,
+            b'\'' | b'"' if after_blank || in_flow_after_indicator => quote = Some(byte),
+            b'[' | b'{' if depth > 0 || value_start => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(offset - 1);
+                }
+            }
+            b']' | b'}' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        after_blank = matches!(byte, b' ' | b'\t');
+        if !after_blank {
+            previous = Some(byte);
+        }
+    }
+    None
 }
 
 /// serde_yaml's message without its own ` at line L column C` (the diagnostic has its location).
@@ -327,7 +448,11 @@ fn yaml_message(message: &str) -> String {
     cleaned
 }
 
-fn yaml_node(value: serde_yaml::Value, problems: &mut Vec<String>) -> Node {
+fn yaml_node(value: serde_yaml::Value, depth: usize, problems: &mut Vec<String>) -> Node {
+    if depth > MAX_DEPTH {
+        problems.push(too_deep("YAML"));
+        return Node::new(NodeKind::Null, None);
+    }
     let kind = match value {
         serde_yaml::Value::Null => NodeKind::Null,
         serde_yaml::Value::Bool(flag) => NodeKind::Bool(flag),
@@ -345,7 +470,7 @@ fn yaml_node(value: serde_yaml::Value, problems: &mut Vec<String>) -> Node {
         serde_yaml::Value::Sequence(items) => NodeKind::Array(
             items
                 .into_iter()
-                .map(|item| yaml_node(item, problems))
+                .map(|item| yaml_node(item, depth + 1, problems))
                 .collect(),
         ),
         serde_yaml::Value::Mapping(mapping) => {
@@ -363,12 +488,12 @@ fn yaml_node(value: serde_yaml::Value, problems: &mut Vec<String>) -> Node {
                 entries.push(Entry {
                     key,
                     key_offset: None,
-                    value: yaml_node(value, problems),
+                    value: yaml_node(value, depth + 1, problems),
                 });
             }
             NodeKind::Table(entries)
         }
-        serde_yaml::Value::Tagged(tagged) => return yaml_node(tagged.value, problems),
+        serde_yaml::Value::Tagged(tagged) => return yaml_node(tagged.value, depth, problems),
     };
     Node::new(kind, None)
 }
@@ -377,18 +502,26 @@ fn yaml_node(value: serde_yaml::Value, problems: &mut Vec<String>) -> Node {
 #[derive(Debug, Clone)]
 pub(crate) struct LineIndex {
     starts: Vec<usize>,
+    /// Whether each line is plain ASCII, where a column is a byte difference; only the other
+    /// lines have their characters counted, so many findings on one long line stay cheap.
+    ascii: Vec<bool>,
 }
 
 impl LineIndex {
     pub(crate) fn new(text: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, byte)| *byte == b'\n')
-                .map(|(offset, _)| offset + 1),
-        );
-        LineIndex { starts }
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
+        for (offset, byte) in text.bytes().enumerate() {
+            line_ascii &= byte.is_ascii();
+            if byte == b'\n' {
+                starts.push(offset + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
+            }
+        }
+        ascii.push(line_ascii);
+        LineIndex { starts, ascii }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -396,10 +529,13 @@ impl LineIndex {
         let offset = offset.min(text.len());
         let line = self.starts.partition_point(|start| *start <= offset).max(1);
         let start = self.starts.get(line - 1).copied().unwrap_or(0);
-        let column = text
-            .get(start..offset)
-            .map(|prefix| prefix.chars().count())
-            .unwrap_or(offset - start);
+        let column = if self.ascii.get(line - 1).copied().unwrap_or(false) {
+            offset - start
+        } else {
+            text.get(start..offset)
+                .map(|prefix| prefix.chars().count())
+                .unwrap_or(offset - start)
+        };
         (line, column + 1)
     }
 }

@@ -17,7 +17,7 @@ use super::model::{
     TsigKey, ZoneKey,
 };
 use super::report::{list, nearest, shown, Finding};
-use super::scalar;
+use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CaKindName, CaModeName, CaTable, CertificateTable, ConfigFile, DcvField, DcvMethodName,
     DcvRuleTable, DefaultsTable, DeployKindName, DeployTable, DnsKindName, DnsTable,
@@ -60,6 +60,8 @@ pub(crate) fn validate(
         declared_dns: BTreeSet::new(),
         digicert_cas: BTreeSet::new(),
         check_references,
+        state_repo: PathBuf::new(),
+        state_dir: PathBuf::new(),
     };
     let config = validator.run(inputs);
     (config, validator.findings)
@@ -145,6 +147,10 @@ struct Validator<'a> {
     /// Names of the `kind = "digicert"` accounts (the only ones taking DigiCert order fields).
     digicert_cas: BTreeSet<String>,
     check_references: bool,
+    /// The state repository's work tree and certform's folder in it (absolute), where no
+    /// private key may be written: whatever lands there can end up in a commit.
+    state_repo: PathBuf,
+    state_dir: PathBuf,
 }
 
 impl<'a> Validator<'a> {
@@ -169,6 +175,12 @@ impl<'a> Validator<'a> {
             .collect();
 
         let state = self.state(state_definition);
+        self.state_repo = state.repo.clone();
+        self.state_dir = scalar::normalize(&state.repo.join(&state.dir));
+        if let (Some(keys_dir), Some((file, _))) = (&state.keys_dir, state_definition) {
+            let path = KeyPath::root().key("state").key("keys_dir");
+            self.outside_state(file, &path, keys_dir, true);
+        }
 
         let mut ca_settings = BTreeMap::new();
         for definition in &cas {
@@ -364,6 +376,8 @@ impl<'a> Validator<'a> {
             _ => "certificate",
         };
         let mut definitions: Vec<Definition<'a, T>> = Vec::new();
+        // Name to the file of its first definition: one lookup per name, whatever the count.
+        let mut first_files: BTreeMap<String, usize> = BTreeMap::new();
         for input in inputs {
             let Some(section_node) = self
                 .texts
@@ -380,14 +394,11 @@ impl<'a> Validator<'a> {
                 .collect();
             for name in names {
                 let path = KeyPath::root().key(section).key(&name);
-                if let Some(first) = definitions
-                    .iter()
-                    .find(|definition| definition.name == name)
-                {
+                if let Some(first_file) = first_files.get(&name).copied() {
                     let message = format!(
                         "{what} `{}` is defined twice: in `{}` and in `{}`",
                         shown(&name),
-                        self.file_name(first.file),
+                        self.file_name(first_file),
                         self.file_name(input.index)
                     );
                     self.error_with_hint(
@@ -411,6 +422,7 @@ impl<'a> Validator<'a> {
                         Some("names are used as file names; use lowercase letters, digits, `-` and `_`".to_string()),
                     );
                 }
+                first_files.insert(name.clone(), input.index);
                 let broken = input.broken.contains(&format!("{section}.{name}"))
                     || !scalar::is_item_name(&name);
                 definitions.push(Definition {
@@ -639,26 +651,11 @@ impl<'a> Validator<'a> {
         };
         let url = match &table.url {
             None => DIGICERT_URL.to_string(),
-            Some(url)
-                if (url.starts_with("https://") && url.len() > "https://".len())
-                    || (url.starts_with("http://") && url.len() > "http://".len()) =>
-            {
-                if url.ends_with('/') {
-                    url.clone()
-                } else {
-                    format!("{url}/")
-                }
-            }
-            Some(_) => {
-                self.error(
-                    file,
-                    &path.key("url"),
-                    Anchor::Value,
-                    "`url` must be an `https://` (or, for a local simulator, `http://`) URL"
-                        .to_string(),
-                );
-                String::new()
-            }
+            Some(url) => match self.service_url(file, &path.key("url"), "url", url) {
+                Some(url) if url.ends_with('/') => url,
+                Some(url) => format!("{url}/"),
+                None => String::new(),
+            },
         };
         if let Some(proxy) = &table.proxy {
             // `http://host:port`: a plain HTTP proxy reached with CONNECT; no credentials in
@@ -719,16 +716,9 @@ impl<'a> Validator<'a> {
                 );
                 String::new()
             }
-            Some(url) if !url.starts_with("https://") || url.len() <= "https://".len() => {
-                self.error(
-                    file,
-                    &path.key("directory"),
-                    Anchor::Value,
-                    "`directory` must be an `https://` URL (ACME requires TLS)".to_string(),
-                );
-                String::new()
-            }
-            Some(url) => url.clone(),
+            Some(url) => self
+                .service_url(file, &path.key("directory"), "directory", url)
+                .unwrap_or_default(),
         };
         let mut contact = Vec::new();
         for (index, address) in table.contact.iter().flatten().enumerate() {
@@ -798,6 +788,30 @@ impl<'a> Validator<'a> {
             }),
             location: self.location(file, path),
         })
+    }
+
+    /// A URL credentials are sent to, checked by the one rule every such field shares
+    /// (`ServiceUrl`); reported at `path` when it breaks it.
+    fn service_url(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        field: &str,
+        url: &ServiceUrl,
+    ) -> Option<String> {
+        match url.checked(field) {
+            Ok(url) => Some(url),
+            Err(message) => {
+                self.error_with_hint(
+                    file,
+                    path,
+                    Anchor::Value,
+                    message,
+                    Some(scalar::SERVICE_URL_HINT.to_string()),
+                );
+                None
+            }
+        }
     }
 
     /// Whether `name` is a CA; reports an undefined one at `path`.
@@ -1851,6 +1865,7 @@ impl<'a> Validator<'a> {
                 } else {
                     dirs.insert(dir.clone(), index);
                 }
+                self.outside_state(file, &path.key("dir"), &dir, false);
                 Some(dir)
             };
 
@@ -1894,6 +1909,19 @@ impl<'a> Validator<'a> {
                 target.key_mode.as_deref(),
                 0o600,
             );
+            if let (Some(mode), Some(text)) = (key_mode, target.key_mode.as_deref()) {
+                if mode & 0o077 != 0 {
+                    self.warning(
+                        file,
+                        &path.key("key_mode"),
+                        format!(
+                            "`key_mode = \"{}\"` lets {} read the private key; use `0600` (or `0640` with `group` for a service group)",
+                            shown(text),
+                            if mode & 0o007 != 0 { "every user" } else { "the file's group" }
+                        ),
+                    );
+                }
+            }
             for (field, value) in [
                 ("owner", &target.owner),
                 ("group", &target.group),
@@ -1950,6 +1978,44 @@ impl<'a> Validator<'a> {
             }
         }
         built
+    }
+
+    /// Report `dir` (`keys_dir` or a deploy `dir`, absolute and normalised) when it is inside
+    /// the state repository's work tree: a private key written there can be committed. Compared
+    /// lexically, so it holds whether or not the repository exists yet.
+    fn outside_state(&mut self, file: usize, path: &KeyPath, dir: &Path, keys_dir: bool) {
+        if !dir.starts_with(&self.state_repo) {
+            return;
+        }
+        let field = if keys_dir {
+            "`keys_dir`"
+        } else {
+            "deploy directory"
+        };
+        let place = if dir.starts_with(&self.state_dir) && self.state_dir != self.state_repo {
+            format!("certform's state folder `{}`", self.state_dir.display())
+        } else {
+            format!("the state repository `{}`", self.state_repo.display())
+        };
+        let outside = self
+            .state_repo
+            .parent()
+            .map(|parent| format!(" (e.g. under `{}`)", parent.display()))
+            .unwrap_or_default();
+        self.error_with_hint(
+            file,
+            path,
+            Anchor::Value,
+            format!(
+                "{field} `{}` is inside {place}: private keys written there could be committed",
+                dir.display()
+            ),
+            Some(if keys_dir {
+                format!("move `keys_dir` outside the state repository{outside}, or remove it to keep keys in the default place outside every repository")
+            } else {
+                format!("deploy to a directory outside the state repository{outside}")
+            }),
+        );
     }
 
     fn mode(

@@ -5,6 +5,7 @@ mod acme;
 #[path = "../support/bind.rs"]
 mod bind;
 mod commit_safety;
+mod config_safety;
 mod crash;
 mod deploy;
 mod deploy_safety;

@@ -4,7 +4,11 @@ use crate::sandbox::{Sandbox, WEB};
 
 #[test]
 fn commit_in_the_users_config_repo_holds_only_certforms_files() {
-    let config = WEB.replace("repo = \"state\"", "repo = \".\"\ndir = \"infra/certs\"");
+    // Keys and deployed files may not live in the state repository: here, outside the config repo.
+    let config = WEB
+        .replace("repo = \"state\"", "repo = \".\"\ndir = \"infra/certs\"")
+        .replace("keys_dir = \"keys\"", "keys_dir = \"../keys\"")
+        .replace("dir = \"out/web\"", "dir = \"../out/web\"");
     let sandbox = Sandbox::with_config(&config);
     std::fs::write(sandbox.path(".gitignore"), "keys/\nout/\n").expect("gitignore");
     std::fs::write(sandbox.path("README"), "mine\n").expect("readme");
