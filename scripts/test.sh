@@ -11,6 +11,10 @@ command -v named >/dev/null || need+=(bind9)
 command -v tsig-keygen >/dev/null || need+=(bind9-utils)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v pebble >/dev/null || need+=(pebble)
+# Crash tests kill certform at exact syscalls; the key scanner is checked against real keys.
+command -v strace >/dev/null || need+=(strace)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v keytool >/dev/null || need+=(default-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

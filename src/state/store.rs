@@ -1544,6 +1544,8 @@ fn open_or_init(path: &Path) -> Result<Repository, Error> {
                 return Ok(repo);
             }
             Err(error) if error.code() == ErrorCode::NotFound => {}
+            // Another certform is creating it right now: wait for it under the init lock.
+            Err(_) if path.join(INIT_LOCK).exists() => return init_serialised(path),
             Err(source) => return Err(git("open the repository", source)),
         },
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -1551,6 +1553,15 @@ fn open_or_init(path: &Path) -> Result<Repository, Error> {
     }
 
     if let Some(enclosing) = enclosing_work_tree(path)? {
+        // The work tree found may be this very repository, created by a concurrent run since
+        // it was looked for above: then it is opened under the init lock, not refused.
+        let itself = matches!(
+            (fs::canonicalize(&enclosing.work_tree), fs::canonicalize(path)),
+            (Ok(work_tree), Ok(path)) if work_tree == path
+        );
+        if itself {
+            return init_serialised(path);
+        }
         if !enclosing.ignored {
             return Err(Error::NestedRepository {
                 repo: path.to_path_buf(),
