@@ -1272,6 +1272,75 @@ fn each_deploy_drift_redeploys_with_its_reason() {
 }
 
 #[test]
+fn an_interrupted_switch_is_finished_before_any_other_deploy_reason() {
+    let s = spec("web", &["a.example"]);
+    let interrupted = || ObservedCertificate {
+        deployments: BTreeMap::from([(
+            "files:/srv/web".to_string(),
+            DeployObservation::Interrupted(vec!["cert.pem".into(), "privkey.pem".into()]),
+        )]),
+        ..Default::default()
+    };
+    let why = "`files:/srv/web`: interrupted deploy: cert.pem, privkey.pem not all switched in; \
+               apply finishes it first";
+    // In sync by the record, and with an older certificate recorded: the interruption is the
+    // reason either way, and the target is deployed.
+    let mut older = issued(&s, "01", NOW - Duration::days(10));
+    if let Some(record) = older.deployments.get_mut("files:/srv/web") {
+        record.sha256_fingerprint = "fp-00".into();
+    }
+    for state in [issued(&s, "01", NOW - Duration::days(10)), older] {
+        let plan = World::new()
+            .state(state)
+            .spec(s.clone())
+            .observe("web", interrupted())
+            .plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, Action::Deploy);
+        assert_eq!(change.reason, why);
+        assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    }
+}
+
+#[test]
+fn a_key_that_cannot_be_deployed_is_shown_on_every_target() {
+    let mut s = spec("web", &["a.example"]);
+    let mut second = s.deploy[0].clone();
+    let crate::spec::DeployTarget::Files(files) = &mut second;
+    files.dir = "/srv/other".into();
+    s.deploy.push(second);
+    let state = issued(&s, "01", NOW - Duration::days(10));
+    let mut state_all = state.clone();
+    let mut record = state_all.deployments["files:/srv/web"].clone();
+    record.target_digest = s.deploy[1].digest();
+    state_all
+        .deployments
+        .insert("files:/srv/other".into(), record);
+    let problem = "key in keys_dir does not match the certificate".to_string();
+    let plan = World::new()
+        .state(state_all.clone())
+        .spec(s.clone())
+        .observe(
+            "web",
+            ObservedCertificate {
+                key_problem: Some(problem.clone()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Deploy);
+    assert_eq!(change.reason, problem);
+    assert_eq!(
+        change.deploy,
+        vec!["files:/srv/web".to_string(), "files:/srv/other".to_string()]
+    );
+    // Without the problem, the same world plans nothing.
+    let quiet = World::new().state(state_all).spec(s).plan();
+    assert!(quiet.changes.is_empty(), "{quiet:#?}");
+}
+
+#[test]
 fn a_dropped_target_alone_is_a_deploy_that_only_drops_its_record() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(10));

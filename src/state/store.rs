@@ -449,6 +449,18 @@ impl GitStore {
     /// HEAD. A git lock file without the marker may belong to a running git command: that is
     /// an error naming the file.
     pub fn recover(&self) -> Result<Vec<String>, Error> {
+        // The marker and the journal are written through temp files in the git directory; a
+        // run killed mid-write leaves one there (certform's own pattern only, dead pids only).
+        let mut notes: Vec<String> = atomic_file::remove_stale_temps(&self.git_dir, 0)
+            .map_err(|source| io_error("clean", &self.git_dir, source))?
+            .into_iter()
+            .map(|path| {
+                format!(
+                    "removed `{}`, a temp file left by an interrupted run",
+                    path.display()
+                )
+            })
+            .collect();
         let marker_path = self.git_dir.join(COMMIT_MARKER);
         let marker = CommitMarker::read(&marker_path)?;
         let locks = self.git_lock_files()?;
@@ -458,7 +470,7 @@ impl GitStore {
                     repo: self.work_tree.clone(),
                     path,
                 }),
-                None => Ok(Vec::new()),
+                None => Ok(notes),
             };
         };
         if marker.is_another_live_process() {
@@ -468,7 +480,6 @@ impl GitStore {
                 host: marker.host,
             });
         }
-        let mut notes = Vec::new();
         for path in &locks {
             match fs::remove_file(path) {
                 Ok(()) => notes.push(format!(
