@@ -3,31 +3,11 @@
 //! brand-new state repository do not collide.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use certform::state::key_scan::find_private_key;
 
 use crate::sandbox::{Run, Sandbox, WEB};
-
-/// A command in the sandbox's hermetic environment (as `Sandbox` runs certform and git).
-fn hermetic(sandbox: &Sandbox, program: &str) -> Command {
-    let mut command = Command::new(program);
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &sandbox.home)
-        .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.test")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.test")
-        .env("LANG", "C")
-        .env("NO_COLOR", "1")
-        .env("CERTFORM_RETRY_DELAY_MS", "0")
-        .current_dir(&sandbox.dir);
-    command
-}
 
 fn run(output: Output) -> Run {
     Run {
@@ -40,7 +20,8 @@ fn run(output: Output) -> Run {
 /// `certform apply --auto-approve` under `strace`, killed at the `when`-th `link` call (libgit2
 /// moves objects, the branch and the index into place with `link`).
 fn apply_killed_at_link(sandbox: &Sandbox, when: usize) -> Run {
-    let output = hermetic(sandbox, "strace")
+    let output = sandbox
+        .hermetic("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=link"])
         .arg("-e")
         .arg(format!("inject=link:signal=KILL:when={when}"))
@@ -54,7 +35,8 @@ fn apply_killed_at_link(sandbox: &Sandbox, when: usize) -> Run {
 
 /// Every git object in `repo` (reachable or not): `(id, type, content)`.
 fn git_objects(sandbox: &Sandbox, repo: &str) -> Vec<(String, String, Vec<u8>)> {
-    let output = hermetic(sandbox, "git")
+    let output = sandbox
+        .hermetic("git")
         .arg("-C")
         .arg(sandbox.path(repo))
         .args(["cat-file", "--batch-all-objects", "--unordered", "--batch"])
@@ -384,7 +366,8 @@ fn killed_commit_heals_at_every_commit_fail_point() {
 fn killed_inside_libgit2_heals() {
     // Count the `link` calls of a full first apply (objects, branch, index).
     let probe = Sandbox::with_config(WEB);
-    let output = hermetic(&probe, "strace")
+    let output = probe
+        .hermetic("strace")
         .args(["-f", "-qq", "-e", "trace=link", "-o"])
         .arg(probe.path("trace"))
         .arg(env!("CARGO_BIN_EXE_certform"))
@@ -451,7 +434,8 @@ fn two_applies_on_a_new_state_repository_do_not_collide() {
     for round in 0..10 {
         let sandbox = Sandbox::with_config(WEB);
         let spawn = || {
-            hermetic(&sandbox, env!("CARGO_BIN_EXE_certform"))
+            sandbox
+                .hermetic(env!("CARGO_BIN_EXE_certform"))
                 .args(["apply", "--auto-approve", "-c"])
                 .arg(&sandbox.dir)
                 .stdout(Stdio::piped())

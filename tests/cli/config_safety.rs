@@ -12,15 +12,8 @@ use crate::sandbox::{snapshot_tree, Run, Sandbox, WEB};
 /// Run certform with `-c config` (any path, not the sandbox's directory); fail the test rather
 /// than hang if it does not finish in time.
 fn certform_at(sandbox: &Sandbox, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certform"));
+    let mut command = sandbox.hermetic(env!("CARGO_BIN_EXE_certform"));
     command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &sandbox.home)
-        .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
-        .env("LANG", "C")
-        .env("NO_COLOR", "1")
-        .current_dir(&sandbox.dir)
         .args(args)
         .arg("-c")
         .arg(config)

@@ -494,25 +494,15 @@ fn sigkill_at_every_rename_of_a_renewal_converges_and_never_leaves_a_silent_mism
         let later = later_time
             .format(&time::format_description::well_known::Rfc3339)
             .expect("time");
-        let output = std::process::Command::new("strace")
+        let output = sandbox
+            .hermetic("strace")
             .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=rename"])
             .arg(format!("-einject=rename:signal=KILL:when={n}"))
             .arg(env!("CARGO_BIN_EXE_certform"))
             .args(["apply", "--auto-approve", "-c"])
             .arg(&sandbox.dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &sandbox.home)
-            .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.test")
-            .env("GIT_COMMITTER_NAME", "test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.test")
-            .env("NO_COLOR", "1")
             .env("TOKIO_WORKER_THREADS", "1")
             .env("CERTFORM_NOW", &later)
-            .current_dir(&sandbox.dir)
             .output()
             .expect("strace is installed (apt-get install -y strace)");
         assert!(

@@ -27,23 +27,8 @@ fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
 
 /// `program` in the sandbox's hermetic environment, its output captured.
 fn hermetic(sandbox: &Sandbox, program: &str) -> Command {
-    let mut command = Command::new(program);
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &sandbox.home)
-        .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.test")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.test")
-        .env("LANG", "C")
-        .env("NO_COLOR", "1")
-        .env("CERTFORM_RETRY_DELAY_MS", "0")
-        .current_dir(&sandbox.dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = sandbox.hermetic(program);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }
 

@@ -67,21 +67,8 @@ pub struct Ended {
 
 /// certform with the sandbox's hermetic environment, in its own process group.
 fn certform_command(sandbox: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certform"));
+    let mut command = sandbox.hermetic(env!("CARGO_BIN_EXE_certform"));
     command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &sandbox.home)
-        .env("XDG_DATA_HOME", sandbox.home.join(".local/share"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.test")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.test")
-        .env("LANG", "C")
-        .env("NO_COLOR", "1")
-        .env("CERTFORM_RETRY_DELAY_MS", "0")
-        .current_dir(&sandbox.dir)
         .args(args)
         .arg("-c")
         .arg(&sandbox.dir)

@@ -81,7 +81,9 @@ impl Sandbox {
             .unwrap_or_else(|e| panic!("read {relative}: {e}"))
     }
 
-    fn command(&self, program: &str) -> Command {
+    /// `program` in the sandbox's hermetic environment (clean env, its own HOME, git identity,
+    /// no colour, zero retry delays), started in the sandbox's directory.
+    pub fn hermetic(&self, program: &str) -> Command {
         let mut command = Command::new(program);
         command
             .env_clear()
@@ -102,7 +104,7 @@ impl Sandbox {
 
     /// Run certform with `-c <dir>` and extra environment.
     pub fn certform_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = self.command(env!("CARGO_BIN_EXE_certform"));
+        let mut command = self.hermetic(env!("CARGO_BIN_EXE_certform"));
         command.args(args).arg("-c").arg(&self.dir);
         for (key, value) in env {
             command.env(key, value);
@@ -126,7 +128,7 @@ impl Sandbox {
     /// Run a git command in `repo` (relative to the work dir); returns stdout.
     pub fn git(&self, repo: &str, args: &[&str]) -> String {
         let output = self
-            .command("git")
+            .hermetic("git")
             .arg("-C")
             .arg(self.path(repo))
             .args(args)
@@ -143,7 +145,7 @@ impl Sandbox {
     /// `openssl` with arguments; panics with an install hint when missing.
     pub fn openssl(&self, args: &[&str]) -> (bool, String) {
         let output = self
-            .command("openssl")
+            .hermetic("openssl")
             .args(args)
             .output()
             .expect("openssl is installed (apt-get install -y openssl)");
