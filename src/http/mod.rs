@@ -12,8 +12,9 @@
 //! - **Rate limit**: the account's windows (`RateLimiter`), before every attempt.
 //! - **Retries**: one policy (`RetryPolicy`, on `backon`). A request that may be repeated (by
 //!   its method, or because the caller says so) is retried on connect errors, timeouts, 5xx and
-//!   429, waiting what `Retry-After` asks (seconds or HTTP-date). Any other request is sent
-//!   once: the caller decides, knowing whether the server may have acted on it.
+//!   429, waiting what `Retry-After` asks (seconds or HTTP-date) up to a bound; a longer wait
+//!   is returned to the caller to schedule. Any other request is sent once: the caller
+//!   decides, knowing whether the server may have acted on it.
 //! - **Redaction**: URLs and headers pass through `redact_url` / `redact_headers` before any log
 //!   line or error; secret headers are marked sensitive before they are sent.
 //!
@@ -201,12 +202,11 @@ impl Request {
     }
 
     fn repeatable(&self) -> bool {
-        self.repeatable.unwrap_or_else(|| {
-            matches!(
-                self.method,
-                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-            )
-        })
+        let by_method = matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        self.repeatable.unwrap_or(by_method)
     }
 }
 
@@ -332,40 +332,60 @@ impl Client {
 
     /// Send `request`, retrying it (when it may be repeated) per the policy. Returns the last
     /// answer whatever its status; `Err` only when no answer came (or it was too large).
-    pub async fn send(&self, request: Request) -> Result<Response, Error> {
+    pub fn send(
+        &self,
+        request: Request,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'static>> {
         let repeatable = request.repeatable();
         let policy = self.shared.retry;
-        let attempt = || self.attempt(&request);
+        let account = self.shared.account.clone();
+        let method = request.method.clone();
+        let shown = redact_url(&request.url);
+        let request = Arc::new(request);
+        let client = self.clone();
+        // Every closure owns what it uses: the retry future then holds no borrowed state.
+        let attempt = move || {
+            let client = client.clone();
+            let request = Arc::clone(&request);
+            let attempt: Pin<Box<dyn Future<Output = Result<Response, Attempt>> + Send>> =
+                Box::pin(async move { client.attempt(&request).await });
+            attempt
+        };
         let sleeper = Arc::clone(&self.shared.sleeper);
-        let outcome = attempt
-            .retry(policy.backoff())
-            .sleep(move |pause| sleeper(pause))
-            .when(|failure: &Attempt| repeatable && retryable(failure))
-            .adjust(|failure: &Attempt, backoff: Option<Duration>| {
-                let backoff = backoff?;
-                let retry_after = match failure {
-                    Attempt::Answer(response) => response.retry_after(),
-                    Attempt::Failed(_) => None,
-                };
-                Some(policy.pause(backoff, retry_after))
-            })
-            .notify(|failure: &Attempt, pause: Duration| {
-                let what = match failure {
-                    Attempt::Answer(response) => format!("HTTP {}", response.status),
-                    Attempt::Failed(error) => error.to_string(),
-                };
-                tracing::warn!(
-                    account = %self.shared.account,
-                    method = %request.method,
-                    url = %redact_url(&request.url),
-                    "{what}; retrying in {pause:?}"
-                );
-            })
-            .await;
-        match outcome {
-            Ok(response) | Err(Attempt::Answer(response)) => Ok(response),
-            Err(Attempt::Failed(error)) => Err(error),
-        }
+        // Boxed outside any `async` block: the retry closures take references, and a future
+        // holding them inside an `async fn` is not provably `Send` (a compiler limitation).
+        let retrying: Pin<Box<dyn Future<Output = Result<Response, Attempt>> + Send>> = Box::pin(
+            attempt
+                .retry(policy.backoff())
+                .sleep(move |pause| sleeper(pause))
+                .when(move |failure: &Attempt| repeatable && retryable(failure, &policy))
+                .adjust(move |failure: &Attempt, backoff: Option<Duration>| {
+                    let backoff = backoff?;
+                    let retry_after = match failure {
+                        Attempt::Answer(response) => response.retry_after(),
+                        Attempt::Failed(_) => None,
+                    };
+                    Some(policy.pause(backoff, retry_after))
+                })
+                .notify(move |failure: &Attempt, pause: Duration| {
+                    let what = match failure {
+                        Attempt::Answer(response) => format!("HTTP {}", response.status),
+                        Attempt::Failed(error) => error.to_string(),
+                    };
+                    tracing::warn!(
+                        account = %account,
+                        method = %method,
+                        url = %shown,
+                        "{what}; retrying in {pause:?}"
+                    );
+                }),
+        );
+        Box::pin(async move {
+            match retrying.await {
+                Ok(response) | Err(Attempt::Answer(response)) => Ok(response),
+                Err(Attempt::Failed(error)) => Err(error),
+            }
+        })
     }
 
     /// One attempt: wait for the rate limiter, send, read the body within the cap.
@@ -470,9 +490,11 @@ impl Client {
 }
 
 /// Whether the layer tries again after `failure` (for a request that may be repeated).
-fn retryable(failure: &Attempt) -> bool {
+fn retryable(failure: &Attempt, policy: &RetryPolicy) -> bool {
     match failure {
-        Attempt::Answer(response) => response.worth_retrying(),
+        Attempt::Answer(response) => {
+            response.worth_retrying() && policy.waits_for(response.retry_after())
+        }
         Attempt::Failed(error) => error.class() == Class::Transient,
     }
 }

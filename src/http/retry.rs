@@ -6,8 +6,9 @@ use backon::ExponentialBuilder;
 
 /// Longest pause between two attempts when the server gives no `Retry-After`.
 const MAX_DELAY: Duration = Duration::from_secs(60);
-/// Longest `Retry-After` honoured by default: a longer wait is the caller's to schedule.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Longest `Retry-After` waited for by default: a run does not stall longer inside one request;
+/// a longer wait goes back to the caller (the executor records it and moves on).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// How a request that may be repeated is retried on connect errors, timeouts, 5xx and 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +17,8 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// First delay; doubled after each attempt (up to a minute). Zero in tests.
     pub base_delay: Duration,
-    /// Longest `Retry-After` honoured (a longer one is cut to this). Zero in tests.
+    /// Longest `Retry-After` waited for; an answer asking for longer is returned to the caller
+    /// without a retry (retrying sooner than asked would only be refused again). Zero in tests.
     pub max_retry_after: Duration,
 }
 
@@ -62,13 +64,15 @@ impl RetryPolicy {
             .with_max_times(self.attempts.saturating_sub(1) as usize)
     }
 
-    /// The pause before the next attempt: the server's `Retry-After` (cut to
-    /// `max_retry_after`) when it gave one, else the backoff's.
+    /// Whether a `Retry-After` is short enough to wait for here.
+    pub(super) fn waits_for(&self, retry_after: Option<Duration>) -> bool {
+        retry_after.is_none_or(|wait| wait <= self.max_retry_after)
+    }
+
+    /// The pause before the next attempt: the server's `Retry-After` when it gave one, else
+    /// the backoff's.
     pub(super) fn pause(&self, backoff: Duration, retry_after: Option<Duration>) -> Duration {
-        match retry_after {
-            Some(wait) => wait.min(self.max_retry_after),
-            None => backoff,
-        }
+        retry_after.unwrap_or(backoff)
     }
 }
 

@@ -125,20 +125,22 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured() {
 }
 
 #[tokio::test]
-async fn a_long_retry_after_is_cut_to_the_policy_bound() {
-    let (url, _) = serve(|n| match n {
+async fn a_retry_after_beyond_the_bound_is_left_to_the_caller() {
+    let (url, hits) = serve(|n| match n {
         0 => (429, vec![("retry-after", "86400".into())], String::new()),
         _ => (200, vec![], String::new()),
     })
     .await;
     let mut options = options();
-    options.retry.max_retry_after = Duration::from_millis(5);
+    options.retry.max_retry_after = Duration::from_secs(30);
     let (client, waits) = recording(options);
-    client.send(Request::get(&url)).await.expect("answer");
-    assert_eq!(
-        *waits.lock().expect("waits"),
-        vec![Duration::from_millis(5)]
-    );
+    let response = client.send(Request::get(&url)).await.expect("answer");
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert!(waits.lock().expect("waits").is_empty());
+    let error = response.error_for_status().expect_err("429");
+    assert_eq!(error.class(), Class::RateLimited);
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(86400)));
 }
 
 #[tokio::test]
