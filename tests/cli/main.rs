@@ -7,6 +7,7 @@ mod bind;
 mod crash;
 mod deploy;
 mod digicert;
+mod http;
 mod invalid;
 mod lifecycle;
 #[path = "../support/pebble.rs"]
