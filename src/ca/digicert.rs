@@ -17,7 +17,9 @@
 //!   there on 5xx, timeouts and 429 (the `Retry-After` when present, else from 5 s doubling;
 //!   `CERTFORM_RETRY_DELAY_MS` sets the first delay); a create is sent once, after the tag
 //!   lookup says the order does not exist, and the executor decides whether to try again.
-//!   Requests are held to DigiCert's published rate limits (`RATE_LIMITS`) on the client side.
+//!   A client-side rate limit (`DigicertSettings::limits`, e.g. `RATE_LIMITS`) can hold
+//!   requests to DigiCert's published windows; it is off by default until the account's config
+//!   can carry it (the simulator-backed benchmarks run with the server's limits off).
 //! - **Read-only accounts** (`mode = "read-only"`, a View Only key) refuse every write before a
 //!   request leaves the process.
 //!
@@ -104,7 +106,7 @@ pub struct DigicertSettings {
     pub cache_dir: Option<PathBuf>,
     /// `http://host:port` of an HTTP proxy reached with CONNECT.
     pub proxy: Option<String>,
-    /// Client-side rate limit (DigiCert's own by default).
+    /// Client-side rate limit; empty (none) by default. `RATE_LIMITS` are DigiCert's.
     pub limits: Vec<crate::http::Window>,
 }
 
@@ -121,7 +123,7 @@ impl DigicertSettings {
             retry: Retry::from_env(),
             cache_dir: None,
             proxy: None,
-            limits: RATE_LIMITS.to_vec(),
+            limits: Vec::new(),
         }
     }
 }
