@@ -15,8 +15,9 @@
 //!   first download (for serials, revocation and ARI `replaces`) and whether this account
 //!   revoked it (ACME orders stay `valid` after a revocation).
 //!
-//! HTTP goes through `AcmeHttp`, a hyper + rustls (aws-lc-rs) client that bounds every request
-//! and remembers, per task, the status, `Retry-After`, `Link: rel="alternate"` and body of the
+//! HTTP goes through `AcmeHttp`, `instant-acme`'s `HttpClient` over `crate::http` (which bounds
+//! every request and retries only the unsigned `GET`/`HEAD`s: a signed POST carries a nonce and
+//! is never replayed), and remembers, per task, the status, `Retry-After`, `Link: rel="alternate"` and body of the
 //! last answer: `instant-acme` drops them on errors, yet they decide between "the CA has no
 //! such order" (404, which Pebble sends without a body) and a failure, carry the wait of a
 //! `rateLimited` answer, and point at alternate chains for `preferred_chain`.
@@ -40,10 +41,6 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse,
     CertificateIdentifier, ChallengeStatus, ChallengeType, ExternalAccountKey, HttpClient,
@@ -59,6 +56,7 @@ use crate::ca::{
     CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass,
     IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
 };
+use crate::http::redact_url;
 use crate::keys;
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
 use crate::spec::RevocationReason;
@@ -1442,7 +1440,7 @@ fn looks_like_cert_id(text: &str) -> bool {
 
 /// An account builder whose HTTP client is `AcmeHttp`.
 fn builder(name: &str, settings: &AcmeSettings) -> Result<instant_acme::AccountBuilder, CaError> {
-    let http = AcmeHttp::new(settings.ca_bundle.as_deref()).map_err(|error| {
+    let http = AcmeHttp::new(name, settings.ca_bundle.as_deref()).map_err(|error| {
         let message = match &settings.ca_bundle {
             Some(bundle) => format!(
                 "ACME account `{name}`: CA bundle `{}` cannot be used",
@@ -1453,7 +1451,7 @@ fn builder(name: &str, settings: &AcmeSettings) -> Result<instant_acme::AccountB
             }
         };
         let mut failure = CaError::new(ErrorClass::Rejected, message);
-        failure.source = Some(error);
+        failure.source = Some(Box::new(error));
         failure
     })?;
     Ok(Account::builder_with_http(Box::new(http)))
@@ -1489,52 +1487,23 @@ fn last_response() -> LastResponse {
         .unwrap_or_default()
 }
 
-/// The HTTPS client `instant-acme` sends through: hyper with rustls on aws-lc-rs, trusting
-/// either the account's `ca_bundle` (only it) or the platform's verifier. Every exchange is
-/// bounded by `REQUEST_TIMEOUT` and leaves its status, headers and body in `LAST_RESPONSE`.
+/// The HTTPS client `instant-acme` sends through: `crate::http`, trusting either the account's
+/// `ca_bundle` (only it) or the platform's verifier. Every exchange is bounded by
+/// `REQUEST_TIMEOUT` and leaves its status, headers and body in `LAST_RESPONSE`.
 struct AcmeHttp {
-    client: HyperClient<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+    client: crate::http::Client,
 }
 
 impl AcmeHttp {
-    fn new(ca_bundle: Option<&Path>) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match ca_bundle {
-            Some(path) => {
-                let text = fs::read(path)?;
-                let mut roots = rustls::RootCertStore::empty();
-                for block in pem::parse_many(&text)? {
-                    if block.tag() == "CERTIFICATE" {
-                        roots.add(rustls::pki_types::CertificateDer::from(
-                            block.contents().to_vec(),
-                        ))?;
-                    }
-                }
-                if roots.is_empty() {
-                    return Err("no `CERTIFICATE` block in the bundle".into());
-                }
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                builder.with_tls_config(config)
-            }
-            None => builder.with_provider_and_platform_verifier(provider)?,
+    fn new(name: &str, ca_bundle: Option<&Path>) -> Result<Self, crate::http::Error> {
+        let mut options = crate::http::Options::new(name);
+        options.trust = match ca_bundle {
+            Some(path) => crate::http::Trust::Only(path.to_path_buf()),
+            None => crate::http::Trust::System,
         };
-        // Without TCP_NODELAY, a POST's body frame waits behind Nagle's algorithm for the ACK
-        // of its headers frame, which the server delays: about 40 ms lost on every signed
-        // request (most of an issuance on a fast CA).
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = builder
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        options.timeout = REQUEST_TIMEOUT;
         Ok(Self {
-            client: HyperClient::builder(TokioExecutor::new()).build(connector),
+            client: crate::http::Client::new(options)?,
         })
     }
 }
@@ -1544,84 +1513,51 @@ impl HttpClient for AcmeHttp {
         &self,
         request: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let url = request.uri().to_string();
-        let method = request.method().clone();
-        let started = Instant::now();
-        let response = self.client.request(request);
+        let client = self.client.clone();
         Box::pin(async move {
-            let _timing = RequestTiming {
-                method,
-                url: url.clone(),
-                started,
-            };
             let _ = LAST_RESPONSE.try_with(|last| *last.borrow_mut() = LastResponse::default());
-            let exchange = async {
-                let response = response
-                    .await
-                    .map_err(|error| instant_acme::Error::Other(Box::new(error)))?;
-                let mut response = BytesResponse::from(response);
-                let body = response
-                    .body
-                    .into_bytes()
-                    .await
-                    .map_err(instant_acme::Error::Other)?;
-                Ok::<_, instant_acme::Error>((response.parts, body))
-            };
-            let (parts, body) = match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(instant_acme::Error::Other(Box::new(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
-                    ))))
-                }
-            };
+            let (parts, body) = request.into_parts();
+            let url = parts.uri.to_string();
+            // A request body is already in memory: this only unwraps it.
+            let body = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
+                .await
+                .map_err(|error| instant_acme::Error::Other(Box::new(error)))?;
+            let request = crate::http::Request::new(parts.method, url.clone())
+                .headers(parts.headers)
+                .body(body);
+            let response = client
+                .send(request)
+                .await
+                .map_err(|error| instant_acme::Error::Other(Box::new(error)))?;
             let seen = LastResponse {
-                status: Some(parts.status.as_u16()),
-                retry_after: parts
-                    .headers
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| parse_retry_after(value, OffsetDateTime::now_utc())),
-                alternates: parts
+                status: Some(response.status.as_u16()),
+                retry_after: response
+                    .retry_after()
+                    .and_then(|wait| Duration::try_from(wait).ok()),
+                alternates: response
                     .headers
                     .get_all(http::header::LINK)
                     .iter()
                     .filter_map(|value| value.to_str().ok())
                     .flat_map(|value| alternate_links(value, &url))
                     .collect(),
-                location: parts
+                location: response
                     .headers
                     .get(http::header::LOCATION)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_string),
-                body: body.clone(),
+                body: response.body.clone(),
             };
             let _ = LAST_RESPONSE.try_with(|last| *last.borrow_mut() = seen);
+            let mut answer = http::Response::new(());
+            *answer.status_mut() = response.status;
+            *answer.headers_mut() = response.headers;
+            let (parts, ()) = answer.into_parts();
             Ok(BytesResponse {
                 parts,
-                body: Box::new(body),
+                body: Box::new(response.body),
             })
         })
-    }
-}
-
-/// Logs each exchange with the CA and how long it took (`CERTFORM_LOG=certform=trace`), also
-/// when it failed or was abandoned.
-struct RequestTiming {
-    method: http::Method,
-    url: String,
-    started: Instant,
-}
-
-impl Drop for RequestTiming {
-    fn drop(&mut self) {
-        tracing::trace!(
-            method = %self.method,
-            url = %redact_url(&self.url),
-            ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            "ACME request"
-        );
     }
 }
 
@@ -1877,7 +1813,15 @@ fn classify_with(
             format!("ACME account `{name}`: failed to {what}: invalid URL"),
         )
         .with_source(source),
-        // Connection refused, TLS failures, resets, our request timeout.
+        // Connection refused, TLS failures, resets, timeouts: as the HTTP layer classed them.
+        instant_acme::Error::Other(source) => {
+            let class = source
+                .downcast_ref::<crate::http::Error>()
+                .map_or(ErrorClass::Transient, |error| error.class().into());
+            let mut error = CaError::new(class, format!("ACME account `{name}`: failed to {what}"));
+            error.source = Some(source);
+            error
+        }
         other => CaError::new(
             ErrorClass::Transient,
             format!("ACME account `{name}`: failed to {what}"),
@@ -1903,21 +1847,6 @@ fn retry_after_in(detail: &str, now: OffsetDateTime) -> Option<Duration> {
             let token = token.trim_end_matches([',', ';', '.', ':']);
             OffsetDateTime::parse(token, &time::format_description::well_known::Rfc3339).ok()
         })?;
-    Some((at - now).max(Duration::ZERO))
-}
-
-/// A `Retry-After` value: delay-seconds or an HTTP-date.
-fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u32>() {
-        return Some(Duration::seconds(i64::from(seconds)));
-    }
-    let http_date = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, http_date)
-        .ok()?
-        .assume_utc();
     Some((at - now).max(Duration::ZERO))
 }
 
@@ -1993,18 +1922,6 @@ fn top_issuer_common_name(chain_pem: &str) -> Option<String> {
         .ok()?
         .to_string();
     Some(common_name)
-}
-
-/// `https://user:secret@host/...` → `https://***@host/...`.
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
 }
 
 fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -2234,22 +2151,6 @@ mod tests {
         );
         let error = classify_with("le", Operation::Order, problem, &with_status(429));
         assert_eq!(error.retry_after, Some(Duration::seconds(30)));
-    }
-
-    #[test]
-    fn retry_after_headers_parse() {
-        let now = datetime!(2015-10-21 07:28:00 UTC);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::minutes(2)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
-            Some(Duration::minutes(2))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[test]

@@ -13,9 +13,13 @@
 //!   certificate id and serial of each order are kept in a small cache file beside the keys
 //!   (`<keys_dir>/digicert/<account>/cache.json`); it holds no secret and losing it only costs
 //!   requests.
-//! - **Retries.** 5xx, timeouts and 429 are retried with backoff (the `Retry-After` of a 429
-//!   when present, else from 5 s doubling; `CERTFORM_RETRY_DELAY_MS` sets the first delay).
-//!   Creates are retried only after the tag lookup says the order does not exist.
+//! - **HTTP** goes through `crate::http`: reads (and writes marked safe to repeat) are retried
+//!   there on 5xx, timeouts and 429 (the `Retry-After` when present, else from 5 s doubling;
+//!   `CERTFORM_RETRY_DELAY_MS` sets the first delay); a create is sent once, after the tag
+//!   lookup says the order does not exist, and the executor decides whether to try again.
+//!   A client-side rate limit (`DigicertSettings::limits`, e.g. `RATE_LIMITS`) can hold
+//!   requests to DigiCert's published windows; it is off by default until the account's config
+//!   can carry it (the simulator-backed benchmarks run with the server's limits off).
 //! - **Read-only accounts** (`mode = "read-only"`, a View Only key) refuse every write before a
 //!   request leaves the process.
 //!
@@ -25,16 +29,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use time::{Date, Duration, OffsetDateTime};
@@ -58,8 +58,11 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 const HTTP_TOKEN_PATH: &str = "/.well-known/pki-validation/fileauth.txt";
 /// Product ordered when a certificate names none.
 pub const DEFAULT_PRODUCT: &str = "ssl_basic";
-/// Longest a `Retry-After` is honoured.
-const MAX_RETRY_AFTER: StdDuration = StdDuration::from_secs(300);
+/// DigiCert's rate limits (reference §3): 100 requests per 5 seconds, 1,000 per 3 minutes.
+pub const RATE_LIMITS: [crate::http::Window; 2] = [
+    crate::http::Window::new(100, StdDuration::from_secs(5)),
+    crate::http::Window::new(1000, StdDuration::from_secs(180)),
+];
 
 /// A secret text whose `Debug` and `Display` print `***`.
 #[derive(Clone)]
@@ -87,66 +90,8 @@ impl fmt::Display for Secret {
     }
 }
 
-/// How requests are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Attempts per request, the first included.
-    pub attempts: u32,
-    /// First delay; doubled after each attempt. Zero in tests.
-    pub base_delay: StdDuration,
-    /// Longest `Retry-After` honoured (a longer one is cut to this). Zero in tests.
-    pub max_retry_after: StdDuration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 5,
-            base_delay: StdDuration::from_secs(5),
-            max_retry_after: MAX_RETRY_AFTER,
-        }
-    }
-}
-
-impl Retry {
-    /// The default, with the first delay from `CERTFORM_RETRY_DELAY_MS` when set.
-    pub fn from_env() -> Self {
-        let mut retry = Self::default();
-        if let Some(ms) = std::env::var("CERTFORM_RETRY_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            retry.base_delay = StdDuration::from_millis(ms);
-            retry.max_retry_after = retry.base_delay;
-        }
-        retry
-    }
-}
-
-/// The HTTP client: direct, or through an HTTP proxy with CONNECT tunnels.
-#[derive(Clone)]
-enum Transport {
-    Direct(HyperClient<HttpsConnector<HttpConnector>, axum::body::Body>),
-    Proxied(
-        HyperClient<
-            HttpsConnector<hyper_util::client::legacy::connect::proxy::Tunnel<HttpConnector>>,
-            axum::body::Body,
-        >,
-    ),
-}
-
-impl Transport {
-    async fn request(
-        &self,
-        request: http::Request<axum::body::Body>,
-    ) -> Result<http::Response<axum::body::Body>, hyper_util::client::legacy::Error> {
-        let response = match self {
-            Transport::Direct(client) => client.request(request).await?,
-            Transport::Proxied(client) => client.request(request).await?,
-        };
-        Ok(response.map(axum::body::Body::new))
-    }
-}
+/// How requests are retried: the HTTP layer's one policy.
+pub type Retry = crate::http::RetryPolicy;
 
 /// A CertCentral account's settings, resolved from config (the key already read).
 #[derive(Debug, Clone)]
@@ -161,6 +106,8 @@ pub struct DigicertSettings {
     pub cache_dir: Option<PathBuf>,
     /// `http://host:port` of an HTTP proxy reached with CONNECT.
     pub proxy: Option<String>,
+    /// Client-side rate limit; empty (none) by default. `RATE_LIMITS` are DigiCert's.
+    pub limits: Vec<crate::http::Window>,
 }
 
 impl DigicertSettings {
@@ -176,6 +123,7 @@ impl DigicertSettings {
             retry: Retry::from_env(),
             cache_dir: None,
             proxy: None,
+            limits: Vec::new(),
         }
     }
 }
@@ -200,7 +148,7 @@ struct Cache {
 pub struct DigicertCa {
     name: String,
     settings: DigicertSettings,
-    client: Transport,
+    client: crate::http::Client,
     cache: Mutex<Cache>,
     /// Whether the key's user is an administrator (may `skip_approval`), learned once.
     admin: tokio::sync::OnceCell<bool>,
@@ -573,39 +521,19 @@ impl UserInfo {
 impl DigicertCa {
     /// An account handle; nothing is sent until a call needs it.
     pub fn open(name: &str, settings: DigicertSettings) -> Result<Self, CaError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(provider)
-            .map_err(|error| {
-                CaError::new(
-                    ErrorClass::Transient,
-                    format!("cannot set up TLS for DigiCert account `{name}`"),
-                )
-                .with_source(error)
-            })?
-            .https_or_http()
-            .enable_http1();
-        let transport = match &settings.proxy {
-            None => Transport::Direct(
-                HyperClient::builder(TokioExecutor::new()).build(connector.build()),
-            ),
-            Some(proxy) => {
-                let proxy_uri: http::Uri = proxy.parse().map_err(|_| {
-                    CaError::new(
-                        ErrorClass::Rejected,
-                        format!("`proxy` of DigiCert account `{name}` is not a URL"),
-                    )
-                })?;
-                let mut inner = HttpConnector::new();
-                inner.enforce_http(false);
-                let tunnel =
-                    hyper_util::client::legacy::connect::proxy::Tunnel::new(proxy_uri, inner);
-                Transport::Proxied(
-                    HyperClient::builder(TokioExecutor::new())
-                        .build(connector.wrap_connector(tunnel)),
-                )
-            }
-        };
+        let mut options = crate::http::Options::new(name);
+        options.proxy = settings.proxy.clone();
+        options.timeout = REQUEST_TIMEOUT;
+        options.max_body = MAX_BODY;
+        options.retry = settings.retry;
+        options.limits = settings.limits.clone();
+        let client = crate::http::Client::new(options).map_err(|error| {
+            CaError::new(
+                error.class().into(),
+                format!("cannot set up HTTPS for DigiCert account `{name}`"),
+            )
+            .with_source(error)
+        })?;
         let cache = settings
             .cache_dir
             .as_ref()
@@ -615,7 +543,7 @@ impl DigicertCa {
         Ok(Self {
             name: name.to_string(),
             settings,
-            client: transport,
+            client,
             cache: Mutex::new(cache),
             admin: tokio::sync::OnceCell::new(),
         })
@@ -627,14 +555,18 @@ impl DigicertCa {
 
     // ----- HTTP ---------------------------------------------------------------------------------
 
+    /// Send a request; the HTTP layer retries it on 5xx, timeouts and 429 when `retry` says it
+    /// may be repeated (reads, and writes that are safe to repeat). Answers of any status come
+    /// back; only a failed exchange is an error.
     async fn exchange(
         &self,
         method: &Method,
         path: &str,
         body: Option<&Value>,
+        retry: bool,
     ) -> Result<(Answer, Option<StdDuration>), CaError> {
         let url = format!("{}{path}", self.settings.url);
-        let mut key = HeaderValue::from_str(self.settings.api_key.expose()).map_err(|_| {
+        let key = HeaderValue::from_str(self.settings.api_key.expose()).map_err(|_| {
             CaError::new(
                 ErrorClass::Auth,
                 format!(
@@ -643,71 +575,42 @@ impl DigicertCa {
                 ),
             )
         })?;
-        key.set_sensitive(true);
-        let payload = match body {
-            Some(value) => axum::body::Body::from(value.to_string()),
-            None => axum::body::Body::empty(),
-        };
-        let request = http::Request::builder()
-            .method(method.clone())
-            .uri(&url)
-            .header("X-DC-DEVKEY", key)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, */*")
+        let mut request = crate::http::Request::new(method.clone(), url)
+            .header(http::HeaderName::from_static("x-dc-devkey"), key)
             .header(
-                http::header::USER_AGENT,
-                concat!("certform/", env!("CARGO_PKG_VERSION")),
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
             )
-            .body(payload)
-            .map_err(|error| {
-                CaError::new(
-                    ErrorClass::Protocol,
-                    format!("cannot build a request to `{url}`"),
-                )
-                .with_source(error)
-            })?;
-        let client = self.client.clone();
-        let exchange = async move {
-            let response = client.request(request).await.map_err(|error| {
-                CaError::new(
-                    ErrorClass::Transient,
-                    format!("cannot reach DigiCert at `{url}`"),
-                )
-                .with_source(error)
-            })?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(StdDuration::from_secs);
-            let body = axum::body::to_bytes(axum::body::Body::new(response.into_body()), MAX_BODY)
-                .await
-                .map_err(|error| {
-                    CaError::new(
-                        ErrorClass::Transient,
-                        format!("the answer from `{url}` was cut off"),
-                    )
-                    .with_source(error)
-                })?;
-            Ok::<_, CaError>((Answer { status, body }, retry_after))
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(CaError::new(
-                ErrorClass::Transient,
-                format!(
-                    "DigiCert did not answer within {}s",
-                    REQUEST_TIMEOUT.as_secs()
-                ),
-            )),
+            .header(
+                http::header::ACCEPT,
+                HeaderValue::from_static("application/json, */*"),
+            )
+            .retry(retry);
+        if let Some(value) = body {
+            request = request.body(value.to_string());
         }
+        let response = self.client.send(request).await.map_err(|error| {
+            CaError::new(
+                error.class().into(),
+                format!(
+                    "DigiCert call {method} /{} for `{}` failed",
+                    redact_path(path),
+                    self.name
+                ),
+            )
+            .with_source(error)
+        })?;
+        let retry_after = response.retry_after();
+        Ok((
+            Answer {
+                status: response.status,
+                body: response.body,
+            },
+            retry_after,
+        ))
     }
 
-    /// Send a request; retry transport errors, 5xx and 429 when `retry` says the call may be
-    /// repeated (reads, and writes that are safe to repeat). A 429 is always safe to repeat:
-    /// the API refused it before doing anything.
+    /// Send a request (see `exchange`); a status other than 2xx is an error.
     async fn call(
         &self,
         method: Method,
@@ -727,46 +630,12 @@ impl DigicertCa {
         retry: bool,
         accept_404: bool,
     ) -> Result<Answer, CaError> {
-        let mut delay = self.settings.retry.base_delay;
-        let mut attempt = 1;
-        loop {
-            let outcome = self.exchange(&method, path, body).await;
-            let (wait, error) = match outcome {
-                Ok((answer, retry_after)) => {
-                    let status = answer.status;
-                    if status.is_success() || (accept_404 && status == StatusCode::NOT_FOUND) {
-                        return Ok(answer);
-                    }
-                    let error = self.status_error(&method, path, &answer, retry_after);
-                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
-                        || (retry && status.is_server_error());
-                    if !retryable {
-                        return Err(error);
-                    }
-                    (
-                        retry_after.map(|d| d.min(self.settings.retry.max_retry_after)),
-                        error,
-                    )
-                }
-                Err(error) if retry => (None, error),
-                Err(error) => return Err(error),
-            };
-            if attempt >= self.settings.retry.attempts {
-                return Err(error);
-            }
-            let pause = wait.unwrap_or(delay);
-            tracing::warn!(
-                account = %self.name,
-                %method,
-                path = %redact_path(path),
-                attempt,
-                error = %error,
-                "DigiCert call failed; retrying in {pause:?}"
-            );
-            tokio::time::sleep(pause).await;
-            delay = delay.saturating_mul(2);
-            attempt += 1;
+        let (answer, retry_after) = self.exchange(&method, path, body, retry).await?;
+        let status = answer.status;
+        if status.is_success() || (accept_404 && status == StatusCode::NOT_FOUND) {
+            return Ok(answer);
         }
+        Err(self.status_error(&method, path, &answer, retry_after))
     }
 
     fn status_error(
@@ -1502,53 +1371,32 @@ impl CertificateAuthority for DigicertCa {
             .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
         let skip_approval = self.is_admin().await;
         let body = self.order_body(request, skip_approval);
-        let mut attempt = 1;
-        loop {
-            // Adopt the order a lost answer (or a killed run) left behind.
-            if let Some(id) = self.order_for_tag(&request.tag, true).await? {
-                tracing::info!(account = %self.name, order = id, "adopting the order placed earlier for this tag");
-                return self.current_view(id).await;
-            }
-            let result = self
-                .call(
-                    Method::POST,
-                    &format!("order/certificate/{}", encode(&product)),
-                    Some(&body),
-                    false,
-                )
-                .await;
-            match result {
-                Ok(answer) => {
-                    let value = answer.json("the order")?;
-                    let id = int(&value, "id").ok_or_else(|| {
-                        CaError::new(
-                            ErrorClass::Protocol,
-                            "DigiCert answered the order without an order id",
-                        )
-                    })?;
-                    if let Some(token) = text(&value, "dcv_random_value") {
-                        self.with_cache(|cache| cache.tokens.insert(id, token));
-                        self.save_cache();
-                    }
-                    return self.current_view(id).await;
-                }
-                Err(error)
-                    if error.class == ErrorClass::Transient
-                        && attempt < self.settings.retry.attempts =>
-                {
-                    tracing::warn!(account = %self.name, %error, "order failed in transit; looking it up by tag before trying again");
-                    tokio::time::sleep(
-                        self.settings
-                            .retry
-                            .base_delay
-                            .saturating_mul(1 << attempt.min(6)),
-                    )
-                    .await;
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
+        // Adopt the order a lost answer (or a killed run) left behind. A create that fails is
+        // not repeated here: the executor looks the tag up again before it tries again.
+        if let Some(id) = self.order_for_tag(&request.tag, true).await? {
+            tracing::info!(account = %self.name, order = id, "adopting the order placed earlier for this tag");
+            return self.current_view(id).await;
         }
+        let answer = self
+            .call(
+                Method::POST,
+                &format!("order/certificate/{}", encode(&product)),
+                Some(&body),
+                false,
+            )
+            .await?;
+        let value = answer.json("the order")?;
+        let id = int(&value, "id").ok_or_else(|| {
+            CaError::new(
+                ErrorClass::Protocol,
+                "DigiCert answered the order without an order id",
+            )
+        })?;
+        if let Some(token) = text(&value, "dcv_random_value") {
+            self.with_cache(|cache| cache.tokens.insert(id, token));
+            self.save_cache();
+        }
+        self.current_view(id).await
     }
 
     async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {

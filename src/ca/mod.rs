@@ -88,6 +88,18 @@ pub enum ErrorClass {
     Unsupported,
 }
 
+impl From<crate::http::Class> for ErrorClass {
+    fn from(class: crate::http::Class) -> Self {
+        match class {
+            crate::http::Class::Transient => ErrorClass::Transient,
+            crate::http::Class::RateLimited => ErrorClass::RateLimited,
+            crate::http::Class::Rejected => ErrorClass::Rejected,
+            crate::http::Class::Auth => ErrorClass::Auth,
+            crate::http::Class::Bug => ErrorClass::Protocol,
+        }
+    }
+}
+
 /// An error from a CA, classified.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

@@ -623,7 +623,8 @@ fn http_token_validation_through_a_webroot_issues_in_one_apply() {
     run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
 }
 
-/// A minimal HTTP CONNECT proxy on loopback that records the tunnels it opened.
+/// A minimal HTTP proxy on loopback (CONNECT tunnels for https, forwarding for plain http) that
+/// records the upstreams it connected to.
 struct ConnectProxy {
     addr: std::net::SocketAddr,
     targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -649,25 +650,39 @@ impl ConnectProxy {
                             _ => return,
                         }
                     }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let Some(target) = head
-                        .lines()
-                        .next()
-                        .and_then(|line| line.strip_prefix("CONNECT "))
-                        .and_then(|rest| rest.split_whitespace().next())
-                        .map(String::from)
-                    else {
+                    let head_text = String::from_utf8_lossy(&head).into_owned();
+                    let request_line = head_text.lines().next().unwrap_or("");
+                    let mut words = request_line.split_whitespace();
+                    let method = words.next().unwrap_or("");
+                    let uri = words.next().unwrap_or("");
+                    // CONNECT host:port (https), or an absolute-form request (plain http,
+                    // forwarded as written: HTTP/1.1 servers accept the absolute form).
+                    let connect = method == "CONNECT";
+                    let target = if connect {
+                        Some(uri.to_string())
+                    } else {
+                        uri.strip_prefix("http://")
+                            .and_then(|rest| rest.split('/').next())
+                            .map(String::from)
+                    };
+                    let Some(target) = target else {
                         let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
                         return;
                     };
-                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let Ok(mut upstream) = std::net::TcpStream::connect(&target) else {
                         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
                         return;
                     };
                     if let Ok(mut targets) = seen.lock() {
                         targets.push(target);
                     }
-                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    if !connect {
+                        if upstream.write_all(&head).is_err() {
+                            return;
+                        }
+                    } else {
+                        let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    }
                     let (Ok(mut client_read), Ok(mut upstream_write)) =
                         (client.try_clone(), upstream.try_clone())
                     else {
