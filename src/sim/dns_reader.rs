@@ -88,22 +88,28 @@ pub(crate) async fn lookup_txt(
     timeout: Duration,
 ) -> Result<Vec<String>, String> {
     let response = lookup(server, name, TYPE_TXT, timeout).await?;
+    Ok(txt_values(name, &response.answers))
+}
+
+/// The TXT values at `name` among `answers`, following the CNAME chain in order; records at
+/// other names or in another class are ignored.
+fn txt_values(name: &str, answers: &[Record]) -> Vec<String> {
     let mut owners = vec![trim_root(name).to_string()];
     let mut values = Vec::new();
-    for record in &response.answers {
-        if !owners.iter().any(|owner| same_name(owner, &record.owner)) {
+    for record in answers {
+        if record.class != CLASS_IN || !owners.iter().any(|owner| same_name(owner, &record.owner)) {
             continue;
         }
         match &record.data {
             Data::Cname(target) => owners.push(target.clone()),
-            Data::Txt(strings) if record.class == CLASS_IN => {
+            Data::Txt(strings) => {
                 let joined: Vec<u8> = strings.concat();
                 values.push(String::from_utf8_lossy(&joined).into_owned());
             }
-            _ => {}
+            Data::Other => {}
         }
     }
-    Ok(values)
+    values
 }
 
 /// The CNAME target at `name` (without the trailing dot), `None` when there is none.
@@ -113,16 +119,17 @@ pub(crate) async fn lookup_cname(
     timeout: Duration,
 ) -> Result<Option<String>, String> {
     let response = lookup(server, name, TYPE_CNAME, timeout).await?;
-    let owner = trim_root(name);
-    Ok(response
-        .answers
-        .iter()
-        .find_map(|record| match &record.data {
-            Data::Cname(target) if record.class == CLASS_IN && same_name(owner, &record.owner) => {
-                Some(target.clone())
-            }
-            _ => None,
-        }))
+    Ok(cname_target(name, &response.answers))
+}
+
+/// The target of the CNAME at `name` among `answers`.
+fn cname_target(name: &str, answers: &[Record]) -> Option<String> {
+    answers.iter().find_map(|record| match &record.data {
+        Data::Cname(target) if record.class == CLASS_IN && same_name(name, &record.owner) => {
+            Some(target.clone())
+        }
+        _ => None,
+    })
 }
 
 /// Asks `server` for `name` `record_type` within `timeout` (UDP, then TCP if truncated). Only
@@ -757,6 +764,52 @@ mod tests {
         }
         long.push(0);
         assert!(read_name(&long, 0).is_err());
+    }
+
+    fn record(owner: &str, class: u16, data: Data) -> Record {
+        let record_type = match data {
+            Data::Txt(_) => TYPE_TXT,
+            Data::Cname(_) => TYPE_CNAME,
+            Data::Other => 1,
+        };
+        Record {
+            owner: owner.into(),
+            record_type,
+            class,
+            ttl: 60,
+            data,
+        }
+    }
+
+    #[test]
+    fn txt_values_follow_the_cname_chain_and_skip_other_names() {
+        let txt = |value: &str| Data::Txt(vec![value.as_bytes().to_vec()]);
+        let answers = vec![
+            record(
+                "_dnsauth.Example.com",
+                CLASS_IN,
+                Data::Cname("t.dcv.test".into()),
+            ),
+            record("elsewhere.test", CLASS_IN, txt("stray")),
+            record(
+                "T.dcv.test",
+                CLASS_IN,
+                Data::Txt(vec![b"split-".to_vec(), b"token".to_vec()]),
+            ),
+            record("t.dcv.test", 3, txt("chaos-class")),
+            record("t.dcv.test", CLASS_IN, Data::Other),
+            record("_dnsauth.example.com", CLASS_IN, txt("direct")),
+        ];
+        assert_eq!(
+            txt_values("_dnsauth.example.com.", &answers),
+            vec!["split-token".to_string(), "direct".to_string()]
+        );
+        assert!(txt_values("nothing.test", &answers).is_empty());
+        assert_eq!(
+            cname_target("_DNSAUTH.example.com", &answers).as_deref(),
+            Some("t.dcv.test")
+        );
+        assert_eq!(cname_target("t.dcv.test", &answers), None);
     }
 
     #[test]
