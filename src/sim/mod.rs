@@ -11,6 +11,7 @@
 
 pub mod digicert;
 
+mod dns_reader;
 mod faults;
 mod http_fetch;
 mod listener;

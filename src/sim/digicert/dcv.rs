@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::model::{Account, ApiError, OrderStatus, Reply};
 use super::seed::{DcvSettings, DcvStatus};
-use crate::sim::http_fetch;
+use crate::sim::{dns_reader, http_fetch};
 
 /// A check to run outside the lock.
 #[derive(Debug, Clone)]
@@ -255,7 +255,7 @@ async fn check_name(check: &Check, name: &str) -> Result<(), String> {
             let mut seen = Vec::new();
             for candidate in candidates(name) {
                 for owner in [candidate.clone(), format!("_dnsauth.{candidate}")] {
-                    match crate::dns::rfc2136::lookup_txt(server, &owner, timeout).await {
+                    match dns_reader::lookup_txt(server, &owner, timeout).await {
                         Ok(values) => {
                             if values
                                 .iter()
@@ -327,15 +327,10 @@ async fn check_name(check: &Check, name: &str) -> Result<(), String> {
 }
 
 async fn cname(server: SocketAddr, owner: &str, timeout: Duration) -> Option<String> {
-    use hickory_proto::rr::{Name, RData, RecordType};
-    let name = Name::from_ascii(owner).ok()?;
-    let answer = crate::dns::rfc2136::query(server, &name, RecordType::CNAME, timeout)
+    dns_reader::lookup_cname(server, owner, timeout)
         .await
-        .ok()?;
-    answer.answers.iter().find_map(|record| match &record.data {
-        RData::CNAME(target) => Some(target.0.to_ascii()),
-        _ => None,
-    })
+        .ok()
+        .flatten()
 }
 
 /// The check-dcv answer for an order.
