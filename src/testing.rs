@@ -67,6 +67,8 @@ struct FakeState {
     faults: BTreeMap<Op, VecDeque<Fault>>,
     /// Orders placed or reissued while the CSR's key was not in the key store.
     keyless_requests: Vec<String>,
+    /// New orders stay pending (domain validation that never completes).
+    pending: bool,
 }
 
 /// A scriptable in-memory CA issuing real certificates (rcgen), signed by its own root.
@@ -112,6 +114,11 @@ impl FakeCa {
             .entry(op)
             .or_default()
             .extend(faults.iter().copied());
+    }
+
+    /// Leave new orders pending instead of issuing them at once.
+    pub fn set_pending(&self, pending: bool) {
+        self.lock().pending = pending;
     }
 
     /// How many calls of `op` the CA received.
@@ -287,7 +294,11 @@ impl CertificateAuthority for FakeCa {
         let id = format!("order-{}", state.next_id);
         let order = FakeOrder {
             tags: vec![request.tag.clone()],
-            status: OrderStatus::Issued,
+            status: if state.pending {
+                OrderStatus::Pending
+            } else {
+                OrderStatus::Issued
+            },
             chain_pem,
             serial,
             not_after,

@@ -591,3 +591,52 @@ async fn a_revocation_killed_after_the_ca_revoked_is_not_sent_again() {
     assert_eq!(world.state_of("web").status, CertificateStatus::Revoked);
     world.assert_nothing_to_do().await;
 }
+
+#[tokio::test]
+async fn a_cancellation_whose_answer_is_lost_is_not_sent_again() {
+    let mut world = World::new(
+        REISSUING,
+        &certificate_toml("web", &["web.example.test"], "on_remove = \"cancel\"\n"),
+    );
+    world.ca.set_pending(true);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    let order = world.state_of("web").intent.and_then(|i| i.order_id);
+    let order = order.expect("the pending order is recorded");
+    assert_eq!(world.ca.status_of(&order), Some(OrderStatus::Pending));
+
+    world.set_config("");
+    world.ca.inject(Op::Cancel, &[Fault::Lost]);
+    let (plan, result) = world.apply_at(None).await;
+    assert!(
+        matches!(&plan.changes[0].action, Action::Cancel { order_id, .. } if *order_id == order),
+        "{plan:?}"
+    );
+    assert_eq!(result.expect("apply").failures(), 1);
+    assert_eq!(world.ca.count(Op::Cancel), 1);
+    assert_eq!(world.ca.status_of(&order), Some(OrderStatus::Canceled));
+
+    // The next run sees the order cancelled at the CA and only forgets it.
+    let (plan, result) = world.apply_at(None).await;
+    assert!(matches!(plan.changes[0].action, Action::Forget), "{plan:?}");
+    assert_eq!(result.expect("apply").failures(), 0);
+    assert_eq!(world.ca.count(Op::Cancel), 1, "{:?}", world.ca.calls());
+    assert!(world.store.snapshot().certificates.is_empty());
+    assert_eq!(world.ca.count(Op::Place), 1);
+}
+
+#[tokio::test]
+async fn a_ca_that_cannot_be_read_blocks_its_renewals_without_ordering() {
+    let world = issued_and_due(ORDERING).await;
+    world.ca.inject(Op::Refresh, &[Fault::Transient]);
+    let (plan, result) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    result.expect("apply");
+    assert_eq!(world.ca.count(Op::Place), 1);
+    // Once the CA answers again, the renewal goes ahead.
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(world.ca.count(Op::Place), 2);
+    world.assert_converged("web");
+}
