@@ -31,6 +31,8 @@ pub enum Op {
     LookupByTag,
     Place,
     Reissue,
+    /// `find_reissue` (asked before a resumed reissue is sent again).
+    FindReissue,
     Fetch,
     Revoke,
     Cancel,
@@ -69,6 +71,9 @@ struct FakeState {
     keyless_requests: Vec<String>,
     /// New orders stay pending (domain validation that never completes).
     pending: bool,
+    /// Keep the tags of reissues where only `find_reissue` sees them (as DigiCert keeps them
+    /// in the reissue request's comments), not `refresh`.
+    hide_reissue_tags: bool,
 }
 
 /// A scriptable in-memory CA issuing real certificates (rcgen), signed by its own root.
@@ -119,6 +124,11 @@ impl FakeCa {
     /// Leave new orders pending instead of issuing them at once.
     pub fn set_pending(&self, pending: bool) {
         self.lock().pending = pending;
+    }
+
+    /// Let only `find_reissue` see the tags of reissues.
+    pub fn hide_reissue_tags(&self, hide: bool) {
+        self.lock().hide_reissue_tags = hide;
     }
 
     /// How many calls of `op` the CA received.
@@ -278,7 +288,14 @@ impl CertificateAuthority for FakeCa {
                 (None, Some(tag)) => state
                     .orders
                     .iter()
-                    .find(|(_, o)| o.tags.contains(tag))
+                    .find(|(_, o)| {
+                        let visible = if state.hide_reissue_tags {
+                            1
+                        } else {
+                            o.tags.len()
+                        };
+                        o.tags.iter().take(visible).any(|t| t == tag)
+                    })
                     .map(|(id, o)| Self::view(id, o)),
                 (None, None) => None,
             })
@@ -350,6 +367,19 @@ impl CertificateAuthority for FakeCa {
             Some(lost) => Err(Self::error(lost)),
             None => Ok(view),
         }
+    }
+
+    async fn find_reissue(&self, order_id: &str, tag: &str) -> Result<Option<OrderView>, CaError> {
+        let fault = self.enter(Op::FindReissue, &format!("{order_id} {tag}"));
+        if let Some(fault) = fault {
+            return Err(Self::error(fault));
+        }
+        let state = self.lock();
+        Ok(state
+            .orders
+            .get(order_id)
+            .filter(|o| o.tags.iter().skip(1).any(|t| t == tag))
+            .map(|o| Self::view(order_id, o)))
     }
 
     async fn revoke(

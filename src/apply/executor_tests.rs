@@ -107,6 +107,13 @@ impl World {
     async fn apply_at(&self, failpoint: Option<&str>) -> (Plan, Result<Report, String>) {
         let state = self.store.load().expect("load");
         let plan = self.plan(&state).await;
+        let result = self.execute(&plan, failpoint).await;
+        (plan, result)
+    }
+
+    /// Carry out `plan` (possibly planned before an earlier run was killed) on current state.
+    async fn execute(&self, plan: &Plan, failpoint: Option<&str>) -> Result<Report, String> {
+        let state = self.store.load().expect("load");
         let executor = Arc::new(Executor {
             config: Arc::clone(&self.config),
             store: Arc::clone(&self.store) as Arc<dyn StateStore>,
@@ -120,11 +127,10 @@ impl World {
             on_done: None,
         });
         let to_run = plan.clone();
-        let result = tokio::spawn(async move { executor.run(&to_run, &state).await })
+        tokio::spawn(async move { executor.run(&to_run, &state).await })
             .await
             .map_err(|killed| format!("killed: {killed}"))
-            .and_then(|result| result.map_err(|e| error_chain(&e)));
-        (plan, result)
+            .and_then(|result| result.map_err(|e| error_chain(&e)))
     }
 
     async fn apply(&self) -> Report {
@@ -370,6 +376,83 @@ async fn a_reissue_on_the_same_order_killed_at_each_fail_point_reissues_once() {
             world.ca.calls()
         );
         world.assert_nothing_to_do().await;
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_reissue_asks_the_ca_before_sending_it_again() {
+    // The CA keeps reissue tags where `refresh` does not see them (like DigiCert). After a
+    // kill, refresh asks `find_reissue` and the next plan adopts a reissue that arrived; the
+    // executor asks again itself, so even the plan made before the kill (`Reissue`) carried
+    // out on the interrupted state sends no second request.
+    for (point, reached) in [
+        ("after-intent", false),
+        ("after-key", false),
+        ("after-reissue", true),
+        ("after-order", true),
+    ] {
+        let mut world = World::new(REISSUING, &web());
+        world.ca.hide_reissue_tags(true);
+        world.apply().await;
+        world.set_config(&certificate_toml(
+            "web",
+            &["web.example.test", "www.example.test"],
+            "",
+        ));
+        let (stale_plan, killed) = world.apply_at(Some(point)).await;
+        assert!(killed.is_err(), "{point}: {killed:?}");
+        assert_eq!(world.ca.count(Op::Reissue), usize::from(reached), "{point}");
+        let asked = world.ca.count(Op::FindReissue);
+
+        let report = world.execute(&stale_plan, None).await.expect("apply");
+        assert_eq!(report.failures(), 0, "{point}: {report:?}");
+        assert_eq!(world.ca.count(Op::FindReissue), asked + 1, "{point}");
+        world.assert_converged("web");
+        assert_eq!(world.state_of("web").sans.len(), 2, "{point}");
+        assert_eq!(
+            world.ca.count(Op::Reissue),
+            1,
+            "{point}: {:?}",
+            world.ca.calls()
+        );
+        assert_eq!(world.ca.count(Op::Place), 1, "{point}");
+        world.assert_nothing_to_do().await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_killed_reissue_the_next_plan_adopts_what_find_reissue_reports() {
+    for (point, reached) in [("after-key", false), ("after-reissue", true)] {
+        let mut world = World::new(REISSUING, &web());
+        world.ca.hide_reissue_tags(true);
+        world.apply().await;
+        world.set_config(&certificate_toml(
+            "web",
+            &["web.example.test", "www.example.test"],
+            "",
+        ));
+        let (_, killed) = world.apply_at(Some(point)).await;
+        assert!(killed.is_err(), "{point}: {killed:?}");
+        let (plan, result) = world.apply_at(None).await;
+        if reached {
+            assert!(
+                matches!(plan.changes[0].action, Action::Adopt { .. }),
+                "{plan:?}"
+            );
+        } else {
+            assert!(
+                matches!(plan.changes[0].action, Action::Reissue { .. }),
+                "{plan:?}"
+            );
+        }
+        assert_eq!(result.expect("apply").failures(), 0, "{point}");
+        world.assert_converged("web");
+        assert_eq!(
+            world.ca.count(Op::Reissue),
+            1,
+            "{point}: {:?}",
+            world.ca.calls()
+        );
     }
 }
 
