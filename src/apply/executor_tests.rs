@@ -723,3 +723,84 @@ async fn a_ca_that_cannot_be_read_blocks_its_renewals_without_ordering() {
     assert_eq!(world.ca.count(Op::Place), 2);
     world.assert_converged("web");
 }
+
+#[tokio::test]
+async fn a_reissue_as_a_new_order_killed_at_each_fail_point_orders_once() {
+    for point in ORDER_POINTS {
+        let mut world = World::new(ORDERING, &web());
+        world.apply().await;
+        let before = world.state_of("web");
+        world.set_config(&certificate_toml(
+            "web",
+            &["web.example.test", "www.example.test"],
+            "",
+        ));
+        let (plan, killed) = world.apply_at(Some(point)).await;
+        assert!(
+            matches!(
+                plan.changes[0].action,
+                Action::Reissue {
+                    same_order: false,
+                    ..
+                }
+            ),
+            "{plan:?}"
+        );
+        assert!(killed.is_err(), "{point}: {killed:?}");
+        let report = world.apply().await;
+        assert_eq!(report.failures(), 0, "{point}: {report:?}");
+        world.assert_converged("web");
+        assert_ne!(world.state_of("web").order_id, before.order_id, "{point}");
+        assert_eq!(
+            world.ca.count(Op::Place),
+            2,
+            "{point}: {:?}",
+            world.ca.calls()
+        );
+        assert_eq!(world.ca.count(Op::Reissue), 0, "{point}");
+        world.assert_nothing_to_do().await;
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_whose_answer_is_lost_is_adopted_on_the_next_run() {
+    let mut world = issued_and_due(ORDERING).await;
+    world.retry.attempts = 1;
+    world.ca.inject(Op::Place, &[Fault::Lost]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    let (plan, result) = world.apply_at(None).await;
+    assert!(
+        matches!(plan.changes[0].action, Action::Adopt { .. }),
+        "{plan:?}"
+    );
+    assert_eq!(result.expect("apply").failures(), 0);
+    world.assert_converged("web");
+    assert_eq!(world.ca.count(Op::Place), 2, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.order_count(), 2);
+}
+
+#[tokio::test]
+async fn an_unanswered_find_reissue_blocks_the_certificate_instead_of_reissuing() {
+    let mut world = World::new(REISSUING, &web());
+    world.ca.hide_reissue_tags(true);
+    world.apply().await;
+    world.set_config(&certificate_toml(
+        "web",
+        &["web.example.test", "www.example.test"],
+        "",
+    ));
+    let (_, killed) = world.apply_at(Some("after-reissue")).await;
+    assert!(killed.is_err(), "{killed:?}");
+    world.ca.inject(Op::FindReissue, &[Fault::Transient]);
+    let (plan, result) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    result.expect("apply");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+    // Answered, the reissue that arrived is adopted.
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    world.assert_converged("web");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+}
