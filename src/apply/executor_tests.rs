@@ -42,6 +42,7 @@ struct World {
     ca: Arc<FakeCa>,
     now: OffsetDateTime,
     retry: RetryPolicy,
+    parallelism: usize,
 }
 
 impl World {
@@ -62,6 +63,7 @@ impl World {
                 attempts: 3,
                 base_delay: StdDuration::ZERO,
             },
+            parallelism: 1,
         };
         world.set_config(certificates);
         world
@@ -120,7 +122,7 @@ impl World {
             keys: Arc::clone(&self.keys),
             accounts: self.accounts(),
             now: self.now,
-            parallelism: 1,
+            parallelism: self.parallelism,
             retry: self.retry,
             failpoints: FailPoints::new(failpoint.map(str::to_string)),
             dcv: Arc::new(crate::dcv::Validator::new(BTreeMap::new())),
@@ -803,4 +805,37 @@ async fn an_unanswered_find_reissue_blocks_the_certificate_instead_of_reissuing(
     assert_eq!(report.failures(), 0, "{report:?}");
     world.assert_converged("web");
     assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_certificates_each_get_one_order_whatever_faults_they_meet() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let certificates: String = names
+        .iter()
+        .map(|n| certificate_toml(n, &[&format!("{n}.example.test")], ""))
+        .collect();
+    let mut world = World::new(REISSUING, &certificates);
+    world.parallelism = 4;
+    // Whichever certificates meet them: one is refused, one order's answer is lost (found by
+    // tag), one request is lost before the CA (looked up, then placed again).
+    world
+        .ca
+        .inject(Op::Place, &[Fault::Rejected, Fault::Lost, Fault::Transient]);
+    let report = world.apply().await;
+    let order: Vec<&str> = report
+        .outcomes
+        .iter()
+        .map(|o| o.certificate.as_str())
+        .collect();
+    assert_eq!(order, names, "outcomes in plan order");
+    assert_eq!(report.failures(), 1, "{report:?}");
+    assert_eq!(world.ca.count(Op::Place), 7, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::LookupByTag), 2);
+    assert_eq!(world.ca.order_count(), 5);
+    let tags = world.ca.order_tags();
+    let distinct: std::collections::BTreeSet<_> = tags.values().flatten().collect();
+    assert_eq!(distinct.len(), 5, "one tag per order: {tags:?}");
+    for outcome in report.outcomes.iter().filter(|o| o.result.is_ok()) {
+        world.assert_converged(&outcome.certificate);
+    }
 }
