@@ -126,6 +126,15 @@ impl FakeCa {
         self.lock().pending = pending;
     }
 
+    /// Issue every pending order (its domains were validated out of band).
+    pub fn issue_pending(&self) {
+        for order in self.lock().orders.values_mut() {
+            if order.status == OrderStatus::Pending {
+                order.status = OrderStatus::Issued;
+            }
+        }
+    }
+
     /// Let only `find_reissue` see the tags of reissues.
     pub fn hide_reissue_tags(&self, hide: bool) {
         self.lock().hide_reissue_tags = hide;

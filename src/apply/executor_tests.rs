@@ -839,3 +839,30 @@ async fn concurrent_certificates_each_get_one_order_whatever_faults_they_meet() 
         world.assert_converged(&outcome.certificate);
     }
 }
+
+#[tokio::test]
+async fn a_pending_order_is_waited_on_then_fetched_never_ordered_again() {
+    let world = World::new(REISSUING, &web());
+    world.ca.set_pending(true);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    let summary = report.outcomes[0].result.clone().expect("ok");
+    assert!(summary.contains("is pending"), "{summary}");
+
+    let (plan, result) = world.apply_at(None).await;
+    assert!(
+        matches!(plan.changes[0].action, Action::Wait { .. }),
+        "{plan:?}"
+    );
+    result.expect("apply");
+    assert_eq!(world.ca.count(Op::Fetch), 0);
+
+    world.ca.issue_pending();
+    let (plan, result) = world.apply_at(None).await;
+    assert!(!plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(result.expect("apply").failures(), 0);
+    world.assert_converged("web");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::Fetch), 1);
+    world.assert_nothing_to_do().await;
+}
