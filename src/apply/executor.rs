@@ -438,10 +438,15 @@ impl Executor {
                         order_id: None,
                         tag: Some(request.tag.clone()),
                     };
-                    if let Ok(found) = ca.refresh(std::slice::from_ref(&query)).await {
-                        if let Some(Some(view)) = found.into_iter().next() {
-                            return Ok(view);
-                        }
+                    // A lookup that cannot answer stops here: the order may have reached the
+                    // CA, and the next run adopts it by its tag instead of ordering again.
+                    let found = self
+                        .read_call("look up the interrupted order by its tag", || {
+                            ca.refresh(std::slice::from_ref(&query))
+                        })
+                        .await?;
+                    if let Some(Some(view)) = found.into_iter().next() {
+                        return Ok(view);
                     }
                 }
                 Err(error) => {

@@ -866,3 +866,33 @@ async fn a_pending_order_is_waited_on_then_fetched_never_ordered_again() {
     assert_eq!(world.ca.count(Op::Fetch), 1);
     world.assert_nothing_to_do().await;
 }
+
+#[tokio::test]
+async fn a_lost_order_answer_whose_lookup_fails_is_not_placed_again() {
+    // The lookup before a retry is itself retried; while it cannot answer, nothing is ordered
+    // a second time: the certificate fails and the next run adopts the order by its tag.
+    let world = World::new(REISSUING, &web());
+    world.ca.inject(Op::Place, &[Fault::Lost]);
+    world.ca.inject(Op::Refresh, &[Fault::Transient]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::LookupByTag), 2);
+    assert_eq!(world.ca.order_count(), 1);
+
+    let world = World::new(REISSUING, &web());
+    world.ca.inject(Op::Place, &[Fault::Lost]);
+    world.ca.inject(Op::Refresh, &[Fault::Transient; 3]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    let (plan, result) = world.apply_at(None).await;
+    assert!(
+        matches!(plan.changes[0].action, Action::Adopt { .. }),
+        "{plan:?}"
+    );
+    assert_eq!(result.expect("apply").failures(), 0);
+    world.assert_converged("web");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.order_count(), 1);
+}
