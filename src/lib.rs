@@ -22,4 +22,6 @@ pub mod secrets;
 pub mod sim;
 pub mod spec;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod workspace;
