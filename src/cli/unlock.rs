@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Context, Failure, EXIT_OK};
+use crate::apply::Notice;
 use crate::state::{BrokenLock, Error, GitStore, Liveness, LockGuard};
 
 /// Break the lock of a certform run that died or that ran on another host
@@ -87,25 +88,30 @@ pub(super) fn take_lock(
     command: &str,
     timeout: Duration,
 ) -> Result<LockGuard, Failure> {
-    let guard = match store.lock(command) {
-        Err(Error::Locked { holder, .. }) if !timeout.is_zero() => {
-            eprintln!(
-                "waiting up to {}s for the state lock held by {holder}",
-                timeout.as_secs()
-            );
-            store.lock_waiting(command, timeout)
-        }
-        other => other,
-    }
-    .map_err(|e| lock_failure(&e))?;
-    if let Some((holder, death)) = guard.taken_over() {
-        eprintln!(
-            "{}: took over the state lock of {holder}: {}",
+    crate::apply::take_lock(store, command, timeout, &mut |notice| {
+        print_notice(context, notice)
+    })
+    .map_err(|e| lock_failure(&e))
+}
+
+/// Print what a run tells on its way (lock waits and takeovers, repairs, warnings) to stderr.
+pub(super) fn print_notice(context: &Context, notice: Notice) {
+    match notice {
+        Notice::ConfigWarning(warning) => eprintln!(
+            "{}: {}",
             context.paint("\x1b[33m", "warning"),
-            death.describe(holder.pid)
-        );
+            crate::config::escaped(&warning)
+        ),
+        Notice::WaitingForLock { holder, timeout } => eprintln!(
+            "waiting up to {}s for the state lock held by {holder}",
+            timeout.as_secs()
+        ),
+        Notice::LockTakenOver { holder, reason } => eprintln!(
+            "{}: took over the state lock of {holder}: {reason}",
+            context.paint("\x1b[33m", "warning"),
+        ),
+        Notice::Recovered(note) => eprintln!("warning: {note}"),
     }
-    Ok(guard)
 }
 
 /// A lock error for the user, with what to do about it.

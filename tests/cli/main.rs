@@ -11,6 +11,7 @@ mod deploy;
 mod deploy_safety;
 mod digicert;
 mod invalid;
+mod library_apply;
 mod lifecycle;
 mod lock;
 #[path = "../support/pebble.rs"]
