@@ -163,3 +163,118 @@ pub fn take_lock(
     }
     Ok(guard)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[state]
+repo = "state"
+keys_dir = "keys"
+
+[ca.local]
+kind = "local"
+
+[certificate.web]
+common_name = "www.example.test"
+deploy = [{ kind = "files", dir = "out/web" }]
+"#;
+
+    fn options(dir: &Path) -> ApplyOptions {
+        ApplyOptions {
+            config_path: dir.join("certform.toml"),
+            now: time::OffsetDateTime::now_utc(),
+            parallelism: 1,
+            lock_timeout: Duration::ZERO,
+            failpoints: None,
+            retry: RetryPolicy::default(),
+            progress: None,
+        }
+    }
+
+    fn files_below(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(current) = stack.pop() {
+            for entry in std::fs::read_dir(&current).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn a_declined_plan_writes_nothing_and_a_confirmed_one_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("certform.toml"), CONFIG).unwrap();
+
+        let mut asked = Vec::new();
+        let ended = apply(options(dir.path()), &mut |_| {}, |plan| {
+            asked.push(plan.changes.len());
+            false
+        })
+        .await
+        .unwrap();
+        assert!(matches!(ended, ApplyReport::Declined { .. }));
+        assert_eq!(asked, [1]);
+        // The local CA is created only once the plan is confirmed.
+        assert!(!dir.path().join("keys/local-ca/local").exists());
+
+        let before = files_below(&dir.path().join("state"));
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| false)
+            .await
+            .unwrap();
+        assert!(matches!(ended, ApplyReport::Declined { .. }));
+        assert!(before == files_below(&dir.path().join("state")));
+
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| true)
+            .await
+            .unwrap();
+        let ApplyReport::Applied { report, .. } = ended else {
+            panic!("the confirmed plan was not applied");
+        };
+        assert_eq!(report.failures(), 0);
+        assert!(report.commit.is_some());
+        assert!(dir.path().join("out/web/cert.pem").exists());
+
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| {
+            panic!("an empty plan is not confirmed")
+        })
+        .await
+        .unwrap();
+        assert!(matches!(ended, ApplyReport::Unchanged { commit: None, .. }));
+    }
+
+    #[tokio::test]
+    async fn accounts_the_plan_opened_are_not_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::load(&[crate::config::Source {
+            path: dir.path().join("certform.toml"),
+            text: CONFIG.to_string(),
+        }])
+        .unwrap();
+        let keys = dir.path().join("keys");
+        let now = time::OffsetDateTime::now_utc();
+        let opened = crate::ca::open_accounts(&config, &keys, now, true)
+            .await
+            .unwrap();
+        assert_eq!(opened.keys().collect::<Vec<_>>(), ["local"]);
+        let again = crate::ca::open_accounts_except(&config, &keys, now, true, &opened)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        let all = crate::ca::open_accounts_except(&config, &keys, now, true, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["local"]);
+    }
+}
