@@ -13,6 +13,7 @@ pub mod config;
 pub mod dcv;
 pub mod deploy;
 pub mod dns;
+pub mod import;
 pub mod keys;
 pub mod observed;
 pub mod plan;

@@ -1,10 +1,11 @@
-//! `certform unlock`, and how the writing commands (`apply`, `import`) take the state lock.
+//! `certform unlock`, and how the writing commands (`apply`, `import`) report lock errors and
+//! what they notice on their way.
 
 use std::time::Duration;
 
 use super::{Context, Failure, EXIT_OK};
 use crate::apply::Notice;
-use crate::state::{BrokenLock, Error, GitStore, Liveness, LockGuard};
+use crate::state::{BrokenLock, Error, GitStore, Liveness};
 
 /// Break the lock of a certform run that died or that ran on another host
 ///
@@ -78,20 +79,6 @@ pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .filter(|seconds| *seconds <= 7 * 86_400)
         .map(Duration::from_secs)
         .ok_or_else(|| "at most a week (`168h`)".to_string())
-}
-
-/// Take the state lock for `command`, waiting up to `timeout` for a holder that runs; say so
-/// on stderr when a dead holder's lock is taken over.
-pub(super) fn take_lock(
-    context: &Context,
-    store: &GitStore,
-    command: &str,
-    timeout: Duration,
-) -> Result<LockGuard, Failure> {
-    crate::apply::take_lock(store, command, timeout, &mut |notice| {
-        print_notice(context, notice)
-    })
-    .map_err(|e| lock_failure(&e))
 }
 
 /// Print what a run tells on its way (lock waits and takeovers, repairs, warnings) to stderr.
