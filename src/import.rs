@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::Notice;
-use crate::ca::digicert::{DigicertCa, OrderInfo};
-use crate::ca::{CaError, CertificateAuthority};
+use crate::ca::digicert::OrderInfo;
+use crate::ca::CertificateAuthority;
 use crate::config::Diagnostic;
 use crate::state::{CertificateState, CertificateStatus, GitStore, HistoryEntry, StateStore};
 use crate::workspace::{RunError, Workspace};
@@ -62,25 +62,8 @@ pub struct ImportReport {
 pub enum ImportError {
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("no CA account `{name}` in config")]
-    UnknownAccount { name: String, defined: Vec<String> },
-    #[error(
-        "`{0}` is not a DigiCert account: this command works with `kind = \"digicert\"` accounts"
-    )]
-    NotDigicert(String),
-    #[error("cannot open CA account `{name}`")]
-    Open {
-        name: String,
-        #[source]
-        source: CaError,
-    },
-    /// A CA request failed; `what` says which.
-    #[error("{what}")]
-    Ca {
-        what: String,
-        #[source]
-        source: CaError,
-    },
+    #[error(transparent)]
+    Account(#[from] crate::account::AccountError),
     #[error("order {order_id} holds no readable certificate")]
     Unreadable {
         order_id: String,
@@ -115,27 +98,6 @@ impl From<crate::workspace::Error> for ImportError {
     }
 }
 
-/// Open the DigiCert account `name` of `workspace`.
-pub fn open_digicert(workspace: &Workspace, name: &str) -> Result<DigicertCa, ImportError> {
-    let Some(settings) = workspace.config.cas.get(name) else {
-        return Err(ImportError::UnknownAccount {
-            name: name.to_string(),
-            defined: workspace.config.cas.keys().cloned().collect(),
-        });
-    };
-    match &settings.kind {
-        crate::config::CaKind::Digicert(digicert_settings) => {
-            crate::ca::digicert::open(name, digicert_settings, &workspace.keys_dir).map_err(
-                |source| ImportError::Open {
-                    name: name.to_string(),
-                    source,
-                },
-            )
-        }
-        _ => Err(ImportError::NotDigicert(name.to_string())),
-    }
-}
-
 /// One order to import, with its chain.
 struct Candidate {
     name: String,
@@ -157,7 +119,7 @@ pub async fn import(
         notify(Notice::ConfigWarning(warning.to_string()));
     }
     let account = options.account.as_str();
-    let ca = open_digicert(&workspace, account)?;
+    let ca = crate::account::open_digicert(&workspace, account)?;
     let store = GitStore::open(&workspace.config.state)?;
     let _lock = crate::apply::take_lock(&store, "certform import", options.lock_timeout, notify)?;
     for note in store.recover()? {
@@ -189,7 +151,7 @@ pub async fn import(
     let orders = ca
         .list_orders(&[])
         .await
-        .map_err(|source| ImportError::Ca {
+        .map_err(|source| crate::account::AccountError::Ca {
             what: format!("cannot list the orders of `{account}`"),
             source,
         })?;
@@ -224,10 +186,13 @@ pub async fn import(
                 continue;
             }
         };
-        let issued = ca.fetch(&id).await.map_err(|source| ImportError::Ca {
-            what: format!("cannot fetch order {id}"),
-            source,
-        })?;
+        let issued = ca
+            .fetch(&id)
+            .await
+            .map_err(|source| crate::account::AccountError::Ca {
+                what: format!("cannot fetch order {id}"),
+                source,
+            })?;
         let (info, _) = crate::keys::inspect_chain(&issued.chain_pem).map_err(|source| {
             ImportError::Unreadable {
                 order_id: id.clone(),

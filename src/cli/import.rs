@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::ca::ca_failure;
+use super::ca::account_failure;
 use super::{Context, Failure, EXIT_OK};
 use crate::import::{ImportError, ImportOptions};
 
@@ -83,12 +83,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
 fn failure(error: ImportError) -> Failure {
     match error {
         ImportError::Run(inner) => Failure::from(inner),
-        ImportError::UnknownAccount { name, defined } => {
-            Failure::new(format!("no CA account `{name}` in config"))
-                .hint(format!("defined accounts: {}", defined.join(", ")))
-        }
-        ImportError::Open { source, .. } => Failure::from_error(&source),
-        ImportError::Ca { what, source } => ca_failure(&what, &source),
+        ImportError::Account(inner) => account_failure(inner),
         ImportError::Unreadable { order_id, source } => {
             Failure::new(format!("order {order_id} holds no readable certificate"))
                 .caused_by(source.to_string())
@@ -104,6 +99,5 @@ fn failure(error: ImportError) -> Failure {
         ImportError::WriteStubs { path, source } => {
             Failure::new(format!("cannot write `{}`", path.display())).caused_by(source.to_string())
         }
-        other @ ImportError::NotDigicert(_) => Failure::from_error(&other),
     }
 }
