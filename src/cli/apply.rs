@@ -53,7 +53,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let confirm = |plan: &Plan| {
         print_plan(context, plan);
         if !args.auto_approve {
-            if let Err(failure) = confirm() {
+            if let Err(failure) = ask() {
                 refusal = Some(failure);
                 return false;
             }
@@ -173,7 +173,8 @@ fn summary(total: usize, failed: usize) -> Summary {
     }
 }
 
-fn confirm() -> Result<(), Failure> {
+/// Ask on the terminal whether to carry out the plan printed above; only `yes` accepts.
+fn ask() -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Failure::new(
