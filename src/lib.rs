@@ -5,6 +5,7 @@
 //! pure `plan::planner`, whose `Plan` the `apply` executor carries out through the `ca`, `dns`
 //! and `deploy` traits before the `state` store commits the result to git.
 
+pub mod account;
 pub mod apply;
 pub mod atomic_file;
 pub mod ca;
@@ -14,6 +15,7 @@ pub mod dcv;
 pub mod deploy;
 pub mod dns;
 pub mod http;
+pub mod import;
 pub mod keys;
 pub mod observed;
 pub mod plan;

@@ -207,6 +207,10 @@ pub enum RunError {
     State(#[from] crate::state::Error),
     #[error("cannot open CA account")]
     Ca(#[from] crate::ca::CaError),
+    #[error("cannot open DNS provider")]
+    Dns(#[from] crate::dns::DnsError),
+    #[error(transparent)]
+    Apply(#[from] crate::apply::Error),
 }
 
 impl Workspace {

@@ -1,13 +1,16 @@
-//! Apply: the executor that carries out a plan (see `executor`).
+//! Apply: one run start to finish (`run`), and the executor that carries out a plan
+//! (`executor`).
 
 mod executor;
 mod recover;
+mod run;
 
 pub use executor::{
     error_chain, random_hex, Error, Executor, FailPoints, Outcome, ProgressCallback, Report,
     RetryPolicy,
 };
 pub use recover::recover_interrupted;
+pub use run::{apply, take_lock, ApplyOptions, ApplyReport, Notice};
 
 use crate::observed::Observed;
 use crate::state::{State, StateStore};

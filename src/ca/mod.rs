@@ -291,8 +291,23 @@ pub async fn open_accounts(
     now: OffsetDateTime,
     create: bool,
 ) -> Result<Accounts, CaError> {
+    open_accounts_except(config, keys_dir, now, create, &BTreeMap::new()).await
+}
+
+/// Open the configured CA accounts that are not in `opened` (apply: after confirmation, with
+/// `create = true`, the accounts its plan did not find), so each account opens once per run.
+pub async fn open_accounts_except(
+    config: &crate::config::Config,
+    keys_dir: &std::path::Path,
+    now: OffsetDateTime,
+    create: bool,
+    opened: &Accounts,
+) -> Result<Accounts, CaError> {
     let mut accounts: Accounts = BTreeMap::new();
     for (name, settings) in &config.cas {
+        if opened.contains_key(name) {
+            continue;
+        }
         match &settings.kind {
             crate::config::CaKind::Local(local) => {
                 let home = local_ca_home(keys_dir, name);
@@ -347,7 +362,7 @@ pub async fn open_accounts(
             crate::config::CaKind::Digicert(settings) => {
                 let ca = digicert::open(name, settings, keys_dir)?;
                 // Plan checks the certificates ordered here against the account (apply opens
-                // twice: the first open, for its plan, checks).
+                // it once, for its plan, so it checks too).
                 if !create {
                     let specs: Vec<&crate::spec::CertificateSpec> = config
                         .certificates

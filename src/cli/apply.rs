@@ -3,11 +3,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
+use std::sync::Mutex;
+
 use super::{Context, Failure, EXIT_OK, EXIT_PARTIAL};
-use crate::apply::{Executor, FailPoints, RetryPolicy};
-use crate::keys::KeyStore;
+use crate::apply::{self, ApplyOptions, ApplyReport, Notice, RetryPolicy};
 use crate::plan::render::{self, TextOptions};
-use crate::state::{GitStore, StateStore};
+use crate::plan::Plan;
 
 /// Refresh, plan, and carry out the plan; then commit the new state to git
 #[derive(Debug, clap::Args)]
@@ -28,55 +29,44 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
-    let workspace = context.workspace()?;
-    workspace.check_keys_dir()?;
-    let mut store = GitStore::open(&workspace.config.state).map_err(|e| Failure::from_error(&e))?;
-    store.set_failpoints(FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok()));
-    let store = Arc::new(store);
-    // Again now that the state repository exists: keys never go inside it.
-    store
-        .check_keys_dir(&workspace.keys_dir)
-        .map_err(|e| Failure::from_error(&e))?;
-    let _lock = super::unlock::take_lock(context, &store, "certform apply", args.lock_timeout)?;
-    // What a killed run left behind is repaired first: the git repository (a killed commit),
-    // then interrupted deploys and stale temp files.
-    for note in store.recover().map_err(|e| Failure::from_error(&e))? {
-        eprintln!("warning: {note}");
-    }
-    for warning in crate::apply::recover_interrupted(
-        &workspace.config,
-        &KeyStore::new(workspace.keys_dir.clone()),
-        store.root(),
-    ) {
-        eprintln!("warning: {warning}");
-    }
-    let state = store.load().map_err(|e| Failure::from_error(&e))?;
+    let progress: Arc<Mutex<Option<indicatif::ProgressBar>>> = Arc::default();
+    let on_done = {
+        let progress = Arc::clone(&progress);
+        Arc::new(move |outcome: &apply::Outcome| {
+            if let Some(bar) = lock_bar(&progress).as_ref() {
+                bar.set_message(outcome.certificate.clone());
+                bar.inc(1);
+            }
+        }) as apply::ProgressCallback
+    };
+    let options = ApplyOptions {
+        config_path: context.config_path.clone(),
+        now: context.now,
+        parallelism: usize::from(args.parallelism),
+        lock_timeout: args.lock_timeout,
+        failpoints: std::env::var("CERTFORM_FAILPOINT").ok(),
+        retry: retry_policy(),
+        progress: Some(on_done),
+    };
+    let mut notify = |notice: Notice| super::unlock::print_notice(context, notice);
+    let mut refusal = None;
+    let confirm = |plan: &Plan| {
+        print_plan(context, plan);
+        if !args.auto_approve {
+            if let Err(failure) = ask() {
+                refusal = Some(failure);
+                return false;
+            }
+        }
+        *lock_bar(&progress) = progress_bar(plan.changes.len());
+        true
+    };
     let runtime = context.runtime()?;
-    runtime.block_on(async {
-        let existing =
-            crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
-                .await
-                .map_err(|e| Failure::from_error(&e))?;
-        let mut planned = workspace.plan(state, &existing).await;
-        crate::apply::record_observations(store.as_ref(), &mut planned.state, &planned.observed)
-            .map_err(|e| Failure::from_error(&e))?;
-        print!(
-            "{}",
-            render::text(
-                &planned.plan,
-                TextOptions {
-                    color: context.color
-                }
-            )
-        );
-        if planned.plan.is_empty() {
-            // Renewal windows just learned, or state a run killed before its commit left behind.
-            let leftover = store
-                .commit(
-                    "certform apply: record refreshed state (renewal windows, interrupted runs)",
-                )
-                .map_err(|e| Failure::from_error(&e))?;
-            if let Some(commit) = leftover {
+    let ended = runtime.block_on(apply::apply(options, &mut notify, confirm))?;
+    let report = match ended {
+        ApplyReport::Unchanged { plan, commit } => {
+            print_plan(context, &plan);
+            if let Some(commit) = commit {
                 println!(
                     "refreshed state committed: {}",
                     &commit[..commit.len().min(12)]
@@ -84,83 +74,72 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             }
             return Ok(EXIT_OK);
         }
-        if !args.auto_approve {
-            confirm()?;
+        ApplyReport::Declined { .. } => {
+            return Err(refusal.unwrap_or_else(|| Failure::new("apply cancelled")))
         }
-        let accounts =
-            crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, true)
-                .await
-                .map_err(|e| Failure::from_error(&e))?;
-        let progress = progress_bar(planned.plan.changes.len());
-        let on_done = progress.clone().map(|bar| {
-            Arc::new(move |outcome: &crate::apply::Outcome| {
-                bar.set_message(outcome.certificate.clone());
-                bar.inc(1);
-            }) as crate::apply::ProgressCallback
-        });
-        let executor = Arc::new(Executor {
-            config: Arc::clone(&workspace.config),
-            store: store.clone() as Arc<dyn StateStore>,
-            keys: Arc::new(KeyStore::new(workspace.keys_dir.clone())),
-            accounts,
-            now: workspace.now,
-            parallelism: usize::from(args.parallelism),
-            retry: retry_policy(),
-            failpoints: FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok()),
-            dcv: Arc::new(crate::dcv::Validator::new(
-                crate::dns::open_providers(&workspace.config)
-                    .map_err(|e| Failure::from_error(&e))?,
-            )),
-            on_done,
-        });
-        let report = executor
-            .run(&planned.plan, &planned.state)
-            .await
-            .map_err(|e| match &e {
-                crate::apply::Error::State(inner) => Failure::from_error(inner),
-                _ => Failure::from_error(&e),
-            })?;
-        if let Some(bar) = progress {
-            bar.finish_and_clear();
-        }
-        println!();
-        for outcome in &report.outcomes {
-            match &outcome.result {
-                Ok(summary) => println!(
-                    "{} {} {}: {}",
-                    context.paint("\x1b[32m", "✓"),
-                    outcome.verb,
-                    crate::config::escaped(&outcome.certificate),
-                    crate::config::escaped(summary)
-                ),
-                Err(error) => println!(
-                    "{} {} {}: {}",
-                    context.paint("\x1b[31m", "✗"),
-                    outcome.verb,
-                    crate::config::escaped(&outcome.certificate),
-                    crate::config::escaped(error)
-                ),
-            }
-        }
-        match &report.commit {
-            Some(commit) => println!(
-                "\nstate committed: {}{}",
-                &commit[..commit.len().min(12)],
-                if report.pushed { " (pushed)" } else { "" }
+        ApplyReport::Applied { report, .. } => report,
+    };
+    if let Some(bar) = lock_bar(&progress).take() {
+        bar.finish_and_clear();
+    }
+    println!();
+    for outcome in &report.outcomes {
+        match &outcome.result {
+            Ok(summary) => println!(
+                "{} {} {}: {}",
+                context.paint("\x1b[32m", "✓"),
+                outcome.verb,
+                crate::config::escaped(&outcome.certificate),
+                crate::config::escaped(summary)
             ),
-            None => println!("\nstate unchanged: nothing to commit"),
+            Err(error) => println!(
+                "{} {} {}: {}",
+                context.paint("\x1b[31m", "✗"),
+                outcome.verb,
+                crate::config::escaped(&outcome.certificate),
+                crate::config::escaped(error)
+            ),
         }
-        match summary(report.outcomes.len(), report.failures()) {
-            Summary::Failed(line) => {
-                eprintln!("error: {line}");
-                Ok(EXIT_PARTIAL)
-            }
-            Summary::Complete(line) => {
-                println!("{line}");
-                Ok(EXIT_OK)
-            }
+    }
+    match &report.commit {
+        Some(commit) => println!(
+            "\nstate committed: {}{}",
+            &commit[..commit.len().min(12)],
+            if report.pushed { " (pushed)" } else { "" }
+        ),
+        None => println!("\nstate unchanged: nothing to commit"),
+    }
+    match summary(report.outcomes.len(), report.failures()) {
+        Summary::Failed(line) => {
+            eprintln!("error: {line}");
+            Ok(EXIT_PARTIAL)
         }
-    })
+        Summary::Complete(line) => {
+            println!("{line}");
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn print_plan(context: &Context, plan: &Plan) {
+    print!(
+        "{}",
+        render::text(
+            plan,
+            TextOptions {
+                color: context.color
+            }
+        )
+    );
+}
+
+/// The progress bar, shared with the executor's callback (a poisoned lock still holds it).
+fn lock_bar(
+    progress: &Mutex<Option<indicatif::ProgressBar>>,
+) -> std::sync::MutexGuard<'_, Option<indicatif::ProgressBar>> {
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The last line of an apply.
@@ -194,7 +173,8 @@ fn summary(total: usize, failed: usize) -> Summary {
     }
 }
 
-fn confirm() -> Result<(), Failure> {
+/// Ask on the terminal whether to carry out the plan printed above; only `yes` accepts.
+fn ask() -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Failure::new(

@@ -1,10 +1,10 @@
 //! `certform ca test NAME` and `certform ca info NAME`: check and inspect a CA account.
 
 use clap::ValueEnum;
-use serde::Serialize;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::ca::digicert::{self, DigicertCa, DomainInfo, OrganizationInfo, ProductInfo};
+use crate::account::{self, AccountCheck, AccountError, AccountInfo};
+use crate::ca::digicert;
 use crate::ca::{CaError, ErrorClass};
 
 /// Check or inspect a CA account
@@ -37,15 +37,6 @@ pub enum Format {
     Json,
 }
 
-/// What `ca info --format json` prints.
-#[derive(Debug, Serialize)]
-struct Info {
-    account: String,
-    products: Vec<ProductInfo>,
-    organizations: Vec<OrganizationInfo>,
-    domains: Vec<DomainInfo>,
-}
-
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     match &args.command {
         CaCommand::Test { name } => test(context, name),
@@ -53,27 +44,21 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     }
 }
 
-/// Open the DigiCert account `name` of the configuration.
-pub(super) fn open_digicert(context: &Context, name: &str) -> Result<DigicertCa, Failure> {
-    let workspace = context.workspace()?;
-    let Some(settings) = workspace.config.cas.get(name) else {
-        let defined: Vec<&str> = workspace.config.cas.keys().map(String::as_str).collect();
-        return Err(Failure::new(format!("no CA account `{name}` in config"))
-            .hint(format!("defined accounts: {}", defined.join(", "))));
-    };
-    match &settings.kind {
-        crate::config::CaKind::Digicert(digicert_settings) => {
-            digicert::open(name, digicert_settings, &workspace.keys_dir)
-                .map_err(|e| Failure::from_error(&e))
+/// An account error for the user: CA errors with the likely causes of 401 and 403.
+pub(super) fn account_failure(error: AccountError) -> Failure {
+    match error {
+        AccountError::Unknown { name, defined } => {
+            Failure::new(format!("no CA account `{name}` in config"))
+                .hint(format!("defined accounts: {}", defined.join(", ")))
         }
-        _ => Err(Failure::new(format!(
-            "`{name}` is not a DigiCert account: this command works with `kind = \"digicert\"` accounts"
-        ))),
+        AccountError::Open { source, .. } => Failure::from_error(&source),
+        AccountError::Ca { what, source } => ca_failure(&what, &source),
+        other @ AccountError::NotDigicert(_) => Failure::from_error(&other),
     }
 }
 
 /// A CA error for the user, with the likely causes of 401 and 403 as a hint.
-pub(super) fn ca_failure(what: &str, error: &CaError) -> Failure {
+fn ca_failure(what: &str, error: &CaError) -> Failure {
     let failure = Failure::new(what.to_string()).caused_by(error.to_string());
     if error.class != ErrorClass::Auth {
         return failure;
@@ -92,11 +77,11 @@ pub(super) fn ca_failure(what: &str, error: &CaError) -> Failure {
 }
 
 fn test(context: &Context, name: &str) -> Result<i32, Failure> {
-    let ca = open_digicert(context, name)?;
+    let workspace = context.workspace()?;
     let runtime = context.runtime()?;
-    let user = runtime
-        .block_on(ca.user())
-        .map_err(|e| ca_failure(&format!("the API key of `{name}` does not work"), &e))?;
+    let AccountCheck { user, read_only } = runtime
+        .block_on(account::test(&workspace, name))
+        .map_err(account_failure)?;
     println!(
         "ok: `{name}` answers as user `{}` (id {}{}), roles: {}{}",
         user.username,
@@ -109,7 +94,7 @@ fn test(context: &Context, name: &str) -> Result<i32, Failure> {
         } else {
             user.roles.join(", ")
         },
-        if ca.is_read_only() {
+        if read_only {
             "; configured read-only: apply will not write"
         } else {
             ""
@@ -119,30 +104,11 @@ fn test(context: &Context, name: &str) -> Result<i32, Failure> {
 }
 
 fn info(context: &Context, name: &str, format: Format) -> Result<i32, Failure> {
-    let ca = open_digicert(context, name)?;
+    let workspace = context.workspace()?;
     let runtime = context.runtime()?;
-    let info = runtime.block_on(async {
-        let products = ca.products().await?;
-        let mut detailed = Vec::with_capacity(products.len());
-        for product in products {
-            match ca.product(&product.name_id).await? {
-                Some(full) => detailed.push(full),
-                None => detailed.push(product),
-            }
-        }
-        let organizations = ca.organizations().await?;
-        let domains = ca.domains().await?;
-        Ok::<_, CaError>(Info {
-            account: name.to_string(),
-            products: detailed,
-            organizations,
-            domains,
-        })
-    });
-    let mut info = info.map_err(|e| ca_failure(&format!("cannot read account `{name}`"), &e))?;
-    info.products.sort_by(|a, b| a.name_id.cmp(&b.name_id));
-    info.organizations.sort_by_key(|o| o.id);
-    info.domains.sort_by(|a, b| a.name.cmp(&b.name));
+    let info = runtime
+        .block_on(account::info(&workspace, name))
+        .map_err(account_failure)?;
     match format {
         Format::Json => {
             let text = serde_json::to_string_pretty(&info)
@@ -154,7 +120,7 @@ fn info(context: &Context, name: &str, format: Format) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-fn render_text(info: &Info) -> String {
+fn render_text(info: &AccountInfo) -> String {
     let mut out = format!("DigiCert account `{}`\n\nProducts:\n", info.account);
     for product in &info.products {
         out.push_str(&format!(

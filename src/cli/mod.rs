@@ -302,8 +302,13 @@ impl From<workspace::RunError> for Failure {
         };
         let failure = match error {
             workspace::RunError::Workspace(inner) => Failure::from(inner),
-            workspace::RunError::State(inner) => Failure::from_error(&inner),
-            other => Failure::from_error(&other),
+            workspace::RunError::State(inner)
+            | workspace::RunError::Apply(crate::apply::Error::State(inner)) => {
+                Failure::from_error(&inner)
+            }
+            workspace::RunError::Ca(inner) => Failure::from_error(&inner),
+            workspace::RunError::Dns(inner) => Failure::from_error(&inner),
+            workspace::RunError::Apply(inner) => Failure::from_error(&inner),
         };
         match hint {
             Some(hint) => failure.hint(hint),

@@ -1,9 +1,11 @@
-//! `certform unlock`, and how the writing commands (`apply`, `import`) take the state lock.
+//! `certform unlock`, and how the writing commands (`apply`, `import`) report lock errors and
+//! what they notice on their way.
 
 use std::time::Duration;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::state::{BrokenLock, Error, GitStore, Liveness, LockGuard};
+use crate::apply::Notice;
+use crate::state::{BrokenLock, Error, GitStore, Liveness};
 
 /// Break the lock of a certform run that died or that ran on another host
 ///
@@ -79,33 +81,24 @@ pub(super) fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "at most a week (`168h`)".to_string())
 }
 
-/// Take the state lock for `command`, waiting up to `timeout` for a holder that runs; say so
-/// on stderr when a dead holder's lock is taken over.
-pub(super) fn take_lock(
-    context: &Context,
-    store: &GitStore,
-    command: &str,
-    timeout: Duration,
-) -> Result<LockGuard, Failure> {
-    let guard = match store.lock(command) {
-        Err(Error::Locked { holder, .. }) if !timeout.is_zero() => {
-            eprintln!(
-                "waiting up to {}s for the state lock held by {holder}",
-                timeout.as_secs()
-            );
-            store.lock_waiting(command, timeout)
-        }
-        other => other,
-    }
-    .map_err(|e| lock_failure(&e))?;
-    if let Some((holder, death)) = guard.taken_over() {
-        eprintln!(
-            "{}: took over the state lock of {holder}: {}",
+/// Print what a run tells on its way (lock waits and takeovers, repairs, warnings) to stderr.
+pub(super) fn print_notice(context: &Context, notice: Notice) {
+    match notice {
+        Notice::ConfigWarning(warning) => eprintln!(
+            "{}: {}",
             context.paint("\x1b[33m", "warning"),
-            death.describe(holder.pid)
-        );
+            crate::config::escaped(&warning)
+        ),
+        Notice::WaitingForLock { holder, timeout } => eprintln!(
+            "waiting up to {}s for the state lock held by {holder}",
+            timeout.as_secs()
+        ),
+        Notice::LockTakenOver { holder, reason } => eprintln!(
+            "{}: took over the state lock of {holder}: {reason}",
+            context.paint("\x1b[33m", "warning"),
+        ),
+        Notice::Recovered(note) => eprintln!("warning: {note}"),
     }
-    Ok(guard)
 }
 
 /// A lock error for the user, with what to do about it.

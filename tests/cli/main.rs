@@ -12,6 +12,7 @@ mod deploy_safety;
 mod digicert;
 mod http;
 mod invalid;
+mod library_apply;
 mod lifecycle;
 mod lock;
 #[path = "../support/pebble.rs"]

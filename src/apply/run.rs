@@ -1,0 +1,280 @@
+//! One `apply` run, start to finish: load the workspace, open the state repository, take its
+//! lock, repair what a killed run left behind, refresh and plan, ask for confirmation, carry
+//! out the plan and commit. The caller (the CLI) decides how to ask, what to print and which
+//! exit code to return; this module never prints, reads the terminal or the environment.
+//!
+//! Nothing is written to state before the caller confirms: what refresh observed (renewal
+//! windows) is recorded in the same commit as the plan's actions.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Executor, FailPoints, ProgressCallback, Report, RetryPolicy};
+use crate::keys::KeyStore;
+use crate::plan::Plan;
+use crate::state::{GitStore, LockGuard, StateStore};
+use crate::workspace::{RunError, Workspace};
+
+/// How to run one apply; the caller resolves every setting (flags, environment, clock).
+pub struct ApplyOptions {
+    /// Configuration file or directory.
+    pub config_path: PathBuf,
+    /// The run's clock.
+    pub now: time::OffsetDateTime,
+    /// How many certificates to work on at once (at least 1).
+    pub parallelism: usize,
+    /// How long to wait for another run's state lock (zero: fail at once).
+    pub lock_timeout: Duration,
+    /// Crash points to trigger (tests), for both the state store and the executor.
+    pub failpoints: Option<String>,
+    /// How the executor retries transient CA errors.
+    pub retry: RetryPolicy,
+    /// Called after each certificate finishes (progress display).
+    pub progress: Option<ProgressCallback>,
+}
+
+/// Something the caller may want to show while the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A configuration warning (deprecated or suspicious settings).
+    ConfigWarning(String),
+    /// Another run holds the state lock; this run waits for it up to `timeout`.
+    WaitingForLock { holder: String, timeout: Duration },
+    /// The lock of a run that died was taken over; `reason` says how it is known dead.
+    LockTakenOver { holder: String, reason: String },
+    /// Something a killed run left behind was repaired, or could not be.
+    Recovered(String),
+}
+
+/// How an apply ended, short of an error.
+pub enum ApplyReport {
+    /// The plan was empty: nothing to confirm. `commit` holds the refreshed state recorded
+    /// (renewal windows, state a killed run left uncommitted), if any.
+    Unchanged { plan: Plan, commit: Option<String> },
+    /// The caller did not confirm the plan; nothing was written to state.
+    Declined { plan: Plan },
+    /// The plan was carried out (each certificate's outcome, the commit and push).
+    Applied { plan: Plan, report: Report },
+}
+
+/// Run one apply. `notify` hears what the run does before the plan exists; `confirm` sees
+/// the plan (only when it has changes) and returns whether to carry it out.
+pub async fn apply(
+    options: ApplyOptions,
+    notify: &mut dyn FnMut(Notice),
+    confirm: impl FnOnce(&Plan) -> bool,
+) -> Result<ApplyReport, RunError> {
+    let workspace = Workspace::load(&options.config_path, options.now)?;
+    for warning in &workspace.config.warnings {
+        notify(Notice::ConfigWarning(warning.to_string()));
+    }
+    workspace.check_keys_dir()?;
+    let mut store = GitStore::open(&workspace.config.state)?;
+    store.set_failpoints(FailPoints::new(options.failpoints.clone()));
+    let store = Arc::new(store);
+    // Again now that the state repository exists: keys never go inside it.
+    store.check_keys_dir(&workspace.keys_dir)?;
+    let _lock = take_lock(&store, "certform apply", options.lock_timeout, notify)?;
+    // What a killed run left behind is repaired first: the git repository (a killed commit),
+    // then interrupted deploys and stale temp files.
+    for note in store.recover()? {
+        notify(Notice::Recovered(note));
+    }
+    let keys = KeyStore::new(workspace.keys_dir.clone());
+    for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
+        notify(Notice::Recovered(warning));
+    }
+    let state = store.load()?;
+    // Accounts that exist already are opened once, for the plan, and reused to apply it.
+    let mut accounts =
+        crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
+            .await?;
+    let mut planned = workspace.plan(state, &accounts).await;
+    if planned.plan.is_empty() {
+        // Renewal windows just learned, or state a run killed before its commit left behind.
+        super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
+        let commit = store
+            .commit("certform apply: record refreshed state (renewal windows, interrupted runs)")?;
+        return Ok(ApplyReport::Unchanged {
+            plan: planned.plan,
+            commit,
+        });
+    }
+    if !confirm(&planned.plan) {
+        return Ok(ApplyReport::Declined { plan: planned.plan });
+    }
+    // Observations are written now, and committed with the plan's actions.
+    super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
+    // Accounts the plan did not find (never used) are created only now, after confirmation.
+    let created = crate::ca::open_accounts_except(
+        &workspace.config,
+        &workspace.keys_dir,
+        workspace.now,
+        true,
+        &accounts,
+    )
+    .await?;
+    accounts.extend(created);
+    let executor = Arc::new(Executor {
+        config: Arc::clone(&workspace.config),
+        store: store.clone() as Arc<dyn StateStore>,
+        keys: Arc::new(keys),
+        accounts,
+        now: workspace.now,
+        parallelism: options.parallelism.max(1),
+        retry: options.retry,
+        failpoints: FailPoints::new(options.failpoints),
+        dcv: Arc::new(crate::dcv::Validator::new(crate::dns::open_providers(
+            &workspace.config,
+        )?)),
+        on_done: options.progress,
+    });
+    let report = executor.run(&planned.plan, &planned.state).await?;
+    Ok(ApplyReport::Applied {
+        plan: planned.plan,
+        report,
+    })
+}
+
+/// Take the state lock for `command`, waiting up to `timeout` for a holder that runs; tell
+/// `notify` when it waits and when a dead holder's lock is taken over.
+pub fn take_lock(
+    store: &GitStore,
+    command: &str,
+    timeout: Duration,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<LockGuard, crate::state::Error> {
+    let guard = match store.lock(command) {
+        Err(crate::state::Error::Locked { holder, .. }) if !timeout.is_zero() => {
+            notify(Notice::WaitingForLock {
+                holder: holder.to_string(),
+                timeout,
+            });
+            store.lock_waiting(command, timeout)
+        }
+        other => other,
+    }?;
+    if let Some((holder, death)) = guard.taken_over() {
+        notify(Notice::LockTakenOver {
+            holder: holder.to_string(),
+            reason: death.describe(holder.pid),
+        });
+    }
+    Ok(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const CONFIG: &str = r#"
+[state]
+repo = "state"
+keys_dir = "keys"
+
+[ca.local]
+kind = "local"
+
+[certificate.web]
+common_name = "www.example.test"
+deploy = [{ kind = "files", dir = "out/web" }]
+"#;
+
+    fn options(dir: &Path) -> ApplyOptions {
+        ApplyOptions {
+            config_path: dir.join("certform.toml"),
+            now: time::OffsetDateTime::now_utc(),
+            parallelism: 1,
+            lock_timeout: Duration::ZERO,
+            failpoints: None,
+            retry: RetryPolicy::default(),
+            progress: None,
+        }
+    }
+
+    fn files_below(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(current) = stack.pop() {
+            for entry in std::fs::read_dir(&current).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push((path.clone(), std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[tokio::test]
+    async fn a_declined_plan_writes_nothing_and_a_confirmed_one_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("certform.toml"), CONFIG).unwrap();
+
+        let mut asked = Vec::new();
+        let ended = apply(options(dir.path()), &mut |_| {}, |plan| {
+            asked.push(plan.changes.len());
+            false
+        })
+        .await
+        .unwrap();
+        assert!(matches!(ended, ApplyReport::Declined { .. }));
+        assert_eq!(asked, [1]);
+        // The local CA is created only once the plan is confirmed.
+        assert!(!dir.path().join("keys/local-ca/local").exists());
+
+        let before = files_below(&dir.path().join("state"));
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| false)
+            .await
+            .unwrap();
+        assert!(matches!(ended, ApplyReport::Declined { .. }));
+        assert!(before == files_below(&dir.path().join("state")));
+
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| true)
+            .await
+            .unwrap();
+        let ApplyReport::Applied { report, .. } = ended else {
+            panic!("the confirmed plan was not applied");
+        };
+        assert_eq!(report.failures(), 0);
+        assert!(report.commit.is_some());
+        assert!(dir.path().join("out/web/cert.pem").exists());
+
+        let ended = apply(options(dir.path()), &mut |_| {}, |_| {
+            panic!("an empty plan is not confirmed")
+        })
+        .await
+        .unwrap();
+        assert!(matches!(ended, ApplyReport::Unchanged { commit: None, .. }));
+    }
+
+    #[tokio::test]
+    async fn accounts_the_plan_opened_are_not_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::load(&[crate::config::Source {
+            path: dir.path().join("certform.toml"),
+            text: CONFIG.to_string(),
+        }])
+        .unwrap();
+        let keys = dir.path().join("keys");
+        let now = time::OffsetDateTime::now_utc();
+        let opened = crate::ca::open_accounts(&config, &keys, now, true)
+            .await
+            .unwrap();
+        assert_eq!(opened.keys().collect::<Vec<_>>(), ["local"]);
+        let again = crate::ca::open_accounts_except(&config, &keys, now, true, &opened)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+        let all = crate::ca::open_accounts_except(&config, &keys, now, true, &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["local"]);
+    }
+}
