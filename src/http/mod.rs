@@ -268,7 +268,17 @@ enum Attempt {
 
 impl Client {
     /// A client for `options`.
-    pub fn new(options: Options) -> Result<Self, Error> {
+    pub fn new(mut options: Options) -> Result<Self, Error> {
+        // `CERTFORM_HTTP_TIMEOUT_MS` caps the time one attempt may take (tests against servers
+        // that never answer some requests; a shorter bound for impatient what-if runs).
+        if let Some(cap) = std::env::var("CERTFORM_HTTP_TIMEOUT_MS")
+            .ok()
+            .and_then(|value| value.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(std::time::Duration::from_millis)
+        {
+            options.timeout = options.timeout.min(cap);
+        }
         let mut builder = reqwest::Client::builder()
             .tls_backend_rustls()
             .connect_timeout(options.connect_timeout)

@@ -37,9 +37,12 @@ impl RetryPolicy {
     /// `CERTFORM_RETRY_DELAY_MS` when set (0 in tests, so suites stay fast).
     pub fn from_env() -> Self {
         let mut policy = Self::default();
+        // The crate's own unit tests never wait on backoff (integration tests set the variable).
+        let test_delay = cfg!(test).then_some(0);
         if let Some(ms) = std::env::var("CERTFORM_RETRY_DELAY_MS")
             .ok()
             .and_then(|value| value.parse::<u64>().ok())
+            .or(test_delay)
         {
             policy.base_delay = Duration::from_millis(ms);
             policy.max_retry_after = policy.base_delay;

@@ -76,7 +76,10 @@ fn observations_wait_for_confirmation_and_share_the_actions_commit() {
     // Not on a terminal and without `--auto-approve`: refused, and state is untouched.
     let before = snapshot_tree(&sandbox.path("state"));
     let commits_before = sandbox.git("state", &["rev-list", "--count", "HEAD"]);
-    let refused = sandbox.certform(&["apply"]).expect(1);
+    // The stub serves files only: it never answers the nonce request a refresh may make, so
+    // each attempt is bounded short instead of the default 30 s.
+    let bounded = [("CERTFORM_HTTP_TIMEOUT_MS", "2000")];
+    let refused = sandbox.certform_env(&["apply"], &bounded).expect(1);
     assert!(
         refused.stdout.contains("create other"),
         "{}",
@@ -96,7 +99,9 @@ fn observations_wait_for_confirmation_and_share_the_actions_commit() {
     assert_eq!(sandbox.state_field("web", "renewal_window"), "");
 
     // Confirmed: the window is recorded in the one commit that also creates `other`.
-    sandbox.apply().expect(0);
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &bounded)
+        .expect(0);
     let window = sandbox.state_field("web", "renewal_window");
     assert!(window.contains("2099-01-01"), "{window}");
     let commits_after = sandbox.git("state", &["rev-list", "--count", "HEAD"]);
