@@ -746,7 +746,14 @@ fn boot_id() -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
-fn host_name() -> String {
+/// Start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`),
+/// `None` when it does not exist.
+pub(crate) fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&stat).map(|(_, started)| started)
+}
+
+pub(crate) fn host_name() -> String {
     let mut buffer = [0u8; 256];
     // SAFETY: `buffer` is valid for writes of `buffer.len()` bytes for the whole call.
     let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };

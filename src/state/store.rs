@@ -29,7 +29,7 @@ use git2::{
 use serde::{Deserialize, Serialize};
 
 use super::key_scan::{self, KeyMaterial};
-use super::lock::{self, BrokenLock, Liveness, LockGuard, LockHolder};
+use super::lock::{self, host_name, process_start, BrokenLock, Liveness, LockGuard, LockHolder};
 use super::model::{CertificateState, State, FORMAT};
 use crate::apply::FailPoints;
 use crate::atomic_file;
@@ -1411,29 +1411,6 @@ impl Drop for MarkerGuard {
             }
         }
     }
-}
-
-/// Start time of process `pid` in clock ticks since boot, `None` when it does not exist.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces; `starttime` is field
-    // 22, the 20th after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn host_name() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: `buffer` is valid for writes of `buffer.len()` bytes for the whole call.
-    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    if result != 0 {
-        return "unknown host".to_string();
-    }
-    let end = buffer
-        .iter()
-        .position(|&byte| byte == 0)
-        .unwrap_or(buffer.len());
-    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }
 
 /// A certificate name usable as a file stem: nothing that could leave `certificates/`.
