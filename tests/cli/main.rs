@@ -6,6 +6,7 @@ mod acme;
 mod bind;
 mod commit_safety;
 mod config_safety;
+mod contract;
 mod crash;
 mod deploy;
 mod deploy_safety;
