@@ -1549,6 +1549,10 @@ impl CertificateAuthority for DigicertCa {
         let info = detail.as_ref().and_then(OrderInfo::from_json);
         if let Some(info) = &info {
             self.remember(info);
+            // Revoked already (a run that died before recording it asks again): done.
+            if info.status == "revoked" {
+                return Ok(RevokeOutcome::Revoked);
+            }
         }
         let certificate_id = info.and_then(|o| o.certificate_id);
         let path = match certificate_id {

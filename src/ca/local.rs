@@ -438,8 +438,16 @@ impl Inner {
     ) -> Result<RevokeOutcome, CaError> {
         self.with_lock(|| {
             let mut order = self.load_existing(order_id)?;
+            let wanted = normalise_serial(serial);
             match order.status {
                 LocalOrderStatus::Issued => {}
+                // Asked again for the same certificate (a run that died before recording the
+                // revocation): done, as at the other CAs.
+                LocalOrderStatus::Revoked
+                    if wanted.is_empty() || wanted == normalise_serial(&order.serial) =>
+                {
+                    return Ok(RevokeOutcome::Revoked)
+                }
                 LocalOrderStatus::Revoked => {
                     return Err(self.rejected(format!("order `{order_id}` is already revoked")))
                 }
@@ -449,7 +457,6 @@ impl Inner {
                     )))
                 }
             }
-            let wanted = normalise_serial(serial);
             if !wanted.is_empty() && wanted != normalise_serial(&order.serial) {
                 let replaced = order
                     .previous_certificates
@@ -1456,7 +1463,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn revoke_once_then_rejected() {
+    async fn revoke_again_is_done_for_its_serial() {
         let dir = tempfile::tempdir().unwrap();
         let ca = open(dir.path());
         let key = PrivateKey::generate(KeySpec::Ecdsa(256)).unwrap();
@@ -1477,8 +1484,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(outcome, RevokeOutcome::Revoked);
-        let error = ca
+        // Again for the same certificate: done; for another serial: refused.
+        let again = ca
             .revoke(&view.order_id, &serial, RevocationReason::KeyCompromise)
+            .await
+            .unwrap();
+        assert_eq!(again, RevokeOutcome::Revoked);
+        let error = ca
+            .revoke(&view.order_id, "02", RevocationReason::KeyCompromise)
             .await
             .unwrap_err();
         assert_eq!(error.class, ErrorClass::Rejected);

@@ -415,6 +415,12 @@ pub async fn revoke(target: &dyn ContractTarget) {
     assert_eq!(outcome, RevokeOutcome::Revoked);
     let found = refresh_one(ca, by_id(&view.order_id)).await.expect("found");
     assert_eq!(found.status, OrderStatus::Revoked, "{found:?}");
+    // A run that died before recording the revocation asks again: that counts as done.
+    let again = ca
+        .revoke(&view.order_id, &serial, RevocationReason::Superseded)
+        .await
+        .expect("revoke again");
+    assert_eq!(again, RevokeOutcome::Revoked);
     let reopened = target.reopen().await;
     let found = refresh_one(reopened.as_ref(), by_tag("contract-revoke-1"))
         .await
