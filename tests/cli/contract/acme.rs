@@ -1,8 +1,15 @@
 //! ACME under contract: a real Pebble that validates DNS-01 against a real BIND, where the
-//! proofs are published. Pebble cannot inject rate limits or server errors, and Debian's
-//! Pebble has no ARI (no `replaces`), so those parts say so instead of passing.
+//! proofs are published. The client reaches Pebble through a small TLS proxy that answers
+//! `newOrder` with a `rateLimited` (429) or `serverInternal` (503) problem when asked (Pebble
+//! keeps building its URLs from the `Host` the client sent, so every request passes the proxy).
+//! Debian's Pebble has no ARI (no `replaces`), so the renewal link says so instead of passing.
 
-use std::path::PathBuf;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -15,6 +22,7 @@ use crate::pebble::{Pebble, PebbleOptions};
 pub struct AcmeTarget {
     // Field order is drop order: the CA before the servers it talks to.
     ca: AcmeCa,
+    proxy: FaultProxy,
     pebble: Pebble,
     dns: ContractDns,
     home: PathBuf,
@@ -29,11 +37,13 @@ async fn start() -> AcmeTarget {
         nonce_reject: Some(0),
         ..PebbleOptions::default()
     });
+    let proxy = FaultProxy::start(&pebble);
     let dir = tempfile::tempdir().expect("temp dir");
     let home = dir.path().join("acme");
-    let ca = open(&pebble, &home).await;
+    let ca = open(&pebble, &proxy, &home).await;
     AcmeTarget {
         ca,
+        proxy,
         pebble,
         dns,
         home,
@@ -41,9 +51,9 @@ async fn start() -> AcmeTarget {
     }
 }
 
-async fn open(pebble: &Pebble, home: &std::path::Path) -> AcmeCa {
+async fn open(pebble: &Pebble, proxy: &FaultProxy, home: &Path) -> AcmeCa {
     let settings = AcmeSettings {
-        directory: pebble.directory_url().to_string(),
+        directory: format!("https://{}/dir", proxy.addr),
         contact: vec!["mailto:ops@contract.test".to_string()],
         ca_bundle: Some(pebble.ca_bundle().to_path_buf()),
         ..AcmeSettings::default()
@@ -69,7 +79,7 @@ impl ContractTarget for AcmeTarget {
     }
 
     async fn reopen(&self) -> Box<dyn CertificateAuthority> {
-        Box::new(open(&self.pebble, &self.home).await)
+        Box::new(open(&self.pebble, &self.proxy, &self.home).await)
     }
 
     fn needs_dcv(&self) -> bool {
@@ -94,12 +104,198 @@ impl ContractTarget for AcmeTarget {
     }
 
     async fn inject(&self, fault: Fault) -> Result<(), String> {
-        Err(format!(
-            "Pebble cannot inject {fault:?} (no fault-injecting proxy in front of it yet)"
-        ))
+        match fault {
+            Fault::RateLimited | Fault::Transient => {
+                *self.proxy.fault.lock().expect("fault lock") = Some(fault);
+                Ok(())
+            }
+            // A lost `newOrder` answer leaves an order the local tag index never learns of
+            // (`ca/acme.rs`: that window cannot be closed on the client side).
+            Fault::DroppedAnswer => Err(
+                "ACME orders carry no tag at the CA: an order whose answer is lost cannot be \
+                 found again (duplicates are prevented by a local index written after the answer)"
+                    .to_string(),
+            ),
+        }
     }
 
-    async fn clear_faults(&self) {}
+    async fn clear_faults(&self) {
+        *self.proxy.fault.lock().expect("fault lock") = None;
+    }
+}
+
+/// A TLS proxy in front of Pebble (with Pebble's listener certificate, so the client trusts
+/// it through the same `ca_bundle`). Each request goes to Pebble on a new connection, except a
+/// `newOrder` while a fault is set: that one is answered with the fault's ACME problem.
+struct FaultProxy {
+    addr: SocketAddr,
+    fault: Arc<Mutex<Option<Fault>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    fn start(pebble: &Pebble) -> FaultProxy {
+        let pem_file = |name: &str| {
+            let text = std::fs::read(pebble.dir().join(name)).expect("read a listener PEM");
+            pem::parse(text).expect("PEM").into_contents()
+        };
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![pem_file("listener-cert.pem").into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(pem_file("listener-key.pem").into()),
+            )
+            .expect("the proxy's certificate");
+        let mut roots = rustls::RootCertStore::empty();
+        let bundle = std::fs::read(pebble.ca_bundle()).expect("read the CA bundle");
+        roots
+            .add(pem::parse(bundle).expect("PEM").into_contents().into())
+            .expect("trust the listener CA");
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let upstream: SocketAddr = pebble
+            .directory_url()
+            .trim_start_matches("https://")
+            .trim_end_matches("/dir")
+            .parse()
+            .expect("Pebble's address");
+        let proxy = FaultProxy {
+            addr,
+            fault: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (server, client) = (Arc::new(server), Arc::new(client));
+        let (fault, stop) = (Arc::clone(&proxy.fault), Arc::clone(&proxy.stop));
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (server, client, fault) =
+                    (Arc::clone(&server), Arc::clone(&client), Arc::clone(&fault));
+                thread::spawn(move || {
+                    let _ = serve(stream, &server, &client, upstream, &fault);
+                });
+            }
+        });
+        proxy
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Serve one client connection, request by request.
+fn serve(
+    stream: TcpStream,
+    server: &Arc<rustls::ServerConfig>,
+    client: &Arc<rustls::ClientConfig>,
+    upstream: SocketAddr,
+    fault: &Mutex<Option<Fault>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(StdDuration::from_secs(30)))?;
+    let connection = rustls::ServerConnection::new(Arc::clone(server)).map_err(std::io::Error::other)?;
+    let mut tls = BufReader::new(rustls::StreamOwned::new(connection, stream));
+    loop {
+        // Request line and headers, then the body (`Content-Length`; the ACME client sends no
+        // chunked bodies).
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if tls.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            if !line.to_ascii_lowercase().starts_with("connection:") {
+                head.push_str(&line);
+            }
+            if end {
+                break;
+            }
+        }
+        let length = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        tls.read_exact(&mut body)?;
+        let new_order = head.starts_with("POST /order-plz ");
+        let injected = if new_order {
+            *fault.lock().expect("fault lock")
+        } else {
+            None
+        };
+        let answer = match injected {
+            Some(Fault::RateLimited) => problem(429, "rateLimited", &[("Retry-After", "120")]),
+            Some(_) => problem(503, "serverInternal", &[]),
+            None => forward(&head, &body, client, upstream)?,
+        };
+        let stream = tls.get_mut();
+        stream.write_all(&answer)?;
+        stream.flush()?;
+    }
+}
+
+/// Send one request to Pebble on a new connection; its whole answer.
+fn forward(
+    head: &str,
+    body: &[u8],
+    client: &Arc<rustls::ClientConfig>,
+    upstream: SocketAddr,
+) -> std::io::Result<Vec<u8>> {
+    let name = rustls::pki_types::ServerName::IpAddress(upstream.ip().into());
+    let connection =
+        rustls::ClientConnection::new(Arc::clone(client), name).map_err(std::io::Error::other)?;
+    let socket = TcpStream::connect(upstream)?;
+    socket.set_read_timeout(Some(StdDuration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    let head = head.trim_end_matches("\r\n");
+    tls.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    tls.write_all(body)?;
+    tls.flush()?;
+    let mut answer = Vec::new();
+    match tls.read_to_end(&mut answer) {
+        Ok(_) => {}
+        // Pebble closes without a TLS close_notify.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(error) => return Err(error),
+    }
+    Ok(answer)
+}
+
+/// An ACME problem answer (RFC 8555 §6.7).
+fn problem(status: u16, kind: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = format!(
+        "{{\"type\":\"urn:ietf:params:acme:error:{kind}\",\"detail\":\"injected by the contract proxy\",\"status\":{status}}}"
+    );
+    let mut answer = format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        answer.push_str(&format!("{name}: {value}\r\n"));
+    }
+    answer.push_str("\r\n");
+    answer.push_str(&body);
+    answer.into_bytes()
 }
 
 contract_cases!(start);
