@@ -1,7 +1,8 @@
 //! ACME under contract: a real Pebble that validates DNS-01 against a real BIND, where the
 //! proofs are published. The client reaches Pebble through a small TLS proxy that answers
 //! `newOrder` with a `rateLimited` (429) or `serverInternal` (503) problem when asked (Pebble
-//! keeps building its URLs from the `Host` the client sent, so every request passes the proxy).
+//! keeps building its URLs from the `Host` the client sent, so every request passes the proxy),
+//! and counts the orders Pebble created, per name.
 //! Debian's Pebble has no ARI (no `replaces`), so the renewal link says so instead of passing.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -99,8 +100,12 @@ impl ContractTarget for AcmeTarget {
             .to_string())
     }
 
-    async fn orders_for(&self, _common_name: &str) -> Result<usize, String> {
-        Err("Pebble cannot list an account's orders".to_string())
+    async fn orders_for(&self, common_name: &str) -> Result<usize, String> {
+        let placed = self.proxy.placed.lock().expect("placed lock");
+        Ok(placed
+            .iter()
+            .filter(|names| names.iter().any(|name| name == common_name))
+            .count())
     }
 
     async fn inject(&self, fault: Fault) -> Result<(), String> {
@@ -130,6 +135,8 @@ impl ContractTarget for AcmeTarget {
 struct FaultProxy {
     addr: SocketAddr,
     fault: Arc<Mutex<Option<Fault>>>,
+    /// The names of every order Pebble created (`newOrder` answered 201), in order.
+    placed: Arc<Mutex<Vec<Vec<String>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -170,20 +177,25 @@ impl FaultProxy {
         let proxy = FaultProxy {
             addr,
             fault: Arc::default(),
+            placed: Arc::default(),
             stop: Arc::default(),
         };
         let (server, client) = (Arc::new(server), Arc::new(client));
-        let (fault, stop) = (Arc::clone(&proxy.fault), Arc::clone(&proxy.stop));
+        let shared = Shared {
+            fault: Arc::clone(&proxy.fault),
+            placed: Arc::clone(&proxy.placed),
+        };
+        let stop = Arc::clone(&proxy.stop);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (server, client, fault) =
-                    (Arc::clone(&server), Arc::clone(&client), Arc::clone(&fault));
+                let (server, client, shared) =
+                    (Arc::clone(&server), Arc::clone(&client), shared.clone());
                 thread::spawn(move || {
-                    let _ = serve(stream, &server, &client, upstream, &fault);
+                    let _ = serve(stream, &server, &client, upstream, &shared);
                 });
             }
         });
@@ -199,13 +211,20 @@ impl Drop for FaultProxy {
     }
 }
 
+/// What the connection threads share with the target.
+#[derive(Clone)]
+struct Shared {
+    fault: Arc<Mutex<Option<Fault>>>,
+    placed: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
 /// Serve one client connection, request by request.
 fn serve(
     stream: TcpStream,
     server: &Arc<rustls::ServerConfig>,
     client: &Arc<rustls::ClientConfig>,
     upstream: SocketAddr,
-    fault: &Mutex<Option<Fault>>,
+    shared: &Shared,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(StdDuration::from_secs(30)))?;
     let connection = rustls::ServerConnection::new(Arc::clone(server)).map_err(std::io::Error::other)?;
@@ -239,7 +258,7 @@ fn serve(
         tls.read_exact(&mut body)?;
         let new_order = head.starts_with("POST /order-plz ");
         let injected = if new_order {
-            *fault.lock().expect("fault lock")
+            *shared.fault.lock().expect("fault lock")
         } else {
             None
         };
@@ -248,6 +267,13 @@ fn serve(
             Some(_) => problem(503, "serverInternal", &[]),
             None => forward(&head, &body, client, upstream)?,
         };
+        if new_order && answer.starts_with(b"HTTP/1.1 201") {
+            shared
+                .placed
+                .lock()
+                .expect("placed lock")
+                .push(order_names(&body));
+        }
         let stream = tls.get_mut();
         stream.write_all(&answer)?;
         stream.flush()?;
@@ -279,6 +305,22 @@ fn forward(
         Err(error) => return Err(error),
     }
     Ok(answer)
+}
+
+/// The identifiers of a `newOrder` request (the payload of its flattened JWS).
+fn order_names(body: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let jws: serde_json::Value = serde_json::from_slice(body).expect("a JWS");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jws["payload"].as_str().expect("a payload"))
+        .expect("base64url");
+    let order: serde_json::Value = serde_json::from_slice(&payload).expect("a JSON payload");
+    order["identifiers"]
+        .as_array()
+        .expect("identifiers")
+        .iter()
+        .filter_map(|identifier| identifier["value"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// An ACME problem answer (RFC 8555 §6.7).

@@ -109,9 +109,11 @@ mod acme;
 mod digicert;
 mod local;
 
-/// Say why a case (or part of it) does not apply to this target.
+/// Say why a case (or part of it) does not apply to this target. Written to stderr directly,
+/// past the test harness's capture, so every run shows what was not checked.
 fn skip(target: &dyn ContractTarget, case: &str, reason: &str) {
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "contract `{case}` on `{}`: not supported by the target: {reason}",
         target.label()
     );
