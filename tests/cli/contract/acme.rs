@@ -96,8 +96,10 @@ impl ContractTarget for AcmeTarget {
     }
 
     async fn renewal_of(&self, _order_id: &str) -> Result<Option<String>, String> {
-        Err("Debian's Pebble has no ARI, so a renewal cannot name the certificate it replaces"
-            .to_string())
+        Err(
+            "Debian's Pebble has no ARI, so a renewal cannot name the certificate it replaces"
+                .to_string(),
+        )
     }
 
     async fn orders_for(&self, common_name: &str) -> Result<usize, String> {
@@ -227,7 +229,8 @@ fn serve(
     shared: &Shared,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(StdDuration::from_secs(30)))?;
-    let connection = rustls::ServerConnection::new(Arc::clone(server)).map_err(std::io::Error::other)?;
+    let connection =
+        rustls::ServerConnection::new(Arc::clone(server)).map_err(std::io::Error::other)?;
     let mut tls = BufReader::new(rustls::StreamOwned::new(connection, stream));
     loop {
         // Request line and headers, then the body (`Content-Length`; the ACME client sends no

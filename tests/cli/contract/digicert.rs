@@ -173,8 +173,12 @@ impl ContractTarget for DigicertTarget {
     }
 
     async fn clear_faults(&self) {
-        self.sim.set_faults(Faults::default()).expect("clear faults");
-        self.sim.set_limits(Limits::default()).expect("clear limits");
+        self.sim
+            .set_faults(Faults::default())
+            .expect("clear faults");
+        self.sim
+            .set_limits(Limits::default())
+            .expect("clear limits");
         self.proxy.armed.store(false, Ordering::SeqCst);
     }
 }
@@ -190,7 +194,9 @@ struct DropProxy {
 
 impl DropProxy {
     async fn start(upstream: SocketAddr) -> DropProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
         let armed = Arc::new(AtomicBool::new(false));
         let task = {

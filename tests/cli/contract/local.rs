@@ -30,8 +30,13 @@ fn open(home: &std::path::Path) -> LocalCa {
     let settings = LocalCaSettings {
         root_common_name: "certform contract root".to_string(),
     };
-    LocalCa::open("local", &settings, home.to_path_buf(), OffsetDateTime::now_utc())
-        .expect("open the local CA")
+    LocalCa::open(
+        "local",
+        &settings,
+        home.to_path_buf(),
+        OffsetDateTime::now_utc(),
+    )
+    .expect("open the local CA")
 }
 
 #[async_trait]
@@ -57,7 +62,9 @@ impl ContractTarget for LocalTarget {
     }
 
     async fn anchor_pem(&self) -> String {
-        self.ca.trust_anchor_pem().expect("the local CA publishes its root")
+        self.ca
+            .trust_anchor_pem()
+            .expect("the local CA publishes its root")
     }
 
     async fn renewal_of(&self, order_id: &str) -> Result<Option<String>, String> {

@@ -253,13 +253,21 @@ async fn check_certificate(
     assert_eq!(issued.order_id, view.order_id);
     let (leaf, pems) = keys::inspect_chain(&issued.chain_pem).expect("the chain is PEM");
     assert!(pems.len() >= 2, "leaf then intermediate: {}", pems.len());
-    assert_eq!(leaf.spki_sha256, asked.key.spki_sha256(), "the key asked for");
+    assert_eq!(
+        leaf.spki_sha256,
+        asked.key.spki_sha256(),
+        "the key asked for"
+    );
     let mut wanted = asked.request.sans.clone();
     wanted.sort();
     let mut sans = leaf.sans.clone();
     sans.sort();
     assert_eq!(sans, wanted, "the names asked for");
-    assert_eq!(view.serial.as_deref(), Some(leaf.serial.as_str()), "{view:?}");
+    assert_eq!(
+        view.serial.as_deref(),
+        Some(leaf.serial.as_str()),
+        "{view:?}"
+    );
     verify_chain(&target.anchor_pem().await, &pems, &asked.request.sans[0]);
 }
 
@@ -334,7 +342,10 @@ pub async fn fetch_again(target: &dyn ContractTarget) {
     let second = ca.fetch(&view.order_id).await.expect("fetch again");
     assert_eq!(second, first);
     let reopened = target.reopen().await;
-    let third = reopened.fetch(&view.order_id).await.expect("fetch after reopen");
+    let third = reopened
+        .fetch(&view.order_id)
+        .await
+        .expect("fetch after reopen");
     assert_eq!(third.chain_pem, first.chain_pem);
     let found = refresh_one(ca, by_id(&view.order_id)).await.expect("found");
     assert_eq!(found.serial, view.serial);
@@ -391,7 +402,9 @@ pub async fn renew(target: &dyn ContractTarget) {
         Err(reason) => skip(target, "renew (renewal_of link)", &reason),
     }
     // The old order is untouched.
-    let old = refresh_one(ca, by_id(&first.order_id)).await.expect("old order");
+    let old = refresh_one(ca, by_id(&first.order_id))
+        .await
+        .expect("old order");
     assert_eq!(old.status, OrderStatus::Issued);
     assert_eq!(old.serial, first.serial);
 }
@@ -459,11 +472,16 @@ pub async fn cancel(target: &dyn ContractTarget) {
     }
     assert_eq!(placed.status, OrderStatus::Pending, "{placed:?}");
     ca.cancel(&placed.order_id).await.expect("cancel");
-    let found = refresh_one(ca, by_id(&placed.order_id)).await.expect("found");
+    let found = refresh_one(ca, by_id(&placed.order_id))
+        .await
+        .expect("found");
     assert_eq!(found.status, OrderStatus::Canceled, "{found:?}");
     ca.cancel(&placed.order_id).await.expect("cancel again");
     // A canceled order is not adopted by a new request under its tag... nor fetched.
-    assert!(ca.fetch(&placed.order_id).await.is_err(), "nothing to fetch");
+    assert!(
+        ca.fetch(&placed.order_id).await.is_err(),
+        "nothing to fetch"
+    );
 }
 
 /// An order whose answer was lost is found by tag after a restart and never placed twice; a
@@ -488,7 +506,11 @@ pub async fn adopt_after_crash(target: &dyn ContractTarget) {
                 "adopt_after_crash (dropped answer)",
                 &format!("{reason}; the caller drops the answer instead"),
             );
-            let placed = target.ca().place_order(&asked.request).await.expect("place");
+            let placed = target
+                .ca()
+                .place_order(&asked.request)
+                .await
+                .expect("place");
             Some(placed.order_id)
         }
     };
@@ -521,10 +543,7 @@ pub async fn adopt_after_crash(target: &dyn ContractTarget) {
             "adopt_after_crash (reissue)",
             "no reissue on the same order: a new order carries the tag, found by refresh",
         );
-        let _lost = reopened
-            .place_order(&reissue.request)
-            .await
-            .expect("place");
+        let _lost = reopened.place_order(&reissue.request).await.expect("place");
         let next = target.reopen().await;
         assert_eq!(
             next.find_reissue(&view.order_id, "contract-adopt-2")
