@@ -1,7 +1,7 @@
 //! DigiCert under contract: the CertCentral simulator on `127.0.0.1:0`, checking
 //! `dns-txt-token` DCV against a real BIND where the proofs are published. Rate limits and
 //! server errors come from the simulator's own switches; a lost answer from a small proxy that
-//! forwards an order's creation and then cuts the connection before the answer.
+//! forwards an order's creation or reissue and then cuts the connection before the answer.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -183,9 +183,9 @@ impl ContractTarget for DigicertTarget {
     }
 }
 
-/// A TCP proxy in front of the simulator that, when armed, forwards the next order creation
-/// (`POST .../order/certificate/...`) and closes the connection as its answer starts: the
-/// order exists, the client never hears of it.
+/// A TCP proxy in front of the simulator that, when armed, forwards the next order request
+/// (`POST .../order/certificate/...`: a creation or a reissue) and closes the connection as its
+/// answer starts: the CA acted, the client never hears of it.
 struct DropProxy {
     addr: SocketAddr,
     armed: Arc<AtomicBool>,

@@ -313,6 +313,8 @@ pub async fn create(target: &dyn ContractTarget) {
     let placed = ca.place_order(&asked.request).await.expect("place");
     if target.needs_dcv() {
         assert_eq!(placed.status, OrderStatus::Pending, "waits for DCV");
+        let early = ca.fetch(&placed.order_id).await;
+        assert!(early.is_err(), "nothing to fetch before DCV: {early:?}");
         let mut domains: Vec<&str> = placed.dcv.iter().map(|d| d.domain.as_str()).collect();
         domains.sort();
         domains.dedup();
@@ -325,14 +327,22 @@ pub async fn create(target: &dyn ContractTarget) {
     let issued = ca.fetch(&view.order_id).await.expect("fetch");
     check_certificate(target, &view, &issued, &asked).await;
 
-    // Refresh finds it by id and by tag.
-    for query in [by_id(&view.order_id), by_tag("contract-create-1")] {
-        let found = refresh_one(ca, query.clone()).await.expect("found");
-        assert_eq!(found.order_id, view.order_id, "{query:?}");
-        assert_eq!(found.status, OrderStatus::Issued);
-        assert_eq!(found.serial, view.serial);
+    // One refresh answers every query, in order: by id, by tag, and `None` for a tag never
+    // placed.
+    let queries = [
+        by_id(&view.order_id),
+        by_tag("contract-never-placed"),
+        by_tag("contract-create-1"),
+    ];
+    let found = ca.refresh(&queries).await.expect("refresh");
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[1], None, "a tag never placed");
+    for view_found in [&found[0], &found[2]] {
+        let view_found = view_found.as_ref().expect("found");
+        assert_eq!(view_found.order_id, view.order_id);
+        assert_eq!(view_found.status, OrderStatus::Issued);
+        assert_eq!(view_found.serial, view.serial);
     }
-    assert_eq!(refresh_one(ca, by_tag("contract-never-placed")).await, None);
 }
 
 /// Fetching an issued order again answers the same certificate.
@@ -557,10 +567,27 @@ pub async fn adopt_after_crash(target: &dyn ContractTarget) {
         assert_ne!(found.order_id, view.order_id);
         return;
     }
-    let _lost = reopened
-        .reissue(&view.order_id, &reissue.request)
-        .await
-        .expect("reissue");
+    match target.inject(Fault::DroppedAnswer).await {
+        Ok(()) => {
+            let error = reopened
+                .reissue(&view.order_id, &reissue.request)
+                .await
+                .expect_err("the answer is lost");
+            assert_eq!(class_of(&error), ErrorClass::Transient, "{error:?}");
+            target.clear_faults().await;
+        }
+        Err(reason) => {
+            skip(
+                target,
+                "adopt_after_crash (dropped reissue answer)",
+                &format!("{reason}; the caller drops the answer instead"),
+            );
+            let _lost = reopened
+                .reissue(&view.order_id, &reissue.request)
+                .await
+                .expect("reissue");
+        }
+    }
     let next = target.reopen().await;
     let found = next
         .find_reissue(&view.order_id, "contract-adopt-2")
