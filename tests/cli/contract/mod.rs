@@ -36,9 +36,9 @@ const ISSUE_TIMEOUT: StdDuration = StdDuration::from_secs(30);
 /// A fault a target can make its CA show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
-    /// Every request is answered "too many requests", with a `Retry-After`.
+    /// Requests (at least an order's creation) are answered "too many requests", with a wait.
     RateLimited,
-    /// Every request fails with a server error (5xx).
+    /// Requests (at least an order's creation) fail with a server error (5xx).
     Transient,
     /// Requests are carried out but their answers are lost (the connection drops).
     DroppedAnswer,
@@ -487,7 +487,7 @@ pub async fn cancel(target: &dyn ContractTarget) {
         .expect("found");
     assert_eq!(found.status, OrderStatus::Canceled, "{found:?}");
     ca.cancel(&placed.order_id).await.expect("cancel again");
-    // A canceled order is not adopted by a new request under its tag... nor fetched.
+    // A canceled order has nothing to fetch.
     assert!(
         ca.fetch(&placed.order_id).await.is_err(),
         "nothing to fetch"
