@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod dns;
 pub mod http;
 pub mod import;
+pub mod inventory;
 pub mod keys;
 pub mod observed;
 pub mod plan;
