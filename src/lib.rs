@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod keys;
 pub mod observed;
 pub mod plan;
+pub mod preflight;
 pub mod refresh;
 pub mod secrets;
 pub mod sim;
