@@ -15,14 +15,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     let config = &workspace.config;
     let missing = crate::preflight::check(config);
-    let label = if args.strict {
-        context.paint("\x1b[31m", "error")
-    } else {
-        context.paint("\x1b[33m", "warning")
-    };
-    for finding in &missing {
-        eprintln!("{label}: {}", crate::config::escaped(&finding.to_string()));
-    }
+    print_findings(context, &missing, args.strict);
     if !missing.is_empty() {
         let count = missing.len();
         let what = format!(
@@ -49,6 +42,22 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         plural(config.cas.len()),
     );
     Ok(EXIT_OK)
+}
+
+/// Print what `preflight::check` found, one line each, as warnings (errors under `--strict`).
+pub(super) fn print_findings(
+    context: &Context,
+    findings: &[crate::preflight::Finding],
+    strict: bool,
+) {
+    let label = if strict {
+        context.paint("\x1b[31m", "error")
+    } else {
+        context.paint("\x1b[33m", "warning")
+    };
+    for finding in findings {
+        eprintln!("{label}: {}", crate::config::escaped(&finding.to_string()));
+    }
 }
 
 fn plural(n: usize) -> &'static str {

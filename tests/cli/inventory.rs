@@ -562,3 +562,23 @@ fn validate_warns_about_missing_secrets_and_strict_fails() {
         empty.stderr
     );
 }
+
+#[test]
+fn plan_shows_the_same_warnings_as_validate() {
+    let sandbox = Sandbox::with_config(&format!(
+        "{WEB}\n[dns.bind]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nkey_name = \"certform.\"\nalgorithm = \"hmac-sha256\"\nsecret = {{ env = \"TSIG_SECRET\" }}\n"
+    ));
+    let run = sandbox.certform(&["plan"]).expect(0);
+    assert!(run.stdout.contains("+ create web"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("`dns.bind.secret`: environment variable `TSIG_SECRET` is not set"),
+        "{}",
+        run.stderr
+    );
+    let set = sandbox
+        .certform_env(&["plan"], &[("TSIG_SECRET", "c2VjcmV0LXZhbHVl")])
+        .expect(0);
+    assert_eq!(set.stderr, "");
+    assert!(!set.all().contains("c2VjcmV0LXZhbHVl"));
+}
