@@ -74,11 +74,6 @@ impl Status {
             Status::Removed => "removed",
         }
     }
-
-    /// A certificate that serves: issued, not expired, not revoked (cert-manager's `Ready`).
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Status::Valid | Status::RenewalDue)
-    }
 }
 
 /// One certificate of the inventory.
@@ -95,6 +90,10 @@ pub struct Row {
     pub serial: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_after: Option<OffsetDateTime>,
+    /// The current certificate is issued, unexpired and not revoked (cert-manager's `Ready`),
+    /// whatever is in flight: a valid certificate whose renewal waits or is rate limited is
+    /// still ready.
+    pub ready: bool,
     /// Whole days until `not_after`; negative once expired.
     pub days_left: Option<i64>,
     /// When the planner renews the current certificate.
@@ -152,6 +151,7 @@ pub fn rows(
                     order_id: None,
                     serial: None,
                     not_after: None,
+                    ready: false,
                     days_left: None,
                     renewal_at: None,
                     last_deploy: None,
@@ -193,6 +193,7 @@ fn recorded_row(
         order_id,
         serial: recorded.serial.clone(),
         not_after: recorded.not_after,
+        ready: issued && recorded.not_after.is_some_and(|t| t > now),
         days_left: recorded.not_after.map(|t| days_between(now, t)),
         renewal_at,
         last_deploy,
@@ -437,8 +438,8 @@ pub fn render_prometheus(rows: &[Row]) -> String {
             .flat_map(|row| {
                 ["True", "False", "Unknown"].map(|condition| {
                     let value = match condition {
-                        "True" => row.status.is_ready(),
-                        "False" => !row.status.is_ready(),
+                        "True" => row.ready,
+                        "False" => !row.ready,
                         _ => false,
                     };
                     format!(
@@ -667,6 +668,17 @@ mod tests {
             Status::Pending,
             "a past limit no longer applies"
         );
+        assert!(!row.ready, "nothing issued yet");
+        let mut renewing = issued("web", NOW + Duration::days(10));
+        renewing.retry_after = Some(NOW + Duration::hours(2));
+        let row = one(Some(spec("web", vec![])), Some(renewing));
+        assert_eq!(row.status, Status::RateLimited);
+        assert!(row.ready, "the current certificate still serves");
+        let expired = one(
+            Some(spec("web", vec![])),
+            Some(issued("web", NOW - Duration::hours(1))),
+        );
+        assert!(!expired.ready);
     }
 
     #[test]
@@ -791,7 +803,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&format!(
-            "certform_certificate_ready_status{{{name},condition=\"True\"}} 0\n"
+            "certform_certificate_ready_status{{{name},condition=\"True\"}} 1\n"
         )));
         assert!(text.contains(&format!(
             "certform_certificate_status{{{name},status=\"removed\"}} 1\n"

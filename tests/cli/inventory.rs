@@ -152,6 +152,8 @@ fn status_json_carries_every_field() {
     assert_eq!(web["renewal_at"], "2027-03-02T00:00:00Z");
     assert_eq!(web["last_deploy"], T0);
     assert_eq!(web["in_config"], true);
+    assert_eq!(web["ready"], true);
+    assert_eq!(rows[0]["ready"], false);
     assert_eq!(rows[0]["status"], "not-created");
     assert!(rows[0]["not_after"].is_null());
     let filtered = status_at(&sandbox, 70, &["--format", "json", "--ca", "other"]);
