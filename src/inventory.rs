@@ -36,7 +36,9 @@ pub enum Status {
     RenewalDue,
     /// Issued and past its `not_after`.
     Expired,
+    /// The current certificate was revoked.
     Revoked,
+    /// The order was canceled.
     Canceled,
     /// In state but no longer in config: the next apply acts on its `on_remove`.
     Removed,

@@ -7,7 +7,9 @@ use clap::CommandFactory;
 
 use super::{Cli, Context, Failure, EXIT_OK};
 
-/// Print a shell completion script (e.g. `certform completions bash > /etc/bash_completion.d/certform`)
+/// Print a shell completion script
+///
+/// For example: `certform completions bash > /etc/bash_completion.d/certform`
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for
@@ -15,7 +17,9 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Print the manual page in roff (e.g. `certform man > certform.1; man ./certform.1`)
+/// Print the manual page (roff)
+///
+/// For example: `certform man > /usr/local/share/man/man1/certform.1`
 #[derive(Debug, clap::Args)]
 pub struct ManArgs {}
 
