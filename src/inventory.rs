@@ -782,6 +782,49 @@ mod tests {
     }
 
     #[test]
+    fn renewal_at_is_the_instant_plan_starts_renewing() {
+        for renew_before in [
+            RenewBefore::Duration(Duration::days(30)),
+            RenewBefore::Percent(33),
+            // Not shorter than the lifetime: plan clamps to two thirds of it, so must status.
+            RenewBefore::Duration(Duration::days(100)),
+        ] {
+            let mut spec = spec("web", vec![]);
+            spec.renew_before = renew_before;
+            let mut recorded = issued("web", NOW + Duration::days(80));
+            recorded.spec_digest = spec.issuance_digest();
+            recorded.spec_fields = spec.issuance_fields().into_iter().collect();
+            let certificates: BTreeMap<String, CertificateSpec> =
+                [("web".to_string(), spec)].into();
+            let mut state = State::default();
+            state.certificates.insert("web".into(), recorded);
+            let renewal_at = rows(&certificates, &state, NOW)[0]
+                .renewal_at
+                .expect("renewal time");
+            let renews = |now: OffsetDateTime| {
+                let plan = crate::plan::plan(&crate::plan::PlanInput {
+                    certificates: &certificates,
+                    state: &state,
+                    observed: &crate::observed::Observed::default(),
+                    capabilities: &BTreeMap::new(),
+                    now,
+                });
+                plan.changes
+                    .iter()
+                    .any(|c| matches!(c.action, crate::plan::Action::Renew { .. }))
+            };
+            assert!(
+                !renews(renewal_at - Duration::seconds(1)),
+                "{renew_before:?}"
+            );
+            assert!(renews(renewal_at), "{renew_before:?}");
+            let status_at = |now| rows(&certificates, &state, now)[0].status;
+            assert_eq!(status_at(renewal_at - Duration::seconds(1)), Status::Valid);
+            assert_eq!(status_at(renewal_at), Status::RenewalDue);
+        }
+    }
+
+    #[test]
     fn spans_parse() {
         assert_eq!(parse_span("30d"), Ok(Duration::days(30)));
         assert_eq!(parse_span("12h"), Ok(Duration::hours(12)));
