@@ -15,6 +15,8 @@ command -v pebble >/dev/null || need+=(pebble)
 command -v strace >/dev/null || need+=(strace)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v keytool >/dev/null || need+=(default-jre-headless)
+# The generated man page is checked with groff.
+command -v groff >/dev/null || need+=(groff-base)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -4,19 +4,31 @@ use std::path::PathBuf;
 
 use super::{Context, Failure, EXIT_OK};
 
-/// Write a starter configuration (local CA, one certificate, files deploy) into a directory
+/// Write a starter configuration for a pull-request workflow: config and state in one git
+/// repository, keys outside it (local CA, one certificate, files deploy)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory to scaffold (default: the `--config` directory)
     pub dir: Option<PathBuf>,
 }
 
-const STARTER: &str = r#"#:schema ../schemas/config.schema.json
+/// Where the JSON Schema is copied, relative to the scaffolded directory: inside the
+/// repository, so the `#:schema` line resolves in every checkout.
+const SCHEMA: &str = ".certform/config.schema.json";
+
+const STARTER: &str = r#"#:schema .certform/config.schema.json
 # certform configuration. Reference: https://github.com/certform/certform#configuration
+#
+# This directory is one git repository holding the configuration and certform's state: a pull
+# request changes a certificate here, CI posts `certform plan`, the merge runs `certform apply`,
+# which commits the new state under `state/` in the same repository.
 
 [state]
-repo = "state"        # git repository for state (created on first apply)
-keys_dir = "keys"     # private keys (0700/0600); keep it out of git
+repo = "."            # this directory is the state repository (created on first apply)
+dir = "state"         # certform's files inside it; committed, never ignored
+# Private keys stay outside every repository: by default in
+# $XDG_DATA_HOME/certform/keys/<id of this repository> (set `keys_dir` to choose another place
+# outside this repository).
 
 [defaults]
 ca = "local"
@@ -30,10 +42,20 @@ kind = "local"        # built-in private CA: no account needed
 common_name = "www.example.test"
 sans = ["example.test"]
 validity = { days = 90 }
-deploy = [{ kind = "files", dir = "out/web" }]
+# Deploy targets hold private keys, so they must be outside this repository.
+deploy = [{ kind = "files", dir = "../certform-out/web" }]
 "#;
 
-const GITIGNORE: &str = "state/\nkeys/\nout/\n";
+/// Keys and deploy output only: `state/` is what the repository is for.
+const GITIGNORE: &str = "\
+# Private keys and deployed certificates never belong in git. certform keeps keys outside this
+# repository and refuses a `keys_dir` or deploy `dir` inside it; these lines catch copies made
+# by hand. Never ignore `state/`: it is the record `certform apply` commits.
+/keys/
+/out/
+*.key
+privkey.pem
+";
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let dir = args
@@ -45,20 +67,36 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         return Err(Failure::new(format!("`{}` already exists", file.display()))
             .hint("edit it, or run `certform init` in an empty directory"));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Failure::new(format!("cannot create `{}`", dir.display())).caused_by(e.to_string())
-    })?;
-    let write = |path: PathBuf, text: &str| {
-        std::fs::write(&path, text).map_err(|e| {
+    let create = |path: &PathBuf| {
+        std::fs::create_dir_all(path).map_err(|e| {
+            Failure::new(format!("cannot create `{}`", path.display())).caused_by(e.to_string())
+        })
+    };
+    let write = |path: &PathBuf, text: &str| {
+        std::fs::write(path, text).map_err(|e| {
             Failure::new(format!("cannot write `{}`", path.display())).caused_by(e.to_string())
         })
     };
-    write(file.clone(), STARTER)?;
-    let gitignore = dir.join(".gitignore");
-    if !gitignore.exists() {
-        write(gitignore, GITIGNORE)?;
+    create(&dir)?;
+    let schema = dir.join(SCHEMA);
+    if let Some(parent) = schema.parent() {
+        create(&parent.to_path_buf())?;
     }
+    write(&schema, &crate::config::json_schema())?;
+    write(&file, STARTER)?;
+    let gitignore = dir.join(".gitignore");
+    let gitignore_note = if gitignore.exists() {
+        format!(
+            "kept the existing {} (it must not ignore `state/`)",
+            gitignore.display()
+        )
+    } else {
+        write(&gitignore, GITIGNORE)?;
+        format!("wrote {}", gitignore.display())
+    };
     println!("wrote {}", file.display());
+    println!("wrote {}", schema.display());
+    println!("{gitignore_note}");
     println!(
         "next: certform plan -c {0} && certform apply -c {0}",
         dir.display()

@@ -3,6 +3,7 @@
 
 mod apply;
 mod ca;
+mod completions;
 mod import;
 mod init;
 mod plan;
@@ -69,6 +70,8 @@ pub enum Command {
     Ca(ca::Args),
     Import(import::Args),
     Sim(sim::Args),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 /// Parse the command line, run, and return the exit code.
@@ -107,6 +110,8 @@ pub fn main() -> i32 {
         Command::Ca(args) => ca::run(&context, args),
         Command::Import(args) => import::run(&context, args),
         Command::Sim(args) => sim::run(&context, args),
+        Command::Completions(args) => completions::completions(&context, args),
+        Command::Man(args) => completions::man(&context, args),
     };
     match result {
         Ok(code) => code,

@@ -32,6 +32,8 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             workspace.keys_dir.display()
         );
     }
+    // The same warnings as `validate`: a missing secret fails the account that needs it.
+    super::validate::print_findings(context, &crate::preflight::check(&workspace.config), false);
     let state = workspace.read_state()?;
     let runtime = context.runtime()?;
     let planned = runtime.block_on(async {

@@ -1,91 +1,59 @@
 //! `certform status`.
 
-use std::collections::BTreeSet;
+use std::io::Write;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::plan::render::format_time;
+use crate::inventory::{self, Filter, Status};
 
-/// List certificates with their CA, status, expiry and days left (from state; no network)
+/// List certificates: status in words, CA, order, expiry, days left and last deploy (from
+/// state; no network)
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Show only certificates with this status (repeatable)
+    #[arg(long = "status", value_enum, value_name = "STATUS")]
+    pub statuses: Vec<Status>,
 
-pub fn run(context: &Context, _args: &Args) -> Result<i32, Failure> {
+    /// Show only certificates of this CA account
+    #[arg(long, value_name = "NAME")]
+    pub ca: Option<String>,
+
+    /// Show only certificates that expire within this span, expired ones included (`30d`, `12h`, `2w`)
+    #[arg(long, value_name = "SPAN", value_parser = inventory::parse_span)]
+    pub expiring_within: Option<time::Duration>,
+
+    /// Output format: `prometheus` is node_exporter's textfile format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Prometheus,
+}
+
+pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     let state = workspace.read_state()?;
-    let names: BTreeSet<&String> = workspace
-        .config
-        .certificates
-        .keys()
-        .chain(state.certificates.keys())
-        .collect();
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "CA".to_string(),
-        "STATUS".to_string(),
-        "NOT AFTER".to_string(),
-        "DAYS LEFT".to_string(),
-    ]];
-    for name in names {
-        let spec = workspace.config.certificates.get(name);
-        let row = match state.certificates.get(name) {
-            Some(certificate) => {
-                let mut status = match certificate.status {
-                    crate::state::CertificateStatus::New => "new",
-                    crate::state::CertificateStatus::Issued => "issued",
-                    crate::state::CertificateStatus::Revoked => "revoked",
-                    crate::state::CertificateStatus::Canceled => "canceled",
-                }
-                .to_string();
-                if let Some(not_after) = certificate.not_after {
-                    if not_after <= workspace.now
-                        && certificate.status == crate::state::CertificateStatus::Issued
-                    {
-                        status = "expired".to_string();
-                    }
-                }
-                if let Some(intent) = &certificate.intent {
-                    status.push_str(&format!(" ({} in flight)", intent.kind.as_str()));
-                }
-                if spec.is_none() {
-                    status.push_str(" (not in config)");
-                }
-                [
-                    name.clone(),
-                    certificate.ca.clone(),
-                    status,
-                    certificate
-                        .not_after
-                        .map(format_time)
-                        .unwrap_or_else(|| "-".into()),
-                    certificate
-                        .not_after
-                        .map(|t| (t - workspace.now).whole_days().to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ]
-            }
-            None => [
-                name.clone(),
-                spec.map(|s| s.ca.clone()).unwrap_or_default(),
-                "not created".to_string(),
-                "-".to_string(),
-                "-".to_string(),
-            ],
-        };
-        rows.push(row);
-    }
-    let mut widths = [0usize; 5];
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
+    let filter = Filter {
+        statuses: args.statuses.clone(),
+        ca: args.ca.clone(),
+        expiring_within: args.expiring_within,
+    };
+    let rows: Vec<inventory::Row> =
+        inventory::rows(&workspace.config.certificates, &state, workspace.now)
+            .into_iter()
+            .filter(|row| filter.matches(row, workspace.now))
             .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    let text = match args.format {
+        Format::Table => inventory::render_table(&rows),
+        Format::Json => inventory::render_json(&rows, workspace.now),
+        Format::Prometheus => inventory::render_prometheus(&rows),
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Failure::new("cannot write to standard output").caused_by(e.to_string()))?;
     Ok(EXIT_OK)
 }

@@ -355,6 +355,22 @@ fn renewal_window<'a>(
         .filter(|w| Some(&w.serial) == state.serial.as_ref())
 }
 
+/// When the planner renews the issued certificate of `state` under `spec`: inside the CA's
+/// renewal window (ACME ARI) when state holds one for its serial, else at the renewal point of
+/// `renew_before` on the issued lifetime. `None` when state records no validity. For
+/// `status`, which reads state only; `plan` decides with the window refresh observed.
+pub fn renewal_time(spec: &CertificateSpec, state: &CertificateState) -> Option<OffsetDateTime> {
+    if let Some(window) = state
+        .renewal_window
+        .as_ref()
+        .filter(|w| Some(&w.serial) == state.serial.as_ref())
+    {
+        return Some(window.renew_at(&state.id));
+    }
+    let (not_before, not_after) = (state.not_before?, state.not_after?);
+    Some(renewal_point(spec.renew_before, not_before, not_after).at)
+}
+
 /// When an issued certificate is due under `renew_before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct RenewalPoint {

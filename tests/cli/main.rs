@@ -13,6 +13,7 @@ mod deploy_safety;
 mod digicert;
 mod http;
 mod invalid;
+mod inventory;
 mod library_apply;
 mod lifecycle;
 mod lock;
