@@ -294,6 +294,8 @@ impl CertificateAuthority for FakeCa {
             .iter()
             .map(|query| match (&query.order_id, &query.tag) {
                 (Some(id), _) => state.orders.get(id).map(|o| Self::view(id, o)),
+                // A CA without tag lookup (`DuplicatePrevention::None`) cannot answer this.
+                (None, Some(_)) if !self.capabilities.duplicates.finds_by_tag() => None,
                 (None, Some(tag)) => state
                     .orders
                     .iter()

@@ -480,6 +480,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: false,
     cancel: false,
     revoke: true,
+    // `orders/<sha256(tag)>.json`, written right after `newOrder` answers.
+    duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
+    cancel_refunds: false,
 };
 
 #[async_trait]

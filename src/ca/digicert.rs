@@ -1271,6 +1271,10 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: true,
     cancel: true,
     revoke: true,
+    // The tag travels in the order's comments and is searched for by `refresh`.
+    duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+    // A cancelled pending order's funds return to the account.
+    cancel_refunds: true,
 };
 
 #[async_trait]

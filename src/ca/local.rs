@@ -242,6 +242,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: true,
     cancel: true,
     revoke: true,
+    // The order database is written with the order, in the same process.
+    duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
+    cancel_refunds: false,
 };
 
 #[async_trait]

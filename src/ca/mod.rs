@@ -16,16 +16,7 @@ use time::{Duration, OffsetDateTime};
 use crate::observed::OrderView;
 use crate::spec::{RevocationReason, Validity};
 
-/// What a CA can do; the planner and executor choose actions from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Can reissue (new key/SANs) on the same order instead of placing a new one.
-    pub reissue_same_order: bool,
-    /// Supports cancelling pending orders.
-    pub cancel: bool,
-    /// Supports revocation.
-    pub revoke: bool,
-}
+pub use crate::capabilities::{Capabilities, DuplicatePrevention};
 
 /// Which order to read back: by the CA's order id, or by the tag certform attached to it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -120,7 +120,12 @@ pub enum Action {
         cancel_order: Option<String>,
     },
     /// Cancel a pending order.
-    Cancel { order_id: String, forget: bool },
+    Cancel {
+        order_id: String,
+        forget: bool,
+        /// The CA gives the order's price back (`Capabilities::cancel_refunds`).
+        refund: bool,
+    },
     /// Drop from state only; the CA keeps the certificate.
     Forget,
 }

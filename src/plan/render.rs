@@ -199,8 +199,19 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
                 let _ = writeln!(out, "      then: forget (drop from state)");
             }
         }
-        Action::Cancel { forget: true, .. } => {
-            let _ = writeln!(out, "      then: forget (drop from state)");
+        Action::Cancel { forget, refund, .. } => {
+            let _ = writeln!(
+                out,
+                "      refund: {}",
+                if *refund {
+                    "yes (the CA gives a cancelled pending order's price back)"
+                } else {
+                    "no"
+                }
+            );
+            if *forget {
+                let _ = writeln!(out, "      then: forget (drop from state)");
+            }
         }
         _ => {}
     }
