@@ -491,9 +491,22 @@ impl CertificateAuthority for AcmeCa {
         &self.inner.name
     }
 
+    fn kind(&self) -> &'static str {
+        "acme"
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
     }
+
+    /// The account exists at the CA and the saved key is its key: `newAccount` with
+    /// `onlyReturnExisting` (RFC 8555 §7.3.1) answers with the account's URL, creating nothing.
+    async fn check_credentials(&self) -> Result<crate::ca::Credentials, CaError> {
+        scoped(self.inner.check_account()).await
+    }
+
+    // `list_orders` stays unsupported: RFC 8555's account `orders` list is not served by
+    // Let's Encrypt (Boulder) and certform's tag index names only orders it placed itself.
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(REFRESH_CONCURRENCY));
@@ -604,6 +617,59 @@ impl CertificateAuthority for AcmeCa {
 }
 
 impl Inner {
+    async fn check_account(&self) -> Result<crate::ca::Credentials, CaError> {
+        let name = &self.name;
+        let path = self.home.join(ACCOUNT_FILE);
+        let bytes = read_optional(&path)
+            .map_err(|error| io_error(name, "read", &path, error))?
+            .ok_or_else(|| {
+                CaError::new(
+                    ErrorClass::Rejected,
+                    format!("ACME account `{name}` is not registered: `{}` is missing", path.display()),
+                )
+            })?;
+        let file: AccountFile = serde_json::from_slice(&bytes).map_err(|error| {
+            // The serde message may quote the key material: report the position only.
+            CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "ACME account `{name}`: `{}` is not a valid account file (line {}, column {})",
+                    path.display(),
+                    error.line(),
+                    error.column()
+                ),
+            )
+        })?;
+        let der = file.credentials.private_key().clone_key();
+        let key = instant_acme::Key::from_pkcs8_der(der.clone_key())
+            .map_err(|error| classify(name, Operation::Account, error))?;
+        let (account, _) = builder(name, &self.settings)?
+            .from_key(
+                (key, rustls::pki_types::PrivateKeyDer::Pkcs8(der)),
+                self.settings.directory.clone(),
+            )
+            .await
+            .map_err(|error| classify(name, Operation::Account, error))?;
+        if account.id() != self.account_url {
+            return Err(CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "ACME account `{name}`: the CA knows the key as `{}`, not `{}`",
+                    redact_url(account.id()),
+                    redact_url(&self.account_url)
+                ),
+            ));
+        }
+        Ok(crate::ca::Credentials {
+            identity: format!(
+                "ACME account `{}` at `{}`",
+                redact_url(account.id()),
+                redact_url(&self.settings.directory)
+            ),
+            read_only: false,
+        })
+    }
+
     async fn refresh_one(&self, query: &OrderQuery) -> Result<Option<OrderView>, CaError> {
         let order_url = match (&query.order_id, &query.tag) {
             (Some(order_id), _) => order_id.clone(),
