@@ -101,3 +101,43 @@ pub async fn info(workspace: &Workspace, name: &str) -> Result<AccountInfo, Acco
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::{Capabilities, DuplicatePrevention};
+    use crate::testing::FakeCa;
+
+    #[tokio::test]
+    async fn an_operation_the_kind_lacks_names_the_kind_and_the_operation() {
+        let caps = Capabilities {
+            reissue_same_order: false,
+            cancel: false,
+            revoke: true,
+            duplicates: DuplicatePrevention::TagAtCa,
+            cancel_refunds: false,
+        };
+        let ca = FakeCa::new("lab", caps, None);
+        for (operation, answer) in [
+            ("checking credentials", ca.check_credentials().await.err()),
+            ("showing account information", ca.account_info().await.err()),
+            ("listing orders", ca.list_orders().await.err()),
+            ("checking certificates", ca.check(&[]).await.err()),
+        ] {
+            let answer = answer.expect("the fake offers no account operations");
+            assert_eq!(answer.class, ErrorClass::Unsupported, "{operation}");
+            let error = AccountError::from_call(&ca, operation, "unused".into(), answer);
+            assert_eq!(
+                error.to_string(),
+                format!("`lab` is a `kind = \"fake\"` account, which does not support {operation}")
+            );
+        }
+        // Any other failure keeps what was being done, with the CA's error as the cause.
+        let refused = CaError::new(ErrorClass::Auth, "401 unauthorized");
+        let error = AccountError::from_call(&ca, "listing orders", "cannot list".into(), refused);
+        assert!(
+            matches!(&error, AccountError::Ca { what, source } if what == "cannot list" && source.class == ErrorClass::Auth),
+            "{error:?}"
+        );
+    }
+}

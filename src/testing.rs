@@ -276,6 +276,10 @@ impl CertificateAuthority for FakeCa {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.capabilities
     }
