@@ -505,8 +505,9 @@ impl CertificateAuthority for AcmeCa {
         scoped(self.inner.check_account()).await
     }
 
-    // `list_orders` stays unsupported: RFC 8555's account `orders` list is not served by
-    // Let's Encrypt (Boulder) and certform's tag index names only orders it placed itself.
+    // `list_orders` stays unsupported for now: RFC 8555's account `orders` list is served by
+    // Pebble (`/list-orderz/`) but not by Let's Encrypt (Boulder), `instant-acme` has no call
+    // for it, and certform's tag index names only orders it placed itself.
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(REFRESH_CONCURRENCY));
