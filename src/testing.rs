@@ -389,6 +389,9 @@ impl CertificateAuthority for FakeCa {
         if let Some(fault) = fault {
             return Err(Self::error(fault));
         }
+        if !self.capabilities.duplicates.finds_by_tag() {
+            return Ok(None);
+        }
         let state = self.lock();
         Ok(state
             .orders

@@ -512,9 +512,20 @@ impl Executor {
         }
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
+        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
         loop {
             match ca.reissue(order_id, request).await {
                 Ok(view) => return Ok(view),
+                Err(error) if error.class == ErrorClass::Transient && !finds_by_tag => {
+                    return Err(Error::Ca {
+                        context: format!(
+                            "the reissue request for order {order_id} to `{}` failed and may have reached it; `{}` cannot find requests by certform's tag, so it is not sent again: check the order before the next run",
+                            ca.name(),
+                            ca.name()
+                        ),
+                        source: error,
+                    })
+                }
                 Err(error)
                     if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
                 {

@@ -966,3 +966,31 @@ async fn a_create_killed_at_a_ca_without_tag_lookup_is_blocked_not_ordered_twice
     assert_eq!(plan.blocked.len(), 1, "{plan:?}");
     assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
 }
+
+#[tokio::test]
+async fn a_lost_reissue_at_a_ca_without_tag_lookup_is_not_sent_again() {
+    let mut world = World::new(
+        Capabilities {
+            reissue_same_order: true,
+            ..UNTAGGED
+        },
+        &web(),
+    );
+    world.apply().await;
+    world.set_config(&certificate_toml(
+        "web",
+        &["web.example.test", "www.example.test"],
+        "",
+    ));
+    world.ca.inject(Op::Reissue, &[Fault::Lost]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    let error = report.outcomes[0].result.clone().expect_err("failed");
+    assert!(error.contains("is not sent again"), "{error}");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+    // The next run asks the user instead of reissuing a second time.
+    let (plan, _) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+}
