@@ -42,7 +42,12 @@ pub enum AccountError {
 impl AccountError {
     /// A failed account call: `Unsupported` answers name the kind and the operation, other
     /// errors keep `what` with the CA's error as cause.
-    pub fn from_call(ca: &dyn CertificateAuthority, operation: &str, what: String, source: CaError) -> Self {
+    pub fn from_call(
+        ca: &dyn CertificateAuthority,
+        operation: &str,
+        what: String,
+        source: CaError,
+    ) -> Self {
         if source.class == ErrorClass::Unsupported {
             return AccountError::Unsupported {
                 name: ca.name().to_string(),

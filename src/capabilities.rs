@@ -87,7 +87,15 @@ mod tests {
                 }
             }
         }
-        assert!(files >= 3, "expected the planner's files in {}", root.display());
-        assert!(offences.is_empty(), "src/plan reaches an edge module:\n{}", offences.join("\n"));
+        assert!(
+            files >= 3,
+            "expected the planner's files in {}",
+            root.display()
+        );
+        assert!(
+            offences.is_empty(),
+            "src/plan reaches an edge module:\n{}",
+            offences.join("\n")
+        );
     }
 }

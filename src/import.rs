@@ -187,13 +187,10 @@ pub async fn import(
                 continue;
             }
         };
-        let issued = ca
-            .fetch(&id)
-            .await
-            .map_err(|source| AccountError::Ca {
-                what: format!("cannot fetch order {id}"),
-                source,
-            })?;
+        let issued = ca.fetch(&id).await.map_err(|source| AccountError::Ca {
+            what: format!("cannot fetch order {id}"),
+            source,
+        })?;
         let (info, _) = crate::keys::inspect_chain(&issued.chain_pem).map_err(|source| {
             ImportError::Unreadable {
                 order_id: id.clone(),

@@ -404,10 +404,8 @@ impl Executor {
                     // A CA that cannot find orders by tag keeps the intent only while the
                     // outcome is unknown (the next plan asks the user); an answer that says
                     // no order was made lets the next run order again.
-                    let refused = !matches!(
-                        source.class,
-                        ErrorClass::Transient | ErrorClass::Protocol
-                    );
+                    let refused =
+                        !matches!(source.class, ErrorClass::Transient | ErrorClass::Protocol);
                     if refused && !ca.capabilities().duplicates.finds_by_tag() {
                         state.intent = None;
                         self.store.save_certificate(&state)?;

@@ -626,7 +626,10 @@ impl Inner {
             .ok_or_else(|| {
                 CaError::new(
                     ErrorClass::Rejected,
-                    format!("ACME account `{name}` is not registered: `{}` is missing", path.display()),
+                    format!(
+                        "ACME account `{name}` is not registered: `{}` is missing",
+                        path.display()
+                    ),
                 )
             })?;
         let file: AccountFile = serde_json::from_slice(&bytes).map_err(|error| {

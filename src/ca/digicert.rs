@@ -369,7 +369,10 @@ impl OrderInfo {
             settings.push(("product".to_string(), toml::Value::String(product)));
         }
         if let Some(organization) = self.organization.and_then(|id| i64::try_from(id).ok()) {
-            settings.push(("organization".to_string(), toml::Value::Integer(organization)));
+            settings.push((
+                "organization".to_string(),
+                toml::Value::Integer(organization),
+            ));
         }
         if let Some(hash) = self
             .signature_hash

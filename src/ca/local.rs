@@ -270,7 +270,8 @@ impl CertificateAuthority for LocalCa {
                 let path = inner.home.join(key_file);
                 let text = fs::read_to_string(&path)
                     .map_err(|error| io_error(&inner.name, "read", &path, error))?;
-                PrivateKey::from_pem(&text).map_err(|error| corrupt(&inner.name, key_file, error))?;
+                PrivateKey::from_pem(&text)
+                    .map_err(|error| corrupt(&inner.name, key_file, error))?;
             }
             let orders = inner.load_all()?;
             Ok(crate::ca::Credentials {
@@ -294,14 +295,21 @@ impl CertificateAuthority for LocalCa {
         let mut authority = Vec::new();
         for (role, file, pem) in [
             ("root", ROOT_CERT, &self.inner.root_pem),
-            ("intermediate", INTERMEDIATE_CERT, &self.inner.intermediate_pem),
+            (
+                "intermediate",
+                INTERMEDIATE_CERT,
+                &self.inner.intermediate_pem,
+            ),
         ] {
             let (info, _) =
                 keys::inspect_chain(pem).map_err(|error| corrupt(&self.name, file, error))?;
             let subject = info.common_name.clone().unwrap_or_default();
             let until = crate::plan::render::format_time(info.not_after);
             authority.push(InfoItem::new(
-                format!("{role:<14} {subject}, serial {}, until {until}", info.serial),
+                format!(
+                    "{role:<14} {subject}, serial {}, until {until}",
+                    info.serial
+                ),
                 &serde_json::json!({
                     "role": role,
                     "common_name": subject,
@@ -333,7 +341,11 @@ impl CertificateAuthority for LocalCa {
             .collect();
         Ok(crate::ca::AccountInfo {
             account: self.name.clone(),
-            heading: format!("local CA `{}` in `{}`", self.name, self.inner.home.display()),
+            heading: format!(
+                "local CA `{}` in `{}`",
+                self.name,
+                self.inner.home.display()
+            ),
             sections: vec![
                 InfoSection {
                     key: "authority".into(),

@@ -136,12 +136,20 @@ pub trait CertificateAuthority: Send + Sync {
 
     /// Whether the account is usable, and who its credentials answer as (`ca test`).
     async fn check_credentials(&self) -> Result<Credentials, CaError> {
-        Err(unsupported(self.name(), self.kind(), "checking credentials"))
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "checking credentials",
+        ))
     }
 
     /// What the account holds, for people (`ca info`).
     async fn account_info(&self) -> Result<AccountInfo, CaError> {
-        Err(unsupported(self.name(), self.kind(), "showing account information"))
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "showing account information",
+        ))
     }
 
     /// Every order the account holds, for `import`.
@@ -154,7 +162,11 @@ pub trait CertificateAuthority: Send + Sync {
     /// reported at once. Plan calls it; `Unsupported` means there is nothing to check.
     async fn check(&self, specs: &[&crate::spec::CertificateSpec]) -> Result<(), CaError> {
         let _ = specs;
-        Err(unsupported(self.name(), self.kind(), "checking certificates"))
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "checking certificates",
+        ))
     }
 
     /// Read back many orders at once; the answer has one entry per query, in order

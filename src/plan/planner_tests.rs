@@ -2137,7 +2137,10 @@ fn the_refund_of_a_cancel_is_the_intent_cas() {
         .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
         .plan();
     assert!(
-        matches!(only_change(&plan).action, Action::Cancel { refund: true, .. }),
+        matches!(
+            only_change(&plan).action,
+            Action::Cancel { refund: true, .. }
+        ),
         "{plan:#?}"
     );
 }
@@ -2151,7 +2154,10 @@ fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again
     ordering.intent = Some(intent(IntentKind::Create, None));
 
     // A CA that finds orders by tag: no order found means none was placed; ordered again.
-    for duplicates in [DuplicatePrevention::TagAtCa, DuplicatePrevention::LocalIndex] {
+    for duplicates in [
+        DuplicatePrevention::TagAtCa,
+        DuplicatePrevention::LocalIndex,
+    ] {
         let plan = World::new()
             .local_caps(|caps| caps.duplicates = duplicates)
             .state(ordering.clone())
@@ -2172,7 +2178,9 @@ fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again
     assert_eq!(blocked.wanted.as_deref(), Some("create"));
     assert!(
         blocked.reason.contains("tag `tag-1`")
-            && blocked.reason.contains("cannot find orders by certform's tag"),
+            && blocked
+                .reason
+                .contains("cannot find orders by certform's tag"),
         "{}",
         blocked.reason
     );

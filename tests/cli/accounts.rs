@@ -34,7 +34,11 @@ fn local_ca_test_and_info_read_the_ca_and_its_orders() {
     );
 
     let info = sandbox.certform(&["ca", "info", "local"]).expect(0);
-    assert!(info.stdout.starts_with("local CA `local` in "), "{}", info.stdout);
+    assert!(
+        info.stdout.starts_with("local CA `local` in "),
+        "{}",
+        info.stdout
+    );
     assert!(
         info.stdout.contains("\nAuthority:\n  root ")
             && info.stdout.contains("\n  intermediate ")
@@ -62,7 +66,9 @@ fn local_ca_test_and_info_read_the_ca_and_its_orders() {
     std::fs::write(&key, root_key).expect("swap key");
     let broken = sandbox.certform(&["ca", "test", "local"]).expect(1);
     assert!(
-        broken.stderr.contains("`intermediate.pem` does not match its key file"),
+        broken
+            .stderr
+            .contains("`intermediate.pem` does not match its key file"),
         "{}",
         broken.all()
     );
@@ -99,16 +105,24 @@ fn import_adopts_the_local_cas_orders_that_state_does_not_track() {
         .certform(&["import", "local", "--write-config", "imported.toml"])
         .expect(0);
     assert!(
-        imported.stdout.contains("imported old-example-test (order lo-"),
+        imported
+            .stdout
+            .contains("imported old-example-test (order lo-"),
         "{}",
         imported.all()
     );
     assert!(
-        imported.stdout.contains("skipped 1 order: already in state"),
+        imported
+            .stdout
+            .contains("skipped 1 order: already in state"),
         "{}",
         imported.all()
     );
-    assert!(imported.stderr.contains("private keys"), "{}", imported.stderr);
+    assert!(
+        imported.stderr.contains("private keys"),
+        "{}",
+        imported.stderr
+    );
     let stub = sandbox.read("imported.toml");
     assert!(
         stub.contains("from the `local` account `local`")
@@ -127,7 +141,11 @@ fn import_adopts_the_local_cas_orders_that_state_does_not_track() {
         "{}",
         again.all()
     );
-    assert!(again.stdout.contains("nothing to import"), "{}", again.all());
+    assert!(
+        again.stdout.contains("nothing to import"),
+        "{}",
+        again.all()
+    );
 }
 
 #[test]
@@ -150,7 +168,8 @@ fn an_acme_account_is_checked_at_the_ca_and_refuses_info_and_import_by_name() {
     sandbox.apply().expect(0);
     let ok = sandbox.certform(&["ca", "test", "pebble"]).expect(0);
     assert!(
-        ok.stdout.contains("ok: `pebble` answers as ACME account `https://"),
+        ok.stdout
+            .contains("ok: `pebble` answers as ACME account `https://"),
         "{}",
         ok.all()
     );
