@@ -16,8 +16,8 @@ pub enum DuplicatePrevention {
     /// CA writes it in the same transaction as the order. ACME orders carry no client label:
     /// certform writes `tag → order URL` right after `newOrder` answers, so an answer lost in
     /// transit leaves an order the index does not know; such an ACME order costs nothing and
-    /// expires unused, so retrying is safe there. (RFC 8555's account `orders` list would name
-    /// it, but Pebble and Let's Encrypt do not serve it.)
+    /// expires unused, so retrying is safe there. (RFC 8555's account `orders` list could name
+    /// it; Pebble serves one, Let's Encrypt does not.)
     LocalIndex,
     /// Orders cannot be found by tag: a create whose answer was lost must not be sent again
     /// without asking the user, who checks the account first.

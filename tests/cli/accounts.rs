@@ -149,13 +149,16 @@ fn import_adopts_the_local_cas_orders_that_state_does_not_track() {
 }
 
 #[test]
-fn an_acme_account_is_checked_at_the_ca_and_refuses_info_and_import_by_name() {
+fn an_acme_account_is_checked_at_the_ca_its_orders_imported_and_info_refused_by_kind() {
     let pebble = Pebble::start();
     drop(pebble.take_http_listener());
-    let config = format!(
-        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.pebble]\nkind = \"acme\"\ndirectory = \"{}\"\ncontact = [\"ops@example.test\"]\nca_bundle = \"{}\"\n\n[certificate.web]\ncommon_name = \"www.example.test\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{}\" }}\n",
+    let account = format!(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.pebble]\nkind = \"acme\"\ndirectory = \"{}\"\ncontact = [\"ops@example.test\"]\nca_bundle = \"{}\"\n",
         pebble.directory_url(),
         pebble.ca_bundle().display(),
+    );
+    let config = format!(
+        "{account}\n[certificate.web]\ncommon_name = \"www.example.test\"\non_remove = \"forget\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{}\" }}\n",
         pebble.http_port()
     );
     let sandbox = Sandbox::with_config(&config);
@@ -166,6 +169,7 @@ fn an_acme_account_is_checked_at_the_ca_and_refuses_info_and_import_by_name() {
         unused.all()
     );
     sandbox.apply().expect(0);
+    let serial = sandbox.state_field("web", "serial");
     let ok = sandbox.certform(&["ca", "test", "pebble"]).expect(0);
     assert!(
         ok.stdout
@@ -173,17 +177,38 @@ fn an_acme_account_is_checked_at_the_ca_and_refuses_info_and_import_by_name() {
         "{}",
         ok.all()
     );
-    for (args, operation) in [
-        (&["ca", "info", "pebble"][..], "showing account information"),
-        (&["import", "pebble"][..], "listing orders"),
-    ] {
-        let refused = sandbox.certform(args).expect(1);
-        assert!(
-            refused.stderr.contains(&format!(
-                "error: `pebble` is a `kind = \"acme\"` account, which does not support {operation}"
-            )),
-            "{}",
-            refused.all()
-        );
-    }
+    let refused = sandbox.certform(&["ca", "info", "pebble"]).expect(1);
+    assert!(
+        refused.stderr.contains(
+            "error: `pebble` is a `kind = \"acme\"` account, which does not support showing account information"
+        ),
+        "{}",
+        refused.all()
+    );
+
+    // Pebble serves the account's orders list: a forgotten certificate is adopted again.
+    let again = sandbox.certform(&["import", "pebble"]).expect(0);
+    assert!(
+        again.stdout.contains("skipped 1 order: already in state"),
+        "{}",
+        again.all()
+    );
+    sandbox.write_config(&account);
+    sandbox.apply().expect(0);
+    let imported = sandbox
+        .certform(&["import", "pebble", "--write-config", "imported.toml"])
+        .expect(0);
+    assert!(
+        imported.stdout.contains("imported www-example-test"),
+        "{}",
+        imported.all()
+    );
+    assert_eq!(sandbox.state_field("www-example-test", "serial"), serial);
+    let stub = sandbox.read("imported.toml");
+    assert!(
+        stub.contains("from the `acme` account `pebble`") && stub.contains("ca = \"pebble\""),
+        "{stub}"
+    );
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
 }
