@@ -254,6 +254,7 @@ impl Executor {
                 record_only,
                 forget,
                 cancel_order,
+                ..
             } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(&state.ca)?;

@@ -118,6 +118,8 @@ pub enum Action {
         forget: bool,
         /// A pending order (e.g. a renewal) of the same certificate, cancelled with it.
         cancel_order: Option<String>,
+        /// Cancelling `cancel_order` gives its price back (`Capabilities::cancel_refunds`).
+        cancel_refund: bool,
     },
     /// Cancel a pending order.
     Cancel {

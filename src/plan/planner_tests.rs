@@ -417,7 +417,8 @@ fn revoke_true_revokes_then_stays_quiet() {
             reason: RevocationReason::KeyCompromise,
             record_only: false,
             forget: false,
-            cancel_order: None
+            cancel_order: None,
+            cancel_refund: false,
         }
     );
     assert!(change.action.is_destructive());
@@ -1563,6 +1564,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
                 record_only: true,
                 forget: false,
                 cancel_order: None,
+                cancel_refund: false,
             }
         );
         assert_eq!(
@@ -1588,6 +1590,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
             record_only: false,
             forget: false,
             cancel_order: Some("o-2".into()),
+            cancel_refund: false,
         }
     );
     assert_eq!(
@@ -2195,4 +2198,51 @@ fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again
         .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
         .plan();
     assert_eq!(only_change(&plan).action.verb(), "wait", "{plan:#?}");
+}
+
+#[test]
+fn a_pending_order_cancelled_with_a_revocation_says_whether_it_is_refunded() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
+    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    for refunds in [true, false] {
+        let plan = World::new()
+            .local_caps(|caps| caps.cancel_refunds = refunds)
+            .state(renewing.clone())
+            .spec(s.clone())
+            .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
+            .plan();
+        assert!(
+            matches!(
+                &only_change(&plan).action,
+                Action::Revoke { cancel_order: Some(order), cancel_refund, .. }
+                    if order == "o-2" && *cancel_refund == refunds
+            ),
+            "{plan:#?}"
+        );
+        let text = render::text(&plan, TextOptions { color: false });
+        let line = format!(
+            "      then: cancel pending order o-2 (refund: {})\n",
+            if refunds { "yes" } else { "no" }
+        );
+        assert!(text.contains(&line), "{text}");
+    }
+    // Nothing to cancel: nothing to refund, whatever the CA does.
+    let plan = World::new()
+        .local_caps(|caps| caps.cancel_refunds = true)
+        .state(issued(&s, "0a", NOW - Duration::days(1)))
+        .spec(s)
+        .plan();
+    assert!(
+        matches!(
+            &only_change(&plan).action,
+            Action::Revoke {
+                cancel_order: None,
+                cancel_refund: false,
+                ..
+            }
+        ),
+        "{plan:#?}"
+    );
 }

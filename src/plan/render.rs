@@ -190,10 +190,15 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
         Action::Revoke {
             forget,
             cancel_order,
+            cancel_refund,
             ..
         } => {
             if let Some(order_id) = cancel_order {
-                let _ = writeln!(out, "      then: cancel pending order {order_id}");
+                let _ = writeln!(
+                    out,
+                    "      then: cancel pending order {order_id} (refund: {})",
+                    if *cancel_refund { "yes" } else { "no" }
+                );
             }
             if *forget {
                 let _ = writeln!(out, "      then: forget (drop from state)");
