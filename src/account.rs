@@ -1,21 +1,29 @@
 //! CA accounts outside a run: open one by name, check its credentials (`ca test`) and read
-//! what it holds (`ca info`). Never prints; the caller renders the results.
+//! what it holds (`ca info`), for any CA kind that offers them. Never prints; the caller
+//! renders the results.
 
-use serde::Serialize;
+use std::sync::Arc;
 
-use crate::ca::digicert::{DigicertCa, DomainInfo, OrganizationInfo, ProductInfo, UserInfo};
-use crate::ca::CaError;
+use crate::ca::{CaError, CertificateAuthority, ErrorClass};
 use crate::workspace::Workspace;
+
+pub use crate::ca::{AccountInfo, Credentials};
 
 /// Why an account could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("no CA account `{name}` in config")]
     Unknown { name: String, defined: Vec<String> },
-    #[error(
-        "`{0}` is not a DigiCert account: this command works with `kind = \"digicert\"` accounts"
-    )]
-    NotDigicert(String),
+    /// The account's kind does not offer `operation`.
+    #[error("`{name}` is a `kind = \"{kind}\"` account, which does not support {operation}")]
+    Unsupported {
+        name: String,
+        kind: String,
+        operation: String,
+    },
+    /// A local CA or ACME account that no apply has created yet.
+    #[error("CA account `{name}` has not been used yet: `certform apply` creates it on first use")]
+    NotCreated { name: String },
     #[error("cannot open CA account `{name}`")]
     Open {
         name: String,
@@ -31,84 +39,110 @@ pub enum AccountError {
     },
 }
 
-/// Open the DigiCert account `name` of `workspace`.
-pub fn open_digicert(workspace: &Workspace, name: &str) -> Result<DigicertCa, AccountError> {
-    let Some(settings) = workspace.config.cas.get(name) else {
+impl AccountError {
+    /// A failed account call: `Unsupported` answers name the kind and the operation, other
+    /// errors keep `what` with the CA's error as cause.
+    pub fn from_call(
+        ca: &dyn CertificateAuthority,
+        operation: &str,
+        what: String,
+        source: CaError,
+    ) -> Self {
+        if source.class == ErrorClass::Unsupported {
+            return AccountError::Unsupported {
+                name: ca.name().to_string(),
+                kind: ca.kind().to_string(),
+                operation: operation.to_string(),
+            };
+        }
+        AccountError::Ca { what, source }
+    }
+}
+
+/// Open the account `name` of `workspace`, whatever its kind; nothing is created.
+pub async fn open(
+    workspace: &Workspace,
+    name: &str,
+) -> Result<Arc<dyn CertificateAuthority>, AccountError> {
+    if !workspace.config.cas.contains_key(name) {
         return Err(AccountError::Unknown {
             name: name.to_string(),
             defined: workspace.config.cas.keys().cloned().collect(),
         });
-    };
-    match &settings.kind {
-        crate::config::CaKind::Digicert(digicert_settings) => {
-            crate::ca::digicert::open(name, digicert_settings, &workspace.keys_dir).map_err(
-                |source| AccountError::Open {
-                    name: name.to_string(),
-                    source,
-                },
-            )
-        }
-        _ => Err(AccountError::NotDigicert(name.to_string())),
     }
-}
-
-/// What `ca test` found: the user the credentials answer as.
-#[derive(Debug)]
-pub struct AccountCheck {
-    pub user: UserInfo,
-    /// The account is configured read-only: apply will not write to it.
-    pub read_only: bool,
+    crate::ca::open_account(&workspace.config, name, &workspace.keys_dir, workspace.now)
+        .await
+        .map_err(|source| AccountError::Open {
+            name: name.to_string(),
+            source,
+        })?
+        .ok_or_else(|| AccountError::NotCreated {
+            name: name.to_string(),
+        })
 }
 
 /// Check that the credentials of account `name` work.
-pub async fn test(workspace: &Workspace, name: &str) -> Result<AccountCheck, AccountError> {
-    let ca = open_digicert(workspace, name)?;
-    let user = ca.user().await.map_err(|source| AccountError::Ca {
-        what: format!("the API key of `{name}` does not work"),
-        source,
-    })?;
-    Ok(AccountCheck {
-        user,
-        read_only: ca.is_read_only(),
+pub async fn test(workspace: &Workspace, name: &str) -> Result<Credentials, AccountError> {
+    let ca = open(workspace, name).await?;
+    ca.check_credentials().await.map_err(|source| {
+        AccountError::from_call(
+            ca.as_ref(),
+            "checking credentials",
+            format!("the credentials of `{name}` do not work"),
+            source,
+        )
     })
 }
 
-/// What `ca info` shows (and prints as JSON): products, organizations and domains, sorted.
-#[derive(Debug, Serialize)]
-pub struct AccountInfo {
-    pub account: String,
-    pub products: Vec<ProductInfo>,
-    pub organizations: Vec<OrganizationInfo>,
-    pub domains: Vec<DomainInfo>,
+/// Read what account `name` holds (DigiCert: products, organizations and domains, sorted).
+pub async fn info(workspace: &Workspace, name: &str) -> Result<AccountInfo, AccountError> {
+    let ca = open(workspace, name).await?;
+    ca.account_info().await.map_err(|source| {
+        AccountError::from_call(
+            ca.as_ref(),
+            "showing account information",
+            format!("cannot read account `{name}`"),
+            source,
+        )
+    })
 }
 
-/// Read the products (with their details), organizations and domains of account `name`.
-pub async fn info(workspace: &Workspace, name: &str) -> Result<AccountInfo, AccountError> {
-    let ca = open_digicert(workspace, name)?;
-    let read = async {
-        let products = ca.products().await?;
-        let mut detailed = Vec::with_capacity(products.len());
-        for product in products {
-            match ca.product(&product.name_id).await? {
-                Some(full) => detailed.push(full),
-                None => detailed.push(product),
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::{Capabilities, DuplicatePrevention};
+    use crate::testing::FakeCa;
+
+    #[tokio::test]
+    async fn an_operation_the_kind_lacks_names_the_kind_and_the_operation() {
+        let caps = Capabilities {
+            reissue_same_order: false,
+            cancel: false,
+            revoke: true,
+            duplicates: DuplicatePrevention::TagAtCa,
+            cancel_refunds: false,
+        };
+        let ca = FakeCa::new("lab", caps, None);
+        for (operation, answer) in [
+            ("checking credentials", ca.check_credentials().await.err()),
+            ("showing account information", ca.account_info().await.err()),
+            ("listing orders", ca.list_orders().await.err()),
+            ("checking certificates", ca.check(&[]).await.err()),
+        ] {
+            let answer = answer.expect("the fake offers no account operations");
+            assert_eq!(answer.class, ErrorClass::Unsupported, "{operation}");
+            let error = AccountError::from_call(&ca, operation, "unused".into(), answer);
+            assert_eq!(
+                error.to_string(),
+                format!("`lab` is a `kind = \"fake\"` account, which does not support {operation}")
+            );
         }
-        let organizations = ca.organizations().await?;
-        let domains = ca.domains().await?;
-        Ok::<_, CaError>(AccountInfo {
-            account: name.to_string(),
-            products: detailed,
-            organizations,
-            domains,
-        })
-    };
-    let mut info = read.await.map_err(|source| AccountError::Ca {
-        what: format!("cannot read account `{name}`"),
-        source,
-    })?;
-    info.products.sort_by(|a, b| a.name_id.cmp(&b.name_id));
-    info.organizations.sort_by_key(|o| o.id);
-    info.domains.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(info)
+        // Any other failure keeps what was being done, with the CA's error as the cause.
+        let refused = CaError::new(ErrorClass::Auth, "401 unauthorized");
+        let error = AccountError::from_call(&ca, "listing orders", "cannot list".into(), refused);
+        assert!(
+            matches!(&error, AccountError::Ca { what, source } if what == "cannot list" && source.class == ErrorClass::Auth),
+            "{error:?}"
+        );
+    }
 }

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::account::AccountError;
 use crate::apply::Notice;
-use crate::ca::digicert::OrderInfo;
-use crate::ca::CertificateAuthority;
+use crate::ca::AccountOrder;
 use crate::config::Diagnostic;
 use crate::state::{CertificateState, CertificateStatus, GitStore, HistoryEntry, StateStore};
 use crate::workspace::{RunError, Workspace};
@@ -35,7 +35,7 @@ pub struct ImportOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
     pub name: String,
-    pub order_id: u64,
+    pub order_id: String,
     pub serial: String,
     pub not_after: time::OffsetDateTime,
 }
@@ -63,7 +63,7 @@ pub enum ImportError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
-    Account(#[from] crate::account::AccountError),
+    Account(#[from] AccountError),
     #[error("order {order_id} holds no readable certificate")]
     Unreadable {
         order_id: String,
@@ -101,7 +101,7 @@ impl From<crate::workspace::Error> for ImportError {
 /// One order to import, with its chain.
 struct Candidate {
     name: String,
-    order: OrderInfo,
+    order: AccountOrder,
     certificate_id: Option<String>,
     chain_pem: String,
     info: crate::keys::CertificateInfo,
@@ -119,7 +119,7 @@ pub async fn import(
         notify(Notice::ConfigWarning(warning.to_string()));
     }
     let account = options.account.as_str();
-    let ca = crate::account::open_digicert(&workspace, account)?;
+    let ca = crate::account::open(&workspace, account).await?;
     let store = GitStore::open(&workspace.config.state)?;
     let _lock = crate::apply::take_lock(&store, "certform import", options.lock_timeout, notify)?;
     for note in store.recover()? {
@@ -148,24 +148,25 @@ pub async fn import(
         .collect();
 
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-    let orders = ca
-        .list_orders(&[])
-        .await
-        .map_err(|source| crate::account::AccountError::Ca {
-            what: format!("cannot list the orders of `{account}`"),
+    let orders = ca.list_orders().await.map_err(|source| {
+        AccountError::from_call(
+            ca.as_ref(),
+            "listing orders",
+            format!("cannot list the orders of `{account}`"),
             source,
-        })?;
+        )
+    })?;
     let mut candidates = Vec::new();
     for order in orders {
         let expired = order
-            .valid_till
+            .not_after
             .is_some_and(|till| till < options.now && order.status == "issued");
         let status_name = if expired {
             "expired".to_string()
         } else {
             order.status.clone()
         };
-        let id = order.id.to_string();
+        let id = order.order_id.clone();
         if excluded.contains(&status_name) || known_orders.contains(&id) {
             *skipped
                 .entry(if known_orders.contains(&id) {
@@ -186,13 +187,10 @@ pub async fn import(
                 continue;
             }
         };
-        let issued = ca
-            .fetch(&id)
-            .await
-            .map_err(|source| crate::account::AccountError::Ca {
-                what: format!("cannot fetch order {id}"),
-                source,
-            })?;
+        let issued = ca.fetch(&id).await.map_err(|source| AccountError::Ca {
+            what: format!("cannot fetch order {id}"),
+            source,
+        })?;
         let (info, _) = crate::keys::inspect_chain(&issued.chain_pem).map_err(|source| {
             ImportError::Unreadable {
                 order_id: id.clone(),
@@ -200,7 +198,7 @@ pub async fn import(
             }
         })?;
         let key = key_of(&issued.chain_pem);
-        let name = unique_name(&order.common_name, order.id, &mut taken);
+        let name = unique_name(&order.common_name, &order.order_id, &mut taken);
         candidates.push(Candidate {
             name,
             certificate_id: issued.certificate_id.clone(),
@@ -212,7 +210,7 @@ pub async fn import(
         });
     }
 
-    let stubs = stub_text(account, &candidates);
+    let stubs = stub_text(account, ca.kind(), &candidates);
     // The digest each imported certificate must carry for `plan` to find nothing to change:
     // read the configuration with the stubs added, exactly as the next plan will.
     let mut sources = crate::workspace::read_sources(&options.config_path)?;
@@ -248,7 +246,7 @@ pub async fn import(
             id: format!("cf-{}", crate::apply::random_hex(8)),
             ca: account.to_string(),
             status: candidate.status,
-            order_id: Some(candidate.order.id.to_string()),
+            order_id: Some(candidate.order.order_id.clone()),
             certificate_id: candidate.certificate_id.clone(),
             serial: Some(info.serial.clone()),
             not_before: Some(info.not_before),
@@ -278,7 +276,7 @@ pub async fn import(
                 serial: Some(info.serial.clone()),
                 note: format!(
                     "adopted order {} from `{account}`; certform does not hold its private key",
-                    candidate.order.id
+                    candidate.order.order_id
                 ),
             }],
         };
@@ -286,7 +284,7 @@ pub async fn import(
         store.save_chain(&candidate.name, &candidate.chain_pem)?;
         imported.push(Imported {
             name: candidate.name.clone(),
-            order_id: candidate.order.id,
+            order_id: candidate.order.order_id.clone(),
             serial: info.serial.clone(),
             not_after: info.not_after,
         });
@@ -319,11 +317,9 @@ pub async fn import(
     Ok(report)
 }
 
-/// A certificate name from a common name: `www.example.com` → `www-example-com`.
-fn unique_name(common_name: &str, order_id: u64, taken: &mut BTreeSet<String>) -> String {
-    let mut base: String = common_name
-        .trim_start_matches("*.")
-        .chars()
+/// `text` as a certificate name: lowercase, anything but letters, digits, `_` and `-` as `-`.
+fn name_chars(text: &str) -> String {
+    text.chars()
         .map(|c| {
             let c = c.to_ascii_lowercase();
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -332,7 +328,13 @@ fn unique_name(common_name: &str, order_id: u64, taken: &mut BTreeSet<String>) -
                 '-'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A certificate name from a common name: `www.example.com` → `www-example-com`.
+fn unique_name(common_name: &str, order_id: &str, taken: &mut BTreeSet<String>) -> String {
+    let order_id = name_chars(order_id);
+    let mut base = name_chars(common_name.trim_start_matches("*."));
     if common_name.starts_with("*.") {
         base = format!("wildcard-{base}");
     }
@@ -379,9 +381,9 @@ fn toml_string(text: &str) -> String {
 }
 
 /// `[certificate.NAME]` stubs for the imported orders.
-fn stub_text(account: &str, candidates: &[Candidate]) -> String {
+fn stub_text(account: &str, kind: &str, candidates: &[Candidate]) -> String {
     let mut out = format!(
-        "# Certificates imported from the DigiCert account `{account}` by `certform import`.\n\
+        "# Certificates imported from the `{kind}` account `{account}` by `certform import`.\n\
          # certform does not hold their private keys: they cannot be deployed until renewed\n\
          # (or reissued) by certform, which then generates a new key.\n"
     );
@@ -401,7 +403,7 @@ fn stub_text(account: &str, candidates: &[Candidate]) -> String {
         let days = ((info.not_after - info.not_before).whole_days()).clamp(1, 199);
         out.push_str(&format!(
             "\n# order {} ({}), serial {}\n[certificate.{}]\nca = {}\ncommon_name = {}\n",
-            order.id,
+            order.order_id,
             order.status,
             info.serial,
             candidate.name,
@@ -421,16 +423,8 @@ fn stub_text(account: &str, candidates: &[Candidate]) -> String {
             }
         }
         out.push_str(&format!("validity = {{ days = {days} }}\n"));
-        if let Some(product) = &order.product {
-            out.push_str(&format!("product = {}\n", toml_string(product)));
-        }
-        if let Some(organization) = order.organization {
-            out.push_str(&format!("organization = {organization}\n"));
-        }
-        if let Some(hash) = &order.signature_hash {
-            if matches!(hash.as_str(), "sha256" | "sha384" | "sha512") {
-                out.push_str(&format!("signature_hash = {}\n", toml_string(hash)));
-            }
+        for (key, value) in &order.settings {
+            out.push_str(&format!("{key} = {value}\n"));
         }
         if candidate.status == CertificateStatus::Revoked {
             out.push_str("revoke = true\n");

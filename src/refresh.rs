@@ -305,6 +305,8 @@ mod tests {
                 reissue_same_order: false,
                 cancel: false,
                 revoke: true,
+                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+                cancel_refunds: false,
             }
         }
         async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
@@ -542,6 +544,8 @@ mod tests {
                 reissue_same_order: true,
                 cancel: true,
                 revoke: true,
+                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+                cancel_refunds: false,
             }
         }
         async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {

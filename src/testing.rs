@@ -276,6 +276,10 @@ impl CertificateAuthority for FakeCa {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.capabilities
     }
@@ -294,6 +298,8 @@ impl CertificateAuthority for FakeCa {
             .iter()
             .map(|query| match (&query.order_id, &query.tag) {
                 (Some(id), _) => state.orders.get(id).map(|o| Self::view(id, o)),
+                // A CA without tag lookup (`DuplicatePrevention::None`) cannot answer this.
+                (None, Some(_)) if !self.capabilities.duplicates.finds_by_tag() => None,
                 (None, Some(tag)) => state
                     .orders
                     .iter()
@@ -382,6 +388,9 @@ impl CertificateAuthority for FakeCa {
         let fault = self.enter(Op::FindReissue, &format!("{order_id} {tag}"));
         if let Some(fault) = fault {
             return Err(Self::error(fault));
+        }
+        if !self.capabilities.duplicates.finds_by_tag() {
+            return Ok(None);
         }
         let state = self.lock();
         Ok(state

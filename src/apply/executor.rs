@@ -254,6 +254,7 @@ impl Executor {
                 record_only,
                 forget,
                 cancel_order,
+                ..
             } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(&state.ca)?;
@@ -299,7 +300,9 @@ impl Executor {
                 }
                 Ok(summary)
             }
-            Action::Cancel { order_id, forget } => {
+            Action::Cancel {
+                order_id, forget, ..
+            } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(intent_ca(&state))?;
                 self.ca_call("cancel", ca.cancel(order_id)).await?;
@@ -399,6 +402,15 @@ impl Executor {
                         state.retry_after = Some(self.now + wait);
                         self.store.save_certificate(&state)?;
                     }
+                    // A CA that cannot find orders by tag keeps the intent only while the
+                    // outcome is unknown (the next plan asks the user); an answer that says
+                    // no order was made lets the next run order again.
+                    let refused =
+                        !matches!(source.class, ErrorClass::Transient | ErrorClass::Protocol);
+                    if refused && !ca.capabilities().duplicates.finds_by_tag() {
+                        state.intent = None;
+                        self.store.save_certificate(&state)?;
+                    }
                 }
                 return Err(error);
             }
@@ -416,7 +428,8 @@ impl Executor {
     }
 
     /// Place an order; on a transient failure look the order up by tag before trying again,
-    /// so a request that reached the CA is never placed twice.
+    /// so a request that reached the CA is never placed twice. A CA that cannot find orders by
+    /// tag gets the request once: whether it arrived is for the user to check.
     async fn place(
         &self,
         ca: &dyn CertificateAuthority,
@@ -424,9 +437,20 @@ impl Executor {
     ) -> Result<OrderView, Error> {
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
+        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
         loop {
             match ca.place_order(request).await {
                 Ok(view) => return Ok(view),
+                Err(error) if error.class == ErrorClass::Transient && !finds_by_tag => {
+                    return Err(Error::Ca {
+                        context: format!(
+                            "the order request to `{}` failed and may have reached it; `{}` cannot find orders by certform's tag, so it is not sent again: check the account's orders before the next run",
+                            ca.name(),
+                            ca.name()
+                        ),
+                        source: error,
+                    })
+                }
                 Err(error)
                     if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
                 {
@@ -487,9 +511,20 @@ impl Executor {
         }
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
+        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
         loop {
             match ca.reissue(order_id, request).await {
                 Ok(view) => return Ok(view),
+                Err(error) if error.class == ErrorClass::Transient && !finds_by_tag => {
+                    return Err(Error::Ca {
+                        context: format!(
+                            "the reissue request for order {order_id} to `{}` failed and may have reached it; `{}` cannot find requests by certform's tag, so it is not sent again: check the order before the next run",
+                            ca.name(),
+                            ca.name()
+                        ),
+                        source: error,
+                    })
+                }
                 Err(error)
                     if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
                 {

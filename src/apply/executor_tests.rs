@@ -17,12 +17,16 @@ const REISSUING: Capabilities = Capabilities {
     reissue_same_order: true,
     cancel: true,
     revoke: true,
+    duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+    cancel_refunds: false,
 };
 
 const ORDERING: Capabilities = Capabilities {
     reissue_same_order: false,
     cancel: true,
     revoke: true,
+    duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+    cancel_refunds: false,
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {
@@ -895,4 +899,98 @@ async fn a_lost_order_answer_whose_lookup_fails_is_not_placed_again() {
     world.assert_converged("web");
     assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
     assert_eq!(world.ca.order_count(), 1);
+}
+
+/// A CA that cannot find orders by certform's tag.
+const UNTAGGED: Capabilities = Capabilities {
+    duplicates: crate::capabilities::DuplicatePrevention::None,
+    ..ORDERING
+};
+
+#[tokio::test]
+async fn a_lost_create_at_a_ca_without_tag_lookup_is_not_sent_again_and_the_user_is_asked() {
+    let world = World::new(UNTAGGED, &web());
+    world.ca.inject(Op::Place, &[Fault::Lost]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    let error = report.outcomes[0].result.clone().expect_err("failed");
+    assert!(
+        error.contains("may have reached it") && error.contains("is not sent again"),
+        "{error}"
+    );
+    // One request, no lookup, no retry; the intent stays while the outcome is unknown.
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::LookupByTag), 0);
+    assert_eq!(world.ca.order_count(), 1);
+    assert!(world.state_of("web").intent.is_some());
+
+    // The next run does not order again: the certificate is blocked until the user checks.
+    let (plan, result) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    assert!(
+        plan.blocked[0]
+            .reason
+            .contains("cannot find orders by certform's tag"),
+        "{:?}",
+        plan.blocked
+    );
+    assert_eq!(result.expect("apply").failures(), 0);
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.order_count(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_create_at_a_ca_without_tag_lookup_is_ordered_again_next_run() {
+    let world = World::new(UNTAGGED, &web());
+    world.ca.inject(Op::Place, &[Fault::Rejected]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    // The CA said no: no order exists, so nothing is left in flight.
+    assert!(world.state_of("web").intent.is_none());
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    world.assert_converged("web");
+    assert_eq!(world.ca.order_count(), 1);
+    world.assert_nothing_to_do().await;
+}
+
+#[tokio::test]
+async fn a_create_killed_at_a_ca_without_tag_lookup_is_blocked_not_ordered_twice() {
+    let world = World::new(UNTAGGED, &web());
+    let (_, killed) = world.apply_at(Some("after-order")).await;
+    assert!(killed.is_err(), "{killed:?}");
+    assert_eq!(world.ca.order_count(), 1);
+    let (plan, _) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+}
+
+#[tokio::test]
+async fn a_lost_reissue_at_a_ca_without_tag_lookup_is_not_sent_again() {
+    let mut world = World::new(
+        Capabilities {
+            reissue_same_order: true,
+            ..UNTAGGED
+        },
+        &web(),
+    );
+    world.apply().await;
+    world.set_config(&certificate_toml(
+        "web",
+        &["web.example.test", "www.example.test"],
+        "",
+    ));
+    world.ca.inject(Op::Reissue, &[Fault::Lost]);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 1, "{report:?}");
+    let error = report.outcomes[0].result.clone().expect_err("failed");
+    assert!(error.contains("is not sent again"), "{error}");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+    // The next run asks the user instead of reissuing a second time.
+    let (plan, _) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
 }

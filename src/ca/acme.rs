@@ -480,6 +480,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: false,
     cancel: false,
     revoke: true,
+    // `orders/<sha256(tag)>.json`, written right after `newOrder` answers.
+    duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
+    cancel_refunds: false,
 };
 
 #[async_trait]
@@ -488,8 +491,25 @@ impl CertificateAuthority for AcmeCa {
         &self.inner.name
     }
 
+    fn kind(&self) -> &'static str {
+        "acme"
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    /// The account exists at the CA and the saved key is its key: `newAccount` with
+    /// `onlyReturnExisting` (RFC 8555 §7.3.1) answers with the account's URL, creating nothing.
+    async fn check_credentials(&self) -> Result<crate::ca::Credentials, CaError> {
+        scoped(self.inner.check_account()).await
+    }
+
+    /// The account's `orders` list (RFC 8555 §7.1.2.1), served by Pebble; CAs whose account
+    /// object names no list (Let's Encrypt) answer `Unsupported`. `valid` orders show as
+    /// `issued`.
+    async fn list_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        scoped(self.inner.list_orders()).await
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
@@ -601,6 +621,140 @@ impl CertificateAuthority for AcmeCa {
 }
 
 impl Inner {
+    /// POST-as-GET `url` and read the answer as JSON. `instant-acme` has no call for account
+    /// resources, so this reads it as an order and takes the body the HTTP layer kept when it
+    /// does not parse as one (as `download_alternate` does).
+    async fn post_as_get_json(&self, url: &str) -> Result<serde_json::Value, CaError> {
+        let result = self
+            .with_nonce_retry(|| self.account.order(url.to_string()))
+            .await;
+        let last = last_response();
+        let unreadable = || {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "ACME account `{}`: `{}` is not the JSON object expected",
+                    self.name,
+                    redact_url(url)
+                ),
+            )
+        };
+        match result {
+            Err(instant_acme::Error::Json(_)) if last.status == Some(200) => {
+                serde_json::from_slice(&last.body).map_err(|error| unreadable().with_source(error))
+            }
+            Ok(_) => Err(unreadable()),
+            Err(error) => Err(classify_with(&self.name, Operation::Read, error, &last)),
+        }
+    }
+
+    async fn list_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        let account = self.post_as_get_json(&self.account_url).await?;
+        let Some(list_url) = account.get("orders").and_then(serde_json::Value::as_str) else {
+            return Err(crate::ca::unsupported(
+                &self.name,
+                "acme",
+                "listing orders (the CA's account object names no `orders` list)",
+            ));
+        };
+        let list = self.post_as_get_json(list_url).await?;
+        let urls: Vec<String> = list
+            .get("orders")
+            .and_then(serde_json::Value::as_array)
+            .map(|urls| {
+                urls.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut orders = Vec::with_capacity(urls.len());
+        for url in urls {
+            let Some(mut order) = self.load_order(&url).await? else {
+                continue;
+            };
+            // The identifiers are in the order's body, which `instant-acme` does not expose.
+            let body: serde_json::Value =
+                serde_json::from_slice(&last_response().body).unwrap_or_default();
+            let common_name = body
+                .get("identifiers")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|ids| ids.first())
+                .and_then(|id| id.get("value"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let status = match order.state().status {
+                AcmeOrderStatus::Valid => "issued",
+                other => status_name(other),
+            };
+            orders.push(crate::ca::AccountOrder {
+                order_id: url,
+                status: status.to_string(),
+                common_name,
+                not_after: None,
+                settings: Vec::new(),
+            });
+        }
+        Ok(orders)
+    }
+
+    async fn check_account(&self) -> Result<crate::ca::Credentials, CaError> {
+        let name = &self.name;
+        let path = self.home.join(ACCOUNT_FILE);
+        let bytes = read_optional(&path)
+            .map_err(|error| io_error(name, "read", &path, error))?
+            .ok_or_else(|| {
+                CaError::new(
+                    ErrorClass::Rejected,
+                    format!(
+                        "ACME account `{name}` is not registered: `{}` is missing",
+                        path.display()
+                    ),
+                )
+            })?;
+        let file: AccountFile = serde_json::from_slice(&bytes).map_err(|error| {
+            // The serde message may quote the key material: report the position only.
+            CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "ACME account `{name}`: `{}` is not a valid account file (line {}, column {})",
+                    path.display(),
+                    error.line(),
+                    error.column()
+                ),
+            )
+        })?;
+        let der = file.credentials.private_key().clone_key();
+        let key = instant_acme::Key::from_pkcs8_der(der.clone_key())
+            .map_err(|error| classify(name, Operation::Account, error))?;
+        let (account, _) = builder(name, &self.settings)?
+            .from_key(
+                (key, rustls::pki_types::PrivateKeyDer::Pkcs8(der)),
+                self.settings.directory.clone(),
+            )
+            .await
+            .map_err(|error| classify(name, Operation::Account, error))?;
+        if account.id() != self.account_url {
+            return Err(CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "ACME account `{name}`: the CA knows the key as `{}`, not `{}`",
+                    redact_url(account.id()),
+                    redact_url(&self.account_url)
+                ),
+            ));
+        }
+        Ok(crate::ca::Credentials {
+            identity: format!(
+                "ACME account `{}` at `{}`",
+                redact_url(account.id()),
+                redact_url(&self.settings.directory)
+            ),
+            read_only: false,
+        })
+    }
+
     async fn refresh_one(&self, query: &OrderQuery) -> Result<Option<OrderView>, CaError> {
         let order_url = match (&query.order_id, &query.tag) {
             (Some(order_id), _) => order_id.clone(),

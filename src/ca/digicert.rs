@@ -362,6 +362,33 @@ pub struct OrderInfo {
 }
 
 impl OrderInfo {
+    /// The provider-neutral form `import` adopts, with the settings its config stub needs.
+    pub fn into_account_order(self) -> crate::ca::AccountOrder {
+        let mut settings = Vec::new();
+        if let Some(product) = self.product {
+            settings.push(("product".to_string(), toml::Value::String(product)));
+        }
+        if let Some(organization) = self.organization.and_then(|id| i64::try_from(id).ok()) {
+            settings.push((
+                "organization".to_string(),
+                toml::Value::Integer(organization),
+            ));
+        }
+        if let Some(hash) = self
+            .signature_hash
+            .filter(|hash| matches!(hash.as_str(), "sha256" | "sha384" | "sha512"))
+        {
+            settings.push(("signature_hash".to_string(), toml::Value::String(hash)));
+        }
+        crate::ca::AccountOrder {
+            order_id: self.id.to_string(),
+            status: self.status,
+            common_name: self.common_name,
+            not_after: self.valid_till,
+            settings,
+        }
+    }
+
     /// From an entry of the list or the order detail.
     pub fn from_json(value: &Value) -> Option<Self> {
         let id = int(value, "id").or_else(|| int(value, "order_id"))?;
@@ -511,6 +538,23 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
+    /// `user `jane` (id 7, account 42), roles: administrator`.
+    pub fn describe(&self) -> String {
+        format!(
+            "user `{}` (id {}{}), roles: {}",
+            self.username,
+            self.id,
+            self.account_id
+                .map(|id| format!(", account {id}"))
+                .unwrap_or_default(),
+            if self.roles.is_empty() {
+                "none".to_string()
+            } else {
+                self.roles.join(", ")
+            }
+        )
+    }
+
     pub fn is_admin(&self) -> bool {
         self.roles
             .iter()
@@ -1271,6 +1315,10 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: true,
     cancel: true,
     revoke: true,
+    // The tag travels in the order's comments and is searched for by `refresh`.
+    duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+    // A cancelled pending order's funds return to the account.
+    cancel_refunds: true,
 };
 
 #[async_trait]
@@ -1279,8 +1327,36 @@ impl CertificateAuthority for DigicertCa {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "digicert"
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    async fn check_credentials(&self) -> Result<crate::ca::Credentials, CaError> {
+        let user = self.user().await?;
+        Ok(crate::ca::Credentials {
+            identity: user.describe(),
+            read_only: self.is_read_only(),
+        })
+    }
+
+    async fn account_info(&self) -> Result<crate::ca::AccountInfo, CaError> {
+        self.read_account_info().await
+    }
+
+    async fn list_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        Ok(DigicertCa::list_orders(self, &[])
+            .await?
+            .into_iter()
+            .map(OrderInfo::into_account_order)
+            .collect())
+    }
+
+    async fn check(&self, specs: &[&CertificateSpec]) -> Result<(), CaError> {
+        self.check_specs(specs).await
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
@@ -1690,6 +1766,104 @@ impl CertificateAuthority for DigicertCa {
 }
 
 impl DigicertCa {
+    /// Products (with their details), organizations and domains, sorted, for `ca info`.
+    async fn read_account_info(&self) -> Result<crate::ca::AccountInfo, CaError> {
+        use crate::ca::{InfoItem, InfoSection};
+        let mut products = Vec::new();
+        for product in self.products().await? {
+            match self.product(&product.name_id).await? {
+                Some(full) => products.push(full),
+                None => products.push(product),
+            }
+        }
+        let mut organizations = self.organizations().await?;
+        let mut domains = self.domains().await?;
+        products.sort_by(|a, b| a.name_id.cmp(&b.name_id));
+        organizations.sort_by_key(|o| o.id);
+        domains.sort_by(|a, b| a.name.cmp(&b.name));
+        let joined = |list: &[String], empty: &str| {
+            if list.is_empty() {
+                empty.to_string()
+            } else {
+                list.join(", ")
+            }
+        };
+        let products = products
+            .iter()
+            .map(|product| {
+                let years: Vec<String> = product
+                    .allowed_validity_years
+                    .iter()
+                    .map(u64::to_string)
+                    .collect();
+                let line = format!(
+                    "{:<24} {} ({}){}{}",
+                    product.name_id,
+                    product.name,
+                    product
+                        .validation_type
+                        .as_deref()
+                        .unwrap_or("?")
+                        .to_uppercase(),
+                    if years.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", years: {}", years.join("/"))
+                    },
+                    if product.signature_hashes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", hashes: {}", product.signature_hashes.join("/"))
+                    }
+                );
+                InfoItem::new(line, product)
+            })
+            .collect();
+        let organizations = organizations
+            .iter()
+            .map(|organization| {
+                let line = format!(
+                    "{:<10} {} [{}] validated: {}",
+                    organization.id,
+                    organization.name,
+                    organization.status,
+                    joined(&organization.validated, "none")
+                );
+                InfoItem::new(line, organization)
+            })
+            .collect();
+        let domains = domains
+            .iter()
+            .map(|domain| {
+                let line = format!(
+                    "{:<32} dcv: {}{}",
+                    domain.name,
+                    domain.dcv_status,
+                    if domain.validated.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", validated for: {}", domain.validated.join(", "))
+                    }
+                );
+                InfoItem::new(line, domain)
+            })
+            .collect();
+        let section = |key: &str, title: &str, items| InfoSection {
+            key: key.to_string(),
+            title: title.to_string(),
+            items,
+        };
+        Ok(crate::ca::AccountInfo {
+            account: self.name.clone(),
+            heading: format!("DigiCert account `{}`", self.name),
+            sections: vec![
+                section("products", "Products", products),
+                section("organizations", "Organizations", organizations),
+                section("domains", "Domains", domains),
+            ],
+        })
+    }
+
     /// The DCV token of the domain record covering `name` (`GET /domain/{id}?include_dcv=true`).
     async fn domain_token(
         &self,

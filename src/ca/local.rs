@@ -242,6 +242,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     reissue_same_order: true,
     cancel: true,
     revoke: true,
+    // The order database is written with the order, in the same process.
+    duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
+    cancel_refunds: false,
 };
 
 #[async_trait]
@@ -250,8 +253,128 @@ impl CertificateAuthority for LocalCa {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    /// The CA material is readable and whole: `open` already checked that both keys match
+    /// their certificates; this reads the keys again (they are read only at open) and the
+    /// order database.
+    async fn check_credentials(&self) -> Result<crate::ca::Credentials, CaError> {
+        self.run(|inner| {
+            for key_file in [ROOT_KEY, INTERMEDIATE_KEY] {
+                let path = inner.home.join(key_file);
+                let text = fs::read_to_string(&path)
+                    .map_err(|error| io_error(&inner.name, "read", &path, error))?;
+                PrivateKey::from_pem(&text)
+                    .map_err(|error| corrupt(&inner.name, key_file, error))?;
+            }
+            let orders = inner.load_all()?;
+            Ok(crate::ca::Credentials {
+                identity: format!(
+                    "the local CA in `{}` (intermediate valid until {}; {} order{})",
+                    inner.home.display(),
+                    crate::plan::render::format_time(inner.intermediate_not_after),
+                    orders.len(),
+                    if orders.len() == 1 { "" } else { "s" }
+                ),
+                read_only: false,
+            })
+        })
+        .await
+    }
+
+    async fn account_info(&self) -> Result<crate::ca::AccountInfo, CaError> {
+        use crate::ca::{InfoItem, InfoSection};
+        let mut orders = self.run(|inner| inner.load_all()).await?;
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        let mut authority = Vec::new();
+        for (role, file, pem) in [
+            ("root", ROOT_CERT, &self.inner.root_pem),
+            (
+                "intermediate",
+                INTERMEDIATE_CERT,
+                &self.inner.intermediate_pem,
+            ),
+        ] {
+            let (info, _) =
+                keys::inspect_chain(pem).map_err(|error| corrupt(&self.name, file, error))?;
+            let subject = info.common_name.clone().unwrap_or_default();
+            let until = crate::plan::render::format_time(info.not_after);
+            authority.push(InfoItem::new(
+                format!(
+                    "{role:<14} {subject}, serial {}, until {until}",
+                    info.serial
+                ),
+                &serde_json::json!({
+                    "role": role,
+                    "common_name": subject,
+                    "serial": info.serial,
+                    "not_after": until,
+                }),
+            ));
+        }
+        let orders = orders
+            .iter()
+            .map(|order| {
+                let status = local_status_name(order.status);
+                let until = crate::plan::render::format_time(order.not_after);
+                InfoItem::new(
+                    format!(
+                        "{:<24} {status:<8} {} (serial {}, until {until})",
+                        order.order_id, order.common_name, order.serial
+                    ),
+                    &serde_json::json!({
+                        "order_id": order.order_id,
+                        "status": status,
+                        "common_name": order.common_name,
+                        "sans": order.sans,
+                        "serial": order.serial,
+                        "not_after": until,
+                    }),
+                )
+            })
+            .collect();
+        Ok(crate::ca::AccountInfo {
+            account: self.name.clone(),
+            heading: format!(
+                "local CA `{}` in `{}`",
+                self.name,
+                self.inner.home.display()
+            ),
+            sections: vec![
+                InfoSection {
+                    key: "authority".into(),
+                    title: "Authority".into(),
+                    items: authority,
+                },
+                InfoSection {
+                    key: "orders".into(),
+                    title: "Orders".into(),
+                    items: orders,
+                },
+            ],
+        })
+    }
+
+    /// Every order in the CA's database.
+    async fn list_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        let mut orders = self.run(|inner| inner.load_all()).await?;
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(orders
+            .into_iter()
+            .map(|order| crate::ca::AccountOrder {
+                status: local_status_name(order.status).to_string(),
+                order_id: order.order_id,
+                common_name: order.common_name,
+                not_after: Some(order.not_after),
+                settings: Vec::new(),
+            })
+            .collect())
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
@@ -976,6 +1099,14 @@ fn corrupt(
         format!("local CA `{name}`: `{file}` cannot be read"),
     )
     .with_source(error)
+}
+
+fn local_status_name(status: LocalOrderStatus) -> &'static str {
+    match status {
+        LocalOrderStatus::Issued => "issued",
+        LocalOrderStatus::Revoked => "revoked",
+        LocalOrderStatus::Canceled => "canceled",
+    }
 }
 
 fn io_error(name: &str, action: &str, path: &Path, error: io::Error) -> CaError {

@@ -4,6 +4,7 @@
 //! `digicert`, `sectigo`, `sslstore`) speaks its CA's wire format and maps it here. Errors carry
 //! a class the executor acts on (retry, wait, give up), never a string to match.
 
+pub mod account;
 pub mod acme;
 pub mod digicert;
 pub mod local;
@@ -16,16 +17,8 @@ use time::{Duration, OffsetDateTime};
 use crate::observed::OrderView;
 use crate::spec::{RevocationReason, Validity};
 
-/// What a CA can do; the planner and executor choose actions from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Can reissue (new key/SANs) on the same order instead of placing a new one.
-    pub reissue_same_order: bool,
-    /// Supports cancelling pending orders.
-    pub cancel: bool,
-    /// Supports revocation.
-    pub revoke: bool,
-}
+pub use crate::capabilities::{Capabilities, DuplicatePrevention};
+pub use account::{AccountInfo, AccountOrder, Credentials, InfoItem, InfoSection};
 
 /// Which order to read back: by the CA's order id, or by the tag certform attached to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +127,47 @@ pub trait CertificateAuthority: Send + Sync {
     /// The account's name in config (`[ca.NAME]`).
     fn name(&self) -> &str;
 
+    /// The provider's `kind` in config (`digicert`, `acme`, ...), for messages.
+    fn kind(&self) -> &'static str {
+        "unnamed"
+    }
+
     fn capabilities(&self) -> Capabilities;
+
+    /// Whether the account is usable, and who its credentials answer as (`ca test`).
+    async fn check_credentials(&self) -> Result<Credentials, CaError> {
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "checking credentials",
+        ))
+    }
+
+    /// What the account holds, for people (`ca info`).
+    async fn account_info(&self) -> Result<AccountInfo, CaError> {
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "showing account information",
+        ))
+    }
+
+    /// Every order the account holds, for `import`.
+    async fn list_orders(&self) -> Result<Vec<AccountOrder>, CaError> {
+        Err(unsupported(self.name(), self.kind(), "listing orders"))
+    }
+
+    /// Check the certificates ordered from this account against what the account allows
+    /// (products, validity, organizations, ...) before any order is placed; every problem is
+    /// reported at once. Plan calls it; `Unsupported` means there is nothing to check.
+    async fn check(&self, specs: &[&crate::spec::CertificateSpec]) -> Result<(), CaError> {
+        let _ = specs;
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "checking certificates",
+        ))
+    }
 
     /// Read back many orders at once; the answer has one entry per query, in order
     /// (`None`: the CA holds no such order).
@@ -253,6 +286,14 @@ pub enum ChallengeKind {
     Email,
 }
 
+/// The answer of a CA kind to an account-level operation it does not offer.
+pub fn unsupported(account: &str, kind: &str, operation: &str) -> CaError {
+    CaError::new(
+        ErrorClass::Unsupported,
+        format!("`{account}` is a `kind = \"{kind}\"` account, which does not support {operation}"),
+    )
+}
+
 /// Open CA accounts, by name.
 pub type Accounts = BTreeMap<String, std::sync::Arc<dyn CertificateAuthority>>;
 
@@ -361,19 +402,41 @@ pub async fn open_accounts_except(
             }
             crate::config::CaKind::Digicert(settings) => {
                 let ca = digicert::open(name, settings, keys_dir)?;
-                // Plan checks the certificates ordered here against the account (apply opens
-                // it once, for its plan, so it checks too).
-                if !create {
-                    let specs: Vec<&crate::spec::CertificateSpec> = config
-                        .certificates
-                        .values()
-                        .filter(|spec| &spec.ca == name)
-                        .collect();
-                    ca.check_specs(&specs).await?;
-                }
                 accounts.insert(name.clone(), std::sync::Arc::new(ca));
+            }
+        }
+        // Plan checks the certificates ordered here against the account (apply opens it
+        // once, for its plan, so it checks too).
+        if let (false, Some(ca)) = (create, accounts.get(name)) {
+            let specs: Vec<&crate::spec::CertificateSpec> = config
+                .certificates
+                .values()
+                .filter(|spec| &spec.ca == name)
+                .collect();
+            if !specs.is_empty() {
+                if let Err(error) = ca.check(&specs).await {
+                    if error.class != ErrorClass::Unsupported {
+                        return Err(error);
+                    }
+                }
             }
         }
     }
     Ok(accounts)
+}
+
+/// Open the one configured account `name` for an account-level command (`ca test`, `ca info`,
+/// `import`): nothing is created, so a local CA or ACME account never used is `None`.
+pub async fn open_account(
+    config: &crate::config::Config,
+    name: &str,
+    keys_dir: &std::path::Path,
+    now: OffsetDateTime,
+) -> Result<Option<std::sync::Arc<dyn CertificateAuthority>>, CaError> {
+    let mut only = config.clone();
+    only.cas.retain(|ca, _| ca == name);
+    // No certificates: opening checks none of them against the account.
+    only.certificates.clear();
+    let mut opened = open_accounts(&only, keys_dir, now, false).await?;
+    Ok(opened.remove(name))
 }

@@ -3,7 +3,7 @@
 use clap::ValueEnum;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::account::{self, AccountCheck, AccountError, AccountInfo};
+use crate::account::{self, AccountError, Credentials};
 use crate::ca::digicert;
 use crate::ca::{CaError, ErrorClass};
 
@@ -16,12 +16,12 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CaCommand {
-    /// Check that the account's API key works (DigiCert: `GET /user/me`)
+    /// Check that the account's credentials work (DigiCert: `GET /user/me`; ACME: the account exists; local: its keys are readable)
     Test {
         /// The account's name (`[ca.NAME]`)
         name: String,
     },
-    /// Show the account's products, organizations and domains with their validation status
+    /// Show what the account holds (DigiCert: products, organizations and domains with their validation status; local: its certificates and orders)
     Info {
         /// The account's name (`[ca.NAME]`)
         name: String,
@@ -53,7 +53,9 @@ pub(super) fn account_failure(error: AccountError) -> Failure {
         }
         AccountError::Open { source, .. } => Failure::from_error(&source),
         AccountError::Ca { what, source } => ca_failure(&what, &source),
-        other @ AccountError::NotDigicert(_) => Failure::from_error(&other),
+        other @ (AccountError::Unsupported { .. } | AccountError::NotCreated { .. }) => {
+            Failure::from_error(&other)
+        }
     }
 }
 
@@ -79,21 +81,14 @@ fn ca_failure(what: &str, error: &CaError) -> Failure {
 fn test(context: &Context, name: &str) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     let runtime = context.runtime()?;
-    let AccountCheck { user, read_only } = runtime
+    let Credentials {
+        identity,
+        read_only,
+    } = runtime
         .block_on(account::test(&workspace, name))
         .map_err(account_failure)?;
     println!(
-        "ok: `{name}` answers as user `{}` (id {}{}), roles: {}{}",
-        user.username,
-        user.id,
-        user.account_id
-            .map(|id| format!(", account {id}"))
-            .unwrap_or_default(),
-        if user.roles.is_empty() {
-            "none".to_string()
-        } else {
-            user.roles.join(", ")
-        },
+        "ok: `{name}` answers as {identity}{}",
         if read_only {
             "; configured read-only: apply will not write"
         } else {
@@ -115,75 +110,7 @@ fn info(context: &Context, name: &str, format: Format) -> Result<i32, Failure> {
                 .map_err(|e| Failure::new("cannot render JSON").caused_by(e.to_string()))?;
             println!("{text}");
         }
-        Format::Text => print!("{}", render_text(&info)),
+        Format::Text => print!("{}", info.text()),
     }
     Ok(EXIT_OK)
-}
-
-fn render_text(info: &AccountInfo) -> String {
-    let mut out = format!("DigiCert account `{}`\n\nProducts:\n", info.account);
-    for product in &info.products {
-        out.push_str(&format!(
-            "  {:<24} {} ({}){}{}\n",
-            product.name_id,
-            product.name,
-            product
-                .validation_type
-                .as_deref()
-                .unwrap_or("?")
-                .to_uppercase(),
-            if product.allowed_validity_years.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", years: {}",
-                    product
-                        .allowed_validity_years
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join("/")
-                )
-            },
-            if product.signature_hashes.is_empty() {
-                String::new()
-            } else {
-                format!(", hashes: {}", product.signature_hashes.join("/"))
-            }
-        ));
-    }
-    out.push_str("\nOrganizations:\n");
-    if info.organizations.is_empty() {
-        out.push_str("  none\n");
-    }
-    for organization in &info.organizations {
-        out.push_str(&format!(
-            "  {:<10} {} [{}] validated: {}\n",
-            organization.id,
-            organization.name,
-            organization.status,
-            if organization.validated.is_empty() {
-                "none".to_string()
-            } else {
-                organization.validated.join(", ")
-            }
-        ));
-    }
-    out.push_str("\nDomains:\n");
-    if info.domains.is_empty() {
-        out.push_str("  none\n");
-    }
-    for domain in &info.domains {
-        out.push_str(&format!(
-            "  {:<32} dcv: {}{}\n",
-            domain.name,
-            domain.dcv_status,
-            if domain.validated.is_empty() {
-                String::new()
-            } else {
-                format!(", validated for: {}", domain.validated.join(", "))
-            }
-        ));
-    }
-    out
 }

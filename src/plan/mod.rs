@@ -118,9 +118,16 @@ pub enum Action {
         forget: bool,
         /// A pending order (e.g. a renewal) of the same certificate, cancelled with it.
         cancel_order: Option<String>,
+        /// Cancelling `cancel_order` gives its price back (`Capabilities::cancel_refunds`).
+        cancel_refund: bool,
     },
     /// Cancel a pending order.
-    Cancel { order_id: String, forget: bool },
+    Cancel {
+        order_id: String,
+        forget: bool,
+        /// The CA gives the order's price back (`Capabilities::cancel_refunds`).
+        refund: bool,
+    },
     /// Drop from state only; the CA keeps the certificate.
     Forget,
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 use super::{Action, Blocked, Change, FieldChange, Plan, Warning};
-use crate::ca::Capabilities;
+use crate::capabilities::Capabilities;
 use crate::observed::{
     ChainDrift, DeployObservation, Observed, ObservedCertificate, OrderStatus, OrderView,
     RenewalWindow,
@@ -544,6 +544,24 @@ fn plan_intent(
                 adopt_reason(state, intent, found),
             )
         }),
+        (None, None)
+            if input
+                .capabilities
+                .get(&intent.ca)
+                .is_some_and(|caps| !caps.duplicates.finds_by_tag()) =>
+        {
+            Decision::Blocked {
+                wanted: Some(intent.kind.as_str().to_string()),
+                reason: format!(
+                    "an interrupted {} may have placed an order at `{}` (started {}, tag `{}`), and `{}` cannot find orders by certform's tag: ordering again could buy the certificate twice. Check the account's orders at the CA first",
+                    intent.kind.as_str(),
+                    intent.ca,
+                    super::render::format_time(intent.started),
+                    intent.tag,
+                    intent.ca
+                ),
+            }
+        }
         (None, None) => resume(
             spec,
             state,
@@ -682,6 +700,7 @@ fn plan_removed(
                     Action::Cancel {
                         order_id: order_id.clone(),
                         forget: true,
+                        refund: cancel_refunds(state, input),
                     },
                     format!("removed from config; on_remove = cancel: order {order_id} is pending"),
                 ))
@@ -704,7 +723,6 @@ fn plan_revoke(
     prevent_destroy: bool,
     why: &str,
 ) -> Decision {
-    let _ = input;
     let forget_change = |note: &str| {
         Decision::Change(removed_change(
             state,
@@ -724,6 +742,7 @@ fn plan_revoke(
                         reason,
                         record_only: true,
                         forget,
+                        cancel_refund: cancel_order.is_some() && cancel_refunds(state, input),
                         cancel_order,
                     },
                     format!("{why}; `{}` already reports it revoked", state.ca),
@@ -744,6 +763,7 @@ fn plan_revoke(
                     reason,
                     record_only: false,
                     forget,
+                    cancel_refund: cancel_order.is_some() && cancel_refunds(state, input),
                     cancel_order,
                 },
                 format!("{why}: serial {serial} (irreversible)"),
@@ -755,6 +775,7 @@ fn plan_revoke(
                 Action::Cancel {
                     order_id: order_id.clone(),
                     forget,
+                    refund: cancel_refunds(state, input),
                 },
                 format!("{why}; nothing is issued yet, so pending order {order_id} is cancelled"),
             )),
@@ -762,6 +783,21 @@ fn plan_revoke(
             _ => Decision::Unchanged,
         },
     }
+}
+
+/// Whether cancelling the in-flight order of `state` gives its price back: the order is at the
+/// intent's CA.
+fn cancel_refunds(state: &CertificateState, input: &PlanInput<'_>) -> bool {
+    let ca = state
+        .intent
+        .as_ref()
+        .map(|intent| intent.ca.as_str())
+        .filter(|ca| !ca.is_empty())
+        .unwrap_or(&state.ca);
+    input
+        .capabilities
+        .get(ca)
+        .is_some_and(|caps| caps.cancel_refunds)
 }
 
 /// The order id of the intent's order when the CA reports it pending.

@@ -6,6 +6,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::*;
+use crate::capabilities::DuplicatePrevention;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
@@ -145,6 +146,8 @@ impl World {
                 reissue_same_order: true,
                 cancel: true,
                 revoke: true,
+                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+                cancel_refunds: false,
             },
         );
         caps.insert(
@@ -153,6 +156,8 @@ impl World {
                 reissue_same_order: false,
                 cancel: false,
                 revoke: true,
+                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+                cancel_refunds: false,
             },
         );
         World {
@@ -412,7 +417,8 @@ fn revoke_true_revokes_then_stays_quiet() {
             reason: RevocationReason::KeyCompromise,
             record_only: false,
             forget: false,
-            cancel_order: None
+            cancel_order: None,
+            cancel_refund: false,
         }
     );
     assert!(change.action.is_destructive());
@@ -470,7 +476,8 @@ fn removal_follows_on_remove() {
         only_change(&cancel).action,
         Action::Cancel {
             order_id: "o-2".into(),
-            forget: true
+            forget: true,
+            refund: false
         }
     );
 }
@@ -1557,6 +1564,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
                 record_only: true,
                 forget: false,
                 cancel_order: None,
+                cancel_refund: false,
             }
         );
         assert_eq!(
@@ -1582,6 +1590,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
             record_only: false,
             forget: false,
             cancel_order: Some("o-2".into()),
+            cancel_refund: false,
         }
     );
     assert_eq!(
@@ -1604,7 +1613,8 @@ fn revocation_follows_what_the_ca_and_state_hold() {
         change.action,
         Action::Cancel {
             order_id: "o-2".into(),
-            forget: false
+            forget: false,
+            refund: false
         }
     );
     assert_eq!(
@@ -1652,7 +1662,8 @@ fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
         only_change(&plan).action,
         Action::Cancel {
             order_id: "o-2".into(),
-            forget: true
+            forget: true,
+            refund: false
         }
     );
     ordering.prevent_destroy = true;
@@ -2068,4 +2079,170 @@ proptest! {
         prop_assert_eq!(late.changes.len(), 1);
         prop_assert_eq!(late.changes[0].action.verb(), "renew");
     }
+}
+
+impl World {
+    /// Change what the `local` account can do.
+    fn local_caps(mut self, change: impl FnOnce(&mut Capabilities)) -> Self {
+        if let Some(caps) = self.caps.get_mut("local") {
+            change(caps);
+        }
+        self
+    }
+}
+
+#[test]
+fn a_cancel_says_whether_the_ca_refunds_it_in_text_and_json() {
+    let mut ordering = issued(&spec("web", &["a.example"]), "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.on_remove = OnRemove::Cancel;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let pending = intent_order(view("o-2", OrderStatus::Pending, None));
+    for refunds in [true, false] {
+        let plan = World::new()
+            .local_caps(|caps| caps.cancel_refunds = refunds)
+            .state(ordering.clone())
+            .observe("web", pending.clone())
+            .plan();
+        assert_eq!(
+            only_change(&plan).action,
+            Action::Cancel {
+                order_id: "o-2".into(),
+                forget: true,
+                refund: refunds,
+            }
+        );
+        let text = render::text(&plan, TextOptions { color: false });
+        let line = if refunds {
+            "      refund: yes (the CA gives a cancelled pending order's price back)\n"
+        } else {
+            "      refund: no\n"
+        };
+        assert!(text.contains(line), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).unwrap();
+        assert_eq!(json["changes"][0]["action"]["refund"], refunds, "{json}");
+    }
+}
+
+#[test]
+fn the_refund_of_a_cancel_is_the_intent_cas() {
+    // The pending order is at the CA the intent went to, not the one state last issued from.
+    let mut ordering = issued(&spec("web", &["a.example"]), "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.ca = "other".into();
+    ordering.on_remove = OnRemove::Cancel;
+    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let plan = World::new()
+        .local_caps(|caps| caps.cancel_refunds = true)
+        .state(ordering)
+        .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
+        .plan();
+    assert!(
+        matches!(
+            only_change(&plan).action,
+            Action::Cancel { refund: true, .. }
+        ),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again() {
+    let s = spec("web", &["a.example"]);
+    let mut ordering = issued(&s, "0a", NOW);
+    ordering.status = CertificateStatus::New;
+    ordering.serial = None;
+    ordering.intent = Some(intent(IntentKind::Create, None));
+
+    // A CA that finds orders by tag: no order found means none was placed; ordered again.
+    for duplicates in [
+        DuplicatePrevention::TagAtCa,
+        DuplicatePrevention::LocalIndex,
+    ] {
+        let plan = World::new()
+            .local_caps(|caps| caps.duplicates = duplicates)
+            .state(ordering.clone())
+            .spec(s.clone())
+            .plan();
+        assert_eq!(only_change(&plan).action.verb(), "create", "{plan:#?}");
+    }
+
+    // A CA that cannot: the outcome is unknown, so the user is asked to check first.
+    let plan = World::new()
+        .local_caps(|caps| caps.duplicates = DuplicatePrevention::None)
+        .state(ordering.clone())
+        .spec(s.clone())
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    let blocked = &plan.blocked[0];
+    assert_eq!(blocked.wanted.as_deref(), Some("create"));
+    assert!(
+        blocked.reason.contains("tag `tag-1`")
+            && blocked
+                .reason
+                .contains("cannot find orders by certform's tag"),
+        "{}",
+        blocked.reason
+    );
+
+    // Once the order id is known, the CA is asked by id as usual.
+    let mut placed = ordering;
+    placed.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    let plan = World::new()
+        .local_caps(|caps| caps.duplicates = DuplicatePrevention::None)
+        .state(placed)
+        .spec(s)
+        .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
+        .plan();
+    assert_eq!(only_change(&plan).action.verb(), "wait", "{plan:#?}");
+}
+
+#[test]
+fn a_pending_order_cancelled_with_a_revocation_says_whether_it_is_refunded() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
+    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    for refunds in [true, false] {
+        let plan = World::new()
+            .local_caps(|caps| caps.cancel_refunds = refunds)
+            .state(renewing.clone())
+            .spec(s.clone())
+            .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
+            .plan();
+        assert!(
+            matches!(
+                &only_change(&plan).action,
+                Action::Revoke { cancel_order: Some(order), cancel_refund, .. }
+                    if order == "o-2" && *cancel_refund == refunds
+            ),
+            "{plan:#?}"
+        );
+        let text = render::text(&plan, TextOptions { color: false });
+        let line = format!(
+            "      then: cancel pending order o-2 (refund: {})\n",
+            if refunds { "yes" } else { "no" }
+        );
+        assert!(text.contains(&line), "{text}");
+    }
+    // Nothing to cancel: nothing to refund, whatever the CA does.
+    let plan = World::new()
+        .local_caps(|caps| caps.cancel_refunds = true)
+        .state(issued(&s, "0a", NOW - Duration::days(1)))
+        .spec(s)
+        .plan();
+    assert!(
+        matches!(
+            &only_change(&plan).action,
+            Action::Revoke {
+                cancel_order: None,
+                cancel_refund: false,
+                ..
+            }
+        ),
+        "{plan:#?}"
+    );
 }

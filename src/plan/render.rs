@@ -190,17 +190,33 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
         Action::Revoke {
             forget,
             cancel_order,
+            cancel_refund,
             ..
         } => {
             if let Some(order_id) = cancel_order {
-                let _ = writeln!(out, "      then: cancel pending order {order_id}");
+                let _ = writeln!(
+                    out,
+                    "      then: cancel pending order {order_id} (refund: {})",
+                    if *cancel_refund { "yes" } else { "no" }
+                );
             }
             if *forget {
                 let _ = writeln!(out, "      then: forget (drop from state)");
             }
         }
-        Action::Cancel { forget: true, .. } => {
-            let _ = writeln!(out, "      then: forget (drop from state)");
+        Action::Cancel { forget, refund, .. } => {
+            let _ = writeln!(
+                out,
+                "      refund: {}",
+                if *refund {
+                    "yes (the CA gives a cancelled pending order's price back)"
+                } else {
+                    "no"
+                }
+            );
+            if *forget {
+                let _ = writeln!(out, "      then: forget (drop from state)");
+            }
         }
         _ => {}
     }

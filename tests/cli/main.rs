@@ -1,6 +1,7 @@
 //! End-to-end tests of the `certform` binary in a hermetic environment: real git repositories,
 //! the built-in local CA, real files, and `openssl` to check what was deployed.
 
+mod accounts;
 mod acme;
 #[path = "../support/bind.rs"]
 mod bind;

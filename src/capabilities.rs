@@ -1,0 +1,101 @@
+//! What a CA kind can do, as plain data: the planner chooses actions from it and the executor
+//! decides from it whether a lost answer may be retried.
+//!
+//! It lives at the crate root, not in `ca/`, so the pure core (`plan/`) depends on no provider
+//! code. Each provider declares its value as a `const`; nothing here performs I/O.
+
+/// How a CA lets certform find an order whose creation answer never arrived (a crash, a lost
+/// response), so the order is adopted instead of placed a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePrevention {
+    /// certform's tag is stored with the order at the CA (DigiCert: the order's comments), and
+    /// `refresh` finds the order by tag even when the create answer was lost in transit.
+    TagAtCa,
+    /// The tag is kept in an index beside the account and found by `refresh` by tag. The local
+    /// CA writes it in the same transaction as the order. ACME orders carry no client label:
+    /// certform writes `tag → order URL` right after `newOrder` answers, so an answer lost in
+    /// transit leaves an order the index does not know; such an ACME order costs nothing and
+    /// expires unused, so retrying is safe there. (RFC 8555's account `orders` list could name
+    /// it; Pebble serves one, Let's Encrypt does not.)
+    LocalIndex,
+    /// Orders cannot be found by tag: a create whose answer was lost must not be sent again
+    /// without asking the user, who checks the account first.
+    None,
+}
+
+impl DuplicatePrevention {
+    /// Whether `refresh` can find an order by certform's tag, so a create whose outcome is
+    /// unknown may be looked up and, when absent, sent again.
+    pub fn finds_by_tag(self) -> bool {
+        !matches!(self, DuplicatePrevention::None)
+    }
+}
+
+/// What a CA can do; the planner and executor choose actions from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Can reissue (new key/SANs) on the same order instead of placing a new one.
+    pub reissue_same_order: bool,
+    /// Supports cancelling pending orders.
+    pub cancel: bool,
+    /// Supports revocation.
+    pub revoke: bool,
+    /// How a create whose answer was lost is found again.
+    pub duplicates: DuplicatePrevention,
+    /// Cancelling a pending order gives its price back (DigiCert: a pending order's funds
+    /// return to the account). `false` for CAs that charge nothing or keep the money.
+    pub cancel_refunds: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The planner is pure: `src/plan/` imports nothing from the edges (`ca`, `apply`,
+    /// `deploy`, `dns`, `sim`), only plain data such as `crate::capabilities`.
+    #[test]
+    fn the_plan_module_imports_no_edge_module() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan");
+        let forbidden = ["ca", "apply", "deploy", "dns", "sim", "http", "dcv"];
+        let mut offences = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&root).expect("src/plan is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            for (number, line) in text.lines().enumerate() {
+                for module in forbidden {
+                    for prefix in ["crate::", "certform::"] {
+                        let import = format!("{prefix}{module}");
+                        let hit = line.match_indices(&import).any(|(at, _)| {
+                            !line[at + import.len()..]
+                                .starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                        });
+                        if hit {
+                            offences.push(format!(
+                                "{}:{}: {}",
+                                path.display(),
+                                number + 1,
+                                line.trim()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            files >= 3,
+            "expected the planner's files in {}",
+            root.display()
+        );
+        assert!(
+            offences.is_empty(),
+            "src/plan reaches an edge module:\n{}",
+            offences.join("\n")
+        );
+    }
+}
