@@ -733,5 +733,9 @@ async fn one_certificate_takes_only_the_requests_the_protocol_needs() {
         "requests for one certificate: {requests} in {:?}",
         started.elapsed()
     );
-    assert!(requests <= 0, "{requests} requests");
+    // The protocol's floor is 8: HEAD newNonce (instant-acme asks one for each new order),
+    // newOrder, the authorization, the challenge, an order poll, finalize, an order poll and
+    // the certificate. Two more polls are allowed for a slow Pebble. Reading the order again
+    // in each DCV step (as before the order was kept between steps) took 15.
+    assert!(requests <= 10, "{requests} requests");
 }

@@ -2356,4 +2356,109 @@ mod tests {
         assert_eq!(error.class, ErrorClass::Transient, "{error}");
         assert!(!dir.path().join("acct/account.json").exists());
     }
+
+    /// A plain-HTTP server that never answers the first request it reads (holding the
+    /// connection open) and answers every later one `200` with a nonce; it counts requests.
+    async fn hang_once_server() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/acme/order/1", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        let text = String::from_utf8_lossy(&buffer).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            continue;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                            // Hang: keep the connection, never answer.
+                            tokio::time::sleep(StdDuration::from_secs(60)).await;
+                            return;
+                        }
+                        let answer = "HTTP/1.1 200 OK\r\nReplay-Nonce: fresh\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn jws_post(url: &str, payload: &str) -> http::Request<BodyWrapper<Bytes>> {
+        let body = format!(r#"{{"protected":"e30","payload":"{payload}","signature":"c2ln"}}"#);
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(url)
+            .header(http::header::CONTENT_TYPE, "application/jose+json")
+            .body(BodyWrapper::from(body.into_bytes()))
+            .unwrap()
+    }
+
+    fn short_timeout_client(sent: &Arc<AtomicU64>) -> AcmeHttp {
+        let mut options = crate::http::Options::new("pebble");
+        options.timeout = StdDuration::from_millis(400);
+        AcmeHttp::with_options(options, StdDuration::from_millis(300), Arc::clone(sent)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_post_as_get_the_ca_never_answers_is_sent_again() {
+        let (url, seen) = hang_once_server().await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let client = short_timeout_client(&sent);
+        let started = Instant::now();
+        let answer = client.request(jws_post(&url, "")).await.expect("retried");
+        assert_eq!(answer.parts.status, http::StatusCode::OK);
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "the hung read was sent again");
+        assert_eq!(sent.load(Ordering::SeqCst), 1, "one request as instant-acme sees it");
+        assert!(started.elapsed() < StdDuration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_post_with_a_payload_is_never_sent_twice() {
+        let (url, seen) = hang_once_server().await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let client = short_timeout_client(&sent);
+        let error = client
+            .request(jws_post(&url, "eyJjc3IiOiJ4In0"))
+            .await
+            .err()
+            .expect("the hung finalize is not retried");
+        assert!(error.to_string().contains("timed out") || format!("{error:?}").contains("Timeout"), "{error:?}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn post_as_get_is_an_empty_payload() {
+        assert!(is_post_as_get(br#"{"protected":"e30","payload":"","signature":"x"}"#));
+        assert!(!is_post_as_get(br#"{"protected":"e30","payload":"e30","signature":"x"}"#));
+        assert!(!is_post_as_get(b"not json"));
+        assert!(!is_post_as_get(br#"{"protected":"e30","signature":"x"}"#));
+    }
 }
