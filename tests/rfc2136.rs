@@ -545,13 +545,24 @@ async fn large_answers_are_fetched_over_tcp() {
 /// check as a target (not a TXT value), and removed exactly; a wrong target is not taken for it.
 #[tokio::test]
 async fn add_record_publishes_a_cname_that_propagation_sees_and_remove_deletes() {
-    let bind = Bind::start(&[ZoneSpec::new("example.test")]);
+    let name = "_0123abcd.www.example.test";
+    let target = RecordData::Cname("0123abcd.4567ef.sectigo.test".to_string());
+
+    // A key allowed TXT only is refused, and the error says which type it tried.
+    let txt_only = Bind::start(&[ZoneSpec::new("example.test")]);
+    let dns = provider(
+        &txt_only,
+        &global(&txt_only, key(DEFAULT_KEY, TsigAlgorithm::HmacSha256)),
+    );
+    let error = dns.add_record(name, &target).await.expect_err("refused");
+    assert_eq!(error.class, ErrorClass::Rejected, "{}", error.message);
+    assert!(error.message.contains("update of CNAME"), "{}", error.message);
+
+    let bind = Bind::start(&[ZoneSpec::new("example.test").allow_cname()]);
     let dns = provider(
         &bind,
         &global(&bind, key(DEFAULT_KEY, TsigAlgorithm::HmacSha256)),
     );
-    let name = "_0123abcd.www.example.test";
-    let target = RecordData::Cname("0123abcd.4567ef.sectigo.test".to_string());
 
     let record = dns.add_record(name, &target).await.expect("add cname");
     assert_eq!(
