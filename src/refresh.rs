@@ -276,9 +276,7 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use super::*;
-    use crate::ca::{
-        CaError, Capabilities, ErrorClass, OrderRequest, RevokeOutcome,
-    };
+    use crate::ca::{CaError, Capabilities, ErrorClass, OrderRequest, RevokeOutcome};
     use crate::observed::{OrderStatus, OrderView, RenewalWindow};
     use crate::spec::RevocationReason;
     use crate::state::CertificateState;

@@ -89,10 +89,7 @@ async fn issue_over_http(
         responder.set(path, content);
     }
     ca.respond(&placed, &challenges).await.unwrap();
-    let finalized = ca
-        .finalize(&placed, &request.csr_der)
-        .await
-        .unwrap();
+    let finalized = ca.finalize(&placed, &request.csr_der).await.unwrap();
     assert_eq!(finalized.status, OrderStatus::Issued, "{finalized:?}");
     let issued = ca.fetch(&placed.order_id).await.unwrap().issued().unwrap();
     (finalized, issued, key)
@@ -208,10 +205,7 @@ async fn http01_order_is_issued_fetched_and_verifies() {
     assert_eq!(again.order_id, placed.order_id);
 
     // Finalizing before any challenge is answered fails at once instead of waiting.
-    let error = ca
-        .finalize(&placed, &request.csr_der)
-        .await
-        .unwrap_err();
+    let error = ca.finalize(&placed, &request.csr_der).await.unwrap_err();
     assert_eq!(error.class, ErrorClass::Rejected, "{error}");
     assert!(
         error.message.contains("no challenge was answered"),
@@ -244,10 +238,7 @@ async fn http01_order_is_issued_fetched_and_verifies() {
         responder.set(path, content);
     }
     ca.respond(&placed, &http).await.unwrap();
-    let finalized = ca
-        .finalize(&placed, &request.csr_der)
-        .await
-        .unwrap();
+    let finalized = ca.finalize(&placed, &request.csr_der).await.unwrap();
     assert_eq!(finalized.status, OrderStatus::Issued);
     assert!(
         !responder.requests().is_empty(),
@@ -345,10 +336,7 @@ async fn dns01_wildcard_is_issued() {
     pebble.set_txt(name, value);
 
     ca.respond(&placed, &dns).await.unwrap();
-    let finalized = ca
-        .finalize(&placed, &request.csr_der)
-        .await
-        .unwrap();
+    let finalized = ca.finalize(&placed, &request.csr_der).await.unwrap();
     assert_eq!(finalized.status, OrderStatus::Issued);
     let issued = ca.fetch(&placed.order_id).await.unwrap().issued().unwrap();
     let (info, _) = keys::inspect_chain(&issued.chain_pem).unwrap();
@@ -445,10 +433,7 @@ async fn failed_validation_is_rejected_with_the_ca_detail() {
         responder.set(path, "not-the-key-authorization");
     }
     ca.respond(&placed, &http).await.unwrap();
-    let error = ca
-        .finalize(&placed, &request.csr_der)
-        .await
-        .unwrap_err();
+    let error = ca.finalize(&placed, &request.csr_der).await.unwrap_err();
     assert_eq!(error.class, ErrorClass::Rejected, "{error}");
     assert!(error.message.contains("bad.example.test"), "{error}");
     assert!(error.message.contains("unauthorized"), "{error}");

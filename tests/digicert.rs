@@ -98,7 +98,12 @@ async fn immediate_issue_fetch_and_adopt_by_tag() {
     assert_eq!(again.order_id, view.order_id);
     assert_eq!(sim.stats().orders_by_common_name["www.example.test"], 1);
 
-    let issued = ca.fetch(&view.order_id).await.expect("fetch").issued().expect("issued");
+    let issued = ca
+        .fetch(&view.order_id)
+        .await
+        .expect("fetch")
+        .issued()
+        .expect("issued");
     let (info, blocks) = certform::keys::inspect_chain(&issued.chain_pem).expect("chain");
     assert!(blocks.len() >= 2, "leaf and intermediate");
     assert_eq!(Some(info.serial.clone()), view.serial);
@@ -128,7 +133,11 @@ async fn refresh_of_many_orders_uses_the_list_api() {
             .place_order(&request(&format!("cf-{index}.bb"), &name, &[&name]))
             .await
             .expect("order");
-        ca.fetch(&view.order_id).await.expect("fetch").issued().expect("issued");
+        ca.fetch(&view.order_id)
+            .await
+            .expect("fetch")
+            .issued()
+            .expect("issued");
         ids.push(view.order_id);
     }
     let before = sim.stats().requests_total;
@@ -170,10 +179,7 @@ async fn pending_orders_offer_dns_and_http_challenges() {
         }
     }
     // No TXT record anywhere: check-dcv is refused, the order stays pending.
-    let error = ca
-        .respond(&view, &challenges)
-        .await
-        .expect_err("no record");
+    let error = ca.respond(&view, &challenges).await.expect_err("no record");
     assert_eq!(error.class, ErrorClass::Rejected, "{error}");
 
     // The method comes from the certificate's `dcv` rules, known at order time.
@@ -226,7 +232,12 @@ async fn reissue_renew_and_revoke() {
     assert_eq!(reissued.order_id, first.order_id, "same order");
     assert_eq!(reissued.status, OrderStatus::Issued);
     assert_ne!(reissued.serial.as_deref(), Some(serial.as_str()));
-    let fetched = ca.fetch(&first.order_id).await.expect("fetch").issued().expect("issued");
+    let fetched = ca
+        .fetch(&first.order_id)
+        .await
+        .expect("fetch")
+        .issued()
+        .expect("issued");
     let (info, _) = certform::keys::inspect_chain(&fetched.chain_pem).expect("chain");
     assert!(info.sans.contains(&"x.example.test".to_string()));
 

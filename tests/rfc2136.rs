@@ -556,7 +556,11 @@ async fn add_record_publishes_a_cname_that_propagation_sees_and_remove_deletes()
     );
     let error = dns.add_record(name, &target).await.expect_err("refused");
     assert_eq!(error.class, ErrorClass::Rejected, "{}", error.message);
-    assert!(error.message.contains("update of CNAME"), "{}", error.message);
+    assert!(
+        error.message.contains("update of CNAME"),
+        "{}",
+        error.message
+    );
 
     let bind = Bind::start(&[ZoneSpec::new("example.test").allow_cname()]);
     let dns = provider(
@@ -594,8 +598,18 @@ async fn add_record_publishes_a_cname_that_propagation_sees_and_remove_deletes()
     )
     .await
     .expect_err("another target is not the record");
-    assert!(error.message.contains("CNAME `elsewhere.sectigo.test`"), "{}", error.message);
-    assert!(error.message.contains("only `0123abcd.4567ef.sectigo.test`"), "{}", error.message);
+    assert!(
+        error.message.contains("CNAME `elsewhere.sectigo.test`"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error
+            .message
+            .contains("only `0123abcd.4567ef.sectigo.test`"),
+        "{}",
+        error.message
+    );
 
     dns.remove_record(&record).await.expect("remove cname");
     assert!(bind.dig(name, "CNAME").is_empty());

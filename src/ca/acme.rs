@@ -1520,20 +1520,23 @@ fn builder(
     settings: &AcmeSettings,
     sent: &Arc<AtomicU64>,
 ) -> Result<instant_acme::AccountBuilder, CaError> {
-    let http = AcmeHttp::new(name, settings.ca_bundle.as_deref(), Arc::clone(sent)).map_err(|error| {
-        let message = match &settings.ca_bundle {
-            Some(bundle) => format!(
-                "ACME account `{name}`: CA bundle `{}` cannot be used",
-                bundle.display()
-            ),
-            None => {
-                format!("ACME account `{name}`: cannot set up TLS with the system's trust store")
-            }
-        };
-        let mut failure = CaError::new(ErrorClass::Rejected, message);
-        failure.source = Some(Box::new(error));
-        failure
-    })?;
+    let http =
+        AcmeHttp::new(name, settings.ca_bundle.as_deref(), Arc::clone(sent)).map_err(|error| {
+            let message = match &settings.ca_bundle {
+                Some(bundle) => format!(
+                    "ACME account `{name}`: CA bundle `{}` cannot be used",
+                    bundle.display()
+                ),
+                None => {
+                    format!(
+                        "ACME account `{name}`: cannot set up TLS with the system's trust store"
+                    )
+                }
+            };
+            let mut failure = CaError::new(ErrorClass::Rejected, message);
+            failure.source = Some(Box::new(error));
+            failure
+        })?;
     Ok(Account::builder_with_http(Box::new(http)))
 }
 
@@ -2435,9 +2438,21 @@ mod tests {
         let started = Instant::now();
         let answer = client.request(jws_post(&url, "")).await.expect("retried");
         assert_eq!(answer.parts.status, http::StatusCode::OK);
-        assert_eq!(seen.load(Ordering::SeqCst), 2, "the hung read was sent again");
-        assert_eq!(sent.load(Ordering::SeqCst), 1, "one request as instant-acme sees it");
-        assert!(started.elapsed() < StdDuration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the hung read was sent again"
+        );
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            1,
+            "one request as instant-acme sees it"
+        );
+        assert!(
+            started.elapsed() < StdDuration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -2450,14 +2465,21 @@ mod tests {
             .await
             .err()
             .expect("the hung finalize is not retried");
-        assert!(error.to_string().contains("timed out") || format!("{error:?}").contains("Timeout"), "{error:?}");
+        assert!(
+            error.to_string().contains("timed out") || format!("{error:?}").contains("Timeout"),
+            "{error:?}"
+        );
         assert_eq!(seen.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn post_as_get_is_an_empty_payload() {
-        assert!(is_post_as_get(br#"{"protected":"e30","payload":"","signature":"x"}"#));
-        assert!(!is_post_as_get(br#"{"protected":"e30","payload":"e30","signature":"x"}"#));
+        assert!(is_post_as_get(
+            br#"{"protected":"e30","payload":"","signature":"x"}"#
+        ));
+        assert!(!is_post_as_get(
+            br#"{"protected":"e30","payload":"e30","signature":"x"}"#
+        ));
         assert!(!is_post_as_get(b"not json"));
         assert!(!is_post_as_get(br#"{"protected":"e30","signature":"x"}"#));
     }

@@ -1219,7 +1219,13 @@ mod tests {
             .place_order(&request("t", &["a.test"], &key))
             .await
             .unwrap();
-        let chain = ca.fetch(&view.order_id).await.unwrap().issued().unwrap().chain_pem;
+        let chain = ca
+            .fetch(&view.order_id)
+            .await
+            .unwrap()
+            .issued()
+            .unwrap()
+            .chain_pem;
         let der = pem::parse(&chain).unwrap();
         let (_, cert) = X509Certificate::from_der(der.contents()).unwrap();
         let usage = cert.key_usage().unwrap().unwrap().value;

@@ -252,11 +252,14 @@ impl Validator {
                         })
                     }
                 };
-                let record = dns.add_record(&target, &data).await.map_err(|e| Error::Dns {
-                    provider: provider.clone(),
-                    name: target.clone(),
-                    message: e.to_string(),
-                })?;
+                let record = dns
+                    .add_record(&target, &data)
+                    .await
+                    .map_err(|e| Error::Dns {
+                        provider: provider.clone(),
+                        name: target.clone(),
+                        message: e.to_string(),
+                    })?;
                 published.records.push((Arc::clone(&dns), record));
                 let servers = match self.resolver {
                     Some(resolver) => crate::dns::propagation::authoritative_servers(

@@ -481,9 +481,9 @@ impl Client {
 
     /// How long one attempt of `request` may take.
     fn attempt_timeout(&self, request: &Request) -> Duration {
-        request
-            .timeout
-            .map_or(self.shared.timeout, |timeout| timeout.min(self.shared.timeout))
+        request.timeout.map_or(self.shared.timeout, |timeout| {
+            timeout.min(self.shared.timeout)
+        })
     }
 
     fn transport_error(&self, request: &Request, url: &str, error: reqwest::Error) -> Error {
