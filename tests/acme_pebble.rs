@@ -14,8 +14,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use certform::ca::acme::{AcmeCa, AcmeSettings, Polling};
 use certform::ca::{
-    CertificateAuthority, Challenge, ChallengeKind, ErrorClass, IssuedCertificate, OrderQuery,
-    OrderRequest, RevokeOutcome,
+    CertificateAuthority, Challenge, ChallengeKind, ErrorClass, Fetched, IssuedCertificate,
+    OrderQuery, OrderRequest, RevokeOutcome,
 };
 use certform::keys::{self, PrivateKey};
 use certform::observed::{OrderStatus, OrderView};
@@ -203,6 +203,15 @@ async fn http01_order_is_issued_fetched_and_verifies() {
     // Placing the same tag again (a retry after a lost answer) adopts the order.
     let again = ca.place_order(&request).await.unwrap();
     assert_eq!(again.order_id, placed.order_id);
+
+    // Nothing to collect yet: `fetch` says so, distinctly from an error.
+    match ca.fetch(&placed.order_id).await.unwrap() {
+        Fetched::NotYet { status, detail } => {
+            assert_eq!(status, OrderStatus::Pending);
+            assert_eq!(detail, "pending");
+        }
+        Fetched::Issued(issued) => panic!("a pending order has no certificate: {issued:?}"),
+    }
 
     // Finalizing before any challenge is answered fails at once instead of waiting.
     let error = ca.finalize(&placed, &request.csr_der).await.unwrap_err();
