@@ -73,7 +73,7 @@ fn assert_names(err: &DnsError, bind: &Bind, zone: &str, key: &str) {
 }
 
 #[tokio::test]
-async fn add_txt_publishes_a_record_that_remove_txt_deletes() {
+async fn add_txt_publishes_a_record_that_remove_record_deletes() {
     let bind = Bind::start(&[ZoneSpec::new("example.test")]);
     let dns = provider(
         &bind,

@@ -501,6 +501,73 @@ mod tests {
         );
     }
 
+    /// A DNS provider that records what it was asked to add and remove.
+    #[derive(Default)]
+    struct Recording {
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl DnsProvider for Recording {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        async fn add_record(
+            &self,
+            name: &str,
+            data: &RecordData,
+        ) -> Result<DnsRecord, crate::dns::DnsError> {
+            let line = format!("add {name} {} {}", data.type_name(), data.value());
+            self.calls.lock().expect("calls").push(line);
+            Ok(DnsRecord {
+                name: name.to_string(),
+                data: data.clone(),
+                zone: "a.example".to_string(),
+                id: Some("r1".to_string()),
+            })
+        }
+
+        async fn remove_record(&self, record: &DnsRecord) -> Result<(), crate::dns::DnsError> {
+            let line = format!(
+                "remove {} {} {:?}",
+                record.name,
+                record.data.type_name(),
+                record.id
+            );
+            self.calls.lock().expect("calls").push(line);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cname_challenge_is_published_at_its_name_and_removed_exactly() {
+        let fake = Arc::new(Recording::default());
+        let provider: Arc<dyn DnsProvider> = fake.clone();
+        let validator = Validator::new(BTreeMap::from([("fake".to_string(), provider)]));
+        let chosen = [Chosen {
+            challenge: challenge(
+                "a.example",
+                ChallengeKind::DnsCname {
+                    name: "_hash.a.example".into(),
+                    target: "hash.sectigo.test".into(),
+                },
+            ),
+            method: DcvMethod::Dns {
+                provider: "fake".into(),
+            },
+        }];
+        let published = validator.publish(&chosen).await.expect("publish");
+        validator.cleanup(published).await;
+        assert_eq!(
+            *fake.calls.lock().expect("calls"),
+            [
+                "add _hash.a.example CNAME hash.sectigo.test",
+                "remove _hash.a.example CNAME Some(\"r1\")",
+            ]
+        );
+    }
+
     #[test]
     fn requested_methods_follow_the_rules_once_per_name() {
         let rules = vec![
