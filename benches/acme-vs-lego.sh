@@ -32,6 +32,8 @@
 #   --certform-only: skip the peers (for profiling certform); --keep: keep the work directory
 # Needs: pebble, pebble-challtestsrv, lego, openssl (apt-get install -y pebble lego); certbot is
 # optional. Installs nothing. Runs as an ordinary user on loopback only.
+# CERTFORM_BIN=PATH runs that certform binary instead of building a release one (to compare two
+# builds side by side, e.g. before and after a change).
 set -euo pipefail
 
 NAMES=50
@@ -59,7 +61,9 @@ while [ $# -gt 0 ]; do
 done
 
 missing=()
-for tool in pebble pebble-challtestsrv lego openssl cargo timeout; do
+needed=(pebble pebble-challtestsrv openssl cargo timeout)
+[ "$PEERS" = 1 ] && needed+=(lego)
+for tool in "${needed[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -72,9 +76,13 @@ if [ "$CERTBOT" = auto ]; then
 fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-echo "building certform (release) ..." >&2
-(cd "$root" && cargo build --release --quiet)
-certform="$root/target/release/certform"
+if [ -n "${CERTFORM_BIN:-}" ]; then
+  certform=$CERTFORM_BIN
+else
+  echo "building certform (release) ..." >&2
+  (cd "$root" && cargo build --release --quiet)
+  certform="$root/target/release/certform"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/acme-vs-lego.XXXXXX")
 pids=()

@@ -187,10 +187,22 @@ pub async fn import(
                 continue;
             }
         };
-        let issued = ca.fetch(&id).await.map_err(|source| AccountError::Ca {
-            what: format!("cannot fetch order {id}"),
-            source,
-        })?;
+        let fetched = ca
+            .fetch(&id)
+            .await
+            .map_err(|source| AccountError::Ca {
+                what: format!("cannot fetch order {id}"),
+                source,
+            })?;
+        let issued = match fetched {
+            crate::ca::Fetched::Issued(issued) => issued,
+            crate::ca::Fetched::NotYet { detail, .. } => {
+                *skipped
+                    .entry(format!("no certificate yet ({detail})"))
+                    .or_default() += 1;
+                continue;
+            }
+        };
         let (info, _) = crate::keys::inspect_chain(&issued.chain_pem).map_err(|source| {
             ImportError::Unreadable {
                 order_id: id.clone(),

@@ -276,9 +276,7 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use super::*;
-    use crate::ca::{
-        CaError, Capabilities, ErrorClass, IssuedCertificate, OrderRequest, RevokeOutcome,
-    };
+    use crate::ca::{CaError, Capabilities, ErrorClass, OrderRequest, RevokeOutcome};
     use crate::observed::{OrderStatus, OrderView, RenewalWindow};
     use crate::spec::RevocationReason;
     use crate::state::CertificateState;
@@ -329,7 +327,7 @@ mod tests {
         async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
             Err(unsupported())
         }
-        async fn fetch(&self, _: &str) -> Result<IssuedCertificate, CaError> {
+        async fn fetch(&self, _: &str) -> Result<crate::ca::Fetched, CaError> {
             Err(unsupported())
         }
         async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {
@@ -583,7 +581,7 @@ mod tests {
         async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
             Err(unsupported())
         }
-        async fn fetch(&self, _: &str) -> Result<IssuedCertificate, CaError> {
+        async fn fetch(&self, _: &str) -> Result<crate::ca::Fetched, CaError> {
             Err(unsupported())
         }
         async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {

@@ -14,8 +14,8 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::ca::{
-    CaError, Capabilities, CertificateAuthority, ErrorClass, IssuedCertificate, OrderQuery,
-    OrderRequest, RevokeOutcome,
+    CaError, Capabilities, CertificateAuthority, ErrorClass, Fetched, IssuedCertificate,
+    OrderQuery, OrderRequest, RevokeOutcome,
 };
 use crate::keys::{KeyStore, PrivateKey};
 use crate::observed::{OrderStatus, OrderView};
@@ -74,6 +74,8 @@ struct FakeState {
     /// Keep the tags of reissues where only `find_reissue` sees them (as DigiCert keeps them
     /// in the reissue request's comments), not `refresh`.
     hide_reissue_tags: bool,
+    /// `fetch` answers "not collectable yet" whatever the order's status.
+    certificate_not_ready: bool,
 }
 
 /// A scriptable in-memory CA issuing real certificates (rcgen), signed by its own root.
@@ -133,6 +135,12 @@ impl FakeCa {
                 order.status = OrderStatus::Issued;
             }
         }
+    }
+
+    /// Answer `fetch` with "not collectable yet" even for issued orders (a CA whose issued
+    /// certificate is still being produced).
+    pub fn set_certificate_not_ready(&self, not_ready: bool) {
+        self.lock().certificate_not_ready = not_ready;
     }
 
     /// Let only `find_reissue` see the tags of reissues.
@@ -343,7 +351,7 @@ impl CertificateAuthority for FakeCa {
         }
     }
 
-    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {
+    async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError> {
         let fault = self.enter(Op::Fetch, order_id);
         if let Some(fault) = fault {
             return Err(Self::error(fault));
@@ -353,11 +361,17 @@ impl CertificateAuthority for FakeCa {
             .orders
             .get(order_id)
             .ok_or_else(|| CaError::new(ErrorClass::Rejected, format!("no order {order_id}")))?;
-        Ok(IssuedCertificate {
+        if order.status == OrderStatus::Pending || state.certificate_not_ready {
+            return Ok(Fetched::NotYet {
+                status: order.status,
+                detail: "the certificate is not ready".to_string(),
+            });
+        }
+        Ok(Fetched::Issued(IssuedCertificate {
             order_id: order_id.to_string(),
             certificate_id: None,
             chain_pem: order.chain_pem.clone(),
-        })
+        }))
     }
 
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError> {

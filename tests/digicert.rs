@@ -8,7 +8,8 @@ use std::time::Duration as StdDuration;
 
 use certform::ca::digicert::{DigicertCa, DigicertSettings, Retry, Secret};
 use certform::ca::{
-    CertificateAuthority, ChallengeKind, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome,
+    CertificateAuthority, ChallengeKind, DomainValidation, ErrorClass, OrderQuery, OrderRequest,
+    RevokeOutcome, ValidationMethod,
 };
 use certform::keys::PrivateKey;
 use certform::observed::OrderStatus;
@@ -65,6 +66,7 @@ fn request(tag: &str, common_name: &str, sans: &[&str]) -> OrderRequest {
             ("product".to_string(), "ssl_basic".to_string()),
             ("organization".to_string(), "112233".to_string()),
         ]),
+        dcv: Vec::new(),
         now: time::OffsetDateTime::now_utc(),
     }
 }
@@ -96,7 +98,12 @@ async fn immediate_issue_fetch_and_adopt_by_tag() {
     assert_eq!(again.order_id, view.order_id);
     assert_eq!(sim.stats().orders_by_common_name["www.example.test"], 1);
 
-    let issued = ca.fetch(&view.order_id).await.expect("fetch");
+    let issued = ca
+        .fetch(&view.order_id)
+        .await
+        .expect("fetch")
+        .issued()
+        .expect("issued");
     let (info, blocks) = certform::keys::inspect_chain(&issued.chain_pem).expect("chain");
     assert!(blocks.len() >= 2, "leaf and intermediate");
     assert_eq!(Some(info.serial.clone()), view.serial);
@@ -126,7 +133,11 @@ async fn refresh_of_many_orders_uses_the_list_api() {
             .place_order(&request(&format!("cf-{index}.bb"), &name, &[&name]))
             .await
             .expect("order");
-        ca.fetch(&view.order_id).await.expect("fetch");
+        ca.fetch(&view.order_id)
+            .await
+            .expect("fetch")
+            .issued()
+            .expect("issued");
         ids.push(view.order_id);
     }
     let before = sim.stats().requests_total;
@@ -156,11 +167,11 @@ async fn pending_orders_offer_dns_and_http_challenges() {
     let view = ca.place_order(&order).await.expect("order");
     assert_eq!(view.status, OrderStatus::Pending);
     assert!(view.dcv.iter().all(|d| d.status == "pending"), "{view:?}");
-    let challenges = ca.challenges(&view.order_id).await.expect("challenges");
+    let challenges = ca.challenges(&view).await.expect("challenges");
     assert_eq!(challenges.len(), 2);
     for challenge in &challenges {
         match &challenge.kind {
-            ChallengeKind::Dns { name, value } => {
+            ChallengeKind::DnsTxt { name, value } => {
                 assert_eq!(name, "pending.test");
                 assert!(!value.is_empty());
             }
@@ -168,17 +179,18 @@ async fn pending_orders_offer_dns_and_http_challenges() {
         }
     }
     // No TXT record anywhere: check-dcv is refused, the order stays pending.
-    let error = ca
-        .respond(&view.order_id, &challenges)
-        .await
-        .expect_err("no record");
+    let error = ca.respond(&view, &challenges).await.expect_err("no record");
     assert_eq!(error.class, ErrorClass::Rejected, "{error}");
 
+    // The method comes from the certificate's `dcv` rules, known at order time.
     let mut http = request("cf-3.cc", "pending.test", &["pending.test"]);
-    http.options
-        .insert("dcv_method".into(), "http-token".into());
+    http.dcv = vec![DomainValidation {
+        domain: "pending.test".into(),
+        method: ValidationMethod::Http,
+        approver_email: None,
+    }];
     let view = ca.place_order(&http).await.expect("order");
-    let challenges = ca.challenges(&view.order_id).await.expect("challenges");
+    let challenges = ca.challenges(&view).await.expect("challenges");
     assert!(matches!(
         &challenges[0].kind,
         ChallengeKind::Http { path, .. } if path == "/.well-known/pki-validation/fileauth.txt"
@@ -220,7 +232,12 @@ async fn reissue_renew_and_revoke() {
     assert_eq!(reissued.order_id, first.order_id, "same order");
     assert_eq!(reissued.status, OrderStatus::Issued);
     assert_ne!(reissued.serial.as_deref(), Some(serial.as_str()));
-    let fetched = ca.fetch(&first.order_id).await.expect("fetch");
+    let fetched = ca
+        .fetch(&first.order_id)
+        .await
+        .expect("fetch")
+        .issued()
+        .expect("issued");
     let (info, _) = certform::keys::inspect_chain(&fetched.chain_pem).expect("chain");
     assert!(info.sans.contains(&"x.example.test".to_string()));
 

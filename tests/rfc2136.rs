@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use bind::{Bind, ZoneSpec, DEFAULT_KEY};
 use certform::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey, ZoneKey};
-use certform::dns::propagation::{authoritative_servers, resolve_cname, wait_for_txt};
+use certform::dns::propagation::{
+    authoritative_servers, resolve_cname, wait_for_record, wait_for_txt,
+};
 use certform::dns::rfc2136::{find_zone, lookup_txt, Rfc2136};
-use certform::dns::{DnsError, DnsProvider, ErrorClass, TxtRecord};
+use certform::dns::{DnsError, DnsProvider, DnsRecord, ErrorClass, RecordData};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -71,7 +73,7 @@ fn assert_names(err: &DnsError, bind: &Bind, zone: &str, key: &str) {
 }
 
 #[tokio::test]
-async fn add_txt_publishes_a_record_that_remove_txt_deletes() {
+async fn add_txt_publishes_a_record_that_remove_record_deletes() {
     let bind = Bind::start(&[ZoneSpec::new("example.test")]);
     let dns = provider(
         &bind,
@@ -84,9 +86,9 @@ async fn add_txt_publishes_a_record_that_remove_txt_deletes() {
         .expect("add");
     assert_eq!(
         record,
-        TxtRecord {
+        DnsRecord {
             name: "_acme-challenge.www.example.test".to_string(),
-            value: "token-1".to_string(),
+            data: RecordData::Txt("token-1".to_string()),
             zone: "example.test".to_string(),
             id: None,
         }
@@ -107,7 +109,7 @@ async fn add_txt_publishes_a_record_that_remove_txt_deletes() {
         "{answer:?}"
     );
 
-    dns.remove_txt(&record).await.expect("remove");
+    dns.remove_record(&record).await.expect("remove");
     assert!(txt(&bind, "_acme-challenge.www.example.test")
         .await
         .is_empty());
@@ -133,12 +135,12 @@ async fn removing_one_value_keeps_the_other_values_at_the_name() {
     dns.add_txt(name, "first").await.expect("add first again");
     assert_eq!(txt(&bind, name).await, ["first", "manual", quoted]);
 
-    dns.remove_txt(&first).await.expect("remove first");
+    dns.remove_record(&first).await.expect("remove first");
     assert_eq!(txt(&bind, name).await, ["manual", quoted]);
-    dns.remove_txt(&second).await.expect("remove second");
+    dns.remove_record(&second).await.expect("remove second");
     assert_eq!(txt(&bind, name).await, ["manual"]);
     // Removing what is already gone succeeds (RFC 2136 ignores deletes of absent RRs).
-    dns.remove_txt(&first).await.expect("remove first again");
+    dns.remove_record(&first).await.expect("remove first again");
 }
 
 #[tokio::test]
@@ -262,7 +264,7 @@ async fn per_zone_keys_sign_each_zone_with_its_own_key() {
     assert_eq!(in_b.zone, "b.test");
     assert_eq!(txt(&bind, "_acme-challenge.x.a.test").await, ["va"]);
     assert_eq!(txt(&bind, "_acme-challenge.b.test").await, ["vb"]);
-    dns.remove_txt(&in_b).await.expect("remove b");
+    dns.remove_record(&in_b).await.expect("remove b");
     assert!(txt(&bind, "_acme-challenge.b.test").await.is_empty());
 
     let err = dns
@@ -310,7 +312,7 @@ async fn global_key_finds_the_zone_by_soa_walk() {
         .await
         .expect("add shallow");
     assert_eq!(shallow.zone, "example.test");
-    dns.remove_txt(&record).await.expect("remove deep");
+    dns.remove_record(&record).await.expect("remove deep");
     assert!(txt(&bind, deep).await.is_empty());
 
     let err = dns
@@ -347,7 +349,7 @@ async fn every_tsig_algorithm_works() {
             .await
             .unwrap_or_else(|err| panic!("{name}: {}", err.message));
         assert_eq!(txt(&bind, &owner).await, [name]);
-        dns.remove_txt(&record)
+        dns.remove_record(&record)
             .await
             .unwrap_or_else(|err| panic!("{name}: {}", err.message));
         assert!(txt(&bind, &owner).await.is_empty(), "{name}");
@@ -537,4 +539,78 @@ async fn large_answers_are_fetched_over_tcp() {
         .await
         .expect("add long");
     assert_eq!(txt(&bind, "long.example.test").await, [long]);
+}
+
+/// A CNAME (Sectigo-style validation) is published with one update, seen by the propagation
+/// check as a target (not a TXT value), and removed exactly; a wrong target is not taken for it.
+#[tokio::test]
+async fn add_record_publishes_a_cname_that_propagation_sees_and_remove_deletes() {
+    let name = "_0123abcd.www.example.test";
+    let target = RecordData::Cname("0123abcd.4567ef.sectigo.test".to_string());
+
+    // A key allowed TXT only is refused, and the error says which type it tried.
+    let txt_only = Bind::start(&[ZoneSpec::new("example.test")]);
+    let dns = provider(
+        &txt_only,
+        &global(&txt_only, key(DEFAULT_KEY, TsigAlgorithm::HmacSha256)),
+    );
+    let error = dns.add_record(name, &target).await.expect_err("refused");
+    assert_eq!(error.class, ErrorClass::Rejected, "{}", error.message);
+    assert!(
+        error.message.contains("update of CNAME"),
+        "{}",
+        error.message
+    );
+
+    let bind = Bind::start(&[ZoneSpec::new("example.test").allow_cname()]);
+    let dns = provider(
+        &bind,
+        &global(&bind, key(DEFAULT_KEY, TsigAlgorithm::HmacSha256)),
+    );
+
+    let record = dns.add_record(name, &target).await.expect("add cname");
+    assert_eq!(
+        record,
+        DnsRecord {
+            name: name.to_string(),
+            data: target.clone(),
+            zone: "example.test".to_string(),
+            id: None,
+        }
+    );
+    assert_eq!(bind.dig(name, "CNAME"), ["0123abcd.4567ef.sectigo.test."]);
+    wait_for_record(
+        &[bind.addr],
+        name,
+        &target,
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+    )
+    .await
+    .expect("the CNAME is visible");
+    let wrong = RecordData::Cname("elsewhere.sectigo.test".to_string());
+    let error = wait_for_record(
+        &[bind.addr],
+        name,
+        &wrong,
+        Duration::from_millis(300),
+        Duration::from_millis(50),
+    )
+    .await
+    .expect_err("another target is not the record");
+    assert!(
+        error.message.contains("CNAME `elsewhere.sectigo.test`"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error
+            .message
+            .contains("only `0123abcd.4567ef.sectigo.test`"),
+        "{}",
+        error.message
+    );
+
+    dns.remove_record(&record).await.expect("remove cname");
+    assert!(bind.dig(name, "CNAME").is_empty());
 }

@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use crate::ca::{
-    Accounts, CaError, CertificateAuthority, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome,
+    Accounts, CaError, CertificateAuthority, ErrorClass, Fetched, OrderQuery, OrderRequest,
+    RevokeOutcome,
 };
 use crate::config::Config;
 use crate::deploy::{self, Bundle};
@@ -241,7 +242,11 @@ impl Executor {
             Action::Fetch { order_id } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(intent_ca(&state))?;
-                self.collect(&mut state, ca.as_ref(), order_id).await?;
+                if let Collected::NotYet(waiting) =
+                    self.collect(&mut state, ca.as_ref(), order_id).await?
+                {
+                    return Ok(waiting);
+                }
                 self.deploy(change, &mut state).await
             }
             Action::Deploy => {
@@ -378,6 +383,7 @@ impl Executor {
         self.failpoints.hit("after-key");
 
         let request = OrderRequest {
+            dcv: crate::dcv::requested(&spec.dcv, &intent.common_name, &intent.sans),
             tag: intent.tag.clone(),
             common_name: intent.common_name.clone(),
             sans: intent.sans.clone(),
@@ -576,13 +582,19 @@ impl Executor {
     ) -> Result<String, Error> {
         match view.status {
             OrderStatus::Issued => {
-                self.collect(state, ca, &view.order_id).await?;
+                if let Collected::NotYet(waiting) = self.collect(state, ca, &view.order_id).await? {
+                    return Ok(waiting);
+                }
                 self.deploy(change, state).await
             }
             OrderStatus::Pending | OrderStatus::Ready => {
                 let view = self.validate(change, state, ca, view).await?;
                 if view.status == OrderStatus::Issued {
-                    self.collect(state, ca, &view.order_id).await?;
+                    if let Collected::NotYet(waiting) =
+                        self.collect(state, ca, &view.order_id).await?
+                    {
+                        return Ok(waiting);
+                    }
                     return self.deploy(change, state).await;
                 }
                 let pending: Vec<String> = view
@@ -623,7 +635,7 @@ impl Executor {
         let spec = self.spec(&change.certificate)?;
         let order_id = view.order_id.as_str();
         let challenges = self
-            .read_call("read the order's challenges", || ca.challenges(order_id))
+            .read_call("read the order's challenges", || ca.challenges(view))
             .await?;
         let chosen = crate::dcv::choose(&spec.dcv, &challenges)?;
         if chosen
@@ -644,10 +656,10 @@ impl Executor {
             if !chosen.is_empty() {
                 let answered: Vec<crate::ca::Challenge> =
                     chosen.iter().map(|c| c.challenge.clone()).collect();
-                self.ca_call("answer the challenges", ca.respond(order_id, &answered))
+                self.ca_call("answer the challenges", ca.respond(view, &answered))
                     .await?;
             }
-            self.ca_call("finalize the order", ca.finalize(order_id, &csr))
+            self.ca_call("finalize the order", ca.finalize(view, &csr))
                 .await
         }
         .await;
@@ -655,16 +667,28 @@ impl Executor {
         result
     }
 
-    /// Fetch an issued certificate and make it the current one.
+    /// Fetch an issued certificate and make it the current one; when the CA has none to
+    /// collect yet, leave state as it is (the intent keeps the order) and say so: a later run
+    /// fetches it. That is a wait, not a failure.
     async fn collect(
         &self,
         state: &mut CertificateState,
         ca: &dyn CertificateAuthority,
         order_id: &str,
-    ) -> Result<(), Error> {
-        let issued = self
+    ) -> Result<Collected, Error> {
+        let fetched = self
             .read_call("fetch certificate", || ca.fetch(order_id))
             .await?;
+        let issued = match fetched {
+            Fetched::Issued(issued) => issued,
+            Fetched::NotYet { status, detail } => {
+                return Ok(Collected::NotYet(format!(
+                    "order {order_id} is {} at `{}` but its certificate is not ready ({detail}); fetched on a later run",
+                    status.as_str(),
+                    ca.name()
+                )))
+            }
+        };
         let (info, _) = keys::inspect_chain(&issued.chain_pem)?;
         let intent = state.intent.clone();
         // The key of the issued certificate, by its public key: the one generated for the
@@ -735,7 +759,7 @@ impl Executor {
         self.store.save_chain(&state.name, &issued.chain_pem)?;
         self.store.save_certificate(state)?;
         self.failpoints.hit("after-fetch");
-        Ok(())
+        Ok(Collected::Done)
     }
 
     /// Write the current certificate to the change's deploy targets.
@@ -871,6 +895,14 @@ impl Executor {
             .cloned()
             .ok_or_else(|| Error::Other(format!("CA account `{name}` is not configured")))
     }
+}
+
+/// What `collect` did.
+enum Collected {
+    /// The certificate is the current one.
+    Done,
+    /// The CA has no certificate to collect yet (why, for the report).
+    NotYet(String),
 }
 
 fn intent_ca(state: &CertificateState) -> &str {

@@ -596,6 +596,7 @@ async fn the_fake_ca_notices_an_order_whose_key_is_not_on_disk() {
         validity: crate::spec::Validity::Days(90),
         renewal_of: None,
         options: BTreeMap::new(),
+        dcv: Vec::new(),
         now: NOW,
     };
     world.ca.place_order(&request).await.expect("order");
@@ -993,4 +994,28 @@ async fn a_lost_reissue_at_a_ca_without_tag_lookup_is_not_sent_again() {
     assert!(plan.changes.is_empty(), "{plan:?}");
     assert_eq!(plan.blocked.len(), 1, "{plan:?}");
     assert_eq!(world.ca.count(Op::Reissue), 1, "{:?}", world.ca.calls());
+}
+
+#[tokio::test]
+async fn an_issued_order_whose_certificate_is_not_ready_is_waited_on_not_failed() {
+    // `fetch` answering "not collectable yet" is a wait: no failure, the order stays recorded,
+    // nothing is ordered again, and a later run fetches the certificate.
+    let world = World::new(REISSUING, &web());
+    world.ca.set_certificate_not_ready(true);
+    let report = world.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    let summary = report.outcomes[0].result.clone().expect("ok");
+    assert!(summary.contains("not ready"), "{summary}");
+    let order = world.state_of("web").intent.and_then(|i| i.order_id);
+    assert!(order.is_some(), "the order is kept for the next run");
+    assert_eq!(world.ca.count(Op::Fetch), 1);
+
+    world.ca.set_certificate_not_ready(false);
+    let (plan, result) = world.apply_at(None).await;
+    assert!(!plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(result.expect("apply").failures(), 0);
+    world.assert_converged("web");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::Fetch), 2);
+    world.assert_nothing_to_do().await;
 }

@@ -26,7 +26,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::future::Future;
@@ -34,6 +34,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -53,7 +54,7 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
 use crate::ca::{
-    CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass,
+    CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass, Fetched,
     IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
 };
 use crate::http::redact_url;
@@ -79,6 +80,8 @@ const ARI_MAX_RETRY: Duration = Duration::days(1);
 const ARI_DEFAULT_RETRY: Duration = Duration::hours(6);
 /// Bound on one HTTP exchange with the CA (connect, answer and body).
 const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+/// Bound on one attempt of a POST-as-GET (a read the CA answers at once), retried after it.
+const READ_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
 /// An ACME account's settings, resolved from config (secrets already read).
 #[derive(Clone, Default)]
@@ -161,6 +164,17 @@ struct Inner {
     /// until its validation finishes (Pebble does, RFC 8555 §7.5.1 notwithstanding), so a
     /// `finalize` right after `respond` must not take that for "never answered".
     answered: std::sync::Mutex<BTreeSet<String>>,
+    /// Requests sent to the CA through this account (see `AcmeHttp`).
+    sent: Arc<AtomicU64>,
+    /// Orders between DCV steps, by URL, as the last step left them (see `order_for`): the
+    /// next step reads nothing again, and signs with the nonce the last answer brought.
+    orders: std::sync::Mutex<BTreeMap<String, Order>>,
+}
+
+/// A certificate to collect, or the status of an order that has none yet.
+enum Collectable {
+    Ready(CertificateRecord),
+    NotYet(AcmeOrderStatus),
 }
 
 /// `account.json`. The credentials hold the account key: never print this.
@@ -299,6 +313,7 @@ impl AcmeCa {
                 .map_err(|error| io_error(name, "lock", &lock_path, error))?
         };
 
+        let sent = Arc::new(AtomicU64::new(0));
         let account_path = home.join(ACCOUNT_FILE);
         let account = match read_optional(&account_path)
             .map_err(|error| io_error(name, "read", &account_path, error))?
@@ -328,7 +343,7 @@ impl AcmeCa {
                         ),
                     ));
                 }
-                builder(name, &settings)?
+                builder(name, &settings, &sent)?
                     .from_credentials(file.credentials)
                     .await
                     .map_err(|error| classify(name, Operation::Account, error))?
@@ -346,7 +361,7 @@ impl AcmeCa {
                 };
                 let mut attempt = 1;
                 let (account, credentials) = loop {
-                    let created = builder(name, &settings)?
+                    let created = builder(name, &settings, &sent)?
                         .create(&new_account, settings.directory.clone(), eab.as_ref())
                         .await;
                     match created {
@@ -391,6 +406,8 @@ impl AcmeCa {
                 orders_dir,
                 account,
                 answered: std::sync::Mutex::new(BTreeSet::new()),
+                sent,
+                orders: std::sync::Mutex::new(BTreeMap::new()),
             }),
             polling: Polling::default(),
         })
@@ -405,6 +422,12 @@ impl AcmeCa {
     /// The account's URL at the CA (its `kid`).
     pub fn account_url(&self) -> &str {
         &self.inner.account_url
+    }
+
+    /// How many requests this account has sent to the CA since it was opened (registration
+    /// included; a retry by the HTTP layer counts once). Tests and benchmarks use it.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
     }
 
     /// The account's directory under the keys directory.
@@ -544,13 +567,18 @@ impl CertificateAuthority for AcmeCa {
         scoped(self.inner.place_order(request)).await
     }
 
-    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {
+    async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError> {
         let inner = &self.inner;
-        let record = scoped(inner.certificate_of(order_id)).await?;
-        Ok(IssuedCertificate {
-            order_id: order_id.to_string(),
-            certificate_id: record.certificate_url,
-            chain_pem: record.chain_pem,
+        Ok(match scoped(inner.certificate_of(order_id)).await? {
+            Collectable::Ready(record) => Fetched::Issued(IssuedCertificate {
+                order_id: order_id.to_string(),
+                certificate_id: record.certificate_url,
+                chain_pem: record.chain_pem,
+            }),
+            Collectable::NotYet(status) => Fetched::NotYet {
+                status: map_status(status),
+                detail: status_name(status).to_string(),
+            },
         })
     }
 
@@ -607,16 +635,16 @@ impl CertificateAuthority for AcmeCa {
         }))
     }
 
-    async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
-        scoped(self.inner.challenges(order_id)).await
+    async fn challenges(&self, order: &OrderView) -> Result<Vec<Challenge>, CaError> {
+        scoped(self.inner.challenges(&order.order_id)).await
     }
 
-    async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
-        scoped(self.inner.respond(order_id, challenges)).await
+    async fn respond(&self, order: &OrderView, challenges: &[Challenge]) -> Result<(), CaError> {
+        scoped(self.inner.respond(&order.order_id, challenges)).await
     }
 
-    async fn finalize(&self, order_id: &str, csr_der: &[u8]) -> Result<OrderView, CaError> {
-        scoped(self.inner.finalize(order_id, csr_der, self.polling)).await
+    async fn finalize(&self, order: &OrderView, csr_der: &[u8]) -> Result<OrderView, CaError> {
+        scoped(self.inner.finalize(&order.order_id, csr_der, self.polling)).await
     }
 }
 
@@ -728,7 +756,7 @@ impl Inner {
         let der = file.credentials.private_key().clone_key();
         let key = instant_acme::Key::from_pkcs8_der(der.clone_key())
             .map_err(|error| classify(name, Operation::Account, error))?;
-        let (account, _) = builder(name, &self.settings)?
+        let (account, _) = builder(name, &self.settings, &self.sent)?
             .from_key(
                 (key, rustls::pki_types::PrivateKeyDer::Pkcs8(der)),
                 self.settings.directory.clone(),
@@ -765,7 +793,11 @@ impl Inner {
             (None, None) => return Ok(None),
         };
         match self.load_order(&order_url).await? {
-            Some(mut order) => self.view(&mut order).await.map(Some),
+            Some(mut order) => {
+                let view = self.view(&mut order).await?;
+                self.keep(order);
+                Ok(Some(view))
+            }
             None => Ok(None),
         }
     }
@@ -775,7 +807,9 @@ impl Inner {
         if let Some(entry) = self.tag_entry(&request.tag)? {
             if let Some(mut order) = self.load_order(&entry.order_url).await? {
                 if order.state().status != AcmeOrderStatus::Invalid {
-                    return self.view(&mut order).await;
+                    let view = self.view(&mut order).await?;
+                    self.keep(order);
+                    return Ok(view);
                 }
             }
         }
@@ -875,7 +909,10 @@ impl Inner {
         tracing::debug!(account = %self.name, order = %entry.order_url, tag = %request.tag, "placed ACME order");
 
         match self.view(&mut order).await {
-            Ok(view) => Ok(view),
+            Ok(view) => {
+                self.keep(order);
+                Ok(view)
+            }
             // Without the index a retry could not find this order: answer what is known.
             Err(_) if !indexed => Ok(OrderView {
                 order_id: order.url().to_string(),
@@ -889,8 +926,9 @@ impl Inner {
     }
 
     async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
-        let mut order = self.require_order(order_id).await?;
+        let mut order = self.order_for(order_id).await?;
         let authorizations = self.authorizations(&mut order).await?;
+        self.keep(order);
         let thumbprint = self.account.key_thumbprint();
         let mut challenges = Vec::new();
         for authorization in authorizations {
@@ -904,7 +942,7 @@ impl Inner {
             for challenge in &authorization.challenges {
                 let key_authorization = format!("{}.{thumbprint}", challenge.token);
                 let kind = match challenge.kind {
-                    ChallengeType::Dns01 => ChallengeKind::Dns {
+                    ChallengeType::Dns01 => ChallengeKind::DnsTxt {
                         name: format!("_acme-challenge.{bare}"),
                         value: URL_SAFE_NO_PAD.encode(Sha256::digest(key_authorization)),
                     },
@@ -926,9 +964,9 @@ impl Inner {
     }
 
     async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
-        let mut order = self.require_order(order_id).await?;
-        // Read every authorization first (retrying bad nonces); the loop below then works on
-        // the cached states.
+        let mut order = self.order_for(order_id).await?;
+        // Read every authorization first (retrying bad nonces; none when the order kept from
+        // the last step has them); the loop below then works on the cached states.
         let known = self.authorizations(&mut order).await?;
         let wanted: BTreeSet<&str> = challenges.iter().map(|c| c.id.as_str()).collect();
         let offered: BTreeSet<&str> = known
@@ -984,6 +1022,7 @@ impl Inner {
                 }
             }
         }
+        self.keep(order);
         Ok(())
     }
 
@@ -994,7 +1033,7 @@ impl Inner {
         polling: Polling,
     ) -> Result<OrderView, CaError> {
         let deadline = Instant::now() + polling.timeout;
-        let mut order = self.require_order(order_id).await?;
+        let mut order = self.order_for(order_id).await?;
 
         // Waiting only makes sense once every pending authorization has an answered challenge
         // (a POSTed challenge turns `processing` at once, RFC 8555 §7.5.1).
@@ -1108,7 +1147,7 @@ impl Inner {
         serial: &str,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
-        let mut record = self.certificate_of(order_id).await?;
+        let mut record = self.issued_record(order_id).await?;
         if normalize_serial(serial) != normalize_serial(&record.serial) {
             return Err(CaError::new(
                 ErrorClass::Rejected,
@@ -1285,23 +1324,25 @@ impl Inner {
         }
     }
 
-    /// The stored certificate of `order_id`, from disk or the CA.
-    async fn certificate_of(&self, order_id: &str) -> Result<CertificateRecord, CaError> {
+    /// The stored certificate of `order_id`, from disk or the CA; `NotYet` while the order
+    /// is pending, ready or processing.
+    async fn certificate_of(&self, order_id: &str) -> Result<Collectable, CaError> {
         if let Some(record) = self.read_record(order_id)? {
-            return Ok(record);
+            return Ok(Collectable::Ready(record));
         }
         let mut order = self.require_order(order_id).await?;
         match order.state().status {
-            AcmeOrderStatus::Valid => self.record_for(&mut order).await,
-            AcmeOrderStatus::Processing => Err(CaError::new(
-                ErrorClass::Transient,
-                format!(
-                    "ACME account `{}`: order `{order_id}` is still processing",
-                    self.name
-                ),
-            )),
+            AcmeOrderStatus::Valid => self.record_for(&mut order).await.map(Collectable::Ready),
             AcmeOrderStatus::Invalid => Err(self.invalid_order(&mut order).await),
-            status => Err(CaError::new(
+            status => Ok(Collectable::NotYet(status)),
+        }
+    }
+
+    /// The stored certificate of `order_id`, or an error when it cannot be collected now.
+    async fn issued_record(&self, order_id: &str) -> Result<CertificateRecord, CaError> {
+        match self.certificate_of(order_id).await? {
+            Collectable::Ready(record) => Ok(record),
+            Collectable::NotYet(status) => Err(CaError::new(
                 ErrorClass::Rejected,
                 format!(
                     "ACME account `{}`: order `{order_id}` is `{}`, not issued",
@@ -1309,6 +1350,34 @@ impl Inner {
                     status_name(status)
                 ),
             )),
+        }
+    }
+
+    /// The live order `order_id` as the last step left it (its authorizations read, its
+    /// nonce unspent), else read from the CA. The caller hands it back with `keep`.
+    async fn order_for(&self, order_id: &str) -> Result<Order, CaError> {
+        let kept = self
+            .orders
+            .lock()
+            .ok()
+            .and_then(|mut orders| orders.remove(order_id));
+        match kept {
+            Some(order) => Ok(order),
+            None => self.require_order(order_id).await,
+        }
+    }
+
+    /// Keep a live order for the next DCV step, while it has one (pending, ready or
+    /// processing); an issued or invalid order is dropped.
+    fn keep(&self, mut order: Order) {
+        if matches!(
+            order.state().status,
+            AcmeOrderStatus::Valid | AcmeOrderStatus::Invalid
+        ) {
+            return;
+        }
+        if let Ok(mut orders) = self.orders.lock() {
+            orders.insert(order.url().to_string(), order);
         }
     }
 
@@ -1353,6 +1422,13 @@ impl Inner {
 
     /// Why an invalid order failed: its own problem, or its failed authorizations'.
     async fn invalid_order(&self, order: &mut Order) -> CaError {
+        // Authorizations cached on an order kept between steps predate the failure: read the
+        // order again so they are read afresh (only on this failure path).
+        let mut fresh = self.load_order(order.url()).await.ok().flatten();
+        let order = match fresh.as_mut() {
+            Some(fresh) => fresh,
+            None => order,
+        };
         let mut reasons = Vec::new();
         if let Some(problem) = &order.state().error {
             reasons.push(describe_problem(problem));
@@ -1593,21 +1669,28 @@ fn looks_like_cert_id(text: &str) -> bool {
 }
 
 /// An account builder whose HTTP client is `AcmeHttp`.
-fn builder(name: &str, settings: &AcmeSettings) -> Result<instant_acme::AccountBuilder, CaError> {
-    let http = AcmeHttp::new(name, settings.ca_bundle.as_deref()).map_err(|error| {
-        let message = match &settings.ca_bundle {
-            Some(bundle) => format!(
-                "ACME account `{name}`: CA bundle `{}` cannot be used",
-                bundle.display()
-            ),
-            None => {
-                format!("ACME account `{name}`: cannot set up TLS with the system's trust store")
-            }
-        };
-        let mut failure = CaError::new(ErrorClass::Rejected, message);
-        failure.source = Some(Box::new(error));
-        failure
-    })?;
+fn builder(
+    name: &str,
+    settings: &AcmeSettings,
+    sent: &Arc<AtomicU64>,
+) -> Result<instant_acme::AccountBuilder, CaError> {
+    let http =
+        AcmeHttp::new(name, settings.ca_bundle.as_deref(), Arc::clone(sent)).map_err(|error| {
+            let message = match &settings.ca_bundle {
+                Some(bundle) => format!(
+                    "ACME account `{name}`: CA bundle `{}` cannot be used",
+                    bundle.display()
+                ),
+                None => {
+                    format!(
+                        "ACME account `{name}`: cannot set up TLS with the system's trust store"
+                    )
+                }
+            };
+            let mut failure = CaError::new(ErrorClass::Rejected, message);
+            failure.source = Some(Box::new(error));
+            failure
+        })?;
     Ok(Account::builder_with_http(Box::new(http)))
 }
 
@@ -1644,22 +1727,59 @@ fn last_response() -> LastResponse {
 /// The HTTPS client `instant-acme` sends through: `crate::http`, trusting either the account's
 /// `ca_bundle` (only it) or the platform's verifier. Every exchange is bounded by
 /// `REQUEST_TIMEOUT` and leaves its status, headers and body in `LAST_RESPONSE`.
+///
+/// A POST-as-GET (an empty JWS payload: a read, RFC 8555 §6.3) is idempotent, so it is bounded
+/// by the shorter `read_timeout` and may be sent again by the HTTP layer's one retry policy: a
+/// CA that never answers one read (Pebble under concurrent reads) costs `read_timeout`, not a
+/// hung run. A repeated read whose nonce the CA already spent answers `badNonce` with a fresh
+/// nonce, which `instant-acme` then signs again with. Every other POST is sent once.
 struct AcmeHttp {
     client: crate::http::Client,
+    read_timeout: StdDuration,
+    /// Requests `instant-acme` sent (a retry by the HTTP layer counts once), for
+    /// `AcmeCa::requests_sent`.
+    sent: Arc<AtomicU64>,
 }
 
 impl AcmeHttp {
-    fn new(name: &str, ca_bundle: Option<&Path>) -> Result<Self, crate::http::Error> {
+    fn new(
+        name: &str,
+        ca_bundle: Option<&Path>,
+        sent: Arc<AtomicU64>,
+    ) -> Result<Self, crate::http::Error> {
         let mut options = crate::http::Options::new(name);
         options.trust = match ca_bundle {
             Some(path) => crate::http::Trust::Only(path.to_path_buf()),
             None => crate::http::Trust::System,
         };
         options.timeout = REQUEST_TIMEOUT;
+        Self::with_options(options, READ_TIMEOUT, sent)
+    }
+
+    fn with_options(
+        options: crate::http::Options,
+        read_timeout: StdDuration,
+        sent: Arc<AtomicU64>,
+    ) -> Result<Self, crate::http::Error> {
         Ok(Self {
             client: crate::http::Client::new(options)?,
+            read_timeout,
+            sent,
         })
     }
+}
+
+/// Whether a JWS request body is a POST-as-GET: its payload is the empty string.
+fn is_post_as_get(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Jws<'a> {
+        #[serde(borrow)]
+        payload: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Jws<'_>>(body)
+        .ok()
+        .and_then(|jws| jws.payload)
+        .is_some_and(|payload| payload.is_empty())
 }
 
 impl HttpClient for AcmeHttp {
@@ -1668,6 +1788,8 @@ impl HttpClient for AcmeHttp {
         request: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let client = self.client.clone();
+        let read_timeout = self.read_timeout;
+        let sent = Arc::clone(&self.sent);
         Box::pin(async move {
             let _ = LAST_RESPONSE.try_with(|last| *last.borrow_mut() = LastResponse::default());
             let (parts, body) = request.into_parts();
@@ -1676,9 +1798,14 @@ impl HttpClient for AcmeHttp {
             let body = axum::body::to_bytes(axum::body::Body::new(body), usize::MAX)
                 .await
                 .map_err(|error| instant_acme::Error::Other(Box::new(error)))?;
-            let request = crate::http::Request::new(parts.method, url.clone())
+            let read = parts.method == http::Method::POST && is_post_as_get(&body);
+            let mut request = crate::http::Request::new(parts.method, url.clone())
                 .headers(parts.headers)
                 .body(body);
+            if read {
+                request = request.retry(true).timeout(read_timeout);
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
             let response = client
                 .send(request)
                 .await
@@ -2385,5 +2512,129 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.class, ErrorClass::Transient, "{error}");
         assert!(!dir.path().join("acct/account.json").exists());
+    }
+
+    /// A plain-HTTP server that never answers the first request it reads (holding the
+    /// connection open) and answers every later one `200` with a nonce; it counts requests.
+    async fn hang_once_server() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/acme/order/1", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        let text = String::from_utf8_lossy(&buffer).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            continue;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                            // Hang: keep the connection, never answer.
+                            tokio::time::sleep(StdDuration::from_secs(60)).await;
+                            return;
+                        }
+                        let answer = "HTTP/1.1 200 OK\r\nReplay-Nonce: fresh\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn jws_post(url: &str, payload: &str) -> http::Request<BodyWrapper<Bytes>> {
+        let body = format!(r#"{{"protected":"e30","payload":"{payload}","signature":"c2ln"}}"#);
+        http::Request::builder()
+            .method(http::Method::POST)
+            .uri(url)
+            .header(http::header::CONTENT_TYPE, "application/jose+json")
+            .body(BodyWrapper::from(body.into_bytes()))
+            .unwrap()
+    }
+
+    fn short_timeout_client(sent: &Arc<AtomicU64>) -> AcmeHttp {
+        let mut options = crate::http::Options::new("pebble");
+        options.timeout = StdDuration::from_millis(400);
+        AcmeHttp::with_options(options, StdDuration::from_millis(300), Arc::clone(sent)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_post_as_get_the_ca_never_answers_is_sent_again() {
+        let (url, seen) = hang_once_server().await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let client = short_timeout_client(&sent);
+        let started = Instant::now();
+        let answer = client.request(jws_post(&url, "")).await.expect("retried");
+        assert_eq!(answer.parts.status, http::StatusCode::OK);
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            2,
+            "the hung read was sent again"
+        );
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            1,
+            "one request as instant-acme sees it"
+        );
+        assert!(
+            started.elapsed() < StdDuration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_with_a_payload_is_never_sent_twice() {
+        let (url, seen) = hang_once_server().await;
+        let sent = Arc::new(AtomicU64::new(0));
+        let client = short_timeout_client(&sent);
+        let error = client
+            .request(jws_post(&url, "eyJjc3IiOiJ4In0"))
+            .await
+            .err()
+            .expect("the hung finalize is not retried");
+        assert!(
+            error.to_string().contains("timed out") || format!("{error:?}").contains("Timeout"),
+            "{error:?}"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn post_as_get_is_an_empty_payload() {
+        assert!(is_post_as_get(
+            br#"{"protected":"e30","payload":"","signature":"x"}"#
+        ));
+        assert!(!is_post_as_get(
+            br#"{"protected":"e30","payload":"e30","signature":"x"}"#
+        ));
+        assert!(!is_post_as_get(b"not json"));
+        assert!(!is_post_as_get(br#"{"protected":"e30","signature":"x"}"#));
     }
 }

@@ -40,8 +40,8 @@ use serde_json::{json, Value};
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::ca::{
-    CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass,
-    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
+    CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass, Fetched,
+    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome, ValidationMethod,
 };
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
 use crate::spec::{CertificateSpec, RevocationReason, Validity};
@@ -293,6 +293,16 @@ pub fn map_status(status: &str) -> OrderStatus {
         "rejected" | "denied" => OrderStatus::Rejected,
         "expired" => OrderStatus::Expired,
         _ => OrderStatus::Pending,
+    }
+}
+
+/// DigiCert's `dcv_method` for a validation method.
+fn dcv_wire_name(method: ValidationMethod) -> &'static str {
+    match method {
+        ValidationMethod::DnsTxt => "dns-txt-token",
+        ValidationMethod::DnsCname => "dns-cname-token",
+        ValidationMethod::Http => "http-token",
+        ValidationMethod::Email => "email",
     }
 }
 
@@ -1229,7 +1239,13 @@ impl DigicertCa {
         {
             body["organization"] = json!({ "id": organization });
         }
-        if let Some(method) = options.get("dcv_method") {
+        // One method for the whole order: the common name's (config allows only one).
+        let method = request
+            .dcv
+            .first()
+            .map(|validation| dcv_wire_name(validation.method).to_string())
+            .or_else(|| options.get("dcv_method").cloned());
+        if let Some(method) = method {
             body["dcv_method"] = json!(method);
         }
         if let Some(old) = request
@@ -1475,7 +1491,7 @@ impl CertificateAuthority for DigicertCa {
         self.current_view(id).await
     }
 
-    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {
+    async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError> {
         let id = order_number(order_id)?;
         let info = self.order(id).await?.ok_or_else(|| {
             CaError::new(
@@ -1483,6 +1499,14 @@ impl CertificateAuthority for DigicertCa {
                 format!("DigiCert account `{}` has no order {id}", self.name),
             )
         })?;
+        let status = map_status(&info.status);
+        if status == OrderStatus::Pending {
+            // Pending validation or approval: nothing to download yet.
+            return Ok(Fetched::NotYet {
+                status,
+                detail: info.status.clone(),
+            });
+        }
         let certificate_id = info.certificate_id.ok_or_else(|| {
             CaError::new(
                 ErrorClass::Protocol,
@@ -1535,11 +1559,11 @@ impl CertificateAuthority for DigicertCa {
             });
             self.save_cache();
         }
-        Ok(IssuedCertificate {
+        Ok(Fetched::Issued(IssuedCertificate {
             order_id: id.to_string(),
             certificate_id: Some(certificate_id.to_string()),
             chain_pem,
-        })
+        }))
     }
 
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError> {
@@ -1674,8 +1698,8 @@ impl CertificateAuthority for DigicertCa {
         }
     }
 
-    async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
-        let id = order_number(order_id)?;
+    async fn challenges(&self, order: &OrderView) -> Result<Vec<Challenge>, CaError> {
+        let id = order_number(&order.order_id)?;
         let Some(info) = self.order(id).await? else {
             return Ok(Vec::new());
         };
@@ -1712,13 +1736,13 @@ impl CertificateAuthority for DigicertCa {
                             content: value,
                         }
                     } else {
-                        ChallengeKind::Dns {
+                        ChallengeKind::DnsTxt {
                             name: dcv_base(name).to_string(),
                             value,
                         }
                     }
                 }
-                _ => ChallengeKind::Email,
+                _ => ChallengeKind::Email { approver: None },
             };
             challenges.push(Challenge {
                 id: format!("{id}/{name}"),
@@ -1730,12 +1754,12 @@ impl CertificateAuthority for DigicertCa {
         Ok(challenges)
     }
 
-    async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
+    async fn respond(&self, order: &OrderView, challenges: &[Challenge]) -> Result<(), CaError> {
         self.refuse_write("ask for a DCV check")?;
-        let id = order_number(order_id)?;
+        let id = order_number(&order.order_id)?;
         if challenges
             .iter()
-            .all(|c| matches!(c.kind, ChallengeKind::Email))
+            .all(|c| matches!(c.kind, ChallengeKind::Email { .. }))
         {
             return Ok(());
         }
@@ -1759,9 +1783,9 @@ impl CertificateAuthority for DigicertCa {
         }
     }
 
-    async fn finalize(&self, order_id: &str, _csr_der: &[u8]) -> Result<OrderView, CaError> {
+    async fn finalize(&self, order: &OrderView, _csr_der: &[u8]) -> Result<OrderView, CaError> {
         // DigiCert takes the CSR with the order: answer with the order as it is now.
-        self.current_view(order_number(order_id)?).await
+        self.current_view(order_number(&order.order_id)?).await
     }
 }
 

@@ -24,8 +24,8 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::ca::{
-    CaError, Capabilities, CertificateAuthority, ErrorClass, IssuedCertificate, OrderQuery,
-    OrderRequest, RevokeOutcome,
+    CaError, Capabilities, CertificateAuthority, ErrorClass, Fetched, IssuedCertificate,
+    OrderQuery, OrderRequest, RevokeOutcome,
 };
 use crate::config::model::LocalCaSettings;
 use crate::keys::{self, PrivateKey};
@@ -394,18 +394,18 @@ impl CertificateAuthority for LocalCa {
         self.run(move |inner| inner.place_order(&request)).await
     }
 
-    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError> {
+    async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError> {
         let order_id = order_id.to_string();
         self.run(move |inner| {
             let order = inner.load_existing(&order_id)?;
             if order.status == LocalOrderStatus::Canceled {
                 return Err(inner.rejected(format!("order `{order_id}` was canceled")));
             }
-            Ok(IssuedCertificate {
+            Ok(Fetched::Issued(IssuedCertificate {
                 order_id: order.order_id,
                 certificate_id: Some(order.certificate_id),
                 chain_pem: order.chain_pem,
-            })
+            }))
         })
         .await
     }
@@ -1260,6 +1260,7 @@ mod tests {
             validity: Validity::Days(90),
             renewal_of: None,
             options: BTreeMap::new(),
+            dcv: Vec::new(),
             now: OffsetDateTime::now_utc(),
         }
     }
@@ -1284,7 +1285,7 @@ mod tests {
         let view = ca.place_order(&req).await.unwrap();
         assert_eq!(view.status, OrderStatus::Issued);
         assert!(view.order_id.starts_with("lo-"));
-        let issued = ca.fetch(&view.order_id).await.unwrap();
+        let issued = ca.fetch(&view.order_id).await.unwrap().issued().unwrap();
         let (info, pems) = keys::inspect_chain(&issued.chain_pem).unwrap();
         assert_eq!(pems.len(), 2, "leaf + intermediate, no root");
         assert_eq!(Some(info.serial.clone()), view.serial);
@@ -1356,7 +1357,13 @@ mod tests {
             .place_order(&request("t", &["a.test"], &key))
             .await
             .unwrap();
-        let chain = ca.fetch(&view.order_id).await.unwrap().chain_pem;
+        let chain = ca
+            .fetch(&view.order_id)
+            .await
+            .unwrap()
+            .issued()
+            .unwrap()
+            .chain_pem;
         let der = pem::parse(&chain).unwrap();
         let (_, cert) = X509Certificate::from_der(der.contents()).unwrap();
         let usage = cert.key_usage().unwrap().unwrap().value;
@@ -1535,7 +1542,7 @@ mod tests {
             .place_order(&request("t-1", &["a.test"], &key))
             .await
             .unwrap();
-        let first_cert = ca.fetch(&first.order_id).await.unwrap();
+        let first_cert = ca.fetch(&first.order_id).await.unwrap().issued().unwrap();
         let new_key = PrivateKey::generate(KeySpec::Ecdsa(384)).unwrap();
         let second = ca
             .reissue(
@@ -1546,7 +1553,7 @@ mod tests {
             .unwrap();
         assert_eq!(second.order_id, first.order_id);
         assert_ne!(second.serial, first.serial);
-        let second_cert = ca.fetch(&first.order_id).await.unwrap();
+        let second_cert = ca.fetch(&first.order_id).await.unwrap().issued().unwrap();
         assert_ne!(second_cert.certificate_id, first_cert.certificate_id);
         let (info, _) = keys::inspect_chain(&second_cert.chain_pem).unwrap();
         assert_eq!(info.sans, vec!["a.test", "b.test"]);

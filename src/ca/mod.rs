@@ -41,8 +41,73 @@ pub struct OrderRequest {
     pub renewal_of: Option<String>,
     /// CA-specific fields from config (product, organization, ...).
     pub options: BTreeMap<String, String>,
+    /// How each name will prove control, from the certificate's `dcv` rules, for CAs that
+    /// must know it when the order is placed (Sectigo `dcvMode`, The SSL Store
+    /// `ApproverEmail`/`*DVIndicator`, DigiCert `dcv_method`). One entry per name, in the
+    /// order of `common_name` then `sans`; names no rule covers are absent.
+    pub dcv: Vec<DomainValidation>,
     /// The run's clock (pinned by `CERTFORM_NOW` in tests); CAs that issue locally use it.
     pub now: OffsetDateTime,
+}
+
+/// How one name of an order proves control, as known when the order is placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainValidation {
+    /// The name as ordered (`*.example.com` for wildcards).
+    pub domain: String,
+    pub method: ValidationMethod,
+    /// Who approves the email (`Email` only), when the certificate names one; `None` lets
+    /// the CA choose among its usual addresses (admin@, hostmaster@, WHOIS, ...).
+    pub approver_email: Option<String>,
+}
+
+/// The kind of proof a name will give; the CA maps it to its own wire names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ValidationMethod {
+    /// A TXT record (ACME dns-01, DigiCert `dns-txt-token`).
+    DnsTxt,
+    /// A CNAME record pointing where the CA says (Sectigo `CNAME_CSR_HASH`).
+    DnsCname,
+    /// A file served over HTTP (ACME http-01, DigiCert `http-token`).
+    Http,
+    /// An email someone approves.
+    Email,
+}
+
+impl ValidationMethod {
+    /// The method as users write it in config and as messages show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationMethod::DnsTxt => "dns",
+            ValidationMethod::DnsCname => "dns-cname",
+            ValidationMethod::Http => "http",
+            ValidationMethod::Email => "email",
+        }
+    }
+}
+
+/// What `fetch` found: the certificate, or an order that is not issued yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    Issued(IssuedCertificate),
+    /// Nothing to collect yet (the order is pending validation, or issued but the certificate
+    /// is still being produced): not a failure, the caller waits and asks again later.
+    NotYet {
+        /// The order's status as the CA reports it.
+        status: crate::observed::OrderStatus,
+        /// What the CA is waiting for, for messages (`processing`, `pending validation`).
+        detail: String,
+    },
+}
+
+impl Fetched {
+    /// The certificate, when there is one to collect.
+    pub fn issued(self) -> Option<IssuedCertificate> {
+        match self {
+            Fetched::Issued(issued) => Some(issued),
+            Fetched::NotYet { .. } => None,
+        }
+    }
 }
 
 /// An issued certificate as fetched from the CA.
@@ -177,8 +242,9 @@ pub trait CertificateAuthority: Send + Sync {
     /// `request.tag`, so a lost answer can be recovered with `refresh` by tag.
     async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError>;
 
-    /// Fetch the issued certificate of an order.
-    async fn fetch(&self, order_id: &str) -> Result<IssuedCertificate, CaError>;
+    /// Fetch the issued certificate of an order; `Fetched::NotYet` when there is none to
+    /// collect yet (an error means the CA could not answer or the order cannot be issued).
+    async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError>;
 
     /// Reissue an order with a new CSR/names (only when `reissue_same_order`).
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError>;
@@ -219,22 +285,27 @@ pub trait CertificateAuthority: Send + Sync {
 
     /// The challenges of a pending order: for each domain, every way the CA offers to prove
     /// control (the executor picks one per domain from the certificate's `dcv` rules).
-    async fn challenges(&self, order_id: &str) -> Result<Vec<Challenge>, CaError> {
-        let _ = order_id;
+    ///
+    /// The DCV steps (`challenges`, `respond`, `finalize`) get the order as the last step saw
+    /// it (`place_order`'s or `refresh`'s answer), so a CA need not read it again: ACME keeps
+    /// the order it last read (its authorizations and nonce) and answers from it.
+    async fn challenges(&self, order: &OrderView) -> Result<Vec<Challenge>, CaError> {
+        let _ = order;
         Ok(Vec::new())
     }
 
     /// Tell the CA the chosen challenges are in place (ACME: POST the challenge; DigiCert:
     /// check-dcv).
-    async fn respond(&self, order_id: &str, challenges: &[Challenge]) -> Result<(), CaError> {
-        let _ = (order_id, challenges);
+    async fn respond(&self, order: &OrderView, challenges: &[Challenge]) -> Result<(), CaError> {
+        let _ = (order, challenges);
         Ok(())
     }
 
     /// Submit the CSR of an order whose domains are validated (ACME finalize). CAs that take
     /// the CSR with the order answer with the order's current view.
-    async fn finalize(&self, order_id: &str, csr_der: &[u8]) -> Result<OrderView, CaError> {
+    async fn finalize(&self, order: &OrderView, csr_der: &[u8]) -> Result<OrderView, CaError> {
         let _ = csr_der;
+        let order_id = order.order_id.as_str();
         let query = OrderQuery {
             order_id: Some(order_id.to_string()),
             tag: None,
@@ -279,11 +350,26 @@ pub struct Challenge {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChallengeKind {
     /// Publish TXT `value` at `name` (ACME dns-01: `_acme-challenge.<domain>`).
-    Dns { name: String, value: String },
+    DnsTxt { name: String, value: String },
+    /// Publish a CNAME at `name` pointing to `target` (Sectigo's CNAME validation).
+    DnsCname { name: String, target: String },
     /// Serve `content` at `http://<domain><path>`.
     Http { path: String, content: String },
-    /// Someone approves an email the CA sent.
-    Email,
+    /// Someone approves an email the CA sent to `approver` (`None`: the CA has not said
+    /// which of its addresses it used).
+    Email { approver: Option<String> },
+}
+
+impl ChallengeKind {
+    /// The validation method this challenge is a proof of.
+    pub fn method(&self) -> ValidationMethod {
+        match self {
+            ChallengeKind::DnsTxt { .. } => ValidationMethod::DnsTxt,
+            ChallengeKind::DnsCname { .. } => ValidationMethod::DnsCname,
+            ChallengeKind::Http { .. } => ValidationMethod::Http,
+            ChallengeKind::Email { .. } => ValidationMethod::Email,
+        }
+    }
 }
 
 /// The answer of a CA kind to an account-level operation it does not offer.

@@ -1,8 +1,9 @@
-//! Domain-control validation: turns a CA's challenges into DNS records and HTTP files, and
-//! removes exactly what it added afterwards.
+//! Domain-control validation: turns a CA's challenges into DNS records (TXT or CNAME) and HTTP
+//! files, and removes exactly what it added afterwards.
 //!
-//! `choose` is pure: it matches each domain of an order to the certificate's `dcv` rules and
-//! picks the challenge of that method. `Validator` does the I/O through the `DnsProvider`
+//! `requested` and `choose` are pure: the first tells a CA, when the order is placed, how each
+//! name will prove control; the second matches each domain of an order to the certificate's
+//! `dcv` rules and picks the challenge of that method. `Validator` does the I/O through the `DnsProvider`
 //! trait, a webroot, or the built-in HTTP responder.
 
 pub mod http;
@@ -12,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ca::{Challenge, ChallengeKind};
-use crate::dns::{DnsProvider, TxtRecord};
+use crate::ca::{Challenge, ChallengeKind, DomainValidation, ValidationMethod};
+use crate::dns::{DnsProvider, DnsRecord, RecordData};
 use crate::spec::{DcvMethod, DcvRule};
 
 /// Why validation could not be set up.
@@ -69,11 +70,52 @@ fn method_name(method: &DcvMethod) -> &'static str {
 }
 
 fn kind_name(kind: &ChallengeKind) -> &'static str {
-    match kind {
-        ChallengeKind::Dns { .. } => "dns",
-        ChallengeKind::Http { .. } => "http",
-        ChallengeKind::Email => "email",
+    kind.method().as_str()
+}
+
+/// Whether a challenge of `kind` can be answered the way `method` says: a `dns` rule publishes
+/// TXT or CNAME records through its provider.
+fn answers(method: &DcvMethod, kind: &ChallengeKind) -> bool {
+    matches!(
+        (method, kind),
+        (
+            DcvMethod::Dns { .. },
+            ChallengeKind::DnsTxt { .. } | ChallengeKind::DnsCname { .. }
+        ) | (DcvMethod::Http { .. }, ChallengeKind::Http { .. })
+            | (DcvMethod::Email, ChallengeKind::Email { .. })
+    )
+}
+
+/// The validation method a CA is told at order time for a rule (a `dns` rule: TXT, which every
+/// CA offers; CNAME only where the CA asks for it in its challenges).
+fn requested_method(method: &DcvMethod) -> ValidationMethod {
+    match method {
+        DcvMethod::Dns { .. } => ValidationMethod::DnsTxt,
+        DcvMethod::Http { .. } => ValidationMethod::Http,
+        DcvMethod::Email => ValidationMethod::Email,
     }
+}
+
+/// How each name of an order (`common_name`, then `sans`, each once) will prove control, from
+/// the certificate's `dcv` rules; names no rule covers are left out (the CA picks, and
+/// `choose` reports them when challenges come). Pure.
+pub fn requested(rules: &[DcvRule], common_name: &str, sans: &[String]) -> Vec<DomainValidation> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut validations = Vec::new();
+    for name in std::iter::once(common_name).chain(sans.iter().map(String::as_str)) {
+        if name.is_empty() || seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        if let Some(rule) = rule_for(rules, name) {
+            validations.push(DomainValidation {
+                domain: name.to_string(),
+                method: requested_method(&rule.method),
+                approver_email: None,
+            });
+        }
+    }
+    validations
 }
 
 /// The rule covering `domain`: the rule naming it, else the rule without `names`.
@@ -102,9 +144,11 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
         }
         let rule = rule_for(rules, domain).ok_or_else(|| Error::NoRule(domain.to_string()))?;
         let wanted = method_name(&rule.method);
+        // TXT before CNAME when a CA offers both for a `dns` rule.
         let challenge = offered
             .iter()
-            .find(|c| kind_name(&c.kind) == wanted)
+            .filter(|c| answers(&rule.method, &c.kind))
+            .min_by_key(|c| c.kind.method())
             .ok_or_else(|| Error::NotOffered {
                 domain: domain.to_string(),
                 method: wanted,
@@ -125,7 +169,7 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
 /// What `publish` put in place, so `cleanup` removes exactly that.
 #[derive(Debug, Default)]
 pub struct Published {
-    records: Vec<(Arc<dyn DnsProvider>, TxtRecord)>,
+    records: Vec<(Arc<dyn DnsProvider>, DnsRecord)>,
     files: Vec<PathBuf>,
     served: Vec<(Arc<http::Responder>, String)>,
 }
@@ -171,29 +215,51 @@ impl Validator {
 
     async fn publish_one(&self, item: &Chosen, published: &mut Published) -> Result<(), Error> {
         match (&item.method, &item.challenge.kind) {
-            (DcvMethod::Dns { provider }, ChallengeKind::Dns { name, value }) => {
+            (DcvMethod::Dns { provider }, ChallengeKind::DnsTxt { .. })
+            | (DcvMethod::Dns { provider }, ChallengeKind::DnsCname { .. }) => {
                 let dns = self
                     .providers
                     .get(provider)
                     .cloned()
                     .ok_or_else(|| Error::UnknownProvider(provider.clone()))?;
-                // Follow a CNAME at the challenge name (delegated validation zones), asking the
-                // configured resolver, else the provider's own server.
                 let servers = dns.propagation_servers();
-                let resolver = self.resolver.or_else(|| servers.first().copied());
-                let target = match resolver {
-                    Some(resolver) => {
-                        crate::dns::propagation::resolve_cname(resolver, name, DNS_QUERY_TIMEOUT)
+                let (target, data) = match &item.challenge.kind {
+                    ChallengeKind::DnsTxt { name, value } => {
+                        // Follow a CNAME at the challenge name (delegated validation zones),
+                        // asking the configured resolver, else the provider's own server.
+                        let resolver = self.resolver.or_else(|| servers.first().copied());
+                        let target = match resolver {
+                            Some(resolver) => crate::dns::propagation::resolve_cname(
+                                resolver,
+                                name,
+                                DNS_QUERY_TIMEOUT,
+                            )
                             .await
-                            .unwrap_or_else(|_| name.clone())
+                            .unwrap_or_else(|_| name.clone()),
+                            None => name.clone(),
+                        };
+                        (target, RecordData::Txt(value.clone()))
                     }
-                    None => name.clone(),
+                    // The CNAME is the proof itself: published at the name as given.
+                    ChallengeKind::DnsCname { name, target } => {
+                        (name.clone(), RecordData::Cname(target.clone()))
+                    }
+                    ChallengeKind::Http { .. } | ChallengeKind::Email { .. } => {
+                        return Err(Error::NotOffered {
+                            domain: item.challenge.domain.clone(),
+                            method: method_name(&item.method),
+                            offered: kind_name(&item.challenge.kind).to_string(),
+                        })
+                    }
                 };
-                let record = dns.add_txt(&target, value).await.map_err(|e| Error::Dns {
-                    provider: provider.clone(),
-                    name: target.clone(),
-                    message: e.to_string(),
-                })?;
+                let record = dns
+                    .add_record(&target, &data)
+                    .await
+                    .map_err(|e| Error::Dns {
+                        provider: provider.clone(),
+                        name: target.clone(),
+                        message: e.to_string(),
+                    })?;
                 published.records.push((Arc::clone(&dns), record));
                 let servers = match self.resolver {
                     Some(resolver) => crate::dns::propagation::authoritative_servers(
@@ -206,10 +272,10 @@ impl Validator {
                     None => servers,
                 };
                 if !servers.is_empty() {
-                    crate::dns::propagation::wait_for_txt(
+                    crate::dns::propagation::wait_for_record(
                         &servers,
                         &target,
-                        value,
+                        &data,
                         self.propagation_timeout,
                         Duration::from_millis(100),
                     )
@@ -287,7 +353,7 @@ impl Validator {
     /// Remove exactly what `publish` added (best effort: failures are logged, not fatal).
     pub async fn cleanup(&self, published: Published) {
         for (provider, record) in published.records {
-            if let Err(error) = provider.remove_txt(&record).await {
+            if let Err(error) = provider.remove_record(&record).await {
                 tracing::warn!(provider = provider.name(), name = %record.name, %error, "could not remove a challenge record");
             }
         }
@@ -331,7 +397,7 @@ mod tests {
         vec![
             challenge(
                 domain,
-                ChallengeKind::Dns {
+                ChallengeKind::DnsTxt {
                     name: format!("_acme-challenge.{}", domain.trim_start_matches("*.")),
                     value: "v".into(),
                 },
@@ -370,7 +436,7 @@ mod tests {
         assert_eq!(chosen[0].challenge.domain, "*.a.example");
         assert!(matches!(
             chosen[0].challenge.kind,
-            ChallengeKind::Dns { .. }
+            ChallengeKind::DnsTxt { .. }
         ));
         assert_eq!(chosen[1].challenge.domain, "b.example");
         assert!(matches!(
@@ -399,6 +465,158 @@ mod tests {
             choose(&[], &offers("c.example")),
             Err(Error::NoRule(domain)) if domain == "c.example"
         ));
+    }
+
+    #[test]
+    fn a_dns_rule_answers_a_cname_challenge_and_prefers_txt() {
+        let rules = vec![DcvRule {
+            names: Vec::new(),
+            method: DcvMethod::Dns {
+                provider: "bind".into(),
+            },
+        }];
+        let cname = challenge(
+            "a.example",
+            ChallengeKind::DnsCname {
+                name: "_hash.a.example".into(),
+                target: "hash.sectigo.test".into(),
+            },
+        );
+        let email = challenge("a.example", ChallengeKind::Email { approver: None });
+        let chosen = choose(&rules, &[email.clone(), cname.clone()]).expect("choose");
+        assert_eq!(chosen.len(), 1);
+        assert_eq!(chosen[0].challenge, cname);
+
+        let mut both = offers("a.example");
+        both.insert(0, cname);
+        let chosen = choose(&rules, &both).expect("choose");
+        assert!(matches!(
+            chosen[0].challenge.kind,
+            ChallengeKind::DnsTxt { .. }
+        ));
+        let error = choose(&rules, &[email]).expect_err("no dns challenge");
+        assert_eq!(
+            error.to_string(),
+            "`a.example` needs dns validation, but the CA offers only: email"
+        );
+    }
+
+    /// A DNS provider that records what it was asked to add and remove.
+    #[derive(Default)]
+    struct Recording {
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl DnsProvider for Recording {
+        fn name(&self) -> &str {
+            "fake"
+        }
+
+        async fn add_record(
+            &self,
+            name: &str,
+            data: &RecordData,
+        ) -> Result<DnsRecord, crate::dns::DnsError> {
+            let line = format!("add {name} {} {}", data.type_name(), data.value());
+            self.calls.lock().expect("calls").push(line);
+            Ok(DnsRecord {
+                name: name.to_string(),
+                data: data.clone(),
+                zone: "a.example".to_string(),
+                id: Some("r1".to_string()),
+            })
+        }
+
+        async fn remove_record(&self, record: &DnsRecord) -> Result<(), crate::dns::DnsError> {
+            let line = format!(
+                "remove {} {} {:?}",
+                record.name,
+                record.data.type_name(),
+                record.id
+            );
+            self.calls.lock().expect("calls").push(line);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cname_challenge_is_published_at_its_name_and_removed_exactly() {
+        let fake = Arc::new(Recording::default());
+        let provider: Arc<dyn DnsProvider> = fake.clone();
+        let validator = Validator::new(BTreeMap::from([("fake".to_string(), provider)]));
+        let chosen = [Chosen {
+            challenge: challenge(
+                "a.example",
+                ChallengeKind::DnsCname {
+                    name: "_hash.a.example".into(),
+                    target: "hash.sectigo.test".into(),
+                },
+            ),
+            method: DcvMethod::Dns {
+                provider: "fake".into(),
+            },
+        }];
+        let published = validator.publish(&chosen).await.expect("publish");
+        validator.cleanup(published).await;
+        assert_eq!(
+            *fake.calls.lock().expect("calls"),
+            [
+                "add _hash.a.example CNAME hash.sectigo.test",
+                "remove _hash.a.example CNAME Some(\"r1\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn requested_methods_follow_the_rules_once_per_name() {
+        let rules = vec![
+            DcvRule {
+                names: vec![DnsName::new_unchecked("mail.example")],
+                method: DcvMethod::Email,
+            },
+            DcvRule {
+                names: vec![DnsName::new_unchecked("www.example")],
+                method: DcvMethod::Http {
+                    webroot: None,
+                    listen: None,
+                },
+            },
+            DcvRule {
+                names: Vec::new(),
+                method: DcvMethod::Dns {
+                    provider: "bind".into(),
+                },
+            },
+        ];
+        let sans = vec![
+            "www.example".to_string(),
+            "mail.example".to_string(),
+            "*.example".to_string(),
+        ];
+        let requested = requested(&rules, "www.example", &sans);
+        let shown: Vec<(&str, ValidationMethod)> = requested
+            .iter()
+            .map(|v| (v.domain.as_str(), v.method))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("www.example", ValidationMethod::Http),
+                ("mail.example", ValidationMethod::Email),
+                ("*.example", ValidationMethod::DnsTxt),
+            ]
+        );
+        assert!(requested.iter().all(|v| v.approver_email.is_none()));
+        // Without a default rule, uncovered names are left to the CA.
+        assert_eq!(requested_names(&rules[..1], &sans), ["mail.example"]);
+    }
+
+    fn requested_names(rules: &[DcvRule], sans: &[String]) -> Vec<String> {
+        requested(rules, &sans[0], sans)
+            .into_iter()
+            .map(|v| v.domain)
+            .collect()
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Propagation checks for DNS-01: which servers are authoritative for a name, where a CNAME
-//! chain ends, and waiting until every authoritative server answers with a TXT value.
+//! Propagation checks for DNS validation: which servers are authoritative for a name, where a
+//! CNAME chain ends, and waiting until every authoritative server answers with a TXT value or
+//! a CNAME target.
 //!
 //! Read-only: plain DNS queries through the wire client in `rfc2136`, never an update. Works the
 //! same whichever provider published the record.
@@ -14,9 +15,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::dns::rfc2136::{
-    answer_error, deadline_after, display_name, find_zone_name, lookup_txt, parse_name, query,
+    answer_error, deadline_after, display_name, find_zone_name, lookup_cname, lookup_txt,
+    parse_name, query,
 };
-use crate::dns::{DnsError, ErrorClass};
+use crate::dns::{DnsError, ErrorClass, RecordData};
 
 /// The port authoritative servers answer on.
 const DNS_PORT: u16 = 53;
@@ -31,8 +33,7 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Polls `servers` every `interval` until each answers `name` TXT with `value`, for at most
-/// `timeout`. A server that has answered with the value is not asked again. The error lists
-/// every server that lacked the value and what it answered.
+/// `timeout` (see `wait_for_record`).
 pub async fn wait_for_txt(
     servers: &[SocketAddr],
     name: &str,
@@ -40,10 +41,27 @@ pub async fn wait_for_txt(
     timeout: Duration,
     interval: Duration,
 ) -> Result<(), DnsError> {
+    let data = RecordData::Txt(value.to_string());
+    wait_for_record(servers, name, &data, timeout, interval).await
+}
+
+/// Polls `servers` every `interval` until each answers `name` with `data` (a TXT value among
+/// the TXT records there, or the CNAME target; names compare without case or trailing dot),
+/// for at most `timeout`. A server that has answered is not asked again. The error lists every
+/// server that lacked the record and what it answered.
+pub async fn wait_for_record(
+    servers: &[SocketAddr],
+    name: &str,
+    data: &RecordData,
+    timeout: Duration,
+    interval: Duration,
+) -> Result<(), DnsError> {
+    let kind = data.type_name();
+    let value = data.value();
     if servers.is_empty() {
         return Err(error(
             ErrorClass::Rejected,
-            format!("no DNS servers to check TXT `{name}` on"),
+            format!("no DNS servers to check {kind} `{name}` on"),
         ));
     }
     let deadline = deadline_after(timeout);
@@ -64,18 +82,26 @@ pub async fn wait_for_txt(
         let mut queries = JoinSet::new();
         for server in missing.keys().copied() {
             let name = name.to_string();
-            queries.spawn(async move { (server, lookup_txt(server, &name, per_query).await) });
+            let cname = matches!(data, RecordData::Cname(_));
+            queries.spawn(async move {
+                let answer = if cname {
+                    lookup_cname(server, &name, per_query).await
+                } else {
+                    lookup_txt(server, &name, per_query).await
+                };
+                (server, answer)
+            });
         }
         while let Some(joined) = queries.join_next().await {
             let Ok((server, answer)) = joined else {
                 continue;
             };
             match answer {
-                Ok(values) if values.iter().any(|found| found == value) => {
+                Ok(values) if values.iter().any(|found| matches(data, found)) => {
                     missing.remove(&server);
                 }
                 Ok(values) if values.is_empty() => {
-                    missing.insert(server, "no TXT records".to_string());
+                    missing.insert(server, format!("no {kind} records"));
                 }
                 Ok(values) => {
                     let shown = values
@@ -106,7 +132,7 @@ pub async fn wait_for_txt(
     Err(error(
         ErrorClass::Transient,
         format!(
-            "TXT `{value}` at `{name}` not visible on {} of {} servers after {timeout:?}: {lacking}",
+            "{kind} `{value}` at `{name}` not visible on {} of {} servers after {timeout:?}: {lacking}",
             missing.len(),
             servers.len()
         ),
@@ -236,6 +262,16 @@ pub async fn resolve_cname(
         ErrorClass::Rejected,
         format!("CNAME chain at `{name}` is longer than {MAX_CNAME_HOPS} links"),
     ))
+}
+
+/// Whether a value a server answered is `data`: TXT values exactly, CNAME targets as names.
+fn matches(data: &RecordData, found: &str) -> bool {
+    match data {
+        RecordData::Txt(value) => found == value,
+        RecordData::Cname(target) => found
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(target.trim_end_matches('.')),
+    }
 }
 
 fn checked_name(name: &str) -> Result<Name, DnsError> {

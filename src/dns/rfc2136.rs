@@ -1,4 +1,4 @@
-//! The `rfc2136` DNS provider: TXT records published with RFC 2136 dynamic updates signed with
+//! The `rfc2136` DNS provider: TXT and CNAME records published with RFC 2136 dynamic updates signed with
 //! TSIG (RFC 8945), for BIND, Knot, PowerDNS and anything else that speaks standard DNS UPDATE.
 //!
 //! This file owns the DNS wire client the `dns` module uses: messages are encoded and decoded
@@ -6,8 +6,10 @@
 //! signer has no hmac-sha1); the transport is UDP with a TCP retry for truncated answers. Zones
 //! are found by the SOA walk of `reference/dns.md` §5.3 unless the configuration names them.
 //!
-//! It never deletes a whole RRset: `add_txt` adds one RR, `remove_txt` deletes exactly that RR,
-//! so other TXT values at the same name (another client's challenge) stay. The TSIG secret stays
+//! It never deletes a whole RRset: `add_record` adds one RR, `remove_record` deletes exactly that
+//! RR, so other TXT values at the same name (another client's challenge) stay. A CNAME added
+//! where other data exists is ignored by the server (RFC 2136 §3.4.2.2); the propagation check
+//! then reports it missing. The TSIG secret stays
 //! inside `hmac::Key`: it is not in any `Debug` output, error message or log line.
 
 use std::fmt;
@@ -22,7 +24,7 @@ use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, Respo
 use hickory_proto::rr::rdata::tsig::{
     make_tsig_record, message_tbs, TsigAlgorithm as WireAlgorithm, TsigError, TSIG,
 };
-use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::{CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable as _, BinDecoder, BinEncoder};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -30,13 +32,13 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use crate::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey};
-use crate::dns::{DnsError, DnsProvider, ErrorClass, TxtRecord};
+use crate::dns::{DnsError, DnsProvider, DnsRecord, ErrorClass, RecordData};
 
 /// How long one exchange with a server may take unless [`Rfc2136::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// TTL of the TXT records `add_txt` creates: short, so a stale challenge does not linger.
-const TXT_TTL: u32 = 60;
+/// TTL of the records `add_record` creates: short, so a stale challenge does not linger.
+const RECORD_TTL: u32 = 60;
 
 /// Allowed clock difference between us and the server, in seconds (RFC 8945 recommends 300).
 const TSIG_FUDGE: u16 = 300;
@@ -378,15 +380,15 @@ impl Rfc2136 {
         }
     }
 
-    /// Sends one signed update that adds or deletes the TXT RR `owner` `value`, and checks the
-    /// answer.
+    /// Sends one signed update that adds or deletes the RR `owner` `data` (TXT or CNAME), and
+    /// checks the answer.
     async fn update(
         &self,
         server: SocketAddr,
         zone: &Name,
         key: &Key,
         owner: &Name,
-        value: &str,
+        data: &RecordData,
         change: Change,
     ) -> Result<(), DnsError> {
         let context = UpdateContext {
@@ -394,6 +396,7 @@ impl Rfc2136 {
             zone,
             key,
             owner,
+            record_type: data.type_name(),
         };
         if !zone.zone_of(owner) {
             return Err(context.fail(
@@ -401,7 +404,20 @@ impl Rfc2136 {
                 "the name is not inside the zone".to_string(),
             ));
         }
-        let mut record = Record::from_rdata(owner.clone(), TXT_TTL, RData::TXT(txt_data(value)));
+        let rdata = match data {
+            RecordData::Txt(value) => RData::TXT(txt_data(value)),
+            RecordData::Cname(target) => {
+                let mut target = parse_name(target).map_err(|reason| {
+                    context.fail(
+                        ErrorClass::Rejected,
+                        format!("invalid CNAME target `{target}`: {reason}"),
+                    )
+                })?;
+                target.set_fqdn(true);
+                RData::CNAME(CNAME(target))
+            }
+        };
+        let mut record = Record::from_rdata(owner.clone(), RECORD_TTL, rdata);
         if let Change::Delete = change {
             // RFC 2136 §2.5.4: class NONE and TTL 0 delete exactly this RR.
             record.dns_class = DNSClass::NONE;
@@ -448,21 +464,21 @@ impl DnsProvider for Rfc2136 {
             .unwrap_or_default()
     }
 
-    async fn add_txt(&self, name: &str, value: &str) -> Result<TxtRecord, DnsError> {
+    async fn add_record(&self, name: &str, data: &RecordData) -> Result<DnsRecord, DnsError> {
         let owner = self.owner(name)?;
         let server = self.server_address().await?;
         let (zone, key) = self.target(server, &owner).await?;
-        self.update(server, &zone, key, &owner, value, Change::Add)
+        self.update(server, &zone, key, &owner, data, Change::Add)
             .await?;
-        Ok(TxtRecord {
+        Ok(DnsRecord {
             name: display_name(&owner),
-            value: value.to_string(),
+            data: data.clone(),
             zone: display_name(&zone),
             id: None,
         })
     }
 
-    async fn remove_txt(&self, record: &TxtRecord) -> Result<(), DnsError> {
+    async fn remove_record(&self, record: &DnsRecord) -> Result<(), DnsError> {
         let owner = self.owner(&record.name)?;
         let server = self.server_address().await?;
         let recorded_zone = parse_name(&record.zone)
@@ -472,7 +488,7 @@ impl DnsProvider for Rfc2136 {
             (Some(zone), Some((_, key))) => (zone, key),
             _ => self.target(server, &owner).await?,
         };
-        self.update(server, &zone, key, &owner, &record.value, Change::Delete)
+        self.update(server, &zone, key, &owner, &record.data, Change::Delete)
             .await
     }
 }
@@ -483,6 +499,8 @@ struct UpdateContext<'a> {
     zone: &'a Name,
     key: &'a Key,
     owner: &'a Name,
+    /// `TXT` or `CNAME`.
+    record_type: &'static str,
 }
 
 impl UpdateContext<'_> {
@@ -490,7 +508,8 @@ impl UpdateContext<'_> {
         error(
             class,
             format!(
-                "update of TXT `{}` in zone `{}` at server `{}` with key `{}` failed: {reason}",
+                "update of {} `{}` in zone `{}` at server `{}` with key `{}` failed: {reason}",
+                self.record_type,
                 display_name(self.owner),
                 display_name(self.zone),
                 self.server,
@@ -524,7 +543,8 @@ impl UpdateContext<'_> {
             (ResponseCode::Refused, _) => Err(self.fail(
                 ErrorClass::Rejected,
                 format!(
-                    "the server refused the update (REFUSED): is key `{key}` allowed to update TXT in zone `{zone}`?"
+                    "the server refused the update (REFUSED): is key `{key}` allowed to update {} in zone `{zone}`?",
+                    self.record_type
                 ),
             )),
             (_, Some(TsigError::BadKey)) | (ResponseCode::BADKEY, _) => Err(self.fail(
@@ -670,6 +690,33 @@ pub async fn lookup_txt(
             })
             .collect()),
         code => Err(answer_error(server, &owner, RecordType::TXT, code)),
+    }
+}
+
+/// Asks `server` for the CNAME at `name` and returns its targets (no trailing dot; at most one
+/// in a sane zone). No such name, or no CNAME, is an empty list.
+pub async fn lookup_cname(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, DnsError> {
+    let owner = parse_name(name).map_err(|reason| {
+        error(
+            ErrorClass::Rejected,
+            format!("invalid DNS name `{name}`: {reason}"),
+        )
+    })?;
+    let answer = query(server, &owner, RecordType::CNAME, timeout).await?;
+    match answer.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer
+            .answers
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::CNAME(target) if record.name == owner => Some(display_name(&target.0)),
+                _ => None,
+            })
+            .collect()),
+        code => Err(answer_error(server, &owner, RecordType::CNAME, code)),
     }
 }
 

@@ -142,6 +142,8 @@ pub struct Request {
     headers: HeaderMap,
     body: Bytes,
     repeatable: Option<bool>,
+    /// Bound on one attempt of this request, when shorter than the client's.
+    timeout: Option<Duration>,
 }
 
 impl Request {
@@ -152,6 +154,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             repeatable: None,
+            timeout: None,
         }
     }
 
@@ -190,6 +193,13 @@ impl Request {
     /// method.
     pub fn retry(mut self, repeatable: bool) -> Self {
         self.repeatable = Some(repeatable);
+        self
+    }
+
+    /// Bound one attempt of this request by `timeout` (when shorter than the client's): a read
+    /// that should answer at once can be given up on, and retried, sooner.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -427,6 +437,7 @@ impl Client {
             .request(request.method.clone(), request.url.as_str())
             .headers(request.headers.clone())
             .body(request.body.clone())
+            .timeout(self.attempt_timeout(request))
             .build()
             .map_err(|error| Error::Invalid {
                 url: url.clone(),
@@ -468,6 +479,13 @@ impl Client {
         })
     }
 
+    /// How long one attempt of `request` may take.
+    fn attempt_timeout(&self, request: &Request) -> Duration {
+        request.timeout.map_or(self.shared.timeout, |timeout| {
+            timeout.min(self.shared.timeout)
+        })
+    }
+
     fn transport_error(&self, request: &Request, url: &str, error: reqwest::Error) -> Error {
         // reqwest puts the full URL (credentials included) into its errors: drop it.
         let error = error.without_url();
@@ -476,7 +494,7 @@ impl Client {
             return Error::Timeout {
                 method: request.method.clone(),
                 url,
-                after: self.shared.timeout,
+                after: self.attempt_timeout(request),
             };
         }
         if is_untrusted(&error) {

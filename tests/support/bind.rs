@@ -37,6 +37,8 @@ pub struct ZoneSpec {
     /// `(key name, algorithm)` of the keys allowed to update TXT in this zone; empty means
     /// [`DEFAULT_KEY`] with hmac-sha256.
     pub keys: Vec<(String, String)>,
+    /// The keys may update CNAME records too (CNAME validation), not only TXT.
+    pub cname: bool,
 }
 
 impl ZoneSpec {
@@ -45,7 +47,14 @@ impl ZoneSpec {
             name: name.trim_end_matches('.').to_string(),
             records: Vec::new(),
             keys: Vec::new(),
+            cname: false,
         }
+    }
+
+    /// Lets the zone's keys update CNAME records as well as TXT.
+    pub fn allow_cname(mut self) -> Self {
+        self.cname = true;
+        self
     }
 
     /// Adds a zone-file line.
@@ -346,7 +355,10 @@ controls {{ }};
         let grants: String = zone
             .granted_keys()
             .iter()
-            .map(|(key, _)| format!("grant {key} zonesub TXT; "))
+            .map(|(key, _)| {
+                let types = if zone.cname { "TXT CNAME" } else { "TXT" };
+                format!("grant {key} zonesub {types}; ")
+            })
             .collect();
         writeln!(
             conf,
