@@ -14,6 +14,7 @@ pub mod config;
 pub mod dcv;
 pub mod deploy;
 pub mod dns;
+pub mod error;
 pub mod http;
 pub mod import;
 pub mod keys;

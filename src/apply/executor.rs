@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::deploy::{self, Bundle};
 use crate::keys::{self, KeyStore, PrivateKey};
 use crate::observed::{OrderStatus, OrderView};
+use super::Failure;
 use crate::plan::render::format_time;
 use crate::plan::{Action, Change, Plan};
 use crate::spec::CertificateSpec;
@@ -86,7 +87,7 @@ impl FailPoints {
 pub struct Outcome {
     pub certificate: String,
     pub verb: &'static str,
-    pub result: Result<String, String>,
+    pub result: Result<String, Failure>,
 }
 
 /// The result of an apply.
@@ -106,7 +107,7 @@ impl Report {
 /// An error while carrying out one change.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Ca {
         context: String,
         #[source]
@@ -158,7 +159,7 @@ impl Executor {
                 let result = executor
                     .execute(&change, current)
                     .await
-                    .map_err(|error| error_chain(&error));
+                    .map_err(|error| Failure::from_error(&error));
                 let outcome = Outcome {
                     certificate: change.certificate.clone(),
                     verb: change.action.verb(),
@@ -924,11 +925,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text

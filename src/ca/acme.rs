@@ -1200,8 +1200,11 @@ impl Inner {
     /// Why an invalid order failed: its own problem, or its failed authorizations'.
     async fn invalid_order(&self, order: &mut Order) -> CaError {
         let mut reasons = Vec::new();
+        let mut first: Option<crate::ca::Problem> = None;
         if let Some(problem) = &order.state().error {
-            reasons.push(describe_problem(problem));
+            let typed = typed_problem(problem);
+            reasons.push(typed.describe());
+            first = Some(typed);
         }
         if let Ok(authorizations) = self.authorizations(order).await {
             for authorization in authorizations {
@@ -1210,11 +1213,9 @@ impl Inner {
                 }
                 for challenge in &authorization.challenges {
                     if let Some(problem) = &challenge.error {
-                        reasons.push(format!(
-                            "`{}`: {}",
-                            authorization.domain,
-                            describe_problem(problem)
-                        ));
+                        let typed = typed_problem(problem);
+                        reasons.push(format!("`{}`: {}", authorization.domain, typed.describe()));
+                        first.get_or_insert(typed);
                     }
                 }
             }
@@ -1222,7 +1223,7 @@ impl Inner {
         if reasons.is_empty() {
             reasons.push("the CA gave no reason".to_string());
         }
-        CaError::new(
+        let error = CaError::new(
             ErrorClass::Rejected,
             format!(
                 "ACME account `{}`: order `{}` is invalid: {}",
@@ -1230,7 +1231,11 @@ impl Inner {
                 order.url(),
                 reasons.join("; ")
             ),
-        )
+        );
+        match first {
+            Some(problem) => error.with_problem(problem),
+            None => error,
+        }
     }
 
     /// Read every authorization of `order` (retrying bad nonces).
@@ -1681,29 +1686,24 @@ fn problem_type(problem: &Problem) -> Option<&str> {
         .map(|kind| kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(kind))
 }
 
-/// A problem as one line: detail, short type, then each subproblem.
-fn describe_problem(problem: &Problem) -> String {
-    let mut text = problem
-        .detail
-        .clone()
-        .unwrap_or_else(|| "no detail".to_string());
-    if let Some(kind) = problem_type(problem) {
-        text.push_str(&format!(" (`{kind}`)"));
+/// The problem document as certform keeps it (typed kind, detail, subproblems).
+fn typed_problem(problem: &Problem) -> crate::ca::Problem {
+    crate::ca::Problem::Acme {
+        kind: crate::ca::AcmeProblemKind::parse(problem.r#type.as_deref()),
+        detail: problem.detail.clone(),
+        subproblems: problem
+            .subproblems
+            .iter()
+            .map(|subproblem| crate::ca::AcmeSubproblem {
+                kind: crate::ca::AcmeProblemKind::parse(subproblem.r#type.as_deref()),
+                detail: subproblem.detail.clone(),
+                identifier: subproblem
+                    .identifier
+                    .as_ref()
+                    .map(|identifier| identifier.authorized(false).to_string()),
+            })
+            .collect(),
     }
-    for subproblem in &problem.subproblems {
-        text.push_str("; ");
-        if let Some(identifier) = &subproblem.identifier {
-            text.push_str(&format!("`{}`: ", identifier.authorized(false)));
-        }
-        text.push_str(subproblem.detail.as_deref().unwrap_or("no detail"));
-        if let Some(kind) = &subproblem.r#type {
-            text.push_str(&format!(
-                " (`{}`)",
-                kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(kind)
-            ));
-        }
-    }
-    text
 }
 
 /// Turn an `instant-acme` error into a classified `CaError`, using what the HTTP layer saw.
@@ -1734,13 +1734,18 @@ fn classify_with(
                 "malformed" if operation == Operation::Account && status == 401 => ErrorClass::Auth,
                 _ => ErrorClass::Rejected,
             };
+            let typed = typed_problem(&problem);
             let mut error = CaError::new(
                 class,
                 format!(
                     "ACME account `{name}`: the CA refused to {what}: {}",
-                    describe_problem(&problem)
+                    typed.describe()
                 ),
-            );
+            )
+            .with_problem(typed);
+            if status != 0 {
+                error = error.with_status(status);
+            }
             if class == ErrorClass::RateLimited {
                 error.retry_after = last.retry_after.or_else(|| {
                     problem
@@ -1776,6 +1781,9 @@ fn classify_with(
                 ),
             };
             let mut error = CaError::new(class, message).with_source(source);
+            if let Some(status) = last.status {
+                error = error.with_status(status);
+            }
             if class == ErrorClass::RateLimited {
                 error.retry_after = last.retry_after;
             }
@@ -1817,8 +1825,12 @@ fn classify_with(
         instant_acme::Error::Other(source) => {
             let class = source
                 .downcast_ref::<crate::http::Error>()
-                .map_or(ErrorClass::Transient, |error| error.class().into());
+                .map_or(ErrorClass::Transient, |error| error.class());
+            let status = source
+                .downcast_ref::<crate::http::Error>()
+                .and_then(crate::http::Error::status);
             let mut error = CaError::new(class, format!("ACME account `{name}`: failed to {what}"));
+            error.status = status.map(|status| status.as_u16());
             error.source = Some(source);
             error
         }

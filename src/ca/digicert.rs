@@ -41,7 +41,7 @@ use time::{Date, Duration, OffsetDateTime};
 
 use crate::ca::{
     CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass,
-    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
+    IssuedCertificate, OrderQuery, OrderRequest, Problem, RevokeOutcome,
 };
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
 use crate::spec::{CertificateSpec, RevocationReason, Validity};
@@ -185,49 +185,7 @@ impl Answer {
     }
 }
 
-/// One error of an error body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
-}
-
-/// `{"errors":[{code,message}]}`, tolerating a single object instead of the array.
-fn api_errors(body: &[u8]) -> Vec<ApiError> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let one = |item: &Value| ApiError {
-        code: text(item, "code").unwrap_or_default(),
-        message: text(item, "message").unwrap_or_default(),
-    };
-    match value.get("errors") {
-        Some(Value::Array(items)) => items.iter().map(one).collect(),
-        Some(item @ Value::Object(_)) => vec![one(item)],
-        _ => Vec::new(),
-    }
-}
-
-fn describe_errors(errors: &[ApiError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The likely causes of a 403, as users need them.
-pub const FORBIDDEN_CAUSES: [&str; 3] = [
-    "the key's role does not allow this call (a View Only key can only read; an Orders key cannot list organizations or domains): use a key with the needed API key restriction",
-    "the account restricts API access by IP address and this host's address is not on the list",
-    "the user behind the key lacks the permission or is no longer active",
-];
+pub use super::problem::FORBIDDEN_CAUSES;
 
 /// A string field (numbers are rendered).
 fn text(value: &Value, key: &str) -> Option<String> {
@@ -529,7 +487,7 @@ impl DigicertCa {
         options.limits = settings.limits.clone();
         let client = crate::http::Client::new(options).map_err(|error| {
             CaError::new(
-                error.class().into(),
+                error.class(),
                 format!("cannot set up HTTPS for DigiCert account `{name}`"),
             )
             .with_source(error)
@@ -591,7 +549,7 @@ impl DigicertCa {
         }
         let response = self.client.send(request).await.map_err(|error| {
             CaError::new(
-                error.class().into(),
+                error.class(),
                 format!(
                     "DigiCert call {method} /{} for `{}` failed",
                     redact_path(path),
@@ -645,55 +603,46 @@ impl DigicertCa {
         answer: &Answer,
         retry_after: Option<StdDuration>,
     ) -> CaError {
-        let errors = api_errors(&answer.body);
-        let detail = if errors.is_empty() {
+        let problem = Problem::from_digicert_json(&answer.body);
+        let described = problem.describe();
+        let detail = if described.is_empty() {
             String::new()
         } else {
-            format!(": {}", describe_errors(&errors))
+            format!(": {described}")
         };
-        let status = answer.status;
+        let status = answer.status.as_u16();
         let what = format!("{method} /{}", redact_path(path));
         let account = &self.name;
-        match status.as_u16() {
+        let mut error = match status {
             401 => CaError::new(
                 ErrorClass::Auth,
-                format!(
-                    "DigiCert rejected the API key of `{account}` (401){detail}; the key is wrong, incomplete (copied only in part), revoked or expired"
-                ),
+                format!("DigiCert rejected the API key of `{account}` (HTTP 401){detail}"),
             ),
             403 => CaError::new(
                 ErrorClass::Auth,
-                format!(
-                    "DigiCert refused {what} for `{account}` (403){detail}; likely causes: {}",
-                    FORBIDDEN_CAUSES
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| format!("({}) {c}", i + 1))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("DigiCert refused {what} for `{account}` (HTTP 403){detail}"),
             ),
-            429 => {
-                let mut error = CaError::new(
-                    ErrorClass::RateLimited,
-                    format!("DigiCert rate limit reached for `{account}` (429){detail}"),
-                );
-                error.retry_after = Some(
-                    retry_after
-                        .and_then(|d| Duration::try_from(d).ok())
-                        .unwrap_or(Duration::seconds(5)),
-                );
-                error
-            }
+            429 => CaError::new(
+                ErrorClass::RateLimited,
+                format!("DigiCert rate limit reached for `{account}` (HTTP 429){detail}"),
+            ),
             code if code >= 500 => CaError::new(
                 ErrorClass::Transient,
-                format!("DigiCert failed on {what} ({code}){detail}"),
+                format!("DigiCert failed on {what} (HTTP {code}){detail}"),
             ),
             code => CaError::new(
                 ErrorClass::Rejected,
-                format!("DigiCert refused {what} ({code}){detail}"),
+                format!("DigiCert refused {what} (HTTP {code}){detail}"),
             ),
+        };
+        if status == 429 {
+            error.retry_after = Some(
+                retry_after
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::seconds(5)),
+            );
         }
+        error.with_status(status).with_problem(problem)
     }
 
     async fn get(&self, path: &str) -> Result<Value, CaError> {
@@ -1742,15 +1691,6 @@ mod tests {
         assert_eq!(normalize_serial("000A1B"), "0a1b");
         assert_eq!(normalize_serial("a:1b"), "0a1b");
         assert_eq!(normalize_serial("00"), "00");
-    }
-
-    #[test]
-    fn errors_parse_as_array_or_object() {
-        let array = br#"{"errors":[{"code":"not_found|order","message":"gone"}]}"#;
-        assert_eq!(api_errors(array)[0].code, "not_found|order");
-        let object = br#"{"errors":{"code":"x","message":"y"}}"#;
-        assert_eq!(api_errors(object)[0].message, "y");
-        assert!(api_errors(b"not json").is_empty());
     }
 
     #[test]

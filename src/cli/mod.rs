@@ -217,10 +217,7 @@ impl Failure {
             .and_then(crate::state::Error::hint);
         let mut source = error.source();
         while let Some(cause) = source {
-            let text = cause.to_string();
-            if !failure.message.contains(&text) {
-                failure.causes.push(text);
-            }
+            failure.causes.push(cause.to_string());
             source = cause.source();
         }
         failure

@@ -21,15 +21,7 @@ pub struct TxtRecord {
     pub id: Option<String>,
 }
 
-/// How the executor should treat a DNS provider error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Transient,
-    RateLimited,
-    /// Refused: wrong key, not authorised for the zone, zone not found.
-    Rejected,
-    Auth,
-}
+pub use crate::error::ErrorClass;
 
 /// An error from a DNS provider, naming server/zone/key where relevant.
 #[derive(Debug, thiserror::Error)]
