@@ -22,6 +22,7 @@ pub mod observed;
 pub mod plan;
 pub mod refresh;
 pub mod secrets;
+pub mod serial;
 pub mod sim;
 pub mod spec;
 pub mod state;

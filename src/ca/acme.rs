@@ -59,6 +59,7 @@ use crate::ca::{
 use crate::http::redact_url;
 use crate::keys;
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
+use crate::serial::Serial;
 use crate::spec::RevocationReason;
 
 const ACCOUNT_FILE: &str = "account.json";
@@ -190,7 +191,7 @@ struct CertificateRecord {
     certificate_url: Option<String>,
     /// Leaf first, PEM, as the CA served it (normalised line endings).
     chain_pem: String,
-    serial: String,
+    serial: Serial,
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
     #[serde(default)]
@@ -548,7 +549,7 @@ impl CertificateAuthority for AcmeCa {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         scoped(self.inner.revoke(order_id, serial, reason)).await
@@ -951,11 +952,11 @@ impl Inner {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         let mut record = self.certificate_of(order_id).await?;
-        if normalize_serial(serial) != normalize_serial(&record.serial) {
+        if *serial != record.serial {
             return Err(CaError::new(
                 ErrorClass::Rejected,
                 format!(
@@ -1899,19 +1900,6 @@ fn origin_of(url: &str) -> Option<&str> {
     url.get(.."https://".len() + end)
 }
 
-fn normalize_serial(serial: &str) -> String {
-    let cleaned: String = serial
-        .chars()
-        .filter(|c| *c != ':')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let trimmed = cleaned.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "00".to_string()
-    } else {
-        trimmed.to_string()
-    }
-}
 
 fn leaf_der(chain_pem: &str) -> Option<Vec<u8>> {
     pem::parse_many(chain_pem)
@@ -2198,12 +2186,6 @@ mod tests {
         assert!(!debug.contains("pw"), "{debug}");
     }
 
-    #[test]
-    fn serials_compare_without_formatting() {
-        assert_eq!(normalize_serial("00:8F:01"), normalize_serial("8f01"));
-        assert_eq!(normalize_serial("000"), "00");
-        assert_ne!(normalize_serial("8f02"), normalize_serial("8f01"));
-    }
 
     #[test]
     fn urls_are_redacted() {

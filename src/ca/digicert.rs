@@ -44,6 +44,7 @@ use crate::ca::{
     IssuedCertificate, OrderQuery, OrderRequest, Problem, RevokeOutcome,
 };
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
+use crate::serial::Serial;
 use crate::spec::{CertificateSpec, RevocationReason, Validity};
 
 /// Bound on one HTTP exchange with the API (connect, answer and body).
@@ -132,7 +133,7 @@ impl DigicertSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Seen {
     certificate_id: Option<u64>,
-    serial: Option<String>,
+    serial: Option<Serial>,
 }
 
 /// `cache.json`: per order, what was seen last, and the DCV random values of pending orders.
@@ -222,26 +223,6 @@ fn parse_day(text: &str) -> Option<OffsetDateTime> {
     Some(date.with_hms(23, 59, 59).ok()?.assume_utc())
 }
 
-/// A serial as certform records it: lowercase hex, no colons, no leading zero bytes.
-pub fn normalize_serial(serial: &str) -> String {
-    let mut hex: String = serial
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if hex.len() % 2 == 1 {
-        hex.insert(0, '0');
-    }
-    while hex.len() > 2 && hex.starts_with("00") {
-        hex.drain(..2);
-    }
-    if hex.is_empty() {
-        "00".to_string()
-    } else {
-        hex
-    }
-}
-
 /// Map a CertCentral order status.
 pub fn map_status(status: &str) -> OrderStatus {
     match status {
@@ -307,7 +288,7 @@ pub struct OrderInfo {
     pub certificate_id: Option<u64>,
     pub common_name: String,
     pub dns_names: Vec<String>,
-    pub serial: Option<String>,
+    pub serial: Option<Serial>,
     pub valid_till: Option<OffsetDateTime>,
     pub product: Option<String>,
     pub organization: Option<u64>,
@@ -341,7 +322,7 @@ impl OrderInfo {
             dns_names,
             serial: text(&certificate, "serial_number")
                 .filter(|s| !s.is_empty())
-                .map(|s| normalize_serial(&s)),
+                .map(|s| Serial::parse(&s)),
             valid_till: text(&certificate, "valid_till").and_then(|t| parse_day(&t)),
             product: value
                 .get("product")
@@ -1471,7 +1452,7 @@ impl CertificateAuthority for DigicertCa {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         self.refuse_write("revoke a certificate")?;
@@ -1684,14 +1665,6 @@ fn is_self_signed(der: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serials_are_normalised_like_state() {
-        assert_eq!(normalize_serial("0A1B"), "0a1b");
-        assert_eq!(normalize_serial("000A1B"), "0a1b");
-        assert_eq!(normalize_serial("a:1b"), "0a1b");
-        assert_eq!(normalize_serial("00"), "00");
-    }
 
     #[test]
     fn secrets_never_print() {

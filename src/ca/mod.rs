@@ -210,7 +210,7 @@ pub trait CertificateAuthority: Send + Sync {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &crate::serial::Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError>;
 

@@ -9,6 +9,7 @@ use super::*;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
+use crate::serial::Serial;
 use crate::state::{DeployRecord, HistoryEntry};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -62,7 +63,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
         status: CertificateStatus::Issued,
         order_id: Some(format!("order-{}", spec.name)),
         certificate_id: None,
-        serial: Some(serial.to_string()),
+        serial: Some(Serial::parse(serial)),
         not_before: Some(issued),
         not_after: Some(spec.validity.not_after(issued)),
         sha256_fingerprint: Some(fingerprint.clone()),
@@ -98,7 +99,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
         history: vec![HistoryEntry {
             at: issued,
             action: "create".into(),
-            serial: Some(serial.to_string()),
+            serial: Some(Serial::parse(serial)),
             note: String::new(),
         }],
     }
@@ -123,7 +124,7 @@ fn view(order_id: &str, status: OrderStatus, serial: Option<&str>) -> OrderView 
     OrderView {
         order_id: order_id.to_string(),
         status,
-        serial: serial.map(String::from),
+        serial: serial.map(Serial::parse),
         not_after: None,
         dcv: Vec::new(),
     }
