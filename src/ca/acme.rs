@@ -92,7 +92,7 @@ pub struct AcmeSettings {
     /// platform's trust store (for test CAs such as Pebble; no "insecure" mode exists).
     pub ca_bundle: Option<PathBuf>,
     /// External account binding: key id and the HMAC key bytes. Secret: never printed.
-    pub eab: Option<(String, Vec<u8>)>,
+    pub eab: Option<(String, crate::secrets::Secret<Vec<u8>>)>,
     /// ACME profile for new orders (Let's Encrypt profiles extension).
     pub profile: Option<String>,
     /// Common name of the top issuer of the chain to prefer.
@@ -105,10 +105,7 @@ impl fmt::Debug for AcmeSettings {
             .field("directory", &redact_url(&self.directory))
             .field("contact", &self.contact)
             .field("ca_bundle", &self.ca_bundle)
-            .field(
-                "eab",
-                &self.eab.as_ref().map(|(kid, _)| (kid.as_str(), "***")),
-            )
+            .field("eab", &self.eab)
             .field("profile", &self.profile)
             .field("preferred_chain", &self.preferred_chain)
             .finish()
@@ -339,7 +336,7 @@ impl AcmeCa {
                 let eab = settings
                     .eab
                     .as_ref()
-                    .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+                    .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key.expose()));
                 let new_account = NewAccount {
                     contact: &contact,
                     terms_of_service_agreed: true,
@@ -2176,7 +2173,10 @@ mod tests {
     fn settings_debug_hides_the_hmac() {
         let settings = AcmeSettings {
             directory: "https://user:pw@acme.example/dir".to_string(),
-            eab: Some(("kid-1".to_string(), b"super-secret-hmac".to_vec())),
+            eab: Some((
+                "kid-1".to_string(),
+                crate::secrets::Secret::new(b"super-secret-hmac".to_vec()),
+            )),
             ..AcmeSettings::default()
         };
         let debug = format!("{settings:?}");

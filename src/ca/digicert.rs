@@ -65,31 +65,7 @@ pub const RATE_LIMITS: [crate::http::Window; 2] = [
     crate::http::Window::new(1000, StdDuration::from_secs(180)),
 ];
 
-/// A secret text whose `Debug` and `Display` print `***`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// How requests are retried: the HTTP layer's one policy.
 pub type Retry = crate::http::RetryPolicy;
@@ -505,7 +481,7 @@ impl DigicertCa {
         retry: bool,
     ) -> Result<(Answer, Option<StdDuration>), CaError> {
         let url = format!("{}{path}", self.settings.url);
-        let key = HeaderValue::from_str(self.settings.api_key.expose()).map_err(|_| {
+        let key = HeaderValue::from_str(self.settings.api_key.expose().as_str()).map_err(|_| {
             CaError::new(
                 ErrorClass::Auth,
                 format!(
@@ -1648,7 +1624,7 @@ pub fn open(
         )
         .with_source(e)
     })?;
-    let mut resolved = DigicertSettings::new(settings.url.clone(), Secret::new(key));
+    let mut resolved = DigicertSettings::new(settings.url.clone(), key);
     resolved.read_only = settings.read_only;
     resolved.cache_dir = Some(keys_dir.join("digicert").join(name));
     resolved.proxy = settings.proxy.clone();

@@ -366,12 +366,14 @@ pub async fn open_accounts_except(
                         })?;
                         Some((
                             eab.kid.clone(),
-                            decode_eab_key(&text).ok_or_else(|| {
-                                CaError::new(
-                                    ErrorClass::Auth,
-                                    format!("the EAB key of `{name}` is not base64url"),
-                                )
-                            })?,
+                            decode_eab_key(text.expose())
+                                .map(crate::secrets::Secret::new)
+                                .ok_or_else(|| {
+                                    CaError::new(
+                                        ErrorClass::Auth,
+                                        format!("the EAB key of `{name}` is not base64url"),
+                                    )
+                                })?,
                         ))
                     }
                     None => None,

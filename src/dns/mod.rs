@@ -61,7 +61,7 @@ pub fn open_providers(
             crate::config::DnsKind::Rfc2136(rfc2136) => {
                 let resolve = |reference: &crate::config::SecretRef| {
                     crate::secrets::resolve(reference)
-                        .map(String::into_bytes)
+                        .map(|secret| secret.expose().as_bytes().to_vec())
                         .map_err(|e| e.to_string())
                 };
                 let provider = rfc2136::Rfc2136::new(name, rfc2136, &resolve)?;
