@@ -367,7 +367,11 @@ async fn revoked_certificate_shows_at_pebble_and_in_refresh() {
     assert!(pebble.cert_status(&serial).contains("\"Valid\""));
 
     let error = ca
-        .revoke(&view.order_id, "0123", RevocationReason::KeyCompromise)
+        .revoke(
+            &view.order_id,
+            &certform::serial::Serial::parse("0123"),
+            RevocationReason::KeyCompromise,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.class, ErrorClass::Rejected, "wrong serial: {error}");

@@ -389,7 +389,7 @@ impl Executor {
         };
         let placed = match &reissue_order {
             Some(order_id) => self.reissue(ca.as_ref(), order_id, &request, resumed).await,
-            None => self.place(ca.as_ref(), &request).await,
+            None => self.place(ca.as_ref(), &request, resumed).await,
         };
         let view = match placed {
             Ok(view) => view,
@@ -416,13 +416,26 @@ impl Executor {
         self.settle(change, &mut state, ca.as_ref(), &view).await
     }
 
-    /// Place an order; on a transient failure look the order up by tag before trying again,
-    /// so a request that reached the CA is never placed twice.
+    /// Place an order, looking its tag up first when the intent is resumed (an earlier run
+    /// may have placed it) and after a transient failure before trying again, so a request that
+    /// reached the CA is never placed twice. This is the only place a tag is looked up before a
+    /// create: CA clients send a create as asked.
     async fn place(
         &self,
         ca: &dyn CertificateAuthority,
         request: &OrderRequest,
+        resumed: bool,
     ) -> Result<OrderView, Error> {
+        if resumed {
+            if let Some(view) = self.find_by_tag(ca, &request.tag).await? {
+                tracing::info!(
+                    ca = ca.name(),
+                    order = view.order_id,
+                    "the interrupted order reached the CA; adopting it"
+                );
+                return Ok(view);
+            }
+        }
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
         loop {
@@ -435,18 +448,9 @@ impl Executor {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
-                    let query = OrderQuery {
-                        order_id: None,
-                        tag: Some(request.tag.clone()),
-                    };
                     // A lookup that cannot answer stops here: the order may have reached the
                     // CA, and the next run adopts it by its tag instead of ordering again.
-                    let found = self
-                        .read_call("look up the interrupted order by its tag", || {
-                            ca.refresh(std::slice::from_ref(&query))
-                        })
-                        .await?;
-                    if let Some(Some(view)) = found.into_iter().next() {
+                    if let Some(view) = self.find_by_tag(ca, &request.tag).await? {
                         return Ok(view);
                     }
                 }
@@ -458,6 +462,29 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// The live order carrying `tag` at the CA (in progress or issued), if any: one that was
+    /// canceled or rejected does not stop a new order.
+    async fn find_by_tag(
+        &self,
+        ca: &dyn CertificateAuthority,
+        tag: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        let query = OrderQuery {
+            order_id: None,
+            tag: Some(tag.to_string()),
+        };
+        let found = self
+            .read_call("look up the interrupted order by its tag", || {
+                ca.refresh(std::slice::from_ref(&query))
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .flatten()
+            .filter(|view| view.status.is_in_progress() || view.status == OrderStatus::Issued))
     }
 
     /// Reissue `order_id` at most once per intent: a resumed intent first asks the CA whether
@@ -795,33 +822,17 @@ impl Executor {
         })
     }
 
-    /// Run an idempotent CA read, retrying transient errors with exponential backoff.
+    /// Run an idempotent CA read once: the HTTP layer already retried it (5xx, timeouts, 429)
+    /// per its policy, so a transient error here is the last word for this run.
     async fn read_call<T, F, Fut>(&self, what: &str, call: F) -> Result<T, Error>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, CaError>>,
     {
-        let mut delay = self.retry.base_delay;
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Ok(value) => return Ok(value),
-                Err(error)
-                    if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
-                {
-                    tracing::warn!(%error, attempt, "transient CA error; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(source) => {
-                    return Err(Error::Ca {
-                        context: format!("failed to {what}"),
-                        source,
-                    })
-                }
-            }
-        }
+        call().await.map_err(|source| Error::Ca {
+            context: format!("failed to {what}"),
+            source,
+        })
     }
 
     fn spec(&self, name: &str) -> Result<&CertificateSpec, Error> {

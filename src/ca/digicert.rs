@@ -3,10 +3,10 @@
 //! One `DigicertCa` is one API key on one CertCentral account. What it relies on, from the
 //! reference (`../shared/reference/digicert.md`):
 //!
-//! - **No duplicate orders.** Every order carries certform's tag as `alternative_order_id`;
-//!   before any create the tag is looked up (`GET /order/alternate/{tag}`) and an existing order
-//!   is adopted instead of paying twice. A create that fails in transit is looked up again
-//!   before it is retried.
+//! - **No duplicate orders.** Every order carries certform's tag as `alternative_order_id`, so
+//!   `refresh` by tag (`GET /order/alternate/{tag}`) finds it. The executor, and only it, looks
+//!   the tag up before a create it resumes and before it repeats a create that failed in transit;
+//!   `place_order` sends the create as asked.
 //! - **Cheap refresh.** Many orders are read with the list API (pages of 1000), not one `GET` per
 //!   order; details are read only for orders still in progress and for issued orders whose
 //!   certificate id differs from the one last seen (a reissue outside certform). The last seen
@@ -812,13 +812,12 @@ impl DigicertCa {
     }
 
     /// The order placed for `tag`, preferring one that is not canceled or rejected.
-    async fn order_for_tag(&self, tag: &str, live_only: bool) -> Result<Option<u64>, CaError> {
+    async fn order_for_tag(&self, tag: &str) -> Result<Option<u64>, CaError> {
         let found = self.orders_by_tag(tag).await?;
         let live = found
             .iter()
             .find(|(_, status)| !matches!(status.as_str(), "canceled" | "rejected"));
-        let fallback = if live_only { None } else { found.first() };
-        Ok(live.or(fallback).map(|(id, _)| *id))
+        Ok(live.or(found.first()).map(|(id, _)| *id))
     }
 
     /// The view of a detailed order; the DCV status of each name while it is pending.
@@ -1195,7 +1194,7 @@ impl CertificateAuthority for DigicertCa {
         for query in queries {
             let id = match (&query.order_id, &query.tag) {
                 (Some(order_id), _) => order_id.parse::<u64>().ok(),
-                (None, Some(tag)) => self.order_for_tag(tag, false).await?,
+                (None, Some(tag)) => self.order_for_tag(tag).await?,
                 (None, None) => None,
             };
             ids.push(id);
@@ -1277,12 +1276,8 @@ impl CertificateAuthority for DigicertCa {
             .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
         let skip_approval = self.is_admin().await;
         let body = self.order_body(request, skip_approval);
-        // Adopt the order a lost answer (or a killed run) left behind. A create that fails is
-        // not repeated here: the executor looks the tag up again before it tries again.
-        if let Some(id) = self.order_for_tag(&request.tag, true).await? {
-            tracing::info!(account = %self.name, order = id, "adopting the order placed earlier for this tag");
-            return self.current_view(id).await;
-        }
+        // Sent as asked: the executor looks the tag up (`refresh`) before a create it resumes
+        // and before it repeats one that failed in transit, so no second order is placed.
         let answer = self
             .call(
                 Method::POST,
