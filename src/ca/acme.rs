@@ -2148,6 +2148,16 @@ mod tests {
         );
         let error = classify_with("le", Operation::Order, problem, &with_status(429));
         assert_eq!(error.retry_after, Some(Duration::seconds(30)));
+        // The problem and status stay typed on the error; the hint comes from them.
+        assert_eq!(error.status, Some(429));
+        assert!(error.is_rate_limited());
+        assert_eq!(
+            error.problem.as_ref().and_then(crate::ca::Problem::acme_kind),
+            Some(&crate::ca::AcmeProblemKind::RateLimited)
+        );
+        assert!(error.hint().is_some_and(|hint| hint.contains("wait 30s")));
+        assert_eq!(limited.status, Some(429));
+        assert_eq!(limited.problem, None);
     }
 
     #[test]

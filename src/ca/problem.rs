@@ -400,4 +400,96 @@ mod tests {
             Problem::Digicert { errors: Vec::new() }
         );
     }
+
+    fn ca_error(class: super::super::ErrorClass, status: Option<u16>, problem: Option<Problem>) -> super::super::CaError {
+        let mut error = super::super::CaError::new(class, "DigiCert said (401)");
+        error.status = status;
+        error.problem = problem;
+        error
+    }
+
+    fn digicert(code: &str) -> Option<Problem> {
+        Some(Problem::Digicert {
+            errors: vec![DigicertProblem {
+                code: code.into(),
+                message: "m".into(),
+            }],
+        })
+    }
+
+    fn acme(kind: AcmeProblemKind) -> Option<Problem> {
+        Some(Problem::Acme {
+            kind,
+            detail: None,
+            subproblems: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn hints_come_from_status_and_problem_never_from_message_text() {
+        use super::super::ErrorClass::{Auth, RateLimited, Rejected, Transient};
+        let hint = |error: super::super::CaError| error.hint().unwrap_or_default();
+        // The message says "(401)" but nothing typed does: no API key hint.
+        assert_eq!(ca_error(Auth, None, None).hint(), None);
+        assert!(hint(ca_error(Auth, Some(401), digicert("invalid_api_key"))).starts_with("check the API key"));
+        let forbidden = hint(ca_error(Auth, Some(403), digicert("access_denied")));
+        assert!(forbidden.starts_with("the three likely causes:\n  1. "), "{forbidden}");
+        assert_eq!(forbidden.lines().count(), 4, "{forbidden}");
+        let mut limited = ca_error(RateLimited, Some(429), digicert("rate_limit"));
+        limited.retry_after = Some(time::Duration::seconds(30));
+        assert!(hint(limited).contains("asked to wait 30s"));
+        assert!(hint(ca_error(RateLimited, Some(429), acme(AcmeProblemKind::RateLimited)))
+            .contains("retries on the next run"));
+        assert!(hint(ca_error(Auth, Some(403), acme(AcmeProblemKind::ExternalAccountRequired)))
+            .contains("`eab"));
+        assert!(hint(ca_error(Auth, Some(403), acme(AcmeProblemKind::Unauthorized)))
+            .contains("account key"));
+        assert!(hint(ca_error(Rejected, Some(403), acme(AcmeProblemKind::Unauthorized)))
+            .contains("could not validate"));
+        assert!(hint(ca_error(Rejected, Some(403), acme(AcmeProblemKind::Caa))).contains("CAA"));
+        assert_eq!(ca_error(Transient, Some(503), acme(AcmeProblemKind::ServerInternal)).hint(), None);
+        assert_eq!(ca_error(Rejected, Some(404), digicert("not_found|order")).hint(), None);
+    }
+
+    #[test]
+    fn typed_helpers_read_status_and_problem() {
+        use super::super::ErrorClass::{Auth, RateLimited, Rejected};
+        assert!(ca_error(Auth, Some(401), digicert("invalid_api_key")).is_unauthorized());
+        assert!(ca_error(Auth, Some(400), acme(AcmeProblemKind::AccountDoesNotExist)).is_unauthorized());
+        assert!(!ca_error(Auth, None, None).is_unauthorized());
+        assert!(ca_error(Auth, Some(403), digicert("access_denied")).is_forbidden());
+        assert!(ca_error(RateLimited, None, None).is_rate_limited());
+        assert!(ca_error(Rejected, Some(400), acme(AcmeProblemKind::RateLimited)).is_rate_limited());
+        assert!(!ca_error(Rejected, Some(400), acme(AcmeProblemKind::Malformed)).is_rate_limited());
+    }
+
+    #[test]
+    fn fixture_bodies_parse() {
+        let key = Problem::from_digicert_json(include_bytes!(
+            "../../tests/fixtures/digicert/error-invalid-api-key.json"
+        ));
+        assert!(key.has_digicert_code("invalid_api_key"));
+        let several = Problem::from_digicert_json(include_bytes!(
+            "../../tests/fixtures/digicert/error-several.json"
+        ));
+        let Problem::Digicert { errors } = &several else {
+            panic!("{several:?}");
+        };
+        let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+        assert_eq!(codes, ["invalid_dns_name", "missing_param"]);
+        let rejected = Problem::from_acme_json(include_bytes!(
+            "../../tests/fixtures/acme/problem-rejected-identifier.json"
+        ))
+        .expect("problem");
+        assert_eq!(rejected.acme_kind(), Some(&AcmeProblemKind::RejectedIdentifier));
+        let Problem::Acme { subproblems, .. } = &rejected else {
+            panic!("{rejected:?}");
+        };
+        assert_eq!(subproblems[0].identifier.as_deref(), Some("bad.example"));
+        let limited = Problem::from_acme_json(include_bytes!(
+            "../../tests/fixtures/acme/problem-rate-limited.json"
+        ))
+        .expect("problem");
+        assert_eq!(limited.acme_kind(), Some(&AcmeProblemKind::RateLimited));
+    }
 }
