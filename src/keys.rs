@@ -883,5 +883,4 @@ mod tests {
             Err(KeyError::CertificateParse { index: 0, .. })
         ));
     }
-
 }

@@ -212,7 +212,10 @@ impl FakeCa {
     }
 
     /// Sign the request's CSR; note when its key is not (yet) in the key store.
-    fn sign(&self, request: &OrderRequest) -> Result<(String, crate::serial::Serial, OffsetDateTime), CaError> {
+    fn sign(
+        &self,
+        request: &OrderRequest,
+    ) -> Result<(String, crate::serial::Serial, OffsetDateTime), CaError> {
         let der = rustls::pki_types::CertificateSigningRequestDer::from(request.csr_der.clone());
         let mut csr = CertificateSigningRequestParams::from_der(&der)
             .map_err(|e| CaError::new(ErrorClass::Rejected, format!("bad CSR: {e}")))?;

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
 use certform::ca::digicert::{DigicertCa, DigicertSettings, Retry, Secret};
-use certform::serial::Serial;
 use certform::ca::{
     CertificateAuthority, ChallengeKind, ErrorClass, OrderQuery, OrderRequest, Problem,
     RevokeOutcome,
 };
 use certform::keys::PrivateKey;
 use certform::observed::OrderStatus;
+use certform::serial::Serial;
 use certform::sim::digicert::{self as sim, DomainSeed, Faults, Limits, RateWindow, Seed};
 use certform::spec::{KeySpec, RevocationReason, Validity};
 
@@ -302,7 +302,9 @@ async fn error_statuses_map_to_classes_and_never_show_the_key() {
     assert_eq!(error.status, Some(401));
     assert!(error.is_unauthorized());
     assert!(
-        error.hint().is_some_and(|hint| hint.starts_with("check the API key")),
+        error
+            .hint()
+            .is_some_and(|hint| hint.starts_with("check the API key")),
         "{:?}",
         error.hint()
     );
@@ -358,12 +360,14 @@ async fn error_statuses_map_to_classes_and_never_show_the_key() {
     assert!(
         error
             .problem
-            .as_ref()
+            .as_deref()
             .is_some_and(|problem| matches!(problem, Problem::Digicert { .. })),
         "{error:?}"
     );
     assert!(
-        error.hint().is_some_and(|hint| hint.contains("asked to wait")),
+        error
+            .hint()
+            .is_some_and(|hint| hint.contains("asked to wait")),
         "{:?}",
         error.hint()
     );

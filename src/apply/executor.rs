@@ -10,6 +10,7 @@ use std::time::Duration as StdDuration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use super::Failure;
 use crate::ca::{
     Accounts, CaError, CertificateAuthority, ErrorClass, OrderQuery, OrderRequest, RevokeOutcome,
 };
@@ -17,7 +18,6 @@ use crate::config::Config;
 use crate::deploy::{self, Bundle};
 use crate::keys::{self, KeyStore, PrivateKey};
 use crate::observed::{OrderStatus, OrderView};
-use super::Failure;
 use crate::plan::render::format_time;
 use crate::plan::{Action, Change, Plan};
 use crate::spec::CertificateSpec;

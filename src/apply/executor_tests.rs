@@ -526,7 +526,11 @@ async fn a_rate_limited_order_records_retry_after_and_is_not_retried() {
         .inject(Op::Place, &[Fault::RateLimited(time::Duration::hours(2))]);
     let report = world.apply().await;
     assert_eq!(report.failures(), 1, "{report:?}");
-    let error = report.outcomes[0].result.clone().expect_err("failed").to_string();
+    let error = report.outcomes[0]
+        .result
+        .clone()
+        .expect_err("failed")
+        .to_string();
     assert!(error.contains("too many requests"), "{error}");
     assert_eq!(world.ca.count(Op::Place), 1);
     assert_eq!(world.ca.count(Op::LookupByTag), 0);

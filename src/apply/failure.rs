@@ -46,7 +46,7 @@ impl Failure {
             hint,
             class: ca.map(|ca| ca.class),
             status: ca.and_then(|ca| ca.status),
-            problem: ca.and_then(|ca| ca.problem.clone()),
+            problem: ca.and_then(|ca| ca.problem.as_deref().cloned()),
         }
     }
 }
@@ -108,7 +108,10 @@ mod tests {
             .as_ref()
             .is_some_and(|p| p.has_digicert_code("invalid_api_key")));
         assert!(
-            failure.hint.as_deref().is_some_and(|h| h.starts_with("check the API key")),
+            failure
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.starts_with("check the API key")),
             "{failure:?}"
         );
         assert_eq!(
@@ -127,6 +130,9 @@ mod tests {
         let failure = Failure::from_error(&super::super::Error::Other("no such key".into()));
         assert_eq!(failure.message, "no such key");
         assert!(failure.causes.is_empty());
-        assert_eq!((failure.class, failure.status, failure.hint), (None, None, None));
+        assert_eq!(
+            (failure.class, failure.status, failure.hint),
+            (None, None, None)
+        );
     }
 }

@@ -1897,7 +1897,6 @@ fn origin_of(url: &str) -> Option<&str> {
     url.get(.."https://".len() + end)
 }
 
-
 fn leaf_der(chain_pem: &str) -> Option<Vec<u8>> {
     pem::parse_many(chain_pem)
         .ok()?
@@ -2152,7 +2151,10 @@ mod tests {
         assert_eq!(error.status, Some(429));
         assert!(error.is_rate_limited());
         assert_eq!(
-            error.problem.as_ref().and_then(crate::ca::Problem::acme_kind),
+            error
+                .problem
+                .as_deref()
+                .and_then(crate::ca::Problem::acme_kind),
             Some(&crate::ca::AcmeProblemKind::RateLimited)
         );
         assert!(error.hint().is_some_and(|hint| hint.contains("wait 30s")));
@@ -2195,7 +2197,6 @@ mod tests {
         assert!(!debug.contains("115, 117, 112"), "{debug}");
         assert!(!debug.contains("pw"), "{debug}");
     }
-
 
     #[test]
     fn urls_are_redacted() {

@@ -1457,7 +1457,11 @@ mod tests {
         let serial = view.serial.clone().unwrap();
 
         let error = ca
-            .revoke(&view.order_id, &Serial::parse("01"), RevocationReason::KeyCompromise)
+            .revoke(
+                &view.order_id,
+                &Serial::parse("01"),
+                RevocationReason::KeyCompromise,
+            )
             .await
             .unwrap_err();
         assert!(error.message.contains("does not belong"), "{error}");

@@ -89,8 +89,9 @@ pub struct CaError {
     pub retry_after: Option<Duration>,
     /// The HTTP status of the CA's answer, when it answered with a failure.
     pub status: Option<u16>,
-    /// The CA's account of the failure (ACME problem document, DigiCert `errors[]`).
-    pub problem: Option<Problem>,
+    /// The CA's account of the failure (ACME problem document, DigiCert `errors[]`), boxed
+    /// so that `Result<_, CaError>` stays small.
+    pub problem: Option<Box<Problem>>,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -120,7 +121,7 @@ impl CaError {
 
     /// Record the CA's typed problem.
     pub fn with_problem(mut self, problem: Problem) -> Self {
-        self.problem = Some(problem);
+        self.problem = Some(Box::new(problem));
         self
     }
 
@@ -130,12 +131,12 @@ impl CaError {
         self.class == ErrorClass::Auth
             && (self.status == Some(401)
                 || matches!(
-                    self.problem.as_ref().and_then(Problem::acme_kind),
+                    self.problem.as_deref().and_then(Problem::acme_kind),
                     Some(AcmeProblemKind::Unauthorized | AcmeProblemKind::AccountDoesNotExist)
                 )
                 || self
                     .problem
-                    .as_ref()
+                    .as_deref()
                     .is_some_and(|p| p.has_digicert_code("invalid_api_key")))
     }
 
@@ -149,7 +150,7 @@ impl CaError {
         self.class == ErrorClass::RateLimited
             || self.status == Some(429)
             || matches!(
-                self.problem.as_ref().and_then(Problem::acme_kind),
+                self.problem.as_deref().and_then(Problem::acme_kind),
                 Some(AcmeProblemKind::RateLimited)
             )
     }

@@ -252,7 +252,7 @@ pub const FORBIDDEN_CAUSES: [&str; 3] = [
 /// The hint for `error`, from its class, HTTP status and typed problem (never its message).
 pub(super) fn hint(error: &super::CaError) -> Option<String> {
     use super::ErrorClass;
-    match &error.problem {
+    match error.problem.as_deref() {
         Some(Problem::Digicert { .. }) => match error.status {
             Some(401) => Some(
                 "check the API key: it may be wrong, copied only in part, revoked or expired; create a new key in CertCentral (Automation > API keys) if in doubt".to_string(),
@@ -303,7 +303,8 @@ fn rate_limit_hint(error: &super::CaError) -> String {
             "the CA asked to wait {}s; certform retries on the next run after that",
             wait.whole_seconds()
         ),
-        _ => "the CA limits how fast certform may send requests; certform retries on the next run".to_string(),
+        _ => "the CA limits how fast certform may send requests; certform retries on the next run"
+            .to_string(),
     }
 }
 
@@ -401,10 +402,14 @@ mod tests {
         );
     }
 
-    fn ca_error(class: super::super::ErrorClass, status: Option<u16>, problem: Option<Problem>) -> super::super::CaError {
+    fn ca_error(
+        class: super::super::ErrorClass,
+        status: Option<u16>,
+        problem: Option<Problem>,
+    ) -> super::super::CaError {
         let mut error = super::super::CaError::new(class, "DigiCert said (401)");
         error.status = status;
-        error.problem = problem;
+        error.problem = problem.map(Box::new);
         error
     }
 
@@ -431,35 +436,65 @@ mod tests {
         let hint = |error: super::super::CaError| error.hint().unwrap_or_default();
         // The message says "(401)" but nothing typed does: no API key hint.
         assert_eq!(ca_error(Auth, None, None).hint(), None);
-        assert!(hint(ca_error(Auth, Some(401), digicert("invalid_api_key"))).starts_with("check the API key"));
+        assert!(hint(ca_error(Auth, Some(401), digicert("invalid_api_key")))
+            .starts_with("check the API key"));
         let forbidden = hint(ca_error(Auth, Some(403), digicert("access_denied")));
-        assert!(forbidden.starts_with("the three likely causes:\n  1. "), "{forbidden}");
+        assert!(
+            forbidden.starts_with("the three likely causes:\n  1. "),
+            "{forbidden}"
+        );
         assert_eq!(forbidden.lines().count(), 4, "{forbidden}");
         let mut limited = ca_error(RateLimited, Some(429), digicert("rate_limit"));
         limited.retry_after = Some(time::Duration::seconds(30));
         assert!(hint(limited).contains("asked to wait 30s"));
-        assert!(hint(ca_error(RateLimited, Some(429), acme(AcmeProblemKind::RateLimited)))
-            .contains("retries on the next run"));
-        assert!(hint(ca_error(Auth, Some(403), acme(AcmeProblemKind::ExternalAccountRequired)))
-            .contains("`eab"));
-        assert!(hint(ca_error(Auth, Some(403), acme(AcmeProblemKind::Unauthorized)))
-            .contains("account key"));
-        assert!(hint(ca_error(Rejected, Some(403), acme(AcmeProblemKind::Unauthorized)))
-            .contains("could not validate"));
+        assert!(hint(ca_error(
+            RateLimited,
+            Some(429),
+            acme(AcmeProblemKind::RateLimited)
+        ))
+        .contains("retries on the next run"));
+        assert!(hint(ca_error(
+            Auth,
+            Some(403),
+            acme(AcmeProblemKind::ExternalAccountRequired)
+        ))
+        .contains("`eab"));
+        assert!(hint(ca_error(
+            Auth,
+            Some(403),
+            acme(AcmeProblemKind::Unauthorized)
+        ))
+        .contains("account key"));
+        assert!(hint(ca_error(
+            Rejected,
+            Some(403),
+            acme(AcmeProblemKind::Unauthorized)
+        ))
+        .contains("could not validate"));
         assert!(hint(ca_error(Rejected, Some(403), acme(AcmeProblemKind::Caa))).contains("CAA"));
-        assert_eq!(ca_error(Transient, Some(503), acme(AcmeProblemKind::ServerInternal)).hint(), None);
-        assert_eq!(ca_error(Rejected, Some(404), digicert("not_found|order")).hint(), None);
+        assert_eq!(
+            ca_error(Transient, Some(503), acme(AcmeProblemKind::ServerInternal)).hint(),
+            None
+        );
+        assert_eq!(
+            ca_error(Rejected, Some(404), digicert("not_found|order")).hint(),
+            None
+        );
     }
 
     #[test]
     fn typed_helpers_read_status_and_problem() {
         use super::super::ErrorClass::{Auth, RateLimited, Rejected};
         assert!(ca_error(Auth, Some(401), digicert("invalid_api_key")).is_unauthorized());
-        assert!(ca_error(Auth, Some(400), acme(AcmeProblemKind::AccountDoesNotExist)).is_unauthorized());
+        assert!(
+            ca_error(Auth, Some(400), acme(AcmeProblemKind::AccountDoesNotExist)).is_unauthorized()
+        );
         assert!(!ca_error(Auth, None, None).is_unauthorized());
         assert!(ca_error(Auth, Some(403), digicert("access_denied")).is_forbidden());
         assert!(ca_error(RateLimited, None, None).is_rate_limited());
-        assert!(ca_error(Rejected, Some(400), acme(AcmeProblemKind::RateLimited)).is_rate_limited());
+        assert!(
+            ca_error(Rejected, Some(400), acme(AcmeProblemKind::RateLimited)).is_rate_limited()
+        );
         assert!(!ca_error(Rejected, Some(400), acme(AcmeProblemKind::Malformed)).is_rate_limited());
     }
 
@@ -481,7 +516,10 @@ mod tests {
             "../../tests/fixtures/acme/problem-rejected-identifier.json"
         ))
         .expect("problem");
-        assert_eq!(rejected.acme_kind(), Some(&AcmeProblemKind::RejectedIdentifier));
+        assert_eq!(
+            rejected.acme_kind(),
+            Some(&AcmeProblemKind::RejectedIdentifier)
+        );
         let Problem::Acme { subproblems, .. } = &rejected else {
             panic!("{rejected:?}");
         };

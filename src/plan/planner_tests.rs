@@ -8,8 +8,8 @@ use time::{Duration, OffsetDateTime};
 use super::*;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
-use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::serial::Serial;
+use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::state::{DeployRecord, HistoryEntry};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);

@@ -122,7 +122,9 @@ fn a_rejected_api_key_prints_the_401_hint_once() {
     );
     assert_eq!(stderr.matches("hint:").count(), 1, "{stderr}");
     assert!(
-        stderr.contains("hint: check the API key: it may be wrong, copied only in part, revoked or expired"),
+        stderr.contains(
+            "hint: check the API key: it may be wrong, copied only in part, revoked or expired"
+        ),
         "{stderr}"
     );
     assert!(!run.all().contains("wrong-key-123"));
