@@ -2,7 +2,7 @@
 //! `caused by:`, and a `hint:` chosen from the CA's typed answer (HTTP status, DigiCert error
 //! codes), against the DigiCert simulator.
 
-use certform::sim::digicert::{self as sim, DomainSeed, Seed};
+use certform::sim::digicert::{self as sim, DomainSeed, Limits, RateWindow, Seed};
 
 use crate::sandbox::Sandbox;
 
@@ -128,4 +128,47 @@ fn a_rejected_api_key_prints_the_401_hint_once() {
         "{stderr}"
     );
     assert!(!run.all().contains("wrong-key-123"));
+}
+
+#[test]
+fn a_rate_limited_create_prints_the_wait_as_a_hint_and_is_sent_once() {
+    let sim = Sim::start();
+    // An apply reads the organization, the product and the user (3 requests) before its
+    // create: a window of 3 requests a minute answers the create with 429 and `Retry-After`.
+    sim.running
+        .as_ref()
+        .expect("running")
+        .set_limits(Limits {
+            windows: vec![RateWindow {
+                requests: 3,
+                seconds: 60,
+            }],
+            retry_after_header: true,
+        })
+        .expect("limits");
+    let sandbox = Sandbox::with_config(&config(&sim.url()));
+    let run = apply(&sandbox, "sim-admin-key").expect(3);
+    let stderr = &run.stderr;
+    assert!(
+        stderr.contains("error: certificate `web` (create): failed to place order at `dc`\n"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("caused by: DigiCert rate limit reached for `dc` (HTTP 429)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the CA asked to wait ")
+            && stderr.contains("s; certform retries on the next run after that"),
+        "{stderr}"
+    );
+    // The create was sent once and refused (the simulator counts refused requests apart):
+    // neither the HTTP layer nor the executor repeats it.
+    let stats = sim.stats();
+    assert_eq!(stats.rate_limited, 1, "{:?}", stats.requests_by_route);
+    assert_eq!(stats.requests_by_route.get("rate_limited"), Some(&1));
+    assert_eq!(stats.orders_total, 0);
 }
