@@ -25,7 +25,8 @@ use crate::state::{
     CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, State, StateStore,
 };
 
-/// Retry behaviour for transient CA errors.
+/// How often a create or reissue that failed in transit is tried again (each time after a
+/// lookup by tag). Reads are not retried here: the HTTP layer already retried them.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub attempts: u32,
