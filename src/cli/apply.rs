@@ -97,7 +97,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 context.paint("\x1b[31m", "✗"),
                 outcome.verb,
                 crate::config::escaped(&outcome.certificate),
-                crate::config::escaped(&error.to_string())
+                crate::config::escaped(&error.message)
             ),
         }
     }

@@ -87,7 +87,16 @@ fn a_refused_create_prints_error_each_cause_once_and_the_403_hint() {
     );
     assert!(stderr.contains("  3. "), "{stderr}");
     // The per-certificate line on stdout names the failure too; the summary comes last.
-    assert!(run.stdout.contains("✗ create web"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("✗ create web: failed to place order at `dc`\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("HTTP 403"),
+        "the cause is on stderr, once"
+    );
     assert!(
         stderr.trim_end().ends_with("failed"),
         "summary last: {stderr}"
