@@ -888,3 +888,24 @@ async fn a_lost_order_answer_whose_lookup_fails_is_not_placed_again() {
     assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
     assert_eq!(world.ca.order_count(), 1);
 }
+
+#[tokio::test]
+async fn a_resumed_create_is_looked_up_by_its_tag_in_the_executor_not_placed_again() {
+    // A plan made before a run was killed after its order still says `create`. The CA client
+    // places whatever it is asked to; the executor, resuming the intent, looks the tag up first
+    // and adopts the order. A fresh create looks nothing up.
+    let world = World::new(REISSUING, &web());
+    let state = world.store.load().expect("load");
+    let plan = world.plan(&state).await;
+    let lookups = world.ca.count(Op::LookupByTag);
+    let killed = world.execute(&plan, Some("after-order")).await;
+    assert!(killed.is_err(), "{killed:?}");
+    assert_eq!(world.ca.count(Op::Place), 1);
+    assert_eq!(world.ca.count(Op::LookupByTag), lookups, "a fresh create");
+    let report = world.execute(&plan, None).await.expect("apply");
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert_eq!(world.ca.count(Op::LookupByTag), lookups + 1);
+    assert_eq!(world.ca.order_count(), 1);
+    world.assert_converged("web");
+}
