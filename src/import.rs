@@ -12,6 +12,7 @@ use crate::account::AccountError;
 use crate::apply::Notice;
 use crate::ca::AccountOrder;
 use crate::config::Diagnostic;
+use crate::serial::Serial;
 use crate::state::{CertificateState, CertificateStatus, GitStore, HistoryEntry, StateStore};
 use crate::workspace::{RunError, Workspace};
 
@@ -36,7 +37,7 @@ pub struct ImportOptions {
 pub struct Imported {
     pub name: String,
     pub order_id: String,
-    pub serial: String,
+    pub serial: Serial,
     pub not_after: time::OffsetDateTime,
 }
 

@@ -89,7 +89,7 @@ pub struct Row {
     pub description: String,
     /// The order in flight, else the order of the current certificate.
     pub order_id: Option<String>,
-    pub serial: Option<String>,
+    pub serial: Option<crate::serial::Serial>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_after: Option<OffsetDateTime>,
     /// The current certificate is issued, unexpired and not revoked (cert-manager's `Ready`),
@@ -523,7 +523,7 @@ mod tests {
             status: CertificateStatus::Issued,
             order_id: Some("o-1".to_string()),
             certificate_id: None,
-            serial: Some("0a".to_string()),
+            serial: Some("0a".into()),
             not_before: Some(not_after - Duration::days(90)),
             not_after: Some(not_after),
             sha256_fingerprint: Some("fp".to_string()),
@@ -721,7 +721,7 @@ mod tests {
         assert_eq!(row.order_id.as_deref(), Some("o-2"));
         assert_eq!(row.status, Status::Pending);
         assert!(row.description.starts_with("renewal order o-2"), "{row:?}");
-        assert_eq!(row.serial.as_deref(), Some("0a"));
+        assert_eq!(row.serial.as_ref().map(|s| s.as_str()), Some("0a"));
     }
 
     #[test]

@@ -466,8 +466,7 @@ pub fn certificate_key_path(name: &str, key_id: &str) -> Result<String, KeyError
 /// Facts about one certificate, as certform records them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo {
-    /// Lowercase hex, no colons, no leading `00`.
-    pub serial: String,
+    pub serial: crate::serial::Serial,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     /// Lowercase hex SHA-256 of the certificate's DER.
@@ -543,7 +542,7 @@ fn certificate_info(index: usize, der: &[u8]) -> Result<CertificateInfo, KeyErro
     sans.sort();
     sans.dedup();
     Ok(CertificateInfo {
-        serial: serial_hex(cert.raw_serial()),
+        serial: crate::serial::Serial::from_bytes(cert.raw_serial()),
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
         sha256_fingerprint: sha256_hex(der),
@@ -551,15 +550,6 @@ fn certificate_info(index: usize, der: &[u8]) -> Result<CertificateInfo, KeyErro
         common_name,
         sans,
     })
-}
-
-/// Serial bytes as lowercase hex without leading zero bytes (`00` for zero).
-pub fn serial_hex(raw: &[u8]) -> String {
-    let start = raw.iter().position(|byte| *byte != 0).unwrap_or(raw.len());
-    if start == raw.len() {
-        return "00".to_string();
-    }
-    hex::encode(&raw[start..])
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -846,7 +836,7 @@ mod tests {
             assert_eq!(pems.len(), 2);
             assert_eq!(info.sans, vec!["a.example", "b.example"]);
             assert_eq!(info.common_name.as_deref(), Some("a.example"));
-            assert_eq!(info.serial, "8f01");
+            assert_eq!(info.serial.as_str(), "8f01");
         }
     }
 
@@ -892,12 +882,5 @@ mod tests {
             inspect_chain(bogus),
             Err(KeyError::CertificateParse { index: 0, .. })
         ));
-    }
-
-    #[test]
-    fn serial_hex_strips_leading_zeros() {
-        assert_eq!(serial_hex(&[0, 0, 0x1a, 0]), "1a00");
-        assert_eq!(serial_hex(&[0]), "00");
-        assert_eq!(serial_hex(&[]), "00");
     }
 }

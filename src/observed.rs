@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::serial::Serial;
+
 /// Everything refresh observed, keyed by certificate name (names come from state).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Observed {
@@ -47,7 +49,7 @@ pub enum ChainDrift {
     /// The file is not a PEM certificate chain, or could not be read (why).
     Unreadable(String),
     /// The file's leaf is another certificate than the one state records.
-    OtherCertificate { serial: String },
+    OtherCertificate { serial: Serial },
 }
 
 impl ChainDrift {
@@ -68,7 +70,7 @@ impl ChainDrift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalWindow {
     /// Serial of the certificate the window is for.
-    pub serial: String,
+    pub serial: Serial,
     #[serde(with = "time::serde::rfc3339")]
     pub start: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -99,7 +101,7 @@ impl RenewalWindow {
 pub struct OrderView {
     pub order_id: String,
     pub status: OrderStatus,
-    pub serial: Option<String>,
+    pub serial: Option<Serial>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub not_after: Option<OffsetDateTime>,
     /// Per-domain validation status while pending.

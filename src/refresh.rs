@@ -336,7 +336,7 @@ mod tests {
         async fn revoke(
             &self,
             _: &str,
-            _: &str,
+            _: &crate::serial::Serial,
             _: RevocationReason,
         ) -> Result<RevokeOutcome, CaError> {
             Err(unsupported())
@@ -388,7 +388,7 @@ mod tests {
 
     /// A self-signed certificate's PEM, its serial and fingerprint as `inspect_chain` reads
     /// them, and its key's PEM.
-    fn certificate() -> (String, String, String, String) {
+    fn certificate() -> (String, crate::serial::Serial, String, String) {
         let key = rcgen::KeyPair::generate().expect("key");
         let params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
         let pem = params.self_signed(&key).expect("certificate").pem();
@@ -401,9 +401,9 @@ mod tests {
         )
     }
 
-    fn recorded(serial: &str, fingerprint: &str) -> CertificateState {
+    fn recorded(serial: &crate::serial::Serial, fingerprint: &str) -> CertificateState {
         let mut certificate = issued_state(None).certificates["web"].clone();
-        certificate.serial = Some(serial.to_string());
+        certificate.serial = Some(serial.clone());
         certificate.sha256_fingerprint = Some(fingerprint.to_string());
         certificate
     }
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn certificates_not_issued_have_no_chain_to_check() {
-        let mut state = recorded("0a", "ff");
+        let mut state = recorded(&crate::serial::Serial::parse("0a"), "ff");
         state.status = CertificateStatus::New;
         assert_eq!(check_chain(&state, Ok(None)), None);
     }
@@ -590,7 +590,7 @@ mod tests {
         async fn revoke(
             &self,
             _: &str,
-            _: &str,
+            _: &crate::serial::Serial,
             _: RevocationReason,
         ) -> Result<RevokeOutcome, CaError> {
             Err(unsupported())

@@ -1,7 +1,36 @@
-//! Resolving secret references (`{ env = "VAR" }`, `{ file = "path" }`) to their values, at
-//! the moment a provider is opened. Errors name the variable or file, never the value.
+//! Secrets: resolving references (`{ env = "VAR" }`, `{ file = "path" }`) to their values, at
+//! the moment a provider is opened, and the `Secret` wrapper that holds them (API keys, EAB HMAC
+//! keys, TSIG secrets) so they never reach output or logs. Errors name the variable or file,
+//! never the value.
 
 use crate::config::SecretRef;
+
+/// A secret value whose `Debug` and `Display` print `***`; only `expose` gives the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: impl Into<T>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must send or use it (never to print).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<T> std::fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +48,10 @@ pub enum Error {
 }
 
 /// The secret's text, surrounding whitespace trimmed.
-pub fn resolve(reference: &SecretRef) -> Result<String, Error> {
+pub fn resolve(reference: &SecretRef) -> Result<Secret, Error> {
     match reference {
         SecretRef::Env(variable) => match std::env::var(variable) {
-            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+            Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
             _ => Err(Error::MissingEnv(variable.clone())),
         },
         SecretRef::File(path) => {
@@ -34,7 +63,7 @@ pub fn resolve(reference: &SecretRef) -> Result<String, Error> {
             if text.is_empty() {
                 return Err(Error::EmptyFile(path.clone()));
             }
-            Ok(text.to_string())
+            Ok(Secret::new(text))
         }
     }
 }
@@ -48,10 +77,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("hmac");
         std::fs::write(&path, "s3cr3t-value\n").expect("write");
-        assert_eq!(
-            resolve(&SecretRef::File(path)).expect("read"),
-            "s3cr3t-value"
-        );
+        let secret = resolve(&SecretRef::File(path)).expect("read");
+        assert_eq!(secret.expose(), "s3cr3t-value");
+        assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+        assert!(!format!("{:?}", Some(&secret)).contains("s3cr3t"));
         let missing =
             resolve(&SecretRef::Env("CERTFORM_TEST_SURELY_UNSET_VAR".into())).expect_err("unset");
         assert!(missing

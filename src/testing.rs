@@ -57,7 +57,7 @@ struct FakeOrder {
     tags: Vec<String>,
     status: OrderStatus,
     chain_pem: String,
-    serial: String,
+    serial: crate::serial::Serial,
     not_after: OffsetDateTime,
 }
 
@@ -220,7 +220,10 @@ impl FakeCa {
     }
 
     /// Sign the request's CSR; note when its key is not (yet) in the key store.
-    fn sign(&self, request: &OrderRequest) -> Result<(String, String, OffsetDateTime), CaError> {
+    fn sign(
+        &self,
+        request: &OrderRequest,
+    ) -> Result<(String, crate::serial::Serial, OffsetDateTime), CaError> {
         let der = rustls::pki_types::CertificateSigningRequestDer::from(request.csr_der.clone());
         let mut csr = CertificateSigningRequestParams::from_der(&der)
             .map_err(|e| CaError::new(ErrorClass::Rejected, format!("bad CSR: {e}")))?;
@@ -417,7 +420,7 @@ impl CertificateAuthority for FakeCa {
     async fn revoke(
         &self,
         order_id: &str,
-        _serial: &str,
+        _serial: &crate::serial::Serial,
         _reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         let fault = self.enter(Op::Revoke, order_id);

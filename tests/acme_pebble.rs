@@ -365,7 +365,11 @@ async fn revoked_certificate_shows_at_pebble_and_in_refresh() {
     assert!(pebble.cert_status(&serial).contains("\"Valid\""));
 
     let error = ca
-        .revoke(&view.order_id, "0123", RevocationReason::KeyCompromise)
+        .revoke(
+            &view.order_id,
+            &certform::serial::Serial::parse("0123"),
+            RevocationReason::KeyCompromise,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.class, ErrorClass::Rejected, "wrong serial: {error}");
@@ -485,7 +489,10 @@ async fn external_account_binding_is_required_and_used_once() {
     assert!(!home.join("account.json").exists());
 
     let mut wrong = settings(&pebble);
-    wrong.eab = Some(("kid-1".to_string(), b"not the key".to_vec()));
+    wrong.eab = Some((
+        "kid-1".to_string(),
+        certform::secrets::Secret::new(b"not the key".to_vec()),
+    ));
     let error = AcmeCa::open("pebble", wrong, home.clone())
         .await
         .unwrap_err();
@@ -496,7 +503,10 @@ async fn external_account_binding_is_required_and_used_once() {
     assert!(!home.join("account.json").exists());
 
     let mut with_eab = settings(&pebble);
-    with_eab.eab = Some(("kid-1".to_string(), base64url_decode(hmac_b64)));
+    with_eab.eab = Some((
+        "kid-1".to_string(),
+        certform::secrets::Secret::new(base64url_decode(hmac_b64)),
+    ));
     let ca = AcmeCa::open("pebble", with_eab.clone(), home.clone())
         .await
         .unwrap_or_else(|error| panic!("{error:?}\n{}", pebble.log_text()));

@@ -9,10 +9,11 @@ use std::time::Duration as StdDuration;
 use certform::ca::digicert::{DigicertCa, DigicertSettings, Retry, Secret};
 use certform::ca::{
     CertificateAuthority, ChallengeKind, DomainValidation, ErrorClass, OrderQuery, OrderRequest,
-    RevokeOutcome, ValidationMethod,
+    Problem, RevokeOutcome, ValidationMethod,
 };
 use certform::keys::PrivateKey;
 use certform::observed::OrderStatus;
+use certform::serial::Serial;
 use certform::sim::digicert::{self as sim, DomainSeed, Faults, Limits, RateWindow, Seed};
 use certform::spec::{KeySpec, RevocationReason, Validity};
 
@@ -93,9 +94,13 @@ async fn immediate_issue_fetch_and_adopt_by_tag() {
     let view = ca.place_order(&order).await.expect("order");
     assert_eq!(view.status, OrderStatus::Issued, "{view:?}");
 
-    // The same tag again (a run killed after the order): adopted, not ordered twice.
-    let again = ca.place_order(&order).await.expect("adopt");
-    assert_eq!(again.order_id, view.order_id);
+    // A run killed after the order finds it by its tag (the executor's lookup before it
+    // resumes a create), so it is adopted, not ordered twice.
+    let again = ca.refresh(&[by_tag("cf-1.aa")]).await.expect("lookup");
+    assert_eq!(
+        again[0].as_ref().map(|v| v.order_id.clone()),
+        Some(view.order_id.clone())
+    );
     assert_eq!(sim.stats().orders_by_common_name["www.example.test"], 1);
 
     let issued = ca
@@ -249,7 +254,7 @@ async fn reissue_renew_and_revoke() {
     let outcome = ca
         .revoke(
             &renewed.order_id,
-            renewed.serial.as_deref().unwrap_or(""),
+            renewed.serial.as_ref().expect("serial"),
             RevocationReason::Superseded,
         )
         .await
@@ -267,7 +272,11 @@ async fn reissue_renew_and_revoke() {
     // An orders-only key cannot skip approval: the revocation is a request.
     let orders = client(&sim, "sim-orders-key", None);
     let requested = orders
-        .revoke(&first.order_id, "", RevocationReason::Unspecified)
+        .revoke(
+            &first.order_id,
+            &Serial::parse(""),
+            RevocationReason::Unspecified,
+        )
         .await
         .expect("revoke request");
     assert!(
@@ -291,7 +300,7 @@ async fn read_only_refuses_writes_before_sending_anything() {
     assert!(error.message.contains("read-only"), "{error}");
     assert!(ca.cancel("1").await.is_err());
     assert!(ca
-        .revoke("1", "aa", RevocationReason::Unspecified)
+        .revoke("1", &Serial::parse("aa"), RevocationReason::Unspecified)
         .await
         .is_err());
     assert_eq!(sim.stats().requests_total, before, "nothing was sent");
@@ -306,6 +315,15 @@ async fn error_statuses_map_to_classes_and_never_show_the_key() {
     let error = wrong.user().await.expect_err("401");
     assert_eq!(error.class, ErrorClass::Auth);
     assert!(error.message.contains("401"), "{error}");
+    assert_eq!(error.status, Some(401));
+    assert!(error.is_unauthorized());
+    assert!(
+        error
+            .hint()
+            .is_some_and(|hint| hint.starts_with("check the API key")),
+        "{:?}",
+        error.hint()
+    );
     assert!(!format!("{error} {error:?}").contains("not-a-real-key-1234"));
 
     let view_only = client(&sim, VIEW_ONLY, None);
@@ -314,8 +332,13 @@ async fn error_statuses_map_to_classes_and_never_show_the_key() {
         .await
         .expect_err("403");
     assert_eq!(error.class, ErrorClass::Auth, "{error}");
-    assert!(error.message.contains("IP address"), "{error}");
-    assert!(error.message.contains("View Only"), "{error}");
+    assert_eq!(error.status, Some(403));
+    assert!(error.is_forbidden() && !error.is_unauthorized());
+    // The likely causes are the hint, chosen from the status; the message states the refusal.
+    let hint = error.hint().expect("hint");
+    assert!(hint.contains("IP address"), "{hint}");
+    assert!(hint.contains("View Only"), "{hint}");
+    assert!(!error.message.contains("IP address"), "{error}");
 
     let admin = client(&sim, ADMIN, None);
     let error = admin.fetch("987654321").await.expect_err("404");
@@ -348,6 +371,22 @@ async fn error_statuses_map_to_classes_and_never_show_the_key() {
     let error = admin.user().await.expect_err("429");
     assert_eq!(error.class, ErrorClass::RateLimited, "{error}");
     assert!(error.retry_after.is_some());
+    assert_eq!(error.status, Some(429));
+    assert!(error.is_rate_limited());
+    assert!(
+        error
+            .problem
+            .as_deref()
+            .is_some_and(|problem| matches!(problem, Problem::Digicert { .. })),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .hint()
+            .is_some_and(|hint| hint.contains("asked to wait")),
+        "{:?}",
+        error.hint()
+    );
 }
 
 #[tokio::test]
@@ -363,10 +402,19 @@ async fn injected_faults_converge_without_duplicates() {
     for index in 0..10 {
         let name = format!("f{index}.example.test");
         let order = request(&format!("cf-f{index}.aa"), &name, &[&name]);
-        // Like the executor: retry the whole create until it answers.
+        // Like the executor: after a failed create, look the tag up before trying again.
         let mut placed = None;
         for _ in 0..10 {
             if let Ok(view) = ca.place_order(&order).await {
+                placed = Some(view);
+                break;
+            }
+            let found = loop {
+                if let Ok(found) = ca.refresh(&[by_tag(&order.tag)]).await {
+                    break found;
+                }
+            };
+            if let Some(view) = found.into_iter().next().flatten() {
                 placed = Some(view);
                 break;
             }

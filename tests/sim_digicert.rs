@@ -412,7 +412,7 @@ async fn pre_validated_domain_issues_at_once_with_a_chain_openssl_accepts() {
     assert_eq!(detail["product"]["name_id"], "ssl_basic");
     assert_eq!(detail["organization"]["id"], ORG);
     let serial = detail["certificate"]["serial_number"].as_str().unwrap();
-    assert_eq!(serial.to_lowercase(), info.serial);
+    assert_eq!(serial.to_lowercase(), info.serial.as_str());
     let by_serial = client
         .get(&format!("order/certificate/{serial}"))
         .await

@@ -116,7 +116,7 @@ fn certificate(name: &str) -> CertificateState {
         intent: None,
         deployments: BTreeMap::new(),
         renewal_window: Some(certform::observed::RenewalWindow {
-            serial: "0a1b".to_string(),
+            serial: "0a1b".into(),
             start: datetime!(2027-01-10 00:00 UTC),
             end: datetime!(2027-01-12 00:00 UTC),
             next_check: datetime!(2026-11-24 06:00 UTC),
@@ -140,7 +140,7 @@ fn full_certificate(name: &str) -> CertificateState {
         status: CertificateStatus::Issued,
         order_id: Some("order-42".to_string()),
         certificate_id: Some("cert-7".to_string()),
-        serial: Some("0a1b2c".to_string()),
+        serial: Some("0a1b2c".into()),
         not_before: Some(datetime!(2026-01-01 00:00:00 UTC)),
         not_after: Some(datetime!(2026-04-01 00:00:00 UTC)),
         sha256_fingerprint: Some("ab".repeat(32)),
@@ -193,7 +193,7 @@ fn full_certificate(name: &str) -> CertificateState {
             HistoryEntry {
                 at: datetime!(2026-01-01 00:00:00 UTC),
                 action: "create".to_string(),
-                serial: Some("0a1b2c".to_string()),
+                serial: Some("0a1b2c".into()),
                 note: "ordered at `local`".to_string(),
             },
             HistoryEntry {

@@ -10,6 +10,7 @@ use std::time::Duration as StdDuration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use super::Failure;
 use crate::ca::{
     Accounts, CaError, CertificateAuthority, ErrorClass, Fetched, OrderQuery, OrderRequest,
     RevokeOutcome,
@@ -25,7 +26,8 @@ use crate::state::{
     CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, State, StateStore,
 };
 
-/// Retry behaviour for transient CA errors.
+/// How often a create or reissue that failed in transit is tried again (each time after a
+/// lookup by tag). Reads are not retried here: the HTTP layer already retried them.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub attempts: u32,
@@ -87,7 +89,7 @@ impl FailPoints {
 pub struct Outcome {
     pub certificate: String,
     pub verb: &'static str,
-    pub result: Result<String, String>,
+    pub result: Result<String, Failure>,
 }
 
 /// The result of an apply.
@@ -107,7 +109,7 @@ impl Report {
 /// An error while carrying out one change.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Ca {
         context: String,
         #[source]
@@ -159,7 +161,7 @@ impl Executor {
                 let result = executor
                     .execute(&change, current)
                     .await
-                    .map_err(|error| error_chain(&error));
+                    .map_err(|error| Failure::from_error(&error));
                 let outcome = Outcome {
                     certificate: change.certificate.clone(),
                     verb: change.action.verb(),
@@ -397,7 +399,7 @@ impl Executor {
         };
         let placed = match &reissue_order {
             Some(order_id) => self.reissue(ca.as_ref(), order_id, &request, resumed).await,
-            None => self.place(ca.as_ref(), &request).await,
+            None => self.place(ca.as_ref(), &request, resumed).await,
         };
         let view = match placed {
             Ok(view) => view,
@@ -433,17 +435,31 @@ impl Executor {
         self.settle(change, &mut state, ca.as_ref(), &view).await
     }
 
-    /// Place an order; on a transient failure look the order up by tag before trying again,
-    /// so a request that reached the CA is never placed twice. A CA that cannot find orders by
-    /// tag gets the request once: whether it arrived is for the user to check.
+    /// Place an order, looking its tag up first when the intent is resumed (an earlier run
+    /// may have placed it) and after a transient failure before trying again, so a request that
+    /// reached the CA is never placed twice. This is the only place a tag is looked up before a
+    /// create: CA clients send a create as asked.
+    /// A CA that cannot find orders by tag gets the request once: whether it arrived is for
+    /// the user to check.
     async fn place(
         &self,
         ca: &dyn CertificateAuthority,
         request: &OrderRequest,
+        resumed: bool,
     ) -> Result<OrderView, Error> {
+        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
+        if resumed && finds_by_tag {
+            if let Some(view) = self.find_by_tag(ca, &request.tag).await? {
+                tracing::info!(
+                    ca = ca.name(),
+                    order = view.order_id,
+                    "the interrupted order reached the CA; adopting it"
+                );
+                return Ok(view);
+            }
+        }
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
-        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
         loop {
             match ca.place_order(request).await {
                 Ok(view) => return Ok(view),
@@ -464,18 +480,9 @@ impl Executor {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
-                    let query = OrderQuery {
-                        order_id: None,
-                        tag: Some(request.tag.clone()),
-                    };
                     // A lookup that cannot answer stops here: the order may have reached the
                     // CA, and the next run adopts it by its tag instead of ordering again.
-                    let found = self
-                        .read_call("look up the interrupted order by its tag", || {
-                            ca.refresh(std::slice::from_ref(&query))
-                        })
-                        .await?;
-                    if let Some(Some(view)) = found.into_iter().next() {
+                    if let Some(view) = self.find_by_tag(ca, &request.tag).await? {
                         return Ok(view);
                     }
                 }
@@ -487,6 +494,29 @@ impl Executor {
                 }
             }
         }
+    }
+
+    /// The live order carrying `tag` at the CA (in progress or issued), if any: one that was
+    /// canceled or rejected does not stop a new order.
+    async fn find_by_tag(
+        &self,
+        ca: &dyn CertificateAuthority,
+        tag: &str,
+    ) -> Result<Option<OrderView>, Error> {
+        let query = OrderQuery {
+            order_id: None,
+            tag: Some(tag.to_string()),
+        };
+        let found = self
+            .read_call("look up the interrupted order by its tag", || {
+                ca.refresh(std::slice::from_ref(&query))
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .next()
+            .flatten()
+            .filter(|view| view.status.is_in_progress() || view.status == OrderStatus::Issued))
     }
 
     /// Reissue `order_id` at most once per intent: a resumed intent first asks the CA whether
@@ -505,7 +535,8 @@ impl Executor {
             })
             .await
         };
-        if resumed {
+        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
+        if resumed && finds_by_tag {
             if let Some(view) = lookup().await? {
                 tracing::info!(
                     ca = ca.name(),
@@ -517,7 +548,6 @@ impl Executor {
         }
         let mut delay = self.retry.base_delay;
         let mut attempt = 1;
-        let finds_by_tag = ca.capabilities().duplicates.finds_by_tag();
         loop {
             match ca.reissue(order_id, request).await {
                 Ok(view) => return Ok(view),
@@ -853,33 +883,17 @@ impl Executor {
         })
     }
 
-    /// Run an idempotent CA read, retrying transient errors with exponential backoff.
+    /// Run an idempotent CA read once: the HTTP layer already retried it (5xx, timeouts, 429)
+    /// per its policy, so a transient error here is the last word for this run.
     async fn read_call<T, F, Fut>(&self, what: &str, call: F) -> Result<T, Error>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, CaError>>,
     {
-        let mut delay = self.retry.base_delay;
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Ok(value) => return Ok(value),
-                Err(error)
-                    if error.class == ErrorClass::Transient && attempt < self.retry.attempts =>
-                {
-                    tracing::warn!(%error, attempt, "transient CA error; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(source) => {
-                    return Err(Error::Ca {
-                        context: format!("failed to {what}"),
-                        source,
-                    })
-                }
-            }
-        }
+        call().await.map_err(|source| Error::Ca {
+            context: format!("failed to {what}"),
+            source,
+        })
     }
 
     fn spec(&self, name: &str) -> Result<&CertificateSpec, Error> {
@@ -991,11 +1005,8 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
     text

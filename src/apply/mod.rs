@@ -2,6 +2,7 @@
 //! (`executor`).
 
 mod executor;
+mod failure;
 mod recover;
 mod run;
 
@@ -9,6 +10,7 @@ pub use executor::{
     error_chain, random_hex, Error, Executor, FailPoints, Outcome, ProgressCallback, Report,
     RetryPolicy,
 };
+pub use failure::Failure;
 pub use recover::recover_interrupted;
 pub use run::{apply, take_lock, ApplyOptions, ApplyReport, Notice};
 

@@ -60,6 +60,7 @@ use crate::ca::{
 use crate::http::redact_url;
 use crate::keys;
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
+use crate::serial::Serial;
 use crate::spec::RevocationReason;
 
 const ACCOUNT_FILE: &str = "account.json";
@@ -94,7 +95,7 @@ pub struct AcmeSettings {
     /// platform's trust store (for test CAs such as Pebble; no "insecure" mode exists).
     pub ca_bundle: Option<PathBuf>,
     /// External account binding: key id and the HMAC key bytes. Secret: never printed.
-    pub eab: Option<(String, Vec<u8>)>,
+    pub eab: Option<(String, crate::secrets::Secret<Vec<u8>>)>,
     /// ACME profile for new orders (Let's Encrypt profiles extension).
     pub profile: Option<String>,
     /// Common name of the top issuer of the chain to prefer.
@@ -107,10 +108,7 @@ impl fmt::Debug for AcmeSettings {
             .field("directory", &redact_url(&self.directory))
             .field("contact", &self.contact)
             .field("ca_bundle", &self.ca_bundle)
-            .field(
-                "eab",
-                &self.eab.as_ref().map(|(kid, _)| (kid.as_str(), "***")),
-            )
+            .field("eab", &self.eab)
             .field("profile", &self.profile)
             .field("preferred_chain", &self.preferred_chain)
             .finish()
@@ -204,7 +202,7 @@ struct CertificateRecord {
     certificate_url: Option<String>,
     /// Leaf first, PEM, as the CA served it (normalised line endings).
     chain_pem: String,
-    serial: String,
+    serial: Serial,
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
     #[serde(default)]
@@ -353,7 +351,7 @@ impl AcmeCa {
                 let eab = settings
                     .eab
                     .as_ref()
-                    .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+                    .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key.expose()));
                 let new_account = NewAccount {
                     contact: &contact,
                     terms_of_service_agreed: true,
@@ -596,7 +594,7 @@ impl CertificateAuthority for AcmeCa {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         scoped(self.inner.revoke(order_id, serial, reason)).await
@@ -1144,11 +1142,11 @@ impl Inner {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         let mut record = self.issued_record(order_id).await?;
-        if normalize_serial(serial) != normalize_serial(&record.serial) {
+        if *serial != record.serial {
             return Err(CaError::new(
                 ErrorClass::Rejected,
                 format!(
@@ -1430,8 +1428,11 @@ impl Inner {
             None => order,
         };
         let mut reasons = Vec::new();
+        let mut first: Option<crate::ca::Problem> = None;
         if let Some(problem) = &order.state().error {
-            reasons.push(describe_problem(problem));
+            let typed = typed_problem(problem);
+            reasons.push(typed.describe());
+            first = Some(typed);
         }
         if let Ok(authorizations) = self.authorizations(order).await {
             for authorization in authorizations {
@@ -1440,11 +1441,9 @@ impl Inner {
                 }
                 for challenge in &authorization.challenges {
                     if let Some(problem) = &challenge.error {
-                        reasons.push(format!(
-                            "`{}`: {}",
-                            authorization.domain,
-                            describe_problem(problem)
-                        ));
+                        let typed = typed_problem(problem);
+                        reasons.push(format!("`{}`: {}", authorization.domain, typed.describe()));
+                        first.get_or_insert(typed);
                     }
                 }
             }
@@ -1452,7 +1451,7 @@ impl Inner {
         if reasons.is_empty() {
             reasons.push("the CA gave no reason".to_string());
         }
-        CaError::new(
+        let error = CaError::new(
             ErrorClass::Rejected,
             format!(
                 "ACME account `{}`: order `{}` is invalid: {}",
@@ -1460,7 +1459,11 @@ impl Inner {
                 order.url(),
                 reasons.join("; ")
             ),
-        )
+        );
+        match first {
+            Some(problem) => error.with_problem(problem),
+            None => error,
+        }
     }
 
     /// Read every authorization of `order` (retrying bad nonces).
@@ -1962,29 +1965,24 @@ fn problem_type(problem: &Problem) -> Option<&str> {
         .map(|kind| kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(kind))
 }
 
-/// A problem as one line: detail, short type, then each subproblem.
-fn describe_problem(problem: &Problem) -> String {
-    let mut text = problem
-        .detail
-        .clone()
-        .unwrap_or_else(|| "no detail".to_string());
-    if let Some(kind) = problem_type(problem) {
-        text.push_str(&format!(" (`{kind}`)"));
+/// The problem document as certform keeps it (typed kind, detail, subproblems).
+fn typed_problem(problem: &Problem) -> crate::ca::Problem {
+    crate::ca::Problem::Acme {
+        kind: crate::ca::AcmeProblemKind::parse(problem.r#type.as_deref()),
+        detail: problem.detail.clone(),
+        subproblems: problem
+            .subproblems
+            .iter()
+            .map(|subproblem| crate::ca::AcmeSubproblem {
+                kind: crate::ca::AcmeProblemKind::parse(subproblem.r#type.as_deref()),
+                detail: subproblem.detail.clone(),
+                identifier: subproblem
+                    .identifier
+                    .as_ref()
+                    .map(|identifier| identifier.authorized(false).to_string()),
+            })
+            .collect(),
     }
-    for subproblem in &problem.subproblems {
-        text.push_str("; ");
-        if let Some(identifier) = &subproblem.identifier {
-            text.push_str(&format!("`{}`: ", identifier.authorized(false)));
-        }
-        text.push_str(subproblem.detail.as_deref().unwrap_or("no detail"));
-        if let Some(kind) = &subproblem.r#type {
-            text.push_str(&format!(
-                " (`{}`)",
-                kind.strip_prefix(PROBLEM_PREFIX).unwrap_or(kind)
-            ));
-        }
-    }
-    text
 }
 
 /// Turn an `instant-acme` error into a classified `CaError`, using what the HTTP layer saw.
@@ -2015,13 +2013,18 @@ fn classify_with(
                 "malformed" if operation == Operation::Account && status == 401 => ErrorClass::Auth,
                 _ => ErrorClass::Rejected,
             };
+            let typed = typed_problem(&problem);
             let mut error = CaError::new(
                 class,
                 format!(
                     "ACME account `{name}`: the CA refused to {what}: {}",
-                    describe_problem(&problem)
+                    typed.describe()
                 ),
-            );
+            )
+            .with_problem(typed);
+            if status != 0 {
+                error = error.with_status(status);
+            }
             if class == ErrorClass::RateLimited {
                 error.retry_after = last.retry_after.or_else(|| {
                     problem
@@ -2057,6 +2060,9 @@ fn classify_with(
                 ),
             };
             let mut error = CaError::new(class, message).with_source(source);
+            if let Some(status) = last.status {
+                error = error.with_status(status);
+            }
             if class == ErrorClass::RateLimited {
                 error.retry_after = last.retry_after;
             }
@@ -2098,8 +2104,12 @@ fn classify_with(
         instant_acme::Error::Other(source) => {
             let class = source
                 .downcast_ref::<crate::http::Error>()
-                .map_or(ErrorClass::Transient, |error| error.class().into());
+                .map_or(ErrorClass::Transient, |error| error.class());
+            let status = source
+                .downcast_ref::<crate::http::Error>()
+                .and_then(crate::http::Error::status);
             let mut error = CaError::new(class, format!("ACME account `{name}`: failed to {what}"));
+            error.status = status.map(|status| status.as_u16());
             error.source = Some(source);
             error
         }
@@ -2166,20 +2176,6 @@ fn origin_of(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("https://")?;
     let end = rest.find('/').unwrap_or(rest.len());
     url.get(.."https://".len() + end)
-}
-
-fn normalize_serial(serial: &str) -> String {
-    let cleaned: String = serial
-        .chars()
-        .filter(|c| *c != ':')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    let trimmed = cleaned.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "00".to_string()
-    } else {
-        trimmed.to_string()
-    }
 }
 
 fn leaf_der(chain_pem: &str) -> Option<Vec<u8>> {
@@ -2432,6 +2428,19 @@ mod tests {
         );
         let error = classify_with("le", Operation::Order, problem, &with_status(429));
         assert_eq!(error.retry_after, Some(Duration::seconds(30)));
+        // The problem and status stay typed on the error; the hint comes from them.
+        assert_eq!(error.status, Some(429));
+        assert!(error.is_rate_limited());
+        assert_eq!(
+            error
+                .problem
+                .as_deref()
+                .and_then(crate::ca::Problem::acme_kind),
+            Some(&crate::ca::AcmeProblemKind::RateLimited)
+        );
+        assert!(error.hint().is_some_and(|hint| hint.contains("wait 30s")));
+        assert_eq!(limited.status, Some(429));
+        assert_eq!(limited.problem, None);
     }
 
     #[test]
@@ -2457,7 +2466,10 @@ mod tests {
     fn settings_debug_hides_the_hmac() {
         let settings = AcmeSettings {
             directory: "https://user:pw@acme.example/dir".to_string(),
-            eab: Some(("kid-1".to_string(), b"super-secret-hmac".to_vec())),
+            eab: Some((
+                "kid-1".to_string(),
+                crate::secrets::Secret::new(b"super-secret-hmac".to_vec()),
+            )),
             ..AcmeSettings::default()
         };
         let debug = format!("{settings:?}");
@@ -2465,13 +2477,6 @@ mod tests {
         assert!(!debug.contains("super-secret"), "{debug}");
         assert!(!debug.contains("115, 117, 112"), "{debug}");
         assert!(!debug.contains("pw"), "{debug}");
-    }
-
-    #[test]
-    fn serials_compare_without_formatting() {
-        assert_eq!(normalize_serial("00:8F:01"), normalize_serial("8f01"));
-        assert_eq!(normalize_serial("000"), "00");
-        assert_ne!(normalize_serial("8f02"), normalize_serial("8f01"));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! One `DigicertCa` is one API key on one CertCentral account. What it relies on, from the
 //! reference (`../shared/reference/digicert.md`):
 //!
-//! - **No duplicate orders.** Every order carries certform's tag as `alternative_order_id`;
-//!   before any create the tag is looked up (`GET /order/alternate/{tag}`) and an existing order
-//!   is adopted instead of paying twice. A create that fails in transit is looked up again
-//!   before it is retried.
+//! - **No duplicate orders.** Every order carries certform's tag as `alternative_order_id`, so
+//!   `refresh` by tag (`GET /order/alternate/{tag}`) finds it. The executor, and only it, looks
+//!   the tag up before a create it resumes and before it repeats a create that failed in transit;
+//!   `place_order` sends the create as asked.
 //! - **Cheap refresh.** Many orders are read with the list API (pages of 1000), not one `GET` per
 //!   order; details are read only for orders still in progress and for issued orders whose
 //!   certificate id differs from the one last seen (a reissue outside certform). The last seen
@@ -41,9 +41,10 @@ use time::{Date, Duration, OffsetDateTime};
 
 use crate::ca::{
     CaError, Capabilities, CertificateAuthority, Challenge, ChallengeKind, ErrorClass, Fetched,
-    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome, ValidationMethod,
+    IssuedCertificate, OrderQuery, OrderRequest, Problem, RevokeOutcome, ValidationMethod,
 };
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
+use crate::serial::Serial;
 use crate::spec::{CertificateSpec, RevocationReason, Validity};
 
 /// Bound on one HTTP exchange with the API (connect, answer and body).
@@ -64,31 +65,7 @@ pub const RATE_LIMITS: [crate::http::Window; 2] = [
     crate::http::Window::new(1000, StdDuration::from_secs(180)),
 ];
 
-/// A secret text whose `Debug` and `Display` print `***`.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// How requests are retried: the HTTP layer's one policy.
 pub type Retry = crate::http::RetryPolicy;
@@ -132,7 +109,7 @@ impl DigicertSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Seen {
     certificate_id: Option<u64>,
-    serial: Option<String>,
+    serial: Option<Serial>,
 }
 
 /// `cache.json`: per order, what was seen last, and the DCV random values of pending orders.
@@ -185,49 +162,7 @@ impl Answer {
     }
 }
 
-/// One error of an error body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.code)
-    }
-}
-
-/// `{"errors":[{code,message}]}`, tolerating a single object instead of the array.
-fn api_errors(body: &[u8]) -> Vec<ApiError> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let one = |item: &Value| ApiError {
-        code: text(item, "code").unwrap_or_default(),
-        message: text(item, "message").unwrap_or_default(),
-    };
-    match value.get("errors") {
-        Some(Value::Array(items)) => items.iter().map(one).collect(),
-        Some(item @ Value::Object(_)) => vec![one(item)],
-        _ => Vec::new(),
-    }
-}
-
-fn describe_errors(errors: &[ApiError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// The likely causes of a 403, as users need them.
-pub const FORBIDDEN_CAUSES: [&str; 3] = [
-    "the key's role does not allow this call (a View Only key can only read; an Orders key cannot list organizations or domains): use a key with the needed API key restriction",
-    "the account restricts API access by IP address and this host's address is not on the list",
-    "the user behind the key lacks the permission or is no longer active",
-];
+pub use super::problem::FORBIDDEN_CAUSES;
 
 /// A string field (numbers are rendered).
 fn text(value: &Value, key: &str) -> Option<String> {
@@ -262,26 +197,6 @@ fn parse_day(text: &str) -> Option<OffsetDateTime> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let date = Date::parse(day, &format).ok()?;
     Some(date.with_hms(23, 59, 59).ok()?.assume_utc())
-}
-
-/// A serial as certform records it: lowercase hex, no colons, no leading zero bytes.
-pub fn normalize_serial(serial: &str) -> String {
-    let mut hex: String = serial
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if hex.len() % 2 == 1 {
-        hex.insert(0, '0');
-    }
-    while hex.len() > 2 && hex.starts_with("00") {
-        hex.drain(..2);
-    }
-    if hex.is_empty() {
-        "00".to_string()
-    } else {
-        hex
-    }
 }
 
 /// Map a CertCentral order status.
@@ -359,7 +274,7 @@ pub struct OrderInfo {
     pub certificate_id: Option<u64>,
     pub common_name: String,
     pub dns_names: Vec<String>,
-    pub serial: Option<String>,
+    pub serial: Option<Serial>,
     pub valid_till: Option<OffsetDateTime>,
     pub product: Option<String>,
     pub organization: Option<u64>,
@@ -420,7 +335,7 @@ impl OrderInfo {
             dns_names,
             serial: text(&certificate, "serial_number")
                 .filter(|s| !s.is_empty())
-                .map(|s| normalize_serial(&s)),
+                .map(|s| Serial::parse(&s)),
             valid_till: text(&certificate, "valid_till").and_then(|t| parse_day(&t)),
             product: value
                 .get("product")
@@ -583,7 +498,7 @@ impl DigicertCa {
         options.limits = settings.limits.clone();
         let client = crate::http::Client::new(options).map_err(|error| {
             CaError::new(
-                error.class().into(),
+                error.class(),
                 format!("cannot set up HTTPS for DigiCert account `{name}`"),
             )
             .with_source(error)
@@ -620,7 +535,7 @@ impl DigicertCa {
         retry: bool,
     ) -> Result<(Answer, Option<StdDuration>), CaError> {
         let url = format!("{}{path}", self.settings.url);
-        let key = HeaderValue::from_str(self.settings.api_key.expose()).map_err(|_| {
+        let key = HeaderValue::from_str(self.settings.api_key.expose().as_str()).map_err(|_| {
             CaError::new(
                 ErrorClass::Auth,
                 format!(
@@ -645,7 +560,7 @@ impl DigicertCa {
         }
         let response = self.client.send(request).await.map_err(|error| {
             CaError::new(
-                error.class().into(),
+                error.class(),
                 format!(
                     "DigiCert call {method} /{} for `{}` failed",
                     redact_path(path),
@@ -699,55 +614,46 @@ impl DigicertCa {
         answer: &Answer,
         retry_after: Option<StdDuration>,
     ) -> CaError {
-        let errors = api_errors(&answer.body);
-        let detail = if errors.is_empty() {
+        let problem = Problem::from_digicert_json(&answer.body);
+        let described = problem.describe();
+        let detail = if described.is_empty() {
             String::new()
         } else {
-            format!(": {}", describe_errors(&errors))
+            format!(": {described}")
         };
-        let status = answer.status;
+        let status = answer.status.as_u16();
         let what = format!("{method} /{}", redact_path(path));
         let account = &self.name;
-        match status.as_u16() {
+        let mut error = match status {
             401 => CaError::new(
                 ErrorClass::Auth,
-                format!(
-                    "DigiCert rejected the API key of `{account}` (401){detail}; the key is wrong, incomplete (copied only in part), revoked or expired"
-                ),
+                format!("DigiCert rejected the API key of `{account}` (HTTP 401){detail}"),
             ),
             403 => CaError::new(
                 ErrorClass::Auth,
-                format!(
-                    "DigiCert refused {what} for `{account}` (403){detail}; likely causes: {}",
-                    FORBIDDEN_CAUSES
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| format!("({}) {c}", i + 1))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("DigiCert refused {what} for `{account}` (HTTP 403){detail}"),
             ),
-            429 => {
-                let mut error = CaError::new(
-                    ErrorClass::RateLimited,
-                    format!("DigiCert rate limit reached for `{account}` (429){detail}"),
-                );
-                error.retry_after = Some(
-                    retry_after
-                        .and_then(|d| Duration::try_from(d).ok())
-                        .unwrap_or(Duration::seconds(5)),
-                );
-                error
-            }
+            429 => CaError::new(
+                ErrorClass::RateLimited,
+                format!("DigiCert rate limit reached for `{account}` (HTTP 429){detail}"),
+            ),
             code if code >= 500 => CaError::new(
                 ErrorClass::Transient,
-                format!("DigiCert failed on {what} ({code}){detail}"),
+                format!("DigiCert failed on {what} (HTTP {code}){detail}"),
             ),
             code => CaError::new(
                 ErrorClass::Rejected,
-                format!("DigiCert refused {what} ({code}){detail}"),
+                format!("DigiCert refused {what} (HTTP {code}){detail}"),
             ),
+        };
+        if status == 429 {
+            error.retry_after = Some(
+                retry_after
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or(Duration::seconds(5)),
+            );
         }
+        error.with_status(status).with_problem(problem)
     }
 
     async fn get(&self, path: &str) -> Result<Value, CaError> {
@@ -960,13 +866,12 @@ impl DigicertCa {
     }
 
     /// The order placed for `tag`, preferring one that is not canceled or rejected.
-    async fn order_for_tag(&self, tag: &str, live_only: bool) -> Result<Option<u64>, CaError> {
+    async fn order_for_tag(&self, tag: &str) -> Result<Option<u64>, CaError> {
         let found = self.orders_by_tag(tag).await?;
         let live = found
             .iter()
             .find(|(_, status)| !matches!(status.as_str(), "canceled" | "rejected"));
-        let fallback = if live_only { None } else { found.first() };
-        Ok(live.or(fallback).map(|(id, _)| *id))
+        Ok(live.or(found.first()).map(|(id, _)| *id))
     }
 
     /// The view of a detailed order; the DCV status of each name while it is pending.
@@ -1381,7 +1286,7 @@ impl CertificateAuthority for DigicertCa {
         for query in queries {
             let id = match (&query.order_id, &query.tag) {
                 (Some(order_id), _) => order_id.parse::<u64>().ok(),
-                (None, Some(tag)) => self.order_for_tag(tag, false).await?,
+                (None, Some(tag)) => self.order_for_tag(tag).await?,
                 (None, None) => None,
             };
             ids.push(id);
@@ -1463,12 +1368,8 @@ impl CertificateAuthority for DigicertCa {
             .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
         let skip_approval = self.is_admin().await;
         let body = self.order_body(request, skip_approval);
-        // Adopt the order a lost answer (or a killed run) left behind. A create that fails is
-        // not repeated here: the executor looks the tag up again before it tries again.
-        if let Some(id) = self.order_for_tag(&request.tag, true).await? {
-            tracing::info!(account = %self.name, order = id, "adopting the order placed earlier for this tag");
-            return self.current_view(id).await;
-        }
+        // Sent as asked: the executor looks the tag up (`refresh`) before a create it resumes
+        // and before it repeats one that failed in transit, so no second order is placed.
         let answer = self
             .call(
                 Method::POST,
@@ -1622,7 +1523,7 @@ impl CertificateAuthority for DigicertCa {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError> {
         self.refuse_write("revoke a certificate")?;
@@ -1920,7 +1821,7 @@ pub fn open(
         )
         .with_source(e)
     })?;
-    let mut resolved = DigicertSettings::new(settings.url.clone(), Secret::new(key));
+    let mut resolved = DigicertSettings::new(settings.url.clone(), key);
     resolved.read_only = settings.read_only;
     resolved.cache_dir = Some(keys_dir.join("digicert").join(name));
     resolved.proxy = settings.proxy.clone();
@@ -1937,23 +1838,6 @@ fn is_self_signed(der: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serials_are_normalised_like_state() {
-        assert_eq!(normalize_serial("0A1B"), "0a1b");
-        assert_eq!(normalize_serial("000A1B"), "0a1b");
-        assert_eq!(normalize_serial("a:1b"), "0a1b");
-        assert_eq!(normalize_serial("00"), "00");
-    }
-
-    #[test]
-    fn errors_parse_as_array_or_object() {
-        let array = br#"{"errors":[{"code":"not_found|order","message":"gone"}]}"#;
-        assert_eq!(api_errors(array)[0].code, "not_found|order");
-        let object = br#"{"errors":{"code":"x","message":"y"}}"#;
-        assert_eq!(api_errors(object)[0].message, "y");
-        assert!(api_errors(b"not json").is_empty());
-    }
 
     #[test]
     fn secrets_never_print() {

@@ -8,6 +8,7 @@ pub mod account;
 pub mod acme;
 pub mod digicert;
 pub mod local;
+pub mod problem;
 
 use std::collections::BTreeMap;
 
@@ -129,36 +130,14 @@ pub enum RevokeOutcome {
     },
 }
 
-/// How the executor should treat a CA error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Network trouble, timeouts, 5xx: retry with backoff.
-    Transient,
-    /// 429 and friends: wait until `retry_after`.
-    RateLimited,
-    /// The CA refused this request (bad CSR, unknown product, not allowed): do not retry.
-    Rejected,
-    /// Credentials wrong or lacking permission.
-    Auth,
-    /// The CA answered something certform does not understand.
-    Protocol,
-    /// The CA (or this provider) does not support the operation.
-    Unsupported,
-}
+pub use crate::error::ErrorClass;
+pub use problem::{AcmeProblemKind, AcmeSubproblem, DigicertProblem, Problem};
 
-impl From<crate::http::Class> for ErrorClass {
-    fn from(class: crate::http::Class) -> Self {
-        match class {
-            crate::http::Class::Transient => ErrorClass::Transient,
-            crate::http::Class::RateLimited => ErrorClass::RateLimited,
-            crate::http::Class::Rejected => ErrorClass::Rejected,
-            crate::http::Class::Auth => ErrorClass::Auth,
-            crate::http::Class::Bug => ErrorClass::Protocol,
-        }
-    }
-}
+/// The error type of this boundary (`ca::Error`); `CaError` is the same type.
+pub type Error = CaError;
 
-/// An error from a CA, classified.
+/// An error from a CA: the class the executor acts on, the HTTP status and the CA's own typed
+/// problem when it answered, and a message that says what certform was doing.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct CaError {
@@ -166,6 +145,11 @@ pub struct CaError {
     pub message: String,
     /// When the CA said to come back (rate limits).
     pub retry_after: Option<Duration>,
+    /// The HTTP status of the CA's answer, when it answered with a failure.
+    pub status: Option<u16>,
+    /// The CA's account of the failure (ACME problem document, DigiCert `errors[]`), boxed
+    /// so that `Result<_, CaError>` stays small.
+    pub problem: Option<Box<Problem>>,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -176,6 +160,8 @@ impl CaError {
             class,
             message: message.into(),
             retry_after: None,
+            status: None,
+            problem: None,
             source: None,
         }
     }
@@ -183,6 +169,53 @@ impl CaError {
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
+    }
+
+    /// Record the HTTP status the CA answered with.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Record the CA's typed problem.
+    pub fn with_problem(mut self, problem: Problem) -> Self {
+        self.problem = Some(Box::new(problem));
+        self
+    }
+
+    /// The CA did not accept the credentials (HTTP 401, ACME `unauthorized` or
+    /// `accountDoesNotExist` at the account).
+    pub fn is_unauthorized(&self) -> bool {
+        self.class == ErrorClass::Auth
+            && (self.status == Some(401)
+                || matches!(
+                    self.problem.as_deref().and_then(Problem::acme_kind),
+                    Some(AcmeProblemKind::Unauthorized | AcmeProblemKind::AccountDoesNotExist)
+                )
+                || self
+                    .problem
+                    .as_deref()
+                    .is_some_and(|p| p.has_digicert_code("invalid_api_key")))
+    }
+
+    /// The credentials work but may not do this (HTTP 403).
+    pub fn is_forbidden(&self) -> bool {
+        self.class == ErrorClass::Auth && self.status == Some(403)
+    }
+
+    /// The CA asked certform to slow down (HTTP 429, ACME `rateLimited`).
+    pub fn is_rate_limited(&self) -> bool {
+        self.class == ErrorClass::RateLimited
+            || self.status == Some(429)
+            || matches!(
+                self.problem.as_deref().and_then(Problem::acme_kind),
+                Some(AcmeProblemKind::RateLimited)
+            )
+    }
+
+    /// What the user can do about it, chosen from the class, status and typed problem.
+    pub fn hint(&self) -> Option<String> {
+        problem::hint(self)
     }
 }
 
@@ -277,7 +310,7 @@ pub trait CertificateAuthority: Send + Sync {
     async fn revoke(
         &self,
         order_id: &str,
-        serial: &str,
+        serial: &crate::serial::Serial,
         reason: RevocationReason,
     ) -> Result<RevokeOutcome, CaError>;
 
@@ -461,12 +494,14 @@ pub async fn open_accounts_except(
                         })?;
                         Some((
                             eab.kid.clone(),
-                            decode_eab_key(&text).ok_or_else(|| {
-                                CaError::new(
-                                    ErrorClass::Auth,
-                                    format!("the EAB key of `{name}` is not base64url"),
-                                )
-                            })?,
+                            decode_eab_key(text.expose())
+                                .map(crate::secrets::Secret::new)
+                                .ok_or_else(|| {
+                                    CaError::new(
+                                        ErrorClass::Auth,
+                                        format!("the EAB key of `{name}` is not base64url"),
+                                    )
+                                })?,
                         ))
                     }
                     None => None,

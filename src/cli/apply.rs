@@ -97,8 +97,13 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 context.paint("\x1b[31m", "✗"),
                 outcome.verb,
                 crate::config::escaped(&outcome.certificate),
-                crate::config::escaped(error)
+                crate::config::escaped(&error.message)
             ),
+        }
+    }
+    for outcome in &report.outcomes {
+        if let Err(error) = &outcome.result {
+            certificate_failure(&outcome.certificate, outcome.verb, error).report();
         }
     }
     match &report.commit {
@@ -119,6 +124,21 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// One failed certificate for stderr: `error:`, each cause once, the hint.
+fn certificate_failure(certificate: &str, verb: &str, error: &apply::Failure) -> Failure {
+    let mut failure = Failure::new(format!(
+        "certificate `{certificate}` ({verb}): {}",
+        error.message
+    ));
+    for cause in &error.causes {
+        failure = failure.caused_by(cause.clone());
+    }
+    if let Some(hint) = &error.hint {
+        failure = failure.hint(hint.clone());
+    }
+    failure
 }
 
 fn print_plan(context: &Context, plan: &Plan) {

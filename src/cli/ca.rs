@@ -4,8 +4,7 @@ use clap::ValueEnum;
 
 use super::{Context, Failure, EXIT_OK};
 use crate::account::{self, AccountError, Credentials};
-use crate::ca::digicert;
-use crate::ca::{CaError, ErrorClass};
+use crate::ca::CaError;
 
 /// Check or inspect a CA account
 #[derive(Debug, clap::Args)]
@@ -59,23 +58,13 @@ pub(super) fn account_failure(error: AccountError) -> Failure {
     }
 }
 
-/// A CA error for the user, with the likely causes of 401 and 403 as a hint.
+/// A CA error for the user, with the hint its class, status and problem call for.
 fn ca_failure(what: &str, error: &CaError) -> Failure {
     let failure = Failure::new(what.to_string()).caused_by(error.to_string());
-    if error.class != ErrorClass::Auth {
-        return failure;
+    match error.hint() {
+        Some(hint) => failure.hint(hint),
+        None => failure,
     }
-    if error.message.contains("(401)") {
-        return failure.hint(
-            "check the API key: it may be wrong, copied only in part, revoked or expired; create a new key in CertCentral (Automation > API keys) if in doubt",
-        );
-    }
-    let causes: Vec<String> = digicert::FORBIDDEN_CAUSES
-        .iter()
-        .enumerate()
-        .map(|(index, cause)| format!("  {}. {cause}", index + 1))
-        .collect();
-    failure.hint(format!("the three likely causes:\n{}", causes.join("\n")))
 }
 
 fn test(context: &Context, name: &str) -> Result<i32, Failure> {

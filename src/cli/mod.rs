@@ -220,13 +220,21 @@ impl Failure {
         failure.hint = error
             .downcast_ref::<crate::state::Error>()
             .and_then(crate::state::Error::hint);
+        let mut ca_hint = error
+            .downcast_ref::<crate::ca::CaError>()
+            .and_then(crate::ca::CaError::hint);
         let mut source = error.source();
         while let Some(cause) = source {
-            let text = cause.to_string();
-            if !failure.message.contains(&text) {
-                failure.causes.push(text);
+            failure.causes.push(cause.to_string());
+            if ca_hint.is_none() {
+                ca_hint = cause
+                    .downcast_ref::<crate::ca::CaError>()
+                    .and_then(crate::ca::CaError::hint);
             }
             source = cause.source();
+        }
+        if failure.hint.is_none() {
+            failure.hint = ca_hint;
         }
         failure
     }

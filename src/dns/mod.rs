@@ -48,15 +48,7 @@ pub struct DnsRecord {
     pub id: Option<String>,
 }
 
-/// How the executor should treat a DNS provider error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    Transient,
-    RateLimited,
-    /// Refused: wrong key, not authorised for the zone, zone not found.
-    Rejected,
-    Auth,
-}
+pub use crate::error::ErrorClass;
 
 /// An error from a DNS provider, naming server/zone/key where relevant.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +95,7 @@ pub fn open_providers(
             crate::config::DnsKind::Rfc2136(rfc2136) => {
                 let resolve = |reference: &crate::config::SecretRef| {
                     crate::secrets::resolve(reference)
-                        .map(String::into_bytes)
+                        .map(|secret| secret.expose().as_bytes().to_vec())
                         .map_err(|e| e.to_string())
                 };
                 let provider = rfc2136::Rfc2136::new(name, rfc2136, &resolve)?;

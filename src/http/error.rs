@@ -4,24 +4,10 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
+use crate::error::ErrorClass;
+
 /// Longest part of an answer's body kept in an error.
 pub const SNIPPET_CHARS: usize = 300;
-
-/// What the caller should do about an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    /// Worth trying again later: connect errors, timeouts, 5xx, answers cut off.
-    Transient,
-    /// The server asked to slow down (429); `Error::retry_after` says for how long when it did.
-    RateLimited,
-    /// The server refused the request (4xx) or the setup is wrong (bundle, proxy): retrying the
-    /// same request will not help.
-    Rejected,
-    /// Credentials were refused (401, 403).
-    Auth,
-    /// certform built a request that cannot be sent: a defect, not the server's doing.
-    Bug,
-}
 
 /// A failed HTTP exchange. URLs are redacted (`redact_url`) before they are stored here.
 #[derive(Debug, thiserror::Error)]
@@ -83,16 +69,16 @@ pub enum Error {
 
 impl Error {
     /// What the caller should do about it.
-    pub fn class(&self) -> Class {
+    pub fn class(&self) -> ErrorClass {
         match self {
             Error::Status { status, .. } => class_of(*status),
             Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => {
-                Class::Transient
+                ErrorClass::Transient
             }
             Error::Untrusted { .. } | Error::TooLarge { .. } | Error::Setup { .. } => {
-                Class::Rejected
+                ErrorClass::Rejected
             }
-            Error::Invalid { .. } => Class::Bug,
+            Error::Invalid { .. } => ErrorClass::Bug,
         }
     }
 
@@ -136,13 +122,13 @@ impl Error {
 }
 
 /// The class of a failure status.
-pub fn class_of(status: StatusCode) -> Class {
+pub fn class_of(status: StatusCode) -> ErrorClass {
     match status.as_u16() {
-        401 | 403 | 407 => Class::Auth,
-        429 => Class::RateLimited,
-        408 | 500 | 502 | 503 | 504 => Class::Transient,
-        code if code >= 500 => Class::Transient,
-        _ => Class::Rejected,
+        401 | 403 | 407 => ErrorClass::Auth,
+        429 => ErrorClass::RateLimited,
+        408 | 500 | 502 | 503 | 504 => ErrorClass::Transient,
+        code if code >= 500 => ErrorClass::Transient,
+        _ => ErrorClass::Rejected,
     }
 }
 

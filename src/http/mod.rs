@@ -39,7 +39,9 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
-pub use error::{class_of, snippet, Class, Error};
+use crate::error::ErrorClass;
+
+pub use error::{class_of, snippet, Error};
 pub use limit::{RateLimiter, Window};
 pub use proxy::ProxyEnv;
 pub use redact::{is_secret_header, redact_headers, redact_url};
@@ -523,7 +525,7 @@ fn retryable(failure: &Attempt, policy: &RetryPolicy) -> bool {
         Attempt::Answer(response) => {
             response.worth_retrying() && policy.waits_for(response.retry_after())
         }
-        Attempt::Failed(error) => error.class() == Class::Transient,
+        Attempt::Failed(error) => error.class() == ErrorClass::Transient,
     }
 }
 

@@ -96,7 +96,7 @@ async fn retries_stop_after_the_attempts_and_return_the_last_answer() {
     assert_eq!(response.status, StatusCode::BAD_GATEWAY);
     assert_eq!(hits.load(Ordering::SeqCst), 4);
     let error = response.error_for_status().expect_err("502");
-    assert_eq!(error.class(), Class::Transient);
+    assert_eq!(error.class(), ErrorClass::Transient);
     assert_eq!(error.status(), Some(StatusCode::BAD_GATEWAY));
     assert_eq!(error.body_snippet(), "bad gateway");
     assert!(error.to_string().contains("answered HTTP 502"), "{error}");
@@ -139,7 +139,7 @@ async fn a_retry_after_beyond_the_bound_is_left_to_the_caller() {
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert!(waits.lock().expect("waits").is_empty());
     let error = response.error_for_status().expect_err("429");
-    assert_eq!(error.class(), Class::RateLimited);
+    assert_eq!(error.class(), ErrorClass::RateLimited);
     assert_eq!(error.retry_after(), Some(Duration::from_secs(86400)));
 }
 
@@ -159,7 +159,7 @@ async fn a_post_is_sent_once_unless_marked_repeatable() {
     assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(hits.load(Ordering::SeqCst), 1, "not even after a 429");
     let error = response.error_for_status().expect_err("429");
-    assert_eq!(error.class(), Class::RateLimited);
+    assert_eq!(error.class(), ErrorClass::RateLimited);
 
     let (url, hits) = serve(|_| (503, vec![], String::new())).await;
     client
@@ -183,13 +183,13 @@ async fn a_post_is_sent_once_unless_marked_repeatable() {
 #[tokio::test]
 async fn failure_statuses_are_classified() {
     for (status, class) in [
-        (400, Class::Rejected),
-        (401, Class::Auth),
-        (403, Class::Auth),
-        (404, Class::Rejected),
-        (429, Class::RateLimited),
-        (500, Class::Transient),
-        (503, Class::Transient),
+        (400, ErrorClass::Rejected),
+        (401, ErrorClass::Auth),
+        (403, ErrorClass::Auth),
+        (404, ErrorClass::Rejected),
+        (429, ErrorClass::RateLimited),
+        (500, ErrorClass::Transient),
+        (503, ErrorClass::Transient),
     ] {
         let (url, _) = serve(move |_| (status, vec![], String::new())).await;
         let mut options = options();
@@ -215,7 +215,7 @@ async fn a_body_over_the_cap_is_an_error() {
         matches!(error, Error::TooLarge { limit: 1_000, .. }),
         "{error:?}"
     );
-    assert_eq!(error.class(), Class::Rejected);
+    assert_eq!(error.class(), ErrorClass::Rejected);
 
     // Without `Content-Length` (chunked): cut off while streaming.
     let chunk = "x".repeat(600);
@@ -298,7 +298,7 @@ async fn a_slow_answer_times_out_as_transient() {
         .await
         .expect_err("timeout");
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
-    assert_eq!(error.class(), Class::Transient);
+    assert_eq!(error.class(), ErrorClass::Transient);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(error.to_string().contains("200ms"), "{error}");
 }
@@ -314,7 +314,7 @@ async fn a_refused_connection_is_transient_and_retried() {
         .await
         .expect_err("refused");
     assert!(matches!(error, Error::Connect { .. }), "{error:?}");
-    assert_eq!(error.class(), Class::Transient);
+    assert_eq!(error.class(), ErrorClass::Transient);
     assert_eq!(waits.lock().expect("waits").len(), 3);
 }
 
@@ -555,7 +555,7 @@ fn an_account_proxy_with_credentials_is_refused() {
     let mut options = options();
     options.proxy = Some("http://user:pw@proxy.test:3128".into());
     let error = Client::new(options).expect_err("credentials");
-    assert_eq!(error.class(), Class::Rejected);
+    assert_eq!(error.class(), ErrorClass::Rejected);
     let text = error.to_string();
     assert!(text.contains("credentials"), "{text}");
     assert!(!text.contains("pw"), "{text}");
@@ -764,7 +764,7 @@ async fn trust_is_the_bundle_the_system_or_both() {
         .await
         .expect_err("untrusted");
     assert!(matches!(error, Error::Untrusted { .. }), "{error:?}");
-    assert_eq!(error.class(), Class::Rejected);
+    assert_eq!(error.class(), ErrorClass::Rejected);
     assert!(waits.lock().expect("waits").is_empty());
 
     // A bundle without certificates is a setup error naming the file.
@@ -774,7 +774,7 @@ async fn trust_is_the_bundle_the_system_or_both() {
     options.trust = Trust::Only(empty);
     let error = Client::new(options).expect_err("empty bundle");
     assert!(error.to_string().contains("empty.pem"), "{error}");
-    assert_eq!(error.class(), Class::Rejected);
+    assert_eq!(error.class(), ErrorClass::Rejected);
 }
 
 #[tokio::test]

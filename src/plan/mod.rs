@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::observed::{DcvStatus, OrderStatus};
+use crate::serial::Serial;
 use crate::spec::RevocationReason;
 
 pub use planner::{plan, PlanInput};
@@ -98,6 +99,7 @@ pub enum Action {
     Deploy,
     /// Replace a certificate that is due or expired.
     Renew {
+        /// The serial being replaced, for display (empty when state holds none).
         serial: String,
         #[serde(with = "time::serde::rfc3339")]
         not_after: OffsetDateTime,
@@ -110,7 +112,7 @@ pub enum Action {
     },
     /// Revoke the current certificate (irreversible).
     Revoke {
-        serial: String,
+        serial: Serial,
         reason: RevocationReason,
         /// The CA already reports it revoked: only state is updated.
         record_only: bool,

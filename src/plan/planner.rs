@@ -872,7 +872,11 @@ fn renew(
         ..change(
             spec,
             Action::Renew {
-                serial: state.serial.clone().unwrap_or_default(),
+                serial: state
+                    .serial
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 not_after,
             },
             reason,

@@ -9,6 +9,7 @@ use super::*;
 use crate::capabilities::DuplicatePrevention;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
+use crate::serial::Serial;
 use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
 use crate::state::{DeployRecord, HistoryEntry};
 
@@ -63,7 +64,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
         status: CertificateStatus::Issued,
         order_id: Some(format!("order-{}", spec.name)),
         certificate_id: None,
-        serial: Some(serial.to_string()),
+        serial: Some(Serial::parse(serial)),
         not_before: Some(issued),
         not_after: Some(spec.validity.not_after(issued)),
         sha256_fingerprint: Some(fingerprint.clone()),
@@ -99,7 +100,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
         history: vec![HistoryEntry {
             at: issued,
             action: "create".into(),
-            serial: Some(serial.to_string()),
+            serial: Some(Serial::parse(serial)),
             note: String::new(),
         }],
     }
@@ -124,7 +125,7 @@ fn view(order_id: &str, status: OrderStatus, serial: Option<&str>) -> OrderView 
     OrderView {
         order_id: order_id.to_string(),
         status,
-        serial: serial.map(String::from),
+        serial: serial.map(Serial::parse),
         not_after: None,
         dcv: Vec::new(),
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::serial::Serial;
 use crate::spec::OnRemove;
 
 /// Current state file format.
@@ -41,8 +42,8 @@ pub struct CertificateState {
     pub status: CertificateStatus,
     pub order_id: Option<String>,
     pub certificate_id: Option<String>,
-    /// Hex serial of the current certificate.
-    pub serial: Option<String>,
+    /// Serial of the current certificate.
+    pub serial: Option<Serial>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub not_before: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -207,7 +208,7 @@ pub struct HistoryEntry {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub action: String,
-    pub serial: Option<String>,
+    pub serial: Option<Serial>,
     pub note: String,
 }
 

@@ -302,9 +302,15 @@ fn a_failed_validation_fails_only_its_certificate_with_the_cas_detail() {
     assert!(run.stdout.contains("✗ create bad"), "{}", run.stdout);
     assert!(run.stdout.contains("bad.example.test"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("unauthorized") || run.stdout.contains("connection"),
+        run.stderr.contains("unauthorized") || run.stderr.contains("connection"),
         "the CA's problem detail is shown: {}",
-        run.stdout
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hint: the CA could not validate the domain"),
+        "the hint comes from the ACME problem type: {}",
+        run.stderr
     );
     verify_with_pebble(&sandbox, &pebble, "out/good");
     assert!(!sandbox.path("out/bad/cert.pem").exists());

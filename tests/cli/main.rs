@@ -12,6 +12,7 @@ mod crash;
 mod deploy;
 mod deploy_safety;
 mod digicert;
+mod errors;
 mod http;
 mod invalid;
 mod inventory;

@@ -223,7 +223,9 @@ impl SimCa {
             .map_err(|error| format!("the certificate cannot be signed: {error}"))?;
         let der = certificate.der().to_vec();
         Ok(Leaf {
-            serial: keys::serial_hex(&spec.serial).to_uppercase(),
+            serial: crate::serial::Serial::from_bytes(&spec.serial)
+                .as_str()
+                .to_uppercase(),
             thumbprint: sha1_hex_upper(&der),
             not_before: params.not_before,
             not_after: params.not_after,
