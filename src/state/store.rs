@@ -40,7 +40,6 @@ use self::location::{
     git_prefix, managed_relative_path, open_or_init, resolve_path, validate_name,
 };
 use self::marker::CommitMarker;
-pub use self::remote::redact_url;
 use self::remote::{redact_git_error, remote_location, RemoteLocation};
 use super::key_scan;
 use super::lock::{self, BrokenLock, LockGuard};
@@ -48,6 +47,7 @@ use super::model::{CertificateState, State};
 use crate::apply::FailPoints;
 use crate::atomic_file;
 use crate::config::StateSettings;
+use crate::http::redact_url;
 
 /// First line of every state file certform writes.
 pub const HEADER: &str = "# managed by certform; edit with care\n";

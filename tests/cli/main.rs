@@ -19,6 +19,7 @@ mod lock;
 mod pebble;
 mod quickstart;
 mod random_crash;
+mod remote_redaction;
 mod renewal_loop;
 mod sandbox;
 mod state_repo;

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::http::redact_url;
+
 pub(super) enum RemoteLocation<'a> {
     Url,
     Path(&'a Path),
@@ -26,14 +28,6 @@ pub(super) fn remote_location(remote: &str) -> Option<RemoteLocation<'_>> {
     None
 }
 
-/// `remote` with the credentials of a URL (`scheme://user:secret@host/…`) replaced by `***`.
-pub fn redact_url(remote: &str) -> String {
-    match userinfo(remote) {
-        Some(userinfo) => remote.replacen(userinfo, "***", 1),
-        None => remote.to_string(),
-    }
-}
-
 /// The `user[:password]` part of a URL, if any.
 fn userinfo(url: &str) -> Option<&str> {
     let scheme_end = url.find("://")?;
@@ -43,16 +37,18 @@ fn userinfo(url: &str) -> Option<&str> {
     Some(&rest[..at]).filter(|userinfo| !userinfo.is_empty())
 }
 
-/// `error` with `remote`'s credentials removed from its message.
+/// `error` with `remote`'s secrets removed from its message: the remote as written becomes
+/// `redact_url`'s form (user info and secret query values masked), and its user info is masked
+/// wherever else it appears.
 pub(super) fn redact_git_error(error: git2::Error, remote: &str) -> git2::Error {
-    match userinfo(remote) {
-        Some(userinfo) if error.message().contains(userinfo) => git2::Error::new(
-            error.code(),
-            error.class(),
-            error.message().replace(userinfo, "***"),
-        ),
-        _ => error,
+    let mut message = error.message().replace(remote, &redact_url(remote));
+    if let Some(userinfo) = userinfo(remote) {
+        message = message.replace(userinfo, "***");
     }
+    if message == error.message() {
+        return error;
+    }
+    git2::Error::new(error.code(), error.class(), message)
 }
 
 #[cfg(test)]
@@ -60,28 +56,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_credentials_in_urls_only() {
-        assert_eq!(
-            redact_url("https://user:hunter2@git.example.com/state.git"),
-            "https://***@git.example.com/state.git"
-        );
-        assert_eq!(
-            redact_url("https://ghp_token@github.com/o/r"),
-            "https://***@github.com/o/r"
-        );
-        assert_eq!(
-            redact_url("https://github.com/o/r@v1"),
-            "https://github.com/o/r@v1"
-        );
-        assert_eq!(redact_url("git@github.com:o/r"), "git@github.com:o/r");
-        assert_eq!(redact_url("/srv/state.git"), "/srv/state.git");
-    }
-
-    #[test]
     fn redacts_credentials_in_git_messages() {
         let error = git2::Error::from_str("cannot reach https://u:hunter2@host/x");
         let redacted = redact_git_error(error, "https://u:hunter2@host/x");
         assert!(!redacted.message().contains("hunter2"), "{redacted}");
+
+        let remote = "https://u:hunter2@host/x.git?access_token=t0ps3cret";
+        let error = git2::Error::from_str(&format!("failed to push to '{remote}': refused"));
+        let redacted = redact_git_error(error, remote);
+        assert_eq!(
+            redacted.message(),
+            "failed to push to 'https://***@host/x.git?access_token=***': refused"
+        );
+
+        // A message without the remote's secrets is kept as it is.
+        let error = git2::Error::from_str("unsupported URL protocol");
+        let kept = redact_git_error(error, remote);
+        assert_eq!(kept.message(), "unsupported URL protocol");
     }
 
     #[test]
