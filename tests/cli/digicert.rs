@@ -3,74 +3,13 @@
 //! at every fail point, faults, read-only accounts, plan-time checks, `ca test`, `ca info` and
 //! `import`.
 
-use certform::sim::digicert::{self as sim, DomainSeed, Faults, OrderSeed, Seed};
+use certform::sim::digicert::{DomainSeed, Faults, OrderSeed, Seed};
 
 use crate::bind::{Bind, ZoneSpec};
+use crate::digicert_sim::Sim;
 use crate::sandbox::Sandbox;
 
 const ADMIN: &str = "sim-admin-key";
-
-/// A simulator on its own runtime, alive as long as this value.
-struct Sim {
-    running: Option<sim::RunningSim>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start(seed: Seed) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let running = runtime
-            .block_on(sim::start(seed, "127.0.0.1:0".parse().expect("addr")))
-            .expect("simulator starts");
-        Sim {
-            running: Some(running),
-            runtime,
-        }
-    }
-
-    fn sim(&self) -> &sim::RunningSim {
-        self.running.as_ref().expect("running")
-    }
-
-    fn orders_for(&self, common_name: &str) -> u64 {
-        self.sim()
-            .stats()
-            .orders_by_common_name
-            .get(common_name)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn approve_email(&self, order_id: &str) {
-        let url = format!("{}approve-email/{order_id}", self.sim().admin_url());
-        let status = self.runtime.block_on(async {
-            let address = self.sim().local_addr();
-            let path = url.splitn(4, '/').nth(3).unwrap_or_default().to_string();
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
-            let request = format!(
-                "POST /{path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            stream.write_all(request.as_bytes()).await.expect("send");
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).await.expect("read");
-            answer
-        });
-        assert!(status.starts_with("HTTP/1.1 2"), "{status}");
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            let _ = self.runtime.block_on(running.shutdown());
-        }
-    }
-}
 
 fn domain(name: &str, complete: bool) -> DomainSeed {
     let mut value = serde_json::json!({ "name": name });

@@ -10,6 +10,7 @@ mod crash;
 mod deploy;
 mod deploy_safety;
 mod digicert;
+mod digicert_sim;
 mod http;
 mod invalid;
 mod library_apply;
