@@ -358,6 +358,33 @@ pub(crate) struct Request {
     pub(crate) date_processed: Option<OffsetDateTime>,
 }
 
+impl Request {
+    /// A request of `kind` for `order_id`, waiting for an administrator's decision.
+    pub(crate) fn pending(
+        id: u64,
+        kind: RequestKind,
+        order_id: u64,
+        requester_id: u64,
+        date: OffsetDateTime,
+        comments: String,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            status: RequestStatus::Pending,
+            order_id,
+            certificate_id: None,
+            requester_id,
+            date,
+            comments,
+            revocation_reason: None,
+            processor_id: None,
+            processor_comment: String::new(),
+            date_processed: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Order {
     pub(crate) id: u64,

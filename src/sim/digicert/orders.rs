@@ -158,20 +158,14 @@ pub(crate) fn reissue(
     let request_id = account.next_request_id();
     account.requests.insert(
         request_id,
-        Request {
-            id: request_id,
-            kind: RequestKind::Reissue,
-            status: RequestStatus::Pending,
+        Request::pending(
+            request_id,
+            RequestKind::Reissue,
             order_id,
-            certificate_id: None,
-            requester_id: key.user_id,
-            date: now,
-            comments: body.comments.clone().unwrap_or_default(),
-            revocation_reason: None,
-            processor_id: None,
-            processor_comment: String::new(),
-            date_processed: None,
-        },
+            key.user_id,
+            now,
+            body.comments.clone().unwrap_or_default(),
+        ),
     );
     if let Some(order) = account.orders.get_mut(&order_id) {
         order.reissue = Some(params);
@@ -306,18 +300,16 @@ pub(crate) fn revoke(
     }
     let request_id = account.next_request_id();
     let request = Request {
-        id: request_id,
-        kind: RequestKind::Revoke,
-        status: RequestStatus::Pending,
-        order_id,
         certificate_id,
-        requester_id: key.user_id,
-        date: now,
-        comments: body.comments.or(body.comment).unwrap_or_default(),
         revocation_reason: body.revocation_reason,
-        processor_id: None,
-        processor_comment: String::new(),
-        date_processed: None,
+        ..Request::pending(
+            request_id,
+            RequestKind::Revoke,
+            order_id,
+            key.user_id,
+            now,
+            body.comments.or(body.comment).unwrap_or_default(),
+        )
     };
     let rendered = json!({
         "id": request.id,

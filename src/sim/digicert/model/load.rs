@@ -379,18 +379,15 @@ impl Account {
             self.requests.insert(
                 request_id,
                 Request {
-                    id: request_id,
-                    kind: RequestKind::NewRequest,
                     status: request_status,
-                    order_id,
-                    certificate_id: None,
-                    requester_id: user_id,
-                    date: created,
-                    comments: String::new(),
-                    revocation_reason: None,
-                    processor_id: None,
-                    processor_comment: String::new(),
-                    date_processed: None,
+                    ..Request::pending(
+                        request_id,
+                        RequestKind::NewRequest,
+                        order_id,
+                        user_id,
+                        created,
+                        String::new(),
+                    )
                 },
             );
             self.orders.insert(order_id, order);

@@ -8,7 +8,7 @@ use super::{CertificateBody, OrderBody};
 use crate::sim::digicert::ca::parse_csr;
 use crate::sim::digicert::model::{
     end_of_day, is_dns_name, normalize_name, parse_date, Account, ApiError, CertParams,
-    Certificate, Key, Order, OrderStatus, Reply, Request, RequestKind, RequestStatus, Validity,
+    Certificate, Key, Order, OrderStatus, Reply, Request, RequestKind, Validity,
 };
 use crate::sim::digicert::query;
 use crate::sim::digicert::render;
@@ -466,20 +466,14 @@ pub(crate) fn create(
     );
     account.requests.insert(
         request_id,
-        Request {
-            id: request_id,
-            kind: RequestKind::NewRequest,
-            status: RequestStatus::Pending,
+        Request::pending(
+            request_id,
+            RequestKind::NewRequest,
             order_id,
-            certificate_id: None,
-            requester_id: key.user_id,
-            date: now,
-            comments: body.comments.clone().unwrap_or_default(),
-            revocation_reason: None,
-            processor_id: None,
-            processor_comment: String::new(),
-            date_processed: None,
-        },
+            key.user_id,
+            now,
+            body.comments.clone().unwrap_or_default(),
+        ),
     );
     account.orders.insert(order_id, order);
     if let Some(old) = body
