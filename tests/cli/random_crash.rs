@@ -549,7 +549,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
                 .iter()
                 .map(|(n, c, s)| (*n, *c, s.as_slice()))
                 .collect();
-            sim_config(&sim, &rows)
+            sim_config(sim, &rows)
         }
     };
     let base = time::OffsetDateTime::now_utc();
