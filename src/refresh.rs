@@ -508,12 +508,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_ca_marks_only_its_certificates() {
-        let (ca, state) = acme_with_issued_order();
-        ca.inject(Op::Refresh, &[Fault::Transient]);
-        let observed = refresh(&config(), &state, &no_chain, &accounts(&ca), NOW).await;
+        let (failing, mut state) = acme_with_issued_order();
+        failing.inject(Op::Refresh, &[Fault::Transient]);
+        // A second account, `other`, answering normally for its certificate `api`.
+        let other = Arc::new(FakeCa::new("other", failing.capabilities(), None));
+        let (order_id, serial) = other.add_issued_order(&["cf-2"]);
+        let mut api = issued_state("other", &order_id, &serial, None).certificates["web"].clone();
+        api.name = "api".to_string();
+        state.certificates.insert("api".to_string(), api);
+        let mut both = accounts(&failing);
+        both.extend(accounts(&other));
+
+        let observed = refresh(&config(), &state, &no_chain, &both, NOW).await;
         assert_eq!(
             observed.certificates["web"].refresh_error.as_deref(),
             Some("connection reset by peer")
         );
+        let api = &observed.certificates["api"];
+        assert_eq!(api.refresh_error, None);
+        let current = api.current.as_ref().expect("`other` answered");
+        assert_eq!(current.serial.as_deref(), Some(serial.as_str()));
     }
 }
