@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime, Time};
 use super::{CertificateBody, OrderBody};
 use crate::sim::digicert::ca::parse_csr;
 use crate::sim::digicert::model::{
-    end_of_day, is_dns_name, normalize_name, parse_date, Account, ApiError, CertParams,
+    end_of_day, is_dns_name, iso, normalize_name, parse_date, Account, ApiError, CertParams,
     Certificate, Key, Order, OrderStatus, Reply, Request, RequestKind, Validity,
 };
 use crate::sim::digicert::query;
@@ -551,7 +551,7 @@ fn pending_domains(account: &Account, order: &Order, now: OffsetDateTime) -> Val
             json!({
                 "token": domain.token,
                 "status": "pending",
-                "expiration_date": crate::sim::digicert::model::iso(domain.token_expires),
+                "expiration_date": iso(domain.token_expires),
             }),
         );
         entries.push(Value::Object(entry));

@@ -6,6 +6,7 @@ use super::certificate_not_found;
 use crate::sim::digicert::formats;
 use crate::sim::digicert::model::{Account, ApiError, Certificate, Reply};
 use crate::sim::digicert::render;
+use crate::sim::digicert::seed::KeyStyle;
 
 /// `GET /certificate/{id}/download/format/{format}`.
 pub(crate) fn download(account: &Account, id: &str, format: &str) -> Result<Reply, ApiError> {
@@ -79,14 +80,14 @@ pub(crate) fn chain(account: &Account, id: &str) -> Result<Reply, ApiError> {
         ),
     ];
     let body = match account.settings.quirks.chain_key_style {
-        crate::sim::digicert::seed::KeyStyle::Snake => {
+        KeyStyle::Snake => {
             let list: Vec<Value> = entries
                 .iter()
                 .map(|(name, pem)| json!({"subject_common_name": name, "pem": pem}))
                 .collect();
             json!({"intermediates": list})
         }
-        crate::sim::digicert::seed::KeyStyle::Pascal => {
+        KeyStyle::Pascal => {
             let list: Vec<Value> = entries
                 .iter()
                 .map(|(name, pem)| json!({"SubjectCommonName": name, "PEM": pem}))

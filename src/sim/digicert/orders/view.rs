@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::sim::digicert::model::{Account, ApiError, Order, OrderStatus, Reply};
+use crate::sim::digicert::model::{date, iso, Account, ApiError, Order, OrderStatus, Reply};
 use crate::sim::digicert::query::{Condition, Query};
 use crate::sim::digicert::render;
 
@@ -250,7 +250,7 @@ pub(crate) fn list(
                 .certificates
                 .get(&order.certificate_id)
                 .and_then(|certificate| certificate.issued.as_ref())
-                .map(|issued| crate::sim::digicert::model::date(issued.not_after))
+                .map(|issued| date(issued.not_after))
                 .unwrap_or_default();
             text.push_str(&format!(
                 "{},{},{},\"{}\",{},{},{},{}\r\n",
@@ -261,7 +261,7 @@ pub(crate) fn list(
                 order.status,
                 order.product,
                 valid_till,
-                crate::sim::digicert::model::iso(order.date_created)
+                iso(order.date_created)
             ));
         }
         return Ok(Reply::Bytes {
@@ -297,13 +297,7 @@ pub(crate) fn alternate(
         .iter()
         .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         .take(limit as usize)
-        .map(|order| {
-            json!({
-                "order_id": order.id,
-                "certificate_id": order.certificate_id,
-                "status": order.status.as_str(),
-            })
-        })
+        .map(|order| status_summary(order))
         .collect();
     Ok(Reply::Json(
         200,
@@ -328,10 +322,7 @@ pub(crate) fn status_changes(
             let seconds = i64::try_from(seconds)
                 .unwrap_or(i64::MAX)
                 .min(100 * 365 * 86_400);
-            Condition::Greater(
-                crate::sim::digicert::model::iso(now - Duration::seconds(seconds)),
-                true,
-            )
+            Condition::Greater(iso(now - Duration::seconds(seconds)), true)
         }
         (None, Some((_, value))) => Condition::parse(&value),
         (None, None) => return Err(ApiError::missing("seconds")),
@@ -340,13 +331,16 @@ pub(crate) fn status_changes(
         .orders
         .values()
         .filter(|order| condition.instant(order.status_last_updated))
-        .map(|order| {
-            json!({
-                "order_id": order.id,
-                "certificate_id": order.certificate_id,
-                "status": order.status.as_str(),
-            })
-        })
+        .map(status_summary)
         .collect();
     Ok(Reply::Json(200, json!({"orders": orders})))
+}
+
+/// An order as the alternative-id and status-change lists show it.
+fn status_summary(order: &Order) -> Value {
+    json!({
+        "order_id": order.id,
+        "certificate_id": order.certificate_id,
+        "status": order.status.as_str(),
+    })
 }
