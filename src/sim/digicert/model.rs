@@ -2,6 +2,7 @@
 //! certificates and requests, and the rules that move orders through their statuses. No I/O:
 //! the HTTP layer calls in with the time, and DCV network checks happen outside (`dcv.rs`).
 
+mod api_error;
 mod load;
 mod times;
 
@@ -11,6 +12,7 @@ use std::fmt;
 use serde_json::Value;
 use time::{Date, Duration, OffsetDateTime, Time};
 
+pub(crate) use self::api_error::ApiError;
 pub(crate) use self::times::{date, end_of_day, iso, parse_date, spaced, whole_seconds};
 use super::ca::{Csr, LeafSpec, OrganizationSubject, SimCa};
 use super::seed::{
@@ -21,66 +23,6 @@ use crate::sim::random::Rng;
 
 /// How far `/_sim/clock` may move the clock, in total.
 pub(crate) const MAX_CLOCK_OFFSET: Duration = Duration::days(100 * 366);
-
-/// An error answered to the client as `{"errors":[{"code","message"}]}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
-    pub(crate) status: u16,
-    pub(crate) code: String,
-    pub(crate) message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(400, code, message)
-    }
-
-    /// 400 `bad_request_format`: the body is not the JSON the endpoint takes.
-    pub(crate) fn bad_format(detail: impl fmt::Display) -> Self {
-        Self::bad_request(
-            "bad_request_format",
-            format!("The request body is malformed: {detail}"),
-        )
-    }
-
-    pub(crate) fn missing(field: &str) -> Self {
-        Self::bad_request(
-            format!("missing_param|{field}"),
-            format!("The `{field}` field is required."),
-        )
-    }
-
-    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::bad_request(format!("invalid_param|{field}"), message)
-    }
-
-    pub(crate) fn order_not_found() -> Self {
-        Self::new(404, "not_found|order", "The specified order was not found.")
-    }
-
-    pub(crate) fn forbidden() -> Self {
-        Self::new(
-            403,
-            "access_denied|missing_permission",
-            "The API key you are using does not have permission to carry out the request.",
-        )
-    }
-
-    pub(crate) fn wrong_status(status: OrderStatus, action: &str) -> Self {
-        Self::bad_request(
-            "invalid_order_status",
-            format!("An order with status `{status}` cannot be {action}."),
-        )
-    }
-}
 
 /// A successful answer.
 #[derive(Debug, Clone)]
