@@ -14,6 +14,13 @@
 )]
 mod sandbox;
 
+#[path = "../tests/cli/digicert_sim.rs"]
+#[expect(
+    dead_code,
+    reason = "shared with the CLI tests; the benchmark uses part of it"
+)]
+mod digicert_sim;
+
 #[path = "../tests/cli/random_crash.rs"]
 #[expect(
     dead_code,

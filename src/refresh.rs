@@ -269,95 +269,17 @@ fn mark_error(observed: &mut Observed, keys: Vec<(String, bool)>, message: &str)
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
     use time::macros::datetime;
     use time::{Duration, OffsetDateTime};
 
     use super::*;
-    use crate::ca::{CaError, Capabilities, ErrorClass, OrderRequest, RevokeOutcome};
-    use crate::observed::{OrderStatus, OrderView, RenewalWindow};
-    use crate::spec::RevocationReason;
+    use crate::ca::Capabilities;
+    use crate::observed::RenewalWindow;
     use crate::state::CertificateState;
+    use crate::testing::{FakeCa, Fault, Op};
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
-
-    /// A CA that knows one issued order and offers a renewal window; counts window requests.
-    struct WindowCa {
-        asked: AtomicUsize,
-        fail: bool,
-    }
-
-    fn unsupported() -> CaError {
-        CaError::new(ErrorClass::Unsupported, "not in this test")
-    }
-
-    #[async_trait]
-    impl CertificateAuthority for WindowCa {
-        fn name(&self) -> &str {
-            "acme"
-        }
-        fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                reissue_same_order: false,
-                cancel: false,
-                revoke: true,
-                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
-                cancel_refunds: false,
-            }
-        }
-        async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
-            if self.fail {
-                return Err(CaError::new(ErrorClass::Transient, "connection refused"));
-            }
-            Ok(queries
-                .iter()
-                .map(|q| {
-                    Some(OrderView {
-                        order_id: q.order_id.clone().unwrap_or_default(),
-                        status: OrderStatus::Issued,
-                        serial: Some("0a".into()),
-                        not_after: None,
-                        dcv: Vec::new(),
-                    })
-                })
-                .collect())
-        }
-        async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
-            Err(unsupported())
-        }
-        async fn fetch(&self, _: &str) -> Result<crate::ca::Fetched, CaError> {
-            Err(unsupported())
-        }
-        async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {
-            Err(unsupported())
-        }
-        async fn revoke(
-            &self,
-            _: &str,
-            _: &crate::serial::Serial,
-            _: RevocationReason,
-        ) -> Result<RevokeOutcome, CaError> {
-            Err(unsupported())
-        }
-        async fn cancel(&self, _: &str) -> Result<(), CaError> {
-            Err(unsupported())
-        }
-        async fn renewal_window(
-            &self,
-            _: &str,
-            now: OffsetDateTime,
-        ) -> Result<Option<RenewalWindow>, CaError> {
-            self.asked.fetch_add(1, Ordering::SeqCst);
-            Ok(Some(RenewalWindow {
-                serial: "0a".into(),
-                start: now + Duration::days(50),
-                end: now + Duration::days(52),
-                next_check: now + Duration::hours(6),
-            }))
-        }
-    }
 
     fn config() -> Config {
         let source = crate::config::Source {
@@ -367,18 +289,41 @@ mod tests {
         crate::config::load(&[source]).expect("config")
     }
 
-    fn issued_state(window: Option<RenewalWindow>) -> State {
-        let text = "format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"acme\"\nstatus = \"issued\"\norder_id = \"https://ca/order/1\"\nserial = \"0a\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n";
-        let mut certificate: CertificateState = toml::from_str(text).expect("state");
+    /// An ACME-like account (no reissue of the same order) named `acme` that offers renewal
+    /// windows, holding one issued order; returns the CA and state recording that order.
+    fn acme_with_issued_order() -> (Arc<FakeCa>, State) {
+        let capabilities = Capabilities {
+            reissue_same_order: false,
+            cancel: false,
+            revoke: true,
+            duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
+            cancel_refunds: false,
+        };
+        let ca = Arc::new(FakeCa::new("acme", capabilities, None));
+        ca.offer_renewal_windows(true);
+        let (order_id, serial) = ca.add_issued_order(&["cf-1"]);
+        (ca, issued_state("acme", &order_id, &serial, None))
+    }
+
+    fn issued_state(
+        ca: &str,
+        order_id: &str,
+        serial: &str,
+        window: Option<RenewalWindow>,
+    ) -> State {
+        let text = format!(
+            "format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"{ca}\"\nstatus = \"issued\"\norder_id = \"{order_id}\"\nserial = \"{serial}\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n"
+        );
+        let mut certificate: CertificateState = toml::from_str(&text).expect("state");
         certificate.renewal_window = window;
         State {
             certificates: BTreeMap::from([("web".to_string(), certificate)]),
         }
     }
 
-    fn accounts(ca: Arc<WindowCa>) -> Accounts {
+    fn accounts(ca: &Arc<FakeCa>) -> Accounts {
         let mut accounts: Accounts = BTreeMap::new();
-        accounts.insert("acme".into(), ca);
+        accounts.insert(ca.name().to_string(), Arc::clone(ca) as _);
         accounts
     }
 
@@ -401,9 +346,9 @@ mod tests {
         )
     }
 
-    fn recorded(serial: &crate::serial::Serial, fingerprint: &str) -> CertificateState {
-        let mut certificate = issued_state(None).certificates["web"].clone();
-        certificate.serial = Some(serial.clone());
+    fn recorded(serial: &str, fingerprint: &str) -> CertificateState {
+        let mut certificate =
+            issued_state("acme", "order-1", serial, None).certificates["web"].clone();
         certificate.sha256_fingerprint = Some(fingerprint.to_string());
         certificate
     }
@@ -461,18 +406,8 @@ mod tests {
 
     #[tokio::test]
     async fn refresh_reports_chain_drift_per_certificate() {
-        let ca = Arc::new(WindowCa {
-            asked: AtomicUsize::new(0),
-            fail: false,
-        });
-        let observed = refresh(
-            &config(),
-            &issued_state(None),
-            &no_chain,
-            &accounts(ca),
-            NOW,
-        )
-        .await;
+        let (ca, state) = acme_with_issued_order();
+        let observed = refresh(&config(), &state, &no_chain, &accounts(&ca), NOW).await;
         assert_eq!(
             observed.certificates["web"].chain,
             Some(ChainDrift::Missing)
@@ -481,129 +416,38 @@ mod tests {
 
     #[tokio::test]
     async fn windows_are_fetched_then_reused_until_retry_after() {
-        let ca = Arc::new(WindowCa {
-            asked: AtomicUsize::new(0),
-            fail: false,
-        });
-        let observed = refresh(
-            &config(),
-            &issued_state(None),
-            &no_chain,
-            &accounts(ca.clone()),
-            NOW,
-        )
-        .await;
+        let (ca, state) = acme_with_issued_order();
+        let observed = refresh(&config(), &state, &no_chain, &accounts(&ca), NOW).await;
         let window = observed.certificates["web"]
             .renewal_window
             .clone()
             .expect("window fetched");
-        assert_eq!(ca.asked.load(Ordering::SeqCst), 1);
+        assert_eq!(window.start, NOW + Duration::days(50));
+        assert_eq!(ca.count(Op::RenewalWindow), 1);
 
-        let kept = issued_state(Some(window.clone()));
-        let again = refresh(
-            &config(),
-            &kept,
-            &no_chain,
-            &accounts(ca.clone()),
-            NOW + Duration::hours(1),
-        )
-        .await;
+        let mut kept = state.clone();
+        if let Some(web) = kept.certificates.get_mut("web") {
+            web.renewal_window = Some(window.clone());
+        }
+        let later = NOW + Duration::hours(1);
+        let again = refresh(&config(), &kept, &no_chain, &accounts(&ca), later).await;
         assert_eq!(again.certificates["web"].renewal_window, Some(window));
-        assert_eq!(ca.asked.load(Ordering::SeqCst), 1, "Retry-After honoured");
+        assert_eq!(ca.count(Op::RenewalWindow), 1, "Retry-After honoured");
 
-        refresh(
-            &config(),
-            &kept,
-            &no_chain,
-            &accounts(ca.clone()),
-            NOW + Duration::hours(7),
-        )
-        .await;
+        let after_retry = NOW + Duration::hours(7);
+        refresh(&config(), &kept, &no_chain, &accounts(&ca), after_retry).await;
         assert_eq!(
-            ca.asked.load(Ordering::SeqCst),
+            ca.count(Op::RenewalWindow),
             2,
             "asked again after Retry-After"
         );
     }
 
-    /// A CA that reissues in place and finds a reissue by tag only through `find_reissue`
-    /// (DigiCert's shape): `None` finds nothing, `Some(Err)` fails.
-    struct ReissueCa {
-        reissued: Option<Result<&'static str, ()>>,
-    }
-
-    #[async_trait]
-    impl CertificateAuthority for ReissueCa {
-        fn name(&self) -> &str {
-            "dc"
-        }
-        fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                reissue_same_order: true,
-                cancel: true,
-                revoke: true,
-                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
-                cancel_refunds: false,
-            }
-        }
-        async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {
-            // By order id only: the tag of a reissue names no order.
-            Ok(queries
-                .iter()
-                .map(|q| {
-                    q.order_id.as_ref().map(|id| OrderView {
-                        order_id: id.clone(),
-                        status: OrderStatus::Issued,
-                        serial: Some("0a".into()),
-                        not_after: None,
-                        dcv: Vec::new(),
-                    })
-                })
-                .collect())
-        }
-        async fn find_reissue(
-            &self,
-            order_id: &str,
-            tag: &str,
-        ) -> Result<Option<OrderView>, CaError> {
-            match self.reissued {
-                None => Ok(None),
-                Some(Err(())) => Err(CaError::new(ErrorClass::Transient, "connection reset")),
-                Some(Ok(expected)) => Ok((tag == expected).then(|| OrderView {
-                    order_id: order_id.to_string(),
-                    status: OrderStatus::Issued,
-                    serial: Some("0b".into()),
-                    not_after: None,
-                    dcv: Vec::new(),
-                })),
-            }
-        }
-        async fn place_order(&self, _: &OrderRequest) -> Result<OrderView, CaError> {
-            Err(unsupported())
-        }
-        async fn fetch(&self, _: &str) -> Result<crate::ca::Fetched, CaError> {
-            Err(unsupported())
-        }
-        async fn reissue(&self, _: &str, _: &OrderRequest) -> Result<OrderView, CaError> {
-            Err(unsupported())
-        }
-        async fn revoke(
-            &self,
-            _: &str,
-            _: &crate::serial::Serial,
-            _: RevocationReason,
-        ) -> Result<RevokeOutcome, CaError> {
-            Err(unsupported())
-        }
-        async fn cancel(&self, _: &str) -> Result<(), CaError> {
-            Err(unsupported())
-        }
-    }
-
-    /// An issued certificate at `dc` whose reissue (tag `cf-1.bb`) was interrupted.
-    fn interrupted_reissue() -> State {
-        let text = "format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"dc\"\nstatus = \"issued\"\norder_id = \"77\"\nserial = \"0a\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n\n[intent]\nkind = \"reissue\"\nca = \"dc\"\nstarted = \"2026-11-23T12:00:00Z\"\ntag = \"cf-1.bb\"\nkey_file = \"web/reissue-bb.key\"\nkey_algorithm = \"ecdsa-p256\"\ncommon_name = \"a.example\"\nsans = [\"a.example\", \"b.example\"]\nspec_digest = \"y\"\n";
-        let certificate: CertificateState = toml::from_str(text).expect("state");
+    /// An issued certificate at `dc` (order `order_id`) whose reissue (tag `cf-1.bb`) was
+    /// interrupted.
+    fn interrupted_reissue(order_id: &str) -> State {
+        let text = format!("format = 1\nname = \"web\"\nid = \"cf-1\"\nca = \"dc\"\nstatus = \"issued\"\norder_id = \"{order_id}\"\nserial = \"0a\"\ncommon_name = \"a.example\"\nsans = [\"a.example\"]\nkey_algorithm = \"ecdsa-p256\"\nspec_digest = \"x\"\n\n[intent]\nkind = \"reissue\"\nca = \"dc\"\nstarted = \"2026-11-23T12:00:00Z\"\ntag = \"cf-1.bb\"\nkey_file = \"web/reissue-bb.key\"\nkey_algorithm = \"ecdsa-p256\"\ncommon_name = \"a.example\"\nsans = [\"a.example\", \"b.example\"]\nspec_digest = \"y\"\n");
+        let certificate: CertificateState = toml::from_str(&text).expect("state");
         State {
             certificates: BTreeMap::from([("web".to_string(), certificate)]),
         }
@@ -611,30 +455,50 @@ mod tests {
 
     #[tokio::test]
     async fn an_interrupted_reissue_is_looked_up_at_the_ca() {
-        let observe = |reissued| async move {
-            let mut accounts: Accounts = BTreeMap::new();
-            accounts.insert("dc".into(), Arc::new(ReissueCa { reissued }));
-            refresh(&config(), &interrupted_reissue(), &no_chain, &accounts, NOW)
+        // A CA that reissues in place and, like DigiCert, shows a reissue's tag only through
+        // `find_reissue`. `reissued`: the tag the reissue reached it with (`None`: it did not),
+        // or `Err` when `find_reissue` fails.
+        let observe = |reissued: Option<Result<&'static str, ()>>| async move {
+            let capabilities = Capabilities {
+                reissue_same_order: true,
+                cancel: true,
+                revoke: true,
+                duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
+                cancel_refunds: true,
+            };
+            let ca = Arc::new(FakeCa::new("dc", capabilities, None));
+            ca.hide_reissue_tags(true);
+            let (order_id, serial) = match reissued {
+                Some(Ok(tag)) => ca.add_issued_order(&["cf-1", tag]),
+                None | Some(Err(())) => ca.add_issued_order(&["cf-1"]),
+            };
+            if reissued == Some(Err(())) {
+                ca.inject(Op::FindReissue, &[Fault::Transient]);
+            }
+            let state = interrupted_reissue(&order_id);
+            let observed = refresh(&config(), &state, &no_chain, &accounts(&ca), NOW)
                 .await
                 .certificates
                 .remove("web")
-                .unwrap_or_default()
+                .unwrap_or_default();
+            assert_eq!(ca.count(Op::FindReissue), 1, "{reissued:?}");
+            (observed, order_id, serial)
         };
-        let found = observe(Some(Ok("cf-1.bb"))).await;
+        let (found, order_id, serial) = observe(Some(Ok("cf-1.bb"))).await;
         let view = found.intent_order.expect("the reissue reached the CA");
         assert_eq!(
             (view.order_id.as_str(), view.serial.as_deref()),
-            ("77", Some("0b"))
+            (order_id.as_str(), Some(serial.as_str()))
         );
         assert!(found.refresh_error.is_none());
 
-        let other_tag = observe(Some(Ok("cf-1.zz"))).await;
+        let (other_tag, _, _) = observe(Some(Ok("cf-1.zz"))).await;
         assert!(other_tag.intent_order.is_none() && other_tag.refresh_error.is_none());
-        let nothing = observe(None).await;
+        let (nothing, _, _) = observe(None).await;
         assert!(nothing.intent_order.is_none() && nothing.refresh_error.is_none());
 
         // Without an answer the certificate is blocked, never reissued blindly.
-        let failed = observe(Some(Err(()))).await;
+        let (failed, _, _) = observe(Some(Err(()))).await;
         assert!(failed.intent_order.is_none());
         assert!(
             failed
@@ -648,21 +512,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_ca_marks_only_its_certificates() {
-        let ca = Arc::new(WindowCa {
-            asked: AtomicUsize::new(0),
-            fail: true,
-        });
-        let observed = refresh(
-            &config(),
-            &issued_state(None),
-            &no_chain,
-            &accounts(ca),
-            NOW,
-        )
-        .await;
+        let (failing, mut state) = acme_with_issued_order();
+        failing.inject(Op::Refresh, &[Fault::Transient]);
+        // A second account, `other`, answering normally for its certificate `api`.
+        let other = Arc::new(FakeCa::new("other", failing.capabilities(), None));
+        let (order_id, serial) = other.add_issued_order(&["cf-2"]);
+        let mut api = issued_state("other", &order_id, &serial, None).certificates["web"].clone();
+        api.name = "api".to_string();
+        state.certificates.insert("api".to_string(), api);
+        let mut both = accounts(&failing);
+        both.extend(accounts(&other));
+
+        let observed = refresh(&config(), &state, &no_chain, &both, NOW).await;
         assert_eq!(
             observed.certificates["web"].refresh_error.as_deref(),
-            Some("connection refused")
+            Some("connection reset by peer")
         );
+        let api = &observed.certificates["api"];
+        assert_eq!(api.refresh_error, None);
+        let current = api.current.as_ref().expect("`other` answered");
+        assert_eq!(current.serial.as_deref(), Some(serial.as_str()));
     }
 }

@@ -18,7 +18,7 @@ use crate::ca::{
     OrderQuery, OrderRequest, RevokeOutcome,
 };
 use crate::keys::{KeyStore, PrivateKey};
-use crate::observed::{OrderStatus, OrderView};
+use crate::observed::{OrderStatus, OrderView, RenewalWindow};
 use crate::spec::RevocationReason;
 use crate::state::{CertificateState, State, StateStore};
 
@@ -36,6 +36,8 @@ pub enum Op {
     Fetch,
     Revoke,
     Cancel,
+    /// `renewal_window` (ACME ARI).
+    RenewalWindow,
 }
 
 /// A fault injected into the next call of one operation.
@@ -76,6 +78,8 @@ struct FakeState {
     hide_reissue_tags: bool,
     /// `fetch` answers "not collectable yet" whatever the order's status.
     certificate_not_ready: bool,
+    /// Answer `renewal_window` with a window (as an ACME CA with ARI does) instead of `None`.
+    renewal_windows: bool,
 }
 
 /// A scriptable in-memory CA issuing real certificates (rcgen), signed by its own root.
@@ -146,6 +150,33 @@ impl FakeCa {
     /// Let only `find_reissue` see the tags of reissues.
     pub fn hide_reissue_tags(&self, hide: bool) {
         self.lock().hide_reissue_tags = hide;
+    }
+
+    /// Offer a renewal window for every issued order: it opens 50 days after the `now` it is
+    /// asked at, closes two days later, and may be asked again after six hours.
+    pub fn offer_renewal_windows(&self, offer: bool) {
+        self.lock().renewal_windows = offer;
+    }
+
+    /// An issued order for `a.example` that was placed with `tags[0]` and reissued with the
+    /// rest, as a previous run left it; returns its id and its certificate's serial.
+    pub fn add_issued_order(&self, tags: &[&str]) -> (String, crate::serial::Serial) {
+        let key = KeyPair::generate().expect("leaf key");
+        let params = CertificateParams::new(vec!["a.example".to_string()]).expect("leaf params");
+        let leaf = params.signed_by(&key, &self.issuer).expect("leaf");
+        let (info, _) = crate::keys::inspect_chain(&leaf.pem()).expect("leaf chain");
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = format!("order-{}", state.next_id);
+        let order = FakeOrder {
+            tags: tags.iter().map(|tag| tag.to_string()).collect(),
+            status: OrderStatus::Issued,
+            chain_pem: format!("{}{}", leaf.pem(), self.root_pem),
+            serial: info.serial.clone(),
+            not_after: info.not_after,
+        };
+        state.orders.insert(id.clone(), order);
+        (id, info.serial)
     }
 
     /// How many calls of `op` the CA received.
@@ -451,6 +482,30 @@ impl CertificateAuthority for FakeCa {
             Some(lost) => Err(Self::error(lost)),
             None => Ok(()),
         }
+    }
+
+    async fn renewal_window(
+        &self,
+        order_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<RenewalWindow>, CaError> {
+        if let Some(fault) = self.enter(Op::RenewalWindow, order_id) {
+            return Err(Self::error(fault));
+        }
+        let state = self.lock();
+        if !state.renewal_windows {
+            return Ok(None);
+        }
+        Ok(state
+            .orders
+            .get(order_id)
+            .filter(|order| order.status == OrderStatus::Issued)
+            .map(|order| RenewalWindow {
+                serial: order.serial.clone(),
+                start: now + Duration::days(50),
+                end: now + Duration::days(52),
+                next_check: now + Duration::hours(6),
+            }))
     }
 
     fn trust_anchor_pem(&self) -> Option<String> {

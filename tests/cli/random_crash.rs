@@ -14,8 +14,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use certform::sim::digicert::{self as sim, DomainSeed, Limits, RateWindow, Seed};
+use certform::sim::digicert::{DomainSeed, Limits, RateWindow, Seed};
 
+use crate::digicert_sim::Sim;
 use crate::sandbox::Sandbox;
 
 /// A small seeded generator (SplitMix64): the same seed replays the same delays and changes.
@@ -289,97 +290,51 @@ fn killed_local_reissue_is_adopted_not_sent_again() {
 const ADMIN: &str = "sim-admin-key";
 const REISSUE_ROUTE: &str = "POST /order/certificate/{id}/reissue";
 
-/// The DigiCert simulator on its own runtime, alive as long as this value.
-struct Sim {
-    running: Option<sim::RunningSim>,
-    runtime: tokio::runtime::Runtime,
+/// The DigiCert simulator seeded with `example.test`, its rate limits out of the way.
+fn start_sim() -> Sim {
+    let domain: DomainSeed =
+        serde_json::from_value(serde_json::json!({ "name": "example.test" })).expect("domain seed");
+    let sim = Sim::start(Seed {
+        random_seed: Some(21),
+        domains: vec![domain],
+        ..Seed::default()
+    });
+    // Dozens of runs in a few seconds: rate limits are tested elsewhere.
+    sim.sim()
+        .set_limits(Limits {
+            windows: vec![RateWindow {
+                requests: 1_000_000,
+                seconds: 1,
+            }],
+            retry_after_header: false,
+        })
+        .expect("limits");
+    sim
 }
 
-impl Sim {
-    fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let domain: DomainSeed =
-            serde_json::from_value(serde_json::json!({ "name": "example.test" }))
-                .expect("domain seed");
-        let seed = Seed {
-            random_seed: Some(21),
-            domains: vec![domain],
-            ..Seed::default()
-        };
-        let running = runtime
-            .block_on(sim::start(seed, "127.0.0.1:0".parse().expect("addr")))
-            .expect("simulator starts");
-        // Dozens of runs in a few seconds: rate limits are tested elsewhere.
-        running
-            .set_limits(Limits {
-                windows: vec![RateWindow {
-                    requests: 1_000_000,
-                    seconds: 1,
-                }],
-                retry_after_header: false,
-            })
-            .expect("limits");
-        Sim {
-            running: Some(running),
-            runtime,
-        }
+/// A config with the simulator's account `dc` and `(name, common_name, sans)` certificates.
+fn sim_config(sim: &Sim, certificates: &[(&str, &str, &[&str])]) -> String {
+    let mut text = format!(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.dc]\nkind = \"digicert\"\napi_key = {{ env = \"DIGICERT_API_KEY\" }}\nurl = \"{}\"\n",
+        sim.sim().base_url()
+    );
+    for (name, common_name, sans) in certificates {
+        let sans: Vec<String> = sans.iter().map(|s| format!("\"{s}\"")).collect();
+        text.push_str(&format!(
+            "\n[certificate.{name}]\nca = \"dc\"\ncommon_name = \"{common_name}\"\nsans = [{}]\nproduct = \"ssl_basic\"\norganization = 112233\nvalidity = {{ days = 90 }}\nrenew_before = \"30d\"\ndeploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
+            sans.join(", ")
+        ));
     }
-
-    fn sim(&self) -> &sim::RunningSim {
-        self.running.as_ref().expect("running")
-    }
-
-    fn requests(&self, route: &str) -> u64 {
-        self.sim()
-            .stats()
-            .requests_by_route
-            .get(route)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn orders_for(&self, common_name: &str) -> u64 {
-        self.sim()
-            .stats()
-            .orders_by_common_name
-            .get(common_name)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn config(&self, certificates: &[(&str, &str, &[&str])]) -> String {
-        let mut text = format!(
-            "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.dc]\nkind = \"digicert\"\napi_key = {{ env = \"DIGICERT_API_KEY\" }}\nurl = \"{}\"\n",
-            self.sim().base_url()
-        );
-        for (name, common_name, sans) in certificates {
-            let sans: Vec<String> = sans.iter().map(|s| format!("\"{s}\"")).collect();
-            text.push_str(&format!(
-                "\n[certificate.{name}]\nca = \"dc\"\ncommon_name = \"{common_name}\"\nsans = [{}]\nproduct = \"ssl_basic\"\norganization = 112233\nvalidity = {{ days = 90 }}\nrenew_before = \"30d\"\ndeploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
-                sans.join(", ")
-            ));
-        }
-        text
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            let _ = self.runtime.block_on(running.shutdown());
-        }
-    }
+    text
 }
 
 #[test]
 fn killed_digicert_reissue_is_adopted_not_sent_again() {
-    let sim = Sim::start();
-    let sandbox =
-        Sandbox::with_config(&sim.config(&[("web", "www.example.test", &["example.test"])]));
+    let sim = start_sim();
+    let sandbox = Sandbox::with_config(&sim_config(
+        &sim,
+        &[("web", "www.example.test", &["example.test"])],
+    ));
     let env = [("DIGICERT_API_KEY", ADMIN)];
     sandbox
         .certform_env(&["apply", "--auto-approve"], &env)
@@ -387,11 +342,14 @@ fn killed_digicert_reissue_is_adopted_not_sent_again() {
     let order = sandbox.state_field("web", "order_id");
     let serial = sandbox.state_field("web", "serial");
 
-    sandbox.write_config(&sim.config(&[(
-        "web",
-        "www.example.test",
-        &["example.test", "shop.example.test"],
-    )]));
+    sandbox.write_config(&sim_config(
+        &sim,
+        &[(
+            "web",
+            "www.example.test",
+            &["example.test", "shop.example.test"],
+        )],
+    ));
     let killed = sandbox.certform_env(
         &["apply", "--auto-approve"],
         &[
@@ -559,7 +517,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
     );
     let started = Instant::now();
     let mut rng = Rng::new(campaign.seed);
-    let sim = (campaign.ca == Ca::Digicert).then(Sim::start);
+    let sim = (campaign.ca == Ca::Digicert).then(start_sim);
     let sandbox = Sandbox::new();
     let mut sans = vec![0usize; campaign.certificates];
     let config = |sans: &[usize]| match &sim {
@@ -591,7 +549,7 @@ pub fn run_campaign(campaign: Campaign) -> Outcome {
                 .iter()
                 .map(|(n, c, s)| (*n, *c, s.as_slice()))
                 .collect();
-            sim.config(&rows)
+            sim_config(sim, &rows)
         }
     };
     let base = time::OffsetDateTime::now_utc();
@@ -752,9 +710,9 @@ fn random_kills_with_the_digicert_simulator_converge_safely() {
 fn killed_revoke_is_neither_requested_twice_nor_lost() {
     const ORDERS_KEY: &str = "sim-orders-key";
     const REVOKE_ROUTE: &str = "PUT /certificate/{id}/revoke";
-    let sim = Sim::start();
-    let web = sim.config(&[("web", "www.example.test", &["example.test"])]);
-    let api = sim.config(&[("api", "api.example.test", &["example.test"])]);
+    let sim = start_sim();
+    let web = sim_config(&sim, &[("web", "www.example.test", &["example.test"])]);
+    let api = sim_config(&sim, &[("api", "api.example.test", &["example.test"])]);
     for (key, config) in [(ORDERS_KEY, &web), (ADMIN, &api)] {
         let name = if key == ADMIN { "api" } else { "web" };
         let sandbox = Sandbox::with_config(config);

@@ -2,83 +2,27 @@
 //! certificates and requests, and the rules that move orders through their statuses. No I/O:
 //! the HTTP layer calls in with the time, and DCV network checks happen outside (`dcv.rs`).
 
+mod api_error;
+mod load;
+mod times;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::Value;
-use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, Time};
 
+pub(crate) use self::api_error::ApiError;
+pub(crate) use self::times::{date, end_of_day, iso, parse_date, spaced, whole_seconds};
 use super::ca::{Csr, LeafSpec, OrganizationSubject, SimCa};
 use super::seed::{
-    AccountSeed, DcvSettings, DcvStatus, OrderSeed, Policy, ProductSeed, Quirks, Role, Seed,
-    ValidationStatus, ValidationType,
+    AccountSeed, DcvSettings, DcvStatus, Policy, ProductSeed, Quirks, Role, ValidationStatus,
+    ValidationType,
 };
-use super::Error;
 use crate::sim::random::Rng;
 
 /// How far `/_sim/clock` may move the clock, in total.
 pub(crate) const MAX_CLOCK_OFFSET: Duration = Duration::days(100 * 366);
-
-/// An error answered to the client as `{"errors":[{"code","message"}]}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
-    pub(crate) status: u16,
-    pub(crate) code: String,
-    pub(crate) message: String,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-
-    pub(crate) fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(400, code, message)
-    }
-
-    /// 400 `bad_request_format`: the body is not the JSON the endpoint takes.
-    pub(crate) fn bad_format(detail: impl fmt::Display) -> Self {
-        Self::bad_request(
-            "bad_request_format",
-            format!("The request body is malformed: {detail}"),
-        )
-    }
-
-    pub(crate) fn missing(field: &str) -> Self {
-        Self::bad_request(
-            format!("missing_param|{field}"),
-            format!("The `{field}` field is required."),
-        )
-    }
-
-    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::bad_request(format!("invalid_param|{field}"), message)
-    }
-
-    pub(crate) fn order_not_found() -> Self {
-        Self::new(404, "not_found|order", "The specified order was not found.")
-    }
-
-    pub(crate) fn forbidden() -> Self {
-        Self::new(
-            403,
-            "access_denied|missing_permission",
-            "The API key you are using does not have permission to carry out the request.",
-        )
-    }
-
-    pub(crate) fn wrong_status(status: OrderStatus, action: &str) -> Self {
-        Self::bad_request(
-            "invalid_order_status",
-            format!("An order with status `{status}` cannot be {action}."),
-        )
-    }
-}
 
 /// A successful answer.
 #[derive(Debug, Clone)]
@@ -356,6 +300,33 @@ pub(crate) struct Request {
     pub(crate) date_processed: Option<OffsetDateTime>,
 }
 
+impl Request {
+    /// A request of `kind` for `order_id`, waiting for an administrator's decision.
+    pub(crate) fn pending(
+        id: u64,
+        kind: RequestKind,
+        order_id: u64,
+        requester_id: u64,
+        date: OffsetDateTime,
+        comments: String,
+    ) -> Self {
+        Self {
+            id,
+            kind,
+            status: RequestStatus::Pending,
+            order_id,
+            certificate_id: None,
+            requester_id,
+            date,
+            comments,
+            revocation_reason: None,
+            processor_id: None,
+            processor_comment: String::new(),
+            date_processed: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Order {
     pub(crate) id: u64,
@@ -449,406 +420,6 @@ pub(crate) struct Account {
 }
 
 impl Account {
-    /// Build the account from the seed (issuing the certificates of seeded orders).
-    pub(crate) fn new(seed: &Seed, ca: SimCa, rng: Rng) -> Result<Self, Error> {
-        let now = whole_seconds(OffsetDateTime::now_utc());
-        let mut account = Self {
-            settings: Settings {
-                account: seed.account.clone(),
-                dcv: seed.dcv.clone(),
-                policy: seed.policy.clone(),
-                quirks: seed.quirks.clone(),
-            },
-            ca,
-            keys: Vec::new(),
-            users: BTreeMap::new(),
-            products: seed
-                .products
-                .clone()
-                .unwrap_or_else(super::seed::default_products),
-            organizations: BTreeMap::new(),
-            domains: BTreeMap::new(),
-            orders: BTreeMap::new(),
-            certificates: BTreeMap::new(),
-            requests: BTreeMap::new(),
-            counters: Counters::default(),
-            rng,
-            next_order_id: seed.account.first_order_id,
-            next_certificate_id: seed.account.first_certificate_id,
-            next_request_id: seed.account.first_request_id,
-            next_domain_id: seed.account.first_domain_id,
-            clock_offset: Duration::ZERO,
-            next_event: None,
-        };
-        account.load_keys(seed)?;
-        account.load_products()?;
-        account.load_organizations(seed, now)?;
-        account.load_domains(seed, now)?;
-        for order in &seed.orders {
-            account.load_orders(order, now)?;
-        }
-        Ok(account)
-    }
-
-    fn load_keys(&mut self, seed: &Seed) -> Result<(), Error> {
-        let invalid = |reason: String| Error::Seed { reason };
-        if seed.api_keys.is_empty() {
-            return Err(invalid(
-                "`api_keys` is empty: no client could call the API".into(),
-            ));
-        }
-        let mut next_user_id = seed.account.first_user_id;
-        for key in &seed.api_keys {
-            if key.key.trim().is_empty() {
-                return Err(invalid(format!(
-                    "API key `{}` has an empty `key`",
-                    key.name
-                )));
-            }
-            if self.keys.iter().any(|other| other.key == key.key) {
-                return Err(invalid(format!(
-                    "API key `{}` repeats the `key` of another entry",
-                    key.name
-                )));
-            }
-            let id = match key.user.id {
-                Some(id) => id,
-                None => {
-                    next_user_id += 1;
-                    next_user_id - 1
-                }
-            };
-            let slug: String = key
-                .name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_lowercase()
-                    } else {
-                        '.'
-                    }
-                })
-                .collect();
-            let user = User {
-                id,
-                username: key.user.username.clone().unwrap_or_else(|| slug.clone()),
-                first_name: key.user.first_name.clone().unwrap_or_else(|| "Sim".into()),
-                last_name: key
-                    .user
-                    .last_name
-                    .clone()
-                    .unwrap_or_else(|| key.name.clone()),
-                email: key
-                    .user
-                    .email
-                    .clone()
-                    .unwrap_or_else(|| format!("{slug}@example.test")),
-                role: key.role,
-            };
-            self.users.entry(id).or_insert(user);
-            self.keys.push(Key {
-                name: key.name.clone(),
-                key: key.key.clone(),
-                role: key.role,
-                user_id: id,
-            });
-        }
-        Ok(())
-    }
-
-    fn load_products(&mut self) -> Result<(), Error> {
-        for product in &self.products {
-            if !product
-                .signature_hashes
-                .contains(&product.default_signature_hash)
-            {
-                return Err(Error::Seed {
-                    reason: format!(
-                        "product `{}`: `default_signature_hash` `{}` is not in `signature_hashes`",
-                        product.name_id, product.default_signature_hash
-                    ),
-                });
-            }
-            if let Some(hash) = product
-                .signature_hashes
-                .iter()
-                .find(|hash| !matches!(hash.as_str(), "sha256" | "sha384" | "sha512"))
-            {
-                return Err(Error::Seed {
-                    reason: format!(
-                        "product `{}`: signature hash `{hash}` is not one of sha256, sha384, sha512",
-                        product.name_id
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn load_organizations(&mut self, seed: &Seed, now: OffsetDateTime) -> Result<(), Error> {
-        for organization in &seed.organizations {
-            let validations = organization
-                .validations
-                .iter()
-                .map(|validation| {
-                    Ok(OrganizationValidation {
-                        kind: validation.r#type.to_ascii_lowercase(),
-                        status: validation.status,
-                        validated_until: seed_date(
-                            validation.validated_until.as_deref(),
-                            now + Duration::days(397),
-                        )?,
-                        date_created: now - Duration::days(30),
-                    })
-                })
-                .collect::<Result<_, Error>>()?;
-            self.organizations.insert(
-                organization.id,
-                Organization {
-                    id: organization.id,
-                    name: organization.name.clone(),
-                    assumed_name: organization.assumed_name.clone(),
-                    display_name: organization
-                        .display_name
-                        .clone()
-                        .unwrap_or_else(|| organization.name.clone()),
-                    is_active: organization.is_active,
-                    address: organization.address.clone(),
-                    address2: organization.address2.clone(),
-                    city: organization.city.clone(),
-                    state: organization.state.clone(),
-                    zip: organization.zip.clone(),
-                    country: organization.country.clone(),
-                    telephone: organization.telephone.clone(),
-                    validations,
-                },
-            );
-        }
-        Ok(())
-    }
-
-    fn load_domains(&mut self, seed: &Seed, now: OffsetDateTime) -> Result<(), Error> {
-        for domain in &seed.domains {
-            let name = normalize_name(&domain.name);
-            if !is_dns_name(&name) || name.starts_with("*.") {
-                return Err(Error::Seed {
-                    reason: format!("domain `{}` is not a DNS name", domain.name),
-                });
-            }
-            if let Some(organization) = domain.organization_id {
-                if !self.organizations.contains_key(&organization) {
-                    return Err(Error::Seed {
-                        reason: format!(
-                            "domain `{name}` names organization {organization}, which the seed does not define"
-                        ),
-                    });
-                }
-            }
-            let id = match domain.id {
-                Some(id) => id,
-                None => self.next_domain_id(),
-            };
-            let complete = domain.dcv_status == DcvStatus::Complete;
-            let token = domain
-                .dcv_token
-                .clone()
-                .unwrap_or_else(|| self.rng.alphanumeric(32));
-            self.domains.insert(
-                id,
-                Domain {
-                    id,
-                    name,
-                    organization_id: domain.organization_id,
-                    is_active: domain.is_active,
-                    date_created: now - Duration::days(30),
-                    dcv_status: domain.dcv_status,
-                    dcv_method: domain.dcv_method.clone(),
-                    validation_types: domain.validations.clone(),
-                    validated_until: if complete {
-                        Some(seed_date(
-                            domain.validated_until.as_deref(),
-                            now + Duration::days(397),
-                        )?)
-                    } else {
-                        None
-                    },
-                    dcv_approval: complete.then_some(now - Duration::days(30)),
-                    token,
-                    token_expires: now
-                        + Duration::days(i64::from(self.settings.dcv.token_lifetime_days)),
-                },
-            );
-        }
-        Ok(())
-    }
-
-    fn load_orders(&mut self, seed: &OrderSeed, now: OffsetDateTime) -> Result<(), Error> {
-        let invalid = |reason: String| Error::Seed { reason };
-        let status = OrderStatus::parse(&seed.status)
-            .filter(|status| *status != OrderStatus::ReissuePending)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "seeded order status `{}` is not supported",
-                    seed.status
-                ))
-            })?;
-        let product = self.product(&seed.product).cloned().ok_or_else(|| {
-            invalid(format!(
-                "seeded orders name unknown product `{}`",
-                seed.product
-            ))
-        })?;
-        let user_id = match &seed.api_key {
-            Some(name) => self
-                .keys
-                .iter()
-                .find(|key| &key.name == name)
-                .map(|key| key.user_id)
-                .ok_or_else(|| invalid(format!("seeded orders name unknown API key `{name}`")))?,
-            None => self.keys.first().map(|key| key.user_id).unwrap_or_default(),
-        };
-        let organization_id = match seed.organization_id {
-            Some(id) if !self.organizations.contains_key(&id) => {
-                return Err(invalid(format!(
-                    "seeded orders name unknown organization {id}"
-                )))
-            }
-            Some(id) => Some(id),
-            None if product.validation_type.needs_organization() => {
-                self.organizations.keys().next().copied()
-            }
-            None => None,
-        };
-        // One key for all seeded certificates: they are for listing, not for serving TLS.
-        let key = crate::keys::PrivateKey::generate(crate::spec::KeySpec::Ecdsa(256))
-            .map_err(|error| invalid(format!("cannot make a key for seeded orders: {error}")))?;
-        for n in 1..=seed.count {
-            let expand = |text: &str| text.replace("{n}", &n.to_string());
-            let common_name = normalize_name(&expand(&seed.common_name));
-            let mut dns_names = vec![common_name.clone()];
-            for name in &seed.dns_names {
-                let name = normalize_name(&expand(name));
-                if !dns_names.contains(&name) {
-                    dns_names.push(name);
-                }
-            }
-            if let Some(bad) = dns_names.iter().find(|name| !is_dns_name(name)) {
-                return Err(invalid(format!(
-                    "seeded order name `{bad}` is not a DNS name"
-                )));
-            }
-            let csr_der = key.csr_der(&common_name, &dns_names).map_err(|error| {
-                invalid(format!("cannot make a CSR for `{common_name}`: {error}"))
-            })?;
-            let csr_text = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", csr_der));
-            let csr =
-                super::ca::parse_csr(&csr_text).map_err(|problem| invalid(problem.message))?;
-            let created = now - Duration::days(i64::from(seed.age_days));
-            let params = CertParams {
-                common_name: common_name.clone(),
-                dns_names,
-                csr_text,
-                csr,
-                signature_hash: product.default_signature_hash.clone(),
-                server_platform_id: -1,
-                organization_units: Vec::new(),
-                profile_option: None,
-                ca_cert_id: None,
-            };
-            let order_id = self.next_order_id();
-            let certificate_id = self.next_certificate_id();
-            let request_id = self.next_request_id();
-            let days = seed.validity_days.max(1);
-            let order = Order {
-                id: order_id,
-                product: product.name_id.clone(),
-                status,
-                status_last_updated: created,
-                date_created: created,
-                user_id,
-                params: params.clone(),
-                reissue: None,
-                awaiting_approval: status == OrderStatus::NeedsApproval,
-                organization_id,
-                cert_validity: Validity::Days(days),
-                order_valid_from: created,
-                order_valid_till: created + Duration::days(i64::from(days)),
-                validity_years: None,
-                payment_method: "balance".into(),
-                disable_renewal_notifications: false,
-                disable_ct: false,
-                container_id: self.settings.account.container_id,
-                custom_fields: Vec::new(),
-                alternative_order_id: seed.alternative_order_id.as_deref().map(expand),
-                renewal_of_order_id: None,
-                renewed_order_id: None,
-                dcv_method: self.settings.dcv.default_method.clone(),
-                dcv_random_value: None,
-                certificate_id,
-                certificate_ids: vec![certificate_id],
-                request_ids: vec![request_id],
-                issue_at: None,
-                price: product.price,
-            };
-            self.count_new_order(&order);
-            self.certificates.insert(
-                certificate_id,
-                Certificate {
-                    id: certificate_id,
-                    order_id,
-                    params,
-                    date_created: created,
-                    issued: None,
-                    revoked: None,
-                },
-            );
-            let request_status = match status {
-                OrderStatus::NeedsApproval => RequestStatus::Pending,
-                OrderStatus::Rejected => RequestStatus::Rejected,
-                OrderStatus::Pending | OrderStatus::WaitingPickup => RequestStatus::Pending,
-                _ => RequestStatus::Approved,
-            };
-            self.requests.insert(
-                request_id,
-                Request {
-                    id: request_id,
-                    kind: RequestKind::NewRequest,
-                    status: request_status,
-                    order_id,
-                    certificate_id: None,
-                    requester_id: user_id,
-                    date: created,
-                    comments: String::new(),
-                    revocation_reason: None,
-                    processor_id: None,
-                    processor_comment: String::new(),
-                    date_processed: None,
-                },
-            );
-            self.orders.insert(order_id, order);
-            if matches!(
-                status,
-                OrderStatus::Issued | OrderStatus::Revoked | OrderStatus::Expired
-            ) {
-                self.issue(order_id, created).map_err(|error| {
-                    invalid(format!("cannot issue seeded order: {}", error.message))
-                })?;
-                let order = self
-                    .orders
-                    .get_mut(&order_id)
-                    .ok_or_else(|| invalid("lost a seeded order".into()))?;
-                order.status = status;
-                order.status_last_updated = created;
-                if status == OrderStatus::Revoked {
-                    if let Some(certificate) = self.certificates.get_mut(&certificate_id) {
-                        certificate.revoked = Some(created);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The simulator's clock: real time plus the offset set through `/_sim/clock`.
     pub(crate) fn now(&self) -> OffsetDateTime {
         let real = OffsetDateTime::now_utc();
@@ -1328,53 +899,6 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
     })
 }
 
-pub(crate) fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_nanosecond(0).unwrap_or(at)
-}
-
-/// 23:59:59 of `at`'s day.
-pub(crate) fn end_of_day(at: OffsetDateTime) -> OffsetDateTime {
-    at.replace_time(Time::MIDNIGHT) + Duration::days(1) - Duration::seconds(1)
-}
-
-/// `2018-10-16T20:05:28+00:00`.
-pub(crate) fn iso(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]+00:00"
-    ))
-    .unwrap_or_default()
-}
-
-/// `2018-10-16`.
-pub(crate) fn date(at: OffsetDateTime) -> String {
-    at.format(format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default()
-}
-
-/// `2019-06-21 13:37:00`.
-pub(crate) fn spaced(at: OffsetDateTime) -> String {
-    at.format(format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second]"
-    ))
-    .unwrap_or_default()
-}
-
-/// Parse `YYYY-MM-DD`.
-pub(crate) fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text.trim(), format_description!("[year]-[month]-[day]")).ok()
-}
-
-fn seed_date(text: Option<&str>, default: OffsetDateTime) -> Result<OffsetDateTime, Error> {
-    match text {
-        None => Ok(default),
-        Some(text) => parse_date(text)
-            .map(|day| end_of_day(day.with_time(Time::MIDNIGHT).assume_utc()))
-            .ok_or_else(|| Error::Seed {
-                reason: format!("`{text}` is not a YYYY-MM-DD date"),
-            }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1420,15 +944,5 @@ mod tests {
         assert!(!domain.covers("com"));
         assert!(domain.is_validated(now));
         assert!(!domain.is_validated(now + Duration::days(2)));
-    }
-
-    #[test]
-    fn formats() {
-        let at = time::macros::datetime!(2019-06-21 13:37:00 UTC);
-        assert_eq!(iso(at), "2019-06-21T13:37:00+00:00");
-        assert_eq!(date(at), "2019-06-21");
-        assert_eq!(spaced(at), "2019-06-21 13:37:00");
-        assert_eq!(parse_date("2024-02-29").map(|d| d.day()), Some(29));
-        assert!(parse_date("2024-02-30").is_none());
     }
 }
