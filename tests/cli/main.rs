@@ -1,17 +1,25 @@
-//! End-to-end tests of the `certform` binary in a hermetic environment: real git repositories,
-//! the built-in local CA, real files, and `openssl` to check what was deployed.
+//! The one integration-test binary (`cargo test --test cli [FILTER]`; `autotests = false` in
+//! `Cargo.toml`, so one link instead of one per file). End-to-end tests of the `certform` binary
+//! in a hermetic environment (real git repositories, the built-in local CA, real files,
+//! `openssl` to check what was deployed), snapshot tests of its output, and the providers and
+//! the state store against real servers (Pebble, BIND, git) and the simulators. One module per
+//! topic: add a file here and one `mod` line below, in alphabetical order.
 
 mod acme;
+mod acme_client;
 #[path = "../support/bind.rs"]
 mod bind;
 mod commit_safety;
 mod config_safety;
+mod config_validation;
 mod crash;
 mod deploy;
 mod deploy_safety;
 mod digicert;
+mod digicert_client;
 mod http;
 mod invalid;
+mod layout;
 mod library_apply;
 mod lifecycle;
 mod lock;
@@ -20,5 +28,8 @@ mod pebble;
 mod quickstart;
 mod random_crash;
 mod renewal_loop;
+mod rfc2136;
 mod sandbox;
+mod sim_digicert;
 mod state_repo;
+mod state_store;

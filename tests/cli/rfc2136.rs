@@ -1,17 +1,15 @@
 //! The `rfc2136` provider and the propagation checks against a real BIND 9 (see
-//! `support/bind.rs`). Every test starts its own server on its own port.
-
-#[path = "support/bind.rs"]
-mod bind;
+//! `tests/support/bind.rs`). Every test starts its own server on its own port.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bind::{Bind, ZoneSpec, DEFAULT_KEY};
 use certform::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey, ZoneKey};
 use certform::dns::propagation::{authoritative_servers, resolve_cname, wait_for_txt};
 use certform::dns::rfc2136::{find_zone, lookup_txt, Rfc2136};
 use certform::dns::{DnsError, DnsProvider, ErrorClass, TxtRecord};
+
+use crate::bind::{Bind, ZoneSpec, DEFAULT_KEY};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
