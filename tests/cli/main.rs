@@ -31,5 +31,6 @@ mod renewal_loop;
 mod rfc2136;
 mod sandbox;
 mod sim_digicert;
+mod snapshots;
 mod state_repo;
 mod state_store;
