@@ -73,18 +73,15 @@ const FILTERS: &[(&str, &str)] = &[
     (r"\b(127\.0\.0\.1|localhost|\[::1\]):\d+", "$1:[PORT]"),
 ];
 
-/// One run as a snapshot: the command line, exit code, stdout and stderr.
-fn transcript(sandbox: &Sandbox, args: &[&str], run: &Run) -> String {
-    let text = format!(
-        "$ certform {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        run.code,
-        run.stdout,
-        run.stderr
+/// One run as a snapshot: the command line (with the environment it adds to the sandbox's),
+/// exit code, stdout and stderr.
+fn transcript(sandbox: &Sandbox, command: &str, run: &Run) -> String {
+    let mut text = format!(
+        "$ {command}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        run.code, run.stdout, run.stderr
     );
     // The sandbox's own paths first, whole (also as the kernel spells them, should the temp
     // dir be reached through a symbolic link), so nothing of them is left for the filters.
-    let mut text = text;
     for (path, name) in [(&sandbox.dir, "[WORK]"), (&sandbox.home, "[HOME]")] {
         if let Ok(canonical) = std::fs::canonicalize(path) {
             text = text.replace(&canonical.display().to_string(), name);
@@ -94,15 +91,20 @@ fn transcript(sandbox: &Sandbox, args: &[&str], run: &Run) -> String {
     text
 }
 
-/// Compare a transcript with the snapshot `name`, after the filters.
-#[track_caller]
-fn assert_transcript(name: &str, transcript: &str) {
+/// The snapshot settings: no assertion expression in the file, and the filters.
+fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_omit_expression(true);
     for (pattern, replacement) in FILTERS {
         settings.add_filter(pattern, *replacement);
     }
-    settings.bind(|| insta::assert_snapshot!(name, transcript));
+    settings
+}
+
+/// Compare a transcript with the snapshot `name`, after the filters.
+#[track_caller]
+fn assert_transcript(name: &str, transcript: &str) {
+    settings().bind(|| insta::assert_snapshot!(name, transcript));
 }
 
 /// Run `certform ARGS -c <sandbox>` at `now` with extra environment, and snapshot it.
@@ -111,12 +113,55 @@ fn snapshot_at(name: &str, sandbox: &Sandbox, args: &[&str], now: &str, env: &[(
     let mut env = env.to_vec();
     env.push(("CERTFORM_NOW", now));
     let run = sandbox.certform_env(args, &env);
-    assert_transcript(name, &transcript(sandbox, args, &run));
+    let assignments: Vec<String> = env
+        .iter()
+        .map(|(key, value)| format!("{key}={value} "))
+        .collect();
+    let command = format!(
+        "{}certform {} -c {}",
+        assignments.concat(),
+        args.join(" "),
+        sandbox.dir.display()
+    );
+    assert_transcript(name, &transcript(sandbox, &command, &run));
 }
 
 #[track_caller]
 fn snapshot(name: &str, sandbox: &Sandbox, args: &[&str]) {
     snapshot_at(name, sandbox, args, NOW, &[]);
+}
+
+/// The filters replace what varies, and only that.
+#[test]
+fn filters_replace_what_varies_between_runs() {
+    let varying = "\
+expires 2026-02-14T12:00:00Z, at 2026-02-14T12:00:00.123+01:00
+serial 6cebd68004a23f92b2a168acd16796a2 and serial 6C:EB:D6:80
+\"serial\": \"5920f31ce2a4cf9ea6aa6d16513b32ae\"
+sha256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89
+state committed: 713fcbf1b37e, key 0123456789ABCDEF
+took 1.25s, 300ms, 12µs
+https://127.0.0.1:39123/services/v2/ and localhost:8080
+";
+    let kept = "\
+names: example.test, www.example.test
+key: rsa-3072, validity: 30 days, renew_before 33%, like `10m` or `30d`
+exit: 3, 25 days left, organization 112233, deadbeef
+";
+    settings().bind(|| {
+        insta::assert_snapshot!(format!("{varying}{kept}"), @r#"
+        expires [TIME], at [TIME]
+        serial [SERIAL] and serial [SERIAL]
+        "serial": "[SERIAL]"
+        sha256 [FINGERPRINT]
+        state committed: [HEX], key [HEX]
+        took [DURATION], [DURATION], [DURATION]
+        https://127.0.0.1:[PORT]/services/v2/ and localhost:[PORT]
+        names: example.test, www.example.test
+        key: rsa-3072, validity: 30 days, renew_before 33%, like `10m` or `30d`
+        exit: 3, 25 days left, organization 112233, deadbeef
+        "#);
+    });
 }
 
 #[test]
@@ -144,7 +189,8 @@ fn help_of_every_command() {
             "" => "help".to_string(),
             command => format!("help_{command}"),
         };
-        assert_transcript(&name, &transcript(&sandbox, &args, &run));
+        let command = format!("certform {}", args.join(" "));
+        assert_transcript(&name, &transcript(&sandbox, &command, &run));
     }
 }
 
