@@ -304,7 +304,7 @@ fn a_key_in_a_file_certform_wrote_is_repaired_never_committed() {
     // Before the next run commits them, the chain certform wrote is replaced by a key. The
     // next run sees the chain file as drift and fetches it again from the CA, so the key is
     // neither committed nor kept (refusing a commit that holds a key is tested in
-    // `tests/state_store.rs`, where no repair stands before it).
+    // `tests/cli/state_store.rs`, where no repair stands before it).
     std::fs::copy(
         sandbox.path("keys/local-ca/local/intermediate.key"),
         sandbox.path("state/certificates/web.pem"),

@@ -1,22 +1,30 @@
-//! End-to-end tests of the `certform` binary in a hermetic environment: real git repositories,
-//! the built-in local CA, real files, and `openssl` to check what was deployed.
+//! The one integration-test binary (`cargo test --test cli [FILTER]`; `autotests = false` in
+//! `Cargo.toml`, so one link instead of one per file). End-to-end tests of the `certform` binary
+//! in a hermetic environment (real git repositories, the built-in local CA, real files,
+//! `openssl` to check what was deployed), snapshot tests of its output, and the providers and
+//! the state store against real servers (Pebble, BIND, git) and the simulators. One module per
+//! topic: add a file here and one `mod` line below, in alphabetical order.
 
 mod accounts;
 mod acme;
+mod acme_client;
 #[path = "../support/bind.rs"]
 mod bind;
 mod commit_safety;
 mod config_safety;
+mod config_validation;
 mod contract;
 mod crash;
 mod deploy;
 mod deploy_safety;
 mod digicert;
-mod errors;
+mod digicert_client;
 mod digicert_sim;
+mod errors;
 mod http;
 mod invalid;
 mod inventory;
+mod layout;
 mod library_apply;
 mod lifecycle;
 mod lock;
@@ -26,5 +34,9 @@ mod quickstart;
 mod random_crash;
 mod remote_redaction;
 mod renewal_loop;
+mod rfc2136;
 mod sandbox;
+mod sim_digicert;
+mod snapshots;
 mod state_repo;
+mod state_store;

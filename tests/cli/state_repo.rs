@@ -62,6 +62,8 @@ fn state_is_pushed_to_a_bare_remote() {
 fn held_lock_blocks_apply_and_names_the_holder() {
     let sandbox = Sandbox::with_config(WEB);
     sandbox.apply().expect(0);
+    // libgit2 in this process: its global search path is set once, before any use.
+    crate::state_store::hermetic_home();
     let settings = certform::config::StateSettings {
         repo: sandbox.path("state"),
         dir: ".".into(),

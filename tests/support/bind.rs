@@ -1,9 +1,9 @@
 //! Test harness: a real BIND 9 `named` on a free loopback port, serving the zones a test asks
 //! for, with TSIG keys allowed to update TXT records in them.
 //!
-//! Include it with `#[path = "support/bind.rs"] mod bind;`. Each `Bind` is its own server in its
-//! own temporary directory, so tests run in parallel; dropping it stops the server. A missing
-//! BIND fails the test with the command that installs it: never a silent skip.
+//! Declared once in `tests/cli/main.rs`; tests use `crate::bind`. Each `Bind` is its own server
+//! in its own temporary directory, so tests run in parallel; dropping it stops the server. A
+//! missing BIND fails the test with the command that installs it: never a silent skip.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

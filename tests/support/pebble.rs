@@ -1,6 +1,6 @@
 //! A real Pebble (Let's Encrypt's ACME test server) per test, on free loopback ports.
 //!
-//! Include with `#[path = "support/pebble.rs"] mod pebble;`. Each `Pebble` gets its own
+//! Declared once in `tests/cli/main.rs`; tests use `crate::pebble`. Each `Pebble` gets its own
 //! directory, a throwaway CA plus a `localhost`/`127.0.0.1`/`::1` certificate for its listener
 //! (clients trust `ca_bundle()`), its own ports and, optionally, its own `pebble-challtestsrv`
 //! as DNS server (every A query answers 127.0.0.1; TXT records through `set_txt`). Everything is

@@ -1,9 +1,6 @@
 //! The DigiCert CertCentral simulator over real HTTP: every request goes through a small
 //! HTTP/1.1 client on a loopback socket, certificates are checked with `openssl`, DNS DCV runs
-//! against a real BIND 9 (see `support/bind.rs`), HTTP DCV against a loopback web server.
-
-#[path = "support/bind.rs"]
-mod bind;
+//! against a real BIND 9 (see `tests/support/bind.rs`), HTTP DCV against a loopback web server.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,7 +8,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bind::{Bind, ZoneSpec, DEFAULT_KEY};
 use certform::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey};
 use certform::dns::rfc2136::Rfc2136;
 use certform::dns::DnsProvider;
@@ -21,6 +17,8 @@ use certform::spec::KeySpec;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::bind::{Bind, ZoneSpec, DEFAULT_KEY};
 
 const ADMIN: &str = "sim-admin-key";
 const ORDERS: &str = "sim-orders-key";

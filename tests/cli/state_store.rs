@@ -18,8 +18,10 @@ use time::macros::datetime;
 const CHAIN: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
 /// An empty directory used as `HOME` for `git` and as libgit2's config search path, so neither
-/// reads the real user's or the system's configuration.
-fn hermetic_home() -> &'static Path {
+/// reads the real user's or the system's configuration. The search path is global to the test
+/// binary: every test that uses libgit2 in this process (not through the `certform` binary)
+/// calls this first.
+pub(crate) fn hermetic_home() -> &'static Path {
     static HOME: OnceLock<TempDir> = OnceLock::new();
     static LIBGIT2: Once = Once::new();
     let home = HOME.get_or_init(|| tempfile::tempdir().unwrap()).path();
@@ -31,7 +33,8 @@ fn hermetic_home() -> &'static Path {
             git2::ConfigLevel::ProgramData,
         ] {
             // SAFETY: runs once, before any test of this binary uses libgit2 (every test
-            // calls `hermetic_home` first, through `git` or `settings`).
+            // that uses it in this process calls `hermetic_home` first, here through `git` or
+            // `settings`; `Once` makes the others wait until it is done).
             unsafe { git2::opts::set_search_path(level, home).unwrap() };
         }
     });

@@ -2,9 +2,6 @@
 //! responder on Pebble's `httpPort`, DNS-01 through `pebble-challtestsrv` (which also answers
 //! A 127.0.0.1 for every name). Each test runs its own Pebble on its own ports, in parallel.
 
-#[path = "support/pebble.rs"]
-mod pebble;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -22,7 +19,7 @@ use certform::observed::{OrderStatus, OrderView};
 use certform::spec::{KeySpec, RevocationReason, Validity};
 use time::OffsetDateTime;
 
-use pebble::{AriStub, HttpResponder, Pebble, PebbleOptions};
+use crate::pebble::{AriStub, HttpResponder, Pebble, PebbleOptions};
 
 fn settings(pebble: &Pebble) -> AcmeSettings {
     AcmeSettings {

@@ -228,6 +228,6 @@ fn json_schema_file_is_current() {
     assert!(
         current == schema,
         "schemas/config.schema.json is out of date; run: cargo run -- schema > schemas/config.schema.json \
-         (or CERTFORM_BLESS=1 cargo test --test config_validation)"
+         (or CERTFORM_BLESS=1 cargo test --test cli json_schema_file_is_current)"
     );
 }
