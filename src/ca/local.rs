@@ -7,6 +7,9 @@
 //! tested against a real, persistent CA. Private keys never leave their 0600 files except into
 //! the signer; they appear in no message.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;

@@ -45,52 +45,10 @@ pub struct CaSettings {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum CaKind {
-    /// Built-in private CA: root and intermediate made on first use, keys in `keys_dir`.
-    Local(LocalCaSettings),
-    /// An ACME CA account.
-    Acme(AcmeCaSettings),
-    /// A DigiCert CertCentral account.
-    Digicert(DigicertCaSettings),
-}
-
-/// `kind = "digicert"`: a CertCentral account. The API key stays a reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DigicertCaSettings {
-    pub api_key: SecretRef,
-    /// Services API base URL, ending in `/`.
-    pub url: String,
-    /// `http://host:port` of an HTTP proxy.
-    pub proxy: Option<String>,
-    /// `true` for `mode = "read-only"`: apply refuses every write.
-    pub read_only: bool,
-}
-
-/// `kind = "acme"`: an ACME account. Secrets stay references.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AcmeCaSettings {
-    pub directory: String,
-    pub contact: Vec<String>,
-    /// Absolute path of an extra trust anchor for the directory's TLS.
-    pub ca_bundle: Option<PathBuf>,
-    pub eab: Option<EabSettings>,
-    pub profile: Option<String>,
-    pub preferred_chain: Option<String>,
-}
-
-/// External account binding: key id and a reference to the HMAC key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EabSettings {
-    pub kid: String,
-    pub hmac: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LocalCaSettings {
-    /// Common name of the generated root.
-    pub root_common_name: String,
-}
+pub use crate::ca::acme::settings::{EabSettings, Settings as AcmeCaSettings};
+pub use crate::ca::digicert::settings::Settings as DigicertCaSettings;
+pub use crate::ca::local::settings::Settings as LocalCaSettings;
+pub use crate::ca::registry::CaKind;
 
 /// `[dns.NAME]`: one DNS provider account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

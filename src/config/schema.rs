@@ -13,8 +13,6 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::scalar::ServiceUrl;
-
 /// One certform configuration file. A configuration directory may hold several; each item
 /// (`[certificate.NAME]`, `[ca.NAME]`, `[dns.NAME]`, `[state]`, `[defaults]`) is defined once.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -28,7 +26,7 @@ pub(crate) struct ConfigFile {
     /// CA accounts, by name (`[a-z0-9][a-z0-9_-]{0,62}`).
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
-    pub(crate) ca: BTreeMap<String, CaTable>,
+    pub(crate) ca: BTreeMap<String, crate::ca::registry::CaTable>,
     /// DNS provider accounts used for DNS domain-control validation, by name.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
@@ -78,77 +76,6 @@ pub(crate) struct DefaultsTable {
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";
 const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
 const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
-
-/// `[ca.NAME]`: one CA account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CaTable {
-    /// Which CA this is.
-    pub(crate) kind: CaKindName,
-    /// `local` only: common name of the generated root. Default `certform local root (NAME)`.
-    pub(crate) root_common_name: Option<String>,
-    /// `acme` only: the directory URL (`https://...`), e.g. Let's Encrypt's
-    /// `https://acme-v02.api.letsencrypt.org/directory`.
-    pub(crate) directory: Option<ServiceUrl>,
-    /// `acme` only: contact email addresses of the account.
-    pub(crate) contact: Option<Vec<String>>,
-    /// `acme` only: extra PEM trust anchor for the directory's TLS (e.g. Pebble's), relative to
-    /// this file. There is no switch that turns verification off.
-    pub(crate) ca_bundle: Option<String>,
-    /// `acme` only: external account binding (ZeroSSL, Sectigo, DigiCert ACME).
-    pub(crate) eab: Option<EabTable>,
-    /// `acme` only: certificate profile to request (CAs with the profiles extension).
-    pub(crate) profile: Option<String>,
-    /// `acme` only: prefer the alternate chain whose top issuer has this common name.
-    pub(crate) preferred_chain: Option<String>,
-    /// `digicert` only (required): the CertCentral API key, from the environment or a file;
-    /// never inline.
-    #[schemars(with = "Option<SecretTable>")]
-    pub(crate) api_key: Option<SecretField>,
-    /// `digicert` only: the Services API base URL. Default
-    /// `https://www.digicert.com/services/v2/` (EU: `https://certcentral.digicert.eu/services/v2/`).
-    /// Must be `https://` (plain `http://` only to a loopback simulator): it carries the key.
-    pub(crate) url: Option<ServiceUrl>,
-    /// `digicert` only: HTTP proxy (`http://host:port`) the API is reached through. Plain
-    /// `http://` is fine here: the API is reached through a CONNECT tunnel, TLS end to end.
-    pub(crate) proxy: Option<String>,
-    /// `digicert` only: `read-write` (default) or `read-only` (a View Only key: plan and import
-    /// work, apply refuses every write).
-    pub(crate) mode: Option<CaModeName>,
-}
-
-/// Whether certform may change anything at a CA account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum CaModeName {
-    #[serde(rename = "read-write")]
-    ReadWrite,
-    #[serde(rename = "read-only")]
-    ReadOnly,
-}
-
-/// External account binding credentials of an ACME account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EabTable {
-    /// Key identifier given by the CA.
-    pub(crate) kid: String,
-    /// HMAC key (base64url) given by the CA, from the environment or a file; never inline.
-    #[schemars(with = "SecretTable")]
-    pub(crate) hmac: SecretField,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum CaKindName {
-    /// The built-in private CA.
-    #[serde(rename = "local")]
-    Local,
-    /// An ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, ...
-    #[serde(rename = "acme")]
-    Acme,
-    /// DigiCert CertCentral (Services API v2).
-    #[serde(rename = "digicert")]
-    Digicert,
-}
 
 /// `[dns.NAME]`: one DNS provider account.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -475,6 +402,30 @@ pub(crate) enum DeployKindName {
     /// PEM files in a directory.
     #[serde(rename = "files")]
     Files,
+}
+
+/// The schema branch of one `kind` of a tagged table: the kind's own table (`schema`, which
+/// rejects unknown fields) with `kind` added as a required constant.
+pub(crate) fn tagged_branch(schema: schemars::Schema, kind: &str) -> schemars::Schema {
+    let mut value = schema.to_value();
+    if let serde_json::Value::Object(object) = &mut value {
+        let properties = object
+            .entry("properties")
+            .or_insert_with(|| serde_json::json!({}));
+        if let serde_json::Value::Object(properties) = properties {
+            let mut with_kind = serde_json::Map::new();
+            with_kind.insert("kind".to_string(), serde_json::json!({ "const": kind }));
+            with_kind.extend(std::mem::take(properties));
+            *properties = with_kind;
+        }
+        let required = object
+            .entry("required")
+            .or_insert_with(|| serde_json::json!([]));
+        if let serde_json::Value::Array(required) = required {
+            required.insert(0, serde_json::json!("kind"));
+        }
+    }
+    schemars::Schema::try_from(value).unwrap_or_default()
 }
 
 /// The JSON Schema of one configuration file, pretty-printed with a trailing newline.

@@ -682,6 +682,13 @@ fn every_provider_url_field_is_a_service_url() {
         found: &mut Vec<String>,
         wrong: &mut Vec<String>,
     ) {
+        // Kinds are branches of a `oneOf` array: walk arrays too.
+        if let Some(items) = value.as_array() {
+            for (index, item) in items.iter().enumerate() {
+                walk(item, &format!("{trail}/{index}"), found, wrong);
+            }
+            return;
+        }
         let Some(object) = value.as_object() else {
             return;
         };

@@ -20,19 +20,19 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    AcmeCaSettings, CaKind, CaSettings, Config, DigicertCaSettings, DnsKind, DnsSettings,
-    EabSettings, LocalCaSettings, Rfc2136Settings, SecretRef, StateSettings, TsigAlgorithm,
-    TsigKey, ZoneKey,
+    CaKind, CaSettings, Config, DnsKind, DnsSettings, LocalCaSettings, Rfc2136Settings, SecretRef,
+    StateSettings, TsigAlgorithm, TsigKey, ZoneKey,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
-    CaKindName, CaModeName, CaTable, CertificateTable, ConfigFile, DcvField, DcvMethodName,
-    DcvRuleTable, DefaultsTable, DeployKindName, DeployTable, DnsKindName, DnsTable,
-    KeyAlgorithmName, KeyTable, OnRemoveName, PaymentMethodName, RevocationReasonName, SecretField,
-    SignatureHashName, StateTable, TsigAlgorithmName, ValidityTable, ZoneTable,
+    CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
+    DeployKindName, DeployTable, DnsKindName, DnsTable, KeyAlgorithmName, KeyTable, OnRemoveName,
+    PaymentMethodName, RevocationReasonName, SecretField, SignatureHashName, StateTable,
+    TsigAlgorithmName, ValidityTable, ZoneTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
+use crate::ca::registry::CaTable;
 use crate::spec::{
     CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, Location,
     OnRemove, RenewBefore, RevocationReason, Validity,
@@ -40,9 +40,6 @@ use crate::spec::{
 
 /// The CA that exists without being configured.
 const IMPLICIT_CA: &str = "local";
-
-/// CertCentral's Services API v2 (US instance).
-const DIGICERT_URL: &str = "https://www.digicert.com/services/v2/";
 
 /// One parsed file, as the validator sees it.
 pub(crate) struct FileInput<'a> {
@@ -132,9 +129,9 @@ impl Defaults {
 
 /// Which file a value comes from, and the directory its relative paths start from.
 #[derive(Clone, Copy)]
-struct Origin<'p> {
-    file: usize,
-    base: &'p Path,
+pub(crate) struct Origin<'p> {
+    pub(crate) file: usize,
+    pub(crate) base: &'p Path,
 }
 
 /// The first definition of a named item, with the file that holds it.
@@ -145,7 +142,8 @@ struct Definition<'a, T> {
     table: Option<&'a T>,
 }
 
-struct Validator<'a> {
+/// Checks the files' model and records every finding; providers' `validate` functions use it.
+pub(crate) struct Validator<'a> {
     texts: &'a [FileText<'a>],
     findings: Vec<Finding>,
     /// Errors among `findings` (warnings are not counted).
@@ -178,7 +176,7 @@ impl<'a> Validator<'a> {
             .collect();
         self.digicert_cas = cas
             .iter()
-            .filter(|d| d.table.is_some_and(|t| t.kind == CaKindName::Digicert))
+            .filter(|d| d.table.is_some_and(|t| t.kind_name() == "digicert"))
             .map(|definition| definition.name.clone())
             .collect();
 
@@ -232,9 +230,7 @@ impl<'a> Validator<'a> {
                 IMPLICIT_CA.to_string(),
                 CaSettings {
                     name: IMPLICIT_CA.to_string(),
-                    kind: CaKind::Local(LocalCaSettings {
-                        root_common_name: default_root_common_name(IMPLICIT_CA),
-                    }),
+                    kind: CaKind::Local(LocalCaSettings::implicit(IMPLICIT_CA)),
                     location: self.file_start(0),
                 },
             );
@@ -256,11 +252,11 @@ impl<'a> Validator<'a> {
 
     // ----- findings and locations -------------------------------------------------------------
 
-    fn error(&mut self, file: usize, path: &KeyPath, anchor: Anchor, message: String) {
+    pub(crate) fn error(&mut self, file: usize, path: &KeyPath, anchor: Anchor, message: String) {
         self.error_with_hint(file, path, anchor, message, None);
     }
 
-    fn error_with_hint(
+    pub(crate) fn error_with_hint(
         &mut self,
         file: usize,
         path: &KeyPath,
@@ -278,7 +274,7 @@ impl<'a> Validator<'a> {
             .push(Finding::error(file, path, Anchor::Value, message).into_warning());
     }
 
-    fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.errors
     }
 
@@ -316,7 +312,7 @@ impl<'a> Validator<'a> {
             .unwrap_or_default()
     }
 
-    fn base_dir(&self, file: usize) -> PathBuf {
+    pub(crate) fn base_dir(&self, file: usize) -> PathBuf {
         self.texts
             .get(file)
             .and_then(|text| text.source.path.parent())
@@ -455,7 +451,7 @@ impl<'a> Validator<'a> {
     }
 
     /// A secret reference; a plaintext secret is refused without ever being shown.
-    fn secret(
+    pub(crate) fn secret(
         &mut self,
         origin: Origin<'_>,
         path: &KeyPath,
@@ -528,10 +524,6 @@ impl<'a> Validator<'a> {
             }
         }
     }
-}
-
-fn default_root_common_name(name: &str) -> String {
-    format!("certform local root ({name})")
 }
 
 fn tsig_algorithm(algorithm: Option<TsigAlgorithmName>) -> TsigAlgorithm {

@@ -1,0 +1,171 @@
+//! The CA kinds certform knows: one line each in `ca_kinds!` below.
+//!
+//! A kind is a module `ca::<kind>` with
+//! - `settings::Table`: the fields of `[ca.NAME]` besides `kind` (serde with
+//!   `deny_unknown_fields`, and `JsonSchema`: its doc comments become schema descriptions),
+//! - `settings::Settings`: the validated settings, and `settings::validate` from one to the
+//!   other (pure: findings go to the `Validator`),
+//! - `open::open`: the account for a run, and `CAPABILITIES`.
+//!
+//! From the list, `ca_kinds!` makes the file model `CaTable` (tagged by `kind`, one schema
+//! branch per kind), the validated `CaKind`, the names for "did you mean", and the dispatch of
+//! validation, opening and capabilities. Nothing else matches on the kind of a CA.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{CaError, Capabilities, CertificateAuthority};
+use crate::config::provider::{KeyPath, Validator};
+use crate::config::Config;
+
+/// What opening an account may need besides its own settings.
+pub struct OpenContext<'a> {
+    pub config: &'a Config,
+    pub keys_dir: &'a Path,
+    pub now: OffsetDateTime,
+    /// `false` on plan: an account that was never used is not created (`open` returns `None`).
+    pub create: bool,
+}
+
+macro_rules! ca_kinds {
+    ($($name:literal => $variant:ident($module:ident),)+) => {
+        /// The names of every CA kind, in registry order.
+        pub const KIND_NAMES: &[&str] = &[$($name),+];
+
+        /// `[ca.NAME]` as written: the `kind` key chooses the table's type.
+        #[derive(Debug)]
+        pub enum CaTable {
+            $($variant(super::$module::settings::Table),)+
+        }
+
+        /// A validated CA account's kind and settings.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        pub enum CaKind {
+            $($variant(super::$module::settings::Settings),)+
+        }
+
+        impl CaTable {
+            /// The `kind` written.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $(CaTable::$variant(_) => $name,)+
+                }
+            }
+
+            /// Check the table of `[ca.NAME]` at `path`; `None` after reporting.
+            pub(crate) fn validate(
+                &self,
+                validator: &mut Validator<'_>,
+                file: usize,
+                name: &str,
+                path: &KeyPath,
+            ) -> Option<CaKind> {
+                match self {
+                    $(CaTable::$variant(table) => {
+                        super::$module::settings::validate(validator, file, name, path, table)
+                            .map(CaKind::$variant)
+                    })+
+                }
+            }
+        }
+
+        impl CaKind {
+            /// The `kind` name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(CaKind::$variant(_) => $name,)+
+                }
+            }
+
+            /// What this kind of CA can do, known without contacting it.
+            pub fn capabilities(&self) -> Capabilities {
+                match self {
+                    $(CaKind::$variant(_) => super::$module::CAPABILITIES,)+
+                }
+            }
+
+            /// Open the account `name` for a run; `None` when it is left closed (see
+            /// `OpenContext::create`).
+            pub async fn open(
+                &self,
+                name: &str,
+                context: &OpenContext<'_>,
+            ) -> Result<Option<Arc<dyn CertificateAuthority>>, CaError> {
+                match self {
+                    $(CaKind::$variant(settings) => {
+                        super::$module::open::open(name, settings, context).await
+                    })+
+                }
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for CaTable {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct TableVisitor;
+
+                impl<'de> serde::de::Visitor<'de> for TableVisitor {
+                    type Value = CaTable;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a CA table with `kind`")
+                    }
+
+                    fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                        self,
+                        data: A,
+                    ) -> Result<CaTable, A::Error> {
+                        use serde::de::VariantAccess as _;
+                        #[derive(serde::Deserialize)]
+                        enum Kind {
+                            $(#[serde(rename = $name)] $variant,)+
+                        }
+                        let (kind, content) = data.variant::<Kind>()?;
+                        Ok(match kind {
+                            $(Kind::$variant => CaTable::$variant(content.newtype_variant()?),)+
+                        })
+                    }
+                }
+
+                // `config::de` reads an enum of this name as a table tagged by its `kind` key
+                // (`de::KIND_TAGGED`); the rest of the name is the noun for messages.
+                serde::Deserializer::deserialize_enum(
+                    deserializer,
+                    "kind-tagged:a CA",
+                    KIND_NAMES,
+                    TableVisitor,
+                )
+            }
+        }
+
+        impl schemars::JsonSchema for CaTable {
+            fn schema_name() -> Cow<'static, str> {
+                "CaTable".into()
+            }
+
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let branches = vec![$(
+                    crate::config::tagged_branch(
+                        super::$module::settings::Table::json_schema(generator),
+                        $name,
+                    ),
+                )+];
+                schemars::json_schema!({
+                    "description": "`[ca.NAME]`: one CA account; `kind` says which CA it is and which fields apply.",
+                    "type": "object",
+                    "required": ["kind"],
+                    "oneOf": branches,
+                })
+            }
+        }
+    };
+}
+
+ca_kinds! {
+    "local" => Local(local),
+    "acme" => Acme(acme),
+    "digicert" => Digicert(digicert),
+}
