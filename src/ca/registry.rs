@@ -11,7 +11,6 @@
 //! branch per kind), the validated `CaKind`, the names for "did you mean", and the dispatch of
 //! validation, opening and capabilities. Nothing else matches on the kind of a CA.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -103,64 +102,12 @@ macro_rules! ca_kinds {
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for CaTable {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct TableVisitor;
-
-                impl<'de> serde::de::Visitor<'de> for TableVisitor {
-                    type Value = CaTable;
-
-                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        f.write_str("a CA table with `kind`")
-                    }
-
-                    fn visit_enum<A: serde::de::EnumAccess<'de>>(
-                        self,
-                        data: A,
-                    ) -> Result<CaTable, A::Error> {
-                        use serde::de::VariantAccess as _;
-                        #[derive(serde::Deserialize)]
-                        enum Kind {
-                            $(#[serde(rename = $name)] $variant,)+
-                        }
-                        let (kind, content) = data.variant::<Kind>()?;
-                        Ok(match kind {
-                            $(Kind::$variant => CaTable::$variant(content.newtype_variant()?),)+
-                        })
-                    }
-                }
-
-                // `config::de` reads an enum of this name as a table tagged by its `kind` key
-                // (`de::KIND_TAGGED`); the rest of the name is the noun for messages.
-                serde::Deserializer::deserialize_enum(
-                    deserializer,
-                    "kind-tagged:a CA",
-                    KIND_NAMES,
-                    TableVisitor,
-                )
-            }
-        }
-
-        impl schemars::JsonSchema for CaTable {
-            fn schema_name() -> Cow<'static, str> {
-                "CaTable".into()
-            }
-
-            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                let branches = vec![$(
-                    crate::config::tagged_branch(
-                        super::$module::settings::Table::json_schema(generator),
-                        $name,
-                    ),
-                )+];
-                schemars::json_schema!({
-                    "description": "`[ca.NAME]`: one CA account; `kind` says which CA it is and which fields apply.",
-                    "type": "object",
-                    "required": ["kind"],
-                    "oneOf": branches,
-                })
-            }
-        }
+        crate::config::provider::tagged_table!(
+            CaTable,
+            "a CA",
+            "`[ca.NAME]`: one CA account; `kind` says which CA it is and which fields apply.",
+            { $($name => $variant(super::$module::settings::Table),)+ }
+        );
     };
 }
 

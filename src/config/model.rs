@@ -58,42 +58,10 @@ pub struct DnsSettings {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum DnsKind {
-    Rfc2136(Rfc2136Settings),
-}
-
-/// RFC 2136 dynamic updates signed with TSIG.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rfc2136Settings {
-    /// `host:port` of the primary server.
-    pub server: String,
-    /// One key for every zone (the zone is found via SOA), or `None` when `zones` is used.
-    pub key: Option<TsigKey>,
-    /// Per-zone keys.
-    pub zones: Vec<ZoneKey>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TsigKey {
-    pub key_name: String,
-    pub algorithm: TsigAlgorithm,
-    pub secret: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ZoneKey {
-    pub zone: String,
-    pub key: TsigKey,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum TsigAlgorithm {
-    HmacSha1,
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-}
+pub use crate::dns::registry::DnsKind;
+pub use crate::dns::rfc2136::settings::{
+    Settings as Rfc2136Settings, TsigAlgorithm, TsigKey, ZoneKey,
+};
 
 /// Where a secret comes from. Never holds the secret itself, so it is safe to print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,7 +30,7 @@ pub(crate) struct ConfigFile {
     /// DNS provider accounts used for DNS domain-control validation, by name.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
-    pub(crate) dns: BTreeMap<String, DnsTable>,
+    pub(crate) dns: BTreeMap<String, crate::dns::registry::DnsTable>,
     /// Desired certificates, by name; the name is used for file names in state.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
@@ -76,59 +76,6 @@ pub(crate) struct DefaultsTable {
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";
 const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
 const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
-
-/// `[dns.NAME]`: one DNS provider account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DnsTable {
-    /// Which provider this is.
-    pub(crate) kind: DnsKindName,
-    /// `host:port` of the primary name server.
-    pub(crate) server: String,
-    /// TSIG key name used for every zone (with `secret`).
-    pub(crate) key_name: Option<String>,
-    /// TSIG algorithm of `key_name`. Default `hmac-sha256`.
-    pub(crate) algorithm: Option<TsigAlgorithmName>,
-    /// TSIG secret of `key_name` (base64), from the environment or a file; never inline.
-    #[schemars(with = "Option<SecretTable>")]
-    pub(crate) secret: Option<SecretField>,
-    /// Per-zone TSIG keys.
-    pub(crate) zones: Option<Vec<ZoneTable>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum DnsKindName {
-    /// RFC 2136 dynamic updates signed with TSIG (BIND, Knot, PowerDNS, ...).
-    #[serde(rename = "rfc2136")]
-    Rfc2136,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum TsigAlgorithmName {
-    #[serde(rename = "hmac-sha1")]
-    HmacSha1,
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    #[serde(rename = "hmac-sha384")]
-    HmacSha384,
-    #[serde(rename = "hmac-sha512")]
-    HmacSha512,
-}
-
-/// The TSIG key of one zone.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ZoneTable {
-    /// The zone, e.g. `example.com`.
-    pub(crate) zone: String,
-    /// TSIG key name.
-    pub(crate) key_name: String,
-    /// TSIG algorithm. Default `hmac-sha256`.
-    pub(crate) algorithm: Option<TsigAlgorithmName>,
-    /// TSIG secret (base64), from the environment or a file; never inline.
-    #[schemars(with = "SecretTable")]
-    pub(crate) secret: SecretField,
-}
 
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]

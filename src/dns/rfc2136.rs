@@ -10,6 +10,9 @@
 //! so other TXT values at the same name (another client's challenge) stay. The TSIG secret stays
 //! inside `hmac::Key`: it is not in any `Debug` output, error message or log line.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

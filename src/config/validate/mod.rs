@@ -20,19 +20,18 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    CaKind, CaSettings, Config, DnsKind, DnsSettings, LocalCaSettings, Rfc2136Settings, SecretRef,
-    StateSettings, TsigAlgorithm, TsigKey, ZoneKey,
+    CaKind, CaSettings, Config, DnsSettings, LocalCaSettings, SecretRef, StateSettings,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
-    DeployKindName, DeployTable, DnsKindName, DnsTable, KeyAlgorithmName, KeyTable, OnRemoveName,
-    PaymentMethodName, RevocationReasonName, SecretField, SignatureHashName, StateTable,
-    TsigAlgorithmName, ValidityTable, ZoneTable,
+    DeployKindName, DeployTable, KeyAlgorithmName, KeyTable, OnRemoveName, PaymentMethodName,
+    RevocationReasonName, SecretField, SignatureHashName, StateTable, ValidityTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;
+use crate::dns::registry::DnsTable;
 use crate::spec::{
     CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, Location,
     OnRemove, RenewBefore, RevocationReason, Validity,
@@ -444,7 +443,7 @@ impl<'a> Validator<'a> {
     }
 
     /// Point the last finding's key at `key` (for "missing key" findings placed on the table).
-    fn findings_last_key(&mut self, key: KeyPath) {
+    pub(crate) fn findings_last_key(&mut self, key: KeyPath) {
         if let Some(last) = self.findings.last_mut() {
             last.key = key.to_string();
         }
@@ -526,15 +525,6 @@ impl<'a> Validator<'a> {
     }
 }
 
-fn tsig_algorithm(algorithm: Option<TsigAlgorithmName>) -> TsigAlgorithm {
-    match algorithm {
-        Some(TsigAlgorithmName::HmacSha1) => TsigAlgorithm::HmacSha1,
-        Some(TsigAlgorithmName::HmacSha256) | None => TsigAlgorithm::HmacSha256,
-        Some(TsigAlgorithmName::HmacSha384) => TsigAlgorithm::HmacSha384,
-        Some(TsigAlgorithmName::HmacSha512) => TsigAlgorithm::HmacSha512,
-    }
-}
-
 fn on_remove(name: OnRemoveName) -> OnRemove {
     match name {
         OnRemoveName::Forget => OnRemove::Forget,
@@ -550,20 +540,6 @@ fn revocation_reason(name: RevocationReasonName) -> RevocationReason {
         RevocationReasonName::AffiliationChanged => RevocationReason::AffiliationChanged,
         RevocationReasonName::Superseded => RevocationReason::Superseded,
         RevocationReasonName::CessationOfOperation => RevocationReason::CessationOfOperation,
-    }
-}
-
-/// `host:port` with a port in 1..=65535.
-fn check_server(server: &str) -> Result<(), String> {
-    let Some((host, port)) = server.rsplit_once(':') else {
-        return Err("no port".to_string());
-    };
-    if host.is_empty() || host.chars().any(char::is_whitespace) {
-        return Err("no host".to_string());
-    }
-    match port.parse::<u16>() {
-        Ok(1..) => Ok(()),
-        _ => Err(format!("invalid port `{}`", shown(port))),
     }
 }
 
