@@ -11,6 +11,7 @@
 //! branch per kind), the validated `CaKind`, the names for "did you mean", and the dispatch of
 //! validation, opening and capabilities. Nothing else matches on the kind of a CA.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,8 +19,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{CaError, Capabilities, CertificateAuthority};
-use crate::config::provider::{KeyPath, Validator};
+use crate::config::provider::{CertificateTable, KeyPath, Validator};
 use crate::config::Config;
+use crate::spec::DcvRule;
 
 /// What opening an account may need besides its own settings.
 pub struct OpenContext<'a> {
@@ -34,6 +36,29 @@ macro_rules! ca_kinds {
     ($($name:literal => $variant:ident($module:ident),)+) => {
         /// The names of every CA kind, in registry order.
         pub const KIND_NAMES: &[&str] = &[$($name),+];
+
+        /// The fields of `[certificate.NAME]` the CA kind `kind` takes (its order options).
+        pub(crate) fn certificate_fields(kind: &str) -> &'static [&'static str] {
+            $(if kind == $name {
+                return super::$module::settings::CERTIFICATE_FIELDS;
+            })+
+            &[]
+        }
+
+        /// The order options of a certificate of a CA of kind `kind`, checked by that kind.
+        pub(crate) fn order_options(
+            kind: &str,
+            validator: &mut Validator<'_>,
+            file: usize,
+            path: &KeyPath,
+            table: &CertificateTable,
+            dcv: &[DcvRule],
+        ) -> BTreeMap<String, String> {
+            $(if kind == $name {
+                return super::$module::settings::order_options(validator, file, path, table, dcv);
+            })+
+            BTreeMap::new()
+        }
 
         /// `[ca.NAME]` as written: the `kind` key chooses the table's type.
         #[derive(Debug)]

@@ -9,7 +9,9 @@ pub(crate) use super::dns_name::dns_name;
 pub(crate) use super::model::SecretRef;
 pub(crate) use super::report::shown;
 pub(crate) use super::scalar::{absolute, ServiceUrl};
-pub(crate) use super::schema::{SecretField, SecretTable};
+pub(crate) use super::schema::{
+    CertificateTable, PaymentMethodName, SecretField, SecretTable, SignatureHashName,
+};
 pub(crate) use super::tree::{Anchor, KeyPath};
 pub(crate) use super::validate::{Origin, Validator};
 

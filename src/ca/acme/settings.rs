@@ -1,13 +1,14 @@
 //! `[ca.NAME]` with `kind = "acme"`: the table as written, its checks, and the validated
 //! settings. Pure: no I/O, clock or environment.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::config::provider::{
-    absolute, require, Anchor, KeyPath, Origin, SecretField, SecretRef, SecretTable, ServiceUrl,
-    Validator,
+    absolute, require, Anchor, CertificateTable, KeyPath, Origin, SecretField, SecretRef,
+    SecretTable, ServiceUrl, Validator,
 };
 
 /// An ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, ...
@@ -157,4 +158,18 @@ pub(crate) fn validate(
         profile: table.profile.clone(),
         preferred_chain: table.preferred_chain.clone(),
     })
+}
+
+/// The fields of `[certificate.NAME]` this kind of CA takes: none.
+pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[];
+
+/// The per-certificate options of this kind: none.
+pub(crate) fn order_options(
+    _validator: &mut Validator<'_>,
+    _file: usize,
+    _path: &KeyPath,
+    _table: &CertificateTable,
+    _dcv: &[crate::spec::DcvRule],
+) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::new()
 }

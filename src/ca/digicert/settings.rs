@@ -1,12 +1,16 @@
 //! `[ca.NAME]` with `kind = "digicert"`: the table as written, its checks, and the validated
 //! settings. Pure: no I/O, clock or environment.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::provider::{
-    require, Anchor, KeyPath, Origin, SecretField, SecretRef, SecretTable, ServiceUrl, Validator,
+    require, Anchor, CertificateTable, KeyPath, Origin, PaymentMethodName, SecretField, SecretRef,
+    SecretTable, ServiceUrl, SignatureHashName, Validator,
 };
+use crate::spec::{DcvMethod, DcvRule};
 
 /// CertCentral's Services API v2 (US instance).
 const DIGICERT_URL: &str = "https://www.digicert.com/services/v2/";
@@ -123,4 +127,88 @@ pub(crate) fn validate(
         proxy: table.proxy.clone(),
         read_only: table.mode == Some(ModeName::ReadOnly),
     })
+}
+
+/// The fields of `[certificate.NAME]` a DigiCert account takes (its order options).
+pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[
+    "product",
+    "organization",
+    "payment_method",
+    "signature_hash",
+    "server_platform",
+];
+
+/// The DigiCert order options of a certificate (`product`, `organization`, ..., and the DCV
+/// method in CertCentral's words), as the `ca_options` carried to the CA.
+pub(crate) fn order_options(
+    validator: &mut Validator<'_>,
+    file: usize,
+    path: &KeyPath,
+    table: &CertificateTable,
+    dcv: &[DcvRule],
+) -> BTreeMap<String, String> {
+    let mut options = BTreeMap::new();
+    // A DigiCert order has one DCV method for all its names.
+    let methods: BTreeSet<&str> = dcv
+        .iter()
+        .map(|rule| match rule.method {
+            DcvMethod::Dns { .. } => "dns-txt-token",
+            DcvMethod::Http { .. } => "http-token",
+            DcvMethod::Email => "email",
+        })
+        .collect();
+    if methods.len() > 1 {
+        validator.error(
+            file,
+            &path.key("dcv"),
+            Anchor::Key,
+            "a DigiCert order proves control of all its names one way: use one `dcv` method"
+                .to_string(),
+        );
+    }
+    if let Some(method) = methods.into_iter().next() {
+        options.insert("dcv_method".to_string(), method.to_string());
+    }
+    if let Some(product) = &table.product {
+        if product.trim().is_empty() {
+            validator.error(
+                file,
+                &path.key("product"),
+                Anchor::Value,
+                "`product` must not be empty".to_string(),
+            );
+        }
+        options.insert("product".to_string(), product.trim().to_string());
+    }
+    if let Some(organization) = table.organization {
+        if organization < 1 {
+            validator.error(
+                file,
+                &path.key("organization"),
+                Anchor::Value,
+                "`organization` must be a positive organization id".to_string(),
+            );
+        }
+        options.insert("organization".to_string(), organization.to_string());
+    }
+    if let Some(method) = table.payment_method {
+        let text = match method {
+            PaymentMethodName::Balance => "balance",
+            PaymentMethodName::Card => "card",
+            PaymentMethodName::Profile => "profile",
+        };
+        options.insert("payment_method".to_string(), text.to_string());
+    }
+    if let Some(hash) = table.signature_hash {
+        let text = match hash {
+            SignatureHashName::Sha256 => "sha256",
+            SignatureHashName::Sha384 => "sha384",
+            SignatureHashName::Sha512 => "sha512",
+        };
+        options.insert("signature_hash".to_string(), text.to_string());
+    }
+    if let Some(platform) = table.server_platform {
+        options.insert("server_platform".to_string(), platform.to_string());
+    }
+    options
 }

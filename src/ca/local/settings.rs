@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::provider::{Anchor, KeyPath, Validator};
+use crate::config::provider::{Anchor, CertificateTable, KeyPath, Validator};
 
 /// The built-in private CA.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -56,4 +56,18 @@ pub(crate) fn validate(
         None => default_root_common_name(name),
     };
     Some(Settings { root_common_name })
+}
+
+/// The fields of `[certificate.NAME]` this kind of CA takes: none.
+pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[];
+
+/// The per-certificate options of this kind: none.
+pub(crate) fn order_options(
+    _validator: &mut Validator<'_>,
+    _file: usize,
+    _path: &KeyPath,
+    _table: &CertificateTable,
+    _dcv: &[crate::spec::DcvRule],
+) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::new()
 }

@@ -1,6 +1,7 @@
 //! `[certificate.NAME]`: one desired certificate, with the defaults folded in.
 
 use super::*;
+use crate::ca::registry;
 
 impl<'a> Validator<'a> {
     pub(super) fn certificate(
@@ -117,7 +118,7 @@ impl<'a> Validator<'a> {
             _ => Vec::new(),
         };
         let deploy = self.deploy(origin, &path, table.deploy.as_deref().unwrap_or_default());
-        let ca_options = self.digicert_options(file, &path, table, ca.as_deref(), &dcv);
+        let ca_options = self.order_options(file, &path, table, ca.as_deref(), &dcv);
 
         if self.error_count() > before {
             return None;
@@ -140,9 +141,10 @@ impl<'a> Validator<'a> {
         })
     }
 
-    /// The DigiCert order fields of a certificate (`product`, `organization`, ...), as the
-    /// `ca_options` carried to the CA; an error when they are given for another kind of CA.
-    pub(super) fn digicert_options(
+    /// The fields of a certificate that only some kinds of CA take (`product`, ...), checked
+    /// by its CA's kind into the `ca_options` carried to the CA; an error for each such field
+    /// its CA does not take.
+    pub(super) fn order_options(
         &mut self,
         file: usize,
         path: &KeyPath,
@@ -150,87 +152,45 @@ impl<'a> Validator<'a> {
         ca: Option<&str>,
         dcv: &[DcvRule],
     ) -> BTreeMap<String, String> {
-        let mut options = BTreeMap::new();
-        if ca.is_some_and(|ca| self.digicert_cas.contains(ca)) {
-            // A DigiCert order has one DCV method for all its names.
-            let methods: BTreeSet<&str> = dcv
+        let kind = match ca {
+            Some(ca) => match self.ca_kinds.get(ca) {
+                Some(kind) => *kind,
+                None if ca == IMPLICIT_CA => "local",
+                None => return BTreeMap::new(),
+            },
+            None => return BTreeMap::new(),
+        };
+        let given = [
+            ("product", table.product.is_some()),
+            ("organization", table.organization.is_some()),
+            ("payment_method", table.payment_method.is_some()),
+            ("signature_hash", table.signature_hash.is_some()),
+            ("server_platform", table.server_platform.is_some()),
+        ];
+        let taken = registry::certificate_fields(kind);
+        for (key, _) in given
+            .iter()
+            .filter(|(key, given)| *given && !taken.contains(key))
+        {
+            let takers: Vec<String> = registry::KIND_NAMES
                 .iter()
-                .map(|rule| match rule.method {
-                    DcvMethod::Dns { .. } => "dns-txt-token",
-                    DcvMethod::Http { .. } => "http-token",
-                    DcvMethod::Email => "email",
-                })
+                .filter(|kind| registry::certificate_fields(kind).contains(key))
+                .map(|kind| format!("`kind = \"{kind}\"`"))
                 .collect();
-            if methods.len() > 1 {
-                self.error(
-                    file,
-                    &path.key("dcv"),
-                    Anchor::Key,
-                    "a DigiCert order proves control of all its names one way: use one `dcv` method"
-                        .to_string(),
-                );
-            }
-            if let Some(method) = methods.into_iter().next() {
-                options.insert("dcv_method".to_string(), method.to_string());
-            }
+            self.error_with_hint(
+                file,
+                &path.key(key),
+                Anchor::Key,
+                format!(
+                    "`{key}` applies only to certificates of a {} CA, and `{}` is not one",
+                    takers.join(" or "),
+                    ca.unwrap_or_default()
+                ),
+                Some(format!(
+                    "remove `{key}` or set `ca` to an account of that kind"
+                )),
+            );
         }
-        if let Some(product) = &table.product {
-            if product.trim().is_empty() {
-                self.error(
-                    file,
-                    &path.key("product"),
-                    Anchor::Value,
-                    "`product` must not be empty".to_string(),
-                );
-            }
-            options.insert("product".to_string(), product.trim().to_string());
-        }
-        if let Some(organization) = table.organization {
-            if organization < 1 {
-                self.error(
-                    file,
-                    &path.key("organization"),
-                    Anchor::Value,
-                    "`organization` must be a positive organization id".to_string(),
-                );
-            }
-            options.insert("organization".to_string(), organization.to_string());
-        }
-        if let Some(method) = table.payment_method {
-            let text = match method {
-                PaymentMethodName::Balance => "balance",
-                PaymentMethodName::Card => "card",
-                PaymentMethodName::Profile => "profile",
-            };
-            options.insert("payment_method".to_string(), text.to_string());
-        }
-        if let Some(hash) = table.signature_hash {
-            let text = match hash {
-                SignatureHashName::Sha256 => "sha256",
-                SignatureHashName::Sha384 => "sha384",
-                SignatureHashName::Sha512 => "sha512",
-            };
-            options.insert("signature_hash".to_string(), text.to_string());
-        }
-        if let Some(platform) = table.server_platform {
-            options.insert("server_platform".to_string(), platform.to_string());
-        }
-        let is_digicert = ca.is_some_and(|ca| self.digicert_cas.contains(ca));
-        let known = ca.is_some_and(|ca| ca == IMPLICIT_CA || self.declared_cas.contains(ca));
-        if !is_digicert && known {
-            for key in options.keys() {
-                self.error_with_hint(
-                    file,
-                    &path.key(key),
-                    Anchor::Key,
-                    format!(
-                        "`{key}` applies only to certificates of a `kind = \"digicert\"` CA, and `{}` is not one",
-                        ca.unwrap_or_default()
-                    ),
-                    Some(format!("remove `{key}` or set `ca` to a DigiCert account")),
-                );
-            }
-        }
-        options
+        registry::order_options(kind, self, file, path, table, dcv)
     }
 }

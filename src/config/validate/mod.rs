@@ -26,8 +26,8 @@ use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
-    DeployKindName, DeployTable, KeyAlgorithmName, KeyTable, OnRemoveName, PaymentMethodName,
-    RevocationReasonName, SecretField, SignatureHashName, StateTable, ValidityTable,
+    DeployKindName, DeployTable, KeyAlgorithmName, KeyTable, OnRemoveName, RevocationReasonName,
+    SecretField, StateTable, ValidityTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;
@@ -62,7 +62,7 @@ pub(crate) fn validate(
         errors: 0,
         declared_cas: BTreeSet::new(),
         declared_dns: BTreeSet::new(),
-        digicert_cas: BTreeSet::new(),
+        ca_kinds: BTreeMap::new(),
         check_references,
         state_repo: PathBuf::new(),
         state_dir: PathBuf::new(),
@@ -149,8 +149,8 @@ pub(crate) struct Validator<'a> {
     errors: usize,
     declared_cas: BTreeSet<String>,
     declared_dns: BTreeSet<String>,
-    /// Names of the `kind = "digicert"` accounts (the only ones taking DigiCert order fields).
-    digicert_cas: BTreeSet<String>,
+    /// The kind of every declared CA account, by name.
+    ca_kinds: BTreeMap<String, &'static str>,
     check_references: bool,
     /// The state repository's work tree and certform's folder in it (absolute), where no
     /// private key may be written: whatever lands there can end up in a commit.
@@ -173,10 +173,9 @@ impl<'a> Validator<'a> {
             .iter()
             .map(|definition| definition.name.clone())
             .collect();
-        self.digicert_cas = cas
+        self.ca_kinds = cas
             .iter()
-            .filter(|d| d.table.is_some_and(|t| t.kind_name() == "digicert"))
-            .map(|definition| definition.name.clone())
+            .filter_map(|d| Some((d.name.clone(), d.table?.kind_name())))
             .collect();
 
         let state = self.state(state_definition);
