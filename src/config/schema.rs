@@ -74,8 +74,6 @@ pub(crate) struct DefaultsTable {
 }
 
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";
-const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
-const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
 
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -149,7 +147,7 @@ pub(crate) struct CertificateTable {
     #[schemars(with = "Option<DcvSchema>")]
     pub(crate) dcv: Option<DcvField>,
     /// Where the issued certificate is written.
-    pub(crate) deploy: Option<Vec<DeployTable>>,
+    pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployTable>>,
     /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
     pub(crate) product: Option<String>,
     /// DigiCert only: id of the validated organization (OV/EV products).
@@ -310,45 +308,6 @@ pub(crate) enum DcvMethodName {
     /// An email to a domain contact, approved by a person.
     #[serde(rename = "email")]
     Email,
-}
-
-/// One deploy target.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DeployTable {
-    pub(crate) kind: DeployKindName,
-    /// Directory receiving the files, relative to this config file.
-    pub(crate) dir: String,
-    /// File name of the certificate. Default `cert.pem`.
-    pub(crate) cert: Option<String>,
-    /// File name of the intermediate chain. Default `chain.pem`.
-    pub(crate) chain: Option<String>,
-    /// File name of certificate plus chain. Default `fullchain.pem`.
-    pub(crate) fullchain: Option<String>,
-    /// File name of the private key. Default `privkey.pem`.
-    pub(crate) key: Option<String>,
-    /// Octal mode of the public files. Default `0644`.
-    #[schemars(regex(pattern = MODE_PATTERN))]
-    pub(crate) mode: Option<String>,
-    /// Octal mode of the private key file. Default `0600`.
-    #[schemars(regex(pattern = MODE_PATTERN))]
-    pub(crate) key_mode: Option<String>,
-    /// Owner (user name) of the files.
-    pub(crate) owner: Option<String>,
-    /// Group of the files.
-    pub(crate) group: Option<String>,
-    /// Shell command run (`sh -c`) after any file changed.
-    pub(crate) reload: Option<String>,
-    /// Time limit of `reload`. Default `60s`.
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub(crate) reload_timeout: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum DeployKindName {
-    /// PEM files in a directory.
-    #[serde(rename = "files")]
-    Files,
 }
 
 /// The schema branch of one `kind` of a tagged table: the kind's own table (`schema`, which

@@ -581,7 +581,7 @@ fn schema_describes_the_file() {
     );
 }
 
-/// `[ca.NAME]` and `[dns.NAME]` are one schema branch per registered kind, each with `kind`
+/// `[ca.NAME]`, `[dns.NAME]` and `deploy` entries are one schema branch per registered kind, each with `kind`
 /// fixed and only that kind's fields.
 #[test]
 fn schema_has_one_branch_per_kind_with_only_its_fields() {
@@ -590,6 +590,7 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
     for (table, kinds) in [
         ("CaTable", crate::ca::registry::KIND_NAMES),
         ("DnsTable", crate::dns::registry::KIND_NAMES),
+        ("DeployTable", crate::deploy::registry::KIND_NAMES),
     ] {
         let branches = schema["$defs"][table]["oneOf"]
             .as_array()

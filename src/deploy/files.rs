@@ -18,6 +18,8 @@
 //! there) the key and the certificate can disagree; the reload command only ever runs after
 //! every rename of the switch.
 
+pub mod settings;
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;

@@ -6,6 +6,7 @@
 //! key in a `Bundle` is never printed, logged or put in an error.
 
 pub mod files;
+pub mod registry;
 
 use std::fmt;
 use std::path::PathBuf;

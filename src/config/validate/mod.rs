@@ -26,15 +26,16 @@ use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
-    DeployKindName, DeployTable, KeyAlgorithmName, KeyTable, OnRemoveName, RevocationReasonName,
-    SecretField, StateTable, ValidityTable,
+    KeyAlgorithmName, KeyTable, OnRemoveName, RevocationReasonName, SecretField, StateTable,
+    ValidityTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;
+use crate::deploy::registry::DeployTable;
 use crate::dns::registry::DnsTable;
 use crate::spec::{
-    CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, Location,
-    OnRemove, RenewBefore, RevocationReason, Validity,
+    CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, KeySpec, Location, OnRemove,
+    RenewBefore, RevocationReason, Validity,
 };
 
 /// The CA that exists without being configured.
@@ -267,7 +268,7 @@ impl<'a> Validator<'a> {
             .push(Finding::error(file, path, anchor, message).with_hint(hint));
     }
 
-    fn warning(&mut self, file: usize, path: &KeyPath, message: String) {
+    pub(crate) fn warning(&mut self, file: usize, path: &KeyPath, message: String) {
         self.findings
             .push(Finding::error(file, path, Anchor::Value, message).into_warning());
     }
@@ -551,8 +552,4 @@ fn check_listen(listen: &str) -> Result<(), String> {
         Ok(1..) => Ok(()),
         _ => Err(format!("invalid port `{}`", shown(port))),
     }
-}
-
-fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }

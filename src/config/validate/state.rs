@@ -107,7 +107,7 @@ impl<'a> Validator<'a> {
     /// Report `dir` (`keys_dir` or a deploy `dir`, absolute and normalised) when it is inside
     /// the state repository's work tree: a private key written there can be committed. Compared
     /// lexically, so it holds whether or not the repository exists yet.
-    pub(super) fn outside_state(
+    pub(crate) fn outside_state(
         &mut self,
         file: usize,
         path: &KeyPath,
