@@ -18,6 +18,7 @@
 //! there) the key and the certificate can disagree; the reload command only ever runs after
 //! every rename of the switch.
 
+pub(crate) mod open;
 pub mod settings;
 
 use std::collections::BTreeMap;

@@ -2,13 +2,15 @@
 //!
 //! A kind is a module `deploy::<kind>` with `settings::Table` (the fields of a `deploy` entry
 //! besides `kind`; serde with `deny_unknown_fields`, and `JsonSchema`), `settings::Settings` (the
-//! `spec::DeployTarget` variant's content) and `settings::validate` (pure). From the list,
-//! `deploy_kinds!` makes the file model `DeployTable` (tagged by `kind`, one schema branch per
-//! kind) and the dispatch of validation.
+//! `spec::DeployTarget` variant's content), `settings::validate` (pure) and `open::deployer`.
+//! From the list, `deploy_kinds!` makes the file model `DeployTable` (tagged by `kind`, one
+//! schema branch per kind) and the dispatch of validation and of `deployer`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::Deployer;
+use crate::apply::FailPoints;
 use crate::config::provider::{KeyPath, Origin, Validator};
 use crate::spec::DeployTarget;
 
@@ -42,6 +44,18 @@ macro_rules! deploy_kinds {
                         .map(DeployTarget::$variant)
                     })+
                 }
+            }
+        }
+
+        /// The deployer of `target`, stopping at `failpoints` (crash tests) when given.
+        pub fn deployer(
+            target: &DeployTarget,
+            failpoints: Option<&FailPoints>,
+        ) -> Box<dyn Deployer> {
+            match target {
+                $(DeployTarget::$variant(target) => {
+                    super::$module::open::deployer(target, failpoints)
+                })+
             }
         }
 
