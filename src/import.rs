@@ -188,13 +188,10 @@ pub async fn import(
                 continue;
             }
         };
-        let fetched = ca
-            .fetch(&id)
-            .await
-            .map_err(|source| AccountError::Ca {
-                what: format!("cannot fetch order {id}"),
-                source,
-            })?;
+        let fetched = ca.fetch(&id).await.map_err(|source| AccountError::Ca {
+            what: format!("cannot fetch order {id}"),
+            source,
+        })?;
         let issued = match fetched {
             crate::ca::Fetched::Issued(issued) => issued,
             crate::ca::Fetched::NotYet { detail, .. } => {

@@ -908,7 +908,8 @@ async fn a_lost_create_at_a_ca_without_tag_lookup_is_not_sent_again_and_the_user
     assert_eq!(report.failures(), 1, "{report:?}");
     let error = report.outcomes[0].result.clone().expect_err("failed");
     assert!(
-        error.message.contains("may have reached it") && error.message.contains("is not sent again"),
+        error.message.contains("may have reached it")
+            && error.message.contains("is not sent again"),
         "{error:?}"
     );
     // One request, no lookup, no retry; the intent stays while the outcome is unknown.

@@ -24,6 +24,9 @@
 //!
 //! The account key and the EAB HMAC key are never printed or logged.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

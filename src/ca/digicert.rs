@@ -26,6 +26,9 @@
 //! The API key is a `Secret`: never printed, logged, or put in errors; HTTP request bodies are
 //! never logged.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;

@@ -7,6 +7,9 @@
 //! tested against a real, persistent CA. Private keys never leave their 0600 files except into
 //! the signer; they appear in no message.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -1621,7 +1624,11 @@ mod tests {
             .unwrap();
         assert_eq!(again, RevokeOutcome::Revoked);
         let error = ca
-            .revoke(&view.order_id, &Serial::parse("02"), RevocationReason::KeyCompromise)
+            .revoke(
+                &view.order_id,
+                &Serial::parse("02"),
+                RevocationReason::KeyCompromise,
+            )
             .await
             .unwrap_err();
         assert_eq!(error.class, ErrorClass::Rejected);

@@ -9,6 +9,7 @@ pub mod acme;
 pub mod digicert;
 pub mod local;
 pub mod problem;
+pub mod registry;
 
 use std::collections::BTreeMap;
 
@@ -418,22 +419,7 @@ pub type Accounts = BTreeMap<String, std::sync::Arc<dyn CertificateAuthority>>;
 
 /// What a configured CA kind can do, known without contacting it.
 pub fn capabilities_of(kind: &crate::config::CaKind) -> Capabilities {
-    match kind {
-        crate::config::CaKind::Local(_) => local::CAPABILITIES,
-        crate::config::CaKind::Acme(_) => acme::CAPABILITIES,
-        crate::config::CaKind::Digicert(_) => digicert::CAPABILITIES,
-    }
-}
-
-/// An EAB HMAC key as CAs hand it out: base64url (padding optional; standard base64 accepted).
-fn decode_eab_key(text: &str) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    let trimmed = text.trim().trim_end_matches('=');
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed))
-        .ok()
-        .filter(|key| !key.is_empty())
+    kind.capabilities()
 }
 
 /// Where the built-in local CA `name` keeps its keys and order database.
@@ -463,68 +449,19 @@ pub async fn open_accounts_except(
     create: bool,
     opened: &Accounts,
 ) -> Result<Accounts, CaError> {
+    let context = registry::OpenContext {
+        config,
+        keys_dir,
+        now,
+        create,
+    };
     let mut accounts: Accounts = BTreeMap::new();
     for (name, settings) in &config.cas {
         if opened.contains_key(name) {
             continue;
         }
-        match &settings.kind {
-            crate::config::CaKind::Local(local) => {
-                let home = local_ca_home(keys_dir, name);
-                if !create && !home.exists() {
-                    continue;
-                }
-                let ca = local::LocalCa::open(name, local, home, now)?;
-                accounts.insert(name.clone(), std::sync::Arc::new(ca));
-            }
-            crate::config::CaKind::Acme(acme_settings) => {
-                let home = keys_dir.join("acme").join(name);
-                // Plan never registers an account: without one, nothing was ordered from it.
-                if !create && !home.join("account.json").exists() {
-                    continue;
-                }
-                let eab = match &acme_settings.eab {
-                    Some(eab) => {
-                        let text = crate::secrets::resolve(&eab.hmac).map_err(|e| {
-                            CaError::new(
-                                ErrorClass::Auth,
-                                format!("cannot read the EAB key of `{name}`"),
-                            )
-                            .with_source(e)
-                        })?;
-                        Some((
-                            eab.kid.clone(),
-                            decode_eab_key(text.expose())
-                                .map(crate::secrets::Secret::new)
-                                .ok_or_else(|| {
-                                    CaError::new(
-                                        ErrorClass::Auth,
-                                        format!("the EAB key of `{name}` is not base64url"),
-                                    )
-                                })?,
-                        ))
-                    }
-                    None => None,
-                };
-                let settings = acme::AcmeSettings {
-                    directory: acme_settings.directory.clone(),
-                    contact: acme_settings
-                        .contact
-                        .iter()
-                        .map(|c| format!("mailto:{c}"))
-                        .collect(),
-                    ca_bundle: acme_settings.ca_bundle.clone(),
-                    eab,
-                    profile: acme_settings.profile.clone(),
-                    preferred_chain: acme_settings.preferred_chain.clone(),
-                };
-                let ca = acme::AcmeCa::open(name, settings, home).await?;
-                accounts.insert(name.clone(), std::sync::Arc::new(ca));
-            }
-            crate::config::CaKind::Digicert(settings) => {
-                let ca = digicert::open(name, settings, keys_dir)?;
-                accounts.insert(name.clone(), std::sync::Arc::new(ca));
-            }
+        if let Some(ca) = settings.kind.open(name, &context).await? {
+            accounts.insert(name.clone(), ca);
         }
         // Plan checks the certificates ordered here against the account (apply opens it
         // once, for its plan, so it checks too).

@@ -54,7 +54,7 @@ impl Collector {
             )
             .with_key(path.key(field).to_string()),
             DeError::UnknownField { field, expected } => {
-                self.unknown_field(path, &field, expected);
+                self.unknown_field(path, &field, expected, None);
                 return;
             }
             error => {
@@ -65,11 +65,12 @@ impl Collector {
         self.push(finding);
     }
 
-    /// Record an error raised while reading the key `key` of the table at `table`.
-    fn key_error(&self, table: &KeyPath, key: &str, error: DeError) {
+    /// Record an error raised while reading the key `key` of the table at `table` (tagged by
+    /// `tag` when it is one provider's table).
+    fn key_error(&self, table: &KeyPath, key: &str, error: DeError, tag: Option<Tag<'_>>) {
         match error {
             DeError::Reported => {}
-            DeError::UnknownField { expected, .. } => self.unknown_field(table, key, expected),
+            DeError::UnknownField { expected, .. } => self.unknown_field(table, key, expected, tag),
             error => {
                 let path = table.key(key);
                 let hint = error.hint();
@@ -81,19 +82,34 @@ impl Collector {
         }
     }
 
-    fn unknown_field(&self, table: &KeyPath, field: &str, expected: &[&str]) {
+    fn unknown_field(&self, table: &KeyPath, field: &str, expected: &[&str], tag: Option<Tag<'_>>) {
         let what = if table.is_root() { "section" } else { "field" };
         let path = table.key(field);
+        let mut message = format!("unknown {what} `{}`", super::report::shown(field));
+        if let Some(tag) = tag {
+            message.push_str(&format!(
+                " for {} of `kind = \"{}\"`",
+                tag.noun,
+                super::report::shown(tag.kind)
+            ));
+        }
         self.push(
-            Finding::error(
-                self.file,
-                &path,
-                Anchor::Key,
-                format!("unknown {what} `{}`", super::report::shown(field)),
-            )
-            .with_hint(suggestion(field, expected)),
+            Finding::error(self.file, &path, Anchor::Key, message)
+                .with_hint(suggestion(field, expected)),
         );
     }
+}
+
+/// Prefix of the enum name by which a type asks for a table tagged by its `kind` key (see
+/// `deserialize_enum`); the rest of the name is the noun for messages, e.g. `a CA`.
+pub(crate) const KIND_TAGGED: &str = "kind-tagged:";
+
+/// The `kind` of a tagged table being read, for messages.
+#[derive(Debug, Clone, Copy)]
+struct Tag<'a> {
+    /// What the table is, with its article: `a CA`, `a DNS provider`.
+    noun: &'static str,
+    kind: &'a str,
 }
 
 /// Read a whole file; errors are in the collector.
@@ -271,6 +287,9 @@ pub(crate) struct NodeDeserializer<'a> {
     node: &'a Node,
     path: KeyPath,
     collector: &'a Collector,
+    /// Set for the table of a `kind`-tagged item: its `kind` key is skipped (it chose the type
+    /// being read) and named in unknown-field messages.
+    tag: Option<Tag<'a>>,
 }
 
 impl<'a> NodeDeserializer<'a> {
@@ -279,6 +298,7 @@ impl<'a> NodeDeserializer<'a> {
             node,
             path,
             collector,
+            tag: None,
         }
     }
 
@@ -294,6 +314,7 @@ impl<'a> NodeDeserializer<'a> {
             current: None,
             failed: Vec::new(),
             suggested: Vec::new(),
+            tag: self.tag,
         };
         match visitor.visit_map(&mut access) {
             // The key is there with a bad value, or misspelt with the right name suggested:
@@ -305,6 +326,96 @@ impl<'a> NodeDeserializer<'a> {
             }
             result => result,
         }
+    }
+}
+
+impl<'a> NodeDeserializer<'a> {
+    /// A table whose `kind` key says which variant (provider) it is; the variant's type reads
+    /// the rest of the table.
+    fn visit_tagged<'de, V: Visitor<'de>>(
+        self,
+        noun: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        let NodeKind::Table(entries) = &self.node.kind else {
+            return Err(DeError::InvalidType {
+                found: self.node.describe().to_string(),
+                expected: "a table".to_string(),
+            });
+        };
+        let Some(kind) = entries.iter().find(|entry| entry.key == "kind") else {
+            return Err(DeError::MissingField("kind"));
+        };
+        let NodeKind::String(kind) = &kind.value.kind else {
+            self.collector.value_error(
+                &self.path.key("kind"),
+                DeError::InvalidType {
+                    found: kind.value.describe().to_string(),
+                    expected: format!("one of {}", list(variants.iter())),
+                },
+            );
+            return Err(DeError::Reported);
+        };
+        visitor.visit_enum(TaggedAccess {
+            deserializer: NodeDeserializer {
+                tag: Some(Tag { noun, kind }),
+                ..self
+            },
+            kind,
+        })
+    }
+}
+
+/// The variant (from `kind`) and content (the rest of the table) of a `kind`-tagged table.
+struct TaggedAccess<'a> {
+    deserializer: NodeDeserializer<'a>,
+    kind: &'a str,
+}
+
+impl<'de, 'a> de::EnumAccess<'de> for TaggedAccess<'a> {
+    type Error = DeError;
+    type Variant = NodeDeserializer<'a>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self::Variant), DeError> {
+        let kind: StrDeserializer<'_, DeError> = self.kind.into_deserializer();
+        match seed.deserialize(kind) {
+            Ok(variant) => Ok((variant, self.deserializer)),
+            Err(error) => {
+                let path = self.deserializer.path.key("kind");
+                self.deserializer.collector.value_error(&path, error);
+                Err(DeError::Reported)
+            }
+        }
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for NodeDeserializer<'_> {
+    type Error = DeError;
+
+    fn unit_variant(self) -> Result<(), DeError> {
+        Err(DeError::Message("a tagged table has settings".to_string()))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, DeError> {
+        seed.deserialize(self)
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, _visitor: V) -> Result<V::Value, DeError> {
+        Err(DeError::Message(
+            "a tagged table has named settings".to_string(),
+        ))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        de::Deserializer::deserialize_any(self, visitor)
     }
 }
 
@@ -336,10 +447,13 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if let Some(noun) = name.strip_prefix(KIND_TAGGED) {
+            return self.visit_tagged(noun, variants, visitor);
+        }
         match &self.node.kind {
             NodeKind::String(text) => {
                 let deserializer: StrDeserializer<'_, DeError> = text.as_str().into_deserializer();
@@ -380,6 +494,8 @@ struct TableAccess<'a> {
     failed: Vec<&'a str>,
     /// Fields suggested for unknown keys ("did you mean"), likewise not reported as missing.
     suggested: Vec<&'static str>,
+    /// Set in a `kind`-tagged table: `kind` is skipped, and named in unknown-field messages.
+    tag: Option<Tag<'a>>,
 }
 
 impl<'a> TableAccess<'a> {
@@ -399,19 +515,24 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        let Some(entry) = self.entries.next() else {
+        let tagged = self.tag.is_some();
+        let Some(entry) = self.entries.find(|entry| !(tagged && entry.key == "kind")) else {
             return Ok(None);
         };
         self.current = Some(entry);
         let deserializer: StrDeserializer<'_, DeError> = entry.key.as_str().into_deserializer();
+        let tag = self.tag;
         seed.deserialize(deserializer).map(Some).map_err(|error| {
-            self.collector.key_error(&self.path, &entry.key, error);
+            self.collector.key_error(&self.path, &entry.key, error, tag);
             DeError::Reported
         })
     }
 
     fn next_key<K: Deserialize<'de>>(&mut self) -> Result<Option<K>, DeError> {
         for entry in self.entries.by_ref() {
+            if self.tag.is_some() && entry.key == "kind" {
+                continue;
+            }
             let deserializer: StrDeserializer<'_, DeError> = entry.key.as_str().into_deserializer();
             match K::deserialize(deserializer) {
                 Ok(key) => {
@@ -423,7 +544,8 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
                         self.suggested
                             .extend(super::report::nearest(field, expected.iter().copied()));
                     }
-                    self.collector.key_error(&self.path, &entry.key, error);
+                    self.collector
+                        .key_error(&self.path, &entry.key, error, self.tag);
                 }
             }
         }

@@ -13,6 +13,7 @@ mod de;
 mod dns_name;
 mod locate;
 pub mod model;
+pub(crate) mod provider;
 mod report;
 mod scalar;
 mod schema;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 
 pub use model::*;
 pub use report::escaped;
+pub(crate) use schema::tagged_branch;
 
 use report::{Finding, Severity};
 use tree::{FileText, Syntax};

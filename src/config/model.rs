@@ -45,52 +45,10 @@ pub struct CaSettings {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum CaKind {
-    /// Built-in private CA: root and intermediate made on first use, keys in `keys_dir`.
-    Local(LocalCaSettings),
-    /// An ACME CA account.
-    Acme(AcmeCaSettings),
-    /// A DigiCert CertCentral account.
-    Digicert(DigicertCaSettings),
-}
-
-/// `kind = "digicert"`: a CertCentral account. The API key stays a reference.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DigicertCaSettings {
-    pub api_key: SecretRef,
-    /// Services API base URL, ending in `/`.
-    pub url: String,
-    /// `http://host:port` of an HTTP proxy.
-    pub proxy: Option<String>,
-    /// `true` for `mode = "read-only"`: apply refuses every write.
-    pub read_only: bool,
-}
-
-/// `kind = "acme"`: an ACME account. Secrets stay references.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AcmeCaSettings {
-    pub directory: String,
-    pub contact: Vec<String>,
-    /// Absolute path of an extra trust anchor for the directory's TLS.
-    pub ca_bundle: Option<PathBuf>,
-    pub eab: Option<EabSettings>,
-    pub profile: Option<String>,
-    pub preferred_chain: Option<String>,
-}
-
-/// External account binding: key id and a reference to the HMAC key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EabSettings {
-    pub kid: String,
-    pub hmac: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LocalCaSettings {
-    /// Common name of the generated root.
-    pub root_common_name: String,
-}
+pub use crate::ca::acme::settings::{EabSettings, Settings as AcmeCaSettings};
+pub use crate::ca::digicert::settings::Settings as DigicertCaSettings;
+pub use crate::ca::local::settings::Settings as LocalCaSettings;
+pub use crate::ca::registry::CaKind;
 
 /// `[dns.NAME]`: one DNS provider account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,42 +58,10 @@ pub struct DnsSettings {
     pub location: Location,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum DnsKind {
-    Rfc2136(Rfc2136Settings),
-}
-
-/// RFC 2136 dynamic updates signed with TSIG.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rfc2136Settings {
-    /// `host:port` of the primary server.
-    pub server: String,
-    /// One key for every zone (the zone is found via SOA), or `None` when `zones` is used.
-    pub key: Option<TsigKey>,
-    /// Per-zone keys.
-    pub zones: Vec<ZoneKey>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TsigKey {
-    pub key_name: String,
-    pub algorithm: TsigAlgorithm,
-    pub secret: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ZoneKey {
-    pub zone: String,
-    pub key: TsigKey,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum TsigAlgorithm {
-    HmacSha1,
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-}
+pub use crate::dns::registry::DnsKind;
+pub use crate::dns::rfc2136::settings::{
+    Settings as Rfc2136Settings, TsigAlgorithm, TsigKey, ZoneKey,
+};
 
 /// Where a secret comes from. Never holds the secret itself, so it is safe to print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

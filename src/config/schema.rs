@@ -13,8 +13,6 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::scalar::ServiceUrl;
-
 /// One certform configuration file. A configuration directory may hold several; each item
 /// (`[certificate.NAME]`, `[ca.NAME]`, `[dns.NAME]`, `[state]`, `[defaults]`) is defined once.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -28,11 +26,11 @@ pub(crate) struct ConfigFile {
     /// CA accounts, by name (`[a-z0-9][a-z0-9_-]{0,62}`).
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
-    pub(crate) ca: BTreeMap<String, CaTable>,
+    pub(crate) ca: BTreeMap<String, crate::ca::registry::CaTable>,
     /// DNS provider accounts used for DNS domain-control validation, by name.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
-    pub(crate) dns: BTreeMap<String, DnsTable>,
+    pub(crate) dns: BTreeMap<String, crate::dns::registry::DnsTable>,
     /// Desired certificates, by name; the name is used for file names in state.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
@@ -76,132 +74,6 @@ pub(crate) struct DefaultsTable {
 }
 
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";
-const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
-const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
-
-/// `[ca.NAME]`: one CA account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CaTable {
-    /// Which CA this is.
-    pub(crate) kind: CaKindName,
-    /// `local` only: common name of the generated root. Default `certform local root (NAME)`.
-    pub(crate) root_common_name: Option<String>,
-    /// `acme` only: the directory URL (`https://...`), e.g. Let's Encrypt's
-    /// `https://acme-v02.api.letsencrypt.org/directory`.
-    pub(crate) directory: Option<ServiceUrl>,
-    /// `acme` only: contact email addresses of the account.
-    pub(crate) contact: Option<Vec<String>>,
-    /// `acme` only: extra PEM trust anchor for the directory's TLS (e.g. Pebble's), relative to
-    /// this file. There is no switch that turns verification off.
-    pub(crate) ca_bundle: Option<String>,
-    /// `acme` only: external account binding (ZeroSSL, Sectigo, DigiCert ACME).
-    pub(crate) eab: Option<EabTable>,
-    /// `acme` only: certificate profile to request (CAs with the profiles extension).
-    pub(crate) profile: Option<String>,
-    /// `acme` only: prefer the alternate chain whose top issuer has this common name.
-    pub(crate) preferred_chain: Option<String>,
-    /// `digicert` only (required): the CertCentral API key, from the environment or a file;
-    /// never inline.
-    #[schemars(with = "Option<SecretTable>")]
-    pub(crate) api_key: Option<SecretField>,
-    /// `digicert` only: the Services API base URL. Default
-    /// `https://www.digicert.com/services/v2/` (EU: `https://certcentral.digicert.eu/services/v2/`).
-    /// Must be `https://` (plain `http://` only to a loopback simulator): it carries the key.
-    pub(crate) url: Option<ServiceUrl>,
-    /// `digicert` only: HTTP proxy (`http://host:port`) the API is reached through. Plain
-    /// `http://` is fine here: the API is reached through a CONNECT tunnel, TLS end to end.
-    pub(crate) proxy: Option<String>,
-    /// `digicert` only: `read-write` (default) or `read-only` (a View Only key: plan and import
-    /// work, apply refuses every write).
-    pub(crate) mode: Option<CaModeName>,
-}
-
-/// Whether certform may change anything at a CA account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum CaModeName {
-    #[serde(rename = "read-write")]
-    ReadWrite,
-    #[serde(rename = "read-only")]
-    ReadOnly,
-}
-
-/// External account binding credentials of an ACME account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EabTable {
-    /// Key identifier given by the CA.
-    pub(crate) kid: String,
-    /// HMAC key (base64url) given by the CA, from the environment or a file; never inline.
-    #[schemars(with = "SecretTable")]
-    pub(crate) hmac: SecretField,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum CaKindName {
-    /// The built-in private CA.
-    #[serde(rename = "local")]
-    Local,
-    /// An ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, ...
-    #[serde(rename = "acme")]
-    Acme,
-    /// DigiCert CertCentral (Services API v2).
-    #[serde(rename = "digicert")]
-    Digicert,
-}
-
-/// `[dns.NAME]`: one DNS provider account.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DnsTable {
-    /// Which provider this is.
-    pub(crate) kind: DnsKindName,
-    /// `host:port` of the primary name server.
-    pub(crate) server: String,
-    /// TSIG key name used for every zone (with `secret`).
-    pub(crate) key_name: Option<String>,
-    /// TSIG algorithm of `key_name`. Default `hmac-sha256`.
-    pub(crate) algorithm: Option<TsigAlgorithmName>,
-    /// TSIG secret of `key_name` (base64), from the environment or a file; never inline.
-    #[schemars(with = "Option<SecretTable>")]
-    pub(crate) secret: Option<SecretField>,
-    /// Per-zone TSIG keys.
-    pub(crate) zones: Option<Vec<ZoneTable>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum DnsKindName {
-    /// RFC 2136 dynamic updates signed with TSIG (BIND, Knot, PowerDNS, ...).
-    #[serde(rename = "rfc2136")]
-    Rfc2136,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum TsigAlgorithmName {
-    #[serde(rename = "hmac-sha1")]
-    HmacSha1,
-    #[serde(rename = "hmac-sha256")]
-    HmacSha256,
-    #[serde(rename = "hmac-sha384")]
-    HmacSha384,
-    #[serde(rename = "hmac-sha512")]
-    HmacSha512,
-}
-
-/// The TSIG key of one zone.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ZoneTable {
-    /// The zone, e.g. `example.com`.
-    pub(crate) zone: String,
-    /// TSIG key name.
-    pub(crate) key_name: String,
-    /// TSIG algorithm. Default `hmac-sha256`.
-    pub(crate) algorithm: Option<TsigAlgorithmName>,
-    /// TSIG secret (base64), from the environment or a file; never inline.
-    #[schemars(with = "SecretTable")]
-    pub(crate) secret: SecretField,
-}
 
 /// Where a secret comes from: exactly one of `env` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -275,7 +147,7 @@ pub(crate) struct CertificateTable {
     #[schemars(with = "Option<DcvSchema>")]
     pub(crate) dcv: Option<DcvField>,
     /// Where the issued certificate is written.
-    pub(crate) deploy: Option<Vec<DeployTable>>,
+    pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployTable>>,
     /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
     pub(crate) product: Option<String>,
     /// DigiCert only: id of the validated organization (OV/EV products).
@@ -438,43 +310,28 @@ pub(crate) enum DcvMethodName {
     Email,
 }
 
-/// One deploy target.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DeployTable {
-    pub(crate) kind: DeployKindName,
-    /// Directory receiving the files, relative to this config file.
-    pub(crate) dir: String,
-    /// File name of the certificate. Default `cert.pem`.
-    pub(crate) cert: Option<String>,
-    /// File name of the intermediate chain. Default `chain.pem`.
-    pub(crate) chain: Option<String>,
-    /// File name of certificate plus chain. Default `fullchain.pem`.
-    pub(crate) fullchain: Option<String>,
-    /// File name of the private key. Default `privkey.pem`.
-    pub(crate) key: Option<String>,
-    /// Octal mode of the public files. Default `0644`.
-    #[schemars(regex(pattern = MODE_PATTERN))]
-    pub(crate) mode: Option<String>,
-    /// Octal mode of the private key file. Default `0600`.
-    #[schemars(regex(pattern = MODE_PATTERN))]
-    pub(crate) key_mode: Option<String>,
-    /// Owner (user name) of the files.
-    pub(crate) owner: Option<String>,
-    /// Group of the files.
-    pub(crate) group: Option<String>,
-    /// Shell command run (`sh -c`) after any file changed.
-    pub(crate) reload: Option<String>,
-    /// Time limit of `reload`. Default `60s`.
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub(crate) reload_timeout: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-pub(crate) enum DeployKindName {
-    /// PEM files in a directory.
-    #[serde(rename = "files")]
-    Files,
+/// The schema branch of one `kind` of a tagged table: the kind's own table (`schema`, which
+/// rejects unknown fields) with `kind` added as a required constant.
+pub(crate) fn tagged_branch(schema: schemars::Schema, kind: &str) -> schemars::Schema {
+    let mut value = schema.to_value();
+    if let serde_json::Value::Object(object) = &mut value {
+        let properties = object
+            .entry("properties")
+            .or_insert_with(|| serde_json::json!({}));
+        if let serde_json::Value::Object(properties) = properties {
+            let mut with_kind = serde_json::Map::new();
+            with_kind.insert("kind".to_string(), serde_json::json!({ "const": kind }));
+            with_kind.extend(std::mem::take(properties));
+            *properties = with_kind;
+        }
+        let required = object
+            .entry("required")
+            .or_insert_with(|| serde_json::json!([]));
+        if let serde_json::Value::Array(required) = required {
+            required.insert(0, serde_json::json!("kind"));
+        }
+    }
+    schemars::Schema::try_from(value).unwrap_or_default()
 }
 
 /// The JSON Schema of one configuration file, pretty-printed with a trailing newline.

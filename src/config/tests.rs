@@ -581,6 +581,95 @@ fn schema_describes_the_file() {
     );
 }
 
+/// `[ca.NAME]`, `[dns.NAME]` and `deploy` entries are one schema branch per registered kind, each with `kind`
+/// fixed and only that kind's fields.
+#[test]
+fn schema_has_one_branch_per_kind_with_only_its_fields() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&json_schema()).unwrap_or_else(|error| panic!("{error}"));
+    for (table, kinds) in [
+        ("CaTable", crate::ca::registry::KIND_NAMES),
+        ("DnsTable", crate::dns::registry::KIND_NAMES),
+        ("DeployTable", crate::deploy::registry::KIND_NAMES),
+    ] {
+        let branches = schema["$defs"][table]["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{table} has no oneOf"));
+        let consts: Vec<&str> = branches
+            .iter()
+            .filter_map(|branch| branch["properties"]["kind"]["const"].as_str())
+            .collect();
+        assert_eq!(consts, kinds, "{table}");
+        for branch in branches {
+            assert_eq!(branch["additionalProperties"], false, "{table}: {branch}");
+            assert_eq!(branch["required"][0], "kind", "{table}: {branch}");
+        }
+    }
+    let ca = &schema["$defs"]["CaTable"]["oneOf"];
+    let fields = |index: usize| -> Vec<String> {
+        ca[index]["properties"]
+            .as_object()
+            .map(|properties| properties.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(fields(0), ["kind", "root_common_name"]);
+    assert!(fields(1).contains(&"directory".to_string()));
+    assert!(!fields(1).contains(&"api_key".to_string()));
+    assert!(fields(2).contains(&"api_key".to_string()));
+    assert!(!fields(2).contains(&"directory".to_string()));
+    // Fields an account cannot do without are required in their branch.
+    assert_eq!(ca[1]["required"], serde_json::json!(["kind", "directory"]));
+    assert_eq!(ca[2]["required"], serde_json::json!(["kind", "api_key"]));
+}
+
+/// A misspelt or foreign field of a kind-tagged table names the kind and suggests among that
+/// kind's fields only; `kind` itself is never reported as unknown.
+#[test]
+fn unknown_fields_of_a_kind_name_the_kind_and_its_fields() {
+    let diagnostics = load_err(&[source(
+        "/etc/certform/ca.toml",
+        r#"
+[ca.le]
+kind = "acme"
+directroy = "https://acme.example.test/directory"
+
+[ca.corp]
+kind = "local"
+api_key = { env = "KEY" }
+
+[dns.ns]
+kind = "rfc2136"
+sever = "127.0.0.1:53"
+key_name = "k"
+secret = { env = "TSIG" }
+"#,
+    )]);
+    let found: Vec<(String, String, Option<String>)> = diagnostics
+        .iter()
+        .map(|d| (d.key.clone(), d.message.clone(), d.hint.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "ca.le.directroy".to_string(),
+                "unknown field `directroy` for a CA of `kind = \"acme\"`".to_string(),
+                Some("did you mean `directory`?".to_string()),
+            ),
+            (
+                "ca.corp.api_key".to_string(),
+                "unknown field `api_key` for a CA of `kind = \"local\"`".to_string(),
+                Some("expected one of `root_common_name`".to_string()),
+            ),
+            (
+                "dns.ns.sever".to_string(),
+                "unknown field `sever` for a DNS provider of `kind = \"rfc2136\"`".to_string(),
+                Some("did you mean `server`?".to_string()),
+            ),
+        ]
+    );
+}
+
 #[test]
 fn acme_account_maps_to_the_model() {
     let config = load_ok(&[source(
@@ -682,6 +771,13 @@ fn every_provider_url_field_is_a_service_url() {
         found: &mut Vec<String>,
         wrong: &mut Vec<String>,
     ) {
+        // Kinds are branches of a `oneOf` array: walk arrays too.
+        if let Some(items) = value.as_array() {
+            for (index, item) in items.iter().enumerate() {
+                walk(item, &format!("{trail}/{index}"), found, wrong);
+            }
+            return;
+        }
         let Some(object) = value.as_object() else {
             return;
         };

@@ -18,8 +18,10 @@
 //! there) the key and the certificate can disagree; the reload command only ever runs after
 //! every rename of the switch.
 
+pub(crate) mod open;
 mod owner;
 mod reload;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::fs;

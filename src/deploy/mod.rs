@@ -6,6 +6,7 @@
 //! key in a `Bundle` is never printed, logged or put in an error.
 
 pub mod files;
+pub mod registry;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -89,9 +90,7 @@ pub trait Deployer: Send + Sync {
 
 /// The deployer for `target`.
 pub fn deployer_for(target: &DeployTarget) -> Box<dyn Deployer> {
-    match target {
-        DeployTarget::Files(files) => Box::new(files::FilesDeployer::new(files.clone())),
-    }
+    registry::deployer(target, None)
 }
 
 /// The deployer for `target`, stopping at the fail points of a switch (crash tests).
@@ -99,11 +98,7 @@ pub fn deployer_with_failpoints(
     target: &DeployTarget,
     failpoints: &crate::apply::FailPoints,
 ) -> Box<dyn Deployer> {
-    match target {
-        DeployTarget::Files(files) => {
-            Box::new(files::FilesDeployer::new(files.clone()).with_failpoints(failpoints.clone()))
-        }
-    }
+    registry::deployer(target, Some(failpoints))
 }
 
 /// Check, for every issued certificate that has deploy targets, that keys_dir holds its key

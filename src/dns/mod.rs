@@ -6,6 +6,7 @@
 //! (by id or exact value): other values at the same name are left alone.
 
 pub mod propagation;
+pub mod registry;
 pub mod rfc2136;
 
 use async_trait::async_trait;
@@ -91,17 +92,7 @@ pub fn open_providers(
     let mut providers: std::collections::BTreeMap<String, std::sync::Arc<dyn DnsProvider>> =
         std::collections::BTreeMap::new();
     for (name, settings) in &config.dns {
-        match &settings.kind {
-            crate::config::DnsKind::Rfc2136(rfc2136) => {
-                let resolve = |reference: &crate::config::SecretRef| {
-                    crate::secrets::resolve(reference)
-                        .map(|secret| secret.expose().as_bytes().to_vec())
-                        .map_err(|e| e.to_string())
-                };
-                let provider = rfc2136::Rfc2136::new(name, rfc2136, &resolve)?;
-                providers.insert(name.clone(), std::sync::Arc::new(provider));
-            }
-        }
+        providers.insert(name.clone(), settings.kind.open(name)?);
     }
     Ok(providers)
 }

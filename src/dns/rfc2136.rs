@@ -12,6 +12,9 @@
 //! then reports it missing. The TSIG secret stays
 //! inside `hmac::Key`: it is not in any `Debug` output, error message or log line.
 
+pub(crate) mod open;
+pub mod settings;
+
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -17,8 +17,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
 use certform::ca::{
-    CaError, CertificateAuthority, Fetched, Challenge, ChallengeKind, ErrorClass, IssuedCertificate,
-    OrderQuery, OrderRequest, RevokeOutcome,
+    CaError, CertificateAuthority, Challenge, ChallengeKind, ErrorClass, Fetched,
+    IssuedCertificate, OrderQuery, OrderRequest, RevokeOutcome,
 };
 use certform::keys::{self, PrivateKey};
 use certform::observed::{OrderStatus, OrderView};

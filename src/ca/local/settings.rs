@@ -1,0 +1,73 @@
+//! `[ca.NAME]` with `kind = "local"`: the table as written, its checks, and the validated
+//! settings. Pure: no I/O, clock or environment.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::provider::{Anchor, CertificateTable, KeyPath, Validator};
+
+/// The built-in private CA.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// Common name of the generated root. Default `certform local root (NAME)`.
+    pub(crate) root_common_name: Option<String>,
+}
+
+/// `kind = "local"`: root and intermediate made on first use, keys in `keys_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// Common name of the generated root.
+    pub root_common_name: String,
+}
+
+impl Settings {
+    /// The settings of a local CA `name` that config does not describe (the built-in `local`).
+    pub(crate) fn implicit(name: &str) -> Self {
+        Settings {
+            root_common_name: default_root_common_name(name),
+        }
+    }
+}
+
+fn default_root_common_name(name: &str) -> String {
+    format!("certform local root ({name})")
+}
+
+/// Check `[ca.NAME]` of `kind = "local"` at `path` in `file`; `None` after reporting.
+pub(crate) fn validate(
+    validator: &mut Validator<'_>,
+    file: usize,
+    name: &str,
+    path: &KeyPath,
+    table: &Table,
+) -> Option<Settings> {
+    let root_common_name = match &table.root_common_name {
+        Some(common_name) if common_name.trim().is_empty() => {
+            validator.error(
+                file,
+                &path.key("root_common_name"),
+                Anchor::Value,
+                "`root_common_name` must not be empty".to_string(),
+            );
+            return None;
+        }
+        Some(common_name) => common_name.clone(),
+        None => default_root_common_name(name),
+    };
+    Some(Settings { root_common_name })
+}
+
+/// The fields of `[certificate.NAME]` this kind of CA takes: none.
+pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[];
+
+/// The per-certificate options of this kind: none.
+pub(crate) fn order_options(
+    _validator: &mut Validator<'_>,
+    _file: usize,
+    _path: &KeyPath,
+    _table: &CertificateTable,
+    _dcv: &[crate::spec::DcvRule],
+) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::new()
+}

@@ -1,0 +1,143 @@
+//! The CA kinds certform knows: one line each in `ca_kinds!` below.
+//!
+//! A kind is a module `ca::<kind>` with
+//! - `settings::Table`: the fields of `[ca.NAME]` besides `kind` (serde with
+//!   `deny_unknown_fields`, and `JsonSchema`: its doc comments become schema descriptions),
+//! - `settings::Settings`: the validated settings, and `settings::validate` from one to the
+//!   other (pure: findings go to the `Validator`),
+//! - `open::open`: the account for a run, and `CAPABILITIES`.
+//!
+//! From the list, `ca_kinds!` makes the file model `CaTable` (tagged by `kind`, one schema
+//! branch per kind), the validated `CaKind`, the names for "did you mean", and the dispatch of
+//! validation, opening and capabilities. Nothing else matches on the kind of a CA.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{CaError, Capabilities, CertificateAuthority};
+use crate::config::provider::{CertificateTable, KeyPath, Validator};
+use crate::config::Config;
+use crate::spec::DcvRule;
+
+/// What opening an account may need besides its own settings.
+pub struct OpenContext<'a> {
+    pub config: &'a Config,
+    pub keys_dir: &'a Path,
+    pub now: OffsetDateTime,
+    /// `false` on plan: an account that was never used is not created (`open` returns `None`).
+    pub create: bool,
+}
+
+macro_rules! ca_kinds {
+    ($($name:literal => $variant:ident($module:ident),)+) => {
+        /// The names of every CA kind, in registry order.
+        pub const KIND_NAMES: &[&str] = &[$($name),+];
+
+        /// The fields of `[certificate.NAME]` the CA kind `kind` takes (its order options).
+        pub(crate) fn certificate_fields(kind: &str) -> &'static [&'static str] {
+            $(if kind == $name {
+                return super::$module::settings::CERTIFICATE_FIELDS;
+            })+
+            &[]
+        }
+
+        /// The order options of a certificate of a CA of kind `kind`, checked by that kind.
+        pub(crate) fn order_options(
+            kind: &str,
+            validator: &mut Validator<'_>,
+            file: usize,
+            path: &KeyPath,
+            table: &CertificateTable,
+            dcv: &[DcvRule],
+        ) -> BTreeMap<String, String> {
+            $(if kind == $name {
+                return super::$module::settings::order_options(validator, file, path, table, dcv);
+            })+
+            BTreeMap::new()
+        }
+
+        /// `[ca.NAME]` as written: the `kind` key chooses the table's type.
+        #[derive(Debug)]
+        pub enum CaTable {
+            $($variant(super::$module::settings::Table),)+
+        }
+
+        /// A validated CA account's kind and settings.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        pub enum CaKind {
+            $($variant(super::$module::settings::Settings),)+
+        }
+
+        impl CaTable {
+            /// The `kind` written.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $(CaTable::$variant(_) => $name,)+
+                }
+            }
+
+            /// Check the table of `[ca.NAME]` at `path`; `None` after reporting.
+            pub(crate) fn validate(
+                &self,
+                validator: &mut Validator<'_>,
+                file: usize,
+                name: &str,
+                path: &KeyPath,
+            ) -> Option<CaKind> {
+                match self {
+                    $(CaTable::$variant(table) => {
+                        super::$module::settings::validate(validator, file, name, path, table)
+                            .map(CaKind::$variant)
+                    })+
+                }
+            }
+        }
+
+        impl CaKind {
+            /// The `kind` name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(CaKind::$variant(_) => $name,)+
+                }
+            }
+
+            /// What this kind of CA can do, known without contacting it.
+            pub fn capabilities(&self) -> Capabilities {
+                match self {
+                    $(CaKind::$variant(_) => super::$module::CAPABILITIES,)+
+                }
+            }
+
+            /// Open the account `name` for a run; `None` when it is left closed (see
+            /// `OpenContext::create`).
+            pub async fn open(
+                &self,
+                name: &str,
+                context: &OpenContext<'_>,
+            ) -> Result<Option<Arc<dyn CertificateAuthority>>, CaError> {
+                match self {
+                    $(CaKind::$variant(settings) => {
+                        super::$module::open::open(name, settings, context).await
+                    })+
+                }
+            }
+        }
+
+        crate::config::provider::tagged_table!(
+            CaTable,
+            "a CA",
+            "`[ca.NAME]`: one CA account; `kind` says which CA it is and which fields apply.",
+            { $($name => $variant(super::$module::settings::Table),)+ }
+        );
+    };
+}
+
+ca_kinds! {
+    "local" => Local(local),
+    "acme" => Acme(acme),
+    "digicert" => Digicert(digicert),
+}

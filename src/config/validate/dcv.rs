@@ -1,0 +1,285 @@
+//! `dcv`: how control of a certificate's names is proven.
+
+use super::*;
+
+impl<'a> Validator<'a> {
+    pub(super) fn dcv(
+        &mut self,
+        origin: Origin<'_>,
+        certificate: &KeyPath,
+        field: &DcvField,
+        names: &[DnsName],
+    ) -> Vec<DcvRule> {
+        let file = origin.file;
+        let dcv_path = certificate.key("dcv");
+        let rules: Vec<(KeyPath, &DcvRuleTable)> = match field {
+            DcvField::One(rule) => vec![(dcv_path.clone(), rule)],
+            DcvField::Many(rules) => rules
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| (dcv_path.index(index), rule))
+                .collect(),
+        };
+        if rules.is_empty() {
+            self.error(file, &dcv_path, Anchor::Value, "`dcv` is empty".to_string());
+            return Vec::new();
+        }
+        let certificate_names: BTreeSet<&DnsName> = names.iter().collect();
+
+        // Which rule covers which name, from the rules' explicit `names`.
+        let mut covered: BTreeMap<DnsName, KeyPath> = BTreeMap::new();
+        let mut catch_all: Option<KeyPath> = None;
+        let mut built: Vec<(KeyPath, DcvRule)> = Vec::new();
+        for (rule_path, rule) in &rules {
+            let method = self.dcv_method(origin, rule_path, rule);
+            let mut rule_names = Vec::new();
+            match &rule.names {
+                None => {
+                    if let Some(first) = &catch_all {
+                        self.error_with_hint(
+                            file,
+                            rule_path,
+                            Anchor::Value,
+                            format!(
+                                "only one DCV rule may leave out `names`, `{first}` already does"
+                            ),
+                            Some("list the names each rule covers in `names`".to_string()),
+                        );
+                    } else {
+                        catch_all = Some(rule_path.clone());
+                    }
+                }
+                Some(listed) if listed.is_empty() => {
+                    self.error_with_hint(
+                        file,
+                        &rule_path.key("names"),
+                        Anchor::Value,
+                        "`names` is empty".to_string(),
+                        Some(
+                            "leave `names` out to cover every name no other rule covers"
+                                .to_string(),
+                        ),
+                    );
+                }
+                Some(listed) => {
+                    for (index, written) in listed.iter().enumerate() {
+                        let name_path = rule_path.key("names").index(index);
+                        let name = match dns_name(written) {
+                            Ok(name) => name,
+                            Err(message) => {
+                                self.error(file, &name_path, Anchor::Value, message);
+                                continue;
+                            }
+                        };
+                        if !certificate_names.contains(&name) {
+                            self.error_with_hint(
+                                file,
+                                &name_path,
+                                Anchor::Value,
+                                format!("`{name}` is not a name of this certificate"),
+                                Some(format!(
+                                    "the certificate's names: {}",
+                                    list(names.iter().map(DnsName::as_str))
+                                )),
+                            );
+                            continue;
+                        }
+                        if rule_names.contains(&name) {
+                            continue;
+                        }
+                        if let Some(first) = covered.get(&name) {
+                            self.error(
+                                file,
+                                &name_path,
+                                Anchor::Value,
+                                format!("`{name}` is covered by two DCV rules: `{first}` and `{rule_path}`"),
+                            );
+                            continue;
+                        }
+                        covered.insert(name.clone(), rule_path.clone());
+                        if rule.method == DcvMethodName::Http && name.is_wildcard() {
+                            self.error_with_hint(
+                                file,
+                                &name_path,
+                                Anchor::Value,
+                                format!("wildcard name `{name}` cannot be validated with `method = \"http\"`"),
+                                Some("use `method = \"dns\"` for wildcard names".to_string()),
+                            );
+                        }
+                        rule_names.push(name);
+                    }
+                }
+            }
+            rule_names.sort();
+            if let Some(method) = method {
+                built.push((
+                    rule_path.clone(),
+                    DcvRule {
+                        names: rule_names,
+                        method,
+                    },
+                ));
+            }
+        }
+
+        let uncovered: Vec<&DnsName> = names
+            .iter()
+            .filter(|name| !covered.contains_key(*name))
+            .collect();
+        match &catch_all {
+            Some(rule_path) => {
+                let is_http = rules
+                    .iter()
+                    .any(|(path, rule)| path == rule_path && rule.method == DcvMethodName::Http);
+                if let Some(wildcard) = uncovered.iter().find(|name| name.is_wildcard()) {
+                    if is_http {
+                        self.error_with_hint(
+                            file,
+                            &rule_path.key("method"),
+                            Anchor::Value,
+                            format!("wildcard name `{wildcard}` cannot be validated with `method = \"http\"`"),
+                            Some("use `method = \"dns\"` for wildcard names, in a rule of their own with `names`".to_string()),
+                        );
+                    }
+                }
+            }
+            None => {
+                if !uncovered.is_empty() {
+                    self.error_with_hint(
+                        file,
+                        &dcv_path,
+                        Anchor::Value,
+                        format!(
+                            "no DCV rule covers {}",
+                            list(uncovered.iter().map(|name| name.as_str()))
+                        ),
+                        Some(
+                            "add the names to a rule's `names`, or add a rule without `names`"
+                                .to_string(),
+                        ),
+                    );
+                }
+            }
+        }
+        built.into_iter().map(|(_, rule)| rule).collect()
+    }
+
+    pub(super) fn dcv_method(
+        &mut self,
+        origin: Origin<'_>,
+        path: &KeyPath,
+        rule: &DcvRuleTable,
+    ) -> Option<DcvMethod> {
+        let file = origin.file;
+        let before = self.error_count();
+        let method_name = match rule.method {
+            DcvMethodName::Dns => "dns",
+            DcvMethodName::Http => "http",
+            DcvMethodName::Email => "email",
+        };
+        let misplaced = |field: &str, only: &str| {
+            (
+                path.key(field),
+                format!("`{field}` applies only to `method = \"{only}\"`, not `\"{method_name}\"`"),
+            )
+        };
+        let mut wrong = Vec::new();
+        if rule.method != DcvMethodName::Dns && rule.provider.is_some() {
+            wrong.push(misplaced("provider", "dns"));
+        }
+        if rule.method != DcvMethodName::Http {
+            if rule.webroot.is_some() {
+                wrong.push(misplaced("webroot", "http"));
+            }
+            if rule.listen.is_some() {
+                wrong.push(misplaced("listen", "http"));
+            }
+        }
+        for (field_path, message) in wrong {
+            self.error(file, &field_path, Anchor::Key, message);
+        }
+        let method = match rule.method {
+            DcvMethodName::Dns => match &rule.provider {
+                None => {
+                    let hint = if self.declared_dns.is_empty() {
+                        "define a `[dns.NAME]` provider and name it in `provider`".to_string()
+                    } else {
+                        format!("defined DNS providers: {}", list(self.declared_dns.iter()))
+                    };
+                    self.error_with_hint(
+                        file,
+                        path,
+                        Anchor::Value,
+                        "missing required key `provider` for `method = \"dns\"`".to_string(),
+                        Some(hint),
+                    );
+                    self.findings_last_key(path.key("provider"));
+                    None
+                }
+                Some(provider) => {
+                    if self.check_references && !self.declared_dns.contains(provider) {
+                        let hint = if self.declared_dns.is_empty() {
+                            "no `[dns.NAME]` provider is defined".to_string()
+                        } else {
+                            let near =
+                                nearest(provider, self.declared_dns.iter().map(String::as_str))
+                                    .map(|near| format!("did you mean `{near}`? "))
+                                    .unwrap_or_default();
+                            format!(
+                                "{near}defined DNS providers: {}",
+                                list(self.declared_dns.iter())
+                            )
+                        };
+                        self.error_with_hint(
+                            file,
+                            &path.key("provider"),
+                            Anchor::Value,
+                            format!("undefined DNS provider `{}`", shown(provider)),
+                            Some(hint),
+                        );
+                        None
+                    } else {
+                        Some(DcvMethod::Dns {
+                            provider: provider.clone(),
+                        })
+                    }
+                }
+            },
+            DcvMethodName::Http => {
+                let webroot = match &rule.webroot {
+                    Some(webroot) if webroot.is_empty() => {
+                        self.error(
+                            file,
+                            &path.key("webroot"),
+                            Anchor::Value,
+                            "`webroot` must not be empty".to_string(),
+                        );
+                        None
+                    }
+                    Some(webroot) => Some(scalar::absolute(origin.base, webroot)),
+                    None => None,
+                };
+                if let Some(listen) = &rule.listen {
+                    if let Err(reason) = check_listen(listen) {
+                        self.error_with_hint(
+                            file,
+                            &path.key("listen"),
+                            Anchor::Value,
+                            format!("invalid `listen` `{}`: {reason}", shown(listen)),
+                            Some("write `address:port`, like `0.0.0.0:80` or `:80`".to_string()),
+                        );
+                    }
+                }
+                Some(DcvMethod::Http {
+                    webroot,
+                    listen: rule.listen.clone(),
+                })
+            }
+            DcvMethodName::Email => Some(DcvMethod::Email),
+        };
+        if self.error_count() > before {
+            return None;
+        }
+        method
+    }
+}

@@ -1,0 +1,150 @@
+//! `[state]`: where state and keys live, and the rule that no key lands inside it.
+
+use super::*;
+
+impl<'a> Validator<'a> {
+    pub(super) fn state(
+        &mut self,
+        definition: Option<(usize, Option<&StateTable>)>,
+    ) -> StateSettings {
+        let default = |validator: &Self, file: usize| StateSettings {
+            repo: scalar::absolute(&validator.base_dir(file), "state"),
+            dir: PathBuf::from("."),
+            keys_dir: None,
+            push: false,
+            remote: "origin".to_string(),
+            location: validator.file_start(file),
+        };
+        let (file, table) = match definition {
+            Some((file, Some(table))) => (file, table),
+            Some((file, None)) => return default(self, file),
+            None => return default(self, 0),
+        };
+        let base = self.base_dir(file);
+        let path = KeyPath::root().key("state");
+        let mut settings = default(self, file);
+        settings.location = self.location(file, &path);
+
+        if let Some(repo) = &table.repo {
+            if repo.is_empty() {
+                self.error(
+                    file,
+                    &path.key("repo"),
+                    Anchor::Value,
+                    "`repo` must not be empty".to_string(),
+                );
+            } else {
+                settings.repo = scalar::absolute(&base, repo);
+            }
+        }
+        if let Some(dir) = &table.dir {
+            let dir_path = path.key("dir");
+            let as_path = Path::new(dir);
+            if dir.is_empty() {
+                self.error_with_hint(
+                    file,
+                    &dir_path,
+                    Anchor::Value,
+                    "`dir` must not be empty".to_string(),
+                    Some("use `.` for the root of the repository".to_string()),
+                );
+            } else if as_path.is_absolute() || dir.starts_with('/') || dir.starts_with('\\') {
+                self.error_with_hint(
+                    file,
+                    &dir_path,
+                    Anchor::Value,
+                    format!(
+                        "`dir` must be relative to the state repository, `{}` is absolute",
+                        shown(dir)
+                    ),
+                    Some("`dir` names a sub-directory inside `repo`".to_string()),
+                );
+            } else if as_path
+                .components()
+                .any(|component| component == Component::ParentDir)
+            {
+                self.error_with_hint(
+                    file,
+                    &dir_path,
+                    Anchor::Value,
+                    format!("`dir` must not contain `..`, found `{}`", shown(dir)),
+                    Some("`dir` names a sub-directory inside `repo`".to_string()),
+                );
+            } else {
+                settings.dir = scalar::normalize(as_path);
+            }
+        }
+        if let Some(keys_dir) = &table.keys_dir {
+            if keys_dir.is_empty() {
+                self.error(
+                    file,
+                    &path.key("keys_dir"),
+                    Anchor::Value,
+                    "`keys_dir` must not be empty".to_string(),
+                );
+            } else {
+                settings.keys_dir = Some(scalar::absolute(&base, keys_dir));
+            }
+        }
+        if let Some(push) = table.push {
+            settings.push = push;
+        }
+        if let Some(remote) = &table.remote {
+            if remote.is_empty() {
+                self.error(
+                    file,
+                    &path.key("remote"),
+                    Anchor::Value,
+                    "`remote` must not be empty".to_string(),
+                );
+            } else {
+                settings.remote = remote.clone();
+            }
+        }
+        settings
+    }
+
+    /// Report `dir` (`keys_dir` or a deploy `dir`, absolute and normalised) when it is inside
+    /// the state repository's work tree: a private key written there can be committed. Compared
+    /// lexically, so it holds whether or not the repository exists yet.
+    pub(crate) fn outside_state(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        dir: &Path,
+        keys_dir: bool,
+    ) {
+        if !dir.starts_with(&self.state_repo) {
+            return;
+        }
+        let field = if keys_dir {
+            "`keys_dir`"
+        } else {
+            "deploy directory"
+        };
+        let place = if dir.starts_with(&self.state_dir) && self.state_dir != self.state_repo {
+            format!("certform's state folder `{}`", self.state_dir.display())
+        } else {
+            format!("the state repository `{}`", self.state_repo.display())
+        };
+        let outside = self
+            .state_repo
+            .parent()
+            .map(|parent| format!(" (e.g. under `{}`)", parent.display()))
+            .unwrap_or_default();
+        self.error_with_hint(
+            file,
+            path,
+            Anchor::Value,
+            format!(
+                "{field} `{}` is inside {place}: private keys written there could be committed",
+                dir.display()
+            ),
+            Some(if keys_dir {
+                format!("move `keys_dir` outside the state repository{outside}, or remove it to keep keys in the default place outside every repository")
+            } else {
+                format!("deploy to a directory outside the state repository{outside}")
+            }),
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The deploy target kinds certform knows: one line each in `deploy_kinds!` below.
+//!
+//! A kind is a module `deploy::<kind>` with `settings::Table` (the fields of a `deploy` entry
+//! besides `kind`; serde with `deny_unknown_fields`, and `JsonSchema`), `settings::Settings` (the
+//! `spec::DeployTarget` variant's content), `settings::validate` (pure) and `open::deployer`.
+//! From the list, `deploy_kinds!` makes the file model `DeployTable` (tagged by `kind`, one
+//! schema branch per kind) and the dispatch of validation and of `deployer`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::Deployer;
+use crate::apply::FailPoints;
+use crate::config::provider::{KeyPath, Origin, Validator};
+use crate::spec::DeployTarget;
+
+macro_rules! deploy_kinds {
+    ($($name:literal => $variant:ident($module:ident),)+) => {
+        /// The names of every deploy target kind, in registry order.
+        pub const KIND_NAMES: &[&str] = &[$($name),+];
+
+        /// A `deploy` entry as written: the `kind` key chooses the table's type.
+        #[derive(Debug)]
+        pub enum DeployTable {
+            $($variant(super::$module::settings::Table),)+
+        }
+
+        impl DeployTable {
+            /// Check the entry `deploy[index]` at `path`; `dirs` holds the directories of the
+            /// certificate's earlier targets. `None` after reporting.
+            pub(crate) fn validate(
+                &self,
+                validator: &mut Validator<'_>,
+                origin: Origin<'_>,
+                path: &KeyPath,
+                dirs: &mut BTreeMap<PathBuf, usize>,
+                index: usize,
+            ) -> Option<DeployTarget> {
+                match self {
+                    $(DeployTable::$variant(table) => {
+                        super::$module::settings::validate(
+                            validator, origin, path, table, dirs, index,
+                        )
+                        .map(DeployTarget::$variant)
+                    })+
+                }
+            }
+        }
+
+        /// The deployer of `target`, stopping at `failpoints` (crash tests) when given.
+        pub fn deployer(
+            target: &DeployTarget,
+            failpoints: Option<&FailPoints>,
+        ) -> Box<dyn Deployer> {
+            match target {
+                $(DeployTarget::$variant(target) => {
+                    super::$module::open::deployer(target, failpoints)
+                })+
+            }
+        }
+
+        crate::config::provider::tagged_table!(
+            DeployTable,
+            "a deploy target",
+            "One deploy target; `kind` says which it is and which fields apply.",
+            { $($name => $variant(super::$module::settings::Table),)+ }
+        );
+    };
+}
+
+deploy_kinds! {
+    "files" => Files(files),
+}
