@@ -670,7 +670,7 @@ impl Executor {
         let chosen = crate::dcv::choose(&spec.dcv, &challenges)?;
         if chosen
             .iter()
-            .any(|c| matches!(c.method, crate::spec::DcvMethod::Email))
+            .any(|c| matches!(c.method, crate::spec::DcvMethod::Email { .. }))
         {
             return Ok(view.clone());
         }

@@ -9,6 +9,7 @@ use time::macros::datetime;
 use super::*;
 use crate::ca::Capabilities;
 use crate::plan::PlanInput;
+use crate::spec::CaOptions;
 use crate::testing::{FakeCa, Fault, MemoryStore, Op};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -594,7 +595,7 @@ async fn the_fake_ca_notices_an_order_whose_key_is_not_on_disk() {
             .expect("csr"),
         validity: crate::spec::Validity::Days(90),
         renewal_of: None,
-        options: BTreeMap::new(),
+        options: CaOptions::default(),
         dcv: Vec::new(),
         now: NOW,
     };

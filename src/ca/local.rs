@@ -1208,7 +1208,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::process::Command;
 
     use super::*;
@@ -1250,7 +1250,7 @@ mod tests {
             csr_der: key.csr_der(&sans[0], &sans).unwrap(),
             validity: Validity::Days(90),
             renewal_of: None,
-            options: BTreeMap::new(),
+            options: Default::default(),
             dcv: Vec::new(),
             now: OffsetDateTime::now_utc(),
         }

@@ -6,6 +6,8 @@ use time::macros::date;
 use time::Duration;
 
 use super::*;
+use crate::ca::digicert::settings as digicert;
+use crate::spec::CaOptions;
 use crate::spec::{
     CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, OnRemove,
     RenewBefore, RevocationReason, Validity,
@@ -225,7 +227,7 @@ fn full_example_maps_to_the_model() {
             reload_timeout: Duration::seconds(60),
         })]
     );
-    assert!(web.ca_options.is_empty());
+    assert_eq!(web.ca_options, CaOptions::default());
     assert_eq!(
         (
             web.location.file.as_path(),
@@ -467,7 +469,7 @@ key = "key.pem"
             },
             DcvRule {
                 names: vec![name("mail.example.test")],
-                method: DcvMethod::Email,
+                method: DcvMethod::Email { approver: None },
             },
             DcvRule {
                 names: Vec::new(),
@@ -752,13 +754,37 @@ dcv = { method = "dns", provider = "bind" }
     assert_eq!(dc.url, "http://127.0.0.1:8080/services/v2/");
     assert!(dc.read_only);
     assert_eq!(dc.api_key, SecretRef::Env("DIGICERT_API_KEY".into()));
-    let options = &config.certificates["shop"].ca_options;
-    assert_eq!(options["product"], "ssl_basic");
-    assert_eq!(options["organization"], "123456");
-    assert_eq!(options["payment_method"], "balance");
-    assert_eq!(options["signature_hash"], "sha384");
-    assert_eq!(options["server_platform"], "-1");
-    assert_eq!(options["dcv_method"], "dns-txt-token");
+    let shop = &config.certificates["shop"];
+    assert_eq!(
+        shop.ca_options,
+        CaOptions::Digicert(digicert::Options {
+            product: Some("ssl_basic".to_string()),
+            organization: Some(123456),
+            payment_method: Some(digicert::PaymentMethod::Balance),
+            signature_hash: Some(digicert::SignatureHash::Sha384),
+            server_platform: Some(-1),
+            dcv_method: Some(digicert::DcvMethodWire::DnsTxtToken),
+        })
+    );
+    // The digest that decides reissues is the one certform computed when the options were a
+    // sorted string map: state written before typed options must not see every DigiCert
+    // certificate as changed.
+    assert_eq!(
+        shop.issuance_fields()[4..],
+        [
+            ("dcv_method", "dns-txt-token"),
+            ("organization", "123456"),
+            ("payment_method", "balance"),
+            ("product", "ssl_basic"),
+            ("server_platform", "-1"),
+            ("signature_hash", "sha384"),
+        ]
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+    );
+    assert_eq!(
+        shop.issuance_digest(),
+        "sha256:5b15168c2db220e3de2670188354d821e0d1ab4226d262f4aa0425341ae541c1"
+    );
 }
 
 /// Every property that holds a URL a provider is reached at, in every table of the schema,

@@ -10,7 +10,9 @@ use crate::capabilities::DuplicatePrevention;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::serial::Serial;
-use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
+use crate::spec::{
+    CaOptions, DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity,
+};
 use crate::state::{DeployRecord, HistoryEntry};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -32,7 +34,7 @@ fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
         prevent_destroy: false,
         dcv: Vec::new(),
         deploy: vec![files_target(&format!("/srv/{name}"))],
-        ca_options: BTreeMap::new(),
+        ca_options: CaOptions::default(),
         location: Location::default(),
     }
 }
