@@ -20,6 +20,7 @@ const REISSUING: Capabilities = Capabilities {
     revoke: true,
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 const ORDERING: Capabilities = Capabilities {
@@ -28,6 +29,7 @@ const ORDERING: Capabilities = Capabilities {
     revoke: true,
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {

@@ -1227,6 +1227,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     // A cancelled pending order's funds return to the account.
     cancel_refunds: true,
+    honours_validity: true,
 };
 
 #[async_trait]

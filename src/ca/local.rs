@@ -249,6 +249,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // The order database is written with the order, in the same process.
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 #[async_trait]

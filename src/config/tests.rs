@@ -415,6 +415,64 @@ fn several_validity_forms_warn_and_follow_precedence() {
     assert!(config.warnings[1].message.contains("`days` applies"));
 }
 
+/// An email `approver` is kept lowercase; a constructed address approves the name and its
+/// subdomains (wildcards included) in one rule, and a catch-all rule is checked against the
+/// names it is left with.
+#[test]
+fn an_email_approver_at_a_parent_approves_every_name_below_it() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        r#"
+[certificate.web]
+common_name = "example.test"
+sans = ["*.example.test", "www.shop.example.test", "other.test"]
+
+[[certificate.web.dcv]]
+method = "email"
+approver = "WebMaster@Example.Test"
+
+[[certificate.web.dcv]]
+method = "email"
+approver = "admin@other.test"
+names = ["other.test"]
+"#,
+    )]);
+    let web = certificate(&config, "web");
+    let approvers: Vec<Option<&str>> = web
+        .dcv
+        .iter()
+        .map(|rule| match &rule.method {
+            DcvMethod::Email { approver } => approver.as_deref(),
+            other => panic!("not email: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        approvers,
+        [Some("webmaster@example.test"), Some("admin@other.test")]
+    );
+    // A sibling or a child of the name is not a parent of it.
+    for approver in [
+        "admin@shop.example.test",
+        "admin@ample.test",
+        "admin@le.test",
+    ] {
+        let errors = load_err(&[source(
+            "/c/a.toml",
+            &format!(
+                "[certificate.web]\ncommon_name = \"example.test\"\ndcv = {{ method = \"email\", approver = \"{approver}\" }}\n"
+            ),
+        )]);
+        assert_eq!(errors.len(), 1, "{approver}: {errors:?}");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("cannot approve `example.test`"),
+            "{approver}: {}",
+            errors[0]
+        );
+    }
+}
+
 #[test]
 fn dcv_rules_split_names() {
     let config = load_ok(&[source(
