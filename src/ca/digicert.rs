@@ -1357,7 +1357,7 @@ impl CertificateAuthority for DigicertCa {
         let answer = self
             .call(
                 Method::POST,
-                &format!("order/certificate/{}", encode(&product)),
+                &format!("order/certificate/{}", encode(product)),
                 Some(&body),
                 false,
             )
