@@ -340,3 +340,42 @@ impl Options {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the options given become digest lines, sorted by key, spelt as CertCentral spells
+    /// them: the lines the old string map produced.
+    #[test]
+    fn issuance_fields_are_the_given_options_sorted_by_key() {
+        assert!(Options::default().issuance_fields().is_empty());
+        let options = Options {
+            signature_hash: Some(SignatureHash::Sha512),
+            product: Some("ssl_ev_basic".to_string()),
+            dcv_method: Some(DcvMethodWire::Email),
+            ..Options::default()
+        };
+        assert_eq!(
+            options.issuance_fields(),
+            [
+                ("dcv_method", "email"),
+                ("product", "ssl_ev_basic"),
+                ("signature_hash", "sha512"),
+            ]
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+        );
+    }
+
+    #[test]
+    fn another_kinds_options_read_as_none_and_the_product_falls_back() {
+        let local = CaOptions::default();
+        assert_eq!(Options::of(&local), &Options::default());
+        assert_eq!(Options::of(&local).product_or("ssl_basic"), "ssl_basic");
+        let digicert = CaOptions::Digicert(Options {
+            product: Some("ssl_plus".to_string()),
+            ..Options::default()
+        });
+        assert_eq!(Options::of(&digicert).product_or("ssl_basic"), "ssl_plus");
+    }
+}
