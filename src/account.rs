@@ -121,6 +121,7 @@ mod tests {
             revoke: true,
             duplicates: DuplicatePrevention::TagAtCa,
             cancel_refunds: false,
+            honours_validity: true,
         };
         let ca = FakeCa::new("lab", caps, None);
         for (operation, answer) in [

@@ -46,6 +46,10 @@ pub struct Capabilities {
     /// Cancelling a pending order gives its price back (DigiCert: a pending order's funds
     /// return to the account). `false` for CAs that charge nothing or keep the money.
     pub cancel_refunds: bool,
+    /// The certificate lives as long as the order asks (`validity`). `false` for CAs that
+    /// decide the lifetime themselves (ACME: certform sends no `notAfter`, which most ACME CAs
+    /// reject, and Pebble issues for five years): the plan warns when it orders from them.
+    pub honours_validity: bool,
 }
 
 #[cfg(test)]

@@ -307,7 +307,7 @@ fn describe(
 fn uses_email(spec: &CertificateSpec) -> bool {
     spec.dcv
         .iter()
-        .any(|rule| matches!(rule.method, DcvMethod::Email))
+        .any(|rule| matches!(rule.method, DcvMethod::Email { .. }))
 }
 
 /// Parse `--expiring-within`: a whole number and a unit (`h`, `d`, `w`), like `30d`.
@@ -489,7 +489,7 @@ fn escape_label(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{DcvRule, DnsName, KeySpec, Location, RenewBefore, Validity};
+    use crate::spec::{CaOptions, DcvRule, DnsName, KeySpec, Location, RenewBefore, Validity};
     use crate::state::{DeployRecord, Intent};
     use time::macros::datetime;
 
@@ -509,7 +509,7 @@ mod tests {
             prevent_destroy: false,
             dcv,
             deploy: Vec::new(),
-            ca_options: BTreeMap::new(),
+            ca_options: CaOptions::default(),
             location: Location::default(),
         }
     }
@@ -589,7 +589,7 @@ mod tests {
     fn statuses_in_words() {
         let email = vec![DcvRule {
             names: Vec::new(),
-            method: DcvMethod::Email,
+            method: DcvMethod::Email { approver: None },
         }];
         let cases: Vec<(
             Option<CertificateSpec>,

@@ -298,6 +298,7 @@ mod tests {
             revoke: true,
             duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
             cancel_refunds: false,
+            honours_validity: true,
         };
         let ca = Arc::new(FakeCa::new("acme", capabilities, None));
         ca.offer_renewal_windows(true);
@@ -465,6 +466,7 @@ mod tests {
                 revoke: true,
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: true,
+                honours_validity: true,
             };
             let ca = Arc::new(FakeCa::new("dc", capabilities, None));
             ca.hide_reissue_tags(true);

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::{Date, Duration, OffsetDateTime};
 
+/// A certificate's typed order options; each CA kind's settings module declares its own.
+pub use crate::ca::registry::CaOptions;
+
 /// A validated DNS name: lowercase ASCII, punycode for IDNs, `*.` only as the whole leftmost label.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -194,8 +197,22 @@ pub enum DcvMethod {
         webroot: Option<PathBuf>,
         listen: Option<String>,
     },
-    Email,
+    Email {
+        /// The address that approves (`approver` in config), when the certificate names one;
+        /// `None` lets the CA choose among its usual addresses.
+        approver: Option<String>,
+    },
 }
+
+/// The local parts of the addresses a CA may construct for email DCV (CA/Browser Forum
+/// Baseline Requirements 3.2.2.4.4): `<local>@` the name or one of its parents.
+pub const CONSTRUCTED_APPROVERS: &[&str] = &[
+    "admin",
+    "administrator",
+    "hostmaster",
+    "postmaster",
+    "webmaster",
+];
 
 /// Where an issued certificate is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,8 +280,8 @@ pub struct CertificateSpec {
     pub prevent_destroy: bool,
     pub dcv: Vec<DcvRule>,
     pub deploy: Vec<DeployTarget>,
-    /// CA-specific order fields (product, organization, ...), kept as sorted key/value text.
-    pub ca_options: std::collections::BTreeMap<String, String>,
+    /// The order options its CA's kind takes (DigiCert: product, organization, ...).
+    pub ca_options: CaOptions,
     pub location: Location,
 }
 
@@ -284,9 +301,7 @@ impl CertificateSpec {
                     .join(", "),
             ),
         ];
-        for (key, value) in &self.ca_options {
-            fields.push((key.clone(), value.clone()));
-        }
+        fields.extend(self.ca_options.issuance_fields());
         fields
     }
 

@@ -627,10 +627,26 @@ impl Executor {
                     }
                     return self.deploy(change, state).await;
                 }
+                let spec = self.spec(&change.certificate).ok();
                 let pending: Vec<String> = view
                     .dcv
                     .iter()
-                    .map(|d| format!("{} {} ({})", d.domain, d.status, d.method))
+                    .map(|d| {
+                        // Whose inbox to check, when the certificate names an approver.
+                        let approver = spec
+                            .and_then(|spec| crate::dcv::rule_for(&spec.dcv, &d.domain))
+                            .and_then(|rule| match &rule.method {
+                                crate::spec::DcvMethod::Email { approver } => approver.as_deref(),
+                                _ => None,
+                            });
+                        match approver {
+                            Some(approver) => format!(
+                                "{} {} ({}, approver `{approver}`)",
+                                d.domain, d.status, d.method
+                            ),
+                            None => format!("{} {} ({})", d.domain, d.status, d.method),
+                        }
+                    })
                     .collect();
                 Ok(format!(
                     "order {} is {} at `{}`{}",
@@ -670,7 +686,7 @@ impl Executor {
         let chosen = crate::dcv::choose(&spec.dcv, &challenges)?;
         if chosen
             .iter()
-            .any(|c| matches!(c.method, crate::spec::DcvMethod::Email))
+            .any(|c| matches!(c.method, crate::spec::DcvMethod::Email { .. }))
         {
             return Ok(view.clone());
         }

@@ -9,6 +9,7 @@ use time::macros::datetime;
 use super::*;
 use crate::ca::Capabilities;
 use crate::plan::PlanInput;
+use crate::spec::CaOptions;
 use crate::testing::{FakeCa, Fault, MemoryStore, Op};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -19,6 +20,7 @@ const REISSUING: Capabilities = Capabilities {
     revoke: true,
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 const ORDERING: Capabilities = Capabilities {
@@ -27,6 +29,7 @@ const ORDERING: Capabilities = Capabilities {
     revoke: true,
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {
@@ -594,7 +597,7 @@ async fn the_fake_ca_notices_an_order_whose_key_is_not_on_disk() {
             .expect("csr"),
         validity: crate::spec::Validity::Days(90),
         renewal_of: None,
-        options: BTreeMap::new(),
+        options: CaOptions::default(),
         dcv: Vec::new(),
         now: NOW,
     };

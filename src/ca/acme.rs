@@ -507,6 +507,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // `orders/<sha256(tag)>.json`, written right after `newOrder` answers.
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
+    honours_validity: false,
 };
 
 #[async_trait]

@@ -49,6 +49,7 @@ use crate::ca::{
 use crate::observed::{DcvStatus, OrderStatus, OrderView};
 use crate::serial::Serial;
 use crate::spec::{CertificateSpec, RevocationReason, Validity};
+use settings::{DcvMethodWire, Options, PaymentMethod, SignatureHash};
 
 /// Bound on one HTTP exchange with the API (connect, answer and body).
 const REQUEST_TIMEOUT: StdDuration = StdDuration::from_secs(60);
@@ -954,11 +955,9 @@ impl DigicertCa {
         }
         let mut products: BTreeMap<String, Option<ProductInfo>> = BTreeMap::new();
         for spec in specs {
-            let name = spec
-                .ca_options
-                .get("product")
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+            let name = Options::of(&spec.ca_options)
+                .product_or(DEFAULT_PRODUCT)
+                .to_string();
             if let std::collections::btree_map::Entry::Vacant(slot) = products.entry(name) {
                 let product = self.product(slot.key()).await?;
                 slot.insert(product);
@@ -966,7 +965,7 @@ impl DigicertCa {
         }
         let wants_organization = specs
             .iter()
-            .any(|s| s.ca_options.contains_key("organization"))
+            .any(|s| Options::of(&s.ca_options).organization.is_some())
             || products
                 .values()
                 .flatten()
@@ -989,11 +988,8 @@ impl DigicertCa {
         let mut problems = Vec::new();
         for spec in specs {
             let at = format!("certificate `{}` ({})", spec.name, spec.location);
-            let name = spec
-                .ca_options
-                .get("product")
-                .cloned()
-                .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+            let options = Options::of(&spec.ca_options);
+            let name = options.product_or(DEFAULT_PRODUCT).to_string();
             let Some(Some(product)) = products.get(&name) else {
                 if available.is_none() {
                     available = Some(
@@ -1033,8 +1029,9 @@ impl DigicertCa {
                 }
                 _ => {}
             }
-            if let Some(hash) = spec.ca_options.get("signature_hash") {
-                if !product.signature_hashes.is_empty() && !product.signature_hashes.contains(hash)
+            if let Some(hash) = options.signature_hash.map(SignatureHash::as_str) {
+                if !product.signature_hashes.is_empty()
+                    && !product.signature_hashes.iter().any(|h| h == hash)
                 {
                     problems.push(format!(
                         "{at}: product `{name}` does not allow signature hash `{hash}`; allowed: {}",
@@ -1042,11 +1039,7 @@ impl DigicertCa {
                     ));
                 }
             }
-            if let Some(platform) = spec
-                .ca_options
-                .get("server_platform")
-                .and_then(|p| p.parse::<i64>().ok())
-            {
+            if let Some(platform) = options.server_platform {
                 if platform != -1
                     && !product.server_platforms.is_empty()
                     && !product.server_platforms.contains(&platform)
@@ -1056,10 +1049,7 @@ impl DigicertCa {
                     ));
                 }
             }
-            let organization = spec
-                .ca_options
-                .get("organization")
-                .and_then(|o| o.parse::<u64>().ok());
+            let organization = options.organization;
             let Some(organizations) = organizations.as_deref() else {
                 continue;
             };
@@ -1115,44 +1105,38 @@ impl DigicertCa {
 
     /// The order body of a create.
     fn order_body(&self, request: &OrderRequest, skip_approval: bool) -> Value {
-        let options = &request.options;
+        let options = Options::of(&request.options);
         let mut certificate = json!({
             "common_name": request.common_name,
             "dns_names": request.sans,
             "csr": csr_pem(&request.csr_der),
         });
-        if let Some(hash) = options.get("signature_hash") {
-            certificate["signature_hash"] = json!(hash);
+        if let Some(hash) = options.signature_hash {
+            certificate["signature_hash"] = json!(hash.as_str());
         }
-        if let Some(platform) = options
-            .get("server_platform")
-            .and_then(|p| p.parse::<i64>().ok())
-        {
+        if let Some(platform) = options.server_platform {
             certificate["server_platform"] = json!({ "id": platform });
         }
         let mut body = json!({
             "certificate": certificate,
             "alternative_order_id": request.tag,
             "comments": format!("certform {}", request.tag),
-            "payment_method": options.get("payment_method").cloned().unwrap_or_else(|| "balance".into()),
+            "payment_method": options.payment_method.unwrap_or(PaymentMethod::Balance).as_str(),
         });
         body["order_validity"] = match request.validity {
             Validity::Days(days) => json!({ "days": days }),
             Validity::Years(years) => json!({ "years": years }),
             Validity::Until(date) => json!({ "custom_expiration_date": date.to_string() }),
         };
-        if let Some(organization) = options
-            .get("organization")
-            .and_then(|o| o.parse::<u64>().ok())
-        {
+        if let Some(organization) = options.organization {
             body["organization"] = json!({ "id": organization });
         }
         // One method for the whole order: the common name's (config allows only one).
         let method = request
             .dcv
             .first()
-            .map(|validation| dcv_wire_name(validation.method).to_string())
-            .or_else(|| options.get("dcv_method").cloned());
+            .map(|validation| dcv_wire_name(validation.method))
+            .or_else(|| options.dcv_method.map(DcvMethodWire::as_str));
         if let Some(method) = method {
             body["dcv_method"] = json!(method);
         }
@@ -1243,6 +1227,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     // A cancelled pending order's funds return to the account.
     cancel_refunds: true,
+    honours_validity: true,
 };
 
 #[async_trait]
@@ -1364,11 +1349,7 @@ impl CertificateAuthority for DigicertCa {
 
     async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
         self.refuse_write("place an order")?;
-        let product = request
-            .options
-            .get("product")
-            .cloned()
-            .unwrap_or_else(|| DEFAULT_PRODUCT.to_string());
+        let product = Options::of(&request.options).product_or(DEFAULT_PRODUCT);
         let skip_approval = self.is_admin().await;
         let body = self.order_body(request, skip_approval);
         // Sent as asked: the executor looks the tag up (`refresh`) before a create it resumes
@@ -1376,7 +1357,7 @@ impl CertificateAuthority for DigicertCa {
         let answer = self
             .call(
                 Method::POST,
-                &format!("order/certificate/{}", encode(&product)),
+                &format!("order/certificate/{}", encode(product)),
                 Some(&body),
                 false,
             )
@@ -1478,14 +1459,11 @@ impl CertificateAuthority for DigicertCa {
             "dns_names": request.sans,
             "csr": csr_pem(&request.csr_der),
         });
-        if let Some(hash) = request.options.get("signature_hash") {
-            certificate["signature_hash"] = json!(hash);
+        let options = Options::of(&request.options);
+        if let Some(hash) = options.signature_hash {
+            certificate["signature_hash"] = json!(hash.as_str());
         }
-        if let Some(platform) = request
-            .options
-            .get("server_platform")
-            .and_then(|p| p.parse::<i64>().ok())
-        {
+        if let Some(platform) = options.server_platform {
             certificate["server_platform"] = json!({ "id": platform });
         }
         let mut body = json!({

@@ -249,6 +249,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // The order database is written with the order, in the same process.
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
+    honours_validity: true,
 };
 
 #[async_trait]
@@ -1208,7 +1209,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], CaError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
     use std::process::Command;
 
     use super::*;
@@ -1250,7 +1251,7 @@ mod tests {
             csr_der: key.csr_der(&sans[0], &sans).unwrap(),
             validity: Validity::Days(90),
             renewal_of: None,
-            options: BTreeMap::new(),
+            options: Default::default(),
             dcv: Vec::new(),
             now: OffsetDateTime::now_utc(),
         }

@@ -41,8 +41,8 @@ pub struct OrderRequest {
     pub validity: Validity,
     /// Order this one renews, for CAs with a renewal mechanism.
     pub renewal_of: Option<String>,
-    /// CA-specific fields from config (product, organization, ...).
-    pub options: BTreeMap<String, String>,
+    /// The certificate's order options, typed by its CA's kind (product, organization, ...).
+    pub options: crate::spec::CaOptions,
     /// How each name will prove control, from the certificate's `dcv` rules, for CAs that
     /// must know it when the order is placed (Sectigo `dcvMode`, The SSL Store
     /// `ApproverEmail`/`*DVIndicator`, DigiCert `dcv_method`). One entry per name, in the

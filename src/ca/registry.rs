@@ -9,13 +9,13 @@
 //!
 //! From the list, `ca_kinds!` makes the file model `CaTable` (tagged by `kind`, one schema
 //! branch per kind), the validated `CaKind`, the names for "did you mean", and the dispatch of
-//! validation, opening and capabilities. Nothing else matches on the kind of a CA.
+//! validation, opening and capabilities, and `CaOptions`, a certificate's typed order options
+//! (one variant per kind, from `settings::Options`). Nothing else matches on the kind of a CA.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{CaError, Capabilities, CertificateAuthority};
@@ -53,11 +53,36 @@ macro_rules! ca_kinds {
             path: &KeyPath,
             table: &CertificateTable,
             dcv: &[DcvRule],
-        ) -> BTreeMap<String, String> {
+        ) -> CaOptions {
             $(if kind == $name {
-                return super::$module::settings::order_options(validator, file, path, table, dcv);
+                return CaOptions::$variant(
+                    super::$module::settings::order_options(validator, file, path, table, dcv),
+                );
             })+
-            BTreeMap::new()
+            CaOptions::default()
+        }
+
+        /// The order options of one certificate, typed by its CA's kind (each kind's
+        /// `settings::Options`; an empty struct for kinds that take none).
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub enum CaOptions {
+            $($variant(super::$module::settings::Options),)+
+        }
+
+        impl CaOptions {
+            /// The options as `key = value` lines of the issuance digest, sorted by key.
+            pub fn issuance_fields(&self) -> Vec<(String, String)> {
+                match self {
+                    $(CaOptions::$variant(options) => options.issuance_fields(),)+
+                }
+            }
+
+            /// The kind these options belong to.
+            pub fn kind_name(&self) -> &'static str {
+                match self {
+                    $(CaOptions::$variant(_) => $name,)+
+                }
+            }
         }
 
         /// `[ca.NAME]` as written: the `kind` key chooses the table's type.
@@ -134,6 +159,13 @@ macro_rules! ca_kinds {
             { $($name => $variant(super::$module::settings::Table),)+ }
         );
     };
+}
+
+/// The options of a certificate of the built-in local CA, which takes none.
+impl Default for CaOptions {
+    fn default() -> Self {
+        CaOptions::Local(super::local::settings::Options::default())
+    }
 }
 
 ca_kinds! {

@@ -293,6 +293,11 @@ pub(crate) struct DcvRuleTable {
     pub(crate) webroot: Option<String>,
     /// `http` only: address of a built-in responder, e.g. `0.0.0.0:80`.
     pub(crate) listen: Option<String>,
+    /// `email` only: the address that approves, e.g. `admin@example.com`: `admin@`,
+    /// `administrator@`, `hostmaster@`, `postmaster@` or `webmaster@` the name or a parent of
+    /// it (or a WHOIS contact of the domain). Sectigo and The SSL Store send the email there;
+    /// DigiCert sends to its own list of these addresses, and certform names it in messages.
+    pub(crate) approver: Option<String>,
     /// Names this rule covers; without it, every name no other rule covers.
     pub(crate) names: Option<Vec<String>>,
 }

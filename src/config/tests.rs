@@ -6,6 +6,8 @@ use time::macros::date;
 use time::Duration;
 
 use super::*;
+use crate::ca::digicert::settings as digicert;
+use crate::spec::CaOptions;
 use crate::spec::{
     CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, FilesTarget, KeySpec, OnRemove,
     RenewBefore, RevocationReason, Validity,
@@ -225,7 +227,7 @@ fn full_example_maps_to_the_model() {
             reload_timeout: Duration::seconds(60),
         })]
     );
-    assert!(web.ca_options.is_empty());
+    assert_eq!(web.ca_options, CaOptions::default());
     assert_eq!(
         (
             web.location.file.as_path(),
@@ -413,6 +415,64 @@ fn several_validity_forms_warn_and_follow_precedence() {
     assert!(config.warnings[1].message.contains("`days` applies"));
 }
 
+/// An email `approver` is kept lowercase; a constructed address approves the name and its
+/// subdomains (wildcards included) in one rule, and a catch-all rule is checked against the
+/// names it is left with.
+#[test]
+fn an_email_approver_at_a_parent_approves_every_name_below_it() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        r#"
+[certificate.web]
+common_name = "example.test"
+sans = ["*.example.test", "www.shop.example.test", "other.test"]
+
+[[certificate.web.dcv]]
+method = "email"
+approver = "WebMaster@Example.Test"
+
+[[certificate.web.dcv]]
+method = "email"
+approver = "admin@other.test"
+names = ["other.test"]
+"#,
+    )]);
+    let web = certificate(&config, "web");
+    let approvers: Vec<Option<&str>> = web
+        .dcv
+        .iter()
+        .map(|rule| match &rule.method {
+            DcvMethod::Email { approver } => approver.as_deref(),
+            other => panic!("not email: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        approvers,
+        [Some("webmaster@example.test"), Some("admin@other.test")]
+    );
+    // A sibling or a child of the name is not a parent of it.
+    for approver in [
+        "admin@shop.example.test",
+        "admin@ample.test",
+        "admin@le.test",
+    ] {
+        let errors = load_err(&[source(
+            "/c/a.toml",
+            &format!(
+                "[certificate.web]\ncommon_name = \"example.test\"\ndcv = {{ method = \"email\", approver = \"{approver}\" }}\n"
+            ),
+        )]);
+        assert_eq!(errors.len(), 1, "{approver}: {errors:?}");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("cannot approve `example.test`"),
+            "{approver}: {}",
+            errors[0]
+        );
+    }
+}
+
 #[test]
 fn dcv_rules_split_names() {
     let config = load_ok(&[source(
@@ -467,7 +527,7 @@ key = "key.pem"
             },
             DcvRule {
                 names: vec![name("mail.example.test")],
-                method: DcvMethod::Email,
+                method: DcvMethod::Email { approver: None },
             },
             DcvRule {
                 names: Vec::new(),
@@ -752,13 +812,37 @@ dcv = { method = "dns", provider = "bind" }
     assert_eq!(dc.url, "http://127.0.0.1:8080/services/v2/");
     assert!(dc.read_only);
     assert_eq!(dc.api_key, SecretRef::Env("DIGICERT_API_KEY".into()));
-    let options = &config.certificates["shop"].ca_options;
-    assert_eq!(options["product"], "ssl_basic");
-    assert_eq!(options["organization"], "123456");
-    assert_eq!(options["payment_method"], "balance");
-    assert_eq!(options["signature_hash"], "sha384");
-    assert_eq!(options["server_platform"], "-1");
-    assert_eq!(options["dcv_method"], "dns-txt-token");
+    let shop = &config.certificates["shop"];
+    assert_eq!(
+        shop.ca_options,
+        CaOptions::Digicert(digicert::Options {
+            product: Some("ssl_basic".to_string()),
+            organization: Some(123456),
+            payment_method: Some(digicert::PaymentMethod::Balance),
+            signature_hash: Some(digicert::SignatureHash::Sha384),
+            server_platform: Some(-1),
+            dcv_method: Some(digicert::DcvMethodWire::DnsTxtToken),
+        })
+    );
+    // The digest that decides reissues is the one certform computed when the options were a
+    // sorted string map: state written before typed options must not see every DigiCert
+    // certificate as changed.
+    assert_eq!(
+        shop.issuance_fields()[4..],
+        [
+            ("dcv_method", "dns-txt-token"),
+            ("organization", "123456"),
+            ("payment_method", "balance"),
+            ("product", "ssl_basic"),
+            ("server_platform", "-1"),
+            ("signature_hash", "sha384"),
+        ]
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+    );
+    assert_eq!(
+        shop.issuance_digest(),
+        "sha256:5b15168c2db220e3de2670188354d821e0d1ab4226d262f4aa0425341ae541c1"
+    );
 }
 
 /// Every property that holds a URL a provider is reached at, in every table of the schema,

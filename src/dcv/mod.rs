@@ -65,7 +65,7 @@ fn method_name(method: &DcvMethod) -> &'static str {
     match method {
         DcvMethod::Dns { .. } => "dns",
         DcvMethod::Http { .. } => "http",
-        DcvMethod::Email => "email",
+        DcvMethod::Email { .. } => "email",
     }
 }
 
@@ -82,7 +82,7 @@ fn answers(method: &DcvMethod, kind: &ChallengeKind) -> bool {
             DcvMethod::Dns { .. },
             ChallengeKind::DnsTxt { .. } | ChallengeKind::DnsCname { .. }
         ) | (DcvMethod::Http { .. }, ChallengeKind::Http { .. })
-            | (DcvMethod::Email, ChallengeKind::Email { .. })
+            | (DcvMethod::Email { .. }, ChallengeKind::Email { .. })
     )
 }
 
@@ -92,7 +92,7 @@ fn requested_method(method: &DcvMethod) -> ValidationMethod {
     match method {
         DcvMethod::Dns { .. } => ValidationMethod::DnsTxt,
         DcvMethod::Http { .. } => ValidationMethod::Http,
-        DcvMethod::Email => ValidationMethod::Email,
+        DcvMethod::Email { .. } => ValidationMethod::Email,
     }
 }
 
@@ -111,7 +111,10 @@ pub fn requested(rules: &[DcvRule], common_name: &str, sans: &[String]) -> Vec<D
             validations.push(DomainValidation {
                 domain: name.to_string(),
                 method: requested_method(&rule.method),
-                approver_email: None,
+                approver_email: match &rule.method {
+                    DcvMethod::Email { approver } => approver.clone(),
+                    _ => None,
+                },
             });
         }
     }
@@ -158,8 +161,22 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
+        let mut challenge = (*challenge).clone();
+        // A CA that does not say where it sent the email (DigiCert sends to its own list):
+        // name the approver the certificate names, so messages say whose inbox to check.
+        if let (
+            ChallengeKind::Email { approver: None },
+            DcvMethod::Email {
+                approver: Some(configured),
+            },
+        ) = (&challenge.kind, &rule.method)
+        {
+            challenge.kind = ChallengeKind::Email {
+                approver: Some(configured.clone()),
+            };
+        }
         chosen.push(Chosen {
-            challenge: (*challenge).clone(),
+            challenge,
             method: rule.method.clone(),
         });
     }
@@ -449,7 +466,7 @@ mod tests {
     fn valid_domains_are_skipped_and_missing_methods_are_errors() {
         let rules = vec![DcvRule {
             names: Vec::new(),
-            method: DcvMethod::Email,
+            method: DcvMethod::Email { approver: None },
         }];
         let mut done = offers("a.example");
         for c in &mut done {
@@ -465,6 +482,36 @@ mod tests {
             choose(&[], &offers("c.example")),
             Err(Error::NoRule(domain)) if domain == "c.example"
         ));
+    }
+
+    #[test]
+    fn an_email_challenge_names_the_approver_the_ca_used_else_the_configured_one() {
+        let rules = vec![DcvRule {
+            names: Vec::new(),
+            method: DcvMethod::Email {
+                approver: Some("admin@example".into()),
+            },
+        }];
+        let unnamed = challenge("a.example", ChallengeKind::Email { approver: None });
+        let named = challenge(
+            "b.example",
+            ChallengeKind::Email {
+                approver: Some("webmaster@b.example".into()),
+            },
+        );
+        let chosen = choose(&rules, &[unnamed, named]).expect("email offered");
+        let approvers: Vec<&ChallengeKind> = chosen.iter().map(|c| &c.challenge.kind).collect();
+        assert_eq!(
+            approvers,
+            [
+                &ChallengeKind::Email {
+                    approver: Some("admin@example".into())
+                },
+                &ChallengeKind::Email {
+                    approver: Some("webmaster@b.example".into())
+                },
+            ]
+        );
     }
 
     #[test]
@@ -573,7 +620,9 @@ mod tests {
         let rules = vec![
             DcvRule {
                 names: vec![DnsName::new_unchecked("mail.example")],
-                method: DcvMethod::Email,
+                method: DcvMethod::Email {
+                    approver: Some("hostmaster@example".into()),
+                },
             },
             DcvRule {
                 names: vec![DnsName::new_unchecked("www.example")],
@@ -607,7 +656,11 @@ mod tests {
                 ("*.example", ValidationMethod::DnsTxt),
             ]
         );
-        assert!(requested.iter().all(|v| v.approver_email.is_none()));
+        let approvers: Vec<Option<&str>> = requested
+            .iter()
+            .map(|v| v.approver_email.as_deref())
+            .collect();
+        assert_eq!(approvers, [None, Some("hostmaster@example"), None]);
         // Without a default rule, uncovered names are left to the CA.
         assert_eq!(requested_names(&rules[..1], &sans), ["mail.example"]);
     }

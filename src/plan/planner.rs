@@ -83,6 +83,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message,
             });
         }
+        if let (Some(spec), Decision::Change(change)) = (spec, &decision) {
+            if let Some(message) = validity_warning(spec, change, input) {
+                plan.warnings.push(Warning {
+                    certificate: name.clone(),
+                    message,
+                });
+            }
+        }
         match decision {
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
@@ -435,6 +443,27 @@ fn renewal_warning(
         state.ca,
         state.serial.as_deref().unwrap_or("none"),
         super::render::format_time(point.at)
+    ))
+}
+
+/// The plan's warning when it orders a certificate whose `validity` the CA will not follow
+/// (`Capabilities::honours_validity`): the plan shows the validity asked for, the CA decides.
+fn validity_warning(
+    spec: &CertificateSpec,
+    change: &Change,
+    input: &PlanInput<'_>,
+) -> Option<String> {
+    if !matches!(change.action, Action::Create { .. }) {
+        return None;
+    }
+    let capabilities = input.capabilities.get(&spec.ca)?;
+    if capabilities.honours_validity {
+        return None;
+    }
+    Some(format!(
+        "`validity` ({}) is not sent to `{}`: the CA decides the lifetime, and the certificate may live longer or shorter (hint: a `renew_before` share such as `33%` follows the lifetime issued)",
+        spec.validity.describe(),
+        spec.ca
     ))
 }
 

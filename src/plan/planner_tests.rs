@@ -10,7 +10,9 @@ use crate::capabilities::DuplicatePrevention;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
 use crate::serial::Serial;
-use crate::spec::{DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity};
+use crate::spec::{
+    CaOptions, DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity,
+};
 use crate::state::{DeployRecord, HistoryEntry};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -32,7 +34,7 @@ fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
         prevent_destroy: false,
         dcv: Vec::new(),
         deploy: vec![files_target(&format!("/srv/{name}"))],
-        ca_options: BTreeMap::new(),
+        ca_options: CaOptions::default(),
         location: Location::default(),
     }
 }
@@ -149,6 +151,7 @@ impl World {
                 revoke: true,
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: false,
+                honours_validity: true,
             },
         );
         caps.insert(
@@ -159,6 +162,7 @@ impl World {
                 revoke: true,
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: false,
+                honours_validity: true,
             },
         );
         World {
@@ -765,6 +769,71 @@ fn a_plan_without_warnings_has_no_warnings_key() {
     let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
     assert!(json.get("warnings").is_none(), "{json}");
     assert!(!render::text(&plan, TextOptions::default()).contains("warning"));
+}
+
+/// A CA that decides the lifetime itself (ACME) gets a warning on every order the plan places
+/// with it, and only then: the plan shows the `validity` asked for, which the CA may ignore.
+#[test]
+fn ordering_from_a_ca_that_decides_the_lifetime_warns_that_validity_is_not_followed() {
+    let s = spec("web", &["a.example"]);
+    // (state, CA honours validity, verb, warns)
+    let cases: [(Option<CertificateState>, bool, &str, bool); 6] = [
+        (None, false, "create", true),
+        (None, true, "create", false),
+        (
+            Some(issued(&s, "01", NOW - Duration::days(80))),
+            false,
+            "renew",
+            false,
+        ),
+        (
+            Some(issued(&s, "01", NOW - Duration::days(80))),
+            true,
+            "renew",
+            false,
+        ),
+        (
+            Some(issued(&s, "01", NOW - Duration::days(10))),
+            false,
+            "",
+            false,
+        ),
+        (
+            Some(issued(&s, "01", NOW - Duration::days(10))),
+            true,
+            "",
+            false,
+        ),
+    ];
+    for (state, honours, verb, warns) in cases {
+        let mut world = World::new()
+            .spec(s.clone())
+            .local_caps(|caps| caps.honours_validity = honours);
+        if let Some(state) = state {
+            world = world.state(state);
+        }
+        let plan = world.plan();
+        let verbs: Vec<&str> = plan.changes.iter().map(|c| c.action.verb()).collect();
+        let expected_verbs: Vec<&str> = [verb].into_iter().filter(|v| !v.is_empty()).collect();
+        assert_eq!(verbs, expected_verbs, "honours {honours}");
+        let messages: Vec<&str> = plan.warnings.iter().map(|w| w.message.as_str()).collect();
+        if warns {
+            assert_eq!(
+                messages,
+                ["`validity` (90 days) is not sent to `local`: the CA decides the lifetime, and the certificate may live longer or shorter (hint: a `renew_before` share such as `33%` follows the lifetime issued)"]
+            );
+            assert_eq!(plan.warnings[0].certificate, "web");
+        } else {
+            assert!(
+                messages.is_empty(),
+                "{verb} honours {honours}: {messages:?}"
+            );
+        }
+    }
+    // A CA the plan knows nothing about is not warned about.
+    let mut world = World::new().spec(s);
+    world.caps.clear();
+    assert!(world.plan().warnings.is_empty());
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! responder on Pebble's `httpPort`, DNS-01 through `pebble-challtestsrv` (which also answers
 //! A 127.0.0.1 for every name). Each test runs its own Pebble on its own ports, in parallel.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,7 +15,7 @@ use certform::ca::{
 };
 use certform::keys::{self, PrivateKey};
 use certform::observed::{OrderStatus, OrderView};
-use certform::spec::{KeySpec, RevocationReason, Validity};
+use certform::spec::{CaOptions, KeySpec, RevocationReason, Validity};
 use time::OffsetDateTime;
 
 use crate::pebble::{AriStub, HttpResponder, Pebble, PebbleOptions};
@@ -50,7 +49,7 @@ fn request(tag: &str, names: &[&str], key: &PrivateKey) -> OrderRequest {
         sans,
         validity: Validity::Days(90),
         renewal_of: None,
-        options: BTreeMap::new(),
+        options: CaOptions::default(),
         dcv: Vec::new(),
         now: OffsetDateTime::now_utc(),
     }

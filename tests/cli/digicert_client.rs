@@ -3,10 +3,9 @@
 //! API, DCV challenges, reissue, renew, revoke (both forms), cancel, read-only refusal and the
 //! error classes of 401/403/404/429/5xx.
 
-use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
 
-use certform::ca::digicert::{DigicertCa, DigicertSettings, Retry, Secret};
+use certform::ca::digicert::{self, DigicertCa, DigicertSettings, Retry, Secret};
 use certform::ca::{
     CertificateAuthority, ChallengeKind, DomainValidation, ErrorClass, OrderQuery, OrderRequest,
     Problem, RevokeOutcome, ValidationMethod,
@@ -15,7 +14,7 @@ use certform::keys::PrivateKey;
 use certform::observed::OrderStatus;
 use certform::serial::Serial;
 use certform::sim::digicert::{self as sim, DomainSeed, Faults, Limits, RateWindow, Seed};
-use certform::spec::{KeySpec, RevocationReason, Validity};
+use certform::spec::{CaOptions, KeySpec, RevocationReason, Validity};
 
 const ADMIN: &str = "sim-admin-key";
 const VIEW_ONLY: &str = "sim-view-only-key";
@@ -63,10 +62,11 @@ fn request(tag: &str, common_name: &str, sans: &[&str]) -> OrderRequest {
         csr_der: key.csr_der(common_name, &sans).expect("csr"),
         validity: Validity::Days(90),
         renewal_of: None,
-        options: BTreeMap::from([
-            ("product".to_string(), "ssl_basic".to_string()),
-            ("organization".to_string(), "112233".to_string()),
-        ]),
+        options: CaOptions::Digicert(digicert::settings::Options {
+            product: Some("ssl_basic".to_string()),
+            organization: Some(112233),
+            ..Default::default()
+        }),
         dcv: Vec::new(),
         now: time::OffsetDateTime::now_utc(),
     }
@@ -166,9 +166,9 @@ async fn pending_orders_offer_dns_and_http_challenges() {
         "pending.test",
         &["pending.test", "www.pending.test"],
     );
-    order
-        .options
-        .insert("dcv_method".into(), "dns-txt-token".into());
+    if let CaOptions::Digicert(options) = &mut order.options {
+        options.dcv_method = Some(digicert::settings::DcvMethodWire::DnsTxtToken);
+    }
     let view = ca.place_order(&order).await.expect("order");
     assert_eq!(view.status, OrderStatus::Pending);
     assert!(view.dcv.iter().all(|d| d.status == "pending"), "{view:?}");

@@ -28,6 +28,7 @@ mod layout;
 mod library_apply;
 mod lifecycle;
 mod lock;
+mod options;
 #[path = "../support/pebble.rs"]
 mod pebble;
 mod quickstart;

@@ -164,12 +164,23 @@ pub(crate) fn validate(
 pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[];
 
 /// The per-certificate options of this kind: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {}
+
+impl Options {
+    /// The options as `key = value` lines of the issuance digest: none.
+    pub fn issuance_fields(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The per-certificate options of this kind: none to check.
 pub(crate) fn order_options(
     _validator: &mut Validator<'_>,
     _file: usize,
     _path: &KeyPath,
     _table: &CertificateTable,
     _dcv: &[crate::spec::DcvRule],
-) -> std::collections::BTreeMap<String, String> {
-    std::collections::BTreeMap::new()
+) -> Options {
+    Options {}
 }

@@ -1,11 +1,12 @@
 //! `[ca.NAME]` with `kind = "digicert"`: the table as written, its checks, and the validated
 //! settings. Pure: no I/O, clock or environment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::ca::registry::CaOptions;
 use crate::config::provider::{
     require, Anchor, CertificateTable, KeyPath, Origin, PaymentMethodName, SecretField, SecretRef,
     SecretTable, ServiceUrl, SignatureHashName, Validator,
@@ -138,23 +139,139 @@ pub(crate) const CERTIFICATE_FIELDS: &[&str] = &[
     "server_platform",
 ];
 
+/// A DigiCert order's payment method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentMethod {
+    Balance,
+    Card,
+    Profile,
+}
+
+impl PaymentMethod {
+    /// CertCentral's wire name (`payment_method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Balance => "balance",
+            PaymentMethod::Card => "card",
+            PaymentMethod::Profile => "profile",
+        }
+    }
+}
+
+/// The signature hash of a DigiCert certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureHash {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl SignatureHash {
+    /// CertCentral's wire name (`certificate.signature_hash`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureHash::Sha256 => "sha256",
+            SignatureHash::Sha384 => "sha384",
+            SignatureHash::Sha512 => "sha512",
+        }
+    }
+}
+
+/// The one DCV method of a DigiCert order, from the certificate's `dcv` rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DcvMethodWire {
+    #[serde(rename = "dns-txt-token")]
+    DnsTxtToken,
+    #[serde(rename = "http-token")]
+    HttpToken,
+    #[serde(rename = "email")]
+    Email,
+}
+
+impl DcvMethodWire {
+    /// CertCentral's wire name (`dcv_method`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DcvMethodWire::DnsTxtToken => "dns-txt-token",
+            DcvMethodWire::HttpToken => "http-token",
+            DcvMethodWire::Email => "email",
+        }
+    }
+}
+
+/// The DigiCert order options of one certificate, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    /// Product `name_id`; `None`: the default product.
+    pub product: Option<String>,
+    /// Id of the validated organization (OV/EV products).
+    pub organization: Option<u64>,
+    /// `None`: `balance`.
+    pub payment_method: Option<PaymentMethod>,
+    /// `None`: the product's default.
+    pub signature_hash: Option<SignatureHash>,
+    /// Server platform id (`-1` = other).
+    pub server_platform: Option<i64>,
+    /// The order's DCV method, from the `dcv` rules.
+    pub dcv_method: Option<DcvMethodWire>,
+}
+
+impl Options {
+    /// The options as `key = value` lines of the issuance digest, sorted by key. These are the
+    /// lines certform has always hashed (they were a sorted string map), so the digests in
+    /// existing state stay valid: change them and every DigiCert certificate is reissued.
+    pub fn issuance_fields(&self) -> Vec<(String, String)> {
+        let fields = [
+            (
+                "dcv_method",
+                self.dcv_method.map(|m| m.as_str().to_string()),
+            ),
+            ("organization", self.organization.map(|o| o.to_string())),
+            (
+                "payment_method",
+                self.payment_method.map(|m| m.as_str().to_string()),
+            ),
+            ("product", self.product.clone()),
+            (
+                "server_platform",
+                self.server_platform.map(|p| p.to_string()),
+            ),
+            (
+                "signature_hash",
+                self.signature_hash.map(|h| h.as_str().to_string()),
+            ),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|value| (key.to_string(), value)))
+            .collect()
+    }
+
+    /// The product to order: the configured one, else `default`.
+    pub fn product_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.product.as_deref().unwrap_or(default)
+    }
+}
+
 /// The DigiCert order options of a certificate (`product`, `organization`, ..., and the DCV
-/// method in CertCentral's words), as the `ca_options` carried to the CA.
+/// method in CertCentral's words), checked.
 pub(crate) fn order_options(
     validator: &mut Validator<'_>,
     file: usize,
     path: &KeyPath,
     table: &CertificateTable,
     dcv: &[DcvRule],
-) -> BTreeMap<String, String> {
-    let mut options = BTreeMap::new();
+) -> Options {
+    let mut options = Options::default();
     // A DigiCert order has one DCV method for all its names.
-    let methods: BTreeSet<&str> = dcv
+    let methods: BTreeSet<DcvMethodWire> = dcv
         .iter()
         .map(|rule| match rule.method {
-            DcvMethod::Dns { .. } => "dns-txt-token",
-            DcvMethod::Http { .. } => "http-token",
-            DcvMethod::Email => "email",
+            DcvMethod::Dns { .. } => DcvMethodWire::DnsTxtToken,
+            DcvMethod::Http { .. } => DcvMethodWire::HttpToken,
+            DcvMethod::Email { .. } => DcvMethodWire::Email,
         })
         .collect();
     if methods.len() > 1 {
@@ -166,9 +283,7 @@ pub(crate) fn order_options(
                 .to_string(),
         );
     }
-    if let Some(method) = methods.into_iter().next() {
-        options.insert("dcv_method".to_string(), method.to_string());
-    }
+    options.dcv_method = methods.into_iter().next();
     if let Some(product) = &table.product {
         if product.trim().is_empty() {
             validator.error(
@@ -178,37 +293,89 @@ pub(crate) fn order_options(
                 "`product` must not be empty".to_string(),
             );
         }
-        options.insert("product".to_string(), product.trim().to_string());
+        options.product = Some(product.trim().to_string());
     }
     if let Some(organization) = table.organization {
-        if organization < 1 {
-            validator.error(
+        match u64::try_from(organization) {
+            Ok(id) if id >= 1 => options.organization = Some(id),
+            _ => validator.error(
                 file,
                 &path.key("organization"),
                 Anchor::Value,
                 "`organization` must be a positive organization id".to_string(),
-            );
+            ),
         }
-        options.insert("organization".to_string(), organization.to_string());
     }
-    if let Some(method) = table.payment_method {
-        let text = match method {
-            PaymentMethodName::Balance => "balance",
-            PaymentMethodName::Card => "card",
-            PaymentMethodName::Profile => "profile",
-        };
-        options.insert("payment_method".to_string(), text.to_string());
-    }
-    if let Some(hash) = table.signature_hash {
-        let text = match hash {
-            SignatureHashName::Sha256 => "sha256",
-            SignatureHashName::Sha384 => "sha384",
-            SignatureHashName::Sha512 => "sha512",
-        };
-        options.insert("signature_hash".to_string(), text.to_string());
-    }
-    if let Some(platform) = table.server_platform {
-        options.insert("server_platform".to_string(), platform.to_string());
-    }
+    options.payment_method = table.payment_method.map(|method| match method {
+        PaymentMethodName::Balance => PaymentMethod::Balance,
+        PaymentMethodName::Card => PaymentMethod::Card,
+        PaymentMethodName::Profile => PaymentMethod::Profile,
+    });
+    options.signature_hash = table.signature_hash.map(|hash| match hash {
+        SignatureHashName::Sha256 => SignatureHash::Sha256,
+        SignatureHashName::Sha384 => SignatureHash::Sha384,
+        SignatureHashName::Sha512 => SignatureHash::Sha512,
+    });
+    options.server_platform = table.server_platform;
     options
+}
+
+/// No options: what a certificate of another kind's account carries for DigiCert.
+static NO_OPTIONS: Options = Options {
+    product: None,
+    organization: None,
+    payment_method: None,
+    signature_hash: None,
+    server_platform: None,
+    dcv_method: None,
+};
+
+impl Options {
+    /// The DigiCert options in `options`; none when they are another kind's (config gives a
+    /// certificate the options of its own CA's kind, so that happens only in tests).
+    pub fn of(options: &CaOptions) -> &Options {
+        match options {
+            CaOptions::Digicert(options) => options,
+            _ => &NO_OPTIONS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the options given become digest lines, sorted by key, spelt as CertCentral spells
+    /// them: the lines the old string map produced.
+    #[test]
+    fn issuance_fields_are_the_given_options_sorted_by_key() {
+        assert!(Options::default().issuance_fields().is_empty());
+        let options = Options {
+            signature_hash: Some(SignatureHash::Sha512),
+            product: Some("ssl_ev_basic".to_string()),
+            dcv_method: Some(DcvMethodWire::Email),
+            ..Options::default()
+        };
+        assert_eq!(
+            options.issuance_fields(),
+            [
+                ("dcv_method", "email"),
+                ("product", "ssl_ev_basic"),
+                ("signature_hash", "sha512"),
+            ]
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+        );
+    }
+
+    #[test]
+    fn another_kinds_options_read_as_none_and_the_product_falls_back() {
+        let local = CaOptions::default();
+        assert_eq!(Options::of(&local), &Options::default());
+        assert_eq!(Options::of(&local).product_or("ssl_basic"), "ssl_basic");
+        let digicert = CaOptions::Digicert(Options {
+            product: Some("ssl_plus".to_string()),
+            ..Options::default()
+        });
+        assert_eq!(Options::of(&digicert).product_or("ssl_basic"), "ssl_plus");
+    }
 }

@@ -142,7 +142,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The fields of a certificate that only some kinds of CA take (`product`, ...), checked
-    /// by its CA's kind into the `ca_options` carried to the CA; an error for each such field
+    /// by its CA's kind into the typed `ca_options` carried to the CA; an error for each such field
     /// its CA does not take.
     pub(super) fn order_options(
         &mut self,
@@ -151,14 +151,14 @@ impl<'a> Validator<'a> {
         table: &CertificateTable,
         ca: Option<&str>,
         dcv: &[DcvRule],
-    ) -> BTreeMap<String, String> {
+    ) -> registry::CaOptions {
         let kind = match ca {
             Some(ca) => match self.ca_kinds.get(ca) {
                 Some(kind) => *kind,
                 None if ca == IMPLICIT_CA => "local",
-                None => return BTreeMap::new(),
+                None => return registry::CaOptions::default(),
             },
-            None => return BTreeMap::new(),
+            None => return registry::CaOptions::default(),
         };
         let given = [
             ("product", table.product.is_some()),

@@ -1,6 +1,7 @@
 //! `dcv`: how control of a certificate's names is proven.
 
 use super::*;
+use crate::spec::CONSTRUCTED_APPROVERS;
 
 impl<'a> Validator<'a> {
     pub(super) fn dcv(
@@ -161,7 +162,60 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        for (rule_path, rule) in &built {
+            let DcvMethod::Email {
+                approver: Some(approver),
+            } = &rule.method
+            else {
+                continue;
+            };
+            let covers: Vec<&DnsName> = if rule.names.is_empty() {
+                uncovered.clone()
+            } else {
+                rule.names.iter().collect()
+            };
+            self.approver(file, &rule_path.key("approver"), approver, &covers);
+        }
         built.into_iter().map(|(_, rule)| rule).collect()
+    }
+
+    /// Check an email DCV `approver` against the names it approves: a constructed address
+    /// (`admin@`, ... of the name or a parent) or else, with a warning, a WHOIS contact.
+    fn approver(&mut self, file: usize, path: &KeyPath, approver: &str, names: &[&DnsName]) {
+        let Some((local, domain)) = approver.rsplit_once('@') else {
+            return;
+        };
+        if !CONSTRUCTED_APPROVERS.contains(&local) {
+            self.warning(
+                file,
+                path,
+                format!(
+                    "`{approver}` is not a constructed approver address ({}), so CAs send to it only when it is a WHOIS contact of the domain",
+                    list(CONSTRUCTED_APPROVERS.iter().map(|local| format!("{local}@")))
+                ),
+            );
+            return;
+        }
+        let outside: Vec<&str> = names
+            .iter()
+            .map(|name| name.as_str())
+            .filter(|name| !approves(domain, name))
+            .collect();
+        if !outside.is_empty() {
+            self.error_with_hint(
+                file,
+                path,
+                Anchor::Value,
+                format!(
+                    "`{approver}` cannot approve {}: `{local}@` must be at the name or one of its parents",
+                    list(outside.iter().copied())
+                ),
+                Some(
+                    "give those names a DCV rule of their own with `names` and an approver at their domain"
+                        .to_string(),
+                ),
+            );
+        }
     }
 
     pub(super) fn dcv_method(
@@ -194,6 +248,9 @@ impl<'a> Validator<'a> {
             if rule.listen.is_some() {
                 wrong.push(misplaced("listen", "http"));
             }
+        }
+        if rule.method != DcvMethodName::Email && rule.approver.is_some() {
+            wrong.push(misplaced("approver", "email"));
         }
         for (field_path, message) in wrong {
             self.error(file, &field_path, Anchor::Key, message);
@@ -275,11 +332,47 @@ impl<'a> Validator<'a> {
                     listen: rule.listen.clone(),
                 })
             }
-            DcvMethodName::Email => Some(DcvMethod::Email),
+            DcvMethodName::Email => {
+                let approver = rule
+                    .approver
+                    .as_ref()
+                    .map(|address| address.trim().to_lowercase());
+                if let Some(address) = &approver {
+                    if !is_email_address(address) {
+                        self.error_with_hint(
+                            file,
+                            &path.key("approver"),
+                            Anchor::Value,
+                            format!("`approver` `{}` is not an email address", shown(address)),
+                            Some("write an address such as `admin@example.com`".to_string()),
+                        );
+                    }
+                }
+                Some(DcvMethod::Email { approver })
+            }
         };
         if self.error_count() > before {
             return None;
         }
         method
     }
+}
+
+/// Whether `address` looks like `local@host.tld` (one `@`, no spaces, a dotted host).
+fn is_email_address(address: &str) -> bool {
+    address.split_once('@').is_some_and(|(local, host)| {
+        !local.is_empty()
+            && !host.contains('@')
+            && host.contains('.')
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+            && !host.contains("..")
+    }) && !address.contains(|c: char| c.is_whitespace() || c.is_control())
+}
+
+/// Whether an address at `domain` may approve `name`: `domain` is the name (without `*.`) or
+/// one of its parents.
+fn approves(domain: &str, name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    name == domain || name.ends_with(&format!(".{domain}"))
 }

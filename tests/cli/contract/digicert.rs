@@ -3,7 +3,6 @@
 //! server errors come from the simulator's own switches; a lost answer from a small proxy that
 //! forwards an order's creation or reissue and then cuts the connection before the answer.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,12 +103,14 @@ impl ContractTarget for DigicertTarget {
         true
     }
 
-    fn options(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("product".to_string(), "ssl_basic".to_string()),
-            ("organization".to_string(), "112233".to_string()),
-            ("dcv_method".to_string(), "dns-txt-token".to_string()),
-        ])
+    fn options(&self) -> certform::spec::CaOptions {
+        use certform::ca::digicert::settings::{DcvMethodWire, Options};
+        certform::spec::CaOptions::Digicert(Options {
+            product: Some("ssl_basic".to_string()),
+            organization: Some(112233),
+            dcv_method: Some(DcvMethodWire::DnsTxtToken),
+            ..Options::default()
+        })
     }
 
     async fn satisfy(&self, challenges: &[Challenge]) -> Vec<Challenge> {

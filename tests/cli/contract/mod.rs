@@ -9,7 +9,6 @@
 //! skip is never a silent pass. Each test starts its own target (servers on free ports, temp
 //! dirs), so the cases run in parallel.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -60,8 +59,8 @@ pub trait ContractTarget: Send + Sync {
     fn needs_dcv(&self) -> bool;
 
     /// CA-specific order options (product, DCV method, ...).
-    fn options(&self) -> BTreeMap<String, String> {
-        BTreeMap::new()
+    fn options(&self) -> certform::spec::CaOptions {
+        certform::spec::CaOptions::default()
     }
 
     /// Put the proof for `challenges` in place and answer the ones to send to `respond`.
