@@ -415,9 +415,9 @@ impl KeyStore {
         match fs::hard_link(&source, &target) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                let same = fs::read(&source).ok().is_some_and(|bytes| {
-                    fs::read(&target).is_ok_and(|existing| existing == bytes)
-                });
+                let same = fs::read(&source)
+                    .ok()
+                    .is_some_and(|bytes| fs::read(&target).is_ok_and(|existing| existing == bytes));
                 if !same {
                     return Err(KeyError::KeyExists { path: target });
                 }

@@ -184,29 +184,61 @@ pub fn rename(
     old: &str,
     new: &str,
     now: time::OffsetDateTime,
+    failpoints: &crate::apply::FailPoints,
 ) -> Result<Renamed, Error> {
+    if resumes_after_state(state, old, new) {
+        // A move killed after its state change: what remains is to commit it and to give
+        // the keys their new names (done already, unless killed in between).
+        let key_ids = keys.certificate_key_ids(old).map_err(Error::Keys)?;
+        for key_id in &key_ids {
+            keys.link_certificate_key(old, new, key_id)
+                .map_err(Error::Keys)?;
+        }
+        return Ok(Renamed { keys: key_ids });
+    }
     check_rename(state, old, new)?;
     let key_ids = keys.certificate_key_ids(old).map_err(Error::Keys)?;
     for key_id in &key_ids {
         keys.link_certificate_key(old, new, key_id)
             .map_err(Error::Keys)?;
     }
+    failpoints.hit("state-mv-after-keys");
     let mut moved = show(state, old)?.clone();
     moved.name = new.to_string();
     moved.history.push(HistoryEntry {
         at: now,
-        action: "rename".to_string(),
+        action: RENAME.to_string(),
         serial: moved.serial.clone(),
-        note: format!("renamed from `{old}` (`certform state mv`)"),
+        note: renamed_note(old),
     });
     if let Some(chain) = store.read_chain(old)? {
         store.save_chain(new, &chain)?;
     }
     store.save_certificate(&moved)?;
+    failpoints.hit("state-mv-after-new");
     store.remove_certificate(old)?;
     state.certificates.remove(old);
     state.certificates.insert(new.to_string(), moved);
     Ok(Renamed { keys: key_ids })
+}
+
+/// Whether state already holds the result of `state mv old new` (killed before its commit or
+/// before the keys lost their old names): `old` is gone and `new`'s last history line is that
+/// rename.
+fn resumes_after_state(state: &State, old: &str, new: &str) -> bool {
+    !state.certificates.contains_key(old)
+        && state.certificates.get(new).is_some_and(|moved| {
+            moved
+                .history
+                .last()
+                .is_some_and(|line| line.action == RENAME && line.note == renamed_note(old))
+        })
+}
+
+const RENAME: &str = "rename";
+
+fn renamed_note(old: &str) -> String {
+    format!("renamed from `{old}` (`certform state mv`)")
 }
 
 /// After the commit of a rename: drop the old names of the keys (their new names hold them).

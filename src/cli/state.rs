@@ -148,7 +148,8 @@ fn show(context: &Context, args: &ShowArgs) -> Result<i32, Failure> {
     let state = workspace.read_state()?;
     let entry = state_ops::show(&state, &args.name).map_err(|e| failure(&e))?;
     let text = if args.json {
-        serde_json::to_string_pretty(entry).map(|t| format!("{t}\n"))
+        serde_json::to_string_pretty(entry)
+            .map(|t| format!("{t}\n"))
             .map_err(|e| Failure::new("cannot render JSON").caused_by(e.to_string()))?
     } else {
         toml::to_string(entry)
@@ -188,8 +189,7 @@ fn open_locked(
 }
 
 fn rm(context: &Context, args: &RmArgs) -> Result<i32, Failure> {
-    let (_workspace, store, _lock) =
-        open_locked(context, "certform state rm", args.lock_timeout)?;
+    let (_workspace, store, _lock) = open_locked(context, "certform state rm", args.lock_timeout)?;
     let mut state = store.load().map_err(|e| Failure::from_error(&e))?;
     let entry = state_ops::check_remove(&state, &args.name, args.force).map_err(|e| failure(&e))?;
     println!(
@@ -228,6 +228,8 @@ fn mv(context: &Context, args: &MvArgs) -> Result<i32, Failure> {
     let (workspace, store, _lock) = open_locked(context, "certform state mv", args.lock_timeout)?;
     let mut state = store.load().map_err(|e| Failure::from_error(&e))?;
     let keys = KeyStore::new(workspace.keys_dir.clone());
+    // Crash tests stop the move at its steps (`state-mv-after-keys`, `-after-new`, `-before-commit`).
+    let failpoints = crate::apply::FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok());
     let renamed = state_ops::rename(
         store.as_ref(),
         &keys,
@@ -235,12 +237,10 @@ fn mv(context: &Context, args: &MvArgs) -> Result<i32, Failure> {
         &args.old,
         &args.new,
         context.now,
+        &failpoints,
     )
     .map_err(|e| failure(&e))?;
-    if std::env::var("CERTFORM_FAILPOINT").is_ok_and(|v| v.split(',').any(|p| p == "state-mv-before-commit")) {
-        // Crash tests: die where a kill hurts most, after state changed and before the commit.
-        std::process::abort();
-    }
+    failpoints.hit("state-mv-before-commit");
     let commit = store
         .commit(&format!("certform state mv {} {}", args.old, args.new))
         .map_err(|e| Failure::from_error(&e))?;

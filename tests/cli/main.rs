@@ -40,3 +40,4 @@ mod sim_digicert;
 mod snapshots;
 mod state_repo;
 mod state_store;
+mod stateops;
