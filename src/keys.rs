@@ -528,6 +528,20 @@ impl KeyStore {
     }
 }
 
+impl KeyError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            KeyError::NotHeld { certificate, .. } | KeyError::Mismatch { certificate, .. } => {
+                Some(format!(
+                    "run `certform apply --replace {certificate}` to order a new certificate with a new key"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `<name>/<key_id>.key`: where certificate `name` keeps the key `key_id`, relative to the keys
 /// directory. Both parts are checked, so the result can only ever name one of that
 /// certificate's own keys (never a CA key, another certificate's key or a path outside).

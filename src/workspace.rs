@@ -281,6 +281,7 @@ impl Workspace {
             state: &state,
             observed: &observed,
             capabilities: &capabilities,
+            replace: &std::collections::BTreeSet::new(),
             now: self.now,
         });
         Planned {
