@@ -314,6 +314,7 @@ impl From<workspace::RunError> for Failure {
     fn from(error: workspace::RunError) -> Self {
         let hint = match &error {
             workspace::RunError::State(state) => unlock::lock_hint(state),
+            workspace::RunError::Selection(unknown) => unknown.hint.clone(),
             _ => None,
         };
         let failure = match error {
@@ -325,6 +326,7 @@ impl From<workspace::RunError> for Failure {
             workspace::RunError::Ca(inner) => Failure::from_error(&inner),
             workspace::RunError::Dns(inner) => Failure::from_error(&inner),
             workspace::RunError::Apply(inner) => Failure::from_error(&inner),
+            workspace::RunError::Selection(inner) => Failure::from_error(&inner),
         };
         match hint {
             Some(hint) => failure.hint(hint),
