@@ -253,3 +253,207 @@ fn a_killed_state_mv_never_loses_the_key_and_is_finished_by_running_it_again() {
         );
     }
 }
+
+#[test]
+fn target_plans_and_applies_only_the_named_certificates() {
+    let sandbox = Sandbox::with_config(TWO);
+    sandbox.apply().expect(0);
+    let api_serial = sandbox.state_field("api", "serial");
+    let changed = TWO
+        .replace(
+            r#"common_name = "api.example.test""#,
+            "common_name = \"api.example.test\"\nsans = [\"api2.example.test\"]",
+        )
+        .replace(
+            r#"sans = ["example.test"]"#,
+            r#"sans = ["example.test", "shop.example.test"]"#,
+        );
+    sandbox.write_config(&changed);
+    let plan = sandbox
+        .certform(&["plan", "--target", "web", "--detailed-exitcode"])
+        .expect(2);
+    assert!(plan.stdout.contains("reissue web"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("api"), "{}", plan.stdout);
+    sandbox
+        .certform(&["apply", "--auto-approve", "--target", "web"])
+        .expect(0);
+    assert!(sandbox
+        .sans_of("out/web/cert.pem")
+        .contains("shop.example.test"));
+    assert_eq!(
+        sandbox.state_field("api", "serial"),
+        api_serial,
+        "api untouched"
+    );
+    let rest = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(rest.stdout.contains("reissue api"), "{}", rest.stdout);
+    assert!(!rest.stdout.contains("reissue web"), "{}", rest.stdout);
+
+    // A certificate outside the targets is not "removed" because it is left out.
+    sandbox.write_config(&WEB.replace(
+        r#"sans = ["example.test"]"#,
+        r#"sans = ["example.test", "shop.example.test"]"#,
+    ));
+    let plan = sandbox
+        .certform(&["plan", "--target", "web", "--detailed-exitcode"])
+        .expect(0);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+
+    let unknown = sandbox.certform(&["plan", "--target", "wbe"]).expect(1);
+    assert!(
+        unknown.stderr.contains(
+            "error: `--target wbe` names no certificate in the configuration or in state"
+        ),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        unknown.stderr.contains("hint: did you mean `web`?"),
+        "{}",
+        unknown.stderr
+    );
+    let unknown = sandbox
+        .certform(&["apply", "--auto-approve", "--replace", "nope"])
+        .expect(1);
+    assert!(
+        unknown
+            .stderr
+            .contains("`--replace nope` names no certificate"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_lost_key_is_planned_with_the_fix_and_replace_recovers_it() {
+    let sandbox = Sandbox::with_config(WEB);
+    sandbox.apply().expect(0);
+    let orders = sandbox.local_orders().len();
+    let key = key_files(&sandbox, "web")[0].clone();
+    std::fs::remove_file(sandbox.path(&format!("keys/web/{key}"))).expect("lose the key");
+
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(
+        plan.stdout.contains(&format!("keys/web/{key}` is missing")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("`certform apply --replace web`"),
+        "{}",
+        plan.stdout
+    );
+
+    let failed = sandbox.apply().expect(3);
+    assert!(
+        failed.stderr.contains(&format!("keys/web/{key}")),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains(
+            "hint: run `certform apply --replace web` to order a new certificate with a new key"
+        ),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        !failed.all().contains("No such file or directory"),
+        "{}",
+        failed.all()
+    );
+
+    let plan = sandbox.certform(&["plan", "--replace", "web"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("replacement requested with `--replace`"),
+        "{}",
+        plan.stdout
+    );
+    sandbox
+        .certform(&["apply", "--auto-approve", "--replace", "web"])
+        .expect(0);
+    assert_eq!(sandbox.local_orders().len(), orders + 1, "one new order");
+    assert_ne!(key_files(&sandbox, "web"), vec![key], "a new key");
+    sandbox.verify_deployed("out/web");
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+    assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+}
+
+#[test]
+fn a_lost_key_without_deploy_targets_is_no_longer_invisible() {
+    let config = WEB.replace("deploy = [{ kind = \"files\", dir = \"out/web\" }]\n", "");
+    let sandbox = Sandbox::with_config(&config);
+    sandbox.apply().expect(0);
+    let key = key_files(&sandbox, "web")[0].clone();
+    std::fs::remove_file(sandbox.path(&format!("keys/web/{key}"))).expect("lose the key");
+    let plan = sandbox.certform(&["plan"]).expect(0);
+    assert!(plan.stdout.contains("! blocked web (wanted: replace)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(&format!("keys/web/{key}` is missing")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("`certform apply --replace web`"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn refresh_only_records_a_revocation_at_the_ca_and_acts_on_nothing() {
+    let sandbox = Sandbox::with_config(WEB);
+    sandbox.apply().expect(0);
+    let order = sandbox.state_field("web", "order_id");
+    let order_file = sandbox.path(&format!("keys/local-ca/local/orders/{order}.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&order_file).expect("order")).expect("json");
+    record["status"] = "revoked".into();
+    std::fs::write(&order_file, record.to_string()).expect("revoke outside certform");
+    let orders = sandbox.local_orders().len();
+    let deployed = crate::sandbox::snapshot_tree(&sandbox.path("out"));
+
+    let plan = sandbox
+        .certform(&["plan", "--refresh-only", "--detailed-exitcode"])
+        .expect(2);
+    assert!(
+        plan.stdout
+            .contains(&format!("~ web: `local` reports order {order} as revoked")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Refresh: 1 certificate to record in state."),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(
+        sandbox.state_field("web", "status"),
+        "issued",
+        "plan writes nothing"
+    );
+
+    let applied = sandbox.certform(&["apply", "--refresh-only"]).expect(0);
+    assert!(
+        applied.stdout.contains("refreshed state committed"),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(sandbox.state_field("web", "status"), "revoked");
+    assert_eq!(
+        last_commit_message(&sandbox),
+        "certform apply --refresh-only: record what the CAs hold"
+    );
+    assert_eq!(sandbox.local_orders().len(), orders, "nothing ordered");
+    assert_eq!(
+        crate::sandbox::snapshot_tree(&sandbox.path("out")),
+        deployed,
+        "nothing deployed"
+    );
+    let again = sandbox
+        .certform(&["plan", "--refresh-only", "--detailed-exitcode"])
+        .expect(0);
+    assert!(again.stdout.contains("No drift"), "{}", again.stdout);
+}
