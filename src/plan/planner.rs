@@ -73,7 +73,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 ),
             },
             (Some(spec), Some(state)) => plan_configured(spec, state, observed, input),
-            (None, Some(state)) => plan_removed(state, observed, input),
+            (None, Some(state)) => match twin(input.state, state) {
+                Some(other) => Decision::Blocked {
+                    wanted: None,
+                    reason: format!(
+                        "state also records this certificate (id `{}`) as `{other}`: a `certform state mv` was interrupted; run it again to finish (`certform state mv {name} {other}`)",
+                        state.id
+                    ),
+                },
+                None => plan_removed(state, observed, input),
+            },
             (None, None) => Decision::Unchanged,
         };
         if let Some(message) = spec
@@ -112,6 +121,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     plan
+}
+
+/// Another entry of state with the same id as `state` (a rename killed half way): the
+/// certificate is one, so the removed-looking name is never revoked or cancelled.
+fn twin<'a>(all: &'a State, state: &CertificateState) -> Option<&'a String> {
+    all.certificates
+        .iter()
+        .find(|(name, other)| **name != state.name && other.id == state.id)
+        .map(|(name, _)| name)
 }
 
 fn plan_configured(

@@ -1454,6 +1454,41 @@ fn a_lost_key_with_deploy_targets_is_a_deploy_that_names_the_fix() {
 }
 
 #[test]
+fn a_half_done_rename_is_never_revoked_under_its_old_name() {
+    let mut www = spec("www", &["a.example"]);
+    www.on_remove = OnRemove::Revoke;
+    let mut old = issued(&www, "01", NOW - Duration::days(10));
+    old.name = "web".into();
+    old.on_remove = OnRemove::Revoke;
+    let new = issued(&www, "01", NOW - Duration::days(10));
+    assert_eq!(old.id, new.id);
+    let plan = World::new()
+        .state(old.clone())
+        .state(new)
+        .spec(www.clone())
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].certificate, "web");
+    assert!(
+        plan.blocked[0]
+            .reason
+            .ends_with("run it again to finish (`certform state mv web www`)"),
+        "{}",
+        plan.blocked[0].reason
+    );
+    // Another id: an ordinary removal.
+    let mut unrelated = old;
+    unrelated.id = "cf-other".into();
+    let plan = World::new()
+        .state(unrelated)
+        .state(issued(&www, "01", NOW - Duration::days(10)))
+        .spec(www)
+        .plan();
+    assert_eq!(only_change(&plan).certificate, "web");
+}
+
+#[test]
 fn a_dropped_target_alone_is_a_deploy_that_only_drops_its_record() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(10));

@@ -388,7 +388,11 @@ fn a_lost_key_without_deploy_targets_is_no_longer_invisible() {
     let key = key_files(&sandbox, "web")[0].clone();
     std::fs::remove_file(sandbox.path(&format!("keys/web/{key}"))).expect("lose the key");
     let plan = sandbox.certform(&["plan"]).expect(0);
-    assert!(plan.stdout.contains("! blocked web (wanted: replace)"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("! blocked web (wanted: replace)"),
+        "{}",
+        plan.stdout
+    );
     assert!(
         plan.stdout.contains(&format!("keys/web/{key}` is missing")),
         "{}",
