@@ -26,11 +26,11 @@ pub struct Selection {
 
 /// A `--target` or `--replace` name that names no certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`--{flag} {name}` names no certificate {where_}")]
+#[error("`--{flag} {name}` names no certificate {scope}")]
 pub struct UnknownName {
     pub flag: &'static str,
     pub name: String,
-    where_: &'static str,
+    scope: &'static str,
     /// "did you mean `x`?" or the names there are.
     pub hint: Option<String>,
 }
@@ -56,10 +56,10 @@ impl Selection {
             .collect();
         known.sort_unstable();
         known.dedup();
-        let unknown = |flag, name: &String, where_, candidates: &[&str]| UnknownName {
+        let unknown = |flag, name: &String, scope, candidates: &[&str]| UnknownName {
             flag,
             name: name.clone(),
-            where_,
+            scope,
             hint: crate::config::suggestion(name, candidates),
         };
         if let Some(name) = self.targets.iter().find(|n| !known.contains(&n.as_str())) {
@@ -81,6 +81,14 @@ impl Selection {
                 "in the configuration",
                 &configured,
             ));
+        }
+        if let Some(name) = self.replace.iter().find(|n| !self.includes(n)) {
+            return Err(UnknownName {
+                flag: "replace",
+                name: name.clone(),
+                scope: "among the `--target` names",
+                hint: Some(format!("add `--target {name}`, or leave out `--target`")),
+            });
         }
         Ok(())
     }
@@ -308,6 +316,12 @@ mod selection_tests {
             error.to_string(),
             "`--replace old` names no certificate in the configuration"
         );
+        let error = check(&selection(&["api"], &["web"])).expect_err("outside the targets");
+        assert_eq!(
+            error.to_string(),
+            "`--replace web` names no certificate among the `--target` names"
+        );
+        assert!(check(&selection(&["web"], &["web"])).is_ok());
         assert!(selection(&[], &[]).includes("anything"));
         assert!(selection(&["web"], &[]).includes("web"));
         assert!(!selection(&["web"], &[]).includes("api"));
