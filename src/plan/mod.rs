@@ -304,7 +304,8 @@ mod selection_tests {
             replace: replace.iter().map(|n| n.to_string()).collect(),
         };
         let check = |s: &Selection| s.check(configured.iter(), recorded.iter());
-        assert!(check(&selection(&["web", "old"], &["api"])).is_ok());
+        assert!(check(&selection(&["web", "old"], &["web"])).is_ok());
+        assert!(check(&selection(&[], &["api"])).is_ok());
         let error = check(&selection(&["wbe"], &[])).expect_err("unknown");
         assert_eq!(
             error.to_string(),
