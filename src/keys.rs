@@ -991,4 +991,45 @@ mod tests {
             Err(KeyError::CertificateParse { index: 0, .. })
         ));
     }
+
+    #[test]
+    fn a_linked_key_keeps_its_bytes_and_a_different_one_is_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::new(dir.path().to_path_buf());
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+        store.write("web/create-00112233.key", &key).expect("write");
+        assert_eq!(
+            store.certificate_key_ids("web").expect("list"),
+            vec!["create-00112233".to_string()]
+        );
+        store
+            .link_certificate_key("web", "www", "create-00112233")
+            .expect("link");
+        // Linking again (a resumed move) is accepted.
+        store
+            .link_certificate_key("web", "www", "create-00112233")
+            .expect("link again");
+        assert_eq!(
+            store.read("www/create-00112233.key").expect("read").pem(),
+            key.pem()
+        );
+        let other = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+        store
+            .write("api/create-00112233.key", &other)
+            .expect("write");
+        assert!(matches!(
+            store.link_certificate_key("api", "www", "create-00112233"),
+            Err(KeyError::KeyExists { .. })
+        ));
+        store
+            .remove_certificate_key("web", "create-00112233")
+            .expect("remove");
+        assert!(!dir.path().join("web").exists(), "empty directory removed");
+        assert_eq!(
+            store.read("www/create-00112233.key").expect("read").pem(),
+            key.pem()
+        );
+        assert!(store.certificate_key_ids("../x").is_err());
+        assert!(store.certificate_key_ids("gone").expect("none").is_empty());
+    }
 }
