@@ -461,3 +461,29 @@ fn refresh_only_records_a_revocation_at_the_ca_and_acts_on_nothing() {
         .expect(0);
     assert!(again.stdout.contains("No drift"), "{}", again.stdout);
 }
+
+#[test]
+fn state_rm_and_mv_wait_for_the_state_lock_like_apply() {
+    let sandbox = Sandbox::with_config(WEB);
+    sandbox.apply().expect(0);
+    let lock = "pid = 1\nhost = \"build-7.elsewhere.example\"\nuser = \"someone\"\ncommand = \"certform apply --nightly\"\nsince = \"2026-05-01T12:00:00Z\"\nstarted = 12\nboot_id = \"other-boot\"\n";
+    std::fs::write(sandbox.path("state/.git/certform.lock"), lock).expect("write lock");
+    for args in [
+        &["state", "rm", "web", "--auto-approve"][..],
+        &["state", "mv", "web", "www"][..],
+    ] {
+        let run = sandbox.certform(args).expect(1);
+        assert!(
+            run.stderr.contains("locked by `certform apply --nightly`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            sandbox.path("state/certificates/web.toml").exists(),
+            "{args:?}"
+        );
+        assert!(!sandbox.path("keys/www").exists(), "{args:?}");
+    }
+    // Reading needs no lock.
+    sandbox.certform(&["state", "list"]).expect(0);
+}
