@@ -112,6 +112,7 @@ fn pure_core() {
                 state: &state,
                 observed: &observed,
                 capabilities: &capabilities,
+                replace: &std::collections::BTreeSet::new(),
                 now,
             });
             plans.push(started.elapsed());

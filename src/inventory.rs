@@ -807,6 +807,7 @@ mod tests {
                     state: &state,
                     observed: &crate::observed::Observed::default(),
                     capabilities: &BTreeMap::new(),
+                    replace: &std::collections::BTreeSet::new(),
                     now,
                 });
                 plan.changes

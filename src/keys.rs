@@ -368,6 +368,100 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// The key ids of every key file certificate `name` keeps (`<name>/<key_id>.key`), sorted.
+    /// A missing directory holds none; files that are not key ids are left out.
+    pub fn certificate_key_ids(&self, name: &str) -> Result<Vec<String>, KeyError> {
+        let dir = self.dir.join(name);
+        // Checks the name: the listing can only be one certificate's own directory.
+        certificate_key_path(name, "create-00000000")?;
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "list",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        let mut ids: Vec<String> = listing
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let file_name = entry.file_name().into_string().ok()?;
+                let id = file_name.strip_suffix(".key")?;
+                crate::state::is_key_id(id).then(|| id.to_string())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Give key `key_id` of certificate `from` a second name under certificate `to` (a hard
+    /// link, fsynced): the key then exists under both names and is never absent from both. A
+    /// file already at the target with the same bytes is accepted (a resumed move); one with
+    /// other bytes is refused.
+    pub fn link_certificate_key(&self, from: &str, to: &str, key_id: &str) -> Result<(), KeyError> {
+        let source = self.path_of(&certificate_key_path(from, key_id)?)?;
+        let target = self.path_of(&certificate_key_path(to, key_id)?)?;
+        let parent = target.parent().unwrap_or(&self.dir).to_path_buf();
+        crate::atomic_file::create_dir_all(&parent, KEY_DIR_MODE).map_err(|source| {
+            KeyError::Io {
+                action: "create directory",
+                path: parent.clone(),
+                source,
+            }
+        })?;
+        match fs::hard_link(&source, &target) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                let same = fs::read(&source)
+                    .ok()
+                    .is_some_and(|bytes| fs::read(&target).is_ok_and(|existing| existing == bytes));
+                if !same {
+                    return Err(KeyError::KeyExists { path: target });
+                }
+            }
+            Err(error) => {
+                return Err(KeyError::Io {
+                    action: "link",
+                    path: target,
+                    source: error,
+                })
+            }
+        }
+        crate::atomic_file::sync_dir(&parent).map_err(|source| KeyError::Io {
+            action: "sync",
+            path: parent,
+            source,
+        })
+    }
+
+    /// Remove key `key_id` of certificate `name` (a missing file is not an error), and the
+    /// certificate's key directory once it is empty.
+    pub fn remove_certificate_key(&self, name: &str, key_id: &str) -> Result<(), KeyError> {
+        let path = self.path_of(&certificate_key_path(name, key_id)?)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "remove",
+                    path,
+                    source,
+                })
+            }
+        }
+        let dir = self.dir.join(name);
+        // Only an empty directory is removed; one holding anything else stays.
+        let _ = fs::remove_dir(&dir);
+        crate::atomic_file::sync_dir(&self.dir).map_err(|source| KeyError::Io {
+            action: "sync",
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
     /// The keys directory's mode when group or others can reach it (`None` when private or
     /// missing).
     pub fn exposed_mode(&self) -> Option<u32> {
@@ -431,6 +525,20 @@ impl KeyStore {
             return Err(invalid("must name a file"));
         }
         Ok(self.dir.join(path))
+    }
+}
+
+impl KeyError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            KeyError::NotHeld { certificate, .. } | KeyError::Mismatch { certificate, .. } => {
+                Some(format!(
+                    "run `certform apply --replace {certificate}` to order a new certificate with a new key"
+                ))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -882,5 +990,46 @@ mod tests {
             inspect_chain(bogus),
             Err(KeyError::CertificateParse { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_linked_key_keeps_its_bytes_and_a_different_one_is_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::new(dir.path().to_path_buf());
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+        store.write("web/create-00112233.key", &key).expect("write");
+        assert_eq!(
+            store.certificate_key_ids("web").expect("list"),
+            vec!["create-00112233".to_string()]
+        );
+        store
+            .link_certificate_key("web", "www", "create-00112233")
+            .expect("link");
+        // Linking again (a resumed move) is accepted.
+        store
+            .link_certificate_key("web", "www", "create-00112233")
+            .expect("link again");
+        assert_eq!(
+            store.read("www/create-00112233.key").expect("read").pem(),
+            key.pem()
+        );
+        let other = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+        store
+            .write("api/create-00112233.key", &other)
+            .expect("write");
+        assert!(matches!(
+            store.link_certificate_key("api", "www", "create-00112233"),
+            Err(KeyError::KeyExists { .. })
+        ));
+        store
+            .remove_certificate_key("web", "create-00112233")
+            .expect("remove");
+        assert!(!dir.path().join("web").exists(), "empty directory removed");
+        assert_eq!(
+            store.read("www/create-00112233.key").expect("read").pem(),
+            key.pem()
+        );
+        assert!(store.certificate_key_ids("../x").is_err());
+        assert!(store.certificate_key_ids("gone").expect("none").is_empty());
     }
 }

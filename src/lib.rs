@@ -29,6 +29,7 @@ pub mod serial;
 pub mod sim;
 pub mod spec;
 pub mod state;
+pub mod state_ops;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod workspace;

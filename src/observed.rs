@@ -33,6 +33,10 @@ pub struct ObservedCertificate {
     /// not the certificate's public key); `None` when it matches or nothing is deployed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_problem: Option<String>,
+    /// The key file of the current certificate is gone from keys_dir (its path): the
+    /// certificate cannot be deployed again; `--replace` orders one with a new key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_key: Option<String>,
     /// What is wrong with the certificate's public chain file in state; `None` when it holds
     /// the issued certificate (or the certificate is not issued).
     pub chain: Option<ChainDrift>,

@@ -211,6 +211,8 @@ pub enum RunError {
     Dns(#[from] crate::dns::DnsError),
     #[error(transparent)]
     Apply(#[from] crate::apply::Error),
+    #[error(transparent)]
+    Selection(#[from] crate::plan::UnknownName),
 }
 
 impl Workspace {
@@ -252,9 +254,26 @@ impl Workspace {
     /// Refresh what the CAs and deploy targets hold for `state`, then plan.
     pub async fn plan(
         &self,
-        state: crate::state::State,
+        mut state: crate::state::State,
         accounts: &crate::ca::Accounts,
+        selection: &crate::plan::Selection,
     ) -> Planned {
+        // `--target`: the other certificates are neither refreshed nor planned, on both sides
+        // (config and state), so none of them looks removed.
+        let restricted;
+        let config: &Config = if selection.targets.is_empty() {
+            &self.config
+        } else {
+            let mut config = (*self.config).clone();
+            config
+                .certificates
+                .retain(|name, _| selection.includes(name));
+            state
+                .certificates
+                .retain(|name, _| selection.includes(name));
+            restricted = config;
+            &restricted
+        };
         // A missing state repo holds no chains (and plan must not create it).
         let store = self.config.state.repo.exists().then(|| {
             crate::state::GitStore::open(&self.config.state).map_err(|error| error.to_string())
@@ -267,9 +286,9 @@ impl Workspace {
             None => Ok(None),
         };
         let mut observed =
-            crate::refresh::refresh(&self.config, &state, &read_chain, accounts, self.now).await;
+            crate::refresh::refresh(config, &state, &read_chain, accounts, self.now).await;
         crate::deploy::observe_keys(
-            &self.config,
+            config,
             &state,
             &crate::keys::KeyStore::new(self.keys_dir.clone()),
             |name| read_chain(name).ok().flatten(),
@@ -277,10 +296,11 @@ impl Workspace {
         );
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
-            certificates: &self.config.certificates,
+            certificates: &config.certificates,
             state: &state,
             observed: &observed,
             capabilities: &capabilities,
+            replace: &selection.replace,
             now: self.now,
         });
         Planned {

@@ -108,6 +108,7 @@ impl World {
             state,
             observed: &observed,
             capabilities: &capabilities,
+            replace: &std::collections::BTreeSet::new(),
             now: self.now,
         })
     }

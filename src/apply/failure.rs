@@ -38,6 +38,7 @@ impl Failure {
         }
         let hint = match error {
             super::Error::State(state) => state.hint(),
+            super::Error::Key(key) => key.hint(),
             _ => ca.and_then(CaError::hint),
         };
         Self {

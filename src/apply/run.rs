@@ -32,6 +32,10 @@ pub struct ApplyOptions {
     pub retry: RetryPolicy,
     /// Called after each certificate finishes (progress display).
     pub progress: Option<ProgressCallback>,
+    /// Which certificates to plan (`--target`) and to renew now with a new key (`--replace`).
+    pub selection: crate::plan::Selection,
+    /// Record in state what refresh found at the CAs and act on nothing (`--refresh-only`).
+    pub refresh_only: bool,
 }
 
 /// Something the caller may want to show while the run goes on.
@@ -56,6 +60,11 @@ pub enum ApplyReport {
     Declined { plan: Plan },
     /// The plan was carried out (each certificate's outcome, the commit and push).
     Applied { plan: Plan, report: Report },
+    /// `--refresh-only`: what refresh found was recorded (`commit`), nothing else was done.
+    Refreshed {
+        refresh: crate::plan::refresh_only::RefreshOnly,
+        commit: Option<String>,
+    },
 }
 
 /// Run one apply. `notify` hears what the run does before the plan exists; `confirm` sees
@@ -86,11 +95,27 @@ pub async fn apply(
         notify(Notice::Recovered(warning));
     }
     let state = store.load()?;
+    options.selection.check(
+        workspace.config.certificates.keys(),
+        state.certificates.keys(),
+    )?;
     // Accounts that exist already are opened once, for the plan, and reused to apply it.
     let mut accounts =
         crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
             .await?;
-    let mut planned = workspace.plan(state, &accounts).await;
+    let mut planned = workspace.plan(state, &accounts, &options.selection).await;
+    if options.refresh_only {
+        let refresh = crate::plan::refresh_only::refresh_only(
+            &planned.state,
+            &planned.observed,
+            workspace.now,
+        );
+        for update in &refresh.updates {
+            store.save_certificate(update)?;
+        }
+        let commit = store.commit("certform apply --refresh-only: record what the CAs hold")?;
+        return Ok(ApplyReport::Refreshed { refresh, commit });
+    }
     if planned.plan.is_empty() {
         // Renewal windows just learned, or state a run killed before its commit left behind.
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
@@ -192,6 +217,8 @@ deploy = [{ kind = "files", dir = "out/web" }]
             failpoints: None,
             retry: RetryPolicy::default(),
             progress: None,
+            selection: crate::plan::Selection::default(),
+            refresh_only: false,
         }
     }
 

@@ -26,6 +26,9 @@ pub struct Args {
     /// A lock whose holder died on this host is taken over at once, without waiting.
     #[arg(long, default_value = "0", value_name = "DURATION", value_parser = super::unlock::parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
+
+    #[command(flatten)]
+    pub selection: super::plan::SelectionArgs,
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
@@ -47,6 +50,8 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         failpoints: std::env::var("CERTFORM_FAILPOINT").ok(),
         retry: retry_policy(),
         progress: Some(on_done),
+        selection: args.selection.selection(),
+        refresh_only: args.selection.refresh_only,
     };
     let mut notify = |notice: Notice| super::unlock::print_notice(context, notice);
     let mut refusal = None;
@@ -78,6 +83,16 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             return Err(refusal.unwrap_or_else(|| Failure::new("apply cancelled")))
         }
         ApplyReport::Applied { report, .. } => report,
+        ApplyReport::Refreshed { refresh, commit } => {
+            print!("{}", crate::plan::refresh_only::render(&refresh));
+            if let Some(commit) = commit {
+                println!(
+                    "refreshed state committed: {}",
+                    &commit[..commit.len().min(12)]
+                );
+            }
+            return Ok(EXIT_OK);
+        }
     };
     if let Some(bar) = lock_bar(&progress).take() {
         bar.finish_and_clear();

@@ -9,6 +9,7 @@ mod init;
 mod plan;
 mod schema;
 mod sim;
+mod state;
 mod status;
 mod unlock;
 mod validate;
@@ -65,6 +66,7 @@ pub enum Command {
     Plan(plan::Args),
     Apply(apply::Args),
     Status(status::Args),
+    State(state::Args),
     Unlock(unlock::Args),
     Schema(schema::Args),
     Ca(ca::Args),
@@ -105,6 +107,7 @@ pub fn main() -> i32 {
         Command::Plan(args) => plan::run(&context, args),
         Command::Apply(args) => apply::run(&context, args),
         Command::Status(args) => status::run(&context, args),
+        Command::State(args) => state::run(&context, args),
         Command::Unlock(args) => unlock::run(&context, args),
         Command::Schema(args) => schema::run(&context, args),
         Command::Ca(args) => ca::run(&context, args),
@@ -311,6 +314,7 @@ impl From<workspace::RunError> for Failure {
     fn from(error: workspace::RunError) -> Self {
         let hint = match &error {
             workspace::RunError::State(state) => unlock::lock_hint(state),
+            workspace::RunError::Selection(unknown) => unknown.hint.clone(),
             _ => None,
         };
         let failure = match error {
@@ -322,6 +326,7 @@ impl From<workspace::RunError> for Failure {
             workspace::RunError::Ca(inner) => Failure::from_error(&inner),
             workspace::RunError::Dns(inner) => Failure::from_error(&inner),
             workspace::RunError::Apply(inner) => Failure::from_error(&inner),
+            workspace::RunError::Selection(inner) => Failure::from_error(&inner),
         };
         match hint {
             Some(hint) => failure.hint(hint),

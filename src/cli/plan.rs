@@ -15,6 +15,34 @@ pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+}
+
+/// `--target`, `--replace` and `--refresh-only`, shared by `plan` and `apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SelectionArgs {
+    /// Plan only this certificate (repeatable); the others are not refreshed or touched
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+
+    /// Renew this certificate now with a new key (repeatable): the recovery for a lost or compromised key
+    #[arg(long = "replace", value_name = "NAME")]
+    pub replace: Vec<String>,
+
+    /// Only record in state what the CAs hold (revocations, renewal windows); order, revoke and deploy nothing
+    #[arg(long, conflicts_with = "replace")]
+    pub refresh_only: bool,
+}
+
+impl SelectionArgs {
+    pub fn selection(&self) -> crate::plan::Selection {
+        crate::plan::Selection {
+            targets: self.targets.iter().cloned().collect(),
+            replace: self.replace.iter().cloned().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,14 +63,47 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     // The same warnings as `validate`: a missing secret fails the account that needs it.
     super::validate::print_findings(context, &crate::preflight::check(&workspace.config), false);
     let state = workspace.read_state()?;
+    let selection = args.selection.selection();
+    selection
+        .check(
+            workspace.config.certificates.keys(),
+            state.certificates.keys(),
+        )
+        .map_err(|unknown| {
+            let failure = Failure::from_error(&unknown);
+            match &unknown.hint {
+                Some(hint) => failure.hint(hint.clone()),
+                None => failure,
+            }
+        })?;
     let runtime = context.runtime()?;
     let planned = runtime.block_on(async {
         let accounts =
             crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
                 .await
                 .map_err(|e| Failure::from_error(&e))?;
-        Ok::<_, Failure>(workspace.plan(state, &accounts).await)
+        Ok::<_, Failure>(workspace.plan(state, &accounts, &selection).await)
     })?;
+    if args.selection.refresh_only {
+        let refresh = crate::plan::refresh_only::refresh_only(
+            &planned.state,
+            &planned.observed,
+            workspace.now,
+        );
+        match args.format {
+            Format::Text => print!("{}", crate::plan::refresh_only::render(&refresh)),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&refresh.observations)
+                    .map_err(|e| { Failure::new("cannot render JSON").caused_by(e.to_string()) })?
+            ),
+        }
+        return Ok(if args.detailed_exitcode && !refresh.records_nothing() {
+            EXIT_CHANGES
+        } else {
+            EXIT_OK
+        });
+    }
     match args.format {
         Format::Text => print!(
             "{}",

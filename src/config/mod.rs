@@ -25,6 +25,7 @@ use std::path::PathBuf;
 
 pub use model::*;
 pub use report::escaped;
+pub(crate) use report::suggestion;
 pub(crate) use schema::tagged_branch;
 
 use report::{Finding, Severity};

@@ -112,6 +112,13 @@ pub fn observe_keys(
     observed: &mut Observed,
 ) {
     for (name, certificate) in &state.certificates {
+        if let Some(path) = lost_key(keys, certificate) {
+            observed
+                .certificates
+                .entry(name.clone())
+                .or_default()
+                .lost_key = Some(path);
+        }
         let deploys = config
             .certificates
             .get(name)
@@ -151,6 +158,18 @@ pub fn observe_keys(
             .or_default()
             .key_problem = Some(problem);
     }
+}
+
+/// The path of the current certificate's key file when it is missing from keys_dir (an
+/// issued certificate whose state names a key of its own).
+fn lost_key(keys: &KeyStore, certificate: &crate::state::CertificateState) -> Option<String> {
+    if certificate.status != CertificateStatus::Issued {
+        return None;
+    }
+    let relative =
+        crate::keys::certificate_key_path(&certificate.name, &certificate.current_key_id()?)
+            .ok()?;
+    (!keys.exists(&relative)).then(|| keys.dir().join(relative).display().to_string())
 }
 
 /// A deploy failed before its record could be written; names the target and file.

@@ -4,6 +4,7 @@
 //! re-decides. Nothing in this module performs I/O or reads the clock.
 
 pub mod planner;
+pub mod refresh_only;
 pub mod render;
 
 use serde::Serialize;
@@ -14,6 +15,84 @@ use crate::serial::Serial;
 use crate::spec::RevocationReason;
 
 pub use planner::{plan, PlanInput};
+
+/// Which certificates one run plans (`--target`) and which it renews now with a new key
+/// (`--replace`). Empty `targets`: every certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub targets: std::collections::BTreeSet<String>,
+    pub replace: std::collections::BTreeSet<String>,
+}
+
+/// A `--target` or `--replace` name that names no certificate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`--{flag} {name}` names no certificate {scope}")]
+pub struct UnknownName {
+    pub flag: &'static str,
+    pub name: String,
+    scope: &'static str,
+    /// "did you mean `x`?" or the names there are.
+    pub hint: Option<String>,
+}
+
+impl Selection {
+    /// Whether `name` is planned this run.
+    pub fn includes(&self, name: &str) -> bool {
+        self.targets.is_empty() || self.targets.contains(name)
+    }
+
+    /// Every `--target` names a certificate of the configuration or of state, every
+    /// `--replace` one of the configuration (a removed certificate cannot get a new key).
+    pub fn check<'a>(
+        &self,
+        configured: impl Iterator<Item = &'a String> + Clone,
+        recorded: impl Iterator<Item = &'a String>,
+    ) -> Result<(), UnknownName> {
+        let configured: Vec<&str> = configured.map(String::as_str).collect();
+        let mut known: Vec<&str> = configured
+            .iter()
+            .copied()
+            .chain(recorded.map(String::as_str))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let unknown = |flag, name: &String, scope, candidates: &[&str]| UnknownName {
+            flag,
+            name: name.clone(),
+            scope,
+            hint: crate::config::suggestion(name, candidates),
+        };
+        if let Some(name) = self.targets.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(unknown(
+                "target",
+                name,
+                "in the configuration or in state",
+                &known,
+            ));
+        }
+        if let Some(name) = self
+            .replace
+            .iter()
+            .find(|n| !configured.contains(&n.as_str()))
+        {
+            return Err(unknown(
+                "replace",
+                name,
+                "in the configuration",
+                &configured,
+            ));
+        }
+        if let Some(name) = self.replace.iter().find(|n| !self.includes(n)) {
+            return Err(UnknownName {
+                flag: "replace",
+                name: name.clone(),
+                scope: "among the `--target` names",
+                hint: Some(format!("add `--target {name}`, or leave out `--target`")),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Everything `apply` will do, with a reason for each step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -206,4 +285,46 @@ pub struct Blocked {
     /// What would have been done.
     pub wanted: Option<String>,
     pub reason: String,
+}
+
+#[cfg(test)]
+mod selection_tests {
+    use super::Selection;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn targets_must_name_a_configured_or_recorded_certificate() {
+        let configured = names(&["api", "web"]);
+        let recorded = names(&["old"]);
+        let selection = |targets: &[&str], replace: &[&str]| Selection {
+            targets: targets.iter().map(|n| n.to_string()).collect(),
+            replace: replace.iter().map(|n| n.to_string()).collect(),
+        };
+        let check = |s: &Selection| s.check(configured.iter(), recorded.iter());
+        assert!(check(&selection(&["web", "old"], &["web"])).is_ok());
+        assert!(check(&selection(&[], &["api"])).is_ok());
+        let error = check(&selection(&["wbe"], &[])).expect_err("unknown");
+        assert_eq!(
+            error.to_string(),
+            "`--target wbe` names no certificate in the configuration or in state"
+        );
+        assert_eq!(error.hint.as_deref(), Some("did you mean `web`?"));
+        let error = check(&selection(&[], &["old"])).expect_err("removed");
+        assert_eq!(
+            error.to_string(),
+            "`--replace old` names no certificate in the configuration"
+        );
+        let error = check(&selection(&["api"], &["web"])).expect_err("outside the targets");
+        assert_eq!(
+            error.to_string(),
+            "`--replace web` names no certificate among the `--target` names"
+        );
+        assert!(check(&selection(&["web"], &["web"])).is_ok());
+        assert!(selection(&[], &[]).includes("anything"));
+        assert!(selection(&["web"], &[]).includes("web"));
+        assert!(!selection(&["web"], &[]).includes("api"));
+    }
 }

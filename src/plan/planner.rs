@@ -24,6 +24,8 @@ pub struct PlanInput<'a> {
     pub observed: &'a Observed,
     /// Capabilities of each configured CA account, by name.
     pub capabilities: &'a BTreeMap<String, Capabilities>,
+    /// Certificates to renew now with a new key (`--replace`), whatever their validity.
+    pub replace: &'a BTreeSet<String>,
     pub now: OffsetDateTime,
 }
 
@@ -71,7 +73,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 ),
             },
             (Some(spec), Some(state)) => plan_configured(spec, state, observed, input),
-            (None, Some(state)) => plan_removed(state, observed, input),
+            (None, Some(state)) => match twin(input.state, state) {
+                Some(other) => Decision::Blocked {
+                    wanted: None,
+                    reason: format!(
+                        "state also records this certificate (id `{}`) as `{other}`: a `certform state mv` was interrupted; run it again to finish (`certform state mv {name} {other}`)",
+                        state.id
+                    ),
+                },
+                None => plan_removed(state, observed, input),
+            },
             (None, None) => Decision::Unchanged,
         };
         if let Some(message) = spec
@@ -118,6 +129,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     plan
+}
+
+/// Another entry of state with the same id as `state` (a rename killed half way): the
+/// certificate is one, so the removed-looking name is never revoked or cancelled.
+fn twin<'a>(all: &'a State, state: &CertificateState) -> Option<&'a String> {
+    all.certificates
+        .iter()
+        .find(|(name, other)| **name != state.name && other.id == state.id)
+        .map(|(name, _)| name)
 }
 
 fn plan_configured(
@@ -202,6 +222,21 @@ fn plan_issued(
             }
             _ => {}
         }
+    }
+    if input.replace.contains(&spec.name) {
+        let lost = observed
+            .lost_key
+            .as_ref()
+            .map(|path| format!(" (the key file `{path}` is missing)"))
+            .unwrap_or_default();
+        return Decision::Change(renew(
+            spec,
+            state,
+            state.not_after.unwrap_or(input.now),
+            format!(
+                "replacement requested with `--replace`{lost}: a new certificate with a new key"
+            ),
+        ));
     }
     let (Some(not_before), Some(not_after)) = (state.not_before, state.not_after) else {
         return Decision::Change(recreate(
@@ -299,6 +334,12 @@ fn plan_issued(
                 reason,
             )
         });
+    }
+    if let (Some(path), true) = (&observed.lost_key, spec.deploy.is_empty()) {
+        return Decision::Blocked {
+            wanted: Some("replace".to_string()),
+            reason: lost_key_reason(&spec.name, path),
+        };
     }
     if let Some(drift) = &observed.chain {
         return plan_chain_repair(spec, state, observed, drift);
@@ -526,6 +567,9 @@ fn plan_deploy(
     if let Some(problem) = &observed.key_problem {
         // The deploy will refuse, loudly; the plan says why beforehand.
         reasons.push(problem.clone());
+        if let Some(path) = &observed.lost_key {
+            reasons.push(lost_key_reason(&spec.name, path));
+        }
         targets = spec.deploy.iter().map(|t| t.id()).collect();
     }
     let configured: BTreeSet<String> = spec.deploy.iter().map(|t| t.id()).collect();
@@ -840,6 +884,13 @@ fn pending_order<'a>(
         .as_ref()
         .is_some_and(|view: &OrderView| view.status.is_in_progress());
     pending.then_some(order_id)
+}
+
+/// Why a certificate whose key file is gone needs `--replace`.
+fn lost_key_reason(name: &str, path: &str) -> String {
+    format!(
+        "the private key `{path}` is missing: the certificate cannot be deployed again; `certform apply --replace {name}` orders a new certificate with a new key"
+    )
 }
 
 fn change(spec: &CertificateSpec, action: Action, reason: String) -> Change {

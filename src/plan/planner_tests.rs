@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use proptest::prelude::*;
@@ -138,6 +138,7 @@ struct World {
     state: State,
     observed: Observed,
     caps: BTreeMap<String, Capabilities>,
+    replace: BTreeSet<String>,
 }
 
 impl World {
@@ -170,7 +171,13 @@ impl World {
             state: State::default(),
             observed: Observed::default(),
             caps,
+            replace: BTreeSet::new(),
         }
+    }
+
+    fn replacing(mut self, name: &str) -> Self {
+        self.replace.insert(name.to_string());
+        self
     }
 
     fn spec(mut self, spec: CertificateSpec) -> Self {
@@ -196,6 +203,7 @@ impl World {
             state: &self.state,
             observed: &self.observed,
             capabilities: &self.caps,
+            replace: &self.replace,
             now,
         })
     }
@@ -1415,6 +1423,138 @@ fn a_key_that_cannot_be_deployed_is_shown_on_every_target() {
     // Without the problem, the same world plans nothing.
     let quiet = World::new().state(state_all).spec(s).plan();
     assert!(quiet.changes.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn replace_renews_a_current_certificate_now_and_only_the_one_named() {
+    let web = spec("web", &["a.example"]);
+    let api = spec("api", &["b.example"]);
+    let plan = World::new()
+        .state(issued(&web, "01", NOW - Duration::days(10)))
+        .state(issued(&api, "02", NOW - Duration::days(10)))
+        .spec(web)
+        .spec(api)
+        .replacing("web")
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.certificate, "web");
+    assert!(
+        matches!(&change.action, Action::Renew { serial, .. } if serial == "01"),
+        "{change:#?}"
+    );
+    assert_eq!(
+        change.reason,
+        "replacement requested with `--replace`: a new certificate with a new key"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    assert_eq!(plan.unchanged, vec!["api".to_string()]);
+}
+
+#[test]
+fn replace_names_a_lost_key_and_is_a_create_when_never_issued() {
+    let web = spec("web", &["a.example"]);
+    let lost = ObservedCertificate {
+        lost_key: Some("/keys/web/create-00112233.key".into()),
+        ..Default::default()
+    };
+    let plan = World::new()
+        .state(issued(&web, "01", NOW - Duration::days(10)))
+        .spec(web.clone())
+        .observe("web", lost)
+        .replacing("web")
+        .plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "replacement requested with `--replace` (the key file `/keys/web/create-00112233.key` is missing): a new certificate with a new key"
+    );
+    // Never issued: `--replace` is an ordinary create.
+    let plan = World::new().spec(web).replacing("web").plan();
+    assert!(matches!(only_change(&plan).action, Action::Create { .. }));
+}
+
+#[test]
+fn a_lost_key_without_deploy_targets_is_blocked_with_the_fix() {
+    let mut web = spec("web", &["a.example"]);
+    web.deploy.clear();
+    let mut state = issued(&web, "01", NOW - Duration::days(10));
+    state.deployments.clear();
+    let lost = ObservedCertificate {
+        lost_key: Some("/keys/web/create-00112233.key".into()),
+        ..Default::default()
+    };
+    let plan = World::new()
+        .state(state.clone())
+        .spec(web.clone())
+        .observe("web", lost)
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("replace"));
+    assert_eq!(
+        plan.blocked[0].reason,
+        "the private key `/keys/web/create-00112233.key` is missing: the certificate cannot be deployed again; `certform apply --replace web` orders a new certificate with a new key"
+    );
+    let quiet = World::new().state(state).spec(web).plan();
+    assert!(quiet.blocked.is_empty() && quiet.changes.is_empty());
+}
+
+#[test]
+fn a_lost_key_with_deploy_targets_is_a_deploy_that_names_the_fix() {
+    let web = spec("web", &["a.example"]);
+    let problem = "certform holds no private key for the certificate".to_string();
+    let plan = World::new()
+        .state(issued(&web, "01", NOW - Duration::days(10)))
+        .spec(web)
+        .observe(
+            "web",
+            ObservedCertificate {
+                key_problem: Some(problem.clone()),
+                lost_key: Some("/k/web/create-00112233.key".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Deploy);
+    assert_eq!(
+        change.reason,
+        format!("{problem}; the private key `/k/web/create-00112233.key` is missing: the certificate cannot be deployed again; `certform apply --replace web` orders a new certificate with a new key")
+    );
+}
+
+#[test]
+fn a_half_done_rename_is_never_revoked_under_its_old_name() {
+    let mut www = spec("www", &["a.example"]);
+    www.on_remove = OnRemove::Revoke;
+    let mut old = issued(&www, "01", NOW - Duration::days(10));
+    old.name = "web".into();
+    old.on_remove = OnRemove::Revoke;
+    let new = issued(&www, "01", NOW - Duration::days(10));
+    assert_eq!(old.id, new.id);
+    let plan = World::new()
+        .state(old.clone())
+        .state(new)
+        .spec(www.clone())
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].certificate, "web");
+    assert!(
+        plan.blocked[0]
+            .reason
+            .ends_with("run it again to finish (`certform state mv web www`)"),
+        "{}",
+        plan.blocked[0].reason
+    );
+    // Another id: an ordinary removal.
+    let mut unrelated = old;
+    unrelated.id = "cf-other".into();
+    let plan = World::new()
+        .state(unrelated)
+        .state(issued(&www, "01", NOW - Duration::days(10)))
+        .spec(www)
+        .plan();
+    assert_eq!(only_change(&plan).certificate, "web");
 }
 
 #[test]

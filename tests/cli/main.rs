@@ -41,3 +41,4 @@ mod sim_digicert;
 mod snapshots;
 mod state_repo;
 mod state_store;
+mod stateops;
