@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::saved::SavedPlan;
 use super::{Executor, FailPoints, ProgressCallback, Report, RetryPolicy};
 use crate::keys::KeyStore;
 use crate::plan::Plan;
@@ -32,6 +33,8 @@ pub struct ApplyOptions {
     pub retry: RetryPolicy,
     /// Called after each certificate finishes (progress display).
     pub progress: Option<ProgressCallback>,
+    /// Carry out this saved plan instead of a new one, refusing it when its inputs changed.
+    pub saved: Option<SavedPlan>,
 }
 
 /// Something the caller may want to show while the run goes on.
@@ -91,6 +94,13 @@ pub async fn apply(
         crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
             .await?;
     let mut planned = workspace.plan(state, &accounts).await;
+    if let Some(saved) = options.saved {
+        // Exactly the reviewed plan, or nothing: the inputs it was made from must not have
+        // moved, and no action of the fresh plan is added.
+        let files = crate::workspace::config_files(&options.config_path)?;
+        saved.check(&planned.fingerprint(&files, &workspace.config))?;
+        planned.plan = saved.plan;
+    }
     if planned.plan.is_empty() {
         // Renewal windows just learned, or state a run killed before its commit left behind.
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
@@ -192,6 +202,7 @@ deploy = [{ kind = "files", dir = "out/web" }]
             failpoints: None,
             retry: RetryPolicy::default(),
             progress: None,
+            saved: None,
         }
     }
 

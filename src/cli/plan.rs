@@ -1,8 +1,11 @@
 //! `certform plan`.
 
+use std::path::PathBuf;
+
 use clap::ValueEnum;
 
 use super::{Context, Failure, EXIT_CHANGES, EXIT_OK};
+use crate::apply::saved::SavedPlan;
 use crate::plan::render::{self, TextOptions};
 
 /// Show what apply would do: refresh what the CAs hold and compare with the configuration
@@ -12,14 +15,23 @@ pub struct Args {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// Output format
+    /// Output format: `text` for terminals, `markdown` for a pull-request comment, `json`
+    /// (the plan document, `schemas/plan.schema.json`)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Also save the plan to FILE (JSON), for `certform apply FILE`
+    ///
+    /// The file records the plan's actions and a fingerprint of the configuration, the state
+    /// and the CA read-back it was made from; `apply FILE` refuses it once any of them changed.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
+    Markdown,
     Json,
 }
 
@@ -43,7 +55,19 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 .map_err(|e| Failure::from_error(&e))?;
         Ok::<_, Failure>(workspace.plan(state, &accounts).await)
     })?;
+    let files = crate::workspace::config_files(&context.config_path).map_err(Failure::from)?;
+    let saved = SavedPlan::new(
+        planned.plan.clone(),
+        planned.fingerprint(&files, &workspace.config),
+    );
+    if let Some(out) = &args.out {
+        crate::atomic_file::write(out, saved.to_json().as_bytes(), 0o644).map_err(|e| {
+            Failure::new(format!("cannot write the plan to `{}`", out.display()))
+                .caused_by(e.to_string())
+        })?;
+    }
     match args.format {
+        Format::Markdown => print!("{}", crate::plan::markdown::render(&planned.plan)),
         Format::Text => print!(
             "{}",
             render::text(
@@ -53,7 +77,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 }
             )
         ),
-        Format::Json => print!("{}", render::json(&planned.plan)),
+        Format::Json => print!("{}", saved.to_json()),
     }
     if args.detailed_exitcode && !planned.plan.is_empty() {
         Ok(EXIT_CHANGES)
