@@ -15,15 +15,11 @@ pub struct Args {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// Output format: `text` for terminals, `markdown` for a pull-request comment, `json`
-    /// (the plan document, `schemas/plan.schema.json`)
+    /// Output format (`markdown`: for a pull-request comment; `json`: schemas/plan.schema.json)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Also save the plan to FILE (JSON), for `certform apply FILE`
-    ///
-    /// The file records the plan's actions and a fingerprint of the configuration, the state
-    /// and the CA read-back it was made from; `apply FILE` refuses it once any of them changed.
+    /// Also save the plan to FILE for `certform apply FILE` (refused once the config, state or CA read-back moved)
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
