@@ -337,3 +337,66 @@ fn a_real_plan_validates_against_the_plan_schema() {
         assert!(violations(&schema, &schema, &broken, "$").len() >= 2);
     }
 }
+
+/// The CI examples parse, and their jobs run the review workflow: plan to markdown with a
+/// saved plan, then apply of that file.
+#[test]
+fn ci_examples_parse_and_run_plan_then_apply_of_the_saved_plan() {
+    let read = |name: &str| -> serde_yaml::Value {
+        let path = manifest_dir().join("examples/ci").join(name);
+        let text = std::fs::read_to_string(&path).expect("example");
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let steps = |job: &serde_yaml::Value| -> String {
+        let mut text = String::new();
+        for step in job["steps"].as_sequence().into_iter().flatten() {
+            text.push_str(step["run"].as_str().unwrap_or_default());
+            text.push('\n');
+        }
+        for line in job["script"].as_sequence().into_iter().flatten() {
+            text.push_str(line.as_str().unwrap_or_default());
+            text.push('\n');
+        }
+        text
+    };
+
+    let github = read("github-actions.yml");
+    let plan = steps(&github["jobs"]["plan"]);
+    assert!(
+        plan.contains("certform plan --format markdown --out certform.plan.json --detailed-exitcode > plan.md"),
+        "{plan}"
+    );
+    assert!(plan.contains("gh pr comment"), "{plan}");
+    let upload = github["jobs"]["plan"]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .find(|s| s["uses"].as_str() == Some("actions/upload-artifact@v4"))
+        .expect("the plan is kept as an artifact");
+    assert_eq!(upload["with"]["path"].as_str(), Some("certform.plan.json"));
+    let apply = steps(&github["jobs"]["apply"]);
+    assert!(
+        apply.contains("certform apply certform.plan.json"),
+        "{apply}"
+    );
+    assert!(github["jobs"]["apply"]["if"]
+        .as_str()
+        .is_some_and(|c| c.contains("merged == true")));
+
+    let gitlab = read("gitlab-ci.yml");
+    let plan = steps(&gitlab["certform-plan"]);
+    assert!(
+        plan.contains("certform plan --format markdown --out certform.plan.json"),
+        "{plan}"
+    );
+    assert!(plan.contains("/notes"), "{plan}");
+    assert_eq!(
+        gitlab["certform-plan"]["artifacts"]["paths"][0].as_str(),
+        Some("certform.plan.json")
+    );
+    let apply = steps(&gitlab["certform-apply"]);
+    assert!(
+        apply.contains("certform apply certform.plan.json"),
+        "{apply}"
+    );
+}
