@@ -400,3 +400,80 @@ fn ci_examples_parse_and_run_plan_then_apply_of_the_saved_plan() {
         "{apply}"
     );
 }
+
+/// Against the DigiCert simulator: a saved plan made while an email validation is pending
+/// applies while nothing moved, and is refused once the order was approved at the CA. The
+/// API key is in neither saved plan.
+#[test]
+fn a_saved_plan_is_refused_once_the_digicert_order_moved() {
+    use certform::sim::digicert::{DomainSeed, Seed};
+
+    const KEY: &str = "sim-admin-key";
+    let domain = |name: &str, pending: bool| -> DomainSeed {
+        let mut value = serde_json::json!({ "name": name });
+        if pending {
+            value["dcv_status"] = serde_json::json!("pending");
+        }
+        serde_json::from_value(value).expect("domain seed")
+    };
+    let sim = crate::digicert_sim::Sim::start(Seed {
+        random_seed: Some(11),
+        domains: vec![domain("mail.test", true)],
+        ..Seed::default()
+    });
+    let config = format!(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.dc]\nkind = \"digicert\"\n\
+         api_key = {{ env = \"DIGICERT_API_KEY\" }}\nurl = \"{}\"\n\n[certificate.mail]\n\
+         ca = \"dc\"\ncommon_name = \"mail.test\"\nproduct = \"ssl_basic\"\n\
+         organization = 112233\nvalidity = {{ days = 90 }}\ndcv = {{ method = \"email\" }}\n\
+         deploy = [{{ kind = \"files\", dir = \"out/mail\" }}]\n",
+        sim.sim().base_url()
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let env = [("DIGICERT_API_KEY", KEY)];
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+
+    for file in ["first.json", "second.json"] {
+        let plan = sandbox
+            .certform_env(&["plan", "--out", file, "--detailed-exitcode"], &env)
+            .expect(2);
+        assert!(plan.stdout.contains("wait mail"), "{}", plan.stdout);
+        let saved = std::fs::read(sandbox.path(file)).expect("saved plan");
+        assert!(
+            !String::from_utf8_lossy(&saved).contains(KEY),
+            "the API key leaked"
+        );
+        assert_eq!(certform::state::key_scan::find_private_key(&saved), None);
+        if file == "first.json" {
+            // Nothing moved: the pending order is checked again, exactly as planned.
+            let run = sandbox
+                .certform_env(&["apply", "first.json"], &env)
+                .expect(0);
+            assert!(run.stdout.contains("wait mail"), "{}", run.all());
+        }
+    }
+    let order_id = sandbox
+        .state_of("mail")
+        .get("intent")
+        .and_then(|i| i.get("order_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .expect("intent order id");
+    sim.approve_email(&order_id);
+    let run = sandbox
+        .certform_env(&["apply", "second.json"], &env)
+        .expect(1);
+    assert!(
+        run.stderr
+            .contains("error: the saved plan is stale: the CA read-back of `mail` changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !sandbox.path("out/mail/cert.pem").exists(),
+        "nothing applied"
+    );
+    assert_eq!(sim.orders_for("mail.test"), 1);
+}
