@@ -99,6 +99,17 @@ pub async fn apply(
         // moved, and no action of the fresh plan is added.
         let files = crate::workspace::config_files(&options.config_path)?;
         saved.check(&planned.fingerprint(&files, &workspace.config))?;
+        // The same inputs at the plan's own clock give the same actions, unless the file was
+        // edited: a saved plan cannot smuggle in an action its inputs do not call for.
+        let capabilities = workspace.capabilities();
+        let replanned = crate::plan::plan(&crate::plan::PlanInput {
+            certificates: &workspace.config.certificates,
+            state: &planned.state,
+            observed: &planned.observed,
+            capabilities: &capabilities,
+            now: saved.plan.now,
+        });
+        saved.check_actions(&replanned)?;
         planned.plan = saved.plan;
     }
     if planned.plan.is_empty() {

@@ -79,13 +79,18 @@ pub enum Refusal {
     },
     #[error("the saved plan is stale: {}", describe(.0))]
     Stale(Vec<Moved>),
+    #[error(
+        "the saved plan's actions are not the ones its inputs give (the file was edited, or made by another certform): {}",
+        .0.join(", ")
+    )]
+    Altered(Vec<String>),
 }
 
 impl Refusal {
     /// What to do about it.
     pub fn hint(&self) -> &'static str {
         match self {
-            Refusal::Stale(_) => {
+            Refusal::Stale(_) | Refusal::Altered(_) => {
                 "run `certform plan --out FILE` again, review the new plan, and apply that one"
             }
             _ => "make the plan again with this certform: `certform plan --out FILE`",
@@ -142,6 +147,37 @@ impl SavedPlan {
             });
         }
         serde_json::from_value(value).map_err(|e| Refusal::Unreadable(e.to_string()))
+    }
+
+    /// Refuse a plan whose actions differ from `replanned`: the plan its (unchanged) inputs
+    /// give at the plan's own clock. Names the certificates whose change differs.
+    pub fn check_actions(&self, replanned: &Plan) -> Result<(), Refusal> {
+        let names: BTreeSet<&String> = self
+            .plan
+            .changes
+            .iter()
+            .chain(&replanned.changes)
+            .map(|c| &c.certificate)
+            .collect();
+        let differ: Vec<String> = names
+            .into_iter()
+            .filter(|name| {
+                let of = |plan: &'_ Plan| -> Vec<crate::plan::Change> {
+                    plan.changes
+                        .iter()
+                        .filter(|c| &&c.certificate == name)
+                        .cloned()
+                        .collect()
+                };
+                of(&self.plan) != of(replanned)
+            })
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if differ.is_empty() {
+            Ok(())
+        } else {
+            Err(Refusal::Altered(differ))
+        }
     }
 
     /// Refuse the plan when `current` (the fingerprint of what is read now) differs.
@@ -292,6 +328,35 @@ mod tests {
             },
             fingerprint(),
         )
+    }
+
+    #[test]
+    fn actions_other_than_the_replanned_ones_are_refused_by_certificate() {
+        let change = |name: &str, action: crate::plan::Action| crate::plan::Change {
+            certificate: name.into(),
+            ca: "local".into(),
+            action,
+            reason: "r".into(),
+            deploy: vec![],
+            undeploy: vec![],
+        };
+        let mut plan = saved();
+        plan.plan.changes = vec![change("a", crate::plan::Action::Deploy)];
+        let mut replanned = plan.plan.clone();
+        assert_eq!(plan.check_actions(&replanned), Ok(()));
+        replanned
+            .changes
+            .push(change("b", crate::plan::Action::Forget));
+        assert_eq!(
+            plan.check_actions(&replanned),
+            Err(Refusal::Altered(vec!["`b`".into()]))
+        );
+        replanned.changes = vec![change("a", crate::plan::Action::Forget)];
+        assert_eq!(
+            plan.check_actions(&replanned).unwrap_err().to_string(),
+            "the saved plan's actions are not the ones its inputs give (the file was edited, \
+             or made by another certform): `a`"
+        );
     }
 
     #[test]

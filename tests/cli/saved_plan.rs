@@ -142,6 +142,42 @@ fn a_saved_plan_is_refused_once_the_ca_read_back_changed() {
 }
 
 #[test]
+fn an_edited_saved_plan_is_refused() {
+    let sandbox = saved_create_of_api();
+    let text = sandbox.read("plan.json");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("plan JSON");
+    // A revocation of `web` slipped into the reviewed file.
+    let serial = sandbox.state_field("web", "serial");
+    json["changes"]
+        .as_array_mut()
+        .expect("changes")
+        .push(serde_json::json!({
+            "certificate": "web", "ca": "local", "reason": "routine", "deploy": [], "undeploy": [],
+            "action": {
+                "action": "revoke", "serial": serial, "reason": "key_compromise",
+                "record_only": false, "forget": false, "cancel_order": null, "cancel_refund": false
+            }
+        }));
+    std::fs::write(sandbox.path("plan.json"), json.to_string()).expect("write");
+    let run = sandbox.certform(&["apply", "plan.json"]).expect(1);
+    assert!(
+        run.stderr.contains(
+            "error: the saved plan's actions are not the ones its inputs give (the file was edited, or made by another certform): `web`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(sandbox.orders_for("api.example.test"), 0, "nothing applied");
+    assert!(
+        sandbox
+            .local_orders()
+            .iter()
+            .all(|o| o["status"] != "revoked"),
+        "web was not revoked"
+    );
+}
+
+#[test]
 fn a_saved_plan_of_another_format_version_is_refused() {
     let sandbox = saved_create_of_api();
     let text = sandbox.read("plan.json");
