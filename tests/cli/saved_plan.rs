@@ -513,3 +513,41 @@ fn a_saved_plan_is_refused_once_the_digicert_order_moved() {
     );
     assert_eq!(sim.orders_for("mail.test"), 1);
 }
+
+/// Against Pebble: what refresh reads back from an ACME CA (orders, the ARI renewal window)
+/// is stable between plan and apply, so a saved plan applies when nothing moved.
+#[test]
+fn a_saved_plan_applies_against_pebble() {
+    let pebble = crate::pebble::Pebble::start();
+    drop(pebble.take_http_listener());
+    let certificate = |name: &str| {
+        format!(
+            "\n[certificate.{name}]\ncommon_name = \"{name}.example.test\"\n\
+             dcv = {{ method = \"http\", listen = \"127.0.0.1:{}\" }}\n\
+             deploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
+            pebble.http_port()
+        )
+    };
+    let account = format!(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.pebble]\nkind = \"acme\"\n\
+         directory = \"{}\"\ncontact = [\"ops@example.test\"]\nca_bundle = \"{}\"\n",
+        pebble.directory_url(),
+        pebble.ca_bundle().display()
+    );
+    let sandbox = Sandbox::with_config(&format!("{account}{}", certificate("web")));
+    sandbox.apply().expect(0);
+    sandbox.write_config(&format!(
+        "{account}{}{}",
+        certificate("web"),
+        certificate("api")
+    ));
+    let plan = sandbox
+        .certform(&["plan", "--out", "plan.json", "--detailed-exitcode"])
+        .expect(2);
+    assert!(plan.stdout.contains("+ create api"), "{}", plan.stdout);
+    let saved = sandbox.read("plan.json");
+    assert!(saved.contains("\"web\""), "web is read back: {saved}");
+    let run = sandbox.certform(&["apply", "plan.json"]).expect(0);
+    assert!(run.stdout.contains("✓ create api"), "{}", run.all());
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+}

@@ -6,8 +6,9 @@
 //!
 //! Runs are hermetic (the sandbox's clean environment) with the clock pinned by `CERTFORM_NOW`.
 //! What still differs between runs and machines is replaced before comparing: the sandbox's
-//! paths (`[WORK]`, `[HOME]`), times (`[TIME]`), serials (`[SERIAL]`), fingerprints, hex ids
-//! such as commit hashes (`[HEX]`), durations (`[DURATION]`) and loopback ports (`[PORT]`).
+//! paths (`[WORK]`, `[HOME]`), times (`[TIME]`), serials (`[SERIAL]`), the version in plan
+//! documents (`[VERSION]`), fingerprints, hex ids such as commit hashes (`[HEX]`), durations
+//! (`[DURATION]`) and loopback ports (`[PORT]`).
 
 use certform::sim::digicert::{self as sim, Seed};
 
@@ -66,6 +67,10 @@ const FILTERS: &[(&str, &str)] = &[
     ),
     (r"\bserial [0-9A-Fa-f:]+", "serial [SERIAL]"),
     (r#""serial": "[0-9A-Fa-f:]+""#, r#""serial": "[SERIAL]""#),
+    (
+        r#""certform_version": "[^"]+""#,
+        r#""certform_version": "[VERSION]""#,
+    ),
     (r"\b([0-9A-Fa-f]{2}:){7,}[0-9A-Fa-f]{2}\b", "[FINGERPRINT]"),
     (r"\b[0-9a-f]{12,}\b", "[HEX]"),
     (r"\b[0-9A-F]{12,}\b", "[HEX]"),
