@@ -61,6 +61,12 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             Failure::new(format!("cannot write the plan to `{}`", out.display()))
                 .caused_by(e.to_string())
         })?;
+        // On stderr: stdout stays the plan alone (a PR comment body).
+        eprintln!(
+            "plan saved to `{}`; to carry out exactly these actions, run: certform apply {}",
+            out.display(),
+            out.display()
+        );
     }
     match args.format {
         Format::Markdown => print!("{}", crate::plan::markdown::render(&planned.plan)),

@@ -36,6 +36,13 @@ fn saved_create_of_api() -> Sandbox {
         .certform(&["plan", "--out", "plan.json", "--detailed-exitcode"])
         .expect(2);
     assert!(plan.stdout.contains("+ create api"), "{}", plan.stdout);
+    assert!(
+        plan.stderr.contains(
+            "plan saved to `plan.json`; to carry out exactly these actions, run: certform apply plan.json"
+        ),
+        "{}",
+        plan.stderr
+    );
     sandbox
 }
 
