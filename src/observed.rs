@@ -112,7 +112,7 @@ pub struct OrderView {
     pub dcv: Vec<DcvStatus>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
@@ -148,7 +148,7 @@ impl OrderStatus {
 }
 
 /// Validation status of one domain of a pending order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DcvStatus {
     pub domain: String,
     pub method: String,

@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 /// A certificate serial number, normalised (`00:8F:01`, `8f01` and `008F01` are one serial).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(from = "String", into = "String")]
+#[schemars(with = "String")]
 pub struct Serial(String);
 
 impl Serial {

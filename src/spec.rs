@@ -146,7 +146,9 @@ pub enum OnRemove {
 }
 
 /// RFC 5280 revocation reasons that a subscriber may request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     #[default]

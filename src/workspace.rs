@@ -167,6 +167,22 @@ pub fn load_config(path: &Path) -> Result<Config, Error> {
     config::load(&sources).map_err(Error::Invalid)
 }
 
+/// The configuration files at `path` as (file name, text), sorted: what a saved plan's
+/// fingerprint digests, independent of where the repository is checked out.
+pub fn config_files(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    Ok(read_sources(path)?
+        .into_iter()
+        .map(|source| {
+            let name = source
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, source.text)
+        })
+        .collect())
+}
+
 /// Where private keys live: `state.keys_dir`, or by default a directory outside every
 /// repository, `$XDG_DATA_HOME/certform/keys/<digest of the state repo path>`.
 pub fn keys_dir(config: &Config) -> PathBuf {
@@ -213,6 +229,20 @@ pub enum RunError {
     Apply(#[from] crate::apply::Error),
     #[error(transparent)]
     Selection(#[from] crate::plan::UnknownName),
+    #[error(transparent)]
+    SavedPlan(#[from] crate::apply::saved::Refusal),
+}
+
+impl Planned {
+    /// The fingerprint of this plan's inputs (see `apply::saved`); `files` as
+    /// `config_files` reads them.
+    pub fn fingerprint(
+        &self,
+        files: &[(String, String)],
+        config: &Config,
+    ) -> crate::apply::saved::Fingerprint {
+        crate::apply::saved::Fingerprint::compute(files, config, &self.state, &self.observed)
+    }
 }
 
 impl Workspace {

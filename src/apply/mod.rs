@@ -5,6 +5,7 @@ mod executor;
 mod failure;
 mod recover;
 mod run;
+pub mod saved;
 
 pub use executor::{
     error_chain, random_hex, Error, Executor, FailPoints, Outcome, ProgressCallback, Report,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::saved::SavedPlan;
 use super::{Executor, FailPoints, ProgressCallback, Report, RetryPolicy};
 use crate::keys::KeyStore;
 use crate::plan::Plan;
@@ -36,6 +37,8 @@ pub struct ApplyOptions {
     pub selection: crate::plan::Selection,
     /// Record in state what refresh found at the CAs and act on nothing (`--refresh-only`).
     pub refresh_only: bool,
+    /// Carry out this saved plan instead of a new one, refusing it when its inputs changed.
+    pub saved: Option<SavedPlan>,
 }
 
 /// Something the caller may want to show while the run goes on.
@@ -103,7 +106,12 @@ pub async fn apply(
     let mut accounts =
         crate::ca::open_accounts(&workspace.config, &workspace.keys_dir, workspace.now, false)
             .await?;
-    let mut planned = workspace.plan(state, &accounts, &options.selection).await;
+    // A saved plan is replanned with the selection it was made with (`--target`/`--replace`).
+    let selection = match &options.saved {
+        Some(saved) => saved.selection(),
+        None => options.selection.clone(),
+    };
+    let mut planned = workspace.plan(state, &accounts, &selection).await;
     if options.refresh_only {
         let refresh = crate::plan::refresh_only::refresh_only(
             &planned.state,
@@ -115,6 +123,27 @@ pub async fn apply(
         }
         let commit = store.commit("certform apply --refresh-only: record what the CAs hold")?;
         return Ok(ApplyReport::Refreshed { refresh, commit });
+    }
+    if let Some(saved) = options.saved {
+        // Exactly the reviewed plan, or nothing: the inputs it was made from must not have
+        // moved, and no action of the fresh plan is added.
+        let files = crate::workspace::config_files(&options.config_path)?;
+        saved.check(&planned.fingerprint(&files, &workspace.config))?;
+        // The same inputs at the plan's own clock give the same actions, unless the file was
+        // edited: a saved plan cannot smuggle in an action its inputs do not call for.
+        let capabilities = workspace.capabilities();
+        let mut certificates = workspace.config.certificates.clone();
+        certificates.retain(|name, _| selection.includes(name));
+        let replanned = crate::plan::plan(&crate::plan::PlanInput {
+            certificates: &certificates,
+            state: &planned.state,
+            observed: &planned.observed,
+            capabilities: &capabilities,
+            replace: &selection.replace,
+            now: saved.plan.now,
+        });
+        saved.check_actions(&replanned)?;
+        planned.plan = saved.plan;
     }
     if planned.plan.is_empty() {
         // Renewal windows just learned, or state a run killed before its commit left behind.
@@ -219,6 +248,7 @@ deploy = [{ kind = "files", dir = "out/web" }]
             progress: None,
             selection: crate::plan::Selection::default(),
             refresh_only: false,
+            saved: None,
         }
     }
 

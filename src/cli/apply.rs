@@ -13,6 +13,12 @@ use crate::plan::Plan;
 /// Refresh, plan, and carry out the plan; then commit the new state to git
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A plan saved by `certform plan --out FILE`: carry out exactly its actions, without
+    /// asking (it was reviewed), and refuse it when the configuration, the state or the CA
+    /// read-back it was made from changed
+    #[arg(value_name = "PLAN_FILE", conflicts_with_all = ["targets", "replace", "refresh_only"])]
+    pub plan: Option<std::path::PathBuf>,
+
     /// Apply without asking for confirmation (required when not on a terminal)
     #[arg(long)]
     pub auto_approve: bool,
@@ -42,6 +48,8 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             }
         }) as apply::ProgressCallback
     };
+    let saved = args.plan.as_deref().map(read_saved).transpose()?;
+    let approved = args.auto_approve || saved.is_some();
     let options = ApplyOptions {
         config_path: context.config_path.clone(),
         now: context.now,
@@ -52,12 +60,13 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         progress: Some(on_done),
         selection: args.selection.selection(),
         refresh_only: args.selection.refresh_only,
+        saved,
     };
     let mut notify = |notice: Notice| super::unlock::print_notice(context, notice);
     let mut refusal = None;
     let confirm = |plan: &Plan| {
         print_plan(context, plan);
-        if !args.auto_approve {
+        if !approved {
             if let Err(failure) = ask() {
                 refusal = Some(failure);
                 return false;
@@ -139,6 +148,19 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Read a saved plan, refusing one of another format version.
+fn read_saved(path: &std::path::Path) -> Result<apply::saved::SavedPlan, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(format!("cannot read the saved plan `{}`", path.display()))
+            .caused_by(e.to_string())
+    })?;
+    apply::saved::SavedPlan::parse(&text).map_err(|refusal| {
+        Failure::new(format!("cannot apply `{}`", path.display()))
+            .caused_by(refusal.to_string())
+            .hint(refusal.hint())
+    })
 }
 
 /// One failed certificate for stderr: `error:`, each cause once, the hint.

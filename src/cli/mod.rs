@@ -327,6 +327,9 @@ impl From<workspace::RunError> for Failure {
             workspace::RunError::Dns(inner) => Failure::from_error(&inner),
             workspace::RunError::Apply(inner) => Failure::from_error(&inner),
             workspace::RunError::Selection(inner) => Failure::from_error(&inner),
+            workspace::RunError::SavedPlan(refusal) => {
+                Failure::new(refusal.to_string()).hint(refusal.hint())
+            }
         };
         match hint {
             Some(hint) => failure.hint(hint),

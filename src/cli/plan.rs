@@ -1,8 +1,11 @@
 //! `certform plan`.
 
+use std::path::PathBuf;
+
 use clap::ValueEnum;
 
 use super::{Context, Failure, EXIT_CHANGES, EXIT_OK};
+use crate::apply::saved::SavedPlan;
 use crate::plan::render::{self, TextOptions};
 
 /// Show what apply would do: refresh what the CAs hold and compare with the configuration
@@ -12,9 +15,13 @@ pub struct Args {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// Output format
+    /// Output format (`markdown`: for a pull-request comment; `json`: schemas/plan.schema.json)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Also save the plan to FILE for `certform apply FILE` (refused once the config, state or CA read-back moved)
+    #[arg(long, value_name = "FILE", conflicts_with = "refresh_only")]
+    pub out: Option<PathBuf>,
 
     #[command(flatten)]
     pub selection: SelectionArgs,
@@ -48,6 +55,7 @@ impl SelectionArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
+    Markdown,
     Json,
 }
 
@@ -91,7 +99,9 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             workspace.now,
         );
         match args.format {
-            Format::Text => print!("{}", crate::plan::refresh_only::render(&refresh)),
+            Format::Text | Format::Markdown => {
+                print!("{}", crate::plan::refresh_only::render(&refresh))
+            }
             Format::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&refresh.observations)
@@ -104,7 +114,26 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             EXIT_OK
         });
     }
+    let files = crate::workspace::config_files(&context.config_path).map_err(Failure::from)?;
+    let saved = SavedPlan::new(
+        planned.plan.clone(),
+        planned.fingerprint(&files, &workspace.config),
+    )
+    .with_selection(&selection);
+    if let Some(out) = &args.out {
+        crate::atomic_file::write(out, saved.to_json().as_bytes(), 0o644).map_err(|e| {
+            Failure::new(format!("cannot write the plan to `{}`", out.display()))
+                .caused_by(e.to_string())
+        })?;
+        // On stderr: stdout stays the plan alone (a PR comment body).
+        eprintln!(
+            "plan saved to `{}`; to carry out exactly these actions, run: certform apply {}",
+            out.display(),
+            out.display()
+        );
+    }
     match args.format {
+        Format::Markdown => print!("{}", crate::plan::markdown::render(&planned.plan)),
         Format::Text => print!(
             "{}",
             render::text(
@@ -114,7 +143,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 }
             )
         ),
-        Format::Json => print!("{}", render::json(&planned.plan)),
+        Format::Json => print!("{}", saved.to_json()),
     }
     if args.detailed_exitcode && !planned.plan.is_empty() {
         Ok(EXIT_CHANGES)

@@ -3,11 +3,13 @@
 //! A `Plan` is plain data. The executor carries out exactly the plan it was given and never
 //! re-decides. Nothing in this module performs I/O or reads the clock.
 
+pub mod markdown;
 pub mod planner;
 pub mod refresh_only;
 pub mod render;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::observed::{DcvStatus, OrderStatus};
@@ -95,9 +97,10 @@ impl Selection {
 }
 
 /// Everything `apply` will do, with a reason for each step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub now: OffsetDateTime,
     /// One entry per certificate that needs work, sorted by certificate name.
     pub changes: Vec<Change>,
@@ -108,7 +111,7 @@ pub struct Plan {
     pub unchanged: Vec<String>,
     /// Settings certform had to override to stay safe (e.g. a `renew_before` longer than the
     /// lifetime the CA actually issued), sorted by certificate name.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
 }
 
@@ -133,7 +136,7 @@ impl Plan {
 }
 
 /// The work planned for one certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     pub certificate: String,
     /// The CA account that will be contacted (the config's CA; for removed certificates the
@@ -151,7 +154,7 @@ pub struct Change {
 }
 
 /// One planned step. Destructive ones (`Revoke`, `Cancel`) are marked loudly by renderers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Order a certificate that state does not have.
@@ -181,6 +184,7 @@ pub enum Action {
         /// The serial being replaced, for display (empty when state holds none).
         serial: String,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "String")]
         not_after: OffsetDateTime,
     },
     /// The spec changed in a way the issued certificate does not reflect.
@@ -237,6 +241,64 @@ impl Action {
         ORDER.iter().position(|v| *v == verb).unwrap_or(ORDER.len())
     }
 
+    /// The action's particulars in one line (order, serial, revocation reason, ...), empty
+    /// when the verb says it all. Renderers that know nothing else of an action (the markdown
+    /// table) show this, so a new action renders without changing them.
+    pub fn detail(&self) -> String {
+        match self {
+            Action::Create {
+                key,
+                validity,
+                sans,
+                ..
+            } => format!("{} name(s), key {key}, validity {validity}", sans.len()),
+            Action::Adopt { order_id, status } => {
+                format!("order {order_id} ({})", status.as_str())
+            }
+            Action::Wait { order_id, .. } | Action::Fetch { order_id } => {
+                format!("order {order_id}")
+            }
+            Action::Renew { serial, .. } if serial.is_empty() => String::new(),
+            Action::Renew { serial, .. } => format!("replaces serial {serial}"),
+            Action::Reissue { same_order, .. } => if *same_order {
+                "same order"
+            } else {
+                "new order"
+            }
+            .to_string(),
+            Action::Revoke {
+                serial,
+                reason,
+                record_only,
+                forget,
+                cancel_order,
+                ..
+            } => {
+                let mut detail = format!("serial {serial}, reason {}", reason.as_str());
+                if *record_only {
+                    detail.push_str(", already revoked at the CA (state only)");
+                }
+                if let Some(order_id) = cancel_order {
+                    detail.push_str(&format!(", then cancel order {order_id}"));
+                }
+                if *forget {
+                    detail.push_str(", then forget");
+                }
+                detail
+            }
+            Action::Cancel {
+                order_id,
+                forget,
+                refund,
+            } => format!(
+                "order {order_id}, refund {}{}",
+                if *refund { "yes" } else { "no" },
+                if *forget { ", then forget" } else { "" }
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// Irreversible at the CA.
     pub fn is_destructive(&self) -> bool {
         matches!(
@@ -263,7 +325,7 @@ impl Action {
 }
 
 /// One issuance field that differs between state and config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FieldChange {
     pub field: String,
     pub old: Option<String>,
@@ -272,14 +334,14 @@ pub struct FieldChange {
 
 /// A setting of one certificate that the plan does not follow as written, and what it does
 /// instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Warning {
     pub certificate: String,
     pub message: String,
 }
 
 /// A certificate left alone this run, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Blocked {
     pub certificate: String,
     /// What would have been done.

@@ -1,4 +1,5 @@
-//! Renderers of a `Plan`: coloured text for terminals, JSON for machines.
+//! Renderers of a `Plan`: coloured text for terminals, JSON for machines (Markdown for pull
+//! requests is in `plan::markdown`).
 //!
 //! Pure string building: colour is an option passed in (the CLI decides from `NO_COLOR` and
 //! the terminal), never detected here.
@@ -257,7 +258,8 @@ fn render_field_diff(out: &mut String, p: &Painter, changes: &[FieldChange]) {
     }
 }
 
-/// The plan as JSON (stable field order, for tools and CI).
+/// The bare plan as JSON (stable field order). The CLI prints the versioned plan document
+/// instead (`apply::saved::SavedPlan`: this plus `format_version` and the fingerprint).
 pub fn json(plan: &Plan) -> String {
     let mut text = serde_json::to_string_pretty(plan).unwrap_or_else(|_| "{}".to_string());
     text.push('\n');

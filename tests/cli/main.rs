@@ -37,6 +37,7 @@ mod remote_redaction;
 mod renewal_loop;
 mod rfc2136;
 mod sandbox;
+mod saved_plan;
 mod sim_digicert;
 mod snapshots;
 mod state_repo;

@@ -6,8 +6,9 @@
 //!
 //! Runs are hermetic (the sandbox's clean environment) with the clock pinned by `CERTFORM_NOW`.
 //! What still differs between runs and machines is replaced before comparing: the sandbox's
-//! paths (`[WORK]`, `[HOME]`), times (`[TIME]`), serials (`[SERIAL]`), fingerprints, hex ids
-//! such as commit hashes (`[HEX]`), durations (`[DURATION]`) and loopback ports (`[PORT]`).
+//! paths (`[WORK]`, `[HOME]`), times (`[TIME]`), serials (`[SERIAL]`), the version in plan
+//! documents (`[VERSION]`), fingerprints, hex ids such as commit hashes (`[HEX]`), durations
+//! (`[DURATION]`) and loopback ports (`[PORT]`).
 
 use certform::sim::digicert::{self as sim, Seed};
 
@@ -66,6 +67,10 @@ const FILTERS: &[(&str, &str)] = &[
     ),
     (r"\bserial [0-9A-Fa-f:]+", "serial [SERIAL]"),
     (r#""serial": "[0-9A-Fa-f:]+""#, r#""serial": "[SERIAL]""#),
+    (
+        r#""certform_version": "[^"]+""#,
+        r#""certform_version": "[VERSION]""#,
+    ),
     (r"\b([0-9A-Fa-f]{2}:){7,}[0-9A-Fa-f]{2}\b", "[FINGERPRINT]"),
     (r"\b[0-9a-f]{12,}\b", "[HEX]"),
     (r"\b[0-9A-F]{12,}\b", "[HEX]"),
@@ -205,6 +210,11 @@ fn validate_plan_and_status_of_the_quickstart() {
         &["plan", "--format", "json"],
     );
     snapshot(
+        "plan_quickstart_markdown",
+        &sandbox,
+        &["plan", "--format", "markdown"],
+    );
+    snapshot(
         "plan_quickstart_detailed_exitcode",
         &sandbox,
         &["plan", "--detailed-exitcode"],
@@ -239,11 +249,53 @@ fn apply_of_the_quickstart_then_no_changes_then_renewal() {
         &[],
     );
     snapshot_at(
+        "plan_quickstart_renewal_due_markdown",
+        &sandbox,
+        &["plan", "--format", "markdown"],
+        LATER,
+        &[],
+    );
+    snapshot_at(
         "status_quickstart_renewal_due",
         &sandbox,
         &["status"],
         LATER,
         &[],
+    );
+}
+
+/// The PR comment of a change that reissues one certificate and revokes another (shown in
+/// the README), and the same plan as JSON.
+#[test]
+fn markdown_and_json_plans_of_a_reissue_and_a_revocation() {
+    let sandbox = Sandbox::with_config(QUICKSTART);
+    snapshot_at(
+        "apply_quickstart_for_review",
+        &sandbox,
+        &["apply", "--auto-approve"],
+        NOW,
+        &[],
+    );
+    sandbox.write_config(
+        &QUICKSTART
+            .replace(
+                r#"sans = ["example.test"]"#,
+                r#"sans = ["example.test", "shop.example.test"]"#,
+            )
+            .replace(
+                r#"renew_before = "10d""#,
+                "renew_before = \"10d\"\nrevoke = true\nrevoke_reason = \"superseded\"",
+            ),
+    );
+    snapshot(
+        "plan_reissue_and_revoke_markdown",
+        &sandbox,
+        &["plan", "--format", "markdown", "--detailed-exitcode"],
+    );
+    snapshot(
+        "plan_reissue_and_revoke_json",
+        &sandbox,
+        &["plan", "--format", "json"],
     );
 }
 
