@@ -3,7 +3,7 @@
 //! at every fail point, faults, read-only accounts, plan-time checks, `ca test`, `ca info` and
 //! `import`.
 
-use certform::sim::digicert::{DomainSeed, Faults, OrderSeed, Seed};
+use certform::sim::digicert::{DomainSeed, Faults, Limits, OrderSeed, RateWindow, Seed};
 
 use crate::bind::{Bind, ZoneSpec};
 use crate::digicert_sim::Sim;
@@ -161,6 +161,17 @@ fn email_validation_waits_then_completes_after_approval() {
 #[test]
 fn killed_apply_at_every_fail_point_orders_exactly_once() {
     let sim = Sim::start(seed());
+    // Three runs per fail point in a few seconds pass the default 100 requests per 5 s on an
+    // idle machine (429s that pass under load): rate limits are tested elsewhere.
+    sim.sim()
+        .set_limits(Limits {
+            windows: vec![RateWindow {
+                requests: 1_000_000,
+                seconds: 1,
+            }],
+            retry_after_header: false,
+        })
+        .expect("limits");
     for (index, point) in certform::apply::FailPoints::ALL.iter().enumerate() {
         let name = format!("c{index}.example.test");
         let config = format!(

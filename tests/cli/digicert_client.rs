@@ -458,6 +458,9 @@ async fn refresh_of_ten_thousand_orders() {
         assert_eq!(views.iter().flatten().count(), 10_000);
         println!("{run}: {elapsed:?}, {requests} requests");
         assert!(requests <= 15, "{requests} requests");
-        assert!(elapsed < StdDuration::from_secs(2), "{elapsed:?}");
+        // The request count above is the measure; the time only catches work that grows with
+        // the orders beyond reason (one request each would take 200 s at 20 ms), with room
+        // for a machine busy with other builds.
+        assert!(elapsed < StdDuration::from_secs(20), "{elapsed:?}");
     }
 }

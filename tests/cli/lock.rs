@@ -50,6 +50,32 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The wait a busy-lock error reports (`...; waited 1.3s`), in seconds.
+#[track_caller]
+fn reported_wait(stderr: &str) -> f64 {
+    let (_, rest) = stderr
+        .split_once("; waited ")
+        .unwrap_or_else(|| panic!("no wait reported: {stderr}"));
+    let (seconds, _) = rest
+        .split_once('s')
+        .unwrap_or_else(|| panic!("no unit after the wait: {stderr}"));
+    seconds
+        .parse()
+        .unwrap_or_else(|_| panic!("unreadable wait `{seconds}`: {stderr}"))
+}
+
+/// Asserts that a run gave up on a busy lock after waiting out `--lock-timeout 1s`: at least
+/// the second it was given (the exact figure grows with the machine's load), and not
+/// indefinitely.
+#[track_caller]
+fn assert_waited_out_one_second(stderr: &str) {
+    let waited = reported_wait(stderr);
+    assert!(
+        (1.0..30.0).contains(&waited),
+        "waited {waited}s for a 1s lock timeout: {stderr}"
+    );
+}
+
 /// Field 22 of `/proc/PID/stat`: the process's start time in clock ticks after boot.
 fn start_time(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
@@ -265,7 +291,7 @@ fn a_live_process_recorded_as_holder_blocks_until_its_pid_is_reused() {
     let waited = sandbox
         .certform(&["apply", "--auto-approve", "--lock-timeout", "1s"])
         .expect(1);
-    assert!(waited.stderr.contains("; waited 1."), "{}", waited.stderr);
+    assert_waited_out_one_second(&waited.stderr);
     assert_eq!(sandbox.read(LOCK), lock, "the lock is left as it was");
 
     // The same pid with another start time is another process: the holder is dead.
@@ -477,10 +503,11 @@ fn import_waits_for_reports_and_takes_over_the_lock_like_apply() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("which is still running; waited 1."),
+        run.stderr.contains("which is still running; waited "),
         "{}",
         run.stderr
     );
+    assert_waited_out_one_second(&run.stderr);
     assert_eq!(sandbox.read(LOCK), lock);
 
     sleeper.stop();

@@ -395,12 +395,14 @@ async fn wait_for_txt_returns_once_every_server_has_the_value() {
         &[first.addr, second.addr],
         name,
         "token",
-        Duration::from_secs(5),
+        Duration::from_secs(60),
         Duration::from_millis(100),
     )
     .await
     .expect("propagated");
-    assert!(started.elapsed() < Duration::from_secs(1));
+    // Returns as soon as every server answers, far before the timeout even on a loaded machine.
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
 }
 
 #[tokio::test]
@@ -429,8 +431,10 @@ async fn wait_for_txt_names_the_servers_that_lack_the_value() {
     .unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(err.class, ErrorClass::Transient, "{}", err.message);
+    // Gives up once the 600 ms are spent, not before, and does not hang (the upper bound
+    // leaves room for a loaded machine).
     assert!(
-        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(2),
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(20),
         "{elapsed:?}"
     );
     assert!(

@@ -1,0 +1,269 @@
+//! The order database: one JSON file per order under `orders/`, written atomically under the
+//! CA's lock, and the order operations (place, reissue, revoke) on it.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::issue::{normalise_names, random_bytes, whole_seconds};
+use super::{io_error, Inner, LocalOrder, LocalOrderStatus, PreviousCertificate, LOCK_FILE};
+use crate::ca::{CaError, ErrorClass, OrderRequest, RevokeOutcome};
+use crate::observed::OrderView;
+use crate::serial::Serial;
+use crate::spec::RevocationReason;
+
+impl Inner {
+    pub(super) fn rejected(&self, message: impl Into<String>) -> CaError {
+        CaError::new(
+            ErrorClass::Rejected,
+            format!("local CA `{}`: {}", self.name, message.into()),
+        )
+    }
+
+    pub(super) fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
+        let leaf = self.sign(request)?;
+        self.with_lock(|| {
+            let order_id = self.new_order_id()?;
+            let order = LocalOrder {
+                order_id,
+                tag: request.tag.clone(),
+                status: LocalOrderStatus::Issued,
+                common_name: request.common_name.clone(),
+                sans: normalise_names(&request.sans),
+                serial: leaf.serial,
+                not_before: leaf.not_before,
+                not_after: leaf.not_after,
+                chain_pem: leaf.chain_pem,
+                certificate_id: leaf.certificate_id,
+                created: whole_seconds(request.now),
+                renewal_of: request.renewal_of.clone(),
+                revocation_reason: None,
+                revoked_at: None,
+                previous_certificates: Vec::new(),
+            };
+            self.store(&order)?;
+            Ok(order.view())
+        })
+    }
+
+    pub(super) fn reissue(
+        &self,
+        order_id: &str,
+        request: &OrderRequest,
+    ) -> Result<OrderView, CaError> {
+        // Check first so a bad order id is reported before any signing work.
+        self.load_existing(order_id)?;
+        let leaf = self.sign(request)?;
+        self.with_lock(|| {
+            let mut order = self.load_existing(order_id)?;
+            match order.status {
+                LocalOrderStatus::Issued => {}
+                LocalOrderStatus::Revoked => {
+                    return Err(self.rejected(format!(
+                        "order `{order_id}` is revoked and cannot be reissued"
+                    )))
+                }
+                LocalOrderStatus::Canceled => {
+                    return Err(self.rejected(format!(
+                        "order `{order_id}` is canceled and cannot be reissued"
+                    )))
+                }
+            }
+            order.previous_certificates.push(PreviousCertificate {
+                certificate_id: order.certificate_id.clone(),
+                serial: order.serial.clone(),
+                tag: order.tag.clone(),
+                not_after: order.not_after,
+                replaced_at: whole_seconds(request.now),
+            });
+            order.tag = request.tag.clone();
+            order.common_name = request.common_name.clone();
+            order.sans = normalise_names(&request.sans);
+            order.serial = leaf.serial;
+            order.not_before = leaf.not_before;
+            order.not_after = leaf.not_after;
+            order.chain_pem = leaf.chain_pem;
+            order.certificate_id = leaf.certificate_id;
+            self.store(&order)?;
+            Ok(order.view())
+        })
+    }
+
+    pub(super) fn revoke(
+        &self,
+        order_id: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<RevokeOutcome, CaError> {
+        self.with_lock(|| {
+            let mut order = self.load_existing(order_id)?;
+            match order.status {
+                LocalOrderStatus::Issued => {}
+                // Asked again for the same certificate (a run that died before recording the
+                // revocation): done, as at the other CAs.
+                LocalOrderStatus::Revoked if *serial == order.serial => {
+                    return Ok(RevokeOutcome::Revoked)
+                }
+                LocalOrderStatus::Revoked => {
+                    return Err(self.rejected(format!("order `{order_id}` is already revoked")))
+                }
+                LocalOrderStatus::Canceled => {
+                    return Err(self.rejected(format!(
+                        "order `{order_id}` was canceled; there is nothing to revoke"
+                    )))
+                }
+            }
+            if *serial != order.serial {
+                let replaced = order
+                    .previous_certificates
+                    .iter()
+                    .any(|previous| previous.serial == *serial);
+                let detail = if replaced {
+                    "was replaced by a reissue; only the current certificate can be revoked"
+                } else {
+                    "does not belong to this order"
+                };
+                return Err(
+                    self.rejected(format!("serial `{serial}` of order `{order_id}` {detail}"))
+                );
+            }
+            order.status = LocalOrderStatus::Revoked;
+            order.revocation_reason = Some(reason);
+            order.revoked_at = Some(whole_seconds(OffsetDateTime::now_utc()));
+            self.store(&order)?;
+            Ok(RevokeOutcome::Revoked)
+        })
+    }
+
+    /// Run `work` holding the in-process mutex and the database's file lock.
+    fn with_lock<T>(&self, work: impl FnOnce() -> Result<T, CaError>) -> Result<T, CaError> {
+        // A poisoned mutex only means another thread panicked; the files are still consistent
+        // because every write is atomic.
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock_path = self.orders_dir.join(LOCK_FILE);
+        let _file_lock = crate::atomic_file::FileLock::acquire(&lock_path)
+            .map_err(|error| io_error(&self.name, "lock", &lock_path, error))?;
+        work()
+    }
+
+    fn new_order_id(&self) -> Result<String, CaError> {
+        loop {
+            let order_id = format!("lo-{}", hex::encode(random_bytes::<6>()?));
+            if !self.order_path(&order_id).exists() {
+                return Ok(order_id);
+            }
+        }
+    }
+
+    fn order_path(&self, order_id: &str) -> PathBuf {
+        self.orders_dir.join(format!("{order_id}.json"))
+    }
+
+    fn store(&self, order: &LocalOrder) -> Result<(), CaError> {
+        let path = self.order_path(&order.order_id);
+        let mut json = serde_json::to_vec_pretty(order).map_err(|error| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!("failed to encode order `{}`", order.order_id),
+            )
+            .with_source(error)
+        })?;
+        json.push(b'\n');
+        crate::atomic_file::write(&path, &json, 0o600)
+            .map_err(|error| io_error(&self.name, "write", &path, error))
+    }
+
+    /// Load an order the caller named; unknown (or malformed) ids are `Rejected`.
+    pub(super) fn load_existing(&self, order_id: &str) -> Result<LocalOrder, CaError> {
+        if !is_order_id(order_id) {
+            return Err(self.rejected(format!("no such order `{order_id}`")));
+        }
+        let path = self.order_path(order_id);
+        match fs::read(&path) {
+            Ok(bytes) => self.parse_order(&path, &bytes),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                Err(self.rejected(format!("no such order `{order_id}`")))
+            }
+            Err(error) => Err(io_error(&self.name, "read", &path, error)),
+        }
+    }
+
+    fn parse_order(&self, path: &Path, bytes: &[u8]) -> Result<LocalOrder, CaError> {
+        serde_json::from_slice(bytes).map_err(|error| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!(
+                    "local CA `{}`: order file `{}` is corrupt",
+                    self.name,
+                    path.display()
+                ),
+            )
+            .with_source(error)
+        })
+    }
+
+    /// Every order, sorted by id (the "index" of the database is a directory scan).
+    pub(super) fn load_all(&self) -> Result<Vec<LocalOrder>, CaError> {
+        let entries = fs::read_dir(&self.orders_dir)
+            .map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
+        let mut orders = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
+            let file_name = entry.file_name();
+            let Some(stem) = file_name
+                .to_str()
+                .and_then(|name| name.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            if !is_order_id(stem) {
+                continue;
+            }
+            let path = entry.path();
+            match fs::read(&path) {
+                Ok(bytes) => orders.push(self.parse_order(&path, &bytes)?),
+                // Lost a race with nothing: orders are never deleted, but be tolerant.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io_error(&self.name, "read", &path, error)),
+            }
+        }
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(orders)
+    }
+}
+
+pub(super) fn corrupt(
+    name: &str,
+    file: &str,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> CaError {
+    CaError::new(
+        ErrorClass::Protocol,
+        format!("local CA `{name}`: `{file}` cannot be read"),
+    )
+    .with_source(error)
+}
+
+pub(super) fn local_status_name(status: LocalOrderStatus) -> &'static str {
+    match status {
+        LocalOrderStatus::Issued => "issued",
+        LocalOrderStatus::Revoked => "revoked",
+        LocalOrderStatus::Canceled => "canceled",
+    }
+}
+
+/// `lo-` followed by 12 lowercase hex digits (also keeps ids from naming other paths).
+pub(super) fn is_order_id(order_id: &str) -> bool {
+    order_id.strip_prefix("lo-").is_some_and(|rest| {
+        rest.len() == 12
+            && rest
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    })
+}
