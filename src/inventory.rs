@@ -507,6 +507,7 @@ mod tests {
             on_remove: OnRemove::Forget,
             revoke: None,
             prevent_destroy: false,
+            revoke_reason: None,
             dcv,
             deploy: Vec::new(),
             ca_options: BTreeMap::new(),
@@ -537,6 +538,7 @@ mod tests {
             spec_fields: BTreeMap::new(),
             on_remove: OnRemove::Forget,
             prevent_destroy: false,
+            revoke_reason: None,
             intent: None,
             deployments: BTreeMap::new(),
             renewal_window: None,
@@ -808,6 +810,7 @@ mod tests {
                     observed: &crate::observed::Observed::default(),
                     capabilities: &BTreeMap::new(),
                     now,
+                    thresholds: crate::plan::Thresholds::default(),
                 });
                 plan.changes
                     .iter()

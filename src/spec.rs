@@ -142,6 +142,16 @@ pub enum OnRemove {
     Revoke,
 }
 
+impl OnRemove {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnRemove::Forget => "forget",
+            OnRemove::Cancel => "cancel",
+            OnRemove::Revoke => "revoke",
+        }
+    }
+}
+
 /// RFC 5280 revocation reasons that a subscriber may request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -261,6 +271,10 @@ pub struct CertificateSpec {
     /// `Some(reason)` when config asks for the certificate to be revoked now.
     pub revoke: Option<RevocationReason>,
     pub prevent_destroy: bool,
+    /// `revoke_reason` as configured: the reason sent for `revoke = true` and, once the
+    /// certificate is removed, for `on_remove = "revoke"` (`None`: `unspecified` and
+    /// `cessation_of_operation` respectively).
+    pub revoke_reason: Option<RevocationReason>,
     pub dcv: Vec<DcvRule>,
     pub deploy: Vec<DeployTarget>,
     /// CA-specific order fields (product, organization, ...), kept as sorted key/value text.

@@ -282,6 +282,7 @@ impl Workspace {
             observed: &observed,
             capabilities: &capabilities,
             now: self.now,
+            thresholds: self.config.thresholds,
         });
         Planned {
             state,

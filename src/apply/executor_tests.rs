@@ -106,6 +106,7 @@ impl World {
             observed: &observed,
             capabilities: &capabilities,
             now: self.now,
+            thresholds: self.config.thresholds,
         })
     }
 

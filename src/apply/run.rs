@@ -32,6 +32,8 @@ pub struct ApplyOptions {
     pub retry: RetryPolicy,
     /// Called after each certificate finishes (progress display).
     pub progress: Option<ProgressCallback>,
+    /// Carry out a plan that exceeds a safety threshold (`Plan::guards`).
+    pub force: bool,
 }
 
 /// Something the caller may want to show while the run goes on.
@@ -54,6 +56,9 @@ pub enum ApplyReport {
     Unchanged { plan: Plan, commit: Option<String> },
     /// The caller did not confirm the plan; nothing was written to state.
     Declined { plan: Plan },
+    /// The plan exceeds a safety threshold (`Plan::guards`) and `force` was not set; nothing
+    /// was asked and nothing was written to state.
+    Guarded { plan: Plan },
     /// The plan was carried out (each certificate's outcome, the commit and push).
     Applied { plan: Plan, report: Report },
 }
@@ -100,6 +105,9 @@ pub async fn apply(
             plan: planned.plan,
             commit,
         });
+    }
+    if !planned.plan.guards.is_empty() && !options.force {
+        return Ok(ApplyReport::Guarded { plan: planned.plan });
     }
     if !confirm(&planned.plan) {
         return Ok(ApplyReport::Declined { plan: planned.plan });
@@ -192,6 +200,7 @@ deploy = [{ kind = "files", dir = "out/web" }]
             failpoints: None,
             retry: RetryPolicy::default(),
             progress: None,
+            force: false,
         }
     }
 

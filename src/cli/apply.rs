@@ -26,6 +26,11 @@ pub struct Args {
     /// A lock whose holder died on this host is taken over at once, without waiting.
     #[arg(long, default_value = "0", value_name = "DURATION", value_parser = super::unlock::parse_lock_timeout)]
     pub lock_timeout: std::time::Duration,
+
+    /// Carry out a plan that exceeds a safety threshold (`[defaults] max_destructive`,
+    /// `max_reissue_percent`); without it such a plan is refused before any change
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
@@ -47,6 +52,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         failpoints: std::env::var("CERTFORM_FAILPOINT").ok(),
         retry: retry_policy(),
         progress: Some(on_done),
+        force: args.force,
     };
     let mut notify = |notice: Notice| super::unlock::print_notice(context, notice);
     let mut refusal = None;
@@ -73,6 +79,19 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 );
             }
             return Ok(EXIT_OK);
+        }
+        ApplyReport::Guarded { plan } => {
+            print_plan(context, &plan);
+            let mut failure = Failure::new(
+                "the plan exceeds a safety threshold; nothing was changed".to_string(),
+            );
+            for guard in &plan.guards {
+                failure = failure.caused_by(guard.message.clone());
+            }
+            return Err(failure.hint(
+                "review the plan, then run `certform apply --force` to carry it out, or raise the threshold in `[defaults]`"
+                    .to_string(),
+            ));
         }
         ApplyReport::Declined { .. } => {
             return Err(refusal.unwrap_or_else(|| Failure::new("apply cancelled")))
