@@ -252,9 +252,11 @@ impl Workspace {
     /// Refresh what the CAs and deploy targets hold for `state`, then plan.
     pub async fn plan(
         &self,
-        state: crate::state::State,
+        mut state: crate::state::State,
         accounts: &crate::ca::Accounts,
     ) -> Planned {
+        // Deploy records an older certform keyed by absolute path, under today's ids.
+        state.migrate_deploy_ids(&self.config.certificates);
         // A missing state repo holds no chains (and plan must not create it).
         let store = self.config.state.repo.exists().then(|| {
             crate::state::GitStore::open(&self.config.state).map_err(|error| error.to_string())

@@ -213,6 +213,7 @@ fn full_example_maps_to_the_model() {
         web.deploy,
         vec![DeployTarget::Files(FilesTarget {
             dir: PathBuf::from("/etc/certform/out/web"),
+            relative_dir: Some(PathBuf::from("out/web")),
             cert: "cert.pem".to_string(),
             chain: "chain.pem".to_string(),
             fullchain: "fullchain.pem".to_string(),

@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use time::macros::datetime;
@@ -42,6 +42,7 @@ fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
 fn files_target(dir: &str) -> DeployTarget {
     DeployTarget::Files(FilesTarget {
         dir: PathBuf::from(dir),
+        relative_dir: None,
         cert: "cert.pem".into(),
         chain: "chain.pem".into(),
         fullchain: "fullchain.pem".into(),
@@ -1969,6 +1970,114 @@ fn guards_show_loudly_in_text_and_json() {
     assert_eq!(json["guards"][0]["setting"], "max_destructive");
     let quiet = render::json(&fleet(12, 5, 0).plan());
     assert!(!quiet.contains("guards"), "{quiet}");
+}
+
+/// A target written `dir = "<relative>"` in a config file at `checkout`.
+fn relative_target(checkout: &str, relative: &str) -> DeployTarget {
+    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}"));
+    files.relative_dir = Some(PathBuf::from(relative));
+    DeployTarget::Files(files)
+}
+
+#[test]
+fn deploy_ids_are_relative_to_the_config_file() {
+    let target = relative_target("/home/ci/run-1", "out/web");
+    assert_eq!(target.id(), "files:out/web");
+    // The same target in another checkout: the same id and digest.
+    let elsewhere = relative_target("/builds/x/repo", "out/web");
+    assert_eq!(elsewhere.id(), target.id());
+    assert_eq!(elsewhere.digest(), target.digest());
+    // An absolute `dir` keeps its absolute id and the digest it always had.
+    let absolute = files_target("/srv/web");
+    assert_eq!(absolute.id(), "files:/srv/web");
+    assert_eq!(
+        absolute.digest(),
+        absolute.legacy_digest(Path::new("/srv/web"))
+    );
+    // Legacy ids: this checkout's absolute path, or another checkout's ending in `out/web`.
+    assert!(target.is_legacy_id("files:/home/ci/run-1/out/web"));
+    assert!(target.is_legacy_id("files:/srv/old/checkout/out/web"));
+    for other in [
+        "files:out/web",
+        "files:/srv/old/checkout/web",
+        "files:/srv/old/checkout/out/api",
+        "files:relative/out/web",
+        "other:/x/out/web",
+    ] {
+        assert!(!target.is_legacy_id(other), "{other}");
+    }
+    assert!(!absolute.is_legacy_id("files:/srv/web"));
+    // A relative dir leaving the config directory matches only this checkout's path.
+    let up = {
+        let DeployTarget::Files(mut files) = files_target("/home/ci/out");
+        files.relative_dir = Some(PathBuf::from("../out"));
+        DeployTarget::Files(files)
+    };
+    assert_eq!(up.id(), "files:../out");
+    assert!(up.is_legacy_id("files:/home/ci/out"));
+    assert!(!up.is_legacy_id("files:/elsewhere/out"));
+}
+
+/// The regression: state written in one checkout with absolute ids, planned from
+/// another checkout: no changes (the records are re-keyed, their digests carried over).
+#[test]
+fn state_from_another_checkout_with_absolute_ids_plans_no_changes() {
+    let mut s = spec("web", &["a.example"]);
+    s.deploy = vec![
+        relative_target("/home/ci/run-2", "out/web"),
+        relative_target("/home/ci/run-2", "x/web"),
+    ];
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    // What an older certform wrote in `/srv/first`: absolute ids and digests.
+    state.deployments = s
+        .deploy
+        .iter()
+        .map(|t| {
+            let DeployTarget::Files(files) = t;
+            let old = Path::new("/srv/first").join(files.id_dir());
+            let mut record = state.deployments[&t.id()].clone();
+            record.target_digest = t.legacy_digest(&old);
+            (format!("files:{}", old.display()), record)
+        })
+        .collect();
+    let mut world = World::new().spec(s.clone()).state(state.clone());
+    // Unmigrated, the planner sees two new targets and two dropped ones.
+    assert_eq!(only_change(&world.plan()).action, Action::Deploy);
+    world.state.migrate_deploy_ids(&world.specs);
+    let plan = world.plan();
+    assert!(plan.is_empty(), "{plan:#?}");
+    let keys: Vec<&String> = world.state.certificates["web"].deployments.keys().collect();
+    assert_eq!(keys, ["files:out/web", "files:x/web"]);
+
+    // A target whose settings changed meanwhile is still deployed again after the move.
+    let mut changed = state;
+    for record in changed.deployments.values_mut() {
+        record.target_digest = "sha256:old-settings".into();
+    }
+    let mut world = World::new().spec(s).state(changed);
+    world.state.migrate_deploy_ids(&world.specs);
+    let change = only_change(&world.plan()).clone();
+    assert_eq!(change.action, Action::Deploy);
+    assert!(change.undeploy.is_empty(), "{change:#?}");
+    assert!(
+        change.reason.contains("target settings changed"),
+        "{}",
+        change.reason
+    );
+
+    // Records of certificates no longer in config are left alone.
+    let mut gone = State::default();
+    let mut removed = issued(&spec("old", &["a.example"]), "01", NOW);
+    let record = removed
+        .deployments
+        .values()
+        .next()
+        .cloned()
+        .expect("record");
+    removed.deployments = [("files:/srv/first/out/web".to_string(), record)].into();
+    gone.certificates.insert("old".into(), removed.clone());
+    gone.migrate_deploy_ids(&BTreeMap::new());
+    assert_eq!(gone.certificates["old"], removed);
 }
 
 // ---------------------------------------------------------------- properties

@@ -96,6 +96,49 @@ pub struct CertificateState {
     pub history: Vec<HistoryEntry>,
 }
 
+impl State {
+    /// Re-key deploy records that an older certform keyed by absolute path (`files:/abs/dir`)
+    /// under the target's current id (`files:<dir as written>`), for every certificate in
+    /// `certificates`; a record whose digest was the old one gets the new one, so the move
+    /// alone plans no deploy. Records that match no configured target stay as they are.
+    /// Done in memory before planning; the next save of the certificate writes the new ids.
+    pub fn migrate_deploy_ids(&mut self, certificates: &BTreeMap<String, CertificateSpec>) {
+        for (name, spec) in certificates {
+            let Some(state) = self.certificates.get_mut(name) else {
+                continue;
+            };
+            // Longest relative directory first, so `x/web` claims `/old/x/web` before `web`.
+            let mut targets: Vec<&crate::spec::DeployTarget> = spec.deploy.iter().collect();
+            targets.sort_by_key(|t| {
+                let crate::spec::DeployTarget::Files(files) = t;
+                std::cmp::Reverse(files.id_dir().components().count())
+            });
+            for target in targets {
+                let id = target.id();
+                if state.deployments.contains_key(&id) {
+                    continue;
+                }
+                let Some(old) = state
+                    .deployments
+                    .keys()
+                    .find(|key| target.is_legacy_id(key))
+                    .cloned()
+                else {
+                    continue;
+                };
+                let Some(mut record) = state.deployments.remove(&old) else {
+                    continue;
+                };
+                let old_dir = std::path::Path::new(old.trim_start_matches("files:"));
+                if record.target_digest == target.legacy_digest(old_dir) {
+                    record.target_digest = target.digest();
+                }
+                state.deployments.insert(id, record);
+            }
+        }
+    }
+}
+
 /// Why an order is in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
