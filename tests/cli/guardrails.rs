@@ -85,6 +85,14 @@ fn changed_settings_are_recorded_and_removal_follows_them() {
     sandbox.apply().expect(0);
     assert_eq!(order_status(&sandbox, "web.example.test"), "issued");
     assert!(sandbox.path("state/certificates/web.toml").exists());
+    let status = sandbox.certform(&["status"]).expect(0);
+    assert!(
+        status
+            .stdout
+            .contains("protected by `prevent_destroy`: kept in state as a tombstone"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]
