@@ -72,6 +72,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                 spec_fields: spec.issuance_fields().into_iter().collect(),
                 on_remove: spec.on_remove,
                 prevent_destroy: false,
+                revoke_reason: None,
                 intent: None,
                 deployments,
                 renewal_window: None,
@@ -113,6 +114,7 @@ fn pure_core() {
                 observed: &observed,
                 capabilities: &capabilities,
                 now,
+                thresholds: config.thresholds,
             });
             plans.push(started.elapsed());
             assert!(plan.is_empty(), "nothing is due");

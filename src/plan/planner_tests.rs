@@ -1728,7 +1728,8 @@ fn changed_lifecycle_settings_are_an_update_settings_line() {
     let recorded = spec("web", &["a.example"]);
     let state = issued(&recorded, "01", NOW - Duration::days(10));
     // Each setting on its own is a change; nothing else differs.
-    let cases: [(fn(&mut CertificateSpec), &str, &str, &str); 3] = [
+    type Edit = fn(&mut CertificateSpec);
+    let cases: [(Edit, &str, &str, &str); 3] = [
         (
             |s| s.on_remove = OnRemove::Revoke,
             "on_remove",
