@@ -78,10 +78,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     observed.refresh_error.as_deref().unwrap_or_default()
                 ),
             },
-            (Some(spec), Some(state)) => match plan_configured(spec, state, observed, input) {
-                Decision::Unchanged => update_settings(spec, state),
-                decision => decision,
-            },
+            (Some(spec), Some(state)) => plan_configured(spec, state, observed, input),
             (None, Some(state)) if state.prevent_destroy => Decision::Blocked {
                 wanted: None,
                 reason: format!(
@@ -101,7 +98,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message,
             });
         }
+        // Changed lifecycle settings are recorded even when the certificate is otherwise up to
+        // date or held back (no CA call), so that a later removal acts on them.
+        let settings = spec
+            .zip(state)
+            .and_then(|(spec, state)| update_settings(spec, state));
+        let held_back = |plan: &mut Plan| {
+            if let Some(settings) = settings.clone() {
+                plan.changes.push(settings);
+            }
+        };
         match decision {
+            Decision::Unchanged if settings.is_some() => held_back(&mut plan),
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
                 match retry_after {
@@ -114,16 +122,20 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                                 change.ca,
                                 super::render::format_time(until)
                             ),
-                        })
+                        });
+                        held_back(&mut plan);
                     }
                     _ => plan.changes.push(change),
                 }
             }
-            Decision::Blocked { wanted, reason } => plan.blocked.push(Blocked {
-                certificate: name.clone(),
-                wanted,
-                reason,
-            }),
+            Decision::Blocked { wanted, reason } => {
+                plan.blocked.push(Blocked {
+                    certificate: name.clone(),
+                    wanted,
+                    reason,
+                });
+                held_back(&mut plan);
+            }
             Decision::Unchanged => plan.unchanged.push(name.clone()),
         }
     }
@@ -721,9 +733,11 @@ fn resume(
     }
 }
 
-/// An up-to-date certificate whose lifecycle settings differ from what state recorded: record
-/// them (no CA call), so that removal acts on the settings it last had in config.
-fn update_settings(spec: &CertificateSpec, state: &CertificateState) -> Decision {
+/// A certificate whose lifecycle settings differ from what state recorded: record them (no CA
+/// call), so that removal acts on the settings it last had in config. Planned when nothing
+/// else is, or when the certificate is held back (blocked, rate limited); any other action
+/// records them itself.
+fn update_settings(spec: &CertificateSpec, state: &CertificateState) -> Option<Change> {
     let recorded = state.settings().fields();
     let wanted = LifecycleSettings::of_spec(spec).fields();
     let changes: Vec<FieldChange> = recorded
@@ -737,13 +751,13 @@ fn update_settings(spec: &CertificateSpec, state: &CertificateState) -> Decision
         })
         .collect();
     if changes.is_empty() {
-        return Decision::Unchanged;
+        return None;
     }
     let reason = format!(
         "{} changed; recorded in state (no CA call)",
         describe_fields(&changes)
     );
-    Decision::Change(change(spec, Action::UpdateSettings { changes }, reason))
+    Some(change(spec, Action::UpdateSettings { changes }, reason))
 }
 
 fn plan_removed(

@@ -1804,6 +1804,62 @@ fn update_settings_is_not_held_back_by_a_rate_limit() {
     assert!(plan.blocked.is_empty());
 }
 
+#[test]
+fn settings_are_recorded_for_a_certificate_held_back() {
+    // `revoke = true` newly under `prevent_destroy`: the revocation is blocked, the setting
+    // is still recorded.
+    let mut recorded = spec("web", &["a.example"]);
+    recorded.on_remove = OnRemove::Revoke;
+    let state = issued(&recorded, "01", NOW - Duration::days(10));
+    let mut wanted = recorded.clone();
+    wanted.revoke = Some(RevocationReason::Superseded);
+    wanted.prevent_destroy = true;
+    let plan = World::new().state(state.clone()).spec(wanted).plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("revoke"));
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // A CA that cannot be read: blocked, the setting still recorded.
+    let mut wanted = recorded.clone();
+    wanted.on_remove = OnRemove::Forget;
+    let plan = World::new()
+        .state(state.clone())
+        .spec(wanted.clone())
+        .observe(
+            "web",
+            ObservedCertificate {
+                refresh_error: Some("down".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // Rate limited while due for renewal: the renewal waits, the setting is recorded.
+    let mut due = issued(&recorded, "01", NOW - Duration::days(70));
+    due.retry_after = Some(NOW + Duration::hours(1));
+    let plan = World::new().state(due).spec(wanted).plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("renew"));
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // Held back with nothing changed in the settings: blocked only.
+    let plan = World::new()
+        .state(state)
+        .spec(recorded)
+        .observe(
+            "web",
+            ObservedCertificate {
+                refresh_error: Some("down".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1);
+}
+
 /// The regression: switched from `revoke` to `forget` + `prevent_destroy`, applied
 /// (recorded), then removed: a protected tombstone, never a revocation.
 #[test]
