@@ -103,13 +103,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let settings = spec
             .zip(state)
             .and_then(|(spec, state)| update_settings(spec, state));
-        let held_back = |plan: &mut Plan| {
+        let record_settings = |plan: &mut Plan| {
             if let Some(settings) = settings.clone() {
                 plan.changes.push(settings);
             }
         };
         match decision {
-            Decision::Unchanged if settings.is_some() => held_back(&mut plan),
+            Decision::Unchanged if settings.is_some() => record_settings(&mut plan),
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
                 match retry_after {
@@ -123,7 +123,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                                 super::render::format_time(until)
                             ),
                         });
-                        held_back(&mut plan);
+                        record_settings(&mut plan);
                     }
                     _ => plan.changes.push(change),
                 }
@@ -134,7 +134,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     wanted,
                     reason,
                 });
-                held_back(&mut plan);
+                record_settings(&mut plan);
             }
             Decision::Unchanged => plan.unchanged.push(name.clone()),
         }
