@@ -72,6 +72,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                 spec_fields: spec.issuance_fields().into_iter().collect(),
                 on_remove: spec.on_remove,
                 prevent_destroy: false,
+                revoke_reason: None,
                 intent: None,
                 deployments,
                 renewal_window: None,
@@ -114,6 +115,7 @@ fn pure_core() {
                 capabilities: &capabilities,
                 replace: &std::collections::BTreeSet::new(),
                 now,
+                thresholds: config.thresholds,
             });
             plans.push(started.elapsed());
             assert!(plan.is_empty(), "nothing is due");

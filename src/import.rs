@@ -276,6 +276,7 @@ pub async fn import(
             spec_fields: spec.issuance_fields().into_iter().collect(),
             on_remove: spec.on_remove,
             prevent_destroy: spec.prevent_destroy,
+            revoke_reason: spec.revoke_reason,
             intent: None,
             deployments: BTreeMap::new(),
             renewal_window: None,

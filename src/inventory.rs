@@ -218,19 +218,20 @@ fn describe(
     now: OffsetDateTime,
 ) -> (Status, String) {
     let Some(spec) = spec else {
+        if recorded.prevent_destroy {
+            return (
+                Status::Removed,
+                "removed from config, protected by `prevent_destroy`: kept in state as a tombstone until `certform state rm`".to_string(),
+            );
+        }
         let next = match recorded.on_remove {
             OnRemove::Forget => "forgets it (the CA keeps it)",
             OnRemove::Cancel => "cancels its pending order, else forgets it",
             OnRemove::Revoke => "revokes it",
         };
-        let guarded = if recorded.prevent_destroy && recorded.on_remove != OnRemove::Forget {
-            " (refused while `prevent_destroy` is set)"
-        } else {
-            ""
-        };
         return (
             Status::Removed,
-            format!("removed from config: the next apply {next}{guarded}"),
+            format!("removed from config: the next apply {next}"),
         );
     };
     match recorded.status {
@@ -507,6 +508,7 @@ mod tests {
             on_remove: OnRemove::Forget,
             revoke: None,
             prevent_destroy: false,
+            revoke_reason: None,
             dcv,
             deploy: Vec::new(),
             ca_options: CaOptions::default(),
@@ -537,6 +539,7 @@ mod tests {
             spec_fields: BTreeMap::new(),
             on_remove: OnRemove::Forget,
             prevent_destroy: false,
+            revoke_reason: None,
             intent: None,
             deployments: BTreeMap::new(),
             renewal_window: None,
@@ -809,6 +812,7 @@ mod tests {
                     capabilities: &BTreeMap::new(),
                     replace: &std::collections::BTreeSet::new(),
                     now,
+                    thresholds: crate::plan::Thresholds::default(),
                 });
                 plan.changes
                     .iter()

@@ -6,7 +6,7 @@
 //! deploy targets. Performs no I/O.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,6 +145,16 @@ pub enum OnRemove {
     Revoke,
 }
 
+impl OnRemove {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnRemove::Forget => "forget",
+            OnRemove::Cancel => "cancel",
+            OnRemove::Revoke => "revoke",
+        }
+    }
+}
+
 /// RFC 5280 revocation reasons that a subscriber may request.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
@@ -223,11 +233,40 @@ pub enum DeployTarget {
 }
 
 impl DeployTarget {
-    /// Stable identifier of the target, used as its key in state.
+    /// Stable identifier of the target, used as its key in state: `files:<dir>` with `dir` as
+    /// config wrote it when relative (relative to the config file, so every checkout of a
+    /// repository has the same ids), else absolute.
     pub fn id(&self) -> String {
         match self {
-            DeployTarget::Files(files) => format!("files:{}", files.dir.display()),
+            DeployTarget::Files(files) => format!("files:{}", files.id_dir().display()),
         }
+    }
+
+    /// Whether `key`, a deploy record's key in state, is the absolute id an older certform
+    /// wrote for this target: `files:<absolute dir>` for the `dir` this checkout resolves, or
+    /// for another checkout of the same repository (an absolute path ending in the relative
+    /// `dir`). Never true for the current id.
+    pub fn is_legacy_id(&self, key: &str) -> bool {
+        let DeployTarget::Files(files) = self;
+        let Some(relative) = &files.relative_dir else {
+            return false;
+        };
+        let Some(old) = key.strip_prefix("files:").map(Path::new) else {
+            return false;
+        };
+        old.is_absolute()
+            && (old == files.dir
+                || (relative
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+                    && old.ends_with(relative)))
+    }
+}
+
+impl FilesTarget {
+    /// The directory that names this target: `relative_dir`, else `dir`.
+    pub fn id_dir(&self) -> &Path {
+        self.relative_dir.as_deref().unwrap_or(&self.dir)
     }
 }
 
@@ -236,6 +275,11 @@ impl DeployTarget {
 pub struct FilesTarget {
     /// Absolute directory (relative paths in config are resolved against the config file).
     pub dir: PathBuf,
+    /// `dir` as config wrote it (normalised) when it is relative to the config file: the
+    /// target's id and digest use it, so they do not depend on where the repository is checked
+    /// out. Not part of the serialised settings.
+    #[serde(skip)]
+    pub relative_dir: Option<PathBuf>,
     pub cert: String,
     pub chain: String,
     pub fullchain: String,
@@ -280,6 +324,10 @@ pub struct CertificateSpec {
     /// `Some(reason)` when config asks for the certificate to be revoked now.
     pub revoke: Option<RevocationReason>,
     pub prevent_destroy: bool,
+    /// `revoke_reason` as configured: the reason sent for `revoke = true` and, once the
+    /// certificate is removed, for `on_remove = "revoke"` (`None`: `unspecified` and
+    /// `cessation_of_operation` respectively).
+    pub revoke_reason: Option<RevocationReason>,
     pub dcv: Vec<DcvRule>,
     pub deploy: Vec<DeployTarget>,
     /// The order options its CA's kind takes (DigiCert: product, organization, ...).
@@ -334,9 +382,26 @@ pub fn digest_lines(fields: &[(String, String)]) -> String {
 }
 
 impl DeployTarget {
-    /// Digest of this target's settings: a changed digest means deploy again.
+    /// Digest of this target's settings: a changed digest means deploy again. A relative
+    /// `dir` enters as written, so the digest does not depend on the checkout path.
     pub fn digest(&self) -> String {
-        let text = serde_json::to_string(self).unwrap_or_default();
+        let DeployTarget::Files(files) = self;
+        self.digest_with_dir(files.id_dir())
+    }
+
+    /// The digest an older certform recorded for this target deployed to `dir` (absolute).
+    pub fn legacy_digest(&self, dir: &Path) -> String {
+        self.digest_with_dir(dir)
+    }
+
+    fn digest_with_dir(&self, dir: &Path) -> String {
+        let DeployTarget::Files(files) = self;
+        let shown = DeployTarget::Files(FilesTarget {
+            dir: dir.to_path_buf(),
+            relative_dir: None,
+            ..files.clone()
+        });
+        let text = serde_json::to_string(&shown).unwrap_or_default();
         let mut hasher = Sha256::new();
         hasher.update(text.as_bytes());
         format!("sha256:{}", hex::encode(hasher.finalize()))

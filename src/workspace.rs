@@ -288,6 +288,8 @@ impl Workspace {
         accounts: &crate::ca::Accounts,
         selection: &crate::plan::Selection,
     ) -> Planned {
+        // Deploy records an older certform keyed by absolute path, under today's ids.
+        state.migrate_deploy_ids(&self.config.certificates);
         // `--target`: the other certificates are neither refreshed nor planned, on both sides
         // (config and state), so none of them looks removed.
         let restricted;
@@ -332,6 +334,7 @@ impl Workspace {
             capabilities: &capabilities,
             replace: &selection.replace,
             now: self.now,
+            thresholds: self.config.thresholds,
         });
         Planned {
             state,

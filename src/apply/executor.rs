@@ -23,7 +23,8 @@ use crate::plan::render::format_time;
 use crate::plan::{Action, Change, Plan};
 use crate::spec::CertificateSpec;
 use crate::state::{
-    CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, State, StateStore,
+    CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, LifecycleSettings,
+    State, StateStore,
 };
 
 /// How often a create or reissue that failed in transit is tried again (each time after a
@@ -212,6 +213,15 @@ impl Executor {
         current: Option<CertificateState>,
     ) -> Result<String, Error> {
         let name = &change.certificate;
+        // A certificate still in config records its lifecycle settings with whatever this run
+        // saves for it, so removal later acts on the settings it last had.
+        let current = match (self.config.certificates.get(name), current) {
+            (Some(spec), Some(mut state)) => {
+                state.record_settings(LifecycleSettings::of_spec(spec));
+                Some(state)
+            }
+            (_, current) => current,
+        };
         match &change.action {
             Action::Create { .. } => self.order(change, current, IntentKind::Create, None).await,
             Action::Renew { .. } => self.order(change, current, IntentKind::Renew, None).await,
@@ -325,6 +335,22 @@ impl Executor {
                 }
                 Ok(format!("cancelled order {order_id}"))
             }
+            Action::UpdateSettings { changes } => {
+                let state = require(current, name)?;
+                self.store.save_certificate(&state)?;
+                let changed: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "`{}` {} -> {}",
+                            c.field,
+                            c.old.as_deref().unwrap_or("-"),
+                            c.new.as_deref().unwrap_or("-")
+                        )
+                    })
+                    .collect();
+                Ok(format!("recorded settings: {}", changed.join(", ")))
+            }
             Action::Forget => {
                 self.store.remove_certificate(name)?;
                 Ok("forgotten (the CA keeps the certificate; the key stays in keys_dir)".into())
@@ -369,8 +395,7 @@ impl Executor {
             }
         };
         state.intent = Some(intent.clone());
-        state.on_remove = spec.on_remove;
-        state.prevent_destroy = spec.prevent_destroy;
+        state.record_settings(LifecycleSettings::of_spec(spec));
         self.store.save_certificate(&state)?;
         self.failpoints.hit("after-intent");
 
@@ -983,6 +1008,7 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         spec_fields: BTreeMap::new(),
         on_remove: spec.on_remove,
         prevent_destroy: spec.prevent_destroy,
+        revoke_reason: spec.revoke_reason,
         intent: None,
         deployments: BTreeMap::new(),
         renewal_window: None,

@@ -110,6 +110,7 @@ impl World {
             capabilities: &capabilities,
             replace: &std::collections::BTreeSet::new(),
             now: self.now,
+            thresholds: self.config.thresholds,
         })
     }
 
@@ -1036,4 +1037,48 @@ async fn a_resumed_create_is_looked_up_by_its_tag_in_the_executor_not_placed_aga
     assert_eq!(world.ca.count(Op::LookupByTag), lookups + 1);
     assert_eq!(world.ca.order_count(), 1);
     world.assert_converged("web");
+}
+
+#[tokio::test]
+async fn changed_settings_are_recorded_without_a_ca_call_and_a_tombstone_waits_for_state_rm() {
+    let mut world = World::new(
+        REISSUING,
+        &certificate_toml("web", &["web.example.test"], "on_remove = \"revoke\"\n"),
+    );
+    assert_eq!(world.apply().await.failures(), 0);
+
+    world.set_config(&certificate_toml(
+        "web",
+        &["web.example.test"],
+        "on_remove = \"forget\"\nprevent_destroy = true\nrevoke_reason = \"superseded\"\n",
+    ));
+    let (plan, result) = world.apply_at(None).await;
+    assert_eq!(plan.changes.len(), 1, "{plan:?}");
+    assert_eq!(plan.changes[0].action.verb(), "update settings");
+    assert_eq!(result.expect("apply").failures(), 0);
+    let recorded = world.state_of("web");
+    assert_eq!(recorded.on_remove, crate::spec::OnRemove::Forget);
+    assert!(recorded.prevent_destroy);
+    assert_eq!(
+        recorded.revoke_reason,
+        Some(crate::spec::RevocationReason::Superseded)
+    );
+    world.assert_nothing_to_do().await;
+
+    // Removed: a tombstone that nothing acts on, until `remove_entry`.
+    world.set_config("");
+    let (plan, result) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert_eq!(plan.blocked.len(), 1, "{plan:?}");
+    drop(result);
+    assert!(world.store.snapshot().certificates.contains_key("web"));
+    // Only reads after the first order: no revocation, cancellation or order.
+    for op in [Op::Revoke, Op::Cancel] {
+        assert_eq!(world.ca.count(op), 0, "{:?}", world.ca.calls());
+    }
+    assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
+    assert!(crate::state::remove_entry(world.store.as_ref(), "web").expect("remove"));
+    assert!(!crate::state::remove_entry(world.store.as_ref(), "web").expect("remove"));
+    assert!(world.store.snapshot().certificates.is_empty());
+    world.assert_nothing_to_do().await;
 }

@@ -39,6 +39,8 @@ pub struct ApplyOptions {
     pub refresh_only: bool,
     /// Carry out this saved plan instead of a new one, refusing it when its inputs changed.
     pub saved: Option<SavedPlan>,
+    /// Carry out a plan that exceeds a safety threshold (`Plan::guards`).
+    pub force: bool,
 }
 
 /// Something the caller may want to show while the run goes on.
@@ -61,6 +63,9 @@ pub enum ApplyReport {
     Unchanged { plan: Plan, commit: Option<String> },
     /// The caller did not confirm the plan; nothing was written to state.
     Declined { plan: Plan },
+    /// The plan exceeds a safety threshold (`Plan::guards`) and `force` was not set; nothing
+    /// was asked and nothing was written to state.
+    Guarded { plan: Plan },
     /// The plan was carried out (each certificate's outcome, the commit and push).
     Applied { plan: Plan, report: Report },
     /// `--refresh-only`: what refresh found was recorded (`commit`), nothing else was done.
@@ -141,6 +146,7 @@ pub async fn apply(
             capabilities: &capabilities,
             replace: &selection.replace,
             now: saved.plan.now,
+            thresholds: workspace.config.thresholds,
         });
         saved.check_actions(&replanned)?;
         planned.plan = saved.plan;
@@ -154,6 +160,9 @@ pub async fn apply(
             plan: planned.plan,
             commit,
         });
+    }
+    if !planned.plan.guards.is_empty() && !options.force {
+        return Ok(ApplyReport::Guarded { plan: planned.plan });
     }
     if !confirm(&planned.plan) {
         return Ok(ApplyReport::Declined { plan: planned.plan });
@@ -249,6 +258,7 @@ deploy = [{ kind = "files", dir = "out/web" }]
             selection: crate::plan::Selection::default(),
             refresh_only: false,
             saved: None,
+            force: false,
         }
     }
 

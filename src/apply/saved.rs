@@ -349,6 +349,7 @@ mod tests {
                 blocked: vec![],
                 unchanged: vec!["web".into()],
                 warnings: vec![],
+                guards: vec![],
             },
             fingerprint(),
         )
@@ -468,6 +469,7 @@ mod tests {
             },
             cas: Default::default(),
             dns: Default::default(),
+            thresholds: Default::default(),
             certificates: Default::default(),
             warnings: vec![],
         };

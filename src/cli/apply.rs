@@ -35,6 +35,10 @@ pub struct Args {
 
     #[command(flatten)]
     pub selection: super::plan::SelectionArgs,
+    /// Carry out a plan that exceeds a safety threshold (`[defaults] max_destructive`,
+    /// `max_reissue_percent`); without it such a plan is refused before any change
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
@@ -61,6 +65,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         selection: args.selection.selection(),
         refresh_only: args.selection.refresh_only,
         saved,
+        force: args.force,
     };
     let mut notify = |notice: Notice| super::unlock::print_notice(context, notice);
     let mut refusal = None;
@@ -87,6 +92,19 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 );
             }
             return Ok(EXIT_OK);
+        }
+        ApplyReport::Guarded { plan } => {
+            print_plan(context, &plan);
+            let mut failure = Failure::new(
+                "the plan exceeds a safety threshold; nothing was changed".to_string(),
+            );
+            for guard in &plan.guards {
+                failure = failure.caused_by(guard.message.clone());
+            }
+            return Err(failure.hint(
+                "review the plan, then run `certform apply --force` to carry it out, or raise the threshold in `[defaults]`"
+                    .to_string(),
+            ));
         }
         ApplyReport::Declined { .. } => {
             return Err(refusal.unwrap_or_else(|| Failure::new("apply cancelled")))

@@ -19,6 +19,9 @@ pub struct Config {
     pub cas: BTreeMap<String, CaSettings>,
     pub dns: BTreeMap<String, DnsSettings>,
     pub certificates: BTreeMap<String, CertificateSpec>,
+    /// `[defaults] max_destructive` and `max_reissue_percent`: beyond them `apply` needs
+    /// `--force`.
+    pub thresholds: crate::plan::Thresholds,
     /// Non-fatal findings (e.g. several validity forms given), shown by `validate` and `plan`.
     pub warnings: Vec<Diagnostic>,
 }

@@ -8,7 +8,7 @@
 pub(crate) use super::dns_name::dns_name;
 pub(crate) use super::model::SecretRef;
 pub(crate) use super::report::shown;
-pub(crate) use super::scalar::{absolute, duration, file_mode, ServiceUrl};
+pub(crate) use super::scalar::{absolute, duration, file_mode, normalize, ServiceUrl};
 pub(crate) use super::schema::{
     CertificateTable, PaymentMethodName, SecretField, SecretTable, SignatureHashName,
 };

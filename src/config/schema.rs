@@ -71,6 +71,14 @@ pub(crate) struct DefaultsTable {
     pub(crate) validity: Option<ValidityTable>,
     /// What happens at the CA when a certificate is removed from config.
     pub(crate) on_remove: Option<OnRemoveName>,
+    /// Most destructive actions (revoke, cancel) one plan may hold before `apply` needs
+    /// `--force`. Default 5.
+    #[schemars(range(min = 0))]
+    pub(crate) max_destructive: Option<i64>,
+    /// Largest share, in percent, of the certificates in state that one plan may reissue before
+    /// `apply` needs `--force`; checked only once state holds 10 or more certificates. Default 50.
+    #[schemars(range(min = 0, max = 100))]
+    pub(crate) max_reissue_percent: Option<i64>,
 }
 
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";

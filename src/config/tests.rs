@@ -215,6 +215,7 @@ fn full_example_maps_to_the_model() {
         web.deploy,
         vec![DeployTarget::Files(FilesTarget {
             dir: PathBuf::from("/etc/certform/out/web"),
+            relative_dir: Some(PathBuf::from("out/web")),
             cert: "cert.pem".to_string(),
             chain: "chain.pem".to_string(),
             fullchain: "fullchain.pem".to_string(),
@@ -1096,4 +1097,54 @@ fn large_tables_locate_their_entries() {
             ("certificate.c7-copy.validity.days".to_string(), 405),
         ]
     );
+}
+
+#[test]
+fn safety_thresholds_come_from_defaults() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_destructive = 0\nmax_reissue_percent = 100\n\n[certificate.a]\ncommon_name = \"a.example\"\n",
+    )]);
+    assert_eq!(
+        config.thresholds,
+        crate::plan::Thresholds {
+            max_destructive: 0,
+            max_reissue_percent: 100,
+        }
+    );
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.a]\ncommon_name = \"a.example\"\n",
+    )]);
+    assert_eq!(
+        config.thresholds,
+        crate::plan::Thresholds {
+            max_destructive: 5,
+            max_reissue_percent: 50,
+        }
+    );
+    let errors = load_err(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_destructive = -1\nmax_reissue_percent = 101\n",
+    )]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "/c/a.toml:2:19: `defaults.max_destructive`: `max_destructive` must be 0 or more, not -1 (hint: `apply --force` overrides a threshold for one run)",
+            "/c/a.toml:3:23: `defaults.max_reissue_percent`: `max_reissue_percent` must be from 0 to 100, not 101 (hint: `apply --force` overrides a threshold for one run)",
+        ]
+    );
+}
+
+#[test]
+fn revoke_reason_counts_for_on_remove_revoke() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[certificate.a]\ncommon_name = \"a.example\"\non_remove = \"revoke\"\nrevoke_reason = \"superseded\"\n",
+    )]);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let a = certificate(&config, "a");
+    assert_eq!(a.revoke_reason, Some(RevocationReason::Superseded));
+    assert_eq!(a.revoke, None);
 }

@@ -33,6 +33,23 @@ pub fn render(plan: &Plan) -> String {
             out.push_str(".\n");
         } else {
             let _ = writeln!(out, ". **{} destructive.**", destructive.len());
+        }
+        if !plan.guards.is_empty() {
+            // A plan beyond a safety threshold: apply refuses it without `--force`.
+            out.push_str("\n> [!WARNING]\n");
+            out.push_str(
+                "> **Safety threshold exceeded: `certform apply` refuses this plan without `--force`.**\n>\n",
+            );
+            for guard in &plan.guards {
+                let _ = writeln!(
+                    out,
+                    "> - `{}`: {}",
+                    code(&guard.setting),
+                    cell(&guard.message)
+                );
+            }
+        }
+        if !destructive.is_empty() {
             out.push_str("\n> [!CAUTION]\n");
             out.push_str("> **Destructive actions: irreversible at the CA.**\n>\n");
             for change in destructive {
@@ -230,6 +247,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_plan_beyond_a_safety_threshold_says_so_loudly() {
+        let mut guarded = plan(vec![]);
+        guarded.guards = vec![crate::plan::Guard {
+            setting: "max_destructive".into(),
+            message: "6 destructive actions (revoke, cancel) exceed `max_destructive = 5`".into(),
+        }];
+        let text = render(&guarded);
+        assert!(
+            !text.contains("[!WARNING]"),
+            "no changes, no guard section: {text}"
+        );
+        let mut guarded_changes = guarded.clone();
+        guarded_changes.changes = vec![change("web", Action::UpdateSettings { changes: vec![] })];
+        let text = render(&guarded_changes);
+        assert!(text.contains("> [!WARNING]"), "{text}");
+        assert!(
+            text.contains("refuses this plan without `--force`"),
+            "{text}"
+        );
+        assert!(text.contains("`max_destructive`"), "{text}");
+    }
+
     fn plan(changes: Vec<Change>) -> Plan {
         Plan {
             now: time::OffsetDateTime::UNIX_EPOCH,
@@ -237,6 +277,7 @@ mod tests {
             blocked: vec![],
             unchanged: vec![],
             warnings: vec![],
+            guards: vec![],
         }
     }
 

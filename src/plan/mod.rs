@@ -113,6 +113,45 @@ pub struct Plan {
     /// lifetime the CA actually issued), sorted by certificate name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// Safety thresholds this plan exceeds: `apply` refuses it without `--force`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<Guard>,
+}
+
+/// Safety thresholds (`[defaults] max_destructive`, `max_reissue_percent`), modelled on
+/// octoDNS's update/delete thresholds: a plan beyond one needs `apply --force`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Thresholds {
+    /// Most destructive actions (revoke, cancel) one plan may hold.
+    pub max_destructive: usize,
+    /// Largest share, in percent, of the certificates in state one plan may reissue.
+    pub max_reissue_percent: u8,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_destructive: DEFAULT_MAX_DESTRUCTIVE,
+            max_reissue_percent: DEFAULT_MAX_REISSUE_PERCENT,
+        }
+    }
+}
+
+/// Default of `max_destructive`.
+pub const DEFAULT_MAX_DESTRUCTIVE: usize = 5;
+/// Default of `max_reissue_percent`.
+pub const DEFAULT_MAX_REISSUE_PERCENT: u8 = 50;
+/// The percentage rule applies only once state holds at least this many certificates: with
+/// fewer, a single reissue is already a large share (one of three is 33 %), and the rule would
+/// fire on ordinary edits. octoDNS skips its percentage thresholds below ten records likewise.
+pub const REISSUE_PERCENT_MIN_CERTIFICATES: usize = 10;
+
+/// A safety threshold the plan exceeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Guard {
+    /// The `[defaults]` setting that sets the threshold.
+    pub setting: String,
+    pub message: String,
 }
 
 impl Plan {
@@ -215,6 +254,9 @@ pub enum Action {
     },
     /// Drop from state only; the CA keeps the certificate.
     Forget,
+    /// Record changed lifecycle settings (`on_remove`, `prevent_destroy`, `revoke_reason`) in
+    /// state; no CA call. Removal later acts on what state records.
+    UpdateSettings { changes: Vec<FieldChange> },
 }
 
 impl Action {
@@ -230,12 +272,22 @@ impl Action {
             Action::Revoke { .. } => "revoke",
             Action::Cancel { .. } => "cancel",
             Action::Forget => "forget",
+            Action::UpdateSettings { .. } => "update settings",
         }
     }
 
     fn verb_order(verb: &str) -> usize {
-        const ORDER: [&str; 10] = [
-            "create", "adopt", "wait", "fetch", "renew", "reissue", "deploy", "revoke", "cancel",
+        const ORDER: [&str; 11] = [
+            "create",
+            "adopt",
+            "wait",
+            "fetch",
+            "renew",
+            "reissue",
+            "deploy",
+            "update settings",
+            "revoke",
+            "cancel",
             "forget",
         ];
         ORDER.iter().position(|v| *v == verb).unwrap_or(ORDER.len())
@@ -316,6 +368,7 @@ impl Action {
             self,
             Action::Deploy
                 | Action::Forget
+                | Action::UpdateSettings { .. }
                 | Action::Revoke {
                     record_only: true,
                     ..

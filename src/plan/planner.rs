@@ -7,14 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
-use super::{Action, Blocked, Change, FieldChange, Plan, Warning};
+use super::{
+    Action, Blocked, Change, FieldChange, Guard, Plan, Thresholds, Warning,
+    REISSUE_PERCENT_MIN_CERTIFICATES,
+};
 use crate::capabilities::Capabilities;
 use crate::observed::{
     ChainDrift, DeployObservation, Observed, ObservedCertificate, OrderStatus, OrderView,
     RenewalWindow,
 };
 use crate::spec::{CertificateSpec, OnRemove, RenewBefore, RevocationReason};
-use crate::state::{CertificateState, CertificateStatus, Intent, IntentKind, State};
+use crate::state::{
+    CertificateState, CertificateStatus, Intent, IntentKind, LifecycleSettings, State,
+};
 
 /// Everything the planner looks at.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +32,8 @@ pub struct PlanInput<'a> {
     /// Certificates to renew now with a new key (`--replace`), whatever their validity.
     pub replace: &'a BTreeSet<String>,
     pub now: OffsetDateTime,
+    /// Limits beyond which the plan needs `apply --force`.
+    pub thresholds: Thresholds,
 }
 
 enum Decision {
@@ -52,6 +59,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         blocked: Vec::new(),
         unchanged: Vec::new(),
         warnings: Vec::new(),
+        guards: Vec::new(),
     };
     for name in names {
         let spec = input.certificates.get(name);
@@ -81,6 +89,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         state.id
                     ),
                 },
+                None if state.prevent_destroy => Decision::Blocked {
+                    wanted: None,
+                    reason: format!(
+                        "protected: removed from config, but `prevent_destroy` was set when it was last applied; kept in state as a tombstone and nothing is done at `{}` (run `certform state rm {}` to drop it)",
+                        state.ca, state.name
+                    ),
+                },
                 None => plan_removed(state, observed, input),
             },
             (None, None) => Decision::Unchanged,
@@ -102,7 +117,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 });
             }
         }
+        // Changed lifecycle settings are recorded even when the certificate is otherwise up to
+        // date or held back (no CA call), so that a later removal acts on them.
+        let settings = spec
+            .zip(state)
+            .and_then(|(spec, state)| update_settings(spec, state));
+        let record_settings = |plan: &mut Plan| {
+            if let Some(settings) = settings.clone() {
+                plan.changes.push(settings);
+            }
+        };
         match decision {
+            Decision::Unchanged if settings.is_some() => record_settings(&mut plan),
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
                 match retry_after {
@@ -115,19 +141,28 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                                 change.ca,
                                 super::render::format_time(until)
                             ),
-                        })
+                        });
+                        record_settings(&mut plan);
                     }
                     _ => plan.changes.push(change),
                 }
             }
-            Decision::Blocked { wanted, reason } => plan.blocked.push(Blocked {
-                certificate: name.clone(),
-                wanted,
-                reason,
-            }),
+            Decision::Blocked { wanted, reason } => {
+                plan.blocked.push(Blocked {
+                    certificate: name.clone(),
+                    wanted,
+                    reason,
+                });
+                record_settings(&mut plan);
+            }
             Decision::Unchanged => plan.unchanged.push(name.clone()),
         }
     }
+    plan.guards = guards(
+        &plan.changes,
+        input.state.certificates.len(),
+        input.thresholds,
+    );
     plan
 }
 
@@ -138,6 +173,37 @@ fn twin<'a>(all: &'a State, state: &CertificateState) -> Option<&'a String> {
         .iter()
         .find(|(name, other)| **name != state.name && other.id == state.id)
         .map(|(name, _)| name)
+}
+
+/// The safety thresholds `changes` exceeds, given `existing` certificates in state.
+/// Renewals do not count: they are due by time, and holding them back lets certificates expire.
+fn guards(changes: &[Change], existing: usize, thresholds: Thresholds) -> Vec<Guard> {
+    let mut guards = Vec::new();
+    let destructive = changes.iter().filter(|c| c.action.is_destructive()).count();
+    if destructive > thresholds.max_destructive {
+        guards.push(Guard {
+            setting: "max_destructive".to_string(),
+            message: format!(
+                "{destructive} destructive actions (revoke, cancel) exceed `max_destructive = {}`",
+                thresholds.max_destructive
+            ),
+        });
+    }
+    let reissues = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Reissue { .. }))
+        .count();
+    let limit = usize::from(thresholds.max_reissue_percent);
+    if existing >= REISSUE_PERCENT_MIN_CERTIFICATES && reissues * 100 > limit * existing {
+        guards.push(Guard {
+            setting: "max_reissue_percent".to_string(),
+            message: format!(
+                "{reissues} of {existing} certificates reissued ({}%) exceed `max_reissue_percent = {limit}`",
+                reissues * 100 / existing
+            ),
+        });
+    }
+    guards
 }
 
 fn plan_configured(
@@ -740,6 +806,33 @@ fn resume(
     }
 }
 
+/// A certificate whose lifecycle settings differ from what state recorded: record them (no CA
+/// call), so that removal acts on the settings it last had in config. Planned when nothing
+/// else is, or when the certificate is held back (blocked, rate limited); any other action
+/// records them itself.
+fn update_settings(spec: &CertificateSpec, state: &CertificateState) -> Option<Change> {
+    let recorded = state.settings().fields();
+    let wanted = LifecycleSettings::of_spec(spec).fields();
+    let changes: Vec<FieldChange> = recorded
+        .into_iter()
+        .zip(wanted)
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldChange {
+            field: field.to_string(),
+            old: Some(old),
+            new: Some(new),
+        })
+        .collect();
+    if changes.is_empty() {
+        return None;
+    }
+    let reason = format!(
+        "{} changed; recorded in state (no CA call)",
+        describe_fields(&changes)
+    );
+    Some(change(spec, Action::UpdateSettings { changes }, reason))
+}
+
 fn plan_removed(
     state: &CertificateState,
     observed: &ObservedCertificate,
@@ -755,29 +848,24 @@ fn plan_removed(
             state,
             observed,
             input,
-            RevocationReason::CessationOfOperation,
+            state
+                .revoke_reason
+                .unwrap_or(RevocationReason::CessationOfOperation),
             true,
-            state.prevent_destroy,
+            // `prevent_destroy` keeps a removed certificate as a tombstone before this point.
+            false,
             "removed from config; on_remove = revoke",
         ),
         OnRemove::Cancel => match pending_order(state, observed) {
-            Some(order_id) => {
-                if state.prevent_destroy {
-                    return Decision::Blocked {
-                        wanted: Some("cancel".to_string()),
-                        reason: "`prevent_destroy` was set: cancelling is refused".to_string(),
-                    };
-                }
-                Decision::Change(removed_change(
-                    state,
-                    Action::Cancel {
-                        order_id: order_id.clone(),
-                        forget: true,
-                        refund: cancel_refunds(state, input),
-                    },
-                    format!("removed from config; on_remove = cancel: order {order_id} is pending"),
-                ))
-            }
+            Some(order_id) => Decision::Change(removed_change(
+                state,
+                Action::Cancel {
+                    order_id: order_id.clone(),
+                    forget: true,
+                    refund: cancel_refunds(state, input),
+                },
+                format!("removed from config; on_remove = cancel: order {order_id} is pending"),
+            )),
             None => Decision::Change(removed_change(
                 state,
                 Action::Forget,

@@ -1,5 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use time::macros::datetime;
@@ -9,11 +9,12 @@ use super::*;
 use crate::capabilities::DuplicatePrevention;
 use crate::observed::{ChainDrift, DcvStatus, DeployObservation, ObservedCertificate, OrderView};
 use crate::plan::render::{self, TextOptions};
+use crate::plan::Guard;
 use crate::serial::Serial;
 use crate::spec::{
     CaOptions, DeployTarget, DnsName, FilesTarget, KeySpec, Location, RenewBefore, Validity,
 };
-use crate::state::{DeployRecord, HistoryEntry};
+use crate::state::{DeployRecord, HistoryEntry, LifecycleSettings};
 
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
 
@@ -32,6 +33,7 @@ fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
         on_remove: OnRemove::Forget,
         revoke: None,
         prevent_destroy: false,
+        revoke_reason: None,
         dcv: Vec::new(),
         deploy: vec![files_target(&format!("/srv/{name}"))],
         ca_options: CaOptions::default(),
@@ -42,6 +44,7 @@ fn spec(name: &str, sans: &[&str]) -> CertificateSpec {
 fn files_target(dir: &str) -> DeployTarget {
     DeployTarget::Files(FilesTarget {
         dir: PathBuf::from(dir),
+        relative_dir: None,
         cert: "cert.pem".into(),
         chain: "chain.pem".into(),
         fullchain: "fullchain.pem".into(),
@@ -80,6 +83,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
         spec_fields: spec.issuance_fields().into_iter().collect(),
         on_remove: spec.on_remove,
         prevent_destroy: spec.prevent_destroy,
+        revoke_reason: spec.revoke_reason,
         intent: None,
         deployments: spec
             .deploy
@@ -139,6 +143,7 @@ struct World {
     observed: Observed,
     caps: BTreeMap<String, Capabilities>,
     replace: BTreeSet<String>,
+    thresholds: crate::plan::Thresholds,
 }
 
 impl World {
@@ -172,6 +177,7 @@ impl World {
             observed: Observed::default(),
             caps,
             replace: BTreeSet::new(),
+            thresholds: crate::plan::Thresholds::default(),
         }
     }
 
@@ -205,6 +211,7 @@ impl World {
             capabilities: &self.caps,
             replace: &self.replace,
             now,
+            thresholds: self.thresholds,
         })
     }
 
@@ -1833,8 +1840,10 @@ fn revocation_follows_what_the_ca_and_state_hold() {
     );
     let mut guarded = s.clone();
     guarded.prevent_destroy = true;
+    let mut guarded_state = ordering.clone();
+    guarded_state.prevent_destroy = true;
     let plan = World::new()
-        .state(ordering.clone())
+        .state(guarded_state)
         .spec(guarded)
         .observe("web", pending())
         .plan();
@@ -1862,7 +1871,7 @@ fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
     let pending = intent_order(view("o-2", OrderStatus::Pending, None));
 
     // on_remove = revoke, nothing issued, order pending: cancelled; under prevent_destroy
-    // the record is only forgotten.
+    // the record stays as a protected tombstone.
     ordering.on_remove = OnRemove::Revoke;
     let plan = World::new()
         .state(ordering.clone())
@@ -1877,32 +1886,26 @@ fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
         }
     );
     ordering.prevent_destroy = true;
+    let tombstone = vec![Blocked {
+        certificate: "web".into(),
+        wanted: None,
+        reason: "protected: removed from config, but `prevent_destroy` was set when it was last applied; kept in state as a tombstone and nothing is done at `local` (run `certform state rm web` to drop it)".into(),
+    }];
     let plan = World::new()
         .state(ordering.clone())
         .observe("web", pending.clone())
         .plan();
-    let change = only_change(&plan);
-    assert_eq!(change.action, Action::Forget);
-    assert_eq!(
-        change.reason,
-        "removed from config; on_remove = revoke; nothing issued to revoke"
-    );
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked, tombstone);
 
-    // on_remove = cancel under prevent_destroy: refused.
+    // on_remove = cancel under prevent_destroy: the same tombstone.
     ordering.on_remove = OnRemove::Cancel;
     let plan = World::new()
         .state(ordering.clone())
         .observe("web", pending.clone())
         .plan();
     assert!(plan.changes.is_empty());
-    assert_eq!(
-        plan.blocked,
-        vec![Blocked {
-            certificate: "web".into(),
-            wanted: Some("cancel".into()),
-            reason: "`prevent_destroy` was set: cancelling is refused".into(),
-        }]
-    );
+    assert_eq!(plan.blocked, tombstone);
 
     // on_remove = cancel with no order pending (the order was issued meanwhile): forgotten.
     ordering.prevent_destroy = false;
@@ -1927,6 +1930,422 @@ fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
     );
 }
 
+// ---------------------------------------------------------------- guardrails
+
+#[test]
+fn changed_lifecycle_settings_are_an_update_settings_line() {
+    let recorded = spec("web", &["a.example"]);
+    let state = issued(&recorded, "01", NOW - Duration::days(10));
+    // Each setting on its own is a change; nothing else differs.
+    type Edit = fn(&mut CertificateSpec);
+    let cases: [(Edit, &str, &str, &str); 3] = [
+        (
+            |s| s.on_remove = OnRemove::Revoke,
+            "on_remove",
+            "forget",
+            "revoke",
+        ),
+        (
+            |s| s.prevent_destroy = true,
+            "prevent_destroy",
+            "false",
+            "true",
+        ),
+        (
+            |s| s.revoke_reason = Some(RevocationReason::Superseded),
+            "revoke_reason",
+            "(default)",
+            "superseded",
+        ),
+    ];
+    for (edit, field, old, new) in cases {
+        let mut wanted = recorded.clone();
+        edit(&mut wanted);
+        let plan = World::new().state(state.clone()).spec(wanted).plan();
+        let change = only_change(&plan);
+        assert_eq!(
+            change.action,
+            Action::UpdateSettings {
+                changes: vec![FieldChange {
+                    field: field.into(),
+                    old: Some(old.into()),
+                    new: Some(new.into()),
+                }]
+            },
+            "{field}"
+        );
+        assert_eq!(
+            change.reason,
+            format!("`{field}` changed; recorded in state (no CA call)")
+        );
+        assert_eq!(change.action.verb(), "update settings");
+        assert!(!change.action.contacts_ca());
+        assert!(!change.action.is_destructive());
+        assert!(change.deploy.is_empty() && change.undeploy.is_empty());
+    }
+    // Recorded settings equal to config: nothing to do.
+    let plan = World::new().state(state).spec(recorded).plan();
+    assert!(plan.is_empty(), "{plan:#?}");
+}
+
+#[test]
+fn settings_are_not_a_line_of_their_own_when_other_work_is_planned() {
+    // Due for renewal and settings changed: one renew (the executor records the settings).
+    let recorded = spec("web", &["a.example"]);
+    let mut wanted = recorded.clone();
+    wanted.prevent_destroy = true;
+    let plan = World::new()
+        .state(issued(&recorded, "01", NOW - Duration::days(70)))
+        .spec(wanted)
+        .plan();
+    assert_eq!(only_change(&plan).action.verb(), "renew");
+}
+
+#[test]
+fn update_settings_is_not_held_back_by_a_rate_limit() {
+    let recorded = spec("web", &["a.example"]);
+    let mut state = issued(&recorded, "01", NOW - Duration::days(10));
+    state.retry_after = Some(NOW + Duration::hours(1));
+    let mut wanted = recorded;
+    wanted.on_remove = OnRemove::Revoke;
+    let plan = World::new().state(state).spec(wanted).plan();
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+    assert!(plan.blocked.is_empty());
+}
+
+#[test]
+fn settings_are_recorded_for_a_certificate_held_back() {
+    // `revoke = true` newly under `prevent_destroy`: the revocation is blocked, the setting
+    // is still recorded.
+    let mut recorded = spec("web", &["a.example"]);
+    recorded.on_remove = OnRemove::Revoke;
+    let state = issued(&recorded, "01", NOW - Duration::days(10));
+    let mut wanted = recorded.clone();
+    wanted.revoke = Some(RevocationReason::Superseded);
+    wanted.prevent_destroy = true;
+    let plan = World::new().state(state.clone()).spec(wanted).plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("revoke"));
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // A CA that cannot be read: blocked, the setting still recorded.
+    let mut wanted = recorded.clone();
+    wanted.on_remove = OnRemove::Forget;
+    let plan = World::new()
+        .state(state.clone())
+        .spec(wanted.clone())
+        .observe(
+            "web",
+            ObservedCertificate {
+                refresh_error: Some("down".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // Rate limited while due for renewal: the renewal waits, the setting is recorded.
+    let mut due = issued(&recorded, "01", NOW - Duration::days(70));
+    due.retry_after = Some(NOW + Duration::hours(1));
+    let plan = World::new().state(due).spec(wanted).plan();
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("renew"));
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+
+    // Held back with nothing changed in the settings: blocked only.
+    let plan = World::new()
+        .state(state)
+        .spec(recorded)
+        .observe(
+            "web",
+            ObservedCertificate {
+                refresh_error: Some("down".into()),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1);
+}
+
+/// The issue's regression: switched from `revoke` to `forget` + `prevent_destroy`, applied
+/// (recorded), then removed: a protected tombstone, never a revocation.
+#[test]
+fn removal_acts_on_the_settings_last_recorded() {
+    let mut s = spec("web", &["a.example"]);
+    s.on_remove = OnRemove::Revoke;
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    s.on_remove = OnRemove::Forget;
+    s.prevent_destroy = true;
+    let mut world = World::new().state(state.clone()).spec(s.clone());
+    let plan = world.plan();
+    assert_eq!(only_change(&plan).action.verb(), "update settings");
+    simulate(&mut world, &plan, &mut 0);
+    assert!(world.plan().is_empty());
+    world.specs.clear();
+    let plan = world.plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(plan.blocked.len(), 1);
+    assert_eq!(plan.blocked[0].wanted, None);
+    assert!(plan.blocked[0].reason.starts_with("protected: "));
+
+    // Removed with `on_remove = revoke` recorded: revoked with the recorded reason, and the
+    // default reason when none was recorded.
+    for (recorded, sent) in [
+        (
+            Some(RevocationReason::Superseded),
+            RevocationReason::Superseded,
+        ),
+        (None, RevocationReason::CessationOfOperation),
+    ] {
+        state.revoke_reason = recorded;
+        let plan = World::new().state(state.clone()).plan();
+        match &only_change(&plan).action {
+            Action::Revoke { reason, forget, .. } => {
+                assert_eq!(*reason, sent);
+                assert!(*forget);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_tombstone_stays_whatever_on_remove_says_until_state_forgets_it() {
+    let mut s = spec("web", &["a.example"]);
+    s.prevent_destroy = true;
+    for on_remove in [OnRemove::Forget, OnRemove::Cancel, OnRemove::Revoke] {
+        s.on_remove = on_remove;
+        let plan = World::new()
+            .state(issued(&s, "01", NOW - Duration::days(10)))
+            .plan();
+        assert!(plan.changes.is_empty(), "{on_remove:?}: {plan:#?}");
+        assert_eq!(plan.blocked.len(), 1, "{on_remove:?}");
+        assert!(plan.blocked[0].reason.contains("`certform state rm web`"));
+        assert!(plan.guards.is_empty());
+    }
+    // Without `prevent_destroy` recorded, removal acts.
+    s.prevent_destroy = false;
+    s.on_remove = OnRemove::Forget;
+    let plan = World::new()
+        .state(issued(&s, "01", NOW - Duration::days(10)))
+        .plan();
+    assert_eq!(only_change(&plan).action, Action::Forget);
+}
+
+/// `count` certificates in state, of which the first `removed` left config with
+/// `on_remove = revoke` and the next `reissued` changed their names.
+fn fleet(count: usize, removed: usize, reissued: usize) -> World {
+    let mut world = World::new();
+    for i in 0..count {
+        let name = format!("c{i:02}");
+        let mut s = spec(&name, &[&format!("{name}.example")]);
+        s.on_remove = OnRemove::Revoke;
+        world = world.state(issued(&s, "01", NOW - Duration::days(10)));
+        if i < removed {
+            continue;
+        }
+        if i < removed + reissued {
+            s = spec(&name, &[&format!("{name}.example"), "extra.example"]);
+            s.on_remove = OnRemove::Revoke;
+        }
+        world = world.spec(s);
+    }
+    world
+}
+
+#[test]
+fn more_destructive_actions_than_the_threshold_need_force() {
+    // Five revocations is at the default limit: allowed.
+    let plan = fleet(12, 5, 0).plan();
+    assert_eq!(plan.changes.len(), 5);
+    assert!(plan.guards.is_empty(), "{:#?}", plan.guards);
+    // Six exceed it.
+    let plan = fleet(12, 6, 0).plan();
+    assert_eq!(
+        plan.guards,
+        vec![Guard {
+            setting: "max_destructive".into(),
+            message: "6 destructive actions (revoke, cancel) exceed `max_destructive = 5`".into(),
+        }]
+    );
+    // A configured limit counts, including 0 (every destructive action needs `--force`).
+    let mut world = fleet(3, 1, 0);
+    world.thresholds.max_destructive = 0;
+    assert_eq!(world.plan().guards.len(), 1);
+    world.thresholds.max_destructive = 1;
+    assert!(world.plan().guards.is_empty());
+    // Forgetting is not destructive.
+    let mut world = World::new();
+    for i in 0..8 {
+        world = world.state(issued(
+            &spec(&format!("c{i}"), &["a.example"]),
+            "01",
+            NOW - Duration::days(10),
+        ));
+    }
+    let plan = world.plan();
+    assert_eq!(plan.changes.len(), 8);
+    assert!(plan.guards.is_empty());
+}
+
+#[test]
+fn reissuing_more_than_the_share_needs_force_once_state_is_large_enough() {
+    // 10 certificates, 5 reissued: exactly 50%, allowed; 6: 60%, guarded.
+    assert!(fleet(10, 0, 5).plan().guards.is_empty());
+    let plan = fleet(10, 0, 6).plan();
+    assert_eq!(plan.changes.len(), 6);
+    assert_eq!(
+        plan.guards,
+        vec![Guard {
+            setting: "max_reissue_percent".into(),
+            message: "6 of 10 certificates reissued (60%) exceed `max_reissue_percent = 50`".into(),
+        }]
+    );
+    // Fewer than 10 certificates in state: the share rule is skipped.
+    assert!(fleet(9, 0, 9).plan().guards.is_empty());
+    // A configured share counts.
+    let mut world = fleet(10, 0, 2);
+    world.thresholds.max_reissue_percent = 10;
+    assert_eq!(world.plan().guards.len(), 1);
+    world.thresholds.max_reissue_percent = 20;
+    assert!(world.plan().guards.is_empty());
+    // Renewals never count, however many are due at once.
+    let mut world = World::new();
+    for i in 0..10 {
+        let s = spec(&format!("c{i}"), &["a.example"]);
+        world = world
+            .state(issued(&s, "01", NOW - Duration::days(70)))
+            .spec(s);
+    }
+    let plan = world.plan();
+    assert_eq!(plan.summary(), vec![("renew", 10)]);
+    assert!(plan.guards.is_empty());
+}
+
+#[test]
+fn guards_show_loudly_in_text_and_json() {
+    let plan = fleet(12, 6, 0).plan();
+    let text = render::text(&plan, TextOptions::default());
+    assert!(
+        text.contains("!! SAFETY THRESHOLD EXCEEDED: 6 destructive actions (revoke, cancel) exceed `max_destructive = 5`\n      `apply` refuses this plan without `--force` (threshold `[defaults] max_destructive`)"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert_eq!(json["guards"][0]["setting"], "max_destructive");
+    let quiet = render::json(&fleet(12, 5, 0).plan());
+    assert!(!quiet.contains("guards"), "{quiet}");
+}
+
+/// A target written `dir = "<relative>"` in a config file at `checkout`.
+fn relative_target(checkout: &str, relative: &str) -> DeployTarget {
+    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}"));
+    files.relative_dir = Some(PathBuf::from(relative));
+    DeployTarget::Files(files)
+}
+
+#[test]
+fn deploy_ids_are_relative_to_the_config_file() {
+    let target = relative_target("/home/ci/run-1", "out/web");
+    assert_eq!(target.id(), "files:out/web");
+    // The same target in another checkout: the same id and digest.
+    let elsewhere = relative_target("/builds/x/repo", "out/web");
+    assert_eq!(elsewhere.id(), target.id());
+    assert_eq!(elsewhere.digest(), target.digest());
+    // An absolute `dir` keeps its absolute id and the digest it always had.
+    let absolute = files_target("/srv/web");
+    assert_eq!(absolute.id(), "files:/srv/web");
+    assert_eq!(
+        absolute.digest(),
+        absolute.legacy_digest(Path::new("/srv/web"))
+    );
+    // Legacy ids: this checkout's absolute path, or another checkout's ending in `out/web`.
+    assert!(target.is_legacy_id("files:/home/ci/run-1/out/web"));
+    assert!(target.is_legacy_id("files:/srv/old/checkout/out/web"));
+    for other in [
+        "files:out/web",
+        "files:/srv/old/checkout/web",
+        "files:/srv/old/checkout/out/api",
+        "files:relative/out/web",
+        "other:/x/out/web",
+    ] {
+        assert!(!target.is_legacy_id(other), "{other}");
+    }
+    assert!(!absolute.is_legacy_id("files:/srv/web"));
+    // A relative dir leaving the config directory matches only this checkout's path.
+    let up = {
+        let DeployTarget::Files(mut files) = files_target("/home/ci/out");
+        files.relative_dir = Some(PathBuf::from("../out"));
+        DeployTarget::Files(files)
+    };
+    assert_eq!(up.id(), "files:../out");
+    assert!(up.is_legacy_id("files:/home/ci/out"));
+    assert!(!up.is_legacy_id("files:/elsewhere/out"));
+}
+
+/// The issue's regression: state written in one checkout with absolute ids, planned from
+/// another checkout: no changes (the records are re-keyed, their digests carried over).
+#[test]
+fn state_from_another_checkout_with_absolute_ids_plans_no_changes() {
+    let mut s = spec("web", &["a.example"]);
+    s.deploy = vec![
+        relative_target("/home/ci/run-2", "out/web"),
+        relative_target("/home/ci/run-2", "x/web"),
+    ];
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    // What an older certform wrote in `/srv/first`: absolute ids and digests.
+    state.deployments = s
+        .deploy
+        .iter()
+        .map(|t| {
+            let DeployTarget::Files(files) = t;
+            let old = Path::new("/srv/first").join(files.id_dir());
+            let mut record = state.deployments[&t.id()].clone();
+            record.target_digest = t.legacy_digest(&old);
+            (format!("files:{}", old.display()), record)
+        })
+        .collect();
+    let mut world = World::new().spec(s.clone()).state(state.clone());
+    // Unmigrated, the planner sees two new targets and two dropped ones.
+    assert_eq!(only_change(&world.plan()).action, Action::Deploy);
+    world.state.migrate_deploy_ids(&world.specs);
+    let plan = world.plan();
+    assert!(plan.is_empty(), "{plan:#?}");
+    let keys: Vec<&String> = world.state.certificates["web"].deployments.keys().collect();
+    assert_eq!(keys, ["files:out/web", "files:x/web"]);
+
+    // A target whose settings changed meanwhile is still deployed again after the move.
+    let mut changed = state;
+    for record in changed.deployments.values_mut() {
+        record.target_digest = "sha256:old-settings".into();
+    }
+    let mut world = World::new().spec(s).state(changed);
+    world.state.migrate_deploy_ids(&world.specs);
+    let change = only_change(&world.plan()).clone();
+    assert_eq!(change.action, Action::Deploy);
+    assert!(change.undeploy.is_empty(), "{change:#?}");
+    assert!(
+        change.reason.contains("target settings changed"),
+        "{}",
+        change.reason
+    );
+
+    // Records of certificates no longer in config are left alone.
+    let mut gone = State::default();
+    let mut removed = issued(&spec("old", &["a.example"]), "01", NOW);
+    let record = removed
+        .deployments
+        .values()
+        .next()
+        .cloned()
+        .expect("record");
+    removed.deployments = [("files:/srv/first/out/web".to_string(), record)].into();
+    gone.certificates.insert("old".into(), removed.clone());
+    gone.migrate_deploy_ids(&BTreeMap::new());
+    assert_eq!(gone.certificates["old"], removed);
+}
+
 // ---------------------------------------------------------------- properties
 
 /// Carry out a plan in a model world whose CA issues every order at once.
@@ -1934,6 +2353,11 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
     for change in &plan.changes {
         let name = &change.certificate;
         let spec = world.specs.get(name).cloned();
+        // The executor records the lifecycle settings with every action on a configured
+        // certificate.
+        if let (Some(spec), Some(state)) = (&spec, world.state.certificates.get_mut(name)) {
+            state.record_settings(LifecycleSettings::of_spec(spec));
+        }
         let mut issue = |world: &mut World| {
             let Some(spec) = spec.clone() else { return };
             *serial += 1;
@@ -2017,6 +2441,8 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                 world.state.certificates.remove(name);
                 world.observed.certificates.remove(name);
             }
+            // Recorded above, as for every action on a configured certificate.
+            Action::UpdateSettings { .. } => {}
         }
     }
 }

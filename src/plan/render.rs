@@ -95,6 +95,15 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             warning.message
         );
     }
+    for guard in &plan.guards {
+        let _ = writeln!(
+            out,
+            "{} {}\n      `apply` refuses this plan without `--force` (threshold `[defaults] {}`)\n",
+            p.paint(&format!("{BOLD}{RED}"), "  !! SAFETY THRESHOLD EXCEEDED:"),
+            p.paint(BOLD, &guard.message),
+            guard.setting
+        );
+    }
     if !plan.changes.is_empty() {
         let counts: Vec<String> = plan
             .summary()
@@ -135,6 +144,7 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
         } => ("-", DIM),
         Action::Revoke { .. } | Action::Cancel { .. } => ("!", RED),
         Action::Forget => ("-", DIM),
+        Action::UpdateSettings { .. } => ("~", CYAN),
     };
     let mut head = format!(
         "  {} {} {}",
@@ -187,7 +197,9 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
                 );
             }
         }
-        Action::Reissue { changes, .. } => render_field_diff(out, p, changes),
+        Action::Reissue { changes, .. } | Action::UpdateSettings { changes } => {
+            render_field_diff(out, p, changes)
+        }
         Action::Revoke {
             forget,
             cancel_order,

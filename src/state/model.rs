@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::serial::Serial;
-use crate::spec::OnRemove;
+use crate::spec::{CertificateSpec, OnRemove, RevocationReason};
 
 /// Current state file format.
 pub const FORMAT: u32 = 1;
@@ -76,6 +76,10 @@ pub struct CertificateState {
     /// `prevent_destroy` of the spec at the last apply.
     #[serde(default)]
     pub prevent_destroy: bool,
+    /// `revoke_reason` of the spec at the last apply: the reason sent when `on_remove =
+    /// "revoke"` revokes the certificate after it left config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<RevocationReason>,
     /// Work in flight: recorded (and fsynced) before each side effect at the CA.
     pub intent: Option<Intent>,
     /// Deploy records keyed by target id.
@@ -90,6 +94,49 @@ pub struct CertificateState {
     pub retry_after: Option<OffsetDateTime>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+}
+
+impl State {
+    /// Re-key deploy records that an older certform keyed by absolute path (`files:/abs/dir`)
+    /// under the target's current id (`files:<dir as written>`), for every certificate in
+    /// `certificates`; a record whose digest was the old one gets the new one, so the move
+    /// alone plans no deploy. Records that match no configured target stay as they are.
+    /// Done in memory before planning; the next save of the certificate writes the new ids.
+    pub fn migrate_deploy_ids(&mut self, certificates: &BTreeMap<String, CertificateSpec>) {
+        for (name, spec) in certificates {
+            let Some(state) = self.certificates.get_mut(name) else {
+                continue;
+            };
+            // Longest relative directory first, so `x/web` claims `/old/x/web` before `web`.
+            let mut targets: Vec<&crate::spec::DeployTarget> = spec.deploy.iter().collect();
+            targets.sort_by_key(|t| {
+                let crate::spec::DeployTarget::Files(files) = t;
+                std::cmp::Reverse(files.id_dir().components().count())
+            });
+            for target in targets {
+                let id = target.id();
+                if state.deployments.contains_key(&id) {
+                    continue;
+                }
+                let Some(old) = state
+                    .deployments
+                    .keys()
+                    .find(|key| target.is_legacy_id(key))
+                    .cloned()
+                else {
+                    continue;
+                };
+                let Some(mut record) = state.deployments.remove(&old) else {
+                    continue;
+                };
+                let old_dir = std::path::Path::new(old.trim_start_matches("files:"));
+                if record.target_digest == target.legacy_digest(old_dir) {
+                    record.target_digest = target.digest();
+                }
+                state.deployments.insert(id, record);
+            }
+        }
+    }
 }
 
 /// Why an order is in flight.
@@ -131,7 +178,56 @@ pub struct Intent {
     pub order_id: Option<String>,
 }
 
+/// The lifecycle settings state records from the spec at every apply: what happens to the
+/// certificate once its block leaves config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleSettings {
+    pub on_remove: OnRemove,
+    pub prevent_destroy: bool,
+    pub revoke_reason: Option<RevocationReason>,
+}
+
+impl LifecycleSettings {
+    pub fn of_spec(spec: &CertificateSpec) -> Self {
+        LifecycleSettings {
+            on_remove: spec.on_remove,
+            prevent_destroy: spec.prevent_destroy,
+            revoke_reason: spec.revoke_reason,
+        }
+    }
+
+    /// `(setting, value)` pairs, for diffs.
+    pub fn fields(&self) -> [(&'static str, String); 3] {
+        [
+            ("on_remove", self.on_remove.as_str().to_string()),
+            ("prevent_destroy", self.prevent_destroy.to_string()),
+            (
+                "revoke_reason",
+                self.revoke_reason
+                    .map(|reason| reason.as_str().to_string())
+                    .unwrap_or_else(|| "(default)".to_string()),
+            ),
+        ]
+    }
+}
+
 impl CertificateState {
+    /// The lifecycle settings recorded at the last apply.
+    pub fn settings(&self) -> LifecycleSettings {
+        LifecycleSettings {
+            on_remove: self.on_remove,
+            prevent_destroy: self.prevent_destroy,
+            revoke_reason: self.revoke_reason,
+        }
+    }
+
+    /// Record `settings` (done for every certificate in config that an apply touches).
+    pub fn record_settings(&mut self, settings: LifecycleSettings) {
+        self.on_remove = settings.on_remove;
+        self.prevent_destroy = settings.prevent_destroy;
+        self.revoke_reason = settings.revoke_reason;
+    }
+
     /// Move an older state file's `key_file` to `key_id` (when it is exactly the derived path;
     /// otherwise it is dropped), so the state is written back without a path and without
     /// losing its key. Called when a state file is read.

@@ -138,11 +138,19 @@ fn prevent_destroy_blocks_revocation() {
     let sandbox = Sandbox::with_config(WEB);
     sandbox.apply().expect(0);
     sandbox.write_config(&format!("{WEB}revoke = true\nprevent_destroy = true\n"));
-    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+    // The revocation is blocked; the new `prevent_destroy` is still recorded.
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
     assert!(plan.stdout.contains("blocked"), "{}", plan.stdout);
     assert!(plan.stdout.contains("prevent_destroy"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("update settings web"),
+        "{}",
+        plan.stdout
+    );
     sandbox.apply().expect(0);
     assert_eq!(sandbox.local_orders()[0]["status"], "issued");
+    assert_eq!(sandbox.state_field("web", "prevent_destroy"), "true");
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
 #[test]

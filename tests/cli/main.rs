@@ -21,6 +21,7 @@ mod digicert;
 mod digicert_client;
 mod digicert_sim;
 mod errors;
+mod guardrails;
 mod http;
 mod invalid;
 mod inventory;

@@ -116,6 +116,7 @@ fn certificate(name: &str) -> CertificateState {
         spec_fields: BTreeMap::new(),
         on_remove: OnRemove::Forget,
         prevent_destroy: false,
+        revoke_reason: None,
         intent: None,
         deployments: BTreeMap::new(),
         renewal_window: Some(certform::observed::RenewalWindow {
@@ -154,6 +155,7 @@ fn full_certificate(name: &str) -> CertificateState {
         spec_fields: spec_fields.clone(),
         on_remove: OnRemove::Revoke,
         prevent_destroy: true,
+        revoke_reason: None,
         intent: Some(Intent {
             kind: IntentKind::Renew,
             ca: "local-2".to_string(),

@@ -103,11 +103,12 @@ impl<'a> Validator<'a> {
         let revoke = if table.revoke.unwrap_or(false) {
             Some(reason.unwrap_or_default())
         } else {
-            if reason.is_some() {
+            if reason.is_some() && on_remove != OnRemove::Revoke {
                 self.warning(
                     file,
                     &path.key("revoke_reason"),
-                    "`revoke_reason` has no effect without `revoke = true`".to_string(),
+                    "`revoke_reason` has no effect without `revoke = true` or `on_remove = \"revoke\"`"
+                        .to_string(),
                 );
             }
             None
@@ -134,6 +135,7 @@ impl<'a> Validator<'a> {
             on_remove,
             revoke,
             prevent_destroy: table.prevent_destroy.unwrap_or(false),
+            revoke_reason: reason,
             dcv,
             deploy,
             ca_options,

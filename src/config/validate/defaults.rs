@@ -35,12 +35,48 @@ impl<'a> Validator<'a> {
                 "`[defaults]`",
             );
         }
+        let builtin = crate::plan::Thresholds::default();
+        let thresholds = crate::plan::Thresholds {
+            max_destructive: table
+                .max_destructive
+                .and_then(|n| self.threshold(file, "max_destructive", n, u64::MAX))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(builtin.max_destructive),
+            max_reissue_percent: table
+                .max_reissue_percent
+                .and_then(|n| self.threshold(file, "max_reissue_percent", n, 100))
+                .and_then(|n| u8::try_from(n).ok())
+                .unwrap_or(builtin.max_reissue_percent),
+        };
         Defaults {
             ca: table.ca.clone(),
             renew_before,
             key,
             validity,
             on_remove: table.on_remove.map(on_remove),
+            thresholds,
+        }
+    }
+
+    /// A safety threshold: a whole number from 0 to `max`.
+    fn threshold(&mut self, file: usize, name: &str, value: i64, max: u64) -> Option<u64> {
+        match u64::try_from(value) {
+            Ok(n) if n <= max => Some(n),
+            _ => {
+                let range = if max == u64::MAX {
+                    "0 or more".to_string()
+                } else {
+                    format!("from 0 to {max}")
+                };
+                self.error_with_hint(
+                    file,
+                    &KeyPath::root().key("defaults").key(name),
+                    Anchor::Value,
+                    format!("`{name}` must be {range}, not {value}"),
+                    Some("`apply --force` overrides a threshold for one run".to_string()),
+                );
+                None
+            }
         }
     }
 

@@ -113,6 +113,7 @@ struct Defaults {
     key: Setting<KeySpec>,
     validity: Setting<Validity>,
     on_remove: Option<OnRemove>,
+    thresholds: crate::plan::Thresholds,
 }
 
 impl Defaults {
@@ -123,6 +124,7 @@ impl Defaults {
             key: Setting::Unset,
             validity: Setting::Unset,
             on_remove: None,
+            thresholds: crate::plan::Thresholds::default(),
         }
     }
 }
@@ -245,6 +247,7 @@ impl<'a> Validator<'a> {
             cas: ca_settings,
             dns: dns_settings,
             certificates: specs,
+            thresholds: defaults.thresholds,
             warnings: Vec::new(),
         }
     }

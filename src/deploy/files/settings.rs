@@ -9,7 +9,7 @@ use serde::Deserialize;
 use time::Duration;
 
 use crate::config::provider::{
-    absolute, duration, file_mode, shown, Anchor, KeyPath, Origin, Validator,
+    absolute, duration, file_mode, normalize, shown, Anchor, KeyPath, Origin, Validator,
 };
 pub use crate::spec::FilesTarget as Settings;
 
@@ -188,8 +188,14 @@ pub(crate) fn validate(
     else {
         return None;
     };
+    // A relative `dir` also names the target in state, so that the same repository checked
+    // out anywhere keys its deploy records alike.
+    let relative_dir = std::path::Path::new(&table.dir)
+        .is_relative()
+        .then(|| normalize(std::path::Path::new(&table.dir)));
     Some(Settings {
         dir,
+        relative_dir,
         cert: file_name("cert"),
         chain: file_name("chain"),
         fullchain: file_name("fullchain"),

@@ -11,6 +11,7 @@ use super::*;
 fn target(dir: &Path, reload: Option<&str>) -> FilesTarget {
     FilesTarget {
         dir: dir.to_path_buf(),
+        relative_dir: None,
         cert: "cert.pem".to_string(),
         chain: "chain.pem".to_string(),
         fullchain: "fullchain.pem".to_string(),
