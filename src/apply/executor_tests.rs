@@ -1065,7 +1065,7 @@ async fn changed_settings_are_recorded_without_a_ca_call_and_a_tombstone_waits_f
     );
     world.assert_nothing_to_do().await;
 
-    // Removed: a tombstone that nothing acts on, until `remove_entry`.
+    // Removed: a tombstone that nothing acts on, until `state rm` (`state_ops::remove`).
     world.set_config("");
     let (plan, result) = world.apply_at(None).await;
     assert!(plan.changes.is_empty(), "{plan:?}");
@@ -1077,8 +1077,9 @@ async fn changed_settings_are_recorded_without_a_ca_call_and_a_tombstone_waits_f
         assert_eq!(world.ca.count(op), 0, "{:?}", world.ca.calls());
     }
     assert_eq!(world.ca.count(Op::Place), 1, "{:?}", world.ca.calls());
-    assert!(crate::state::remove_entry(world.store.as_ref(), "web").expect("remove"));
-    assert!(!crate::state::remove_entry(world.store.as_ref(), "web").expect("remove"));
+    let mut state = world.store.load().expect("load");
+    crate::state_ops::remove(world.store.as_ref(), &mut state, "web", false).expect("state rm");
+    assert!(crate::state_ops::remove(world.store.as_ref(), &mut state, "web", false).is_err());
     assert!(world.store.snapshot().certificates.is_empty());
     world.assert_nothing_to_do().await;
 }

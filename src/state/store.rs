@@ -123,21 +123,6 @@ pub trait StateStore: Send + Sync {
     fn push(&self) -> Result<(), Error>;
 }
 
-/// Drop the entry of `name` from state and commit it: what `certform state rm NAME` does, and
-/// the only way to release a `prevent_destroy` tombstone. No CA call; the key stays in
-/// `keys_dir`. `false` when state holds no such certificate (nothing written). The caller
-/// holds the state lock.
-pub fn remove_entry(store: &dyn StateStore, name: &str) -> Result<bool, Error> {
-    if !store.load()?.certificates.contains_key(name) {
-        return Ok(false);
-    }
-    store.remove_certificate(name)?;
-    store.commit(&format!(
-        "certform state rm {name}: dropped from state (the CA keeps the certificate)"
-    ))?;
-    Ok(true)
-}
-
 /// The state store in a git work tree.
 #[derive(Debug, Clone)]
 pub struct GitStore {

@@ -142,15 +142,15 @@ fn a_rejected_api_key_prints_the_401_hint_once() {
 #[test]
 fn a_rate_limited_create_prints_the_wait_as_a_hint_and_is_sent_once() {
     let sim = Sim::start();
-    // An apply sends 5 reads before its create (measured: the product and the organization
-    // twice, the user once): a window of 5 requests a minute answers the create with 429 and
-    // `Retry-After`.
+    // An apply reads the organization, the product and the user (3 requests, each once: the
+    // account is checked once per run) before its create: a window of 3 requests a minute
+    // answers the create with 429 and `Retry-After`.
     sim.running
         .as_ref()
         .expect("running")
         .set_limits(Limits {
             windows: vec![RateWindow {
-                requests: 5,
+                requests: 3,
                 seconds: 60,
             }],
             retry_after_header: true,
