@@ -1,6 +1,6 @@
 //! `certform apply`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use std::sync::Mutex;
@@ -250,25 +250,12 @@ fn summary(total: usize, failed: usize) -> Summary {
 
 /// Ask on the terminal whether to carry out the plan printed above; only `yes` accepts.
 fn ask() -> Result<(), Failure> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::new(
-            "refusing to apply without confirmation: standard input is not a terminal",
-        )
-        .hint("review the plan above, then run `certform apply --auto-approve`"));
-    }
-    print!("\nDo you want to perform these actions? Only `yes` will be accepted: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::new("cannot read the answer").caused_by(e.to_string()))?;
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Failure::new("apply cancelled"))
-    }
+    super::ask_yes(
+        "Do you want to perform these actions?",
+        "refusing to apply",
+        "review the plan above, then run `certform apply --auto-approve`",
+        "apply cancelled",
+    )
 }
 
 fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {

@@ -337,3 +337,33 @@ impl From<workspace::RunError> for Failure {
         }
     }
 }
+
+/// Ask `question` on the terminal; only `yes` accepts (anything else is `cancelled`). Off a
+/// terminal nothing is asked: `refused` with `hint` (the flag that skips the question).
+pub(crate) fn ask_yes(
+    question: &str,
+    refused: &str,
+    hint: &str,
+    cancelled: &str,
+) -> Result<(), Failure> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::new(format!(
+            "{refused} without confirmation: standard input is not a terminal"
+        ))
+        .hint(hint.to_string()));
+    }
+    print!("\n{question} Only `yes` will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new("cannot read the answer").caused_by(e.to_string()))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Failure::new(cancelled.to_string()))
+    }
+}

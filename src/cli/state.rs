@@ -1,6 +1,6 @@
 //! `certform state list|show|rm|mv`: read and edit state without a plan or a CA call.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use super::{Context, Failure, EXIT_OK};
@@ -276,23 +276,10 @@ fn write_out(text: &str) -> Result<(), Failure> {
 
 /// Ask on the terminal; only `yes` accepts. Off a terminal, refuse with `hint`.
 fn confirm(hint: &str) -> Result<(), Failure> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::new(
-            "refusing to change state without confirmation: standard input is not a terminal",
-        )
-        .hint(hint.to_string()));
-    }
-    print!("\nDo you want to forget it? Only `yes` will be accepted: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::new("cannot read the answer").caused_by(e.to_string()))?;
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(Failure::new("state rm cancelled"))
-    }
+    super::ask_yes(
+        "Do you want to forget it?",
+        "refusing to change state",
+        hint,
+        "state rm cancelled",
+    )
 }
