@@ -366,6 +366,25 @@ fn ari_window_kept_in_state_is_used_and_a_past_window_renews_now() {
 }
 
 #[test]
+fn renewal_time_follows_the_window_of_the_current_serial_only() {
+    // `status` reads the renewal time from state: the CA's window counts only for the serial
+    // it was given for; a window of a replaced certificate leaves `renew_before` in charge.
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    let by_renew_before = renewal_time(&s, &state).expect("issued");
+    let window_of = |serial: &str| window(serial, NOW + Duration::days(5), NOW + Duration::days(6));
+    state.renewal_window = Some(window_of("01"));
+    let in_window = renewal_time(&s, &state).expect("issued");
+    assert!(
+        in_window >= NOW + Duration::days(5) && in_window <= NOW + Duration::days(6),
+        "{in_window}"
+    );
+    assert_ne!(in_window, by_renew_before);
+    state.renewal_window = Some(window_of("02"));
+    assert_eq!(renewal_time(&s, &state), Some(by_renew_before));
+}
+
+#[test]
 fn expired_certificate_is_renewed() {
     let s = spec("web", &["a.example"]);
     let plan = World::new()
