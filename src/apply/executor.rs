@@ -194,7 +194,7 @@ impl Executor {
         }
         self.failpoints.hit("before-commit");
         let commit = self.store.commit(&commit_message(&outcomes))?;
-        let pushed = if commit.is_some() && self.config.state.push {
+        let pushed = if self.config.state.push && (commit.is_some() || self.store.push_pending()) {
             self.store.push()?;
             true
         } else {

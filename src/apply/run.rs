@@ -156,6 +156,15 @@ pub async fn apply(
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
         let commit = store
             .commit("certform apply: record refreshed state (renewal windows, interrupted runs)")?;
+        if workspace.config.state.push && (commit.is_some() || store.push_pending()) {
+            let earlier = commit.is_none();
+            store.push()?;
+            if earlier {
+                notify(Notice::Recovered(
+                    "pushed the state commits an interrupted run left unpushed".to_string(),
+                ));
+            }
+        }
         return Ok(ApplyReport::Unchanged {
             plan: planned.plan,
             commit,

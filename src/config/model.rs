@@ -37,7 +37,22 @@ pub struct StateSettings {
     pub keys_dir: Option<PathBuf>,
     pub push: bool,
     pub remote: String,
+    /// Credentials and host keys for `push` (`push_token`, `push_ssh_key`, ...).
+    pub push_auth: PushAuth,
     pub location: Location,
+}
+
+/// How `push` authenticates: secret references and public paths only, safe to print.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PushAuth {
+    /// `push_token`: HTTP basic auth password for an HTTPS remote.
+    pub token: Option<SecretRef>,
+    /// `push_user`: the user name sent with the token.
+    pub user: Option<String>,
+    /// `push_ssh_key`: the private key file of an SSH remote.
+    pub ssh_key: Option<SecretRef>,
+    /// `push_known_hosts`: absolute path of the `known_hosts` file for an SSH remote.
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// `[ca.NAME]`: one CA account.

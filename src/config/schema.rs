@@ -52,8 +52,23 @@ pub(crate) struct StateTable {
     pub(crate) keys_dir: Option<String>,
     /// Push each apply's commit to `remote`. Default `false`.
     pub(crate) push: Option<bool>,
-    /// Remote pushed to. Default `origin`.
+    /// Remote pushed to: a remote name of the repository, a URL (`https://`, `ssh://`,
+    /// `git@host:path`) or a path. Default `origin`. Pushed with the system `git`.
     pub(crate) remote: Option<String>,
+    /// Token for an HTTPS remote (sent as HTTP basic auth with `push_user`), from the
+    /// environment or a file; never inline. Without it git's own credential helpers are used.
+    #[schemars(with = "Option<SecretTable>")]
+    pub(crate) push_token: Option<SecretField>,
+    /// User name sent with `push_token`. Default `x-access-token` (GitHub; GitLab and Gitea
+    /// accept any name with a personal access token).
+    pub(crate) push_user: Option<String>,
+    /// Private key file for an SSH remote (`{ file = "path" }`); without it the SSH agent and
+    /// `~/.ssh` are used.
+    #[schemars(with = "Option<SecretTable>")]
+    pub(crate) push_ssh_key: Option<SecretField>,
+    /// `known_hosts` file checked strictly for an SSH remote, relative to this file. Default:
+    /// ssh's own (`~/.ssh/known_hosts`), also strict when `push_ssh_key` is set.
+    pub(crate) push_known_hosts: Option<String>,
 }
 
 /// `[defaults]`: values for certificates that do not set them.

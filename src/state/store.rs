@@ -19,6 +19,7 @@ mod file;
 mod git_index;
 mod location;
 mod marker;
+mod push;
 mod remote;
 
 use std::collections::BTreeSet;
@@ -29,10 +30,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use git2::{
-    Commit, ErrorCode, Index, IndexEntry, IndexTime, PushOptions, Remote, RemoteCallbacks,
-    Repository, Signature,
-};
+use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, Remote, Repository, Signature};
 
 pub use self::error::Error;
 pub use self::file::{parse_certificate, render_certificate};
@@ -48,7 +46,7 @@ use super::lock::{self, BrokenLock, LockGuard};
 use super::model::{CertificateState, State};
 use crate::apply::FailPoints;
 use crate::atomic_file;
-use crate::config::StateSettings;
+use crate::config::{PushAuth, StateSettings};
 use crate::http::redact_url;
 
 /// First line of every state file certform writes.
@@ -87,6 +85,10 @@ pub const COMMIT_FAIL_POINTS: [&str; 4] = [
     "commit-after-index",
 ];
 
+/// The fail point of a push that caught up with a moved remote: the remote's files are checked
+/// out, the branch not moved yet (`CERTFORM_FAILPOINT`).
+pub const PUSH_FAIL_POINTS: [&str; 1] = ["push-before-ref"];
+
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 const FALLBACK_NAME: &str = "certform";
@@ -121,6 +123,12 @@ pub trait StateStore: Send + Sync {
 
     /// Push the current branch to the configured remote.
     fn push(&self) -> Result<(), Error>;
+
+    /// Whether an earlier push did not finish (killed, or failed): the next run pushes even
+    /// when it commits nothing.
+    fn push_pending(&self) -> bool {
+        false
+    }
 }
 
 /// The state store in a git work tree.
@@ -136,6 +144,8 @@ pub struct GitStore {
     root: PathBuf,
     /// `settings.remote`: a remote name configured in the repository, or a path or URL.
     remote: String,
+    /// `settings.push_auth`: credentials for the push.
+    push_auth: PushAuth,
     /// Git paths this store wrote or removed and has not committed yet.
     touched: Arc<Mutex<BTreeSet<String>>>,
     failpoints: FailPoints,
@@ -163,6 +173,7 @@ impl GitStore {
             prefix,
             root,
             remote: settings.remote.clone(),
+            push_auth: settings.push_auth.clone(),
             touched: Arc::default(),
             failpoints: FailPoints::default(),
         })
@@ -218,7 +229,10 @@ impl GitStore {
                     repo: self.work_tree.clone(),
                     path,
                 }),
-                None => Ok(notes),
+                None => {
+                    notes.extend(self.finish_move()?);
+                    Ok(notes)
+                }
             };
         };
         if marker.is_another_live_process() {
@@ -254,6 +268,7 @@ impl GitStore {
                 marker.pid
             ));
         }
+        notes.extend(self.finish_move()?);
         remove_durably(&marker_path)?;
         Ok(notes)
     }
@@ -713,49 +728,15 @@ impl StateStore for GitStore {
             Err(error) if error.code() == ErrorCode::NotFound => return Ok(()),
             Err(source) => return Err(self.git(format!("read `{branch}`"), source)),
         }
-        let mut remote = self.resolve_remote(&repo)?;
-        let shown = redact_url(&self.remote);
-        let mut rejected: Vec<(String, String)> = Vec::new();
-        let pushed = {
-            let mut callbacks = RemoteCallbacks::new();
-            callbacks.push_update_reference(|reference, status| {
-                if let Some(status) = status {
-                    rejected.push((reference.to_string(), status.to_string()));
-                }
-                Ok(())
-            });
-            let mut options = PushOptions::new();
-            options.remote_callbacks(callbacks);
-            remote.push(&[format!("{branch}:{branch}")], Some(&mut options))
-        };
-        let short = branch.strip_prefix("refs/heads/").unwrap_or(&branch);
-        match pushed {
-            Ok(()) => {}
-            Err(error) if error.code() == ErrorCode::NotFastForward => {
-                return Err(Error::PushRejected {
-                    remote: shown,
-                    reference: short.to_string(),
-                    reason: "the remote has commits this repository does not have \
-                             (not a fast-forward)"
-                        .to_string(),
-                });
-            }
-            Err(source) => {
-                return Err(Error::Push {
-                    remote: shown,
-                    branch: short.to_string(),
-                    source: redact_git_error(source, &self.remote),
-                })
-            }
-        }
-        if let Some((reference, reason)) = rejected.into_iter().next() {
-            return Err(Error::PushRejected {
-                remote: shown,
-                reference,
-                reason,
-            });
-        }
-        Ok(())
+        // Recorded first: a push that fails or is killed is retried by the next run.
+        let pending = self.git_dir.join(push::PUSH_PENDING_FILE);
+        atomic_file::write(&pending, format!("{branch}\n").as_bytes(), FILE_MODE)
+            .map_err(|source| io_error("write", &pending, source))?;
+        self.push_with_git(&branch)
+    }
+
+    fn push_pending(&self) -> bool {
+        self.git_dir.join(push::PUSH_PENDING_FILE).exists()
     }
 }
 

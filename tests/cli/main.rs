@@ -32,6 +32,7 @@ mod lock;
 mod options;
 #[path = "../support/pebble.rs"]
 mod pebble;
+mod push;
 mod quickstart;
 mod random_crash;
 mod remote_redaction;

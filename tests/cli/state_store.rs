@@ -77,6 +77,7 @@ fn settings(repo: &Path, dir: &str) -> StateSettings {
         keys_dir: None,
         push: false,
         remote: "origin".to_string(),
+        push_auth: Default::default(),
         location: Location::default(),
     }
 }
@@ -544,7 +545,7 @@ fn push_to_a_bare_repository() {
         format!("{second}\n{first}\n")
     );
 
-    // A remote that moved on is a rejection, not a silent overwrite.
+    // A remote that moved on with other files: this store's commit is replayed on it.
     let clone = temp.path().join("clone");
     git(
         temp.path(),
@@ -559,13 +560,38 @@ fn push_to_a_bare_repository() {
         .commit("certform apply: create `api`")
         .unwrap()
         .unwrap();
+    store.push().unwrap();
+    assert_eq!(
+        git(&bare, &["log", "--format=%s", "main"]),
+        "certform apply: create `api`\nelsewhere\ncertform apply: fetch `www`\n\
+         certform apply: create `www`\n"
+    );
+    assert_eq!(fs::read_to_string(repo.join("other")).unwrap(), "x");
+
+    // One that changed the same file is a conflict, not a silent overwrite.
+    git(&clone, &["pull", "-q", "origin", "main"]);
+    fs::write(clone.join("certificates/api.toml"), "# theirs\n").unwrap();
+    git(&clone, &["commit", "-q", "-am", "theirs"]);
+    git(&clone, &["push", "-q", "origin", "main"]);
+    let mut changed = certificate("api");
+    changed.serial = Some("0a0b".into());
+    store.save_certificate(&changed).unwrap();
+    let ours = store
+        .commit("certform apply: renew `api`")
+        .unwrap()
+        .unwrap();
     let error = store.push().unwrap_err();
-    assert!(matches!(error, Error::PushRejected { .. }), "{error}");
-    assert!(
-        error
-            .to_string()
-            .starts_with("remote `origin` rejected the push of `main`: "),
-        "{error}"
+    assert!(matches!(error, Error::PushConflict { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "remote `origin` moved on and its new commits change `certificates/api.toml` this \
+         run changed too: not pushed"
+    );
+    let kept = format!("certform/unpushed-{}", &ours[..12]);
+    assert_eq!(git(&repo, &["rev-parse", &kept]).trim(), ours);
+    assert_eq!(
+        fs::read_to_string(repo.join("certificates/api.toml")).unwrap(),
+        "# theirs\n"
     );
 }
 

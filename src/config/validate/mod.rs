@@ -20,7 +20,7 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    CaKind, CaSettings, Config, DnsSettings, LocalCaSettings, SecretRef, StateSettings,
+    CaKind, CaSettings, Config, DnsSettings, LocalCaSettings, PushAuth, SecretRef, StateSettings,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};

@@ -13,6 +13,7 @@ impl<'a> Validator<'a> {
             keys_dir: None,
             push: false,
             remote: "origin".to_string(),
+            push_auth: PushAuth::default(),
             location: validator.file_start(file),
         };
         let (file, table) = match definition {
@@ -99,6 +100,50 @@ impl<'a> Validator<'a> {
                 );
             } else {
                 settings.remote = remote.clone();
+            }
+        }
+        let origin = Origin { file, base: &base };
+        if let Some(token) = &table.push_token {
+            settings.push_auth.token = self.secret(origin, &path.key("push_token"), token);
+        }
+        if let Some(user) = &table.push_user {
+            if user.is_empty() || user.contains([':', '\n', '\r']) {
+                self.error(
+                    file,
+                    &path.key("push_user"),
+                    Anchor::Value,
+                    "`push_user` must be a non-empty name without `:` or line breaks".to_string(),
+                );
+            } else {
+                settings.push_auth.user = Some(user.clone());
+            }
+        }
+        if let Some(key) = &table.push_ssh_key {
+            match self.secret(origin, &path.key("push_ssh_key"), key) {
+                Some(SecretRef::Env(_)) => self.error_with_hint(
+                    file,
+                    &path.key("push_ssh_key"),
+                    Anchor::Value,
+                    "`push_ssh_key` must name a key file, not an environment variable".to_string(),
+                    Some(
+                        "write the key to a file readable only by you (mode 0600) and use \
+                         `{ file = \"path\" }`"
+                            .to_string(),
+                    ),
+                ),
+                reference => settings.push_auth.ssh_key = reference,
+            }
+        }
+        if let Some(known_hosts) = &table.push_known_hosts {
+            if known_hosts.is_empty() {
+                self.error(
+                    file,
+                    &path.key("push_known_hosts"),
+                    Anchor::Value,
+                    "`push_known_hosts` must not be empty".to_string(),
+                );
+            } else {
+                settings.push_auth.known_hosts = Some(scalar::absolute(&base, known_hosts));
             }
         }
         settings

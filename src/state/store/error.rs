@@ -223,6 +223,62 @@ pub enum Error {
         reference: String,
         reason: String,
     },
+
+    /// `git` failed talking to the remote; `detail` is git's message with credentials removed.
+    #[error("failed to {action} `{remote}`: {detail}")]
+    GitTransport {
+        action: &'static str,
+        remote: String,
+        detail: String,
+    },
+
+    #[error("cannot run `git` to push the state repository")]
+    GitMissing {
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot read `[state] {field}`")]
+    PushSecret {
+        field: &'static str,
+        #[source]
+        source: crate::secrets::Error,
+    },
+
+    #[error(
+        "`[state] push_token` is only sent to an `https://` remote (or `http://` on loopback), \
+         not to `{remote}`"
+    )]
+    TokenNeedsHttps { remote: String },
+
+    #[error(
+        "remote `{remote}` moved on and its new commits change {} this run changed too: \
+         not pushed",
+        list_paths(paths)
+    )]
+    PushConflict {
+        remote: String,
+        branch: String,
+        /// The branch keeping this run's commits.
+        kept: String,
+        /// Whether the local branch was reset to the remote's commit.
+        reset: bool,
+        paths: Vec<String>,
+    },
+}
+
+fn list_paths(paths: &[String]) -> String {
+    let shown: Vec<String> = paths
+        .iter()
+        .take(5)
+        .map(|path| format!("`{path}`"))
+        .collect();
+    let more = paths.len().saturating_sub(shown.len());
+    if more == 0 {
+        shown.join(", ")
+    } else {
+        format!("{} and {more} more", shown.join(", "))
+    }
 }
 
 impl Error {
@@ -269,6 +325,47 @@ impl Error {
                  HEAD",
                 paths.join(" ")
             )),
+            Error::GitMissing { .. } => Some(
+                "install git (e.g. `apt-get install git`); certform pushes with the system \
+                 `git` so that credential helpers, `~/.ssh/config` and the SSH agent apply"
+                    .to_string(),
+            ),
+            Error::TokenNeedsHttps { .. } => Some(
+                "use the remote's `https://` URL, or drop `push_token` and let SSH \
+                 authenticate (`push_ssh_key` or the SSH agent)"
+                    .to_string(),
+            ),
+            Error::GitTransport { detail, .. } if detail.contains("authentication failed") => Some(
+                "check `[state] push_token` (and `push_user`): the token must allow \
+                     writing to the repository"
+                    .to_string(),
+            ),
+            Error::GitTransport { detail, .. } if detail.contains("Host key verification") => Some(
+                "add the server's host key to `[state] push_known_hosts` (or \
+                     `~/.ssh/known_hosts`), checked with `ssh-keyscan` against a trusted \
+                     fingerprint"
+                    .to_string(),
+            ),
+            Error::PushConflict {
+                branch,
+                kept,
+                reset,
+                ..
+            } => Some(if *reset {
+                format!(
+                    "another run changed the same certificates; this run's commits are kept \
+                     on branch `{kept}` and `{branch}` now matches the remote: the next \
+                     `certform apply` plans again from it (see `git log -p {branch}..{kept}`)"
+                )
+            } else {
+                format!(
+                    "another run changed the same certificates; this run's commits are kept \
+                     on branch `{kept}`; `{branch}` was left as it is because the work tree \
+                     has uncommitted changes to files the remote changed: commit or stash \
+                     them, then `git reset --hard` to the remote's `{branch}` and run \
+                     `certform apply` again"
+                )
+            }),
             _ => None,
         }
     }

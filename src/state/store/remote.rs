@@ -37,18 +37,37 @@ fn userinfo(url: &str) -> Option<&str> {
     Some(&rest[..at]).filter(|userinfo| !userinfo.is_empty())
 }
 
-/// `error` with `remote`'s secrets removed from its message: the remote as written becomes
-/// `redact_url`'s form (user info and secret query values masked), and its user info is masked
-/// wherever else it appears.
+/// `error` with `remote`'s secrets removed from its message (see `redact_text`).
 pub(super) fn redact_git_error(error: git2::Error, remote: &str) -> git2::Error {
-    let mut message = error.message().replace(remote, &redact_url(remote));
-    if let Some(userinfo) = userinfo(remote) {
-        message = message.replace(userinfo, "***");
-    }
+    let message = redact_text(error.message(), remote);
     if message == error.message() {
         return error;
     }
     git2::Error::new(error.code(), error.class(), message)
+}
+
+/// `text` with `remote`'s secrets removed: the remote as written becomes `redact_url`'s form
+/// (user info and secret query values masked), and its user info and every query value are
+/// masked wherever else they appear (git prints URLs in its own forms).
+pub(super) fn redact_text(text: &str, remote: &str) -> String {
+    if remote.is_empty() {
+        return text.to_string();
+    }
+    let mut text = text.replace(remote, &redact_url(remote));
+    if let Some(userinfo) = userinfo(remote) {
+        text = text.replace(userinfo, "***");
+    }
+    if let Some((_, query)) = remote.split('#').next().unwrap_or_default().split_once('?') {
+        for value in query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').map(|p| p.1))
+        {
+            if value.len() >= 4 {
+                text = text.replace(value, "***");
+            }
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -73,6 +92,21 @@ mod tests {
         let error = git2::Error::from_str("unsupported URL protocol");
         let kept = redact_git_error(error, remote);
         assert_eq!(kept.message(), "unsupported URL protocol");
+    }
+
+    #[test]
+    fn redacts_the_forms_git_prints() {
+        let remote = "https://u:hunter22@host/x.git?access_token=t0ps3cret";
+        let text = "fatal: unable to access 'https://host/x.git?access_token=t0ps3cret/': 403";
+        assert_eq!(
+            redact_text(text, remote),
+            "fatal: unable to access 'https://host/x.git?access_token=***/': 403"
+        );
+        assert_eq!(
+            redact_text("u:hunter22 was refused", remote),
+            "*** was refused"
+        );
+        assert_eq!(redact_text("plain", ""), "plain");
     }
 
     #[test]
