@@ -44,8 +44,8 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Every secret and file the configuration references, in configuration order (CAs, then DNS
-/// providers, each sorted by name). Pure.
+/// Every secret and file the configuration references, in configuration order (`[state]`'s
+/// push credentials, CAs, then DNS providers, each sorted by name). Pure.
 pub fn references(config: &Config) -> Vec<Reference> {
     let mut found = Vec::new();
     let mut add = |location: &Location, key: String, target: Target| {
@@ -55,6 +55,26 @@ pub fn references(config: &Config) -> Vec<Reference> {
             target,
         });
     };
+    let state = &config.state;
+    if state.push {
+        let auth = &state.push_auth;
+        for (key, secret) in [("push_token", &auth.token), ("push_ssh_key", &auth.ssh_key)] {
+            if let Some(secret) = secret {
+                add(
+                    &state.location,
+                    format!("state.{key}"),
+                    Target::Secret(secret.clone()),
+                );
+            }
+        }
+        if let Some(known_hosts) = &auth.known_hosts {
+            add(
+                &state.location,
+                "state.push_known_hosts".to_string(),
+                Target::File(known_hosts.clone()),
+            );
+        }
+    }
     for (name, ca) in &config.cas {
         match &ca.kind {
             CaKind::Local(_) => {}

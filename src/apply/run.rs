@@ -98,6 +98,9 @@ pub async fn apply(
     for note in store.recover()? {
         notify(Notice::Recovered(note));
     }
+    if workspace.config.state.push {
+        store.check_push_credentials()?;
+    }
     let keys = KeyStore::new(workspace.keys_dir.clone());
     for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
         notify(Notice::Recovered(warning));

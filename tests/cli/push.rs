@@ -457,7 +457,7 @@ fn a_wrong_token_is_a_clear_error_that_never_shows_the_token() {
         sandbox.git("state", &["rev-parse", "HEAD"])
     );
 
-    // A missing variable is named (the commit waits for the next run, as above).
+    // A missing variable is named before anything is issued.
     sandbox.write_config(&config(
         &keys,
         &server.url("state.git"),

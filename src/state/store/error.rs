@@ -208,15 +208,6 @@ pub enum Error {
     #[error("cannot push from `{}`: HEAD is detached, not on a branch", repo.display())]
     DetachedHead { repo: PathBuf },
 
-    /// `remote` is shown with any credentials redacted, and so is `source`'s message.
-    #[error("failed to push `{branch}` to `{remote}`")]
-    Push {
-        remote: String,
-        branch: String,
-        #[source]
-        source: git2::Error,
-    },
-
     #[error("remote `{remote}` rejected the push of `{reference}`: {reason}")]
     PushRejected {
         remote: String,

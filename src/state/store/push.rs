@@ -304,6 +304,20 @@ enum CatchUp {
 }
 
 impl GitStore {
+    /// Read the push credentials (`push_token`, `push_ssh_key`) now, dropping them: a missing
+    /// one fails the run before any CA is asked for anything.
+    pub fn check_push_credentials(&self) -> Result<(), Error> {
+        for (field, secret) in [
+            ("push_token", &self.push_auth.token),
+            ("push_ssh_key", &self.push_auth.ssh_key),
+        ] {
+            if let Some(secret) = secret {
+                secrets::resolve(secret).map_err(|source| Error::PushSecret { field, source })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Push the current branch with the system `git`; see the module documentation.
     pub(super) fn push_with_git(&self, branch: &str) -> Result<(), Error> {
         let done = || remove_durably(&self.git_dir.join(PUSH_PENDING_FILE));
