@@ -14,6 +14,10 @@ command -v pebble >/dev/null || need+=(pebble)
 # Crash tests kill certform at exact syscalls; the key scanner is checked against real keys.
 command -v strace >/dev/null || need+=(strace)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# State pushes go to a loopback sshd and to `git http-backend` (part of git); the systemd
+# example is checked with systemd-analyze.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v keytool >/dev/null || need+=(default-jre-headless)
 # The generated man page is checked with groff.
 command -v groff >/dev/null || need+=(groff-base)

@@ -792,3 +792,202 @@ fn a_kill_while_catching_up_is_finished_by_the_next_run() {
         runners.b.read("state/certificates/api.toml")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled-renewal examples.
+
+fn example(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/ci")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The Kubernetes CronJob forbids overlapping runs, takes its secrets from a Secret, and its
+/// script, run for real against the smart-HTTP server, clones with the token, applies, and
+/// pushes the state commit back.
+#[test]
+fn the_cronjob_example_clones_applies_and_pushes_over_https() {
+    let cronjob: serde_yaml::Value =
+        serde_yaml::from_str(&example("cronjob.yaml")).expect("cronjob.yaml parses");
+    assert_eq!(cronjob["kind"].as_str(), Some("CronJob"));
+    assert_eq!(
+        cronjob["spec"]["concurrencyPolicy"].as_str(),
+        Some("Forbid")
+    );
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let env = container["env"].as_sequence().expect("env");
+    for secret in ["CERTFORM_PUSH_TOKEN", "CERTFORM_AGE_IDENTITY"] {
+        let entry = env
+            .iter()
+            .find(|e| e["name"].as_str() == Some(secret))
+            .unwrap_or_else(|| panic!("no {secret}"));
+        assert!(
+            entry["valueFrom"]["secretKeyRef"]["name"].is_string(),
+            "{secret}"
+        );
+    }
+    let script = container["args"][0].as_str().expect("script");
+    assert!(
+        script.contains("exec certform apply --auto-approve"),
+        "{script}"
+    );
+
+    // The script, with /work in a temp directory and our certform first on PATH.
+    let sandbox = Sandbox::new();
+    let root = sandbox.path("server");
+    let bare = root.join("certs.git");
+    bare_repo(&sandbox, &bare);
+    let seed = sandbox.path("seed");
+    std::fs::create_dir_all(&seed).expect("seed");
+    std::fs::write(
+        seed.join("certform.toml"),
+        format!(
+            "[state]\nrepo = \".\"\ndir = \"state\"\nkeys_dir = \"{}\"\npush = true\n\
+             remote = \"origin\"\npush_token = {{ env = \"CERTFORM_PUSH_TOKEN\" }}\n\n\
+             [certificate.web]\ncommon_name = \"web.example.test\"\nvalidity = {{ days = 90 }}\n",
+            sandbox.path("keys").display()
+        ),
+    )
+    .expect("config");
+    git_at(&sandbox, &seed, &["init", "-q", "-b", "main"]);
+    git_at(&sandbox, &seed, &["add", "certform.toml"]);
+    git_at(&sandbox, &seed, &["commit", "-q", "-m", "config"]);
+    git_at(
+        &sandbox,
+        &seed,
+        &["push", "-q", &bare.display().to_string(), "main"],
+    );
+    let server = GitHttp::start(&root, "x-access-token", TOKEN);
+
+    let work = sandbox.path("pod");
+    std::fs::create_dir_all(&work).expect("work");
+    let script = script.replace("/work", &work.display().to_string());
+    let bin = Path::new(env!("CARGO_BIN_EXE_certform"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = sandbox
+        .hermetic("sh")
+        .args(["-ec", &script])
+        .env("PATH", path)
+        .env("HOME", &work)
+        .env("REPO_URL", server.url("certs.git"))
+        .env("CERTFORM_PUSH_TOKEN", TOKEN)
+        .env("CERTFORM_AGE_IDENTITY", "unused by this config")
+        .output()
+        .expect("sh");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("(pushed)"), "{said}");
+    assert!(!said.contains(TOKEN), "{said}");
+    let files = git_at(&sandbox, &bare, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.contains("state/certificates/web.toml"), "{files}");
+    assert_not_in_repo(&sandbox, &work.join("repo/.git"), TOKEN);
+}
+
+/// The systemd units pass `systemd-analyze verify`, are hardened, and run apply nightly.
+#[test]
+fn the_systemd_example_verifies_and_is_hardened() {
+    let service = example("certform-renew.service");
+    let timer = example("certform-renew.timer");
+    for line in [
+        "Type=oneshot",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "UMask=0077",
+        "LoadCredential=age-identity:",
+    ] {
+        assert!(service.lines().any(|l| l.starts_with(line)), "no `{line}`");
+    }
+    assert!(
+        service.contains("certform apply --auto-approve"),
+        "{service}"
+    );
+    for line in ["OnCalendar=", "Persistent=true", "RandomizedDelaySec="] {
+        assert!(timer.lines().any(|l| l.starts_with(line)), "no `{line}`");
+    }
+
+    let analyze = Path::new("/usr/bin/systemd-analyze");
+    assert!(
+        analyze.exists(),
+        "systemd-analyze checks the systemd example (apt-get install -y systemd)"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Our binary where the unit expects certform, so verify can check the executable.
+    let service = service.replace("/usr/local/bin/certform", env!("CARGO_BIN_EXE_certform"));
+    std::fs::write(dir.path().join("certform-renew.service"), service).expect("service");
+    std::fs::write(dir.path().join("certform-renew.timer"), timer).expect("timer");
+    let output = Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("certform-renew.service"))
+        .arg(dir.path().join("certform-renew.timer"))
+        .output()
+        .expect("systemd-analyze");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    assert!(said.trim().is_empty(), "{said}");
+}
+
+/// The GitHub Actions workflow's nightly job: scheduled, one apply at a time, the age identity
+/// from a secret, a full clone without checkout's credentials, then apply (which pushes).
+#[test]
+fn the_github_actions_example_has_a_nightly_apply_that_pushes() {
+    let workflow: serde_yaml::Value =
+        serde_yaml::from_str(&example("github-actions.yml")).expect("workflow parses");
+    assert!(workflow["on"]["schedule"][0]["cron"].is_string());
+    let renew = &workflow["jobs"]["renew"];
+    assert!(renew["if"]
+        .as_str()
+        .is_some_and(|c| c.contains("github.event_name == 'schedule'")));
+    assert_eq!(
+        renew["concurrency"]["group"].as_str(),
+        Some("certform-apply")
+    );
+    assert_eq!(
+        renew["env"]["CERTFORM_AGE_IDENTITY"].as_str(),
+        Some("${{ secrets.CERTFORM_AGE_IDENTITY }}")
+    );
+    let steps = renew["steps"].as_sequence().expect("steps");
+    let checkout = &steps[0];
+    assert_eq!(checkout["uses"].as_str(), Some("actions/checkout@v4"));
+    assert_eq!(checkout["with"]["fetch-depth"].as_i64(), Some(0));
+    assert_eq!(
+        checkout["with"]["persist-credentials"].as_bool(),
+        Some(false)
+    );
+    assert!(steps
+        .iter()
+        .any(|s| s["run"].as_str() == Some("certform apply --auto-approve")));
+    // The review jobs do not run on the schedule.
+    assert!(workflow["jobs"]["plan"]["if"]
+        .as_str()
+        .is_some_and(|c| c.contains("github.event_name == 'pull_request'")));
+    let text = example("github-actions.yml");
+    for line in [
+        "push = true",
+        "push_token = { env = \"CERTFORM_PUSH_TOKEN\" }",
+        "keys = \"age\"",
+        "age_identity = { env = \"CERTFORM_AGE_IDENTITY\" }",
+    ] {
+        assert!(text.contains(line), "no `{line}` in the config shown");
+    }
+}
