@@ -85,9 +85,9 @@ pub const COMMIT_FAIL_POINTS: [&str; 4] = [
     "commit-after-index",
 ];
 
-/// The fail point of a push that caught up with a moved remote: the remote's files are checked
-/// out, the branch not moved yet (`CERTFORM_FAILPOINT`).
-pub const PUSH_FAIL_POINTS: [&str; 1] = ["push-before-ref"];
+/// The fail points of a push (`CERTFORM_FAILPOINT`): before git is run, and, catching up with
+/// a moved remote, once the remote's files are checked out and before the branch moves.
+pub const PUSH_FAIL_POINTS: [&str; 2] = ["push-started", "push-before-ref"];
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;

@@ -754,6 +754,39 @@ fn another_runner_on_the_same_certificate_stops_the_push_and_loses_nothing() {
 }
 
 #[test]
+fn a_kill_before_the_push_is_pushed_by_the_next_run() {
+    let sandbox = Sandbox::new();
+    let bare = sandbox.path("remote.git");
+    bare_repo(&sandbox, &bare);
+    let keys = sandbox.path("keys");
+    sandbox.write_config(&config(&keys, &bare.display().to_string(), "", &[WEB]));
+    let killed = sandbox.certform_env(
+        &["apply", "--auto-approve"],
+        &[("CERTFORM_FAILPOINT", "push-started")],
+    );
+    assert_eq!(killed.code, 99, "{}", killed.all());
+    assert!(sandbox.path("state/.git/certform-commit").exists());
+    assert_eq!(git_at(&sandbox, &bare, &["for-each-ref"]), "");
+
+    let next = sandbox.apply().expect(0);
+    assert!(
+        next.all()
+            .contains("pushed the state commits an interrupted run left unpushed"),
+        "{}",
+        next.all()
+    );
+    assert_eq!(
+        git_at(&sandbox, &bare, &["rev-parse", "main"]),
+        sandbox.git("state", &["rev-parse", "HEAD"])
+    );
+    assert!(!sandbox.path("state/.git/certform-commit").exists());
+    assert!(!sandbox.path("state/.git/certform-push-pending").exists());
+    // And the run after that has nothing to push.
+    let quiet = sandbox.apply().expect(0);
+    assert!(!quiet.all().contains("pushed"), "{}", quiet.all());
+}
+
+#[test]
 fn a_kill_while_catching_up_is_finished_by_the_next_run() {
     let runners = TwoRunners::over_a_file_remote();
     runners.run_b(&[WEB, API]).expect(0);

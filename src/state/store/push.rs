@@ -320,7 +320,16 @@ impl GitStore {
 
     /// Push the current branch with the system `git`; see the module documentation.
     pub(super) fn push_with_git(&self, branch: &str) -> Result<(), Error> {
+        // While git pushes, fetches and moves refs, the marker tells the next run (holding the
+        // state lock) that git lock files it finds are a killed run's to remove.
+        let marker = CommitMarker::create(&self.git_dir)?;
+        self.push_attempts(branch)?;
+        marker.finish()
+    }
+
+    fn push_attempts(&self, branch: &str) -> Result<(), Error> {
         let done = || remove_durably(&self.git_dir.join(PUSH_PENDING_FILE));
+        self.failpoints.hit("push-started");
         let repo = self.repository()?;
         let git = GitCli::new(self, &repo, &self.push_auth)?;
         let short = branch.strip_prefix("refs/heads/").unwrap_or(branch);
@@ -483,7 +492,7 @@ impl GitStore {
     /// Move `branch` (checked out) from `old` to `new`: check out the files that differ (safe:
     /// refused, with nothing written, when one of them has uncommitted changes), then update the
     /// branch. A move file records the move first, so a run killed in between is finished by
-    /// the next (`finish_move`).
+    /// the next (`finish_move`). The caller holds the commit marker.
     fn move_branch(
         &self,
         repo: &Repository,
@@ -491,7 +500,6 @@ impl GitStore {
         old: Oid,
         new: Oid,
     ) -> Result<(), Error> {
-        let marker = CommitMarker::create(&self.git_dir)?;
         let path = self.git_dir.join(MOVE_FILE);
         atomic_file::write(
             &path,
@@ -506,8 +514,7 @@ impl GitStore {
                 .map_err(|source| self.git(format!("update `{branch}`"), source))
         });
         remove_durably(&path)?;
-        moved?;
-        marker.finish()
+        moved
     }
 
     /// Check out in the work tree and index the paths that differ between `old` and `new`.
