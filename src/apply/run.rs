@@ -164,7 +164,7 @@ pub async fn apply(
             store.push()?;
             if earlier {
                 notify(Notice::Recovered(
-                    "pushed the state commits an interrupted run left unpushed".to_string(),
+                    "pushed the state commits an earlier run left unpushed".to_string(),
                 ));
             }
         }

@@ -448,7 +448,7 @@ fn a_wrong_token_is_a_clear_error_that_never_shows_the_token() {
     assert!(
         again
             .all()
-            .contains("pushed the state commits an interrupted run left unpushed"),
+            .contains("pushed the state commits an earlier run left unpushed"),
         "{}",
         again.all()
     );
@@ -754,6 +754,46 @@ fn another_runner_on_the_same_certificate_stops_the_push_and_loses_nothing() {
 }
 
 #[test]
+fn uncommitted_changes_in_the_way_stop_the_catch_up_and_the_next_run_pushes() {
+    let runners = TwoRunners::over_a_file_remote();
+    // Someone adds `README` at the remote; A has an untracked `README` of its own.
+    let clone = runners.b.path("state");
+    std::fs::write(clone.join("README"), "theirs\n").expect("README");
+    git_at(&runners.b, &clone, &["add", "README"]);
+    git_at(&runners.b, &clone, &["commit", "-q", "-m", "readme"]);
+    git_at(&runners.b, &clone, &["push", "-q", "origin", "main"]);
+    let remote_before = runners.remote_head();
+    std::fs::write(runners.a.path("state/README"), "mine\n").expect("README");
+
+    let run = runners.run_a(&[WEB2]);
+    let output = run.all();
+    assert_ne!(run.code, 0, "{output}");
+    assert!(
+        output.contains("cannot catch up with it: the work tree has uncommitted changes"),
+        "{output}"
+    );
+    assert!(output.contains("commit or stash your changes"), "{output}");
+    assert_eq!(runners.remote_head(), remote_before);
+    assert_eq!(runners.a.read("state/README"), "mine\n");
+    assert!(runners.a.path("state/.git/certform-push-pending").exists());
+
+    // Once the file is out of the way, the next run (nothing else to do) catches up and pushes.
+    std::fs::remove_file(runners.a.path("state/README")).expect("remove");
+    let next = runners.run_a(&[WEB2]).expect(0);
+    assert!(
+        next.all()
+            .contains("pushed the state commits an earlier run left unpushed"),
+        "{}",
+        next.all()
+    );
+    assert_eq!(
+        runners.remote_head(),
+        runners.a.git("state", &["rev-parse", "HEAD"])
+    );
+    assert_eq!(runners.a.read("state/README"), "theirs\n");
+}
+
+#[test]
 fn a_kill_before_the_push_is_pushed_by_the_next_run() {
     let sandbox = Sandbox::new();
     let bare = sandbox.path("remote.git");
@@ -771,7 +811,7 @@ fn a_kill_before_the_push_is_pushed_by_the_next_run() {
     let next = sandbox.apply().expect(0);
     assert!(
         next.all()
-            .contains("pushed the state commits an interrupted run left unpushed"),
+            .contains("pushed the state commits an earlier run left unpushed"),
         "{}",
         next.all()
     );
@@ -810,7 +850,7 @@ fn a_kill_while_catching_up_is_finished_by_the_next_run() {
     );
     assert!(
         next.all()
-            .contains("pushed the state commits an interrupted run left unpushed"),
+            .contains("pushed the state commits an earlier run left unpushed"),
         "{}",
         next.all()
     );

@@ -243,6 +243,12 @@ pub enum Error {
     TokenNeedsHttps { remote: String },
 
     #[error(
+        "remote `{remote}` moved on, and `{branch}` cannot catch up with it: the work tree has \
+         uncommitted changes to files the remote changed; not pushed"
+    )]
+    CatchUpBlocked { remote: String, branch: String },
+
+    #[error(
         "remote `{remote}` moved on and its new commits change {} this run changed too: \
          not pushed",
         list_paths(paths)
@@ -335,6 +341,11 @@ impl Error {
                 "add the server's host key to `[state] push_known_hosts` (or \
                      `~/.ssh/known_hosts`), checked with `ssh-keyscan` against a trusted \
                      fingerprint"
+                    .to_string(),
+            ),
+            Error::CatchUpBlocked { .. } => Some(
+                "commit or stash your changes in the state repository (`git status` shows \
+                 them); this run's commit is kept and the next `certform apply` pushes it"
                     .to_string(),
             ),
             Error::PushConflict {

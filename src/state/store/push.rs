@@ -355,10 +355,12 @@ impl GitStore {
             match self.catch_up(&repo, ours, theirs)? {
                 CatchUp::Replayed(tip) => {
                     tracing::info!(remote = %git.shown(), "the remote moved on: replayed this run's commits on it");
-                    self.move_branch(&repo, branch, ours, tip)?;
+                    self.move_branch(&repo, branch, ours, tip)
+                        .map_err(|error| blocked(error, &git, short))?;
                 }
                 CatchUp::FastForward => {
-                    self.move_branch(&repo, branch, ours, theirs)?;
+                    self.move_branch(&repo, branch, ours, theirs)
+                        .map_err(|error| blocked(error, &git, short))?;
                     return done();
                 }
                 CatchUp::Conflict(paths) => {
@@ -598,6 +600,19 @@ impl GitStore {
         };
         remove_durably(&path)?;
         Ok(Some(note))
+    }
+}
+
+/// A checkout refused because of the user's uncommitted changes, said so.
+fn blocked(error: Error, git: &GitCli<'_>, branch: &str) -> Error {
+    match error {
+        Error::Git { source, .. } if source.code() == git2::ErrorCode::Conflict => {
+            Error::CatchUpBlocked {
+                remote: git.shown(),
+                branch: branch.to_string(),
+            }
+        }
+        other => other,
     }
 }
 
