@@ -121,7 +121,9 @@ pub trait StateStore: Send + Sync {
     /// when none of them changed. Refuses, committing nothing, when one holds a private key.
     fn commit(&self, message: &str) -> Result<Option<String>, Error>;
 
-    /// Push the current branch to the configured remote.
+    /// Push the current branch to the configured remote; when the remote moved on, catch up
+    /// with it first (replay this repository's commits when they touch other files, else keep
+    /// them on a branch and fail).
     fn push(&self) -> Result<(), Error>;
 
     /// Whether an earlier push did not finish (killed, or failed): the next run pushes even

@@ -661,6 +661,7 @@ fn another_runner_touching_a_different_certificate_is_replayed_on(runners: TwoRu
         runners.b.read("state/certificates/api.toml")
     );
     assert_eq!(runners.a.git("state", &["status", "--porcelain"]), "");
+    assert_eq!(runners.a.git("state", &["for-each-ref", "refs/certform"]), "");
     // Every file at the remote's tip is A's or B's latest.
     let show = |path: &str| {
         git_at(

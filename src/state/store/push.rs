@@ -160,7 +160,10 @@ impl<'a> GitCli<'a> {
             .env_remove("GIT_WORK_TREE")
             .env_remove("GIT_INDEX_FILE")
             .env_remove("GIT_ASKPASS")
-            .env_remove("SSH_ASKPASS");
+            .env_remove("SSH_ASKPASS")
+            // Traces never show the Authorization header.
+            .env_remove("GIT_CURL_VERBOSE")
+            .env("GIT_TRACE_REDACT", "1");
         if self.env.iter().any(|(key, _)| key == "GIT_SSH_COMMAND") {
             command.env_remove("GIT_SSH");
         }
@@ -236,12 +239,18 @@ impl<'a> GitCli<'a> {
                 detail: self.detail(&output.stderr),
             });
         }
-        repo.refname_to_id(FETCHED_REF)
+        let fetched = repo
+            .refname_to_id(FETCHED_REF)
             .map_err(|source| Error::Git {
                 action: format!("read `{FETCHED_REF}`"),
                 repo: self.work_tree.to_path_buf(),
                 source,
-            })
+            })?;
+        // Only the id is needed: the objects stay, the private ref goes.
+        if let Ok(mut reference) = repo.find_reference(FETCHED_REF) {
+            let _ = reference.delete();
+        }
+        Ok(fetched)
     }
 }
 
