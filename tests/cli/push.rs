@@ -661,7 +661,10 @@ fn another_runner_touching_a_different_certificate_is_replayed_on(runners: TwoRu
         runners.b.read("state/certificates/api.toml")
     );
     assert_eq!(runners.a.git("state", &["status", "--porcelain"]), "");
-    assert_eq!(runners.a.git("state", &["for-each-ref", "refs/certform"]), "");
+    assert_eq!(
+        runners.a.git("state", &["for-each-ref", "refs/certform"]),
+        ""
+    );
     // Every file at the remote's tip is A's or B's latest.
     let show = |path: &str| {
         git_at(
@@ -1064,4 +1067,47 @@ fn the_github_actions_example_has_a_nightly_apply_that_pushes() {
     ] {
         assert!(text.contains(line), "no `{line}` in the config shown");
     }
+}
+
+/// Bad push settings are reported by file, line and key, all in one pass, before anything
+/// runs; a plaintext token is refused without being shown.
+#[test]
+fn bad_push_settings_are_named_by_file_line_and_rule() {
+    let sandbox = Sandbox::with_config(
+        "[state]\nrepo = \"state\"\npush = true\nremote = \"https://git.example.com/x.git\"\n\
+         push_token = \"hunter2-plain\"\npush_user = \"a:b\"\npush_ssh_key = { env = \"SSH_KEY\" }\n\
+         push_known_hosts = \"\"\n\n[certificate.web]\ncommon_name = \"web.example.test\"\n",
+    );
+    let run = sandbox.certform(&["validate"]);
+    let output = run.all();
+    assert_eq!(run.code, 1, "{output}");
+    let config = sandbox.path("certform.toml").display().to_string();
+    for expected in [
+        format!("{config}:5:14: `state.push_token`: plaintext secret in config"),
+        format!("{config}:6:13: `state.push_user`: `push_user` must be a non-empty name"),
+        format!("{config}:7:16: `state.push_ssh_key`: `push_ssh_key` must name a key file"),
+        format!("{config}:8:20: `state.push_known_hosts`: `push_known_hosts` must not be empty"),
+    ] {
+        assert!(output.contains(&expected), "no `{expected}` in:\n{output}");
+    }
+    assert!(!output.contains("hunter2"), "{output}");
+
+    // A token for a remote it must not travel to is refused before any CA is asked.
+    sandbox.write_config(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\npush = true\n\
+         remote = \"http://git.example.com/x.git\"\npush_token = { env = \"STATE_TOKEN\" }\n\n\
+         [certificate.web]\ncommon_name = \"web.example.test\"\n",
+    );
+    let run = sandbox.certform_env(&["apply", "--auto-approve"], &[("STATE_TOKEN", TOKEN)]);
+    let output = run.all();
+    assert_ne!(run.code, 0, "{output}");
+    assert!(
+        output.contains("`[state] push_token` is only sent to an `https://` remote"),
+        "{output}"
+    );
+    assert!(!output.contains(TOKEN), "{output}");
+    assert!(
+        !sandbox.path("state/certificates/web.toml").exists(),
+        "nothing issued"
+    );
 }

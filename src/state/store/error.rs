@@ -221,6 +221,7 @@ pub enum Error {
         action: &'static str,
         remote: String,
         detail: String,
+        failure: TransportFailure,
     },
 
     #[error("cannot run `git` to push the state repository")]
@@ -262,6 +263,18 @@ pub enum Error {
         reset: bool,
         paths: Vec<String>,
     },
+}
+
+/// What kind of failure git reported talking to a remote, classified once where git's output
+/// is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// The server refused `push_token`.
+    TokenRefused,
+    /// SSH could not verify the server's host key.
+    HostKey,
+    /// Anything else (network, missing repository, ...).
+    Other,
 }
 
 fn list_paths(paths: &[String]) -> String {
@@ -332,15 +345,20 @@ impl Error {
                  authenticate (`push_ssh_key` or the SSH agent)"
                     .to_string(),
             ),
-            Error::GitTransport { detail, .. } if detail.contains("authentication failed") => Some(
-                "check `[state] push_token` (and `push_user`): the token must allow \
-                     writing to the repository"
+            Error::GitTransport {
+                failure: TransportFailure::TokenRefused,
+                ..
+            } => Some(
+                "check `[state] push_token` (and `push_user`): the token must allow writing to \
+                 the repository"
                     .to_string(),
             ),
-            Error::GitTransport { detail, .. } if detail.contains("Host key verification") => Some(
+            Error::GitTransport {
+                failure: TransportFailure::HostKey,
+                ..
+            } => Some(
                 "add the server's host key to `[state] push_known_hosts` (or \
-                     `~/.ssh/known_hosts`), checked with `ssh-keyscan` against a trusted \
-                     fingerprint"
+                 `~/.ssh/known_hosts`), checked with `ssh-keyscan` against a trusted fingerprint"
                     .to_string(),
             ),
             Error::CatchUpBlocked { .. } => Some(

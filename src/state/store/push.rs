@@ -25,6 +25,7 @@ use base64::Engine;
 use git2::build::CheckoutBuilder;
 use git2::{Commit, Delta, DiffOptions, Index, Oid, Repository, Sort, Tree};
 
+use super::error::TransportFailure;
 use super::marker::CommitMarker;
 use super::remote::redact_text;
 use super::{io_error, remove_durably, Error, GitStore, FILE_MODE};
@@ -176,8 +177,8 @@ impl<'a> GitCli<'a> {
             .map_err(|source| Error::GitMissing { source })
     }
 
-    /// Git's stderr, credentials removed, trimmed to its meaningful lines.
-    fn detail(&self, stderr: &[u8]) -> String {
+    /// Git's stderr, credentials removed, trimmed to its meaningful lines, and what it means.
+    fn detail(&self, stderr: &[u8]) -> (String, TransportFailure) {
         let mut text = String::from_utf8_lossy(stderr).into_owned();
         for secret in &self.secrets {
             text = text.replace(secret.expose().as_str(), "***");
@@ -194,17 +195,41 @@ impl<'a> GitCli<'a> {
         } else {
             lines.join("; ")
         };
+        match self.classify(&said) {
+            TransportFailure::TokenRefused => (
+                format!("authentication failed: the server refused `push_token` ({said})"),
+                TransportFailure::TokenRefused,
+            ),
+            failure => (said, failure),
+        }
+    }
+
+    /// The kind of failure git's (redacted) words describe.
+    fn classify(&self, said: &str) -> TransportFailure {
         // With a token and no credential helper, git's words for a 401 are about prompts.
         let refused = [
             "Authentication failed",
             "could not read Username",
             "could not read Password",
-            "401",
+            "error: 401",
         ];
         if self.token && refused.iter().any(|words| said.contains(words)) {
-            return format!("authentication failed: the server refused `push_token` ({said})");
+            TransportFailure::TokenRefused
+        } else if said.contains("Host key verification failed") {
+            TransportFailure::HostKey
+        } else {
+            TransportFailure::Other
         }
-        said
+    }
+
+    fn transport_error(&self, action: &'static str, stderr: &[u8]) -> Error {
+        let (detail, failure) = self.detail(stderr);
+        Error::GitTransport {
+            action,
+            remote: self.shown(),
+            detail,
+            failure,
+        }
     }
 
     fn push(&self, branch: &str) -> Result<Pushed, Error> {
@@ -219,13 +244,9 @@ impl<'a> GitCli<'a> {
             if reason.contains("fetch first") || reason.contains("non-fast-forward") {
                 return Ok(Pushed::Stale);
             }
-            return Ok(Pushed::Refused(self.detail(reason.as_bytes())));
+            return Ok(Pushed::Refused(self.detail(reason.as_bytes()).0));
         }
-        Err(Error::GitTransport {
-            action: "push to",
-            remote: self.shown(),
-            detail: self.detail(&output.stderr),
-        })
+        Err(self.transport_error("push to", &output.stderr))
     }
 
     /// Fetch the remote's `branch` into a private ref and return its commit.
@@ -233,11 +254,7 @@ impl<'a> GitCli<'a> {
         let spec = format!("+{branch}:{FETCHED_REF}");
         let output = self.run(&["fetch", "--no-tags", "--quiet", "--", &self.target, &spec])?;
         if !output.status.success() {
-            return Err(Error::GitTransport {
-                action: "fetch from",
-                remote: self.shown(),
-                detail: self.detail(&output.stderr),
-            });
+            return Err(self.transport_error("fetch from", &output.stderr));
         }
         let fetched = repo
             .refname_to_id(FETCHED_REF)
@@ -313,8 +330,9 @@ enum CatchUp {
 }
 
 impl GitStore {
-    /// Read the push credentials (`push_token`, `push_ssh_key`) now, dropping them: a missing
-    /// one fails the run before any CA is asked for anything.
+    /// Read the push credentials (`push_token`, `push_ssh_key`) now, dropping them, and check
+    /// that the token may go to the remote: a problem fails the run before any CA is asked for
+    /// anything.
     pub fn check_push_credentials(&self) -> Result<(), Error> {
         for (field, secret) in [
             ("push_token", &self.push_auth.token),
@@ -322,6 +340,15 @@ impl GitStore {
         ] {
             if let Some(secret) = secret {
                 secrets::resolve(secret).map_err(|source| Error::PushSecret { field, source })?;
+            }
+        }
+        if self.push_auth.token.is_some() {
+            let repo = self.repository()?;
+            let remote = self.resolve_remote(&repo)?;
+            if http_scope(remote.url().unwrap_or_default()).is_none() {
+                return Err(Error::TokenNeedsHttps {
+                    remote: redact_url(&self.remote),
+                });
             }
         }
         Ok(())
