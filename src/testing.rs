@@ -637,7 +637,7 @@ impl StateStore for MemoryStore {
         Ok(Some(format!("commit-{}", inner.commits.len())))
     }
 
-    fn push(&self) -> Result<(), crate::state::Error> {
-        Ok(())
+    fn push(&self) -> Result<Option<String>, crate::state::Error> {
+        Ok(None)
     }
 }

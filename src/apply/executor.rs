@@ -99,6 +99,9 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     pub commit: Option<String>,
     pub pushed: bool,
+    /// The remote had moved on: the commit was replayed on its newer commits before the push
+    /// (`commit` is the replayed one).
+    pub replayed: bool,
 }
 
 impl Report {
@@ -193,9 +196,13 @@ impl Executor {
             }
         }
         self.failpoints.hit("before-commit");
-        let commit = self.store.commit(&commit_message(&outcomes))?;
+        let mut commit = self.store.commit(&commit_message(&outcomes))?;
+        let mut replayed = false;
         let pushed = if self.config.state.push && (commit.is_some() || self.store.push_pending()) {
-            self.store.push()?;
+            if let Some(head) = self.store.push()? {
+                replayed = true;
+                commit = commit.map(|_| head);
+            }
             true
         } else {
             false
@@ -204,6 +211,7 @@ impl Executor {
             outcomes,
             commit,
             pushed,
+            replayed,
         })
     }
 

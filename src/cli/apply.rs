@@ -152,7 +152,11 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         Some(commit) => println!(
             "\nstate committed: {}{}",
             &commit[..commit.len().min(12)],
-            if report.pushed { " (pushed)" } else { "" }
+            match (report.pushed, report.replayed) {
+                (true, true) => " (pushed, replayed on the remote's newer commits)",
+                (true, false) => " (pushed)",
+                _ => "",
+            }
         ),
         None => println!("\nstate unchanged: nothing to commit"),
     }

@@ -123,8 +123,9 @@ pub trait StateStore: Send + Sync {
 
     /// Push the current branch to the configured remote; when the remote moved on, catch up
     /// with it first (replay this repository's commits when they touch other files, else keep
-    /// them on a branch and fail).
-    fn push(&self) -> Result<(), Error>;
+    /// them on a branch and fail). `Some(new HEAD)` when this repository's commits were
+    /// replayed (their ids changed).
+    fn push(&self) -> Result<Option<String>, Error>;
 
     /// Whether an earlier push did not finish (killed, or failed): the next run pushes even
     /// when it commits nothing.
@@ -714,7 +715,7 @@ impl StateStore for GitStore {
         Ok(committed.map(|id| id.to_string()))
     }
 
-    fn push(&self) -> Result<(), Error> {
+    fn push(&self) -> Result<Option<String>, Error> {
         let repo = self.repository()?;
         let head = repo
             .find_reference("HEAD")
@@ -727,7 +728,7 @@ impl StateStore for GitStore {
         match repo.find_reference(&branch) {
             Ok(_) => {}
             // No commit yet: nothing to push.
-            Err(error) if error.code() == ErrorCode::NotFound => return Ok(()),
+            Err(error) if error.code() == ErrorCode::NotFound => return Ok(None),
             Err(source) => return Err(self.git(format!("read `{branch}`"), source)),
         }
         // Recorded first: a push that fails or is killed is retried by the next run.

@@ -635,7 +635,15 @@ fn another_runner_touching_a_different_certificate_is_replayed_on(runners: TwoRu
     let b = runners.run_b(&[WEB, API]).expect(0);
     assert!(b.stdout.contains("(pushed)"), "{}", b.all());
     let a = runners.run_a(&[WEB2]).expect(0);
-    assert!(a.stdout.contains("(pushed)"), "{}", a.all());
+    let head = runners.remote_head();
+    assert!(
+        a.stdout.contains(&format!(
+            "state committed: {} (pushed, replayed on the remote's newer commits)",
+            &head[..12]
+        )),
+        "{}",
+        a.all()
+    );
 
     // The remote has both runs, linear, and A's work tree has B's `api`.
     let log = git_at(

@@ -355,23 +355,28 @@ impl GitStore {
     }
 
     /// Push the current branch with the system `git`; see the module documentation.
-    pub(super) fn push_with_git(&self, branch: &str) -> Result<(), Error> {
+    pub(super) fn push_with_git(&self, branch: &str) -> Result<Option<String>, Error> {
         // While git pushes, fetches and moves refs, the marker tells the next run (holding the
         // state lock) that git lock files it finds are a killed run's to remove.
         let marker = CommitMarker::create(&self.git_dir)?;
-        self.push_attempts(branch)?;
-        marker.finish()
+        let replayed = self.push_attempts(branch)?;
+        marker.finish()?;
+        Ok(replayed.map(|id| id.to_string()))
     }
 
-    fn push_attempts(&self, branch: &str) -> Result<(), Error> {
-        let done = || remove_durably(&self.git_dir.join(PUSH_PENDING_FILE));
+    /// The push loop; `Some(tip)` when this repository's commits were replayed.
+    fn push_attempts(&self, branch: &str) -> Result<Option<Oid>, Error> {
+        let mut replayed = None;
+        let done = |replayed: Option<Oid>| {
+            remove_durably(&self.git_dir.join(PUSH_PENDING_FILE)).map(|()| replayed)
+        };
         self.failpoints.hit("push-started");
         let repo = self.repository()?;
         let git = GitCli::new(self, &repo, &self.push_auth)?;
         let short = branch.strip_prefix("refs/heads/").unwrap_or(branch);
         for _ in 0..PUSH_ATTEMPTS {
             match git.push(branch)? {
-                Pushed::Done => return done(),
+                Pushed::Done => return done(replayed),
                 Pushed::Refused(reason) => {
                     return Err(Error::PushRejected {
                         remote: git.shown(),
@@ -386,18 +391,19 @@ impl GitStore {
             let repo = self.repository()?;
             let ours = self.head_commit(&repo)?.map(|commit| commit.id());
             let Some(ours) = ours else {
-                return done();
+                return done(replayed);
             };
             match self.catch_up(&repo, ours, theirs)? {
                 CatchUp::Replayed(tip) => {
                     tracing::info!(remote = %git.shown(), "the remote moved on: replayed this run's commits on it");
                     self.move_branch(&repo, branch, ours, tip)
                         .map_err(|error| blocked(error, &git, short))?;
+                    replayed = Some(tip);
                 }
                 CatchUp::FastForward => {
                     self.move_branch(&repo, branch, ours, theirs)
                         .map_err(|error| blocked(error, &git, short))?;
-                    return done();
+                    return done(replayed);
                 }
                 CatchUp::Conflict(paths) => {
                     let kept = format!("certform/unpushed-{}", &ours.to_string()[..12]);
@@ -415,7 +421,7 @@ impl GitStore {
                         }
                         Err(error) => return Err(error),
                     };
-                    done()?;
+                    done(None)?;
                     return Err(Error::PushConflict {
                         remote: git.shown(),
                         branch: short.to_string(),
