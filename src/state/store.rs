@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, Remote, Repository, Signature};
 
-pub use self::error::{Error, TransportFailure};
+pub use self::error::{Divergence, Error, TransportFailure};
 pub use self::file::{parse_certificate, render_certificate};
 use self::git_index::remove_from_index;
 pub use self::location::check_keys_dir_outside_git;

@@ -1119,3 +1119,45 @@ fn bad_push_settings_are_named_by_file_line_and_rule() {
         "nothing issued"
     );
 }
+
+/// A state repository started on its own (not cloned) next to a remote with history: nothing
+/// is pushed over the remote's history; the local commits are kept on a branch.
+#[test]
+fn a_remote_with_unrelated_history_is_never_overwritten() {
+    let sandbox = Sandbox::new();
+    let bare = sandbox.path("remote.git");
+    bare_repo(&sandbox, &bare);
+    let seed = sandbox.path("seed");
+    std::fs::create_dir_all(&seed).expect("seed");
+    std::fs::write(seed.join("README"), "theirs\n").expect("README");
+    git_at(&sandbox, &seed, &["init", "-q", "-b", "main"]);
+    git_at(&sandbox, &seed, &["add", "README"]);
+    git_at(&sandbox, &seed, &["commit", "-q", "-m", "theirs"]);
+    git_at(
+        &sandbox,
+        &seed,
+        &["push", "-q", &bare.display().to_string(), "main"],
+    );
+    let remote_before = git_at(&sandbox, &bare, &["rev-parse", "main"]);
+
+    let keys = sandbox.path("keys");
+    sandbox.write_config(&config(&keys, &bare.display().to_string(), "", &[WEB]));
+    let run = sandbox.apply();
+    let output = run.all();
+    assert_ne!(run.code, 0, "{output}");
+    assert!(
+        output.contains("moved on and its history shares no commit with this one: not pushed"),
+        "{output}"
+    );
+    assert_eq!(
+        git_at(&sandbox, &bare, &["rev-parse", "main"]),
+        remote_before
+    );
+    let branches = sandbox.git("state", &["branch", "--format=%(refname:short)"]);
+    let kept = branches
+        .lines()
+        .find(|name| name.starts_with("certform/unpushed-"))
+        .unwrap_or_else(|| panic!("no kept branch in:\n{branches}"));
+    let files = sandbox.git("state", &["ls-tree", "-r", "--name-only", kept]);
+    assert!(files.contains("certificates/web.toml"), "{files}");
+}

@@ -249,11 +249,7 @@ pub enum Error {
     )]
     CatchUpBlocked { remote: String, branch: String },
 
-    #[error(
-        "remote `{remote}` moved on and its new commits change {} this run changed too: \
-         not pushed",
-        list_paths(paths)
-    )]
+    #[error("remote `{remote}` moved on and {cause}: not pushed")]
     PushConflict {
         remote: String,
         branch: String,
@@ -261,7 +257,7 @@ pub enum Error {
         kept: String,
         /// Whether the local branch was reset to the remote's commit.
         reset: bool,
-        paths: Vec<String>,
+        cause: Divergence,
     },
 }
 
@@ -275,6 +271,34 @@ pub enum TransportFailure {
     HostKey,
     /// Anything else (network, missing repository, ...).
     Other,
+}
+
+/// Why this repository's commits cannot be replayed on the remote's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Divergence {
+    /// Both sides changed these paths.
+    SamePaths(Vec<String>),
+    /// The histories share no commit.
+    Unrelated,
+    /// A local commit to replay is a merge (its id).
+    Merge(String),
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Divergence::SamePaths(paths) => write!(
+                f,
+                "its new commits change {} this run changed too",
+                list_paths(paths)
+            ),
+            Divergence::Unrelated => f.write_str("its history shares no commit with this one"),
+            Divergence::Merge(id) => write!(
+                f,
+                "the local commit {id} to replay on it is a merge, which certform does not replay"
+            ),
+        }
+    }
 }
 
 fn list_paths(paths: &[String]) -> String {
@@ -373,13 +397,13 @@ impl Error {
                 ..
             } => Some(if *reset {
                 format!(
-                    "another run changed the same certificates; this run's commits are kept \
+                    "the remote changed what this run changed; this run's commits are kept \
                      on branch `{kept}` and `{branch}` now matches the remote: the next \
                      `certform apply` plans again from it (see `git log -p {branch}..{kept}`)"
                 )
             } else {
                 format!(
-                    "another run changed the same certificates; this run's commits are kept \
+                    "the remote changed what this run changed; this run's commits are kept \
                      on branch `{kept}`; `{branch}` was left as it is because the work tree \
                      has uncommitted changes to files the remote changed: commit or stash \
                      them, then `git reset --hard` to the remote's `{branch}` and run \

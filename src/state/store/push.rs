@@ -25,7 +25,7 @@ use base64::Engine;
 use git2::build::CheckoutBuilder;
 use git2::{Commit, Delta, DiffOptions, Index, Oid, Repository, Sort, Tree};
 
-use super::error::TransportFailure;
+use super::error::{Divergence, TransportFailure};
 use super::marker::CommitMarker;
 use super::remote::redact_text;
 use super::{io_error, remove_durably, Error, GitStore, FILE_MODE};
@@ -326,7 +326,7 @@ enum CatchUp {
     /// `theirs` already has every local commit: the branch fast-forwards to it.
     FastForward,
     /// Both sides changed these paths (or the histories cannot be replayed).
-    Conflict(Vec<String>),
+    Conflict(Divergence),
 }
 
 impl GitStore {
@@ -405,7 +405,7 @@ impl GitStore {
                         .map_err(|error| blocked(error, &git, short))?;
                     return done(replayed);
                 }
-                CatchUp::Conflict(paths) => {
+                CatchUp::Conflict(cause) => {
                     let kept = format!("certform/unpushed-{}", &ours.to_string()[..12]);
                     let commit = repo
                         .find_commit(ours)
@@ -427,7 +427,7 @@ impl GitStore {
                         branch: short.to_string(),
                         kept,
                         reset,
-                        paths,
+                        cause,
                     });
                 }
             }
@@ -447,9 +447,7 @@ impl GitStore {
     fn catch_up(&self, repo: &Repository, ours: Oid, theirs: Oid) -> Result<CatchUp, Error> {
         let git = |action: &str, source| self.git(action.to_string(), source);
         let Ok(base) = repo.merge_base(ours, theirs) else {
-            return Ok(CatchUp::Conflict(vec![
-                "(the histories share no commit)".to_string()
-            ]));
+            return Ok(CatchUp::Conflict(Divergence::Unrelated));
         };
         let mut walk = repo.revwalk().map_err(|s| git("walk the history", s))?;
         walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
@@ -461,10 +459,9 @@ impl GitStore {
             let id = id.map_err(|s| git("walk the history", s))?;
             let commit = repo.find_commit(id).map_err(|s| git("read a commit", s))?;
             if commit.parent_count() != 1 {
-                return Ok(CatchUp::Conflict(vec![format!(
-                    "(merge commit {} cannot be replayed)",
-                    &id.to_string()[..12]
-                )]));
+                return Ok(CatchUp::Conflict(Divergence::Merge(
+                    id.to_string()[..12].to_string(),
+                )));
             }
             local.push(commit);
         }
@@ -494,7 +491,7 @@ impl GitStore {
             .cloned()
             .collect();
         if !both.is_empty() {
-            return Ok(CatchUp::Conflict(both));
+            return Ok(CatchUp::Conflict(Divergence::SamePaths(both)));
         }
         let mut tip = repo
             .find_commit(theirs)
