@@ -1161,3 +1161,32 @@ fn a_remote_with_unrelated_history_is_never_overwritten() {
     let files = sandbox.git("state", &["ls-tree", "-r", "--name-only", kept]);
     assert!(files.contains("certificates/web.toml"), "{files}");
 }
+
+/// Without `push_token`, git's own credential helper answers (here `store`, in the sandbox's
+/// HOME): certform's push honours the user's git setup.
+#[test]
+fn without_a_token_the_users_credential_helper_answers() {
+    let sandbox = Sandbox::new();
+    let root = sandbox.path("server");
+    bare_repo(&sandbox, &root.join("state.git"));
+    let server = GitHttp::start(&root, "ci", TOKEN);
+    std::fs::write(
+        sandbox.home.join(".gitconfig"),
+        "[credential]\n\thelper = store\n",
+    )
+    .expect("gitconfig");
+    std::fs::write(
+        sandbox.home.join(".git-credentials"),
+        format!("http://ci:{TOKEN}@127.0.0.1:{}\n", server.port),
+    )
+    .expect("git-credentials");
+    let keys = sandbox.path("keys");
+    sandbox.write_config(&config(&keys, &server.url("state.git"), "", &[WEB]));
+    let run = sandbox.apply().expect(0);
+    assert!(run.stdout.contains("(pushed)"), "{}", run.all());
+    assert!(!run.all().contains(TOKEN), "{}", run.all());
+    assert_eq!(
+        git_at(&sandbox, &root.join("state.git"), &["rev-parse", "main"]),
+        sandbox.git("state", &["rev-parse", "HEAD"])
+    );
+}
