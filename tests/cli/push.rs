@@ -1190,3 +1190,34 @@ fn without_a_token_the_users_credential_helper_answers() {
         sandbox.git("state", &["rev-parse", "HEAD"])
     );
 }
+
+/// Without `git` on PATH the push says what to install; the commit is kept for the next run.
+#[test]
+fn a_missing_git_is_named_with_an_install_hint() {
+    let sandbox = Sandbox::new();
+    let bare = sandbox.path("remote.git");
+    bare_repo(&sandbox, &bare);
+    let keys = sandbox.path("keys");
+    sandbox.write_config(&config(&keys, &bare.display().to_string(), "", &[WEB]));
+    let empty = sandbox.path("no-tools");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let run = sandbox.certform_env(
+        &["apply", "--auto-approve"],
+        &[("PATH", &empty.display().to_string())],
+    );
+    let output = run.all();
+    assert_ne!(run.code, 0, "{output}");
+    assert!(
+        output.contains("cannot run `git` to push the state repository"),
+        "{output}"
+    );
+    assert!(output.contains("install git"), "{output}");
+    assert!(sandbox.path("state/.git/certform-push-pending").exists());
+    let next = sandbox.apply().expect(0);
+    assert!(
+        next.all()
+            .contains("pushed the state commits an earlier run left unpushed"),
+        "{}",
+        next.all()
+    );
+}
