@@ -42,3 +42,17 @@ pub fn record_observations(
     }
     Ok(updated)
 }
+
+/// Keep in state what the inventory listings of this run found (`ca/<account>.inventory.toml`),
+/// committed with the run; a failed listing leaves the account's last record as it was.
+pub fn record_inventory(
+    store: &dyn StateStore,
+    observed: &Observed,
+) -> Result<(), crate::state::Error> {
+    for listing in observed.ca_inventory.values() {
+        if let crate::ca_inventory::Listing::Listed(inventory) = listing {
+            crate::state::store::save_inventory(store, inventory)?;
+        }
+    }
+    Ok(())
+}

@@ -105,6 +105,13 @@ macro_rules! ca_kinds {
                 }
             }
 
+            /// `inventory`, the setting every kind's table shares.
+            pub fn inventory(&self) -> Option<crate::ca_inventory::Schedule> {
+                match self {
+                    $(CaTable::$variant(table) => table.inventory,)+
+                }
+            }
+
             /// Check the table of `[ca.NAME]` at `path`; `None` after reporting.
             pub(crate) fn validate(
                 &self,

@@ -35,7 +35,7 @@ use git2::{
 };
 
 pub use self::error::Error;
-pub use self::file::{parse_certificate, render_certificate};
+pub use self::file::{parse_certificate, parse_inventory, render_certificate, render_inventory};
 use self::git_index::remove_from_index;
 pub use self::location::check_keys_dir_outside_git;
 use self::location::{
@@ -59,6 +59,26 @@ pub const CERTIFICATES_DIR: &str = "certificates";
 
 /// Directory (under `<dir>`) of public CA material, e.g. `ca/local.pem`.
 pub const CA_DIR: &str = "ca";
+
+/// Suffix of a CA account's inventory record in `ca/`: `ca/<account>.inventory.toml`.
+pub const INVENTORY_SUFFIX: &str = ".inventory.toml";
+
+/// The path (under `<dir>`) of CA account `ca`'s inventory record.
+pub fn inventory_file(ca: &str) -> String {
+    format!("{CA_DIR}/{ca}{INVENTORY_SUFFIX}")
+}
+
+/// Record the inventory listing of one CA account in state (committed with the run).
+pub fn save_inventory(
+    store: &dyn StateStore,
+    inventory: &crate::ca_inventory::CaInventory,
+) -> Result<(), Error> {
+    validate_name(&inventory.ca)?;
+    store.write_public_file(
+        &inventory_file(&inventory.ca),
+        &render_inventory(inventory)?,
+    )
+}
 
 /// The directories (under `<dir>`) certform owns: the only ones it writes and commits.
 const MANAGED_DIRS: [&str; 2] = [CERTIFICATES_DIR, CA_DIR];
@@ -284,6 +304,34 @@ impl GitStore {
         lock::break_lock(&self.git_dir, &self.work_tree)
     }
 
+    /// Every `ca/<account>.inventory.toml`, by account.
+    fn load_inventories(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::ca_inventory::CaInventory>, Error> {
+        let dir = self.root.join(CA_DIR);
+        let mut inventories = std::collections::BTreeMap::new();
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(inventories),
+            Err(source) => return Err(io_error("list", &dir, source)),
+        };
+        for entry in listing {
+            let entry = entry.map_err(|source| io_error("list", &dir, source))?;
+            let file_name = entry.file_name();
+            let Some(ca) = file_name
+                .to_str()
+                .and_then(|name| name.strip_suffix(INVENTORY_SUFFIX))
+                .filter(|ca| !ca.is_empty() && !ca.starts_with('.'))
+            else {
+                continue;
+            };
+            let path = entry.path();
+            let bytes = fs::read(&path).map_err(|source| io_error("read", &path, source))?;
+            inventories.insert(ca.to_string(), parse_inventory(&path, ca, &bytes)?);
+        }
+        Ok(inventories)
+    }
+
     fn certificates_dir(&self) -> PathBuf {
         self.root.join(CERTIFICATES_DIR)
     }
@@ -507,6 +555,7 @@ impl StateStore for GitStore {
             let certificate = parse_certificate(&path, &name, &bytes)?;
             state.certificates.insert(name, certificate);
         }
+        state.ca_inventory = self.load_inventories()?;
         Ok(state)
     }
 
