@@ -167,7 +167,7 @@ pub async fn apply(
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
         super::record_inventory(store.as_ref(), &planned.observed)?;
         let commit = store
-            .commit("certform apply: record refreshed state (renewal windows, interrupted runs)")?;
+            .commit("certform apply: record refreshed state (renewal windows, CA inventory, interrupted runs)")?;
         return Ok(ApplyReport::Unchanged {
             plan: planned.plan,
             commit,
