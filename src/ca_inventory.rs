@@ -117,7 +117,69 @@ pub struct Finding {
     pub certificate: Option<String>,
 }
 
+/// When an account was last listed and how many orders it had: kept beside the state
+/// repository (in its git directory, never committed), so a listing that finds what the
+/// record already says rewrites nothing and a run with nothing else to do makes no commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingNote {
+    #[serde(with = "time::serde::rfc3339")]
+    pub listed_at: OffsetDateTime,
+    pub orders: usize,
+}
+
 impl CaInventory {
+    /// The record of a listing of `ca` that found nothing to report.
+    pub fn empty(ca: &str, note: ListingNote) -> Self {
+        CaInventory {
+            format: FORMAT,
+            ca: ca.to_string(),
+            listed_at: note.listed_at,
+            orders: note.orders,
+            unmanaged_total: 0,
+            duplicate_total: 0,
+            unmanaged: Vec::new(),
+            duplicate: Vec::new(),
+        }
+    }
+
+    /// Whether the record reports anything.
+    pub fn has_findings(&self) -> bool {
+        self.unmanaged_total > 0 || self.duplicate_total > 0
+    }
+
+    /// Whether `self` and `other` report the same orders (their listing times aside).
+    pub fn same_findings(&self, other: &CaInventory) -> bool {
+        (
+            self.unmanaged_total,
+            self.duplicate_total,
+            &self.unmanaged,
+            &self.duplicate,
+        ) == (
+            other.unmanaged_total,
+            other.duplicate_total,
+            &other.unmanaged,
+            &other.duplicate,
+        )
+    }
+
+    /// Whether a new listing must be written to the committed record: when what it reports
+    /// differs from the last record (none counts as reporting nothing).
+    pub fn changes(&self, last: Option<&CaInventory>) -> bool {
+        match last {
+            Some(last) => !self.same_findings(last),
+            None => self.has_findings(),
+        }
+    }
+
+    /// Fold in a later listing that found the same (`note`, from beside the repository).
+    pub fn noted(mut self, note: ListingNote) -> Self {
+        if note.listed_at > self.listed_at {
+            self.listed_at = note.listed_at;
+            self.orders = note.orders;
+        }
+        self
+    }
+
     /// What is wrong with a record read from state (a hand edit): the first broken rule, as
     /// `(key, message)`; `None` when it holds together.
     pub fn problem(&self) -> Option<(&'static str, String)> {
@@ -465,6 +527,32 @@ mod tests {
         record.duplicate.clear();
         record.duplicate_total = 1;
         assert_eq!(record.problem().map(|p| p.0), Some("orders"));
+    }
+
+    #[test]
+    fn only_a_listing_that_reports_something_new_is_written() {
+        let stray = [order("9", "b.example", &[], "issued")];
+        let nothing = classify("dc", &[], &State::default(), NOW);
+        let found = classify("dc", &stray, &State::default(), NOW);
+        assert!(!nothing.changes(None), "nothing to report, no record");
+        assert!(found.changes(None));
+        let later = classify("dc", &stray, &State::default(), NOW + Duration::days(2));
+        assert!(!later.changes(Some(&found)), "same findings, later listing");
+        assert!(nothing.changes(Some(&found)), "the stray is gone");
+        let note = ListingNote {
+            listed_at: later.listed_at,
+            orders: 7,
+        };
+        let folded = found.clone().noted(note);
+        assert_eq!((folded.listed_at, folded.orders), (later.listed_at, 7));
+        let older = ListingNote {
+            listed_at: NOW - Duration::days(1),
+            orders: 3,
+        };
+        assert_eq!(found.clone().noted(older), found);
+        let empty = CaInventory::empty("dc", note);
+        assert!(!empty.has_findings() && empty.problem().is_none());
+        assert_eq!(empty.listed_at, later.listed_at);
     }
 
     #[test]

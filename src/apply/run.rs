@@ -136,7 +136,7 @@ pub async fn apply(
         for update in &refresh.updates {
             store.save_certificate(update)?;
         }
-        super::record_inventory(store.as_ref(), &planned.observed)?;
+        super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
         let commit = store.commit("certform apply --refresh-only: record what the CAs hold")?;
         return Ok(ApplyReport::Refreshed { refresh, commit });
     }
@@ -165,7 +165,7 @@ pub async fn apply(
     if planned.plan.is_empty() {
         // Renewal windows just learned, or state a run killed before its commit left behind.
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
-        super::record_inventory(store.as_ref(), &planned.observed)?;
+        super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
         let commit = store
             .commit("certform apply: record refreshed state (renewal windows, CA inventory, interrupted runs)")?;
         return Ok(ApplyReport::Unchanged {
@@ -181,7 +181,7 @@ pub async fn apply(
     }
     // Observations are written now, and committed with the plan's actions.
     super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
-    super::record_inventory(store.as_ref(), &planned.observed)?;
+    super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
     // Accounts the plan did not find (never used) are created only now, after confirmation.
     let created = crate::ca::open_accounts_except(
         &workspace.config,

@@ -68,15 +68,31 @@ pub fn inventory_file(ca: &str) -> String {
     format!("{CA_DIR}/{ca}{INVENTORY_SUFFIX}")
 }
 
-/// Record the inventory listing of one CA account in state (committed with the run).
+/// File in the git directory with the time of each CA account's last inventory listing
+/// (JSON, by account): never committed.
+const INVENTORY_NOTES: &str = "certform-inventory.json";
+
+/// Record the inventory listing of one CA account: `ca/<account>.inventory.toml` (committed
+/// with the run) only when it reports something other than `last` does; the listing time
+/// always, beside the repository.
 pub fn save_inventory(
     store: &dyn StateStore,
     inventory: &crate::ca_inventory::CaInventory,
+    last: Option<&crate::ca_inventory::CaInventory>,
 ) -> Result<(), Error> {
     validate_name(&inventory.ca)?;
-    store.write_public_file(
-        &inventory_file(&inventory.ca),
-        &render_inventory(inventory)?,
+    if inventory.changes(last) {
+        store.write_public_file(
+            &inventory_file(&inventory.ca),
+            &render_inventory(inventory)?,
+        )?;
+    }
+    store.note_inventory_listing(
+        &inventory.ca,
+        crate::ca_inventory::ListingNote {
+            listed_at: inventory.listed_at,
+            orders: inventory.orders,
+        },
     )
 }
 
@@ -141,6 +157,18 @@ pub trait StateStore: Send + Sync {
 
     /// Push the current branch to the configured remote.
     fn push(&self) -> Result<(), Error>;
+
+    /// Note that CA account `ca` was listed for the inventory, beside the repository and
+    /// never committed (`load` folds it into the account's record): a listing that found
+    /// what the record says changes no committed file.
+    fn note_inventory_listing(
+        &self,
+        ca: &str,
+        note: crate::ca_inventory::ListingNote,
+    ) -> Result<(), Error> {
+        let _ = (ca, note);
+        Ok(())
+    }
 }
 
 /// The state store in a git work tree.
@@ -304,15 +332,27 @@ impl GitStore {
         lock::break_lock(&self.git_dir, &self.work_tree)
     }
 
-    /// Every `ca/<account>.inventory.toml`, by account.
+    /// The inventory listing notes of the git directory; unreadable notes count as none
+    /// (they only spare a listing).
+    fn inventory_notes(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::ca_inventory::ListingNote> {
+        fs::read(self.git_dir.join(INVENTORY_NOTES))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every `ca/<account>.inventory.toml`, by account, with the later listings noted in the
+    /// git directory folded in (an account listed with nothing to report has only a note).
     fn load_inventories(
         &self,
     ) -> Result<std::collections::BTreeMap<String, crate::ca_inventory::CaInventory>, Error> {
         let dir = self.root.join(CA_DIR);
         let mut inventories = std::collections::BTreeMap::new();
-        let listing = match fs::read_dir(&dir) {
-            Ok(listing) => listing,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(inventories),
+        let listing: Vec<io::Result<fs::DirEntry>> = match fs::read_dir(&dir) {
+            Ok(listing) => listing.collect(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(io_error("list", &dir, source)),
         };
         for entry in listing {
@@ -328,6 +368,13 @@ impl GitStore {
             let path = entry.path();
             let bytes = fs::read(&path).map_err(|source| io_error("read", &path, source))?;
             inventories.insert(ca.to_string(), parse_inventory(&path, ca, &bytes)?);
+        }
+        for (ca, note) in self.inventory_notes() {
+            let record = match inventories.remove(&ca) {
+                Some(record) => record.noted(note),
+                None => crate::ca_inventory::CaInventory::empty(&ca, note),
+            };
+            inventories.insert(ca, record);
         }
         Ok(inventories)
     }
@@ -744,6 +791,20 @@ impl StateStore for GitStore {
         marker.finish()?;
         self.clear_pending(&paths)?;
         Ok(committed.map(|id| id.to_string()))
+    }
+
+    fn note_inventory_listing(
+        &self,
+        ca: &str,
+        note: crate::ca_inventory::ListingNote,
+    ) -> Result<(), Error> {
+        let mut notes = self.inventory_notes();
+        notes.insert(ca.to_string(), note);
+        let path = self.git_dir.join(INVENTORY_NOTES);
+        // Plain data (names, times, counts) always serializes.
+        let text = serde_json::to_vec_pretty(&notes).unwrap_or_default();
+        atomic_file::write(&path, &text, FILE_MODE)
+            .map_err(|source| io_error("write", &path, source))
     }
 
     fn push(&self) -> Result<(), Error> {

@@ -50,16 +50,26 @@ fn local_order(sandbox: &Sandbox, common_name: &str) -> String {
 fn orders_placed_outside_certform_show_as_unmanaged_and_duplicate_once_listed() {
     let sandbox = Sandbox::with_config(WEB);
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
-    // The first apply made the local CA, after its plan: the next run lists the account
-    // (nothing found) and records it.
-    assert!(!sandbox.path("state/ca/local.inventory.toml").exists());
+    // The first apply made the local CA, after its plan: the next run lists the account.
+    // It finds nothing to report, so it commits nothing: the listing time is noted beside
+    // the repository, and `status` shows it.
+    let head = sandbox.git("state", &["rev-parse", "HEAD"]);
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
-    let record = sandbox.read("state/ca/local.inventory.toml");
-    assert!(
-        record.contains("listed_at = \"2027-01-01T00:00:00Z\"")
-            && record.contains("unmanaged_total = 0"),
-        "{record}"
-    );
+    assert_eq!(sandbox.git("state", &["rev-parse", "HEAD"]), head);
+    let record = "state/ca/local.inventory.toml";
+    assert!(!sandbox.path(record).exists());
+    let json = |hours: i64| -> serde_json::Value {
+        serde_json::from_str(
+            &at(&sandbox, hours, &["status", "--format", "json"])
+                .expect(0)
+                .stdout,
+        )
+        .expect("JSON")
+    };
+    let listed = &json(1)["ca_inventory"][0];
+    assert_eq!(listed["listed_at"], T0);
+    assert_eq!(listed["unmanaged_total"], 0);
+    assert_eq!(listed["orders"], 1);
     let web_order = sandbox.state_field("web", "order_id");
 
     // Another certform orders a stray certificate and a second one for `web`'s names.
@@ -97,7 +107,7 @@ fn orders_placed_outside_certform_show_as_unmanaged_and_duplicate_once_listed() 
         "{}",
         markdown.stdout
     );
-    assert_eq!(sandbox.read("state/ca/local.inventory.toml"), record);
+    assert!(!sandbox.path(record).exists(), "plan writes nothing");
 
     // `apply --refresh-only` records the listing, committed with the run.
     at(&sandbox, 25, &["apply", "--refresh-only", "--auto-approve"]).expect(0);
@@ -136,12 +146,7 @@ fn orders_placed_outside_certform_show_as_unmanaged_and_duplicate_once_listed() 
         .stdout;
     assert!(!other_ca.contains("at CA"), "{other_ca}");
 
-    let json: serde_json::Value = serde_json::from_str(
-        &at(&sandbox, 28, &["status", "--format", "json"])
-            .expect(0)
-            .stdout,
-    )
-    .expect("JSON");
+    let json = json(28);
     let inventory = &json["ca_inventory"][0];
     assert_eq!(inventory["ca"], "local");
     assert_eq!(inventory["listed_at"], "2027-01-02T01:00:00Z");
@@ -208,9 +213,8 @@ fn inventory_off_never_lists_and_a_listing_failure_warns_while_the_plan_succeeds
     );
     let sandbox = Sandbox::with_config(&config);
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
-    // The accounts exist now: this run lists and records both.
+    // The accounts exist now: this run lists both (nothing to report).
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
-    assert!(sandbox.path("state/ca/other.inventory.toml").exists());
     // A file in `other`'s order database that is not an order: listing `other` fails.
     std::fs::write(
         sandbox.path("keys/local-ca/other/orders/lo-0123456789ab.json"),
@@ -225,7 +229,24 @@ fn inventory_off_never_lists_and_a_listing_failure_warns_while_the_plan_succeeds
     sandbox
         .certform(&["state", "rm", "api", "--auto-approve"])
         .expect(0);
-    let before = sandbox.read("state/ca/other.inventory.toml");
+    let listed_at = |hours: i64| -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_str(
+            &at(&sandbox, hours, &["status", "--format", "json"])
+                .expect(0)
+                .stdout,
+        )
+        .expect("JSON");
+        json["ca_inventory"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|i| format!("{} {}", i["ca"], i["listed_at"]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let t0 = [format!("\"local\" \"{T0}\""), format!("\"other\" \"{T0}\"")];
+    assert_eq!(listed_at(1), t0);
 
     let plan = at(&sandbox, 25, &["plan"]).expect(0);
     assert!(
@@ -244,11 +265,14 @@ fn inventory_off_never_lists_and_a_listing_failure_warns_while_the_plan_succeeds
         "{}",
         applied.stderr
     );
-    // The failed listing left the last record as it was; `local`'s was renewed.
-    assert_eq!(sandbox.read("state/ca/other.inventory.toml"), before);
-    assert!(sandbox
-        .read("state/ca/local.inventory.toml")
-        .contains("listed_at = \"2027-01-02T01:00:00Z\""));
+    // The failed listing left `other`'s last listing as it was; `local`'s is renewed.
+    assert_eq!(
+        listed_at(26),
+        [
+            "\"local\" \"2027-01-02T01:00:00Z\"".to_string(),
+            t0[1].clone()
+        ]
+    );
 
     // `off`: never listed, so no warning.
     sandbox.write_config(&config.replace(
@@ -278,7 +302,9 @@ fn a_bad_inventory_setting_and_a_hand_broken_record_get_clear_errors() {
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
     at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
     let path = "state/ca/local.inventory.toml";
-    let record = sandbox.read(path);
+    let record = "# managed by certform; edit with care\nformat = 1\nca = \"local\"\nlisted_at = \"2027-01-01T00:00:00Z\"\norders = 3\nunmanaged_total = 0\nduplicate_total = 0\nunmanaged = []\nduplicate = []\n";
+    std::fs::write(sandbox.path(path), record).expect("write");
+    at(&sandbox, 1, &["status"]).expect(0);
     std::fs::write(
         sandbox.path(path),
         record.replace("unmanaged_total = 0", "unmanaged_total = -1"),
