@@ -180,6 +180,36 @@ impl CaInventory {
         self
     }
 
+    /// The record without the orders state has adopted since the listing (`certform import`
+    /// or `state mv`): an order id state now holds at this account is no longer reported,
+    /// and the totals count it out.
+    pub fn without_adopted(mut self, state: &State) -> Self {
+        let known: BTreeSet<&str> = state
+            .certificates
+            .values()
+            .flat_map(|certificate| {
+                let current = (certificate.ca == self.ca)
+                    .then_some(certificate.order_id.as_deref())
+                    .flatten();
+                let intent = certificate
+                    .intent
+                    .as_ref()
+                    .filter(|intent| intent.ca == self.ca)
+                    .and_then(|intent| intent.order_id.as_deref());
+                [current, intent]
+            })
+            .flatten()
+            .collect();
+        let before = (self.unmanaged.len(), self.duplicate.len());
+        self.unmanaged
+            .retain(|finding| !known.contains(finding.order_id.as_str()));
+        self.duplicate
+            .retain(|finding| !known.contains(finding.order_id.as_str()));
+        self.unmanaged_total -= before.0 - self.unmanaged.len();
+        self.duplicate_total -= before.1 - self.duplicate.len();
+        self
+    }
+
     /// What is wrong with a record read from state (a hand edit): the first broken rule, as
     /// `(key, message)`; `None` when it holds together.
     pub fn problem(&self) -> Option<(&'static str, String)> {
@@ -553,6 +583,30 @@ mod tests {
         let empty = CaInventory::empty("dc", note);
         assert!(!empty.has_findings() && empty.problem().is_none());
         assert_eq!(empty.listed_at, later.listed_at);
+    }
+
+    #[test]
+    fn orders_adopted_since_the_listing_are_no_longer_reported() {
+        let web = recorded("web", "dc", "1", &["a.example"]);
+        let orders = [
+            order("7", "a.example", &["a.example"], "issued"),
+            order("8", "b.example", &[], "issued"),
+            order("9", "c.example", &[], "issued"),
+        ];
+        let listed = classify("dc", &orders, &state(vec![web.clone()]), NOW);
+        assert_eq!((listed.unmanaged_total, listed.duplicate_total), (2, 1));
+        // `8` was imported as `b`; `9` is `c`'s order at another account only.
+        let b = recorded("b", "dc", "8", &["b.example"]);
+        let c = recorded("c", "other", "9", &["c.example"]);
+        let now = listed
+            .clone()
+            .without_adopted(&state(vec![web.clone(), b, c]));
+        assert_eq!(ids(&now.unmanaged), ["9"]);
+        assert_eq!((now.unmanaged_total, now.duplicate_total), (1, 1));
+        // The duplicate order became `web`'s (e.g. `state` edited to track it).
+        let moved = recorded("web", "dc", "7", &["a.example"]);
+        let now = listed.without_adopted(&state(vec![moved]));
+        assert_eq!((now.unmanaged_total, now.duplicate_total), (2, 0));
     }
 
     #[test]

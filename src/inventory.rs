@@ -171,16 +171,20 @@ pub struct InventoryView {
 /// The last inventory listing of each configured CA account that has one, with the sections
 /// `filter` keeps (accounts with neither are left out; a listing that found nothing stays,
 /// so "listed, nothing found" shows in JSON and metrics).
+///
+/// Orders state has adopted since the listing are left out (see
+/// `CaInventory::without_adopted`).
 pub fn inventories(
-    records: &BTreeMap<String, CaInventory>,
+    state: &State,
     configured: &BTreeSet<&str>,
     filter: &Filter,
 ) -> Vec<InventoryView> {
-    records
+    state
+        .ca_inventory
         .values()
         .filter(|record| configured.contains(record.ca.as_str()))
         .map(|record| InventoryView {
-            record: record.clone(),
+            record: record.clone().without_adopted(state),
             unmanaged: filter.shows_inventory(Status::Unmanaged, &record.ca),
             duplicate: filter.shows_inventory(Status::Duplicate, &record.ca),
         })
@@ -1073,6 +1077,123 @@ mod tests {
             assert_eq!(status_at(renewal_at - Duration::seconds(1)), Status::Valid);
             assert_eq!(status_at(renewal_at), Status::RenewalDue);
         }
+    }
+
+    #[test]
+    fn inventory_sections_follow_status_ca_and_expiry_filters() {
+        let finding = |id: &str| crate::ca_inventory::Finding {
+            order_id: id.to_string(),
+            common_name: "x.example".to_string(),
+            status: "issued".to_string(),
+            not_after: None,
+            certificate: None,
+        };
+        let record = |ca: &str| CaInventory {
+            format: 1,
+            ca: ca.to_string(),
+            listed_at: NOW - Duration::hours(3),
+            orders: 4,
+            unmanaged_total: 2,
+            duplicate_total: 1,
+            unmanaged: vec![finding("u1"), finding("u2")],
+            duplicate: vec![finding("d1")],
+        };
+        let mut state = State::default();
+        for ca in ["dc", "gone", "local"] {
+            state.ca_inventory.insert(ca.to_string(), record(ca));
+        }
+        let configured: BTreeSet<&str> = ["dc", "local"].into();
+        let shown = |filter: Filter| -> Vec<(String, bool, bool)> {
+            inventories(&state, &configured, &filter)
+                .into_iter()
+                .map(|v| (v.record.ca, v.unmanaged, v.duplicate))
+                .collect()
+        };
+        let all = shown(Filter::default());
+        assert_eq!(
+            all,
+            [("dc".into(), true, true), ("local".into(), true, true)],
+            "an account no longer configured is left out"
+        );
+        assert_eq!(
+            shown(Filter {
+                statuses: vec![Status::Duplicate, Status::Valid],
+                ca: Some("local".into()),
+                ..Filter::default()
+            }),
+            [("local".into(), false, true)]
+        );
+        assert!(shown(Filter {
+            statuses: vec![Status::Valid],
+            ..Filter::default()
+        })
+        .is_empty());
+        assert!(shown(Filter {
+            expiring_within: Some(Duration::days(30)),
+            ..Filter::default()
+        })
+        .is_empty());
+        assert!(Filter {
+            statuses: vec![Status::Unmanaged],
+            ..Filter::default()
+        }
+        .only_inventory());
+        assert!(!Filter::default().only_inventory());
+
+        // An order imported since the listing is gone from the section and the count.
+        let mut imported = issued("u2", NOW + Duration::days(60));
+        imported.ca = "local".into();
+        imported.order_id = Some("u2".into());
+        state.certificates.insert("u2".into(), imported);
+        let views = inventories(&state, &configured, &Filter::default());
+        let local = &views[1].record;
+        assert_eq!((local.unmanaged_total, local.unmanaged.len()), (1, 1));
+        assert_eq!(
+            views[0].record.unmanaged_total, 2,
+            "`dc` is another account"
+        );
+
+        let table = render_inventory_table(&views, NOW);
+        assert!(
+            table.contains("\nUnmanaged at CA `local` (listed 3h ago): 1\n  u1  x.example  issued  -\nhint: `certform import local` adopts them into state and config\n"),
+            "{table}"
+        );
+        let text = render_prometheus(&[], &views);
+        assert!(
+            text.contains("certform_ca_unmanaged_certificates{ca=\"local\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("certform_ca_duplicate_certificates{ca=\"dc\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(age(NOW - Duration::seconds(59), NOW), "just now");
+        assert_eq!(age(NOW - Duration::minutes(59), NOW), "59m ago");
+        assert_eq!(age(NOW - Duration::hours(47), NOW), "47h ago");
+        assert_eq!(age(NOW - Duration::hours(48), NOW), "2d ago");
+    }
+
+    #[test]
+    fn plan_lines_count_in_words() {
+        let record = |unmanaged: usize, duplicate: usize| CaInventory {
+            format: 1,
+            ca: "x".to_string(),
+            listed_at: NOW,
+            orders: 9,
+            unmanaged_total: unmanaged,
+            duplicate_total: duplicate,
+            unmanaged: Vec::new(),
+            duplicate: Vec::new(),
+        };
+        let (none, one, many, dup) = (record(0, 0), record(1, 0), record(3, 0), record(0, 2));
+        assert_eq!(
+            plan_lines(&[&none, &one, &many, &dup]),
+            [
+                "1 certificate at CA `x` is not managed by certform (see `certform status`)",
+                "3 certificates at CA `x` are not managed by certform (see `certform status`)",
+                "2 orders at CA `x` duplicate a managed certificate (see `certform status`)",
+            ]
+        );
     }
 
     #[test]

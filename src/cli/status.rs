@@ -47,7 +47,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             .filter(|row| filter.matches(row, workspace.now))
             .collect();
     let configured = workspace.config.cas.keys().map(String::as_str).collect();
-    let inventories = inventory::inventories(&state.ca_inventory, &configured, &filter);
+    let inventories = inventory::inventories(&state, &configured, &filter);
     let text = match args.format {
         Format::Table => {
             let mut text = String::new();
