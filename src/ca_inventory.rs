@@ -293,10 +293,10 @@ pub fn classify(
 ) -> CaInventory {
     let mut order_ids: BTreeSet<&str> = BTreeSet::new();
     let mut serials: BTreeSet<&str> = BTreeSet::new();
-    let mut tag_prefixes: Vec<String> = Vec::new();
+    let mut certificate_ids: BTreeSet<&str> = BTreeSet::new();
     let mut managed_names: BTreeMap<BTreeSet<String>, &str> = BTreeMap::new();
     for (name, certificate) in &state.certificates {
-        tag_prefixes.push(format!("{}.", certificate.id));
+        certificate_ids.insert(certificate.id.as_str());
         serials.extend(certificate.serial.as_ref().map(|s| s.as_str()));
         serials.extend(
             certificate
@@ -321,9 +321,9 @@ pub fn classify(
                 .as_ref()
                 .is_some_and(|serial| serials.contains(serial.as_str()))
             || order.tag.as_deref().is_some_and(|tag| {
-                tag_prefixes
-                    .iter()
-                    .any(|prefix| tag.starts_with(prefix.as_str()))
+                // `<certificate id>.<hex>`: one lookup, not one comparison per certificate.
+                tag.rsplit_once('.')
+                    .is_some_and(|(id, _)| certificate_ids.contains(id))
             })
     };
     let mut unmanaged = Vec::new();

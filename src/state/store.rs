@@ -2,7 +2,8 @@
 //! tree, commits exactly those files, and pushes.
 //!
 //! Layout under `<repo>/<dir>`: `certificates/<name>.toml` (one `CertificateState` each),
-//! `certificates/<name>.pem` (the public chain) and `ca/` (public CA material). Those two
+//! `certificates/<name>.pem` (the public chain) and `ca/` (public CA material, and each CA
+//! account's inventory record `ca/<account>.inventory.toml`). Those two
 //! directories are certform's; nothing else in the repository is read, written, staged or
 //! committed, because the state repository may be the user's own config repository with their
 //! own staged and unstaged edits. Private keys never come here.
