@@ -109,7 +109,12 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         );
         match args.format {
             Format::Text | Format::Markdown => {
-                print!("{}", crate::plan::refresh_only::render(&refresh))
+                print!("{}", crate::plan::refresh_only::render(&refresh));
+                if selection.targets.is_empty() {
+                    for line in inventory_lines(&workspace.config, &planned) {
+                        println!("\n{line}");
+                    }
+                }
             }
             Format::Json => println!(
                 "{}",

@@ -107,6 +107,14 @@ fn orders_placed_outside_certform_show_as_unmanaged_and_duplicate_once_listed() 
         "{}",
         markdown.stdout
     );
+    let refresh_only = at(&sandbox, 25, &["plan", "--refresh-only"]).expect(0);
+    assert!(
+        refresh_only
+            .stdout
+            .contains("1 certificate at CA `local` is not managed by certform"),
+        "{}",
+        refresh_only.stdout
+    );
     assert!(!sandbox.path(record).exists(), "plan writes nothing");
 
     // `apply --refresh-only` records the listing, committed with the run.
@@ -203,6 +211,11 @@ fn orders_placed_outside_certform_show_as_unmanaged_and_duplicate_once_listed() 
         "{}",
         every_run.stdout
     );
+
+    // `certform import` adopts them: `status` stops reporting them before the next listing.
+    at(&sandbox, 27, &["import", "local"]).expect(0);
+    let adopted = at(&sandbox, 28, &["status"]).expect(0).stdout;
+    assert!(!adopted.contains("at CA `local`"), "{adopted}");
 }
 
 #[test]
