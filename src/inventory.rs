@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
+use crate::ca_inventory::CaInventory;
 use crate::plan::render::format_time;
 use crate::spec::{CertificateSpec, DcvMethod, OnRemove};
 use crate::state::{CertificateState, CertificateStatus, IntentKind, State};
@@ -42,10 +43,17 @@ pub enum Status {
     Canceled,
     /// In state but no longer in config: the next apply acts on its `on_remove`.
     Removed,
+    /// Not a certificate's status: selects the live orders at a CA that no state entry knows
+    /// (the "Unmanaged at CA" sections, from the last inventory listing).
+    Unmanaged,
+    /// Not a certificate's status: selects the live orders at a CA that repeat a managed
+    /// certificate's names (the "Duplicates at CA" sections).
+    Duplicate,
 }
 
 impl Status {
-    /// Every status, in declaration order.
+    /// Every status a certificate can have, in declaration order (not the inventory's
+    /// `Unmanaged` and `Duplicate`, which select orders at a CA).
     pub const ALL: [Status; 11] = [
         Status::NotCreated,
         Status::Ordering,
@@ -74,6 +82,8 @@ impl Status {
             Status::Revoked => "revoked",
             Status::Canceled => "canceled",
             Status::Removed => "removed",
+            Status::Unmanaged => "unmanaged",
+            Status::Duplicate => "duplicate",
         }
     }
 }
@@ -127,6 +137,179 @@ impl Filter {
                     .is_some_and(|not_after| not_after <= now + within)
             })
     }
+}
+
+impl Filter {
+    /// Whether the inventory's `kind` section (`Unmanaged` or `Duplicate`) of CA account `ca`
+    /// is shown: when `--status` is not given or names it, `--ca` is not given or names `ca`,
+    /// and no `--expiring-within` asks about managed certificates' expiry.
+    /// `--status` names only the inventory's `unmanaged`/`duplicate`: no certificate rows.
+    pub fn only_inventory(&self) -> bool {
+        !self.statuses.is_empty()
+            && self
+                .statuses
+                .iter()
+                .all(|status| matches!(status, Status::Unmanaged | Status::Duplicate))
+    }
+
+    pub fn shows_inventory(&self, kind: Status, ca: &str) -> bool {
+        (self.statuses.is_empty() || self.statuses.contains(&kind))
+            && self.ca.as_ref().is_none_or(|wanted| wanted == ca)
+            && self.expiring_within.is_none()
+    }
+}
+
+/// One CA account's last inventory listing as `status` shows it, with which of its two
+/// sections the filter keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryView {
+    pub record: CaInventory,
+    pub unmanaged: bool,
+    pub duplicate: bool,
+}
+
+/// The last inventory listing of each configured CA account that has one, with the sections
+/// `filter` keeps (accounts with neither are left out; a listing that found nothing stays,
+/// so "listed, nothing found" shows in JSON and metrics).
+///
+/// Orders state has adopted since the listing are left out (see
+/// `CaInventory::without_adopted`).
+pub fn inventories(
+    state: &State,
+    configured: &BTreeSet<&str>,
+    filter: &Filter,
+) -> Vec<InventoryView> {
+    state
+        .ca_inventory
+        .values()
+        .filter(|record| configured.contains(record.ca.as_str()))
+        .map(|record| InventoryView {
+            record: record.clone().without_adopted(state),
+            unmanaged: filter.shows_inventory(Status::Unmanaged, &record.ca),
+            duplicate: filter.shows_inventory(Status::Duplicate, &record.ca),
+        })
+        .filter(|view| view.unmanaged || view.duplicate)
+        .collect()
+}
+
+/// How long ago `then` was, in the largest whole unit: `3h ago`, `2d ago`, `just now`.
+pub fn age(then: OffsetDateTime, now: OffsetDateTime) -> String {
+    let elapsed = now - then;
+    if elapsed < Duration::minutes(1) {
+        return "just now".to_string();
+    }
+    if elapsed < Duration::hours(1) {
+        return format!("{}m ago", elapsed.whole_minutes());
+    }
+    if elapsed < Duration::days(2) {
+        return format!("{}h ago", elapsed.whole_hours());
+    }
+    format!("{}d ago", elapsed.whole_days())
+}
+
+/// The inventory sections of the table: per CA account, its unmanaged then its duplicate
+/// orders (at most the record's `MAX_LISTED` each, then how many more), with a hint to
+/// `certform import`. Empty when there is nothing to report.
+pub fn render_inventory_table(inventories: &[InventoryView], now: OffsetDateTime) -> String {
+    let mut out = String::new();
+    for view in inventories {
+        let record = &view.record;
+        let ca = crate::config::escaped(&record.ca).into_owned();
+        let listed = age(record.listed_at, now);
+        let sections = [
+            (
+                "Unmanaged",
+                view.unmanaged,
+                record.unmanaged_total,
+                &record.unmanaged,
+            ),
+            (
+                "Duplicates",
+                view.duplicate,
+                record.duplicate_total,
+                &record.duplicate,
+            ),
+        ];
+        for (title, shown, total, findings) in sections {
+            if !shown || total == 0 {
+                continue;
+            }
+            let _ = writeln!(out, "\n{title} at CA `{ca}` (listed {listed}): {total}");
+            for finding in findings {
+                let mut line = format!(
+                    "  {}  {}  {}  {}",
+                    crate::config::escaped(&finding.order_id),
+                    crate::config::escaped(&finding.common_name),
+                    crate::config::escaped(&finding.status),
+                    finding
+                        .not_after
+                        .map_or_else(|| "-".to_string(), format_time)
+                );
+                if let Some(certificate) = &finding.certificate {
+                    let _ = write!(
+                        line,
+                        "  duplicates `{}`",
+                        crate::config::escaped(certificate)
+                    );
+                }
+                let _ = writeln!(out, "{line}");
+            }
+            if total > findings.len() {
+                let _ = writeln!(out, "  ... and {} more", total - findings.len());
+            }
+            let hint = if findings.iter().any(|f| f.certificate.is_some()) {
+                "hint: cancel or revoke the extra orders at the CA; certform keeps the one in state"
+                    .to_string()
+            } else {
+                format!("hint: `certform import {ca}` adopts them into state and config")
+            };
+            let _ = writeln!(out, "{hint}");
+        }
+    }
+    out
+}
+
+/// One line per CA account with findings, for the end of `plan`: `2 certificates at CA `x`
+/// are not managed by certform`. Plan takes no action on them.
+pub fn plan_lines(inventories: &[&CaInventory]) -> Vec<String> {
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    inventories
+        .iter()
+        .filter(|record| record.unmanaged_total + record.duplicate_total > 0)
+        .map(|record| {
+            let ca = crate::config::escaped(&record.ca);
+            let mut parts = Vec::new();
+            if record.unmanaged_total > 0 {
+                parts.push(format!(
+                    "{} at CA `{ca}` {} not managed by certform",
+                    plural(record.unmanaged_total, "certificate", "certificates"),
+                    if record.unmanaged_total == 1 {
+                        "is"
+                    } else {
+                        "are"
+                    }
+                ));
+            }
+            if record.duplicate_total > 0 {
+                parts.push(format!(
+                    "{} at CA `{ca}` {} a managed certificate",
+                    plural(record.duplicate_total, "order", "orders"),
+                    if record.duplicate_total == 1 {
+                        "duplicates"
+                    } else {
+                        "duplicate"
+                    }
+                ));
+            }
+            format!("{} (see `certform status`)", parts.join("; "))
+        })
+        .collect()
 }
 
 /// Every certificate of config and state, sorted by name.
@@ -376,17 +559,50 @@ pub fn render_table(rows: &[Row]) -> String {
     out
 }
 
-/// The rows as JSON: `{"now": ..., "certificates": [...]}`.
-pub fn render_json(rows: &[Row], now: OffsetDateTime) -> String {
+/// The rows as JSON: `{"now": ..., "certificates": [...], "ca_inventory": [...]}`.
+pub fn render_json(rows: &[Row], inventories: &[InventoryView], now: OffsetDateTime) -> String {
     #[derive(Serialize)]
     struct Document<'a> {
         #[serde(with = "time::serde::rfc3339")]
         now: OffsetDateTime,
         certificates: &'a [Row],
+        ca_inventory: Vec<InventoryJson<'a>>,
+    }
+    /// A record without its file format.
+    #[derive(Serialize)]
+    struct InventoryJson<'a> {
+        ca: &'a str,
+        #[serde(with = "time::serde::rfc3339")]
+        listed_at: OffsetDateTime,
+        orders: usize,
+        /// `None` (left out) when `--status` keeps only the other section.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unmanaged_total: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duplicate_total: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unmanaged: Option<&'a [crate::ca_inventory::Finding]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duplicate: Option<&'a [crate::ca_inventory::Finding]>,
     }
     let document = Document {
         now: now.replace_nanosecond(0).unwrap_or(now),
         certificates: rows,
+        ca_inventory: inventories
+            .iter()
+            .map(|view| {
+                let record = &view.record;
+                InventoryJson {
+                    ca: &record.ca,
+                    listed_at: record.listed_at,
+                    orders: record.orders,
+                    unmanaged_total: view.unmanaged.then_some(record.unmanaged_total),
+                    duplicate_total: view.duplicate.then_some(record.duplicate_total),
+                    unmanaged: view.unmanaged.then_some(record.unmanaged.as_slice()),
+                    duplicate: view.duplicate.then_some(record.duplicate.as_slice()),
+                }
+            })
+            .collect(),
     };
     // Serialising plain strings, numbers and times cannot fail.
     let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
@@ -398,7 +614,11 @@ pub fn render_json(rows: &[Row], now: OffsetDateTime) -> String {
 /// metrics follow cert-manager's (`certmanager_certificate_expiration_timestamp_seconds`,
 /// `..._renewal_timestamp_seconds`, `..._ready_status`), named `certform_certificate_*`, with
 /// the labels `name` and `ca`; `..._status` has one series per status, 1 for the current one.
-pub fn render_prometheus(rows: &[Row]) -> String {
+///
+/// Each CA account with an inventory record adds `certform_ca_unmanaged_certificates`,
+/// `certform_ca_duplicate_certificates` and `certform_ca_inventory_timestamp_seconds`
+/// (label `ca`).
+pub fn render_prometheus(rows: &[Row], inventories: &[InventoryView]) -> String {
     let mut out = String::new();
     let labels = |row: &Row| {
         format!(
@@ -468,6 +688,36 @@ pub fn render_prometheus(rows: &[Row]) -> String {
                     )
                 })
             })
+            .collect(),
+    );
+    if inventories.is_empty() {
+        return out;
+    }
+    let ca_label = |view: &InventoryView| format!("{{ca=\"{}\"}}", escape_label(&view.record.ca));
+    family(
+        "certform_ca_unmanaged_certificates",
+        "Live orders at the CA account that no certificate in state knows, at the last inventory listing.",
+        inventories
+            .iter()
+            .filter(|view| view.unmanaged)
+            .map(|view| format!("{} {}", ca_label(view), view.record.unmanaged_total))
+            .collect(),
+    );
+    family(
+        "certform_ca_duplicate_certificates",
+        "Live orders at the CA account that repeat the names of a certificate certform manages there, at the last inventory listing.",
+        inventories
+            .iter()
+            .filter(|view| view.duplicate)
+            .map(|view| format!("{} {}", ca_label(view), view.record.duplicate_total))
+            .collect(),
+    );
+    family(
+        "certform_ca_inventory_timestamp_seconds",
+        "When the CA account's orders were last listed for the inventory, as seconds since the Unix epoch.",
+        inventories
+            .iter()
+            .map(|view| format!("{} {}", ca_label(view), view.record.listed_at.unix_timestamp()))
             .collect(),
     );
     out
@@ -830,6 +1080,123 @@ mod tests {
     }
 
     #[test]
+    fn inventory_sections_follow_status_ca_and_expiry_filters() {
+        let finding = |id: &str| crate::ca_inventory::Finding {
+            order_id: id.to_string(),
+            common_name: "x.example".to_string(),
+            status: "issued".to_string(),
+            not_after: None,
+            certificate: None,
+        };
+        let record = |ca: &str| CaInventory {
+            format: 1,
+            ca: ca.to_string(),
+            listed_at: NOW - Duration::hours(3),
+            orders: 4,
+            unmanaged_total: 2,
+            duplicate_total: 1,
+            unmanaged: vec![finding("u1"), finding("u2")],
+            duplicate: vec![finding("d1")],
+        };
+        let mut state = State::default();
+        for ca in ["dc", "gone", "local"] {
+            state.ca_inventory.insert(ca.to_string(), record(ca));
+        }
+        let configured: BTreeSet<&str> = ["dc", "local"].into();
+        let shown = |filter: Filter| -> Vec<(String, bool, bool)> {
+            inventories(&state, &configured, &filter)
+                .into_iter()
+                .map(|v| (v.record.ca, v.unmanaged, v.duplicate))
+                .collect()
+        };
+        let all = shown(Filter::default());
+        assert_eq!(
+            all,
+            [("dc".into(), true, true), ("local".into(), true, true)],
+            "an account no longer configured is left out"
+        );
+        assert_eq!(
+            shown(Filter {
+                statuses: vec![Status::Duplicate, Status::Valid],
+                ca: Some("local".into()),
+                ..Filter::default()
+            }),
+            [("local".into(), false, true)]
+        );
+        assert!(shown(Filter {
+            statuses: vec![Status::Valid],
+            ..Filter::default()
+        })
+        .is_empty());
+        assert!(shown(Filter {
+            expiring_within: Some(Duration::days(30)),
+            ..Filter::default()
+        })
+        .is_empty());
+        assert!(Filter {
+            statuses: vec![Status::Unmanaged],
+            ..Filter::default()
+        }
+        .only_inventory());
+        assert!(!Filter::default().only_inventory());
+
+        // An order imported since the listing is gone from the section and the count.
+        let mut imported = issued("u2", NOW + Duration::days(60));
+        imported.ca = "local".into();
+        imported.order_id = Some("u2".into());
+        state.certificates.insert("u2".into(), imported);
+        let views = inventories(&state, &configured, &Filter::default());
+        let local = &views[1].record;
+        assert_eq!((local.unmanaged_total, local.unmanaged.len()), (1, 1));
+        assert_eq!(
+            views[0].record.unmanaged_total, 2,
+            "`dc` is another account"
+        );
+
+        let table = render_inventory_table(&views, NOW);
+        assert!(
+            table.contains("\nUnmanaged at CA `local` (listed 3h ago): 1\n  u1  x.example  issued  -\nhint: `certform import local` adopts them into state and config\n"),
+            "{table}"
+        );
+        let text = render_prometheus(&[], &views);
+        assert!(
+            text.contains("certform_ca_unmanaged_certificates{ca=\"local\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("certform_ca_duplicate_certificates{ca=\"dc\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(age(NOW - Duration::seconds(59), NOW), "just now");
+        assert_eq!(age(NOW - Duration::minutes(59), NOW), "59m ago");
+        assert_eq!(age(NOW - Duration::hours(47), NOW), "47h ago");
+        assert_eq!(age(NOW - Duration::hours(48), NOW), "2d ago");
+    }
+
+    #[test]
+    fn plan_lines_count_in_words() {
+        let record = |unmanaged: usize, duplicate: usize| CaInventory {
+            format: 1,
+            ca: "x".to_string(),
+            listed_at: NOW,
+            orders: 9,
+            unmanaged_total: unmanaged,
+            duplicate_total: duplicate,
+            unmanaged: Vec::new(),
+            duplicate: Vec::new(),
+        };
+        let (none, one, many, dup) = (record(0, 0), record(1, 0), record(3, 0), record(0, 2));
+        assert_eq!(
+            plan_lines(&[&none, &one, &many, &dup]),
+            [
+                "1 certificate at CA `x` is not managed by certform (see `certform status`)",
+                "3 certificates at CA `x` are not managed by certform (see `certform status`)",
+                "2 orders at CA `x` duplicate a managed certificate (see `certform status`)",
+            ]
+        );
+    }
+
+    #[test]
     fn spans_parse() {
         assert_eq!(parse_span("30d"), Ok(Duration::days(30)));
         assert_eq!(parse_span("12h"), Ok(Duration::hours(12)));
@@ -843,7 +1210,7 @@ mod tests {
     fn prometheus_has_help_type_and_escaped_labels() {
         let mut recorded = issued("we\"b\\\n", NOW + Duration::days(60));
         recorded.ca = "local".into();
-        let text = render_prometheus(&[one(None, Some(recorded))]);
+        let text = render_prometheus(&[one(None, Some(recorded))], &[]);
         let name = r#"name="we\"b\\\n",ca="local""#;
         assert!(
             text.contains(&format!(

@@ -9,6 +9,7 @@ pub mod account;
 pub mod apply;
 pub mod atomic_file;
 pub mod ca;
+pub mod ca_inventory;
 pub mod capabilities;
 pub mod cli;
 pub mod config;

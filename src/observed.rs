@@ -13,6 +13,10 @@ use crate::serial::Serial;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Observed {
     pub certificates: BTreeMap<String, ObservedCertificate>,
+    /// The inventory listings refresh made, by CA account (only accounts that were due and
+    /// can list). Not part of a saved plan's fingerprint: no action depends on it.
+    #[serde(skip)]
+    pub ca_inventory: BTreeMap<String, crate::ca_inventory::Listing>,
 }
 
 /// The CA's and the deploy targets' view of one certificate in state.

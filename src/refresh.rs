@@ -266,6 +266,55 @@ fn mark_error(observed: &mut Observed, keys: Vec<(String, bool)>, message: &str)
     }
 }
 
+/// List the orders of every CA account whose `inventory` schedule is due (its last record
+/// in `state`), one `inventory_orders` call per account, concurrently, and classify them
+/// against `state`. An account that cannot list at a bounded cost (`Unsupported`) is skipped
+/// silently; any other failure is a `Listing::Failed`, never an error of the run. `state`
+/// must be the whole state (not a `--target` selection), or every other certificate's order
+/// would look unmanaged.
+pub async fn list_inventories(
+    config: &Config,
+    state: &State,
+    accounts: &Accounts,
+    now: time::OffsetDateTime,
+) -> BTreeMap<String, crate::ca_inventory::Listing> {
+    use crate::ca_inventory::{classify, Listing};
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, settings) in &config.cas {
+        if !settings.inventory.is_due(state.ca_inventory.get(name), now) {
+            continue;
+        }
+        let Some(ca) = accounts.get(name) else {
+            continue;
+        };
+        let ca: Arc<dyn CertificateAuthority> = Arc::clone(ca);
+        let name = name.clone();
+        tasks.spawn(async move { (name, ca.inventory_orders().await) });
+    }
+    let mut listings = BTreeMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((name, result)) = joined else {
+            continue;
+        };
+        let listing = match result {
+            Ok(orders) => Listing::Listed(classify(&name, &orders, state, now)),
+            Err(error) if error.class == crate::error::ErrorClass::Unsupported => continue,
+            Err(error) => {
+                let mut message = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    message.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                Listing::Failed(message)
+            }
+        };
+        listings.insert(name, listing);
+    }
+    listings
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -319,6 +368,7 @@ mod tests {
         certificate.renewal_window = window;
         State {
             certificates: BTreeMap::from([("web".to_string(), certificate)]),
+            ..State::default()
         }
     }
 
@@ -451,6 +501,7 @@ mod tests {
         let certificate: CertificateState = toml::from_str(&text).expect("state");
         State {
             certificates: BTreeMap::from([("web".to_string(), certificate)]),
+            ..State::default()
         }
     }
 

@@ -270,6 +270,7 @@ mod tests {
                 .iter()
                 .map(|e| (e.name.clone(), e.clone()))
                 .collect(),
+            ..State::default()
         }
     }
 

@@ -594,6 +594,7 @@ impl StateStore for MemoryStore {
     fn load(&self) -> Result<State, crate::state::Error> {
         Ok(State {
             certificates: self.lock().current.certificates.clone(),
+            ..State::default()
         })
     }
 

@@ -319,6 +319,11 @@ impl Workspace {
         };
         let mut observed =
             crate::refresh::refresh(config, &state, &read_chain, accounts, self.now).await;
+        // The inventory classifies against the whole state: not under `--target`.
+        if selection.targets.is_empty() {
+            observed.ca_inventory =
+                crate::refresh::list_inventories(config, &state, accounts, self.now).await;
+        }
         crate::deploy::observe_keys(
             config,
             &state,

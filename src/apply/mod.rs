@@ -42,3 +42,19 @@ pub fn record_observations(
     }
     Ok(updated)
 }
+
+/// Keep in state what the inventory listings of this run found (`ca/<account>.inventory.toml`,
+/// committed with the run, when it reports something new; the listing time beside the
+/// repository); a failed listing leaves the account's last record as it was.
+pub fn record_inventory(
+    store: &dyn StateStore,
+    state: &State,
+    observed: &Observed,
+) -> Result<(), crate::state::Error> {
+    for (ca, listing) in &observed.ca_inventory {
+        if let crate::ca_inventory::Listing::Listed(inventory) = listing {
+            crate::state::store::save_inventory(store, inventory, state.ca_inventory.get(ca))?;
+        }
+    }
+    Ok(())
+}

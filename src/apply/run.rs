@@ -54,6 +54,8 @@ pub enum Notice {
     LockTakenOver { holder: String, reason: String },
     /// Something a killed run left behind was repaired, or could not be.
     Recovered(String),
+    /// A CA account could not list its orders for the inventory; the run goes on.
+    InventoryFailed { ca: String, why: String },
 }
 
 /// How an apply ended, short of an error.
@@ -120,6 +122,14 @@ pub async fn apply(
         None => options.selection.clone(),
     };
     let mut planned = workspace.plan(state, &accounts, &selection).await;
+    for (ca, listing) in &planned.observed.ca_inventory {
+        if let crate::ca_inventory::Listing::Failed(why) = listing {
+            notify(Notice::InventoryFailed {
+                ca: ca.clone(),
+                why: why.clone(),
+            });
+        }
+    }
     if options.refresh_only {
         let refresh = crate::plan::refresh_only::refresh_only(
             &planned.state,
@@ -129,6 +139,7 @@ pub async fn apply(
         for update in &refresh.updates {
             store.save_certificate(update)?;
         }
+        super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
         let commit = store.commit("certform apply --refresh-only: record what the CAs hold")?;
         return Ok(ApplyReport::Refreshed { refresh, commit });
     }
@@ -157,8 +168,9 @@ pub async fn apply(
     if planned.plan.is_empty() {
         // Renewal windows just learned, or state a run killed before its commit left behind.
         super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
+        super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
         let commit = store
-            .commit("certform apply: record refreshed state (renewal windows, interrupted runs)")?;
+            .commit("certform apply: record refreshed state (renewal windows, CA inventory, interrupted runs)")?;
         if workspace.config.state.push && (commit.is_some() || store.push_pending()) {
             let earlier = commit.is_none();
             store.push()?;
@@ -181,6 +193,7 @@ pub async fn apply(
     }
     // Observations are written now, and committed with the plan's actions.
     super::record_observations(store.as_ref(), &mut planned.state, &planned.observed)?;
+    super::record_inventory(store.as_ref(), &planned.state, &planned.observed)?;
     // Accounts the plan did not find (never used) are created only now, after confirmation.
     let created = crate::ca::open_accounts_except(
         &workspace.config,

@@ -93,6 +93,14 @@ pub struct AccountOrder {
     /// orders past `not_after` are shown as `expired` by import.
     pub status: String,
     pub common_name: String,
+    /// Every DNS name of the order, the common name included (empty when the CA's list does
+    /// not say): what the inventory compares to find duplicates.
+    pub names: Vec<String>,
+    /// Serial of the order's current certificate, when the list says.
+    pub serial: Option<crate::serial::Serial>,
+    /// The tag the order was placed with (DigiCert `alternative_order_id`), when any: certform
+    /// tags its orders with `<certificate id>.<hex>`.
+    pub tag: Option<String>,
     pub not_after: Option<OffsetDateTime>,
     /// Certificate settings the config stub should carry for this order, as TOML values by
     /// key (DigiCert: `product`, `organization`, `signature_hash`).

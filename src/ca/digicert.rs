@@ -433,6 +433,11 @@ impl CertificateAuthority for DigicertCa {
             .collect())
     }
 
+    /// The order list, one call per page of 1000 orders.
+    async fn inventory_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        crate::ca::CertificateAuthority::list_orders(self).await
+    }
+
     async fn check(&self, specs: &[&CertificateSpec]) -> Result<(), CaError> {
         self.check_specs(specs).await
     }

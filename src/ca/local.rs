@@ -377,10 +377,18 @@ impl CertificateAuthority for LocalCa {
                 status: local_status_name(order.status).to_string(),
                 order_id: order.order_id,
                 common_name: order.common_name,
+                names: order.sans,
+                serial: Some(order.serial),
+                tag: Some(order.tag),
                 not_after: Some(order.not_after),
                 settings: Vec::new(),
             })
             .collect())
+    }
+
+    /// One read of the CA's database.
+    async fn inventory_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
+        crate::ca::CertificateAuthority::list_orders(self).await
     }
 
     async fn refresh(&self, queries: &[OrderQuery]) -> Result<Vec<Option<OrderView>>, CaError> {

@@ -256,6 +256,18 @@ pub trait CertificateAuthority: Send + Sync {
         Err(unsupported(self.name(), self.kind(), "listing orders"))
     }
 
+    /// Every order the account holds, for the inventory (unmanaged and duplicate
+    /// certificates) at refresh: only where the CA lists them at a bounded cost (one call per
+    /// page of orders, never one request per order). `Unsupported` otherwise: refresh then
+    /// skips the account silently.
+    async fn inventory_orders(&self) -> Result<Vec<AccountOrder>, CaError> {
+        Err(unsupported(
+            self.name(),
+            self.kind(),
+            "listing orders for the inventory",
+        ))
+    }
+
     /// Check the certificates ordered from this account against what the account allows
     /// (products, validity, organizations, ...) before any order is placed; every problem is
     /// reported at once. Plan calls it; `Unsupported` means there is nothing to check.

@@ -3,6 +3,8 @@
 //! A kind is a module `ca::<kind>` with
 //! - `settings::Table`: the fields of `[ca.NAME]` besides `kind` (serde with
 //!   `deny_unknown_fields`, and `JsonSchema`: its doc comments become schema descriptions),
+//!   including the settings every account shares: `inventory` (read by `CaTable::inventory`
+//!   into `CaSettings`),
 //! - `settings::Settings`: the validated settings, and `settings::validate` from one to the
 //!   other (pure: findings go to the `Validator`),
 //! - `open::open`: the account for a run, and `CAPABILITIES`.
@@ -102,6 +104,13 @@ macro_rules! ca_kinds {
             pub fn kind_name(&self) -> &'static str {
                 match self {
                     $(CaTable::$variant(_) => $name,)+
+                }
+            }
+
+            /// `inventory`, the setting every kind's table shares.
+            pub fn inventory(&self) -> Option<crate::ca_inventory::Schedule> {
+                match self {
+                    $(CaTable::$variant(table) => table.inventory,)+
                 }
             }
 

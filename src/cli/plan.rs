@@ -92,6 +92,15 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 .map_err(|e| Failure::from_error(&e))?;
         Ok::<_, Failure>(workspace.plan(state, &accounts, &selection).await)
     })?;
+    for (ca, listing) in &planned.observed.ca_inventory {
+        if let crate::ca_inventory::Listing::Failed(why) = listing {
+            eprintln!(
+                "{}: {}",
+                context.paint("\x1b[33m", "warning"),
+                crate::config::escaped(&crate::ca_inventory::Listing::warning(ca, why))
+            );
+        }
+    }
     if args.selection.refresh_only {
         let refresh = crate::plan::refresh_only::refresh_only(
             &planned.state,
@@ -100,7 +109,12 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         );
         match args.format {
             Format::Text | Format::Markdown => {
-                print!("{}", crate::plan::refresh_only::render(&refresh))
+                print!("{}", crate::plan::refresh_only::render(&refresh));
+                if selection.targets.is_empty() {
+                    for line in inventory_lines(&workspace.config, &planned) {
+                        println!("\n{line}");
+                    }
+                }
             }
             Format::Json => println!(
                 "{}",
@@ -145,9 +159,31 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         ),
         Format::Json => print!("{}", saved.to_json()),
     }
+    if matches!(args.format, Format::Text | Format::Markdown) && selection.targets.is_empty() {
+        for line in inventory_lines(&workspace.config, &planned) {
+            println!("\n{line}");
+        }
+    }
     if args.detailed_exitcode && !planned.plan.is_empty() {
         Ok(EXIT_CHANGES)
     } else {
         Ok(EXIT_OK)
     }
+}
+
+/// The inventory's one line per CA account with unmanaged or duplicate orders: from this
+/// run's listing, else from the last one recorded in state. Plan acts on none of them.
+fn inventory_lines(
+    config: &crate::config::Config,
+    planned: &crate::workspace::Planned,
+) -> Vec<String> {
+    let records: Vec<&crate::ca_inventory::CaInventory> = config
+        .cas
+        .keys()
+        .filter_map(|ca| match planned.observed.ca_inventory.get(ca) {
+            Some(crate::ca_inventory::Listing::Listed(record)) => Some(record),
+            _ => planned.state.ca_inventory.get(ca),
+        })
+        .collect();
+    crate::inventory::plan_lines(&records)
 }

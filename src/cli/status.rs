@@ -5,8 +5,8 @@ use std::io::Write;
 use super::{Context, Failure, EXIT_OK};
 use crate::inventory::{self, Filter, Status};
 
-/// List certificates: status in words, CA, order, expiry, days left and last deploy (from
-/// state; no network)
+/// List certificates: status in words, CA, order, expiry, days left and last deploy, then the
+/// orders at each CA that certform does not manage or holds twice (from state; no network)
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Show only certificates with this status (repeatable)
@@ -46,10 +46,23 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             .into_iter()
             .filter(|row| filter.matches(row, workspace.now))
             .collect();
+    let configured = workspace.config.cas.keys().map(String::as_str).collect();
+    let inventories = inventory::inventories(&state, &configured, &filter);
     let text = match args.format {
-        Format::Table => inventory::render_table(&rows),
-        Format::Json => inventory::render_json(&rows, workspace.now),
-        Format::Prometheus => inventory::render_prometheus(&rows),
+        Format::Table => {
+            let mut text = String::new();
+            // `--status unmanaged` alone: only the inventory sections.
+            if !rows.is_empty() || !filter.only_inventory() {
+                text.push_str(&inventory::render_table(&rows));
+            }
+            text.push_str(&inventory::render_inventory_table(
+                &inventories,
+                workspace.now,
+            ));
+            text
+        }
+        Format::Json => inventory::render_json(&rows, &inventories, workspace.now),
+        Format::Prometheus => inventory::render_prometheus(&rows, &inventories),
     };
     std::io::stdout()
         .lock()

@@ -98,6 +98,11 @@ pub(super) fn print_notice(context: &Context, notice: Notice) {
             context.paint("\x1b[33m", "warning"),
         ),
         Notice::Recovered(note) => eprintln!("warning: {note}"),
+        Notice::InventoryFailed { ca, why } => eprintln!(
+            "{}: {}",
+            context.paint("\x1b[33m", "warning"),
+            crate::config::escaped(&crate::ca_inventory::Listing::warning(&ca, &why))
+        ),
     }
 }
 

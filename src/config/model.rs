@@ -60,6 +60,9 @@ pub struct PushAuth {
 pub struct CaSettings {
     pub name: String,
     pub kind: CaKind,
+    /// `inventory`: when refresh lists the account's orders to find unmanaged and duplicate
+    /// certificates (a setting of every kind).
+    pub inventory: crate::ca_inventory::Schedule,
     pub location: Location,
 }
 

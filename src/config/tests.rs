@@ -673,7 +673,11 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
             .map(|properties| properties.keys().cloned().collect())
             .unwrap_or_default()
     };
-    assert_eq!(fields(0), ["kind", "root_common_name"]);
+    assert_eq!(fields(0), ["inventory", "kind", "root_common_name"]);
+    // The settings every account shares are in every branch.
+    for index in 0..crate::ca::registry::KIND_NAMES.len() {
+        assert!(fields(index).contains(&"inventory".to_string()), "{index}");
+    }
     assert!(fields(1).contains(&"directory".to_string()));
     assert!(!fields(1).contains(&"api_key".to_string()));
     assert!(fields(2).contains(&"api_key".to_string()));
@@ -720,7 +724,7 @@ secret = { env = "TSIG" }
             (
                 "ca.corp.api_key".to_string(),
                 "unknown field `api_key` for a CA of `kind = \"local\"`".to_string(),
-                Some("expected one of `root_common_name`".to_string()),
+                Some("expected one of `root_common_name`, `inventory`".to_string()),
             ),
             (
                 "dns.ns.sever".to_string(),

@@ -18,6 +18,9 @@ pub const FORMAT: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     pub certificates: BTreeMap<String, CertificateState>,
+    /// The last inventory listing of each CA account (`ca/<account>.inventory.toml`), keyed
+    /// by account.
+    pub ca_inventory: BTreeMap<String, crate::ca_inventory::CaInventory>,
 }
 
 /// Lifecycle of the current certificate of a name.

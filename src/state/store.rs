@@ -2,7 +2,8 @@
 //! tree, commits exactly those files, and pushes.
 //!
 //! Layout under `<repo>/<dir>`: `certificates/<name>.toml` (one `CertificateState` each),
-//! `certificates/<name>.pem` (the public chain) and `ca/` (public CA material). Those two
+//! `certificates/<name>.pem` (the public chain) and `ca/` (public CA material, and each CA
+//! account's inventory record `ca/<account>.inventory.toml`). Those two
 //! directories are certform's; nothing else in the repository is read, written, staged or
 //! committed, because the state repository may be the user's own config repository with their
 //! own staged and unstaged edits. Private keys never come here.
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, Remote, Repository, Signature};
 
 pub use self::error::{Divergence, Error, TransportFailure};
-pub use self::file::{parse_certificate, render_certificate};
+pub use self::file::{parse_certificate, parse_inventory, render_certificate, render_inventory};
 use self::git_index::remove_from_index;
 pub use self::location::check_keys_dir_outside_git;
 use self::location::{
@@ -57,6 +58,42 @@ pub const CERTIFICATES_DIR: &str = "certificates";
 
 /// Directory (under `<dir>`) of public CA material, e.g. `ca/local.pem`.
 pub const CA_DIR: &str = "ca";
+
+/// Suffix of a CA account's inventory record in `ca/`: `ca/<account>.inventory.toml`.
+pub const INVENTORY_SUFFIX: &str = ".inventory.toml";
+
+/// The path (under `<dir>`) of CA account `ca`'s inventory record.
+pub fn inventory_file(ca: &str) -> String {
+    format!("{CA_DIR}/{ca}{INVENTORY_SUFFIX}")
+}
+
+/// File in the git directory with the time of each CA account's last inventory listing
+/// (JSON, by account): never committed.
+const INVENTORY_NOTES: &str = "certform-inventory.json";
+
+/// Record the inventory listing of one CA account: `ca/<account>.inventory.toml` (committed
+/// with the run) only when it reports something other than `last` does; the listing time
+/// always, beside the repository.
+pub fn save_inventory(
+    store: &dyn StateStore,
+    inventory: &crate::ca_inventory::CaInventory,
+    last: Option<&crate::ca_inventory::CaInventory>,
+) -> Result<(), Error> {
+    validate_name(&inventory.ca)?;
+    if inventory.changes(last) {
+        store.write_public_file(
+            &inventory_file(&inventory.ca),
+            &render_inventory(inventory)?,
+        )?;
+    }
+    store.note_inventory_listing(
+        &inventory.ca,
+        crate::ca_inventory::ListingNote {
+            listed_at: inventory.listed_at,
+            orders: inventory.orders,
+        },
+    )
+}
 
 /// The directories (under `<dir>`) certform owns: the only ones it writes and commits.
 const MANAGED_DIRS: [&str; 2] = [CERTIFICATES_DIR, CA_DIR];
@@ -131,6 +168,18 @@ pub trait StateStore: Send + Sync {
     /// when it commits nothing.
     fn push_pending(&self) -> bool {
         false
+    }
+
+    /// Note that CA account `ca` was listed for the inventory, beside the repository and
+    /// never committed (`load` folds it into the account's record): a listing that found
+    /// what the record says changes no committed file.
+    fn note_inventory_listing(
+        &self,
+        ca: &str,
+        note: crate::ca_inventory::ListingNote,
+    ) -> Result<(), Error> {
+        let _ = (ca, note);
+        Ok(())
     }
 }
 
@@ -300,6 +349,53 @@ impl GitStore {
     /// `None` when there was no lock.
     pub fn break_lock(&self) -> Result<Option<BrokenLock>, Error> {
         lock::break_lock(&self.git_dir, &self.work_tree)
+    }
+
+    /// The inventory listing notes of the git directory; unreadable notes count as none
+    /// (they only spare a listing).
+    fn inventory_notes(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::ca_inventory::ListingNote> {
+        fs::read(self.git_dir.join(INVENTORY_NOTES))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Every `ca/<account>.inventory.toml`, by account, with the later listings noted in the
+    /// git directory folded in (an account listed with nothing to report has only a note).
+    fn load_inventories(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::ca_inventory::CaInventory>, Error> {
+        let dir = self.root.join(CA_DIR);
+        let mut inventories = std::collections::BTreeMap::new();
+        let listing: Vec<io::Result<fs::DirEntry>> = match fs::read_dir(&dir) {
+            Ok(listing) => listing.collect(),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(io_error("list", &dir, source)),
+        };
+        for entry in listing {
+            let entry = entry.map_err(|source| io_error("list", &dir, source))?;
+            let file_name = entry.file_name();
+            let Some(ca) = file_name
+                .to_str()
+                .and_then(|name| name.strip_suffix(INVENTORY_SUFFIX))
+                .filter(|ca| !ca.is_empty() && !ca.starts_with('.'))
+            else {
+                continue;
+            };
+            let path = entry.path();
+            let bytes = fs::read(&path).map_err(|source| io_error("read", &path, source))?;
+            inventories.insert(ca.to_string(), parse_inventory(&path, ca, &bytes)?);
+        }
+        for (ca, note) in self.inventory_notes() {
+            let record = match inventories.remove(&ca) {
+                Some(record) => record.noted(note),
+                None => crate::ca_inventory::CaInventory::empty(&ca, note),
+            };
+            inventories.insert(ca, record);
+        }
+        Ok(inventories)
     }
 
     fn certificates_dir(&self) -> PathBuf {
@@ -525,6 +621,7 @@ impl StateStore for GitStore {
             let certificate = parse_certificate(&path, &name, &bytes)?;
             state.certificates.insert(name, certificate);
         }
+        state.ca_inventory = self.load_inventories()?;
         Ok(state)
     }
 
@@ -713,6 +810,20 @@ impl StateStore for GitStore {
         marker.finish()?;
         self.clear_pending(&paths)?;
         Ok(committed.map(|id| id.to_string()))
+    }
+
+    fn note_inventory_listing(
+        &self,
+        ca: &str,
+        note: crate::ca_inventory::ListingNote,
+    ) -> Result<(), Error> {
+        let mut notes = self.inventory_notes();
+        notes.insert(ca.to_string(), note);
+        let path = self.git_dir.join(INVENTORY_NOTES);
+        // Plain data (names, times, counts) always serializes.
+        let text = serde_json::to_vec_pretty(&notes).unwrap_or_default();
+        atomic_file::write(&path, &text, FILE_MODE)
+            .map_err(|source| io_error("write", &path, source))
     }
 
     fn push(&self) -> Result<Option<String>, Error> {

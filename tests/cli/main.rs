@@ -10,6 +10,7 @@ mod acme;
 mod acme_client;
 #[path = "../support/bind.rs"]
 mod bind;
+mod ca_inventory;
 mod commit_safety;
 mod config_safety;
 mod config_validation;

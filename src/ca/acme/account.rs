@@ -83,6 +83,9 @@ impl Inner {
                 order_id: url,
                 status: status.to_string(),
                 common_name,
+                names: Vec::new(),
+                serial: None,
+                tag: None,
                 not_after: None,
                 settings: Vec::new(),
             });

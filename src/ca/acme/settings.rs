@@ -30,6 +30,10 @@ pub struct Table {
     pub(crate) profile: Option<String>,
     /// Prefer the alternate chain whose top issuer has this common name.
     pub(crate) preferred_chain: Option<String>,
+    /// When refresh lists this account's orders to find certificates certform does not manage
+    /// or holds twice (`certform status`): `daily` (default; at most once in 24 hours),
+    /// `every-run` or `off`. Every kind of CA takes it.
+    pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
 }
 
 /// `directory` is required; it is optional in `Table` only so that its absence is reported

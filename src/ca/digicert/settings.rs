@@ -34,6 +34,10 @@ pub struct Table {
     /// `read-write` (default) or `read-only` (a View Only key: plan and import work, apply
     /// refuses every write).
     pub(crate) mode: Option<ModeName>,
+    /// When refresh lists this account's orders to find certificates certform does not manage
+    /// or holds twice (`certform status`): `daily` (default; at most once in 24 hours),
+    /// `every-run` or `off`. Every kind of CA takes it.
+    pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
 }
 
 /// `api_key` is required; it is optional in `Table` only so that its absence is reported with

@@ -155,6 +155,9 @@ impl OrderInfo {
             order_id: self.id.to_string(),
             status: self.status,
             common_name: self.common_name,
+            names: self.dns_names,
+            serial: self.serial,
+            tag: self.alternative_order_id,
             not_after: self.valid_till,
             settings,
         }

@@ -12,6 +12,10 @@ use crate::config::provider::{Anchor, CertificateTable, KeyPath, Validator};
 pub struct Table {
     /// Common name of the generated root. Default `certform local root (NAME)`.
     pub(crate) root_common_name: Option<String>,
+    /// When refresh lists this account's orders to find certificates certform does not manage
+    /// or holds twice (`certform status`): `daily` (default; at most once in 24 hours),
+    /// `every-run` or `off`. Every kind of CA takes it.
+    pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
 }
 
 /// `kind = "local"`: root and intermediate made on first use, keys in `keys_dir`.

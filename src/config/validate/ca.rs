@@ -9,6 +9,7 @@ impl<'a> Validator<'a> {
         Some(CaSettings {
             name: name.to_string(),
             kind,
+            inventory: table.inventory().unwrap_or_default(),
             location: self.location(file, &path),
         })
     }

@@ -232,6 +232,7 @@ impl<'a> Validator<'a> {
                 CaSettings {
                     name: IMPLICIT_CA.to_string(),
                     kind: CaKind::Local(LocalCaSettings::implicit(IMPLICIT_CA)),
+                    inventory: crate::ca_inventory::Schedule::default(),
                     location: self.file_start(0),
                 },
             );
