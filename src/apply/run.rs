@@ -54,6 +54,8 @@ pub enum Notice {
     LockTakenOver { holder: String, reason: String },
     /// Something a killed run left behind was repaired, or could not be.
     Recovered(String),
+    /// Work on the key store itself (keys moved or re-encrypted), done before planning.
+    Keys(String),
 }
 
 /// How an apply ended, short of an error.
@@ -73,6 +75,50 @@ pub enum ApplyReport {
         refresh: crate::plan::refresh_only::RefreshOnly,
         commit: Option<String>,
     },
+}
+
+/// Move or re-encrypt keys as `[state] keys` and `age_recipients` now ask (state-only work,
+/// shown by plan) and commit that on its own; then drop the plaintext copies moved into the
+/// repository. Refused, changing nothing, when a task must decrypt and the identity is missing.
+fn maintain_keys(
+    keys: &KeyStore,
+    store: &GitStore,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<(), RunError> {
+    let key_error = |error: crate::keys::KeyError| RunError::Apply(super::Error::Key(error));
+    let tasks = crate::keys::maintenance::plan(keys).map_err(key_error)?;
+    let identity_problem = keys
+        .identity_problem()
+        .or_else(|| keys.legacy().and_then(KeyStore::identity_problem));
+    if let (Some(task), Some(problem)) = (
+        tasks.iter().find(|task| task.needs_identity()),
+        identity_problem,
+    ) {
+        return Err(key_error(crate::keys::KeyError::NoIdentity {
+            path: keys.dir().join(&task.certificate),
+            reason: format!(
+                "{} must be done first, and {}",
+                task.describe(),
+                problem.reason
+            ),
+            hint: problem.hint.clone(),
+        }));
+    }
+    let done = crate::keys::maintenance::run(keys, &tasks).map_err(key_error)?;
+    if tasks.is_empty() {
+        // Only `keys/recipients.txt`, if anything: committed with the run's own commit.
+        return Ok(());
+    }
+    for line in &done.lines {
+        notify(Notice::Keys(line.clone()));
+    }
+    let message = if keys.is_age() {
+        "certform apply: keys to the state repository's age recipients"
+    } else {
+        "certform apply: keys moved from the state repository to keys_dir"
+    };
+    store.commit(message)?;
+    done.cleanup(keys).map_err(key_error)
 }
 
 /// Run one apply. `notify` hears what the run does before the plan exists; `confirm` sees
@@ -98,10 +144,11 @@ pub async fn apply(
     for note in store.recover()? {
         notify(Notice::Recovered(note));
     }
-    let keys = KeyStore::new(workspace.keys_dir.clone());
+    let keys = workspace.key_store(Some(store.clone() as Arc<dyn StateStore>));
     for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
         notify(Notice::Recovered(warning));
     }
+    maintain_keys(&keys, store.as_ref(), notify)?;
     let state = store.load()?;
     options.selection.check(
         workspace.config.certificates.keys(),

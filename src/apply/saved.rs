@@ -465,6 +465,7 @@ mod tests {
                 keys_dir: None,
                 push: false,
                 remote: "origin".into(),
+                keys: Default::default(),
                 location: Default::default(),
             },
             cas: Default::default(),

@@ -98,6 +98,7 @@ pub(super) fn print_notice(context: &Context, notice: Notice) {
             context.paint("\x1b[33m", "warning"),
         ),
         Notice::Recovered(note) => eprintln!("warning: {note}"),
+        Notice::Keys(line) => eprintln!("keys: {line}"),
     }
 }
 

@@ -37,7 +37,46 @@ pub struct StateSettings {
     pub keys_dir: Option<PathBuf>,
     pub push: bool,
     pub remote: String,
+    /// Where certificate private keys are kept.
+    pub keys: KeyBackend,
     pub location: Location,
+}
+
+/// `[state] keys`: where certificate private keys are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum KeyBackend {
+    /// PEM files in `keys_dir` (the default).
+    Files {
+        /// `age_identity`, kept to move keys an earlier `keys = "age"` left in the repository.
+        identity: Option<SecretRef>,
+    },
+    /// In the state repository, encrypted with age.
+    Age(AgeSettings),
+}
+
+/// `keys = "age"`: who can read the keys, and where this run finds its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgeSettings {
+    /// `age1...` X25519 recipients, each checked to parse, in the order written.
+    pub recipients: Vec<String>,
+    /// `age_identity`; `None` when not configured (keys can be written, not read).
+    pub identity: Option<SecretRef>,
+}
+
+impl Default for KeyBackend {
+    fn default() -> Self {
+        KeyBackend::Files { identity: None }
+    }
+}
+
+impl KeyBackend {
+    /// The configured `age_identity`, whichever backend.
+    pub fn identity(&self) -> Option<&SecretRef> {
+        match self {
+            KeyBackend::Files { identity } => identity.as_ref(),
+            KeyBackend::Age(age) => age.identity.as_ref(),
+        }
+    }
 }
 
 /// `[ca.NAME]`: one CA account.

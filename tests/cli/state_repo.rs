@@ -70,6 +70,7 @@ fn held_lock_blocks_apply_and_names_the_holder() {
         keys_dir: None,
         push: false,
         remote: "origin".into(),
+        keys: Default::default(),
         location: Default::default(),
     };
     let store = certform::state::GitStore::open(&settings).expect("open store");

@@ -77,6 +77,7 @@ fn settings(repo: &Path, dir: &str) -> StateSettings {
         keys_dir: None,
         push: false,
         remote: "origin".to_string(),
+        keys: Default::default(),
         location: Location::default(),
     }
 }

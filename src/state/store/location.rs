@@ -74,7 +74,7 @@ pub(super) fn managed_relative_path(relative: &str) -> Result<PathBuf, Error> {
             Ok(parts.iter().collect())
         }
         _ => Err(invalid(
-            "it must name a file under `ca/` or `certificates/`",
+            "it must name a file under `ca/`, `certificates/` or `keys/`",
         )),
     }
 }
