@@ -150,3 +150,176 @@ impl Done {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{AgeSettings, SecretRef, StateSettings};
+    use crate::keys::PrivateKey;
+    use crate::spec::KeySpec;
+    use crate::state::{GitStore, StateStore};
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: Arc<GitStore>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let settings = StateSettings {
+                repo: dir.path().join("state"),
+                dir: ".".into(),
+                keys_dir: None,
+                push: false,
+                remote: "origin".into(),
+                keys: Default::default(),
+                location: Default::default(),
+            };
+            let store = Arc::new(GitStore::open(&settings).expect("open store"));
+            Self { dir, store }
+        }
+
+        fn identity(&self, name: &str) -> (String, SecretRef) {
+            let identity = age::x25519::Identity::generate();
+            let path = self.dir.path().join(name);
+            std::fs::write(
+                &path,
+                age::secrecy::ExposeSecret::expose_secret(&identity.to_string()),
+            )
+            .expect("write identity");
+            (identity.to_public().to_string(), SecretRef::File(path))
+        }
+
+        fn files(&self) -> KeyStore {
+            KeyStore::new(self.dir.path().join("keys"))
+        }
+
+        fn age(&self, recipients: &[&str], identity: &SecretRef) -> KeyStore {
+            let settings = AgeSettings {
+                recipients: recipients.iter().map(|r| r.to_string()).collect(),
+                identity: Some(identity.clone()),
+            };
+            KeyStore::age(
+                self.store.root(),
+                &settings,
+                Some(self.store.clone() as Arc<dyn StateStore>),
+            )
+        }
+    }
+
+    fn with_legacy(mut store: KeyStore, legacy: KeyStore) -> KeyStore {
+        store.legacy = Some(Box::new(legacy));
+        store
+    }
+
+    const WEB_KEY: &str = "web/create-0a0b0c0d.key";
+
+    #[test]
+    fn files_to_age_moves_the_key_and_drops_the_plaintext_after_the_commit() {
+        let fixture = Fixture::new();
+        let (recipient, identity) = fixture.identity("id");
+        let key = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+        fixture.files().write(WEB_KEY, &key).expect("write");
+        let keys = with_legacy(fixture.age(&[&recipient], &identity), fixture.files());
+        assert!(keys.exists(WEB_KEY) && !keys.holds(WEB_KEY));
+        assert_eq!(keys.read(WEB_KEY).expect("legacy read").pem(), key.pem());
+
+        let tasks = plan(&keys).expect("plan");
+        assert_eq!(
+            tasks,
+            vec![KeyTask {
+                certificate: "web".into(),
+                kind: TaskKind::ToRepository,
+                key_ids: vec!["create-0a0b0c0d".into()],
+            }]
+        );
+        assert!(!tasks[0].needs_identity());
+        let done = run(&keys, &tasks).expect("run");
+        assert_eq!(done.lines, vec![tasks[0].describe()]);
+        assert!(keys.holds(WEB_KEY));
+        assert!(fixture.files().holds(WEB_KEY), "kept until committed");
+        fixture.store.commit("move").expect("commit");
+        done.cleanup(&keys).expect("cleanup");
+        assert!(!fixture.files().holds(WEB_KEY));
+        let reread = with_legacy(fixture.age(&[&recipient], &identity), fixture.files());
+        assert_eq!(reread.read(WEB_KEY).expect("decrypt").pem(), key.pem());
+        assert_eq!(plan(&reread).expect("plan"), vec![]);
+        let stored =
+            std::fs::read_to_string(fixture.store.root().join("keys/web/create-0a0b0c0d.age"))
+                .expect("ciphertext");
+        assert!(!stored.contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn new_recipients_re_encrypt_every_key_and_are_recorded() {
+        let fixture = Fixture::new();
+        let (old, old_identity) = fixture.identity("old");
+        let (new, new_identity) = fixture.identity("new");
+        let key = PrivateKey::generate(KeySpec::Ed25519).expect("key");
+        let first = fixture.age(&[&old], &old_identity);
+        first.write(WEB_KEY, &key).expect("write");
+        assert_eq!(
+            plan(&first).expect("plan").len(),
+            1,
+            "no recipients.txt yet"
+        );
+        run(&first, &[]).expect("record");
+        assert_eq!(first.recorded_recipients(), Some(vec![old.clone()]));
+        assert_eq!(plan(&first).expect("plan"), vec![]);
+
+        let rotated = fixture.age(&[&new], &old_identity);
+        let tasks = plan(&rotated).expect("plan");
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].kind, TaskKind::Reencrypt);
+        assert!(tasks[0].needs_identity());
+        assert_eq!(
+            tasks[0].describe(),
+            "web: re-encrypt 1 key to new recipients"
+        );
+        run(&rotated, &tasks).expect("re-encrypt");
+        assert_eq!(rotated.recorded_recipients(), Some(vec![new.clone()]));
+        let by_new = fixture.age(&[&new], &new_identity);
+        assert_eq!(by_new.read(WEB_KEY).expect("new reads").pem(), key.pem());
+        let by_old = fixture.age(&[&new], &old_identity);
+        assert!(matches!(
+            by_old.read(WEB_KEY),
+            Err(KeyError::AgeDecrypt { .. })
+        ));
+        assert_eq!(plan(&by_new).expect("plan"), vec![]);
+    }
+
+    #[test]
+    fn age_to_files_writes_plaintext_to_keys_dir_and_removes_the_ciphertexts() {
+        let fixture = Fixture::new();
+        let (recipient, identity) = fixture.identity("id");
+        let key = PrivateKey::generate(KeySpec::Ecdsa(384)).expect("key");
+        let age = fixture.age(&[&recipient], &identity);
+        age.write(WEB_KEY, &key).expect("write");
+        run(&age, &[]).expect("record");
+        let settings = AgeSettings {
+            recipients: Vec::new(),
+            identity: Some(identity.clone()),
+        };
+        let legacy = KeyStore::age(
+            fixture.store.root(),
+            &settings,
+            Some(fixture.store.clone() as Arc<dyn StateStore>),
+        );
+        let keys = with_legacy(fixture.files(), legacy);
+        let tasks = plan(&keys).expect("plan");
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].kind, TaskKind::ToKeysDir);
+        assert!(tasks[0].describe().contains("into keys_dir"));
+        run(&keys, &tasks).expect("move");
+        assert_eq!(
+            fixture.files().read(WEB_KEY).expect("plain").pem(),
+            key.pem()
+        );
+        assert!(!fixture.store.root().join("keys/web").exists());
+        assert!(!fixture.store.root().join("keys/recipients.txt").exists());
+        assert_eq!(plan(&keys).expect("plan"), vec![]);
+    }
+}
