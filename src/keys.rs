@@ -482,6 +482,76 @@ impl KeyStore {
         self.store_file(age, relative, &ciphertext)
     }
 
+    /// The decrypted bytes of the age file `relative` (e.g. `acme/NAME/account.age`); `None`
+    /// when it does not exist (age only).
+    pub fn read_sealed(
+        &self,
+        relative: &str,
+    ) -> Result<Option<crate::secrets::Secret<Vec<u8>>>, KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(None);
+        };
+        let path = self.path_of(relative)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        Ok(Some(crate::secrets::Secret::new(
+            age.decrypt(&path, &bytes)?,
+        )))
+    }
+
+    /// Encrypt `bytes` to the recipients into the age file `relative`: through the state store
+    /// when there is one, else straight to the work tree (`record_sealed` records it later).
+    pub fn write_sealed(&self, relative: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Err(KeyError::ReadOnly);
+        };
+        let path = self.path_of(relative)?;
+        let ciphertext = age.encrypt(bytes)?;
+        if age.store().is_ok() {
+            return self.store_file(age, relative, &ciphertext);
+        }
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        crate::atomic_file::create_dir_all(&parent, 0o755).map_err(|source| KeyError::Io {
+            action: "create directory",
+            path: parent,
+            source,
+        })?;
+        crate::atomic_file::write(&path, ciphertext.as_bytes(), 0o644).map_err(|source| {
+            KeyError::Io {
+                action: "write",
+                path,
+                source,
+            }
+        })
+    }
+
+    /// Have the state commit hold the age file `relative` when it exists (one written by
+    /// `write_sealed` without a store).
+    pub fn record_sealed(&self, relative: &str) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(());
+        };
+        let path = self.path_of(relative)?;
+        match fs::read_to_string(&path) {
+            Ok(text) => self.store_file(age, relative, &text),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(KeyError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
     /// Every key file's relative path (`<name>/<key id>.key`), sorted.
     pub fn all_key_files(&self) -> Result<Vec<String>, KeyError> {
         let listing = match fs::read_dir(&self.dir) {
@@ -887,6 +957,61 @@ impl KeyError {
             ),
             _ => None,
         }
+    }
+}
+
+/// `acme/<ca>/account.age`: where ACME account `ca` keeps its account file with `keys = "age"`,
+/// relative to the repository's `keys/`.
+pub fn sealed_account_path(ca: &str) -> String {
+    format!("acme/{ca}/account.age")
+}
+
+/// An ACME account file kept in the state repository, encrypted to the age recipients.
+pub struct SealedAccount {
+    keys: KeyStore,
+    relative: String,
+}
+
+impl SealedAccount {
+    /// Account `ca`'s file under `<state root>/keys/`; written straight to the work tree (the
+    /// apply records it with `KeyStore::record_sealed`).
+    pub fn new(state_root: &Path, settings: &crate::config::AgeSettings, ca: &str) -> Self {
+        Self {
+            keys: KeyStore::age(state_root, settings, None),
+            relative: sealed_account_path(ca),
+        }
+    }
+
+    /// Whether the repository holds the sealed account.
+    pub fn exists(&self) -> bool {
+        self.keys.holds(&self.relative)
+    }
+}
+
+impl crate::ca::acme::AccountSeal for SealedAccount {
+    fn place(&self) -> String {
+        self.keys.dir().join(&self.relative).display().to_string()
+    }
+
+    fn load(&self) -> Result<Option<crate::secrets::Secret<Vec<u8>>>, String> {
+        self.keys.read_sealed(&self.relative).map_err(|error| {
+            let reason = match &error {
+                KeyError::NoIdentity { reason, .. } | KeyError::AgeDecrypt { reason, .. } => {
+                    reason.clone()
+                }
+                other => other.to_string(),
+            };
+            match error.hint() {
+                Some(hint) => format!("{reason} (hint: {hint})"),
+                None => reason,
+            }
+        })
+    }
+
+    fn save(&self, bytes: &[u8]) -> Result<(), String> {
+        self.keys
+            .write_sealed(&self.relative, bytes)
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -260,12 +260,7 @@ impl Workspace {
     /// `<repo>/<dir>`: certform's part of the state repository (and, with `keys = "age"`,
     /// of its `keys/`).
     pub fn state_root(&self) -> PathBuf {
-        let state = &self.config.state;
-        if state.dir.as_os_str() == "." {
-            state.repo.clone()
-        } else {
-            state.repo.join(&state.dir)
-        }
+        self.config.state.root()
     }
 
     /// The key store `[state] keys` names; `store` records what it writes for the state

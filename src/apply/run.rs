@@ -81,11 +81,41 @@ pub enum ApplyReport {
 /// shown by plan) and commit that on its own; then drop the plaintext copies moved into the
 /// repository. Refused, changing nothing, when a task must decrypt and the identity is missing.
 fn maintain_keys(
+    workspace: &Workspace,
     keys: &KeyStore,
     store: &GitStore,
     notify: &mut dyn FnMut(Notice),
 ) -> Result<(), RunError> {
     let key_error = |error: crate::keys::KeyError| RunError::Apply(super::Error::Key(error));
+    if keys.is_age() {
+        // ACME account files from before `keys = "age"`: sealed into the repository (the
+        // plaintext stays in keys_dir with the account's order index).
+        for (name, settings) in &workspace.config.cas {
+            let relative = crate::keys::sealed_account_path(name);
+            let plain = workspace
+                .keys_dir
+                .join("acme")
+                .join(name)
+                .join("account.json");
+            if !matches!(settings.kind, crate::config::CaKind::Acme(_))
+                || keys.holds(&relative)
+                || !plain.is_file()
+            {
+                continue;
+            }
+            let bytes = std::fs::read(&plain).map_err(|source| {
+                key_error(crate::keys::KeyError::Io {
+                    action: "read",
+                    path: plain.clone(),
+                    source,
+                })
+            })?;
+            keys.write_sealed(&relative, &bytes).map_err(key_error)?;
+            notify(Notice::Keys(format!(
+                "ACME account `{name}`: account key sealed into the state repository"
+            )));
+        }
+    }
     let tasks = crate::keys::maintenance::plan(keys).map_err(key_error)?;
     let identity_problem = keys
         .identity_problem()
@@ -148,7 +178,7 @@ pub async fn apply(
     for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
         notify(Notice::Recovered(warning));
     }
-    maintain_keys(&keys, store.as_ref(), notify)?;
+    maintain_keys(&workspace, &keys, store.as_ref(), notify)?;
     let state = store.load()?;
     options.selection.check(
         workspace.config.certificates.keys(),
@@ -226,6 +256,13 @@ pub async fn apply(
     )
     .await?;
     accounts.extend(created);
+    // ACME account files sealed in the repository (`keys = "age"`) go into the state commit.
+    for (name, settings) in &workspace.config.cas {
+        if matches!(settings.kind, crate::config::CaKind::Acme(_)) {
+            keys.record_sealed(&crate::keys::sealed_account_path(name))
+                .map_err(|error| RunError::Apply(super::Error::Key(error)))?;
+        }
+    }
     let executor = Arc::new(Executor {
         config: Arc::clone(&workspace.config),
         store: store.clone() as Arc<dyn StateStore>,

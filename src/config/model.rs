@@ -42,6 +42,17 @@ pub struct StateSettings {
     pub location: Location,
 }
 
+impl StateSettings {
+    /// `<repo>/<dir>`: certform's part of the state repository.
+    pub fn root(&self) -> PathBuf {
+        if self.dir.as_os_str() == "." {
+            self.repo.clone()
+        } else {
+            self.repo.join(&self.dir)
+        }
+    }
+}
+
 /// `[state] keys`: where certificate private keys are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum KeyBackend {

@@ -246,7 +246,24 @@ fn a_clone_without_the_identity_says_why_and_never_makes_a_new_key() {
     clone
         .certform(&["apply", "--auto-approve", "--target", "api"])
         .expect(0);
-    clone.verify_deployed("out/api");
+    let public = |args: &[&str]| {
+        let (ok, text) = clone.openssl(args);
+        assert!(ok, "{text}");
+        text
+    };
+    let cert = clone.path("out/api/cert.pem");
+    let key = clone.path("out/api/privkey.pem");
+    assert_eq!(
+        public(&[
+            "x509",
+            "-noout",
+            "-pubkey",
+            "-in",
+            cert.to_str().unwrap_or_default()
+        ]),
+        public(&["pkey", "-pubout", "-in", key.to_str().unwrap_or_default()]),
+        "the deployed key is the certificate's"
+    );
     assert_eq!(age_files(&clone, "api").len(), 1);
     assert!(age_decrypts(
         &origin.path("id.txt"),
@@ -489,4 +506,87 @@ fn recipients_are_checked_when_the_config_loads() {
         "{}",
         run.all()
     );
+}
+
+#[test]
+fn the_acme_account_key_is_sealed_in_the_repository_and_used_by_a_clone() {
+    let pebble = crate::pebble::Pebble::start();
+    drop(pebble.take_http_listener());
+    let origin = Sandbox::new();
+    let (identity, recipient) = keygen(&origin, "id.txt");
+    let env = [(IDENTITY_VAR, identity.as_str())];
+    let certificate = |name: &str| {
+        format!(
+            "\n[certificate.{name}]\nca = \"pebble\"\ncommon_name = \"{name}.example.test\"\ndcv = {{ method = \"http\", listen = \"127.0.0.1:{}\" }}\ndeploy = [{{ kind = \"files\", dir = \"out/{name}\" }}]\n",
+            pebble.http_port()
+        )
+    };
+    let base = format!(
+        "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\nkeys = \"age\"\nage_recipients = [\"{recipient}\"]\nage_identity = {{ env = \"{IDENTITY_VAR}\" }}\n\n[ca.pebble]\nkind = \"acme\"\ndirectory = \"{}\"\ncontact = [\"ops@example.test\"]\nca_bundle = \"{}\"\n",
+        pebble.directory_url(),
+        pebble.ca_bundle().display()
+    );
+    let config = format!("{base}{}", certificate("web"));
+    origin.write_config(&config);
+    origin
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    assert!(
+        !origin.path("keys/acme/pebble/account.json").exists(),
+        "no plaintext account key in keys_dir"
+    );
+    let sealed = origin.path("state/keys/acme/pebble/account.age");
+    assert!(age_decrypts(&origin.path("id.txt"), &sealed));
+    let tracked = origin.git("state", &["ls-files"]);
+    assert!(
+        tracked.contains("keys/acme/pebble/account.age"),
+        "{tracked}"
+    );
+    assert_no_plaintext_key_in_history(&origin);
+    let history = origin.git("state", &["log", "-p", "--all"]);
+    assert!(!history.contains("key_pkcs8"), "an account key in git");
+
+    // A runner without the identity cannot use the account, and says why.
+    let config_two = format!("{config}{}", certificate("api"));
+    let blind = runner(&origin, &config_two);
+    let refused = blind.certform(&["plan"]);
+    assert_ne!(refused.code, 0, "{}", refused.all());
+    assert!(
+        refused.all().contains("account.age") && refused.all().contains(IDENTITY_VAR),
+        "{}",
+        refused.all()
+    );
+    assert!(!blind.path("keys/acme/pebble/account.json").exists());
+
+    // A runner with it orders with the same account: no new registration.
+    let clone = runner(&origin, &config_two);
+    let before = std::fs::read(clone.path("state/keys/acme/pebble/account.age")).expect("read");
+    clone
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    let public = |args: &[&str]| {
+        let (ok, text) = clone.openssl(args);
+        assert!(ok, "{text}");
+        text
+    };
+    let cert = clone.path("out/api/cert.pem");
+    let key = clone.path("out/api/privkey.pem");
+    assert_eq!(
+        public(&[
+            "x509",
+            "-noout",
+            "-pubkey",
+            "-in",
+            cert.to_str().unwrap_or_default()
+        ]),
+        public(&["pkey", "-pubout", "-in", key.to_str().unwrap_or_default()]),
+        "the deployed key is the certificate's"
+    );
+    assert_eq!(
+        std::fs::read(clone.path("state/keys/acme/pebble/account.age")).expect("read"),
+        before,
+        "the sealed account was reused"
+    );
+    assert!(!clone.path("keys/acme/pebble/account.json").exists());
+    assert!(clone.git("state", &["status", "--porcelain"]).is_empty());
 }
