@@ -590,3 +590,44 @@ fn the_acme_account_key_is_sealed_in_the_repository_and_used_by_a_clone() {
     assert!(!clone.path("keys/acme/pebble/account.json").exists());
     assert!(clone.git("state", &["status", "--porcelain"]).is_empty());
 }
+
+#[test]
+fn state_mv_renames_the_encrypted_keys_in_one_commit() {
+    let sandbox = Sandbox::new();
+    let (identity, recipient) = keygen(&sandbox, "id.txt");
+    let env = [(IDENTITY_VAR, identity.as_str())];
+    let config = age_config(&[&recipient]);
+    sandbox.write_config(&config);
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    let names: Vec<_> = age_files(&sandbox, "web")
+        .iter()
+        .map(|path| path.file_name().expect("name").to_owned())
+        .collect();
+    let moved = sandbox
+        .certform_env(&["state", "mv", "web", "www"], &env)
+        .expect(0);
+    assert!(moved.stdout.contains("with 1 key file"), "{}", moved.stdout);
+    assert!(age_files(&sandbox, "web").is_empty());
+    let renamed: Vec<_> = age_files(&sandbox, "www")
+        .iter()
+        .map(|path| path.file_name().expect("name").to_owned())
+        .collect();
+    assert_eq!(renamed, names);
+    let tree = sandbox.git("state", &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(
+        tree.contains("keys/www/") && !tree.contains("keys/web/"),
+        "{tree}"
+    );
+    assert!(sandbox.git("state", &["status", "--porcelain"]).is_empty());
+    sandbox.write_config(&config.replace("[certificate.web]", "[certificate.www]"));
+    std::fs::remove_dir_all(sandbox.path("out/web")).expect("remove deployed");
+    sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    sandbox.verify_deployed("out/web");
+    sandbox
+        .certform_env(&["plan", "--detailed-exitcode"], &env)
+        .expect(0);
+}
