@@ -44,8 +44,8 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Every secret and file the configuration references, in configuration order (CAs, then DNS
-/// providers, each sorted by name). Pure.
+/// Every secret and file the configuration references, in configuration order (`[state]`,
+/// CAs, then DNS providers, each sorted by name). Pure.
 pub fn references(config: &Config) -> Vec<Reference> {
     let mut found = Vec::new();
     let mut add = |location: &Location, key: String, target: Target| {
@@ -55,6 +55,14 @@ pub fn references(config: &Config) -> Vec<Reference> {
             target,
         });
     };
+    if let Some(identity) = config.state.keys.identity() {
+        // Without it, keys in the state repository cannot be read (deploy, re-encryption).
+        add(
+            &config.state.location,
+            "state.age_identity".to_string(),
+            Target::Secret(identity.clone()),
+        );
+    }
     for (name, ca) in &config.cas {
         match &ca.kind {
             CaKind::Local(_) => {}

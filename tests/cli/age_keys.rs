@@ -213,6 +213,14 @@ fn a_clone_without_the_identity_says_why_and_never_makes_a_new_key() {
         plan.all()
     );
     assert!(plan.stdout.contains("age-keygen"), "hint: {}", plan.stdout);
+    assert!(
+        plan.stderr.contains("`state.age_identity`")
+            && plan
+                .stderr
+                .contains(&format!("`{IDENTITY_VAR}` is not set")),
+        "preflight warning: {}",
+        plan.stderr
+    );
     let run = clone.apply();
     assert_ne!(run.code, 0, "{}", run.all());
     assert!(run.all().contains(IDENTITY_VAR), "{}", run.all());
