@@ -127,7 +127,7 @@ fn maintain_keys(
         return Err(key_error(crate::keys::KeyError::NoIdentity {
             path: keys.dir().join(&task.certificate),
             reason: format!(
-                "{} must be done first, and {}",
+                "{} must be done first, but {}",
                 task.describe(),
                 problem.reason
             ),
@@ -142,12 +142,11 @@ fn maintain_keys(
     for line in &done.lines {
         notify(Notice::Keys(line.clone()));
     }
-    let message = if keys.is_age() {
-        "certform apply: keys to the state repository's age recipients"
-    } else {
-        "certform apply: keys moved from the state repository to keys_dir"
-    };
-    store.commit(message)?;
+    let mut message = String::from("certform apply: key store (state only)\n\n");
+    for line in &done.lines {
+        message.push_str(&format!("- {line}\n"));
+    }
+    store.commit(&message)?;
     done.cleanup(keys).map_err(key_error)
 }
 

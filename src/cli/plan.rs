@@ -177,7 +177,7 @@ fn show_key_tasks(keys: &crate::keys::KeyStore, format: Format) -> Result<usize,
         identity_problem,
     ) {
         text.push_str(&format!(
-            "error: these keys must be decrypted and {}\nhint: {}\n",
+            "error: these keys must be decrypted first, but {}\nhint: {}\n",
             problem.reason, problem.hint
         ));
     }

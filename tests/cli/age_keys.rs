@@ -321,6 +321,12 @@ fn changed_recipients_are_planned_and_the_keys_re_encrypted() {
         .certform_env(&["apply", "--auto-approve"], &old_env)
         .expect(0);
     assert!(run.all().contains("keys: web: re-encrypt"), "{}", run.all());
+    let message = sandbox.git("state", &["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with("certform apply: key store")
+            && message.contains("- web: re-encrypt 1 key to new recipients"),
+        "{message}"
+    );
     assert!(age_decrypts(&sandbox.path("old.txt"), &before[0]));
     assert!(age_decrypts(&sandbox.path("new.txt"), &before[0]));
     sandbox
