@@ -4,11 +4,20 @@
 //! written atomically and fsynced) under the keys directory, builds PKCS#10 requests and reads
 //! the facts certform records about an issued chain (serial, validity, fingerprints, names).
 //! A private key never appears in `Debug`, `Display`, logs or error messages.
+//!
+//! `KeyStore` has two backends (`[state] keys`): `files`, PEM files in `keys_dir`, and `age`,
+//! files in the state repository's `keys/` encrypted to age recipients (see `age_backend`). The
+//! paths callers use are the same for both (`<name>/<key id>.key`); the age backend keeps them
+//! as `<name>/<key id>.age`.
+
+pub mod age_backend;
+pub mod maintenance;
 
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData, RsaKeySize, SanType,
@@ -117,6 +126,28 @@ pub enum KeyError {
 
     #[error("certificate {index} of the chain cannot be parsed: {reason}")]
     CertificateParse { index: usize, reason: String },
+
+    #[error("cannot decrypt `{}`: {reason}", path.display())]
+    NoIdentity {
+        path: PathBuf,
+        reason: String,
+        hint: String,
+    },
+
+    #[error("cannot decrypt `{}`: {reason}", path.display())]
+    AgeDecrypt { path: PathBuf, reason: String },
+
+    #[error("cannot encrypt a private key with age: {reason}")]
+    AgeEncrypt { reason: String },
+
+    #[error("the key store was opened read-only (plan): it cannot write keys")]
+    ReadOnly,
+
+    #[error("cannot record the key file in the state repository")]
+    State {
+        #[source]
+        source: Box<crate::state::Error>,
+    },
 }
 
 /// A private key, held as PKCS#8 PEM. `Debug` prints `PrivateKey(***)`.
@@ -266,19 +297,325 @@ fn key_spec_of(algorithm: &SignatureAlgorithm, spki_der: &[u8]) -> Result<KeySpe
     }
 }
 
-/// The directory of private keys (`keys_dir`); every file in it is mode 0600.
-#[derive(Debug, Clone)]
+/// Where private keys are kept: the directory `keys_dir` (every file in it mode 0600), or the
+/// state repository's `keys/` encrypted with age.
+#[derive(Debug)]
 pub struct KeyStore {
     dir: PathBuf,
+    backend: Backend,
+    /// The other backend, read (never written) while `[state] keys` was just switched and its
+    /// keys are not moved yet; `maintenance` moves them.
+    legacy: Option<Box<KeyStore>>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Files,
+    Age {
+        age: Box<age_backend::AgeBackend>,
+        /// PEM of the keys this process wrote, by relative path: a key made on a runner
+        /// without the identity is still usable for the CSR and the deploy of its own run.
+        written: Mutex<std::collections::BTreeMap<String, crate::secrets::Secret>>,
+    },
 }
 
 impl KeyStore {
+    /// The `files` backend: PEM files in `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            backend: Backend::Files,
+            legacy: None,
+        }
+    }
+
+    /// The `age` backend: `<state_root>/keys`, written through `store` (so the state commit
+    /// holds the files); `store` is `None` for a read-only store (plan, status).
+    pub fn age(
+        state_root: &Path,
+        settings: &crate::config::AgeSettings,
+        store: Option<Arc<dyn crate::state::StateStore>>,
+    ) -> Self {
+        Self {
+            dir: state_root.join(crate::state::store::KEYS_DIR),
+            backend: Backend::Age {
+                age: Box::new(age_backend::AgeBackend::new(settings, store)),
+                written: Mutex::default(),
+            },
+            legacy: None,
+        }
+    }
+
+    /// The store `[state] keys` names: `keys_dir` for `files`, the state repository for `age`.
+    pub fn configured(
+        config: &crate::config::Config,
+        keys_dir: &Path,
+        state_root: &Path,
+        store: Option<Arc<dyn crate::state::StateStore>>,
+    ) -> Self {
+        let (mut primary, legacy) = match &config.state.keys {
+            crate::config::KeyBackend::Age(settings) => (
+                Self::age(state_root, settings, store),
+                Self::new(keys_dir.to_path_buf()),
+            ),
+            crate::config::KeyBackend::Files { identity } => {
+                let settings = crate::config::AgeSettings {
+                    recipients: Vec::new(),
+                    identity: identity.clone(),
+                };
+                (
+                    Self::new(keys_dir.to_path_buf()),
+                    Self::age(state_root, &settings, store),
+                )
+            }
+        };
+        if legacy.dir.is_dir() {
+            primary.legacy = Some(Box::new(legacy));
+        }
+        primary
+    }
+
+    /// The other backend's store, holding keys not moved yet (see `configured`).
+    pub fn legacy(&self) -> Option<&KeyStore> {
+        self.legacy.as_deref()
+    }
+
+    /// Whether this backend itself (not the legacy one) holds `relative`.
+    pub fn holds(&self, relative: &str) -> bool {
+        self.path_of(relative)
+            .map(|path| path.is_file())
+            .unwrap_or(false)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether keys are kept encrypted in the state repository.
+    pub fn is_age(&self) -> bool {
+        matches!(self.backend, Backend::Age { .. })
+    }
+
+    /// Why this store cannot decrypt (age without a usable identity); `None` when it can, or
+    /// for the files backend.
+    pub fn identity_problem(&self) -> Option<&age_backend::IdentityProblem> {
+        match &self.backend {
+            Backend::Age { age, .. } => age.identity_problem(),
+            Backend::Files => None,
+        }
+    }
+
+    /// Recipients configured for the age backend, sorted (empty for files).
+    pub fn recipients(&self) -> &[String] {
+        match &self.backend {
+            Backend::Age { age, .. } => age.recipient_names(),
+            Backend::Files => &[],
+        }
+    }
+
+    /// The recipients `keys/recipients.txt` says the files were encrypted to (`None` when the
+    /// file is missing, or for the files backend).
+    pub fn recorded_recipients(&self) -> Option<Vec<String>> {
+        if !self.is_age() {
+            return None;
+        }
+        let text = fs::read_to_string(self.dir.join(age_backend::RECIPIENTS_FILE)).ok()?;
+        let mut recipients: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        recipients.sort();
+        recipients.dedup();
+        Some(recipients)
+    }
+
+    /// Write `keys/recipients.txt` with the configured recipients (age only).
+    pub fn record_recipients(&self) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(());
+        };
+        let mut text = String::from(
+            "# age recipients every key file here is encrypted to (written by certform)\n",
+        );
+        for recipient in age.recipient_names() {
+            text.push_str(recipient);
+            text.push('\n');
+        }
+        let relative = format!(
+            "{}/{}",
+            crate::state::store::KEYS_DIR,
+            age_backend::RECIPIENTS_FILE
+        );
+        age.store()?
+            .write_public_file(&relative, &text)
+            .map_err(|source| KeyError::State {
+                source: Box::new(source),
+            })
+    }
+
+    /// Remove `keys/recipients.txt` (age only), once no key file is left.
+    pub fn remove_recipients_file(&self) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(());
+        };
+        age.store()?
+            .remove_public_file(&format!(
+                "{}/{}",
+                crate::state::store::KEYS_DIR,
+                age_backend::RECIPIENTS_FILE
+            ))
+            .map_err(|source| KeyError::State {
+                source: Box::new(source),
+            })
+    }
+
+    /// Encrypt the key at `relative` again, to the configured recipients (age only; needs the
+    /// identity). The old ciphertext is replaced in the work tree.
+    pub fn reencrypt(&self, relative: &str) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(());
+        };
+        let key = self.read(relative)?;
+        let ciphertext = age.encrypt(key.pem().as_bytes())?;
+        self.store_file(age, relative, &ciphertext)
+    }
+
+    /// The decrypted bytes of the age file `relative` (e.g. `acme/NAME/account.age`); `None`
+    /// when it does not exist (age only).
+    pub fn read_sealed(
+        &self,
+        relative: &str,
+    ) -> Result<Option<crate::secrets::Secret<Vec<u8>>>, KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(None);
+        };
+        let path = self.path_of(relative)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        Ok(Some(crate::secrets::Secret::new(
+            age.decrypt(&path, &bytes)?,
+        )))
+    }
+
+    /// Encrypt `bytes` to the recipients into the age file `relative`: through the state store
+    /// when there is one, else straight to the work tree (`record_sealed` records it later).
+    pub fn write_sealed(&self, relative: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Err(KeyError::ReadOnly);
+        };
+        let path = self.path_of(relative)?;
+        let ciphertext = age.encrypt(bytes)?;
+        if age.store().is_ok() {
+            return self.store_file(age, relative, &ciphertext);
+        }
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        crate::atomic_file::create_dir_all(&parent, 0o755).map_err(|source| KeyError::Io {
+            action: "create directory",
+            path: parent,
+            source,
+        })?;
+        crate::atomic_file::write(&path, ciphertext.as_bytes(), 0o644).map_err(|source| {
+            KeyError::Io {
+                action: "write",
+                path,
+                source,
+            }
+        })
+    }
+
+    /// Have the state commit hold the age file `relative` when it exists (one written by
+    /// `write_sealed` without a store).
+    pub fn record_sealed(&self, relative: &str) -> Result<(), KeyError> {
+        let Backend::Age { age, .. } = &self.backend else {
+            return Ok(());
+        };
+        let path = self.path_of(relative)?;
+        match fs::read_to_string(&path) {
+            Ok(text) => self.store_file(age, relative, &text),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(KeyError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Every key file's relative path (`<name>/<key id>.key`), sorted.
+    pub fn all_key_files(&self) -> Result<Vec<String>, KeyError> {
+        let listing = match fs::read_dir(&self.dir) {
+            Ok(listing) => listing,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "list",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut files = Vec::new();
+        for entry in listing.filter_map(Result::ok) {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            if certificate_key_path(&name, "create-00000000").is_err() {
+                continue;
+            }
+            for key_id in self.certificate_key_ids(&name)? {
+                files.push(certificate_key_path(&name, &key_id)?);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// The key file's suffix in this backend.
+    fn suffix(&self) -> &'static str {
+        match self.backend {
+            Backend::Files => ".key",
+            Backend::Age { .. } => ".age",
+        }
+    }
+
+    /// Write an age file through the state store, so the state commit holds it.
+    fn store_file(
+        &self,
+        age: &age_backend::AgeBackend,
+        relative: &str,
+        ciphertext: &str,
+    ) -> Result<(), KeyError> {
+        let stored = self.stored_name(relative);
+        age.store()?
+            .write_public_file(
+                &format!("{}/{stored}", crate::state::store::KEYS_DIR),
+                ciphertext,
+            )
+            .map_err(|source| KeyError::State {
+                source: Box::new(source),
+            })
+    }
+
+    /// `relative` as the backend names the file (`.key` becomes `.age` for age).
+    fn stored_name(&self, relative: &str) -> String {
+        match (&self.backend, relative.strip_suffix(".key")) {
+            (Backend::Age { .. }, Some(stem)) => format!("{stem}.age"),
+            _ => relative.to_string(),
+        }
     }
 
     /// Write `key` to `relative` (creating directories 0700, the file 0600, atomically and fsynced).
@@ -287,6 +624,22 @@ impl KeyStore {
     /// a key an order may already depend on is never lost.
     pub fn write(&self, relative: &str, key: &PrivateKey) -> Result<(), KeyError> {
         let path = self.path_of(relative)?;
+        if let Backend::Age { age, written } = &self.backend {
+            if path.is_file() {
+                // A ciphertext differs every time: compare what it decrypts to.
+                return match self.read(relative) {
+                    Ok(existing) if existing.pem() == key.pem() => Ok(()),
+                    _ => Err(KeyError::KeyExists { path }),
+                };
+            }
+            let ciphertext = age.encrypt(key.pem().as_bytes())?;
+            self.store_file(age, relative, &ciphertext)?;
+            written
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(relative.to_string(), crate::secrets::Secret::new(key.pem()));
+            return Ok(());
+        }
         match fs::read(&path) {
             Ok(existing) if existing == key.pem().as_bytes() => return Ok(()),
             Ok(_) => return Err(KeyError::KeyExists { path }),
@@ -319,6 +672,37 @@ impl KeyStore {
     /// Read and parse the key at `relative`.
     pub fn read(&self, relative: &str) -> Result<PrivateKey, KeyError> {
         let path = self.path_of(relative)?;
+        if let Some(legacy) = &self.legacy {
+            if !path.is_file() && legacy.holds(relative) {
+                return legacy.read(relative);
+            }
+        }
+        if let Backend::Age { age, written } = &self.backend {
+            let known = written
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(relative)
+                .map(|pem| pem.expose().clone());
+            let text = match known {
+                Some(pem) => pem,
+                None => {
+                    let bytes = fs::read(&path).map_err(|source| KeyError::Io {
+                        action: "read",
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let plaintext = age.decrypt(&path, &bytes)?;
+                    String::from_utf8(plaintext).map_err(|_| KeyError::AgeDecrypt {
+                        path: path.clone(),
+                        reason: "it does not hold a PEM private key".to_string(),
+                    })?
+                }
+            };
+            return PrivateKey::from_pem(&text).map_err(|source| KeyError::KeyFile {
+                path,
+                source: Box::new(source),
+            });
+        }
         let text = fs::read_to_string(&path).map_err(|source| KeyError::Io {
             action: "read",
             path: path.clone(),
@@ -332,9 +716,11 @@ impl KeyStore {
 
     /// Whether a key file exists at `relative` (false for invalid names).
     pub fn exists(&self, relative: &str) -> bool {
-        self.path_of(relative)
-            .map(|path| path.is_file())
-            .unwrap_or(false)
+        self.holds(relative)
+            || self
+                .legacy
+                .as_ref()
+                .is_some_and(|legacy| legacy.holds(relative))
     }
 
     /// The key of certificate `name` whose certificate has public key `certificate_spki`
@@ -353,7 +739,7 @@ impl KeyStore {
         let key_id = key_id.ok_or_else(|| not_held("state names no key of its own"))?;
         let relative = certificate_key_path(name, key_id)?;
         let path = self.path_of(&relative)?;
-        if !path.is_file() {
+        if !self.exists(&relative) {
             return Err(not_held(&format!("`{}` does not exist", path.display())));
         }
         let key = self.read(&relative)?;
@@ -389,7 +775,7 @@ impl KeyStore {
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| {
                 let file_name = entry.file_name().into_string().ok()?;
-                let id = file_name.strip_suffix(".key")?;
+                let id = file_name.strip_suffix(self.suffix())?;
                 crate::state::is_key_id(id).then(|| id.to_string())
             })
             .collect();
@@ -404,6 +790,19 @@ impl KeyStore {
     pub fn link_certificate_key(&self, from: &str, to: &str, key_id: &str) -> Result<(), KeyError> {
         let source = self.path_of(&certificate_key_path(from, key_id)?)?;
         let target = self.path_of(&certificate_key_path(to, key_id)?)?;
+        if let Backend::Age { age, .. } = &self.backend {
+            // The same ciphertext under the new name; the commit records both.
+            let bytes = fs::read_to_string(&source).map_err(|error| KeyError::Io {
+                action: "read",
+                path: source.clone(),
+                source: error,
+            })?;
+            return match fs::read_to_string(&target) {
+                Ok(existing) if existing == bytes => Ok(()),
+                Ok(_) => Err(KeyError::KeyExists { path: target }),
+                Err(_) => self.store_file(age, &certificate_key_path(to, key_id)?, &bytes),
+            };
+        }
         let parent = target.parent().unwrap_or(&self.dir).to_path_buf();
         crate::atomic_file::create_dir_all(&parent, KEY_DIR_MODE).map_err(|source| {
             KeyError::Io {
@@ -441,6 +840,15 @@ impl KeyStore {
     /// certificate's key directory once it is empty.
     pub fn remove_certificate_key(&self, name: &str, key_id: &str) -> Result<(), KeyError> {
         let path = self.path_of(&certificate_key_path(name, key_id)?)?;
+        if let Backend::Age { age, .. } = &self.backend {
+            let stored = self.stored_name(&certificate_key_path(name, key_id)?);
+            return age
+                .store()?
+                .remove_public_file(&format!("{}/{stored}", crate::state::store::KEYS_DIR))
+                .map_err(|source| KeyError::State {
+                    source: Box::new(source),
+                });
+        }
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -466,6 +874,9 @@ impl KeyStore {
     /// missing).
     pub fn exposed_mode(&self) -> Option<u32> {
         use std::os::unix::fs::PermissionsExt;
+        if self.is_age() {
+            return None;
+        }
         let metadata = fs::symlink_metadata(&self.dir).ok()?;
         let mode = metadata.permissions().mode() & 0o7777;
         (metadata.is_dir() && mode & 0o077 != 0).then_some(mode)
@@ -475,6 +886,9 @@ impl KeyStore {
     /// it had (`None` when it was already private or does not exist yet).
     pub fn secure_dir(&self) -> Result<Option<u32>, KeyError> {
         use std::os::unix::fs::PermissionsExt;
+        if self.is_age() {
+            return Ok(None);
+        }
         let metadata = match fs::symlink_metadata(&self.dir) {
             Ok(metadata) if metadata.is_dir() => metadata,
             Ok(_) => return Ok(None),
@@ -524,7 +938,7 @@ impl KeyStore {
         if relative.ends_with('/') {
             return Err(invalid("must name a file"));
         }
-        Ok(self.dir.join(path))
+        Ok(self.dir.join(self.stored_name(relative)))
     }
 }
 
@@ -537,8 +951,67 @@ impl KeyError {
                     "run `certform apply --replace {certificate}` to order a new certificate with a new key"
                 ))
             }
+            KeyError::NoIdentity { hint, .. } => Some(hint.clone()),
+            KeyError::AgeDecrypt { .. } => Some(
+                "check `[state] age_identity`: it must be an identity whose public key was in `age_recipients` when the file was written; a damaged file can be restored from git history".to_string(),
+            ),
             _ => None,
         }
+    }
+}
+
+/// `acme/<ca>/account.age`: where ACME account `ca` keeps its account file with `keys = "age"`,
+/// relative to the repository's `keys/`.
+pub fn sealed_account_path(ca: &str) -> String {
+    format!("acme/{ca}/account.age")
+}
+
+/// An ACME account file kept in the state repository, encrypted to the age recipients.
+pub struct SealedAccount {
+    keys: KeyStore,
+    relative: String,
+}
+
+impl SealedAccount {
+    /// Account `ca`'s file under `<state root>/keys/`; written straight to the work tree (the
+    /// apply records it with `KeyStore::record_sealed`).
+    pub fn new(state_root: &Path, settings: &crate::config::AgeSettings, ca: &str) -> Self {
+        Self {
+            keys: KeyStore::age(state_root, settings, None),
+            relative: sealed_account_path(ca),
+        }
+    }
+
+    /// Whether the repository holds the sealed account.
+    pub fn exists(&self) -> bool {
+        self.keys.holds(&self.relative)
+    }
+}
+
+impl crate::ca::acme::AccountSeal for SealedAccount {
+    fn place(&self) -> String {
+        self.keys.dir().join(&self.relative).display().to_string()
+    }
+
+    fn load(&self) -> Result<Option<crate::secrets::Secret<Vec<u8>>>, String> {
+        self.keys.read_sealed(&self.relative).map_err(|error| {
+            let reason = match &error {
+                KeyError::NoIdentity { reason, .. } | KeyError::AgeDecrypt { reason, .. } => {
+                    reason.clone()
+                }
+                other => other.to_string(),
+            };
+            match error.hint() {
+                Some(hint) => format!("{reason} (hint: {hint})"),
+                None => reason,
+            }
+        })
+    }
+
+    fn save(&self, bytes: &[u8]) -> Result<(), String> {
+        self.keys
+            .write_sealed(&self.relative, bytes)
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -75,6 +75,14 @@ pub fn references(config: &Config) -> Vec<Reference> {
             );
         }
     }
+    if let Some(identity) = config.state.keys.identity() {
+        // Without it, keys in the state repository cannot be read (deploy, re-encryption).
+        add(
+            &config.state.location,
+            "state.age_identity".to_string(),
+            Target::Secret(identity.clone()),
+        );
+    }
     for (name, ca) in &config.cas {
         match &ca.kind {
             CaKind::Local(_) => {}

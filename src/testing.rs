@@ -628,6 +628,12 @@ impl StateStore for MemoryStore {
         })
     }
 
+    fn remove_public_file(&self, relative: &str) -> Result<(), crate::state::Error> {
+        self.write(|s| {
+            s.public.remove(relative);
+        })
+    }
+
     fn commit(&self, message: &str) -> Result<Option<String>, crate::state::Error> {
         let mut inner = self.lock();
         if inner.current == inner.committed {

@@ -257,6 +257,21 @@ impl Workspace {
         })
     }
 
+    /// `<repo>/<dir>`: certform's part of the state repository (and, with `keys = "age"`,
+    /// of its `keys/`).
+    pub fn state_root(&self) -> PathBuf {
+        self.config.state.root()
+    }
+
+    /// The key store `[state] keys` names; `store` records what it writes for the state
+    /// commit (`None`: read-only, for plan and status).
+    pub fn key_store(
+        &self,
+        store: Option<std::sync::Arc<dyn crate::state::StateStore>>,
+    ) -> crate::keys::KeyStore {
+        crate::keys::KeyStore::configured(&self.config, &self.keys_dir, &self.state_root(), store)
+    }
+
     /// Refuse a `keys_dir` inside a git work tree that does not ignore it.
     pub fn check_keys_dir(&self) -> Result<(), RunError> {
         crate::state::check_keys_dir_outside_git(&self.keys_dir)?;
@@ -327,7 +342,7 @@ impl Workspace {
         crate::deploy::observe_keys(
             config,
             &state,
-            &crate::keys::KeyStore::new(self.keys_dir.clone()),
+            &self.key_store(None),
             |name| read_chain(name).ok().flatten(),
             &mut observed,
         );

@@ -56,6 +56,8 @@ pub enum Notice {
     Recovered(String),
     /// A CA account could not list its orders for the inventory; the run goes on.
     InventoryFailed { ca: String, why: String },
+    /// Work on the key store itself (keys moved or re-encrypted), done before planning.
+    Keys(String),
 }
 
 /// How an apply ended, short of an error.
@@ -75,6 +77,79 @@ pub enum ApplyReport {
         refresh: crate::plan::refresh_only::RefreshOnly,
         commit: Option<String>,
     },
+}
+
+/// Move or re-encrypt keys as `[state] keys` and `age_recipients` now ask (state-only work,
+/// shown by plan) and commit that on its own; then drop the plaintext copies moved into the
+/// repository. Refused, changing nothing, when a task must decrypt and the identity is missing.
+fn maintain_keys(
+    workspace: &Workspace,
+    keys: &KeyStore,
+    store: &GitStore,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<(), RunError> {
+    let key_error = |error: crate::keys::KeyError| RunError::Apply(super::Error::Key(error));
+    if keys.is_age() {
+        // ACME account files from before `keys = "age"`: sealed into the repository (the
+        // plaintext stays in keys_dir with the account's order index).
+        for (name, settings) in &workspace.config.cas {
+            let relative = crate::keys::sealed_account_path(name);
+            let plain = workspace
+                .keys_dir
+                .join("acme")
+                .join(name)
+                .join("account.json");
+            if !matches!(settings.kind, crate::config::CaKind::Acme(_))
+                || keys.holds(&relative)
+                || !plain.is_file()
+            {
+                continue;
+            }
+            let bytes = std::fs::read(&plain).map_err(|source| {
+                key_error(crate::keys::KeyError::Io {
+                    action: "read",
+                    path: plain.clone(),
+                    source,
+                })
+            })?;
+            keys.write_sealed(&relative, &bytes).map_err(key_error)?;
+            notify(Notice::Keys(format!(
+                "ACME account `{name}`: account key sealed into the state repository"
+            )));
+        }
+    }
+    let tasks = crate::keys::maintenance::plan(keys).map_err(key_error)?;
+    let identity_problem = keys
+        .identity_problem()
+        .or_else(|| keys.legacy().and_then(KeyStore::identity_problem));
+    if let (Some(task), Some(problem)) = (
+        tasks.iter().find(|task| task.needs_identity()),
+        identity_problem,
+    ) {
+        return Err(key_error(crate::keys::KeyError::NoIdentity {
+            path: keys.dir().join(&task.certificate),
+            reason: format!(
+                "{} must be done first, but {}",
+                task.describe(),
+                problem.reason
+            ),
+            hint: problem.hint.clone(),
+        }));
+    }
+    let done = crate::keys::maintenance::run(keys, &tasks).map_err(key_error)?;
+    if tasks.is_empty() {
+        // Only `keys/recipients.txt`, if anything: committed with the run's own commit.
+        return Ok(());
+    }
+    for line in &done.lines {
+        notify(Notice::Keys(line.clone()));
+    }
+    let mut message = String::from("certform apply: key store (state only)\n\n");
+    for line in &done.lines {
+        message.push_str(&format!("- {line}\n"));
+    }
+    store.commit(&message)?;
+    done.cleanup(keys).map_err(key_error)
 }
 
 /// Run one apply. `notify` hears what the run does before the plan exists; `confirm` sees
@@ -103,10 +178,11 @@ pub async fn apply(
     if workspace.config.state.push {
         store.check_push_credentials()?;
     }
-    let keys = KeyStore::new(workspace.keys_dir.clone());
+    let keys = workspace.key_store(Some(store.clone() as Arc<dyn StateStore>));
     for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
         notify(Notice::Recovered(warning));
     }
+    maintain_keys(&workspace, &keys, store.as_ref(), notify)?;
     let state = store.load()?;
     options.selection.check(
         workspace.config.certificates.keys(),
@@ -204,6 +280,13 @@ pub async fn apply(
     )
     .await?;
     accounts.extend(created);
+    // ACME account files sealed in the repository (`keys = "age"`) go into the state commit.
+    for (name, settings) in &workspace.config.cas {
+        if matches!(settings.kind, crate::config::CaKind::Acme(_)) {
+            keys.record_sealed(&crate::keys::sealed_account_path(name))
+                .map_err(|error| RunError::Apply(super::Error::Key(error)))?;
+        }
+    }
     let executor = Arc::new(Executor {
         config: Arc::clone(&workspace.config),
         store: store.clone() as Arc<dyn StateStore>,

@@ -466,6 +466,7 @@ mod tests {
                 push: false,
                 remote: "origin".into(),
                 push_auth: Default::default(),
+                keys: Default::default(),
                 location: Default::default(),
             },
             cas: Default::default(),

@@ -155,9 +155,22 @@ impl fmt::Debug for AcmeCa {
     }
 }
 
+/// Where an account file is kept instead of `home/account.json` (`[state] keys = "age"`: in
+/// the state repository, encrypted). Errors are messages that hold no key material.
+pub trait AccountSeal: Send + Sync {
+    /// Where the sealed account lives, for messages.
+    fn place(&self) -> String;
+    /// The account file's bytes; `None` when no account was sealed yet.
+    fn load(&self) -> Result<Option<crate::secrets::Secret<Vec<u8>>>, String>;
+    /// Seal the account file's bytes.
+    fn save(&self, bytes: &[u8]) -> Result<(), String>;
+}
+
 struct Inner {
     name: String,
     settings: AcmeSettings,
+    /// Keeps the account file instead of `home` (the order index stays in `home`).
+    seal: Option<Arc<dyn AccountSeal>>,
     home: PathBuf,
     orders_dir: PathBuf,
     account: Account,
@@ -275,13 +288,27 @@ impl AcmeCa {
         settings: AcmeSettings,
         home: PathBuf,
     ) -> Result<AcmeCa, CaError> {
-        scoped(Self::open_scoped(name, settings, home)).await
+        scoped(Self::open_scoped(name, settings, home, None, false)).await
+    }
+
+    /// Like `open`, with the account file kept by `seal`. An account file already in `home`
+    /// (before the switch to the seal) is used, and sealed when `migrate` (apply, not plan).
+    pub async fn open_sealed(
+        name: &str,
+        settings: AcmeSettings,
+        home: PathBuf,
+        seal: Arc<dyn AccountSeal>,
+        migrate: bool,
+    ) -> Result<AcmeCa, CaError> {
+        scoped(Self::open_scoped(name, settings, home, Some(seal), migrate)).await
     }
 
     async fn open_scoped(
         name: &str,
         settings: AcmeSettings,
         home: PathBuf,
+        seal: Option<Arc<dyn AccountSeal>>,
+        migrate: bool,
     ) -> Result<AcmeCa, CaError> {
         if !settings.directory.starts_with("https://") {
             return Err(CaError::new(
@@ -317,9 +344,25 @@ impl AcmeCa {
 
         let sent = Arc::new(AtomicU64::new(0));
         let account_path = home.join(ACCOUNT_FILE);
-        let account = match read_optional(&account_path)
-            .map_err(|error| io_error(name, "read", &account_path, error))?
-        {
+        let sealed = match &seal {
+            Some(seal) => seal
+                .load()
+                .map_err(|reason| seal_error(name, seal.as_ref(), reason))?,
+            None => None,
+        };
+        let stored = match sealed {
+            Some(bytes) => Some(bytes.expose().clone()),
+            None => {
+                let plain = read_optional(&account_path)
+                    .map_err(|error| io_error(name, "read", &account_path, error))?;
+                if let (Some(seal), Some(bytes), true) = (&seal, &plain, migrate) {
+                    seal.save(bytes)
+                        .map_err(|reason| seal_error(name, seal.as_ref(), reason))?;
+                }
+                plain
+            }
+        };
+        let account = match stored {
             Some(bytes) => {
                 let file: AccountFile = serde_json::from_slice(&bytes).map_err(|error| {
                     // The serde message may quote the key material: report the position only.
@@ -388,8 +431,13 @@ impl AcmeCa {
                     )
                     .with_source(error)
                 })?;
-                crate::atomic_file::write(&account_path, &bytes, FILE_MODE)
-                    .map_err(|error| io_error(name, "write", &account_path, error))?;
+                match &seal {
+                    Some(seal) => seal
+                        .save(&bytes)
+                        .map_err(|reason| seal_error(name, seal.as_ref(), reason))?,
+                    None => crate::atomic_file::write(&account_path, &bytes, FILE_MODE)
+                        .map_err(|error| io_error(name, "write", &account_path, error))?,
+                }
                 tracing::info!(
                     account = name,
                     url = account.id(),
@@ -404,6 +452,7 @@ impl AcmeCa {
                 name: name.to_string(),
                 account_url: account.id().to_string(),
                 settings,
+                seal,
                 home,
                 orders_dir,
                 account,
@@ -653,3 +702,14 @@ impl CertificateAuthority for AcmeCa {
 
 #[cfg(test)]
 mod tests;
+
+/// The seal could not be read or written: the account is not used (never replaced).
+fn seal_error(name: &str, seal: &dyn AccountSeal, reason: String) -> CaError {
+    CaError::new(
+        ErrorClass::Auth,
+        format!(
+            "ACME account `{name}`: cannot use the account key at `{}`: {reason}",
+            seal.place()
+        ),
+    )
+}

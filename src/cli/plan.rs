@@ -62,7 +62,8 @@ pub enum Format {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     workspace.check_keys_dir()?;
-    if let Some(mode) = crate::keys::KeyStore::new(workspace.keys_dir.clone()).exposed_mode() {
+    let keys = workspace.key_store(None);
+    if let Some(mode) = keys.exposed_mode() {
         eprintln!(
             "warning: keys_dir `{}` has mode {mode:04o} (others can reach the private keys); apply sets it to 0700",
             workspace.keys_dir.display()
@@ -164,7 +165,8 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             println!("\n{line}");
         }
     }
-    if args.detailed_exitcode && !planned.plan.is_empty() {
+    let key_tasks = show_key_tasks(&keys, args.format)?;
+    if args.detailed_exitcode && (!planned.plan.is_empty() || key_tasks > 0) {
         Ok(EXIT_CHANGES)
     } else {
         Ok(EXIT_OK)
@@ -186,4 +188,38 @@ fn inventory_lines(
         })
         .collect();
     crate::inventory::plan_lines(&records)
+}
+
+/// Show the key store's own work (keys moved or re-encrypted, which apply does first) and
+/// whether it can be done; returns how many tasks there are. On stdout after a text plan, on
+/// stderr otherwise (stdout stays the plan document).
+fn show_key_tasks(keys: &crate::keys::KeyStore, format: Format) -> Result<usize, Failure> {
+    let tasks = crate::keys::maintenance::plan(keys).map_err(|e| Failure::from_error(&e))?;
+    if tasks.is_empty() {
+        return Ok(0);
+    }
+    let identity_problem = keys.identity_problem().or_else(|| {
+        keys.legacy()
+            .and_then(crate::keys::KeyStore::identity_problem)
+    });
+    let mut text = String::from("\nKey store (state only; apply does this first):\n");
+    for task in &tasks {
+        text.push_str(&format!("  ~ {}\n", task.describe()));
+    }
+    if let (true, Some(problem)) = (
+        tasks
+            .iter()
+            .any(crate::keys::maintenance::KeyTask::needs_identity),
+        identity_problem,
+    ) {
+        text.push_str(&format!(
+            "error: these keys must be decrypted first, but {}\nhint: {}\n",
+            problem.reason, problem.hint
+        ));
+    }
+    match format {
+        Format::Text => print!("{text}"),
+        Format::Markdown | Format::Json => eprint!("{text}"),
+    }
+    Ok(tasks.len())
 }

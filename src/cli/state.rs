@@ -4,7 +4,6 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::keys::KeyStore;
 use crate::state::{GitStore, LockGuard, StateStore};
 use crate::state_ops;
 
@@ -227,7 +226,7 @@ fn rm(context: &Context, args: &RmArgs) -> Result<i32, Failure> {
 fn mv(context: &Context, args: &MvArgs) -> Result<i32, Failure> {
     let (workspace, store, _lock) = open_locked(context, "certform state mv", args.lock_timeout)?;
     let mut state = store.load().map_err(|e| Failure::from_error(&e))?;
-    let keys = KeyStore::new(workspace.keys_dir.clone());
+    let keys = workspace.key_store(Some(store.clone() as Arc<dyn crate::state::StateStore>));
     // Crash tests stop the move at its steps (`state-mv-after-keys`, `-after-new`, `-before-commit`).
     let failpoints = crate::apply::FailPoints::new(std::env::var("CERTFORM_FAILPOINT").ok());
     let renamed = state_ops::rename(
@@ -241,10 +240,16 @@ fn mv(context: &Context, args: &MvArgs) -> Result<i32, Failure> {
     )
     .map_err(|e| failure(&e))?;
     failpoints.hit("state-mv-before-commit");
+    if keys.is_age() {
+        // Key files in the repository: the old names go in the same (atomic) commit.
+        state_ops::finish_rename(&keys, &args.old, &renamed).map_err(|e| failure(&e))?;
+    }
     let commit = store
         .commit(&format!("certform state mv {} {}", args.old, args.new))
         .map_err(|e| Failure::from_error(&e))?;
-    state_ops::finish_rename(&keys, &args.old, &renamed).map_err(|e| failure(&e))?;
+    if !keys.is_age() {
+        state_ops::finish_rename(&keys, &args.old, &renamed).map_err(|e| failure(&e))?;
+    }
     println!(
         "Moved `{}` to `{}` with {} key file{}{}.",
         crate::config::escaped(&args.old),

@@ -103,6 +103,7 @@ pub(super) fn print_notice(context: &Context, notice: Notice) {
             context.paint("\x1b[33m", "warning"),
             crate::config::escaped(&crate::ca_inventory::Listing::warning(&ca, &why))
         ),
+        Notice::Keys(line) => eprintln!("keys: {line}"),
     }
 }
 

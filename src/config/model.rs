@@ -39,7 +39,57 @@ pub struct StateSettings {
     pub remote: String,
     /// Credentials and host keys for `push` (`push_token`, `push_ssh_key`, ...).
     pub push_auth: PushAuth,
+    /// Where certificate private keys are kept.
+    pub keys: KeyBackend,
     pub location: Location,
+}
+
+impl StateSettings {
+    /// `<repo>/<dir>`: certform's part of the state repository.
+    pub fn root(&self) -> PathBuf {
+        if self.dir.as_os_str() == "." {
+            self.repo.clone()
+        } else {
+            self.repo.join(&self.dir)
+        }
+    }
+}
+
+/// `[state] keys`: where certificate private keys are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum KeyBackend {
+    /// PEM files in `keys_dir` (the default).
+    Files {
+        /// `age_identity`, kept to move keys an earlier `keys = "age"` left in the repository.
+        identity: Option<SecretRef>,
+    },
+    /// In the state repository, encrypted with age.
+    Age(AgeSettings),
+}
+
+/// `keys = "age"`: who can read the keys, and where this run finds its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgeSettings {
+    /// `age1...` X25519 recipients, each checked to parse, in the order written.
+    pub recipients: Vec<String>,
+    /// `age_identity`; `None` when not configured (keys can be written, not read).
+    pub identity: Option<SecretRef>,
+}
+
+impl Default for KeyBackend {
+    fn default() -> Self {
+        KeyBackend::Files { identity: None }
+    }
+}
+
+impl KeyBackend {
+    /// The configured `age_identity`, whichever backend.
+    pub fn identity(&self) -> Option<&SecretRef> {
+        match self {
+            KeyBackend::Files { identity } => identity.as_ref(),
+            KeyBackend::Age(age) => age.identity.as_ref(),
+        }
+    }
 }
 
 /// How `push` authenticates: secret references and public paths only, safe to print.

@@ -69,6 +69,27 @@ pub(crate) struct StateTable {
     /// `known_hosts` file checked strictly for an SSH remote, relative to this file. Default:
     /// ssh's own (`~/.ssh/known_hosts`), also strict when `push_ssh_key` is set.
     pub(crate) push_known_hosts: Option<String>,
+    /// Where certificate private keys live: `files` (in `keys_dir`, the default) or `age` (in
+    /// the state repository under `keys/`, encrypted to `age_recipients`).
+    pub(crate) keys: Option<KeysName>,
+    /// With `keys = "age"`: the age recipients (`age1...` X25519 public keys) every key is
+    /// encrypted to.
+    pub(crate) age_recipients: Option<Vec<String>>,
+    /// The age identity (`AGE-SECRET-KEY-1...`, or an identity file's text) that decrypts the
+    /// keys: `{ env = "VAR" }` or `{ file = "path" }`. Needed to deploy, renew and re-encrypt.
+    #[schemars(with = "Option<SecretTable>")]
+    pub(crate) age_identity: Option<SecretField>,
+}
+
+/// `[state] keys`: where certificate private keys are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub(crate) enum KeysName {
+    /// Plain PEM files in `keys_dir`, outside the state repository.
+    #[serde(rename = "files")]
+    Files,
+    /// In the state repository, encrypted with age.
+    #[serde(rename = "age")]
+    Age,
 }
 
 /// `[defaults]`: values for certificates that do not set them.

@@ -1152,3 +1152,75 @@ fn revoke_reason_counts_for_on_remove_revoke() {
     assert_eq!(a.revoke_reason, Some(RevocationReason::Superseded));
     assert_eq!(a.revoke, None);
 }
+
+#[test]
+fn age_keys_need_valid_recipients_and_recipients_need_age() {
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let config = |state: &str| {
+        format!("[state]\n{state}\n\n[certificate.web]\ncommon_name = \"www.example.test\"\n")
+    };
+    let age = load_ok(&[source(
+        "/c/certform.toml",
+        &config(&format!(
+            "keys = \"age\"\nage_recipients = [\"{recipient}\", \" {recipient} \"]\nage_identity = {{ file = \"id.txt\" }}"
+        )),
+    )]);
+    assert_eq!(
+        age.state.keys,
+        crate::config::KeyBackend::Age(crate::config::AgeSettings {
+            recipients: vec![recipient.clone()],
+            identity: Some(SecretRef::File("/c/id.txt".into())),
+        })
+    );
+    let files = load_ok(&[source(
+        "/c/certform.toml",
+        &config("age_identity = { env = \"AGE_ID\" }"),
+    )]);
+    assert_eq!(
+        files.state.keys,
+        crate::config::KeyBackend::Files {
+            identity: Some(SecretRef::Env("AGE_ID".into()))
+        }
+    );
+    assert_eq!(
+        load_ok(&[source("/c/certform.toml", &config("keys = \"files\""))])
+            .state
+            .keys,
+        crate::config::KeyBackend::default()
+    );
+
+    for (state, key, message) in [
+        ("keys = \"age\"", "state.keys", "needs `age_recipients`"),
+        (
+            "keys = \"age\"\nage_recipients = []",
+            "state.age_recipients",
+            "at least one",
+        ),
+        (
+            &*format!("age_recipients = [\"{recipient}\"]"),
+            "state.age_recipients",
+            "only with `keys = \"age\"`",
+        ),
+        (
+            &*format!("keys = \"age\"\nage_recipients = [\"{recipient}\", \"age1xyz\"]"),
+            "state.age_recipients[1]",
+            "`age1xyz` is not an age X25519 recipient",
+        ),
+        (
+            "keys = \"age\"\nage_recipients = [\"AGE-SECRET-KEY-1QQQ\"]",
+            "state.age_recipients[0]",
+            "`AGE-SECRET-KEY-...` is not",
+        ),
+        (
+            &*format!("keys = \"age\"\nage_recipients = [\"{recipient}\"]\nage_identity = \"AGE-SECRET-KEY-1QQQ\""),
+            "state.age_identity",
+            "plaintext secret",
+        ),
+    ] {
+        let errors = load_err(&[source("/c/certform.toml", &config(state))]);
+        assert_eq!(errors.len(), 1, "{state}: {errors:#?}");
+        assert_eq!(errors[0].key, key, "{state}: {errors:#?}");
+        assert!(errors[0].message.contains(message), "{state}: {errors:#?}");
+        assert!(!errors[0].to_string().contains("1QQQ"), "{errors:#?}");
+    }
+}

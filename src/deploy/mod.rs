@@ -133,6 +133,11 @@ pub fn observe_keys(
             continue;
         };
         let key_id = certificate.current_key_id();
+        let place = if keys.is_age() {
+            "the state repository"
+        } else {
+            "keys_dir"
+        };
         let problem = match keys.certificate_key(name, key_id.as_deref(), &leaf.spki_sha256) {
             Ok(_) => continue,
             Err(KeyError::Mismatch {
@@ -141,16 +146,22 @@ pub fn observe_keys(
                 key_spki,
                 ..
             }) => format!(
-                "key in keys_dir does not match the certificate (certificate public key sha256 {certificate_spki}, `{}` sha256 {key_spki}): the deploy will refuse",
+                "key in {place} does not match the certificate (certificate public key sha256 {certificate_spki}, `{}` sha256 {key_spki}): the deploy will refuse",
                 path.display()
             ),
             Err(KeyError::NotHeld { reason, .. }) => {
                 format!("certform holds no private key for the certificate ({reason}): the deploy will refuse")
             }
-            Err(error) => format!(
-                "key in keys_dir cannot be used: {}",
-                crate::apply::error_chain(&error)
-            ),
+            Err(error) => {
+                let hint = error
+                    .hint()
+                    .map(|hint| format!(" (hint: {hint})"))
+                    .unwrap_or_default();
+                format!(
+                    "key in {place} cannot be used: {}{hint}: the deploy will refuse",
+                    crate::apply::error_chain(&error)
+                )
+            }
         };
         observed
             .certificates

@@ -94,9 +94,11 @@ pub fn save_inventory(
         },
     )
 }
+/// Directory (under `<dir>`) of age-encrypted private keys (`[state] keys = "age"`).
+pub const KEYS_DIR: &str = "keys";
 
 /// The directories (under `<dir>`) certform owns: the only ones it writes and commits.
-const MANAGED_DIRS: [&str; 2] = [CERTIFICATES_DIR, CA_DIR];
+const MANAGED_DIRS: [&str; 3] = [CERTIFICATES_DIR, CA_DIR, KEYS_DIR];
 
 /// File in the git directory listing the paths certform wrote or removed and has not committed
 /// yet, one per line, appended before each write: a killed run's writes are committed by the
@@ -149,9 +151,13 @@ pub trait StateStore: Send + Sync {
     /// Remove the state file and the chain of `name` (missing files are fine).
     fn remove_certificate(&self, name: &str) -> Result<(), Error>;
 
-    /// Atomically write a public file such as `ca/local.pem`; `relative` must lie under `ca/`
-    /// or `certificates/` (the directories that are committed), with no `..`.
+    /// Atomically write a public file such as `ca/local.pem`; `relative` must lie under `ca/`,
+    /// `certificates/` or `keys/` (the directories that are committed), with no `..`.
     fn write_public_file(&self, relative: &str, content: &str) -> Result<(), Error>;
+
+    /// Remove a file `write_public_file` could write (a missing file is fine); the next commit
+    /// records the removal.
+    fn remove_public_file(&self, relative: &str) -> Result<(), Error>;
 
     /// Commit the files this store wrote or removed (and those a killed run wrote before its
     /// commit), exactly those paths, as they are in the work tree; `Some(commit id)`, or `None`
@@ -677,6 +683,28 @@ impl StateStore for GitStore {
             .collect();
         self.record(&parts.join("/"))?;
         write_file(&path, content)
+    }
+
+    fn remove_public_file(&self, relative: &str) -> Result<(), Error> {
+        let relative_path = managed_relative_path(relative)?;
+        let path = self.root.join(&relative_path);
+        let parts: Vec<_> = relative_path
+            .components()
+            .filter_map(|part| part.as_os_str().to_str())
+            .collect();
+        self.record(&parts.join("/"))?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(io_error("remove", &path, source)),
+        }
+        if let Some(parent) = path.parent() {
+            // Only an empty directory goes; git keeps no empty directories either.
+            let _ = fs::remove_dir(parent);
+            let synced = if parent.exists() { parent } else { &self.root };
+            atomic_file::sync_dir(synced).map_err(|source| io_error("sync", synced, source))?;
+        }
+        Ok(())
     }
 
     fn commit(&self, message: &str) -> Result<Option<String>, Error> {

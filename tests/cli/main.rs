@@ -8,6 +8,7 @@
 mod accounts;
 mod acme;
 mod acme_client;
+mod age_keys;
 #[path = "../support/bind.rs"]
 mod bind;
 mod ca_inventory;

@@ -71,6 +71,7 @@ fn held_lock_blocks_apply_and_names_the_holder() {
         push: false,
         remote: "origin".into(),
         push_auth: Default::default(),
+        keys: Default::default(),
         location: Default::default(),
     };
     let store = certform::state::GitStore::open(&settings).expect("open store");

@@ -78,6 +78,7 @@ fn settings(repo: &Path, dir: &str) -> StateSettings {
         push: false,
         remote: "origin".to_string(),
         push_auth: Default::default(),
+        keys: Default::default(),
         location: Location::default(),
     }
 }

@@ -96,17 +96,31 @@ impl Inner {
     pub(super) async fn check_account(&self) -> Result<crate::ca::Credentials, CaError> {
         let name = &self.name;
         let path = self.home.join(ACCOUNT_FILE);
-        let bytes = read_optional(&path)
-            .map_err(|error| io_error(name, "read", &path, error))?
-            .ok_or_else(|| {
+        let sealed = match &self.seal {
+            Some(seal) => seal.load().map_err(|reason| {
                 CaError::new(
-                    ErrorClass::Rejected,
+                    ErrorClass::Auth,
                     format!(
-                        "ACME account `{name}` is not registered: `{}` is missing",
-                        path.display()
+                        "ACME account `{name}`: cannot use the account key at `{}`: {reason}",
+                        seal.place()
                     ),
                 )
-            })?;
+            })?,
+            None => None,
+        };
+        let plain = match sealed {
+            Some(bytes) => Some(bytes.expose().clone()),
+            None => read_optional(&path).map_err(|error| io_error(name, "read", &path, error))?,
+        };
+        let bytes = plain.ok_or_else(|| {
+            CaError::new(
+                ErrorClass::Rejected,
+                format!(
+                    "ACME account `{name}` is not registered: `{}` is missing",
+                    path.display()
+                ),
+            )
+        })?;
         let file: AccountFile = serde_json::from_slice(&bytes).map_err(|error| {
             // The serde message may quote the key material: report the position only.
             CaError::new(

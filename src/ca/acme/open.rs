@@ -15,8 +15,37 @@ pub(crate) async fn open(
     context: &OpenContext<'_>,
 ) -> Result<Option<Arc<dyn CertificateAuthority>>, CaError> {
     let home = context.keys_dir.join("acme").join(name);
+    let state_root = context.config.state.root();
+    let seal = match &context.config.state.keys {
+        crate::config::KeyBackend::Age(age) => {
+            Some(crate::keys::SealedAccount::new(&state_root, age, name))
+        }
+        crate::config::KeyBackend::Files { .. } => {
+            let sealed = state_root
+                .join(crate::state::store::KEYS_DIR)
+                .join(crate::keys::sealed_account_path(name));
+            if sealed.is_file() && !home.join("account.json").exists() {
+                // Never register a second account while the first one's key is in the repository.
+                return Err(CaError::new(
+                    ErrorClass::Auth,
+                    format!(
+                        "ACME account `{name}`: its key is in the state repository (`{}`, from `keys = \"age\"`), not in keys_dir; set `keys = \"age\"` again, or decrypt it into keys_dir: `age -d -i IDENTITY {} > {}` (mode 0600)",
+                        sealed.display(),
+                        sealed.display(),
+                        home.join("account.json").display()
+                    ),
+                ));
+            }
+            None
+        }
+    };
     // Plan never registers an account: without one, nothing was ordered from it.
-    if !context.create && !home.join("account.json").exists() {
+    if !context.create
+        && !home.join("account.json").exists()
+        && !seal
+            .as_ref()
+            .is_some_and(crate::keys::SealedAccount::exists)
+    {
         return Ok(None);
     }
     let eab = match &settings.eab {
@@ -54,7 +83,13 @@ pub(crate) async fn open(
         profile: settings.profile.clone(),
         preferred_chain: settings.preferred_chain.clone(),
     };
-    let ca = super::AcmeCa::open(name, client_settings, home).await?;
+    let ca = match seal {
+        Some(seal) => {
+            super::AcmeCa::open_sealed(name, client_settings, home, Arc::new(seal), context.create)
+                .await?
+        }
+        None => super::AcmeCa::open(name, client_settings, home).await?,
+    };
     Ok(Some(Arc::new(ca)))
 }
 

@@ -20,14 +20,15 @@ use time::Duration;
 
 use super::dns_name::dns_name;
 use super::model::{
-    CaKind, CaSettings, Config, DnsSettings, LocalCaSettings, PushAuth, SecretRef, StateSettings,
+    AgeSettings, CaKind, CaSettings, Config, DnsSettings, KeyBackend, LocalCaSettings, PushAuth,
+    SecretRef, StateSettings,
 };
 use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
-    KeyAlgorithmName, KeyTable, OnRemoveName, RevocationReasonName, SecretField, StateTable,
-    ValidityTable,
+    KeyAlgorithmName, KeyTable, KeysName, OnRemoveName, RevocationReasonName, SecretField,
+    StateTable, ValidityTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;

@@ -14,6 +14,7 @@ impl<'a> Validator<'a> {
             push: false,
             remote: "origin".to_string(),
             push_auth: PushAuth::default(),
+            keys: KeyBackend::default(),
             location: validator.file_start(file),
         };
         let (file, table) = match definition {
@@ -146,7 +147,88 @@ impl<'a> Validator<'a> {
                 settings.push_auth.known_hosts = Some(scalar::absolute(&base, known_hosts));
             }
         }
+        settings.keys = self.key_backend(file, &base, &path, table);
         settings
+    }
+
+    /// `keys`, `age_recipients` and `age_identity`: every recipient must parse as an age X25519
+    /// recipient, `keys = "age"` needs at least one, and recipients mean nothing without it.
+    fn key_backend(
+        &mut self,
+        file: usize,
+        base: &Path,
+        path: &KeyPath,
+        table: &StateTable,
+    ) -> KeyBackend {
+        let identity = table.age_identity.as_ref().and_then(|secret| {
+            self.secret(Origin { file, base }, &path.key("age_identity"), secret)
+        });
+        let age = table.keys == Some(KeysName::Age);
+        let Some(written) = &table.age_recipients else {
+            if age {
+                self.error_with_hint(
+                    file,
+                    &path.key("keys"),
+                    Anchor::Value,
+                    "`keys = \"age\"` needs `age_recipients`".to_string(),
+                    Some("add `age_recipients = [\"age1...\"]` (the public keys printed by `age-keygen`)".to_string()),
+                );
+            }
+            return KeyBackend::Files { identity };
+        };
+        if !age {
+            self.error_with_hint(
+                file,
+                &path.key("age_recipients"),
+                Anchor::Key,
+                "`age_recipients` is used only with `keys = \"age\"`".to_string(),
+                Some("set `keys = \"age\"` to keep the keys in the state repository, or remove `age_recipients`".to_string()),
+            );
+            return KeyBackend::Files { identity };
+        }
+        if written.is_empty() {
+            self.error_with_hint(
+                file,
+                &path.key("age_recipients"),
+                Anchor::Value,
+                "`age_recipients` must name at least one recipient".to_string(),
+                Some("add the public key printed by `age-keygen` (`age1...`)".to_string()),
+            );
+        }
+        let mut recipients = Vec::new();
+        for (index, recipient) in written.iter().enumerate() {
+            let trimmed = recipient.trim();
+            if trimmed.parse::<age::x25519::Recipient>().is_ok() {
+                if !recipients.iter().any(|known: &String| known == trimmed) {
+                    recipients.push(trimmed.to_string());
+                }
+                continue;
+            }
+            let hint = if trimmed.starts_with("AGE-SECRET-KEY-") {
+                "this is an identity (a secret key): give its public key (`age-keygen -y`) here and keep the identity in `age_identity`"
+            } else if trimmed.starts_with("ssh-") {
+                "ssh recipients are not supported: use an X25519 recipient from `age-keygen`"
+            } else {
+                "an age X25519 recipient looks like `age1` followed by 58 characters (`age-keygen -y`)"
+            };
+            // An identity pasted here is a secret: never repeat it.
+            let shown_value = if trimmed.starts_with("AGE-SECRET-KEY-") {
+                "AGE-SECRET-KEY-...".to_string()
+            } else {
+                shown(trimmed)
+            };
+            self.error_with_hint(
+                file,
+                &path.key("age_recipients").index(index),
+                Anchor::Value,
+                format!("`{shown_value}` is not an age X25519 recipient"),
+                Some(hint.to_string()),
+            );
+        }
+        KeyBackend::Age(AgeSettings {
+            recipients,
+            identity,
+        })
     }
 
     /// Report `dir` (`keys_dir` or a deploy `dir`, absolute and normalised) when it is inside

@@ -74,7 +74,7 @@ pub(super) fn managed_relative_path(relative: &str) -> Result<PathBuf, Error> {
             Ok(parts.iter().collect())
         }
         _ => Err(invalid(
-            "it must name a file under `ca/` or `certificates/`",
+            "it must name a file under `ca/`, `certificates/` or `keys/`",
         )),
     }
 }
@@ -372,7 +372,8 @@ mod tests {
             "ca/../../x",
             "../x",
             "ca",
-            "keys/x.pem",
+            "other/x.pem",
+            "keys",
             "ca/.x",
             "./ca/x",
             "",
@@ -382,6 +383,11 @@ mod tests {
         assert_eq!(
             managed_relative_path("ca/local.pem").unwrap(),
             Path::new("ca/local.pem")
+        );
+        // `keys/` holds age-encrypted keys (`[state] keys = "age"`).
+        assert_eq!(
+            managed_relative_path("keys/web/create-0a0b0c0d.age").unwrap(),
+            Path::new("keys/web/create-0a0b0c0d.age")
         );
     }
 
