@@ -251,6 +251,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
     honours_validity: true,
+    max_orders_per_run: None,
 };
 
 #[async_trait]

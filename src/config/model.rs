@@ -45,6 +45,9 @@ pub struct StateSettings {
 pub struct CaSettings {
     pub name: String,
     pub kind: CaKind,
+    /// `max_orders_per_run`, when set: overrides the kind's default
+    /// (`Capabilities::max_orders_per_run`).
+    pub max_orders_per_run: Option<u32>,
     pub location: Location,
 }
 

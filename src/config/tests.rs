@@ -673,7 +673,10 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
             .map(|properties| properties.keys().cloned().collect())
             .unwrap_or_default()
     };
-    assert_eq!(fields(0), ["kind", "root_common_name"]);
+    assert_eq!(
+        fields(0),
+        ["kind", "max_orders_per_run", "root_common_name"]
+    );
     assert!(fields(1).contains(&"directory".to_string()));
     assert!(!fields(1).contains(&"api_key".to_string()));
     assert!(fields(2).contains(&"api_key".to_string()));
@@ -720,7 +723,7 @@ secret = { env = "TSIG" }
             (
                 "ca.corp.api_key".to_string(),
                 "unknown field `api_key` for a CA of `kind = \"local\"`".to_string(),
-                Some("expected one of `root_common_name`".to_string()),
+                Some("expected one of `root_common_name`, `max_orders_per_run`".to_string()),
             ),
             (
                 "dns.ns.sever".to_string(),
@@ -1110,6 +1113,7 @@ fn safety_thresholds_come_from_defaults() {
         crate::plan::Thresholds {
             max_destructive: 0,
             max_reissue_percent: 100,
+            max_renewals_per_run: None,
         }
     );
     let config = load_ok(&[source(
@@ -1121,6 +1125,7 @@ fn safety_thresholds_come_from_defaults() {
         crate::plan::Thresholds {
             max_destructive: 5,
             max_reissue_percent: 50,
+            max_renewals_per_run: None,
         }
     );
     let errors = load_err(&[source(
@@ -1147,4 +1152,29 @@ fn revoke_reason_counts_for_on_remove_revoke() {
     let a = certificate(&config, "a");
     assert_eq!(a.revoke_reason, Some(RevocationReason::Superseded));
     assert_eq!(a.revoke, None);
+}
+
+// --- schedule lane: run budgets ---
+
+#[test]
+fn run_budgets_come_from_defaults_and_each_ca() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_renewals_per_run = 40\n\n[ca.le]\nkind = \"acme\"\ndirectory = \"https://acme.example/dir\"\nmax_orders_per_run = 7\n\n[ca.local]\nkind = \"local\"\n\n[certificate.a]\nca = \"le\"\ncommon_name = \"a.example\"\n",
+    )]);
+    assert_eq!(config.thresholds.max_renewals_per_run, Some(40));
+    assert_eq!(config.cas["le"].max_orders_per_run, Some(7));
+    assert_eq!(config.cas["local"].max_orders_per_run, None);
+    let errors = load_err(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_renewals_per_run = 0\n\n[ca.local]\nkind = \"local\"\nmax_orders_per_run = -3\n",
+    )]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "/c/a.toml:2:24: `defaults.max_renewals_per_run`: `max_renewals_per_run` must be 1 or more, not 0 (hint: leave it out for no limit)",
+            "/c/a.toml:6:22: `ca.local.max_orders_per_run`: `max_orders_per_run` must be 1 or more, not -3 (hint: leave it out for the CA's documented limit; orders beyond it wait for the next run)",
+        ]
+    );
 }

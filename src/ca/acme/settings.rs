@@ -30,6 +30,11 @@ pub struct Table {
     pub(crate) profile: Option<String>,
     /// Prefer the alternate chain whose top issuer has this common name.
     pub(crate) preferred_chain: Option<String>,
+    /// Most new orders (create, renew, reissue) one run sends to this account; the most
+    /// urgent go first, the rest wait for a later run. Default: the CA's documented limit
+    /// (Let's Encrypt: 300 new orders per 3 hours).
+    #[schemars(range(min = 1))]
+    pub(crate) max_orders_per_run: Option<i64>,
 }
 
 /// `directory` is required; it is optional in `Table` only so that its absence is reported

@@ -12,6 +12,10 @@ use crate::config::provider::{Anchor, CertificateTable, KeyPath, Validator};
 pub struct Table {
     /// Common name of the generated root. Default `certform local root (NAME)`.
     pub(crate) root_common_name: Option<String>,
+    /// Most new orders (create, renew, reissue) one run sends to this account; the most
+    /// urgent go first, the rest wait for a later run. Default: no limit.
+    #[schemars(range(min = 1))]
+    pub(crate) max_orders_per_run: Option<i64>,
 }
 
 /// `kind = "local"`: root and intermediate made on first use, keys in `keys_dir`.

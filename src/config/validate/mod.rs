@@ -232,6 +232,7 @@ impl<'a> Validator<'a> {
                 CaSettings {
                     name: IMPLICIT_CA.to_string(),
                     kind: CaKind::Local(LocalCaSettings::implicit(IMPLICIT_CA)),
+                    max_orders_per_run: None,
                     location: self.file_start(0),
                 },
             );
