@@ -340,7 +340,7 @@ fn flag_late(
     let risk = schedule.and_then(|schedule| Some((schedule, schedule.risk(now)?)));
     match (status, risk) {
         (
-            Status::Valid | Status::RenewalDue,
+            Status::Valid | Status::RenewalDue | Status::Ordering,
             Some((schedule, crate::plan::planner::Risk::AtRisk)),
         ) => (
             Status::AtRisk,
@@ -360,7 +360,7 @@ fn flag_late(
                 format_time(schedule.not_after)
             ),
         ),
-        // An order in flight or a rate limit explains the wait; the risk is still said.
+        // An order pending at the CA or a rate limit explains the wait; the risk is still said.
         (status, Some((schedule, crate::plan::planner::Risk::AtRisk))) => (
             status,
             format!(

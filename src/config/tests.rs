@@ -162,7 +162,8 @@ fn full_example_maps_to_the_model() {
     assert_eq!(
         local.kind,
         CaKind::Local(LocalCaSettings {
-            root_common_name: "certform local root (local)".to_string()
+            root_common_name: "certform local root (local)".to_string(),
+            simulate_failures_ppm: 0,
         })
     );
     assert_eq!((local.location.line, local.location.column), (16, 1));

@@ -20,6 +20,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
 fn settings() -> LocalCaSettings {
     LocalCaSettings {
         root_common_name: "certform test root".to_string(),
+        simulate_failures_ppm: 0,
     }
 }
 
