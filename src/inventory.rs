@@ -360,6 +360,8 @@ fn flag_late(
                 format_time(schedule.not_after)
             ),
         ),
+        // Expired says it all.
+        (Status::Expired, _) => (status, format!("{description}{backoff}")),
         // An order pending at the CA or a rate limit explains the wait; the risk is still said.
         (status, Some((schedule, crate::plan::planner::Risk::AtRisk))) => (
             status,

@@ -1179,3 +1179,24 @@ fn run_budgets_come_from_defaults_and_each_ca() {
         ]
     );
 }
+
+#[test]
+fn simulated_failures_are_a_share_from_0_to_1() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[ca.local]\nkind = \"local\"\nsimulate_failures = 0.02\n",
+    )]);
+    let CaKind::Local(local) = &config.cas["local"].kind else {
+        panic!("a local CA");
+    };
+    assert_eq!(local.simulate_failures_ppm, 20_000);
+    let errors = load_err(&[source(
+        "/c/a.toml",
+        "[ca.local]\nkind = \"local\"\nsimulate_failures = 1.5\n",
+    )]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        ["/c/a.toml:3:21: `ca.local.simulate_failures`: `simulate_failures` must be from 0 to 1, not 1.5"]
+    );
+}

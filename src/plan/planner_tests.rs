@@ -3292,3 +3292,48 @@ fn the_backoff_doubles_from_an_hour_to_a_day() {
     );
     assert_eq!(Backoff::delay(u32::MAX).whole_hours(), 24);
 }
+
+#[test]
+fn late_renewals_are_described_in_the_largest_readable_unit() {
+    assert_eq!(describe_left(Duration::days(3)), "3 days");
+    assert_eq!(describe_left(Duration::hours(47)), "47 hours");
+    assert_eq!(describe_left(Duration::hours(1)), "1 hours");
+    assert_eq!(describe_left(Duration::minutes(59)), "59 minutes");
+    assert_eq!(describe_left(Duration::minutes(-5)), "0 minutes");
+    let s = spec("web", &["a.example"]);
+    let schedule = renewal_schedule(&s, &issued(&s, "01", NOW)).expect("issued");
+    let at = schedule.not_after - Duration::hours(30);
+    assert_eq!(
+        risk_warning(&schedule, Risk::AtRisk, at),
+        format!(
+            "AT RISK: expires 2027-02-21T12:00:00Z (30 hours left) and is still not renewed: more than half of its renewal margin has passed (renewal window opened {}); a failed renewal's backoff no longer holds it back, and `apply` exits 3 until it renews",
+            render::format_time(schedule.opens)
+        )
+    );
+    assert_eq!(
+        risk_warning(&schedule, Risk::Overdue, schedule.overdue_from),
+        format!(
+            "renewal overdue: it was due from {} and expires 2027-02-21T12:00:00Z (20 days left)",
+            render::format_time(schedule.renew_at)
+        )
+    );
+    let mut backoff = crate::state::Backoff::after_failure(None, None, NOW);
+    assert_eq!(
+        backoff_reason(&backoff),
+        "backing off after 1 failed attempt in a row (last error: not from the CA); next try at 2026-11-23T13:00:00Z"
+    );
+    backoff.attempts = std::num::NonZeroU32::new(2).expect("2");
+    assert!(backoff_reason(&backoff).starts_with("backing off after 2 failed attempts"));
+}
+
+#[test]
+fn a_window_that_opens_at_expiry_has_no_spread() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW);
+    let not_after = state.not_after.expect("issued");
+    assert_eq!(spread(&state, not_after, not_after), not_after);
+    assert_eq!(
+        spread(&state, not_after + Duration::days(1), not_after),
+        not_after + Duration::days(1)
+    );
+}
