@@ -591,7 +591,9 @@ fn spread(
         state.id,
         state.serial.as_deref().unwrap_or_default()
     );
-    crate::observed::point_in(opens, opens + span, &seed)
+    let at = crate::observed::point_in(opens, opens + span, &seed);
+    // Whole seconds, as plans and state show times.
+    at.replace_nanosecond(0).unwrap_or(at).max(opens)
 }
 
 fn schedule_of(

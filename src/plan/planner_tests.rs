@@ -3012,7 +3012,11 @@ fn the_plan_lists_when_each_certificate_not_renewed_now_renews() {
     let late = spec("late", &["late.example"]);
     let due = spec("due", &["due.example"]);
     let removed = spec("removed", &["removed.example"]);
+    let mut revoking = spec("revoking", &["revoking.example"]);
+    revoking.revoke = Some(RevocationReason::Superseded);
     let world = World::new()
+        .state(issued(&revoking, "05", NOW - Duration::days(89)))
+        .spec(revoking)
         .state(issued(&late, "01", NOW - Duration::days(1)))
         .state(issued(&early, "02", NOW - Duration::days(20)))
         .state(issued(&due, "03", NOW - Duration::days(89)))
@@ -3030,7 +3034,12 @@ fn the_plan_lists_when_each_certificate_not_renewed_now_renews() {
     assert_eq!(
         names,
         ["early", "late"],
-        "soonest first; not the renewed, new or removed"
+        "soonest first; not the renewed, new, removed or revoked"
+    );
+    assert!(
+        plan.warnings.iter().all(|w| w.certificate == "due"),
+        "{:?}",
+        plan.warnings
     );
     let early_state = &world.state.certificates["early"];
     assert_eq!(
@@ -3259,6 +3268,10 @@ fn the_late_thresholds_follow_the_window() {
     ari.renewal_window.as_mut().expect("window").end = NOW + Duration::days(80);
     let schedule = renewal_schedule(&s, &ari).expect("issued");
     assert_eq!(schedule.at_risk_from, NOW + Duration::days(80));
+    // ... and never later than expiry.
+    ari.renewal_window.as_mut().expect("window").end = NOW + Duration::days(100);
+    let schedule = renewal_schedule(&s, &ari).expect("issued");
+    assert_eq!(schedule.at_risk_from, NOW + Duration::days(90));
     // Nothing issued: no schedule.
     let mut new = issued(&s, "01", NOW);
     new.status = CertificateStatus::New;
