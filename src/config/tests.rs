@@ -676,7 +676,12 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
     };
     assert_eq!(
         fields(0),
-        ["kind", "max_orders_per_run", "root_common_name"]
+        [
+            "kind",
+            "max_orders_per_run",
+            "root_common_name",
+            "simulate_failures"
+        ]
     );
     assert!(fields(1).contains(&"directory".to_string()));
     assert!(!fields(1).contains(&"api_key".to_string()));
@@ -724,7 +729,10 @@ secret = { env = "TSIG" }
             (
                 "ca.corp.api_key".to_string(),
                 "unknown field `api_key` for a CA of `kind = \"local\"`".to_string(),
-                Some("expected one of `root_common_name`, `max_orders_per_run`".to_string()),
+                Some(
+                    "expected one of `root_common_name`, `simulate_failures`, `max_orders_per_run`"
+                        .to_string()
+                ),
             ),
             (
                 "dns.ns.sever".to_string(),
