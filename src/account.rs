@@ -122,6 +122,7 @@ mod tests {
             duplicates: DuplicatePrevention::TagAtCa,
             cancel_refunds: false,
             honours_validity: true,
+            max_orders_per_run: None,
         };
         let ca = FakeCa::new("lab", caps, None);
         for (operation, answer) in [

@@ -50,6 +50,10 @@ pub struct Capabilities {
     /// decide the lifetime themselves (ACME: certform sends no `notAfter`, which most ACME CAs
     /// reject, and Pebble issues for five years): the plan warns when it orders from them.
     pub honours_validity: bool,
+    /// Most new orders (create, renew, reissue) one run sends to one account of this CA, from
+    /// its documented rate limits; `None`: no limit (the local CA). `[ca.NAME]
+    /// max_orders_per_run` overrides it per account.
+    pub max_orders_per_run: Option<u32>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! HTTP layer, the CA clients and the DNS providers. Performs no I/O.
 
 /// How a caller should treat an error: retry, wait, give up, or fix something first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorClass {
     /// Network trouble, timeouts, 5xx, answers cut off: worth trying again later.

@@ -35,6 +35,12 @@ pub enum Status {
     Valid,
     /// Issued and inside its renewal window: the next apply renews it.
     RenewalDue,
+    /// Issued, and the spread part of its renewal window is over without a renewal (a failed
+    /// renewal backing off, a budget, a run that did not happen).
+    RenewalOverdue,
+    /// Issued, and more than half of its renewal margin passed without a renewal: it may
+    /// expire. `apply` exits 3 until it renews.
+    AtRisk,
     /// Issued and past its `not_after`.
     Expired,
     /// The current certificate was revoked.
@@ -54,7 +60,7 @@ pub enum Status {
 impl Status {
     /// Every status a certificate can have, in declaration order (not the inventory's
     /// `Unmanaged` and `Duplicate`, which select orders at a CA).
-    pub const ALL: [Status; 11] = [
+    pub const ALL: [Status; 13] = [
         Status::NotCreated,
         Status::Ordering,
         Status::Pending,
@@ -62,6 +68,8 @@ impl Status {
         Status::RateLimited,
         Status::Valid,
         Status::RenewalDue,
+        Status::RenewalOverdue,
+        Status::AtRisk,
         Status::Expired,
         Status::Revoked,
         Status::Canceled,
@@ -78,6 +86,8 @@ impl Status {
             Status::RateLimited => "rate-limited",
             Status::Valid => "valid",
             Status::RenewalDue => "renewal-due",
+            Status::RenewalOverdue => "renewal-overdue",
+            Status::AtRisk => "at-risk",
             Status::Expired => "expired",
             Status::Revoked => "revoked",
             Status::Canceled => "canceled",
@@ -353,11 +363,13 @@ fn recorded_row(
     now: OffsetDateTime,
 ) -> Row {
     let issued = recorded.status == CertificateStatus::Issued;
-    let renewal_at = match spec {
-        Some(spec) if issued => crate::plan::planner::renewal_time(spec, recorded),
+    let schedule = match spec {
+        Some(spec) if issued => crate::plan::renewal_schedule(spec, recorded),
         _ => None,
     };
+    let renewal_at = schedule.map(|schedule| schedule.renew_at);
     let (status, description) = describe(spec, recorded, renewal_at, now);
+    let (status, description) = flag_late(status, description, schedule, recorded, now);
     let order_id = recorded
         .intent
         .as_ref()
@@ -484,6 +496,64 @@ fn describe(
             ),
             None => (Status::Valid, "valid".to_string()),
         },
+    }
+}
+
+/// A renewal that is late is flagged first (`renewal overdue`, `AT RISK`), with the backoff
+/// of a failed renewal when there is one: a missed renewal is never shown as merely due.
+fn flag_late(
+    status: Status,
+    description: String,
+    schedule: Option<crate::plan::RenewalSchedule>,
+    recorded: &CertificateState,
+    now: OffsetDateTime,
+) -> (Status, String) {
+    let backoff = recorded
+        .backoff
+        .as_ref()
+        .map(|backoff| {
+            format!(
+                "; {} failed renewal attempt{} in a row, next try at {}",
+                backoff.attempts,
+                if backoff.attempts.get() == 1 { "" } else { "s" },
+                format_time(backoff.next_try)
+            )
+        })
+        .unwrap_or_default();
+    let risk = schedule.and_then(|schedule| Some((schedule, schedule.risk(now)?)));
+    match (status, risk) {
+        (
+            Status::Valid | Status::RenewalDue | Status::Ordering,
+            Some((schedule, crate::plan::planner::Risk::AtRisk)),
+        ) => (
+            Status::AtRisk,
+            format!(
+                "AT RISK: expires {} and is not renewed yet ({description}){backoff}",
+                format_time(schedule.not_after)
+            ),
+        ),
+        (
+            Status::Valid | Status::RenewalDue,
+            Some((schedule, crate::plan::planner::Risk::Overdue)),
+        ) => (
+            Status::RenewalOverdue,
+            format!(
+                "renewal overdue: due from {}, expires {}{backoff}",
+                format_time(schedule.renew_at),
+                format_time(schedule.not_after)
+            ),
+        ),
+        // Expired says it all.
+        (Status::Expired, _) => (status, format!("{description}{backoff}")),
+        // An order pending at the CA or a rate limit explains the wait; the risk is still said.
+        (status, Some((schedule, crate::plan::planner::Risk::AtRisk))) => (
+            status,
+            format!(
+                "{description}{backoff}; AT RISK: expires {}",
+                format_time(schedule.not_after)
+            ),
+        ),
+        (status, _) => (status, format!("{description}{backoff}")),
     }
 }
 
@@ -794,6 +864,7 @@ mod tests {
             deployments: BTreeMap::new(),
             renewal_window: None,
             retry_after: None,
+            backoff: None,
             history: Vec::new(),
         }
     }
@@ -878,11 +949,11 @@ mod tests {
                 Some(spec("web", vec![])),
                 Some(issued("web", NOW + Duration::days(60))),
                 Status::Valid,
-                "valid, renews from 2027-01-31T00:00:00Z",
+                "valid, renews from 2027-02-09T13:01:02Z",
             ),
             (
                 Some(spec("web", vec![])),
-                Some(issued("web", NOW + Duration::days(10))),
+                Some(issued("web", NOW + Duration::hours(20 * 24 + 1))),
                 Status::RenewalDue,
                 "renewal due",
             ),
@@ -981,7 +1052,7 @@ mod tests {
     fn filters_combine() {
         let mut other = spec("api", vec![]);
         other.ca = "acme".to_string();
-        let mut api = issued("api", NOW + Duration::days(5));
+        let mut api = issued("api", NOW + Duration::hours(20 * 24 + 1));
         api.ca = "acme".to_string();
         let certificates: BTreeMap<String, CertificateSpec> = [
             ("web".to_string(), spec("web", vec![])),

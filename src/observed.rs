@@ -93,15 +93,21 @@ impl RenewalWindow {
     /// from `seed` (the certificate's stable id), so plans are deterministic and a fleet does
     /// not renew all at once.
     pub fn renew_at(&self, seed: &str) -> OffsetDateTime {
-        if self.end <= self.start {
-            return self.start;
-        }
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{seed}/{}", self.serial));
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(&digest[..8]);
-        let fraction = (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
-        self.start + (self.end - self.start) * fraction
+        point_in(self.start, self.end, &format!("{seed}/{}", self.serial))
     }
+}
+
+/// A fixed instant in `[start, end)` derived from `seed` (SHA-256), spread evenly over the
+/// interval; `start` when it is empty.
+pub fn point_in(start: OffsetDateTime, end: OffsetDateTime, seed: &str) -> OffsetDateTime {
+    if end <= start {
+        return start;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(seed);
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    let fraction = (u64::from_be_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    start + (end - start) * fraction
 }
 
 /// One order as the CA reports it.

@@ -348,6 +348,7 @@ mod tests {
             duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
             cancel_refunds: false,
             honours_validity: true,
+            max_orders_per_run: None,
         };
         let ca = Arc::new(FakeCa::new("acme", capabilities, None));
         ca.offer_renewal_windows(true);
@@ -518,6 +519,7 @@ mod tests {
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: true,
                 honours_validity: true,
+                max_orders_per_run: None,
             };
             let ca = Arc::new(FakeCa::new("dc", capabilities, None));
             ca.hide_reissue_tags(true);

@@ -287,12 +287,19 @@ impl Workspace {
         Ok(crate::state::StateStore::load(&store)?)
     }
 
-    /// Capabilities of every configured CA, for the planner.
+    /// Capabilities of every configured CA, for the planner; an account's
+    /// `max_orders_per_run` replaces its kind's default.
     pub fn capabilities(&self) -> std::collections::BTreeMap<String, crate::ca::Capabilities> {
         self.config
             .cas
             .iter()
-            .map(|(name, ca)| (name.clone(), crate::ca::capabilities_of(&ca.kind)))
+            .map(|(name, ca)| {
+                let mut capabilities = crate::ca::capabilities_of(&ca.kind);
+                if let Some(budget) = ca.max_orders_per_run {
+                    capabilities.max_orders_per_run = Some(budget);
+                }
+                (name.clone(), capabilities)
+            })
             .collect()
     }
 

@@ -23,8 +23,8 @@ use crate::plan::render::format_time;
 use crate::plan::{Action, Change, Plan};
 use crate::spec::CertificateSpec;
 use crate::state::{
-    CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind, LifecycleSettings,
-    State, StateStore,
+    Backoff, CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind,
+    LifecycleSettings, State, StateStore,
 };
 
 /// How often a create or reissue that failed in transit is tried again (each time after a
@@ -366,7 +366,8 @@ impl Executor {
         }
     }
 
-    /// Create, renew or reissue: intent → key → order → record → fetch → deploy.
+    /// Create, renew or reissue (`order_steps`); a failure is recorded in state as a backoff
+    /// (`Backoff`), which the next plans respect.
     async fn order(
         &self,
         change: &Change,
@@ -375,8 +376,34 @@ impl Executor {
         reissue_order: Option<String>,
     ) -> Result<String, Error> {
         let spec = self.spec(&change.certificate)?;
-        let ca = self.account(&spec.ca)?;
         let mut state = current.unwrap_or_else(|| new_state(spec));
+        let result = self
+            .order_steps(change, &mut state, kind, reissue_order)
+            .await;
+        if let Err(error) = &result {
+            let class = Failure::from_error(error).class;
+            state.backoff = Some(Backoff::after_failure(
+                state.backoff.as_ref(),
+                class,
+                self.now,
+            ));
+            if let Err(saving) = self.store.save_certificate(&state) {
+                tracing::warn!(certificate = %state.name, %saving, "could not record the backoff");
+            }
+        }
+        result
+    }
+
+    /// Intent → key → order → record → fetch → deploy.
+    async fn order_steps(
+        &self,
+        change: &Change,
+        state: &mut CertificateState,
+        kind: IntentKind,
+        reissue_order: Option<String>,
+    ) -> Result<String, Error> {
+        let spec = self.spec(&change.certificate)?;
+        let ca = self.account(&spec.ca)?;
         let digest = spec.issuance_digest();
         let reusable = state
             .intent
@@ -404,10 +431,10 @@ impl Executor {
         };
         state.intent = Some(intent.clone());
         state.record_settings(LifecycleSettings::of_spec(spec));
-        self.store.save_certificate(&state)?;
+        self.store.save_certificate(state)?;
         self.failpoints.hit("after-intent");
 
-        let key_file = intent_key_file(&state, &intent)?;
+        let key_file = intent_key_file(state, &intent)?;
         let key = if self.keys.exists(&key_file) {
             self.keys.read(&key_file)?
         } else {
@@ -441,7 +468,7 @@ impl Executor {
                     if source.class == ErrorClass::RateLimited {
                         let wait = source.retry_after.unwrap_or(time::Duration::hours(1));
                         state.retry_after = Some(self.now + wait);
-                        self.store.save_certificate(&state)?;
+                        self.store.save_certificate(state)?;
                     }
                     // A CA that cannot find orders by tag keeps the intent only while the
                     // outcome is unknown (the next plan asks the user); an answer that says
@@ -450,7 +477,7 @@ impl Executor {
                         !matches!(source.class, ErrorClass::Transient | ErrorClass::Protocol);
                     if refused && !ca.capabilities().duplicates.finds_by_tag() {
                         state.intent = None;
-                        self.store.save_certificate(&state)?;
+                        self.store.save_certificate(state)?;
                     }
                 }
                 return Err(error);
@@ -463,9 +490,9 @@ impl Executor {
         if let Some(intent) = state.intent.as_mut() {
             intent.order_id = Some(view.order_id.clone());
         }
-        self.store.save_certificate(&state)?;
+        self.store.save_certificate(state)?;
         self.failpoints.hit("after-order-recorded");
-        self.settle(change, &mut state, ca.as_ref(), &view).await
+        self.settle(change, state, ca.as_ref(), &view).await
     }
 
     /// Place an order, looking its tag up first when the intent is resumed (an earlier run
@@ -821,6 +848,7 @@ impl Executor {
         state.legacy_key_file = None;
         state.intent = None;
         state.retry_after = None;
+        state.backoff = None;
         state.renewal_window = None;
         push_history(
             state,
@@ -1021,6 +1049,7 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         deployments: BTreeMap::new(),
         renewal_window: None,
         retry_after: None,
+        backoff: None,
         history: Vec::new(),
     }
 }

@@ -21,6 +21,7 @@ const REISSUING: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
     honours_validity: true,
+    max_orders_per_run: None,
 };
 
 const ORDERING: Capabilities = Capabilities {
@@ -30,6 +31,7 @@ const ORDERING: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
     cancel_refunds: false,
     honours_validity: true,
+    max_orders_per_run: None,
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {
@@ -941,15 +943,31 @@ async fn a_lost_create_at_a_ca_without_tag_lookup_is_not_sent_again_and_the_user
 
 #[tokio::test]
 async fn a_refused_create_at_a_ca_without_tag_lookup_is_ordered_again_next_run() {
-    let world = World::new(UNTAGGED, &web());
+    let mut world = World::new(UNTAGGED, &web());
     world.ca.inject(Op::Place, &[Fault::Rejected]);
     let report = world.apply().await;
     assert_eq!(report.failures(), 1, "{report:?}");
     // The CA said no: no order exists, so nothing is left in flight.
     assert!(world.state_of("web").intent.is_none());
+    // The failure backs off for an hour: a run before then orders nothing.
+    let backoff = world.state_of("web").backoff.expect("a backoff");
+    assert_eq!(backoff.attempts.get(), 1);
+    assert_eq!(backoff.last_error, Some(ErrorClass::Rejected));
+    assert_eq!(backoff.next_try, NOW + time::Duration::HOUR);
+    let (plan, _) = world.apply_at(None).await;
+    assert!(plan.changes.is_empty(), "{plan:?}");
+    assert!(
+        plan.blocked[0].reason.starts_with(
+            "backing off after 1 failed attempt in a row (last error: rejected); next try at"
+        ),
+        "{plan:?}"
+    );
+    assert_eq!(world.ca.count(Op::Place), 1);
+    world.now = backoff.next_try;
     let report = world.apply().await;
     assert_eq!(report.failures(), 0, "{report:?}");
     world.assert_converged("web");
+    assert_eq!(world.state_of("web").backoff, None, "reset on success");
     assert_eq!(world.ca.order_count(), 1);
     world.assert_nothing_to_do().await;
 }

@@ -17,6 +17,9 @@ use crate::plan::Plan;
 use crate::state::{GitStore, LockGuard, StateStore};
 use crate::workspace::{RunError, Workspace};
 
+/// Loose objects in the state repository beyond which an apply that committed packs them.
+pub const LOOSE_OBJECTS_BEFORE_PACKING: usize = 1024;
+
 /// How to run one apply; the caller resolves every setting (flags, environment, clock).
 pub struct ApplyOptions {
     /// Configuration file or directory.
@@ -302,6 +305,9 @@ pub async fn apply(
         on_done: options.progress,
     });
     let report = executor.run(&planned.plan, &planned.state).await?;
+    if report.commit.is_some() {
+        store.pack_loose_objects(LOOSE_OBJECTS_BEFORE_PACKING);
+    }
     Ok(ApplyReport::Applied {
         plan: planned.plan,
         report,

@@ -350,6 +350,8 @@ mod tests {
                 unchanged: vec!["web".into()],
                 warnings: vec![],
                 guards: vec![],
+                schedule: vec![],
+                at_risk: vec![],
             },
             fingerprint(),
         )

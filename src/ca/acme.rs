@@ -558,6 +558,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
     honours_validity: false,
+    // Let's Encrypt's limit: 300 new orders per account per 3 hours.
+    max_orders_per_run: Some(300),
 };
 
 #[async_trait]

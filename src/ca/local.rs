@@ -130,10 +130,25 @@ impl LocalOrder {
     }
 }
 
+/// Whether `simulate_failures` (`ppm` parts per million) refuses the order tagged `tag` at
+/// `now`: a hash of both, so every try of one run gets the same answer and a later run
+/// another.
+fn simulated_failure(ppm: u32, tag: &str, now: OffsetDateTime) -> bool {
+    if ppm == 0 {
+        return false;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{tag}/{}", now.unix_timestamp()));
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&digest[..4]);
+    u32::from_be_bytes(bytes) % 1_000_000 < ppm
+}
+
 /// The built-in private CA.
 pub struct LocalCa {
     name: String,
     inner: Arc<Inner>,
+    /// `simulate_failures`, in parts per million.
+    fail_ppm: u32,
 }
 
 impl std::fmt::Debug for LocalCa {
@@ -186,6 +201,7 @@ impl LocalCa {
 
         Ok(LocalCa {
             name: name.to_string(),
+            fail_ppm: settings.simulate_failures_ppm,
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 home,
@@ -251,6 +267,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     duplicates: crate::capabilities::DuplicatePrevention::LocalIndex,
     cancel_refunds: false,
     honours_validity: true,
+    max_orders_per_run: None,
 };
 
 #[async_trait]
@@ -404,6 +421,15 @@ impl CertificateAuthority for LocalCa {
     }
 
     async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
+        if simulated_failure(self.fail_ppm, &request.tag, request.now) {
+            return Err(CaError::new(
+                ErrorClass::Transient,
+                format!(
+                    "`{}` refused the order: a simulated transient failure (`simulate_failures`)",
+                    self.name
+                ),
+            ));
+        }
         let request = request.clone();
         self.run(move |inner| inner.place_order(&request)).await
     }

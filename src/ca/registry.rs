@@ -114,6 +114,13 @@ macro_rules! ca_kinds {
                 }
             }
 
+            /// `max_orders_per_run` as written (every kind takes it).
+            pub(crate) fn max_orders_per_run(&self) -> Option<i64> {
+                match self {
+                    $(CaTable::$variant(table) => table.max_orders_per_run,)+
+                }
+            }
+
             /// Check the table of `[ca.NAME]` at `path`; `None` after reporting.
             pub(crate) fn validate(
                 &self,

@@ -82,7 +82,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     };
     let runtime = context.runtime()?;
     let ended = runtime.block_on(apply::apply(options, &mut notify, confirm))?;
-    let report = match ended {
+    let (plan, report) = match ended {
         ApplyReport::Unchanged { plan, commit } => {
             print_plan(context, &plan);
             if let Some(commit) = commit {
@@ -91,7 +91,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                     &commit[..commit.len().min(12)]
                 );
             }
-            return Ok(EXIT_OK);
+            return Ok(missed_renewals(&plan, None).unwrap_or(EXIT_OK));
         }
         ApplyReport::Guarded { plan } => {
             print_plan(context, &plan);
@@ -109,7 +109,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         ApplyReport::Declined { .. } => {
             return Err(refusal.unwrap_or_else(|| Failure::new("apply cancelled")))
         }
-        ApplyReport::Applied { report, .. } => report,
+        ApplyReport::Applied { plan, report } => (plan, report),
         ApplyReport::Refreshed { refresh, commit } => {
             print!("{}", crate::plan::refresh_only::render(&refresh));
             if let Some(commit) = commit {
@@ -160,6 +160,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         ),
         None => println!("\nstate unchanged: nothing to commit"),
     }
+    let missed = missed_renewals(&plan, Some(&report));
     match summary(report.outcomes.len(), report.failures()) {
         Summary::Failed(line) => {
             eprintln!("error: {line}");
@@ -167,9 +168,45 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         }
         Summary::Complete(line) => {
             println!("{line}");
-            Ok(EXIT_OK)
+            Ok(missed.unwrap_or(EXIT_OK))
         }
     }
+}
+
+/// A certificate at risk of expiring that this run did not renew is never silent: an error
+/// line and exit code 3, even when everything else succeeded.
+fn missed_renewals(plan: &Plan, report: Option<&apply::Report>) -> Option<i32> {
+    let renewed = |name: &String| {
+        report.is_some_and(|report| {
+            report
+                .outcomes
+                .iter()
+                .any(|o| &o.certificate == name && o.result.is_ok())
+        })
+    };
+    let missed: Vec<String> = plan
+        .at_risk
+        .iter()
+        .filter(|name| !renewed(name))
+        .map(|name| format!("`{}`", crate::config::escaped(name)))
+        .collect();
+    if missed.is_empty() {
+        return None;
+    }
+    Failure::new(format!(
+        "{} at risk of expiring and not renewed by this run: {}",
+        if missed.len() == 1 {
+            "a certificate is"
+        } else {
+            "certificates are"
+        },
+        missed.join(", ")
+    ))
+    .hint(
+        "see the plan's warnings above; `certform status --status at-risk` lists them".to_string(),
+    )
+    .report();
+    Some(EXIT_PARTIAL)
 }
 
 /// Read a saved plan, refusing one of another format version.

@@ -113,6 +113,9 @@ pub struct CaSettings {
     /// `inventory`: when refresh lists the account's orders to find unmanaged and duplicate
     /// certificates (a setting of every kind).
     pub inventory: crate::ca_inventory::Schedule,
+    /// `max_orders_per_run`, when set: overrides the kind's default
+    /// (`Capabilities::max_orders_per_run`).
+    pub max_orders_per_run: Option<u32>,
     pub location: Location,
 }
 

@@ -115,6 +115,10 @@ pub(crate) struct DefaultsTable {
     /// `apply` needs `--force`; checked only once state holds 10 or more certificates. Default 50.
     #[schemars(range(min = 0, max = 100))]
     pub(crate) max_reissue_percent: Option<i64>,
+    /// Most renewals one run carries out; the closest to expiry go first, the rest wait for a
+    /// later run (listed in the plan with their turn). Default: no limit.
+    #[schemars(range(min = 1))]
+    pub(crate) max_renewals_per_run: Option<i64>,
 }
 
 const RENEW_BEFORE_PATTERN: &str = r"^([0-9]+[smhdw]|[0-9]{1,2}%)$";

@@ -162,7 +162,8 @@ fn full_example_maps_to_the_model() {
     assert_eq!(
         local.kind,
         CaKind::Local(LocalCaSettings {
-            root_common_name: "certform local root (local)".to_string()
+            root_common_name: "certform local root (local)".to_string(),
+            simulate_failures_ppm: 0,
         })
     );
     assert_eq!((local.location.line, local.location.column), (16, 1));
@@ -673,10 +674,20 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
             .map(|properties| properties.keys().cloned().collect())
             .unwrap_or_default()
     };
-    assert_eq!(fields(0), ["inventory", "kind", "root_common_name"]);
+    assert_eq!(
+        fields(0),
+        [
+            "inventory",
+            "kind",
+            "max_orders_per_run",
+            "root_common_name",
+            "simulate_failures"
+        ]
+    );
     // The settings every account shares are in every branch.
     for index in 0..crate::ca::registry::KIND_NAMES.len() {
         assert!(fields(index).contains(&"inventory".to_string()), "{index}");
+        assert!(fields(index).contains(&"max_orders_per_run".to_string()), "{index}");
     }
     assert!(fields(1).contains(&"directory".to_string()));
     assert!(!fields(1).contains(&"api_key".to_string()));
@@ -724,7 +735,10 @@ secret = { env = "TSIG" }
             (
                 "ca.corp.api_key".to_string(),
                 "unknown field `api_key` for a CA of `kind = \"local\"`".to_string(),
-                Some("expected one of `root_common_name`, `inventory`".to_string()),
+                Some(
+                    "expected one of `root_common_name`, `inventory`, `simulate_failures`, `max_orders_per_run`"
+                        .to_string()
+                ),
             ),
             (
                 "dns.ns.sever".to_string(),
@@ -1114,6 +1128,7 @@ fn safety_thresholds_come_from_defaults() {
         crate::plan::Thresholds {
             max_destructive: 0,
             max_reissue_percent: 100,
+            max_renewals_per_run: None,
         }
     );
     let config = load_ok(&[source(
@@ -1125,6 +1140,7 @@ fn safety_thresholds_come_from_defaults() {
         crate::plan::Thresholds {
             max_destructive: 5,
             max_reissue_percent: 50,
+            max_renewals_per_run: None,
         }
     );
     let errors = load_err(&[source(
@@ -1223,4 +1239,50 @@ fn age_keys_need_valid_recipients_and_recipients_need_age() {
         assert!(errors[0].message.contains(message), "{state}: {errors:#?}");
         assert!(!errors[0].to_string().contains("1QQQ"), "{errors:#?}");
     }
+}
+
+// --- schedule lane: run budgets ---
+
+#[test]
+fn run_budgets_come_from_defaults_and_each_ca() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_renewals_per_run = 40\n\n[ca.le]\nkind = \"acme\"\ndirectory = \"https://acme.example/dir\"\nmax_orders_per_run = 7\n\n[ca.local]\nkind = \"local\"\n\n[certificate.a]\nca = \"le\"\ncommon_name = \"a.example\"\n",
+    )]);
+    assert_eq!(config.thresholds.max_renewals_per_run, Some(40));
+    assert_eq!(config.cas["le"].max_orders_per_run, Some(7));
+    assert_eq!(config.cas["local"].max_orders_per_run, None);
+    let errors = load_err(&[source(
+        "/c/a.toml",
+        "[defaults]\nmax_renewals_per_run = 0\n\n[ca.local]\nkind = \"local\"\nmax_orders_per_run = -3\n",
+    )]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "/c/a.toml:2:24: `defaults.max_renewals_per_run`: `max_renewals_per_run` must be 1 or more, not 0 (hint: leave it out for no limit)",
+            "/c/a.toml:6:22: `ca.local.max_orders_per_run`: `max_orders_per_run` must be 1 or more, not -3 (hint: leave it out for the CA's documented limit; orders beyond it wait for the next run)",
+        ]
+    );
+}
+
+#[test]
+fn simulated_failures_are_a_share_from_0_to_1() {
+    let config = load_ok(&[source(
+        "/c/a.toml",
+        "[ca.local]\nkind = \"local\"\nsimulate_failures = 0.02\n",
+    )]);
+    let CaKind::Local(local) = &config.cas["local"].kind else {
+        panic!("a local CA");
+    };
+    assert_eq!(local.simulate_failures_ppm, 20_000);
+    let errors = load_err(&[source(
+        "/c/a.toml",
+        "[ca.local]\nkind = \"local\"\nsimulate_failures = 1.5\n",
+    )]);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        ["/c/a.toml:3:21: `ca.local.simulate_failures`: `simulate_failures` must be from 0 to 1, not 1.5"]
+    );
 }

@@ -175,6 +175,7 @@ mod tests {
                 keys_dir: None,
                 push: false,
                 remote: "origin".into(),
+                push_auth: Default::default(),
                 keys: Default::default(),
                 location: Default::default(),
             };

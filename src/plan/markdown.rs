@@ -109,6 +109,40 @@ pub fn render(plan: &Plan) -> String {
             plan.warnings.len(),
         );
     }
+    if !plan.at_risk.is_empty() {
+        out.push_str(
+            "
+> [!CAUTION]
+",
+        );
+        let _ = writeln!(
+            out,
+            "> **At risk of expiring: {}.** `certform apply` exits 3 until they renew.",
+            plan.at_risk
+                .iter()
+                .map(|name| format!("`{}`", code(name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !plan.schedule.is_empty() {
+        let mut table = String::from("| certificate | renews at | expires |\n|---|---|---|\n");
+        for scheduled in &plan.schedule {
+            let _ = writeln!(
+                table,
+                "| `{}` | {} | {} |",
+                code(&scheduled.certificate),
+                super::render::format_time(scheduled.renew_at),
+                super::render::format_time(scheduled.not_after)
+            );
+        }
+        section(
+            &mut out,
+            &format!("Renewal schedule ({})", plan.schedule.len()),
+            &table,
+            plan.schedule.len(),
+        );
+    }
     out
 }
 
@@ -278,6 +312,8 @@ mod tests {
             unchanged: vec![],
             warnings: vec![],
             guards: vec![],
+            schedule: vec![],
+            at_risk: vec![],
         }
     }
 

@@ -16,7 +16,7 @@ use crate::observed::{DcvStatus, OrderStatus};
 use crate::serial::Serial;
 use crate::spec::RevocationReason;
 
-pub use planner::{plan, PlanInput};
+pub use planner::{plan, renewal_schedule, PlanInput, RenewalSchedule};
 
 /// Which certificates one run plans (`--target`) and which it renews now with a new key
 /// (`--replace`). Empty `targets`: every certificate.
@@ -116,6 +116,27 @@ pub struct Plan {
     /// Safety thresholds this plan exceeds: `apply` refuses it without `--force`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<Guard>,
+    /// When each issued certificate this plan does not renew will renew, soonest first: a
+    /// point spread over the first third of its renewal window (or the CA's ARI window).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<Scheduled>,
+    /// Certificates whose renewal is so late that they may expire (more than half of the
+    /// renewal margin has passed): reported loudly, and `apply` exits 3 unless they renew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_risk: Vec<String>,
+}
+
+/// When one certificate renews.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Scheduled {
+    pub certificate: String,
+    /// The first run at or after this instant renews it.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub renew_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub not_after: OffsetDateTime,
 }
 
 /// Safety thresholds (`[defaults] max_destructive`, `max_reissue_percent`), modelled on
@@ -126,6 +147,9 @@ pub struct Thresholds {
     pub max_destructive: usize,
     /// Largest share, in percent, of the certificates in state one plan may reissue.
     pub max_reissue_percent: u8,
+    /// Most renewals one plan carries out (`[defaults] max_renewals_per_run`); `None`: no
+    /// limit. The rest wait for a later run, closest to expiry first.
+    pub max_renewals_per_run: Option<usize>,
 }
 
 impl Default for Thresholds {
@@ -133,6 +157,7 @@ impl Default for Thresholds {
         Thresholds {
             max_destructive: DEFAULT_MAX_DESTRUCTIVE,
             max_reissue_percent: DEFAULT_MAX_REISSUE_PERCENT,
+            max_renewals_per_run: None,
         }
     }
 }
@@ -359,6 +384,15 @@ impl Action {
                 record_only: false,
                 ..
             } | Action::Cancel { .. }
+        )
+    }
+
+    /// Whether the action places a new order (or a reissue) at the CA: what run budgets count
+    /// and what backs off after a failure.
+    pub fn places_order(&self) -> bool {
+        matches!(
+            self,
+            Action::Create { .. } | Action::Renew { .. } | Action::Reissue { .. }
         )
     }
 

@@ -60,6 +60,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         unchanged: Vec::new(),
         warnings: Vec::new(),
         guards: Vec::new(),
+        schedule: Vec::new(),
+        at_risk: Vec::new(),
     };
     for name in names {
         let spec = input.certificates.get(name);
@@ -109,6 +111,23 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message,
             });
         }
+        let risk = spec
+            .zip(state)
+            .filter(|(spec, _)| spec.revoke.is_none())
+            .and_then(|(spec, state)| {
+                let schedule = schedule_of(spec, state, renewal_window(state, observed))?;
+                Some((schedule, schedule.risk(input.now)?))
+            });
+        if let Some((schedule, risk)) = risk {
+            plan.warnings.push(Warning {
+                certificate: name.clone(),
+                message: risk_warning(&schedule, risk, input.now),
+            });
+            if risk == Risk::AtRisk {
+                plan.at_risk.push(name.clone());
+            }
+        }
+        let at_risk = matches!(risk, Some((_, Risk::AtRisk)));
         if let (Some(spec), Decision::Change(change)) = (spec, &decision) {
             if let Some(message) = validity_warning(spec, change, input) {
                 plan.warnings.push(Warning {
@@ -131,6 +150,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             Decision::Unchanged if settings.is_some() => record_settings(&mut plan),
             Decision::Change(change) => {
                 let retry_after = state.and_then(|s| s.retry_after);
+                let backoff = state
+                    .and_then(|s| s.backoff.as_ref())
+                    .filter(|b| b.next_try > input.now && change.action.places_order());
                 match retry_after {
                     Some(until) if until > input.now && change.action.contacts_ca() => {
                         plan.blocked.push(Blocked {
@@ -141,6 +163,16 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                                 change.ca,
                                 super::render::format_time(until)
                             ),
+                        });
+                        record_settings(&mut plan);
+                    }
+                    // A certificate at risk of expiring is tried again whatever the backoff.
+                    _ if backoff.is_some() && !at_risk => {
+                        let backoff = backoff.map(backoff_reason).unwrap_or_default();
+                        plan.blocked.push(Blocked {
+                            certificate: name.clone(),
+                            wanted: Some(change.action.verb().to_string()),
+                            reason: backoff,
                         });
                         record_settings(&mut plan);
                     }
@@ -158,6 +190,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             Decision::Unchanged => plan.unchanged.push(name.clone()),
         }
     }
+    hold_over_budget(&mut plan, input);
+    plan.schedule = scheduled(&plan, input);
     plan.guards = guards(
         &plan.changes,
         input.state.certificates.len(),
@@ -349,7 +383,8 @@ fn plan_issued(
         }
     } else {
         let point = renewal_point(spec.renew_before, not_before, not_after);
-        if input.now >= point.at {
+        let at = spread(state, point.at, not_after);
+        if input.now >= at {
             let days_left = (not_after - input.now).whole_days();
             let clamped = if point.clamped {
                 " (clamped to two thirds of the issued lifetime)"
@@ -361,9 +396,10 @@ fn plan_issued(
                 state,
                 not_after,
                 format!(
-                    "inside the renewal window: expires {} ({days_left} days left), renew_before {}{clamped}{changed_note}",
+                    "inside the renewal window: expires {} ({days_left} days left), renew_before {}{clamped}; this certificate's point in the window is {}{changed_note}",
                     super::render::format_time(not_after),
-                    spec.renew_before.describe()
+                    spec.renew_before.describe(),
+                    super::render::format_time(at)
                 ),
             ));
         }
@@ -470,20 +506,301 @@ fn renewal_window<'a>(
         .filter(|w| Some(&w.serial) == state.serial.as_ref())
 }
 
-/// When the planner renews the issued certificate of `state` under `spec`: inside the CA's
-/// renewal window (ACME ARI) when state holds one for its serial, else at the renewal point of
-/// `renew_before` on the issued lifetime. `None` when state records no validity. For
-/// `status`, which reads state only; `plan` decides with the window refresh observed.
+/// When the planner renews the issued certificate of `state` under `spec` (see
+/// `RenewalSchedule`). `None` when state records no validity. For `status`, which reads state
+/// only; `plan` decides with the window refresh observed.
 pub fn renewal_time(spec: &CertificateSpec, state: &CertificateState) -> Option<OffsetDateTime> {
-    if let Some(window) = state
+    renewal_schedule(spec, state).map(|schedule| schedule.renew_at)
+}
+
+/// The renewal schedule of the issued certificate of `state` under `spec`, from state alone
+/// (the ARI window state keeps for its serial, if any): what `status` shows.
+pub fn renewal_schedule(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+) -> Option<RenewalSchedule> {
+    let window = state
         .renewal_window
         .as_ref()
-        .filter(|w| Some(&w.serial) == state.serial.as_ref())
-    {
-        return Some(window.renew_at(&state.id));
+        .filter(|w| Some(&w.serial) == state.serial.as_ref());
+    schedule_of(spec, state, window)
+}
+
+/// When one issued certificate renews, and from when a missing renewal is late.
+///
+/// Without an ARI window the renewal window opens at the renewal point (`renew_before`, as
+/// clamped) and the certificate renews at a point spread over the window's first third: a
+/// fraction derived from its id and serial, so certificates issued together renew on
+/// different days, the plan is the same on every run, and a renewed certificate (new serial)
+/// gets a new point. An ARI window from the CA takes precedence: its point, its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalSchedule {
+    /// The first run at or after this instant renews the certificate.
+    pub renew_at: OffsetDateTime,
+    /// Where the renewal window opens (the renewal point, or the ARI window's start).
+    pub opens: OffsetDateTime,
+    /// Past this, the renewal is overdue: the spread part of the window (or the ARI window)
+    /// is over and the certificate is still not renewed.
+    pub overdue_from: OffsetDateTime,
+    /// Past this, the certificate is at risk: half of the renewal margin (from `opens` to
+    /// expiry) has gone by without a renewal.
+    pub at_risk_from: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+}
+
+/// How late a renewal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Risk {
+    /// Past the spread part of the window: still time, but it should have renewed.
+    Overdue,
+    /// Half of the renewal margin is gone (or the certificate expired): reported loudly, and
+    /// a failed renewal's backoff no longer holds it back.
+    AtRisk,
+}
+
+impl RenewalSchedule {
+    /// How late the renewal is at `now`; `None` when it is not late.
+    pub fn risk(&self, now: OffsetDateTime) -> Option<Risk> {
+        if now >= self.at_risk_from {
+            Some(Risk::AtRisk)
+        } else if now >= self.overdue_from {
+            Some(Risk::Overdue)
+        } else {
+            None
+        }
+    }
+}
+
+/// The share of the renewal window (from its opening to expiry) over which renewals are
+/// spread: the first third.
+const SPREAD_DIVISOR: i32 = 3;
+
+/// A certificate's point in the spread part of the window that opens at `opens`.
+fn spread(
+    state: &CertificateState,
+    opens: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> OffsetDateTime {
+    let span = if not_after > opens {
+        (not_after - opens) / SPREAD_DIVISOR
+    } else {
+        time::Duration::ZERO
+    };
+    let seed = format!(
+        "{}/{}",
+        state.id,
+        state.serial.as_deref().unwrap_or_default()
+    );
+    let at = crate::observed::point_in(opens, opens + span, &seed);
+    // Whole seconds, as plans and state show times.
+    at.replace_nanosecond(0).unwrap_or(at).max(opens)
+}
+
+fn schedule_of(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    window: Option<&RenewalWindow>,
+) -> Option<RenewalSchedule> {
+    if state.status != CertificateStatus::Issued {
+        return None;
     }
     let (not_before, not_after) = (state.not_before?, state.not_after?);
-    Some(renewal_point(spec.renew_before, not_before, not_after).at)
+    let (renew_at, opens, overdue_from) = match window {
+        Some(window) => (window.renew_at(&state.id), window.start, window.end),
+        None => {
+            let opens = renewal_point(spec.renew_before, not_before, not_after).at;
+            let end = if not_after > opens {
+                opens + (not_after - opens) / SPREAD_DIVISOR
+            } else {
+                opens
+            };
+            (spread(state, opens, not_after), opens, end)
+        }
+    };
+    let halfway = if not_after > opens {
+        not_after - (not_after - opens) / 2
+    } else {
+        not_after
+    };
+    Some(RenewalSchedule {
+        renew_at,
+        opens,
+        overdue_from,
+        at_risk_from: halfway.max(overdue_from).min(not_after),
+        not_after,
+    })
+}
+
+/// The plan's warning for a certificate whose renewal is late.
+fn risk_warning(schedule: &RenewalSchedule, risk: Risk, now: OffsetDateTime) -> String {
+    let left = describe_left(schedule.not_after - now);
+    match risk {
+        Risk::AtRisk if now >= schedule.not_after => format!(
+            "AT RISK: expired on {} and not renewed; `apply` exits 3 until it renews",
+            super::render::format_time(schedule.not_after)
+        ),
+        Risk::AtRisk => format!(
+            "AT RISK: expires {} ({left} left) and is still not renewed: more than half of its renewal margin has passed (renewal window opened {}); a failed renewal's backoff no longer holds it back, and `apply` exits 3 until it renews",
+            super::render::format_time(schedule.not_after),
+            super::render::format_time(schedule.opens)
+        ),
+        Risk::Overdue => format!(
+            "renewal overdue: it was due from {} and expires {} ({left} left)",
+            super::render::format_time(schedule.renew_at),
+            super::render::format_time(schedule.not_after)
+        ),
+    }
+}
+
+/// Time left, readable: `3 days`, `20 hours`.
+fn describe_left(left: time::Duration) -> String {
+    if left.whole_days() >= 2 {
+        format!("{} days", left.whole_days())
+    } else if left.whole_hours() >= 1 {
+        format!("{} hours", left.whole_hours())
+    } else {
+        format!("{} minutes", left.whole_minutes().max(0))
+    }
+}
+
+/// Why an order waits after failures in a row.
+fn backoff_reason(backoff: &crate::state::Backoff) -> String {
+    format!(
+        "backing off after {} failed attempt{} in a row (last error: {}); next try at {}",
+        backoff.attempts,
+        if backoff.attempts.get() == 1 { "" } else { "s" },
+        backoff
+            .last_error
+            .map(|class| class.as_str())
+            .unwrap_or("not from the CA"),
+        super::render::format_time(backoff.next_try)
+    )
+}
+
+/// The schedule of every issued certificate in config that this plan does not renew,
+/// soonest first.
+fn scheduled(plan: &Plan, input: &PlanInput<'_>) -> Vec<super::Scheduled> {
+    let renewing: BTreeSet<&String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.places_order())
+        .map(|c| &c.certificate)
+        .collect();
+    let empty = ObservedCertificate::default();
+    let mut schedule: Vec<super::Scheduled> = input
+        .certificates
+        .iter()
+        .filter(|(name, spec)| spec.revoke.is_none() && !renewing.contains(name))
+        .filter_map(|(name, spec)| {
+            let state = input.state.certificates.get(name)?;
+            let observed = input.observed.certificates.get(name).unwrap_or(&empty);
+            let schedule = schedule_of(spec, state, renewal_window(state, observed))?;
+            Some(super::Scheduled {
+                certificate: name.clone(),
+                renew_at: schedule.renew_at,
+                not_after: schedule.not_after,
+            })
+        })
+        .collect();
+    schedule.sort_by(|a, b| (a.renew_at, &a.certificate).cmp(&(b.renew_at, &b.certificate)));
+    schedule
+}
+
+/// Hold back the orders beyond the run's budgets (`max_renewals_per_run`, each CA's
+/// `max_orders_per_run`): the most urgent (closest to expiry; creates last) are carried out,
+/// the rest are listed as blocked with the turn (1 = this run) at which they would run if
+/// nothing else became due.
+fn hold_over_budget(plan: &mut Plan, input: &PlanInput<'_>) {
+    let renewal_limit = input.thresholds.max_renewals_per_run;
+    let ca_limit = |ca: &str| {
+        input
+            .capabilities
+            .get(ca)
+            .and_then(|caps| caps.max_orders_per_run)
+            .and_then(|n| usize::try_from(n).ok())
+    };
+    let urgency = |change: &Change| match &change.action {
+        Action::Renew { not_after, .. } => Some(*not_after),
+        _ => input
+            .state
+            .certificates
+            .get(&change.certificate)
+            .and_then(|s| s.not_after),
+    };
+    let mut pending: Vec<usize> = (0..plan.changes.len())
+        .filter(|&i| plan.changes[i].action.places_order())
+        .collect();
+    pending.sort_by_key(|&i| {
+        let at = urgency(&plan.changes[i]);
+        (at.is_none(), at, i)
+    });
+    let mut turn_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut turn = 1;
+    while !pending.is_empty() {
+        let mut renewals = 0;
+        let mut orders: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut later = Vec::new();
+        for &i in &pending {
+            let change = &plan.changes[i];
+            let is_renewal = matches!(change.action, Action::Renew { .. });
+            let ca_used = orders.get(change.ca.as_str()).copied().unwrap_or(0);
+            let fits = (!is_renewal || renewal_limit.is_none_or(|limit| renewals < limit))
+                && ca_limit(&change.ca).is_none_or(|limit| ca_used < limit);
+            if fits {
+                renewals += usize::from(is_renewal);
+                orders.insert(change.ca.as_str(), ca_used + 1);
+                turn_of.insert(i, turn);
+            } else {
+                later.push(i);
+            }
+        }
+        pending = later;
+        turn += 1;
+    }
+    if turn_of.values().all(|&turn| turn == 1) {
+        return;
+    }
+    let last_turn = turn_of.values().copied().max().unwrap_or(1);
+    let changes = std::mem::take(&mut plan.changes);
+    for (i, change) in changes.into_iter().enumerate() {
+        let turn = turn_of.get(&i).copied().unwrap_or(1);
+        if turn == 1 {
+            plan.changes.push(change);
+            continue;
+        }
+        let mut limits = Vec::new();
+        if matches!(change.action, Action::Renew { .. }) {
+            if let Some(limit) = renewal_limit {
+                limits.push(format!("`max_renewals_per_run = {limit}`"));
+            }
+        }
+        if let Some(limit) = ca_limit(&change.ca) {
+            limits.push(format!(
+                "`{}` takes `max_orders_per_run = {limit}`",
+                change.ca
+            ));
+        }
+        plan.blocked.push(Blocked {
+            certificate: change.certificate.clone(),
+            wanted: Some(change.action.verb().to_string()),
+            reason: format!(
+                "waiting for budget (turn {turn} of {last_turn}): {} per run, and more urgent orders go first",
+                limits.join("; ")
+            ),
+        });
+        let spec = input.certificates.get(&change.certificate);
+        let state = input.state.certificates.get(&change.certificate);
+        if let Some(settings) = spec
+            .zip(state)
+            .and_then(|(spec, state)| update_settings(spec, state))
+        {
+            plan.changes.push(settings);
+        }
+    }
+    plan.changes
+        .sort_by(|a, b| a.certificate.cmp(&b.certificate));
+    plan.blocked
+        .sort_by(|a, b| a.certificate.cmp(&b.certificate));
 }
 
 /// When an issued certificate is due under `renew_before`.

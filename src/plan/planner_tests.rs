@@ -103,6 +103,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
             .collect(),
         renewal_window: None,
         retry_after: None,
+        backoff: None,
         history: vec![HistoryEntry {
             at: issued,
             action: "create".into(),
@@ -158,6 +159,7 @@ impl World {
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: false,
                 honours_validity: true,
+                max_orders_per_run: None,
             },
         );
         caps.insert(
@@ -169,6 +171,7 @@ impl World {
                 duplicates: crate::capabilities::DuplicatePrevention::TagAtCa,
                 cancel_refunds: false,
                 honours_validity: true,
+                max_orders_per_run: None,
             },
         );
         World {
@@ -218,6 +221,23 @@ impl World {
     fn plan(&self) -> Plan {
         self.plan_at(NOW)
     }
+}
+
+/// When the planner renews `state`, whose renewal window opens at `opens`: its point in the
+/// window's first third.
+fn due(state: &CertificateState, opens: OffsetDateTime) -> OffsetDateTime {
+    spread(state, opens, state.not_after.expect("issued"))
+}
+
+/// The one certificate state of `world`.
+fn state_of(world: &World) -> CertificateState {
+    world
+        .state
+        .certificates
+        .values()
+        .next()
+        .cloned()
+        .expect("a state")
 }
 
 fn only_change(plan: &Plan) -> &Change {
@@ -283,15 +303,16 @@ fn renew_before_percent_is_relative_to_lifetime() {
     let mut s = spec("web", &["a.example"]);
     s.renew_before = RenewBefore::Percent(33);
     let state = issued(&s, "01", NOW - Duration::days(59));
-    let world = World::new().state(state).spec(s);
+    let world = World::new().state(state.clone()).spec(s);
     // 90 days * 33% = 29.7 days before expiry = day 60.3: not yet due at day 59.
     assert!(world.plan().is_empty());
-    assert_eq!(
-        only_change(&world.plan_at(NOW + Duration::days(2)))
-            .action
-            .verb(),
-        "renew"
+    let opens = RenewBefore::Percent(33).due_at(
+        state.not_before.expect("issued"),
+        state.not_after.expect("issued"),
     );
+    let at = due(&state, opens);
+    assert!(world.plan_at(at - Duration::seconds(1)).is_empty());
+    assert_eq!(only_change(&world.plan_at(at)).action.verb(), "renew");
 }
 
 fn window(
@@ -748,13 +769,13 @@ fn renew_before_longer_than_the_issued_lifetime_renews_at_two_thirds() {
         assert!(plan.changes.is_empty(), "at {now}: {plan:#?}");
         assert_eq!(plan.unchanged, vec!["web".to_string()]);
     }
-    // 199 days * 2/3 = 132 days 16 hours.
-    assert!(world
-        .plan_at(NOW + Duration::days(132) + Duration::hours(15))
-        .changes
-        .is_empty());
-    let change =
-        only_change(&world.plan_at(NOW + Duration::days(132) + Duration::hours(16))).clone();
+    // 199 days * 2/3 = 132 days 16 hours: the window opens there.
+    let at = due(
+        &state_of(&world),
+        NOW + Duration::days(132) + Duration::hours(16),
+    );
+    assert!(world.plan_at(at - Duration::seconds(1)).changes.is_empty());
+    let change = only_change(&world.plan_at(at)).clone();
     assert_eq!(
         change.action,
         Action::Renew {
@@ -764,7 +785,11 @@ fn renew_before_longer_than_the_issued_lifetime_renews_at_two_thirds() {
     );
     assert_eq!(
         change.reason,
-        "inside the renewal window: expires 2027-06-10T12:00:00Z (66 days left), renew_before 250d (clamped to two thirds of the issued lifetime)"
+        format!(
+            "inside the renewal window: expires 2027-06-10T12:00:00Z ({} days left), renew_before 250d (clamped to two thirds of the issued lifetime); this certificate's point in the window is {}",
+            (NOW + Duration::days(199) - at).whole_days(),
+            render::format_time(at)
+        )
     );
 }
 
@@ -850,7 +875,12 @@ fn ordering_from_a_ca_that_decides_the_lifetime_warns_that_validity_is_not_follo
         let verbs: Vec<&str> = plan.changes.iter().map(|c| c.action.verb()).collect();
         let expected_verbs: Vec<&str> = [verb].into_iter().filter(|v| !v.is_empty()).collect();
         assert_eq!(verbs, expected_verbs, "honours {honours}");
-        let messages: Vec<&str> = plan.warnings.iter().map(|w| w.message.as_str()).collect();
+        let messages: Vec<&str> = plan
+            .warnings
+            .iter()
+            .map(|w| w.message.as_str())
+            .filter(|m| !m.starts_with("AT RISK") && !m.starts_with("renewal overdue"))
+            .collect();
         if warns {
             assert_eq!(
                 messages,
@@ -878,40 +908,25 @@ fn the_clamp_starts_where_renewal_would_come_in_the_first_tenth_of_the_lifetime(
     let state = issued_for(&s, "01", NOW, Duration::days(10));
     let world = World::new().state(state.clone()).spec(s.clone());
     assert!(world.plan().warnings.is_empty());
-    assert!(world
-        .plan_at(NOW + Duration::days(1) - Duration::seconds(1))
-        .changes
-        .is_empty());
-    assert_eq!(
-        only_change(&world.plan_at(NOW + Duration::days(1)))
-            .action
-            .verb(),
-        "renew"
-    );
+    let at = due(&state, NOW + Duration::days(1));
+    assert!(world.plan_at(at - Duration::seconds(1)).changes.is_empty());
+    assert_eq!(only_change(&world.plan_at(at)).action.verb(), "renew");
     // One second more and the rule is clamped to two thirds (6 days 16 hours).
     s.renew_before = RenewBefore::Duration(Duration::days(9) + Duration::seconds(1));
-    let world = World::new().state(state).spec(s);
+    let world = World::new().state(state.clone()).spec(s);
     assert_eq!(world.plan().warnings.len(), 1);
     assert!(world.plan_at(NOW + Duration::days(1)).changes.is_empty());
-    assert!(world
-        .plan_at(NOW + Duration::days(6) + Duration::hours(16) - Duration::seconds(1))
-        .changes
-        .is_empty());
-    assert_eq!(
-        only_change(&world.plan_at(NOW + Duration::days(6) + Duration::hours(16)))
-            .action
-            .verb(),
-        "renew"
-    );
+    let at = due(&state, NOW + Duration::days(6) + Duration::hours(16));
+    assert!(world.plan_at(at - Duration::seconds(1)).changes.is_empty());
+    assert_eq!(only_change(&world.plan_at(at)).action.verb(), "renew");
 }
 
 #[test]
 fn a_percentage_that_renews_in_the_first_tenth_is_clamped_too() {
     let mut s = spec("web", &["a.example"]);
     s.renew_before = RenewBefore::Percent(95);
-    let world = World::new()
-        .state(issued_for(&s, "01", NOW, Duration::hours(1)))
-        .spec(s);
+    let state = issued_for(&s, "01", NOW, Duration::hours(1));
+    let world = World::new().state(state.clone()).spec(s);
     let plan = world.plan_at(NOW + Duration::minutes(5));
     assert!(plan.changes.is_empty(), "{plan:#?}");
     assert!(
@@ -921,12 +936,9 @@ fn a_percentage_that_renews_in_the_first_tenth_is_clamped_too() {
         "{:?}",
         plan.warnings
     );
-    assert_eq!(
-        only_change(&world.plan_at(NOW + Duration::minutes(40)))
-            .action
-            .verb(),
-        "renew"
-    );
+    let at = due(&state, NOW + Duration::minutes(40));
+    assert!(world.plan_at(at - Duration::seconds(1)).changes.is_empty());
+    assert_eq!(only_change(&world.plan_at(at)).action.verb(), "renew");
 }
 
 #[test]
@@ -1247,9 +1259,12 @@ fn a_due_renewal_is_deployed_everywhere() {
             not_after: NOW + Duration::days(20),
         }
     );
-    assert_eq!(
-        change.reason,
-        "inside the renewal window: expires 2026-12-13T12:00:00Z (20 days left), renew_before 30d"
+    assert!(
+        change.reason.starts_with(
+            "inside the renewal window: expires 2026-12-13T12:00:00Z (20 days left), renew_before 30d; this certificate's point in the window is 2026-1"
+        ),
+        "{}",
+        change.reason
     );
     assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
 }
@@ -2899,5 +2914,439 @@ fn a_pending_order_cancelled_with_a_revocation_says_whether_it_is_refunded() {
             }
         ),
         "{plan:#?}"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// schedule lane: spreading, budgets, backoff, late renewals
+// ------------------------------------------------------------------------------------------
+
+/// `count` certificates `c000`.. issued together at `from` for 90 days, renewing 30 days before
+/// expiry.
+fn burst(count: usize, from: OffsetDateTime) -> World {
+    let mut world = World::new();
+    for n in 0..count {
+        let s = spec(&format!("c{n:03}"), &[&format!("c{n:03}.example")]);
+        world = world.state(issued(&s, "01", from)).spec(s);
+    }
+    world
+}
+
+#[test]
+fn certificates_issued_together_renew_spread_over_the_first_third_of_the_window() {
+    let world = burst(300, NOW);
+    let opens = NOW + Duration::days(60);
+    let points: Vec<OffsetDateTime> = world
+        .state
+        .certificates
+        .values()
+        .map(|state| renewal_time(&world.specs[&state.name], state).expect("issued"))
+        .collect();
+    assert!(points
+        .iter()
+        .all(|at| *at >= opens && *at < opens + Duration::days(10)));
+    let mut days: Vec<i64> = points.iter().map(|at| (*at - opens).whole_days()).collect();
+    days.sort_unstable();
+    days.dedup();
+    assert_eq!(
+        days,
+        (0..10).collect::<Vec<_>>(),
+        "every day of the spread is used"
+    );
+    // No day takes more than twice its share.
+    for day in 0..10 {
+        let on_day = points
+            .iter()
+            .filter(|at| (**at - opens).whole_days() == day)
+            .count();
+        assert!(on_day <= 60, "day {day}: {on_day} of 300");
+    }
+    // The plan renews exactly those whose point has come, and is the same on every run.
+    let at = opens + Duration::days(3);
+    let plan = world.plan_at(at);
+    let due = points.iter().filter(|p| **p <= at).count();
+    assert_eq!(plan.changes.len(), due);
+    assert!(due > 0 && due < 300, "{due}");
+    assert_eq!(plan, world.plan_at(at));
+}
+
+#[test]
+fn the_point_follows_the_serial_so_a_renewed_certificate_gets_a_new_one() {
+    let s = spec("web", &["a.example"]);
+    let first = issued(&s, "01", NOW);
+    let mut second = first.clone();
+    second.serial = Some(Serial::parse("02"));
+    assert_ne!(renewal_time(&s, &first), renewal_time(&s, &second));
+    let mut other = first.clone();
+    other.id = "id-other".into();
+    assert_ne!(renewal_time(&s, &first), renewal_time(&s, &other));
+    assert_eq!(renewal_time(&s, &first), renewal_time(&s, &first.clone()));
+}
+
+#[test]
+fn status_and_plan_agree_on_the_renewal_time() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW);
+    let world = World::new().state(state.clone()).spec(s.clone());
+    let at = renewal_time(&s, &state).expect("issued");
+    assert!(world.plan_at(at - Duration::seconds(1)).changes.is_empty());
+    assert_eq!(only_change(&world.plan_at(at)).action.verb(), "renew");
+    // An ARI window kept in state decides for both.
+    let mut with_window = state;
+    with_window.renewal_window = Some(RenewalWindow {
+        serial: Serial::parse("01"),
+        start: NOW + Duration::days(40),
+        end: NOW + Duration::days(42),
+        next_check: NOW + Duration::days(1),
+    });
+    let ari = renewal_time(&s, &with_window).expect("issued");
+    assert!(ari >= NOW + Duration::days(40) && ari < NOW + Duration::days(42));
+    let world = World::new().state(with_window).spec(s);
+    assert!(world.plan_at(ari - Duration::seconds(1)).changes.is_empty());
+    assert_eq!(only_change(&world.plan_at(ari)).action.verb(), "renew");
+}
+
+#[test]
+fn the_plan_lists_when_each_certificate_not_renewed_now_renews() {
+    let early = spec("early", &["early.example"]);
+    let late = spec("late", &["late.example"]);
+    let due = spec("due", &["due.example"]);
+    let removed = spec("removed", &["removed.example"]);
+    let mut revoking = spec("revoking", &["revoking.example"]);
+    revoking.revoke = Some(RevocationReason::Superseded);
+    let world = World::new()
+        .state(issued(&revoking, "05", NOW - Duration::days(89)))
+        .spec(revoking)
+        .state(issued(&late, "01", NOW - Duration::days(1)))
+        .state(issued(&early, "02", NOW - Duration::days(20)))
+        .state(issued(&due, "03", NOW - Duration::days(89)))
+        .state(issued(&removed, "04", NOW))
+        .spec(late.clone())
+        .spec(early.clone())
+        .spec(due)
+        .spec(spec("new", &["new.example"]));
+    let plan = world.plan();
+    let names: Vec<&str> = plan
+        .schedule
+        .iter()
+        .map(|s| s.certificate.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["early", "late"],
+        "soonest first; not the renewed, new, removed or revoked"
+    );
+    assert!(
+        plan.warnings.iter().all(|w| w.certificate == "due"),
+        "{:?}",
+        plan.warnings
+    );
+    let early_state = &world.state.certificates["early"];
+    assert_eq!(
+        plan.schedule[0].renew_at,
+        renewal_time(&early, early_state).expect("issued")
+    );
+    assert_eq!(
+        plan.schedule[0].not_after,
+        early_state.not_after.expect("issued")
+    );
+    let text = render::text(&plan, TextOptions::default());
+    assert!(
+        text.contains(&format!(
+            "Next renewals: early at {}, late at ",
+            render::format_time(plan.schedule[0].renew_at)
+        )),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert_eq!(json["schedule"][1]["certificate"], "late");
+    let markdown = crate::plan::markdown::render(&plan);
+    assert!(markdown.contains("Renewal schedule (2)"), "{markdown}");
+    // Only the soonest five are named in text.
+    let many = burst(8, NOW).plan();
+    assert!(render::text(&many, TextOptions::default())
+        .contains(", and 3 more (`plan --json` lists them)."),);
+}
+
+#[test]
+fn max_renewals_per_run_carries_out_the_closest_to_expiry_and_lists_the_rest_with_their_turn() {
+    let mut world = World::new();
+    // Expiring in 5, 4, 3, 2, 1 days: e4 is the most urgent.
+    for n in 0..5_i64 {
+        let s = spec(&format!("e{n}"), &[&format!("e{n}.example")]);
+        world = world
+            .state(issued(&s, "01", NOW - Duration::days(85 + n)))
+            .spec(s);
+    }
+    world.thresholds.max_renewals_per_run = Some(2);
+    let plan = world.plan();
+    let renewed: Vec<&str> = plan
+        .changes
+        .iter()
+        .map(|c| c.certificate.as_str())
+        .collect();
+    assert_eq!(renewed, ["e3", "e4"]);
+    let waiting: Vec<(&str, &str)> = plan
+        .blocked
+        .iter()
+        .map(|b| (b.certificate.as_str(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            ("e0", "waiting for budget (turn 3 of 3): `max_renewals_per_run = 2` per run, and more urgent orders go first"),
+            ("e1", "waiting for budget (turn 2 of 3): `max_renewals_per_run = 2` per run, and more urgent orders go first"),
+            ("e2", "waiting for budget (turn 2 of 3): `max_renewals_per_run = 2` per run, and more urgent orders go first"),
+        ]
+    );
+    assert!(plan
+        .blocked
+        .iter()
+        .all(|b| b.wanted.as_deref() == Some("renew")));
+    // Exactly at the budget nothing waits.
+    world.thresholds.max_renewals_per_run = Some(5);
+    assert_eq!(world.plan().changes.len(), 5);
+    assert!(world.plan().blocked.is_empty());
+}
+
+#[test]
+fn a_ca_budget_counts_creates_and_reissues_but_not_deploys() {
+    let renewing = spec("a-renew", &["a.example"]);
+    let mut deploying_state = issued(&spec("b-deploy", &["b.example"]), "02", NOW);
+    deploying_state.deployments.clear();
+    let world = World::new()
+        .state(issued(&renewing, "01", NOW - Duration::days(85)))
+        .spec(renewing)
+        .state(deploying_state)
+        .spec(spec("b-deploy", &["b.example"]))
+        .spec(spec("c-new", &["c.example"]))
+        .spec(spec("d-new", &["d.example"]))
+        .local_caps(|caps| caps.max_orders_per_run = Some(2));
+    let plan = world.plan();
+    let verbs: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.certificate.as_str(), c.action.verb()))
+        .collect();
+    // The renewal first (it expires), then creates by name; the deploy is not an order.
+    assert_eq!(
+        verbs,
+        [
+            ("a-renew", "renew"),
+            ("b-deploy", "deploy"),
+            ("c-new", "create")
+        ]
+    );
+    assert_eq!(plan.blocked.len(), 1, "{plan:#?}");
+    assert_eq!(plan.blocked[0].certificate, "d-new");
+    assert_eq!(
+        plan.blocked[0].reason,
+        "waiting for budget (turn 2 of 2): `local` takes `max_orders_per_run = 2` per run, and more urgent orders go first"
+    );
+    // Another CA's budget is its own.
+    let world = world.local_caps(|caps| caps.max_orders_per_run = None);
+    assert!(world.plan().blocked.is_empty());
+}
+
+#[test]
+fn a_held_certificate_still_records_changed_settings() {
+    let mut s = spec("b", &["b.example"]);
+    let state = issued(&s, "01", NOW - Duration::days(85));
+    s.prevent_destroy = true;
+    let mut world = World::new()
+        .state(issued(
+            &spec("a", &["a.example"]),
+            "01",
+            NOW - Duration::days(86),
+        ))
+        .spec(spec("a", &["a.example"]))
+        .state(state)
+        .spec(s);
+    world.thresholds.max_renewals_per_run = Some(1);
+    let plan = world.plan();
+    let verbs: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.certificate.as_str(), c.action.verb()))
+        .collect();
+    assert_eq!(verbs, [("a", "renew"), ("b", "update settings")]);
+}
+
+fn backing_off(state: &mut CertificateState, attempts: u32, next_try: OffsetDateTime) {
+    state.backoff = Some(crate::state::Backoff {
+        attempts: std::num::NonZeroU32::new(attempts).expect("attempts"),
+        last_error: Some(crate::error::ErrorClass::Transient),
+        next_try,
+    });
+}
+
+#[test]
+fn a_failed_renewal_waits_for_its_next_try() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(72));
+    backing_off(&mut state, 3, NOW + Duration::hours(4));
+    let world = World::new().state(state).spec(s);
+    let plan = world.plan();
+    assert!(plan.changes.is_empty(), "{plan:#?}");
+    assert_eq!(
+        plan.blocked[0].reason,
+        "backing off after 3 failed attempts in a row (last error: transient); next try at 2026-11-23T16:00:00Z"
+    );
+    assert_eq!(plan.blocked[0].wanted.as_deref(), Some("renew"));
+    assert!(plan.at_risk.is_empty());
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::hours(4)))
+            .action
+            .verb(),
+        "renew"
+    );
+}
+
+#[test]
+fn a_certificate_at_risk_overrides_its_backoff_and_is_reported_loudly() {
+    let s = spec("web", &["a.example"]);
+    // 30-day margin: at risk once 15 days or less are left.
+    let mut state = issued(&s, "01", NOW - Duration::days(76));
+    backing_off(&mut state, 6, NOW + Duration::hours(20));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    let plan = world.plan();
+    assert_eq!(only_change(&plan).action.verb(), "renew");
+    assert_eq!(plan.at_risk, ["web"]);
+    assert!(
+        plan.warnings[0].message.starts_with(
+            "AT RISK: expires 2026-12-07T12:00:00Z (14 days left) and is still not renewed"
+        ),
+        "{:?}",
+        plan.warnings
+    );
+    let text = render::text(&plan, TextOptions::default());
+    assert!(text.contains("!! AT RISK OF EXPIRING: web"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&render::json(&plan)).expect("json");
+    assert_eq!(json["at_risk"][0], "web");
+    assert!(crate::plan::markdown::render(&plan).contains("At risk of expiring: `web`"));
+    // Two days earlier, 16 days left: overdue, not yet at risk, and the backoff holds.
+    let plan = world.plan_at(NOW - Duration::days(2));
+    assert!(plan.at_risk.is_empty());
+    assert!(plan.changes.is_empty());
+    assert!(plan.warnings[0]
+        .message
+        .starts_with("renewal overdue: it was due from "));
+    // Expired: at risk too.
+    let plan = world.plan_at(NOW + Duration::days(20));
+    assert_eq!(plan.at_risk, ["web"]);
+    assert!(plan.warnings[0]
+        .message
+        .starts_with("AT RISK: expired on 2026-12-07T12:00:00Z"));
+}
+
+#[test]
+fn the_late_thresholds_follow_the_window() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW);
+    let schedule = renewal_schedule(&s, &state).expect("issued");
+    assert_eq!(schedule.opens, NOW + Duration::days(60));
+    assert_eq!(schedule.overdue_from, NOW + Duration::days(70));
+    assert_eq!(schedule.at_risk_from, NOW + Duration::days(75));
+    assert_eq!(
+        schedule.risk(schedule.overdue_from - Duration::seconds(1)),
+        None
+    );
+    assert_eq!(schedule.risk(schedule.overdue_from), Some(Risk::Overdue));
+    assert_eq!(schedule.risk(schedule.at_risk_from), Some(Risk::AtRisk));
+    // An ARI window: overdue after its end, at risk halfway from its start to expiry.
+    let mut ari = state;
+    ari.renewal_window = Some(RenewalWindow {
+        serial: Serial::parse("01"),
+        start: NOW + Duration::days(50),
+        end: NOW + Duration::days(52),
+        next_check: NOW,
+    });
+    let schedule = renewal_schedule(&s, &ari).expect("issued");
+    assert_eq!(schedule.overdue_from, NOW + Duration::days(52));
+    assert_eq!(schedule.at_risk_from, NOW + Duration::days(70));
+    // A window ending after the halfway point: at risk no earlier than its end.
+    ari.renewal_window.as_mut().expect("window").end = NOW + Duration::days(80);
+    let schedule = renewal_schedule(&s, &ari).expect("issued");
+    assert_eq!(schedule.at_risk_from, NOW + Duration::days(80));
+    // ... and never later than expiry.
+    ari.renewal_window.as_mut().expect("window").end = NOW + Duration::days(100);
+    let schedule = renewal_schedule(&s, &ari).expect("issued");
+    assert_eq!(schedule.at_risk_from, NOW + Duration::days(90));
+    // Nothing issued: no schedule.
+    let mut new = issued(&s, "01", NOW);
+    new.status = CertificateStatus::New;
+    assert_eq!(renewal_schedule(&s, &new), None);
+}
+
+#[test]
+fn a_backoff_holds_orders_only() {
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW);
+    state.deployments.clear();
+    backing_off(&mut state, 1, NOW + Duration::hours(1));
+    let plan = World::new().state(state).spec(s).plan();
+    assert_eq!(only_change(&plan).action.verb(), "deploy");
+}
+
+#[test]
+fn the_backoff_doubles_from_an_hour_to_a_day() {
+    use crate::state::Backoff;
+    let delays: Vec<i64> = (1..=8).map(|n| Backoff::delay(n).whole_hours()).collect();
+    assert_eq!(delays, [1, 2, 4, 8, 16, 24, 24, 24]);
+    let first = Backoff::after_failure(None, None, NOW);
+    assert_eq!(
+        (first.attempts.get(), first.next_try),
+        (1, NOW + Duration::hours(1))
+    );
+    let second = Backoff::after_failure(Some(&first), Some(crate::error::ErrorClass::Auth), NOW);
+    assert_eq!(
+        (second.attempts.get(), second.next_try),
+        (2, NOW + Duration::hours(2))
+    );
+    assert_eq!(Backoff::delay(u32::MAX).whole_hours(), 24);
+}
+
+#[test]
+fn late_renewals_are_described_in_the_largest_readable_unit() {
+    assert_eq!(describe_left(Duration::days(3)), "3 days");
+    assert_eq!(describe_left(Duration::hours(47)), "47 hours");
+    assert_eq!(describe_left(Duration::hours(1)), "1 hours");
+    assert_eq!(describe_left(Duration::minutes(59)), "59 minutes");
+    assert_eq!(describe_left(Duration::minutes(-5)), "0 minutes");
+    let s = spec("web", &["a.example"]);
+    let schedule = renewal_schedule(&s, &issued(&s, "01", NOW)).expect("issued");
+    let at = schedule.not_after - Duration::hours(30);
+    assert_eq!(
+        risk_warning(&schedule, Risk::AtRisk, at),
+        format!(
+            "AT RISK: expires 2027-02-21T12:00:00Z (30 hours left) and is still not renewed: more than half of its renewal margin has passed (renewal window opened {}); a failed renewal's backoff no longer holds it back, and `apply` exits 3 until it renews",
+            render::format_time(schedule.opens)
+        )
+    );
+    assert_eq!(
+        risk_warning(&schedule, Risk::Overdue, schedule.overdue_from),
+        format!(
+            "renewal overdue: it was due from {} and expires 2027-02-21T12:00:00Z (20 days left)",
+            render::format_time(schedule.renew_at)
+        )
+    );
+    let mut backoff = crate::state::Backoff::after_failure(None, None, NOW);
+    assert_eq!(
+        backoff_reason(&backoff),
+        "backing off after 1 failed attempt in a row (last error: not from the CA); next try at 2026-11-23T13:00:00Z"
+    );
+    backoff.attempts = std::num::NonZeroU32::new(2).expect("2");
+    assert!(backoff_reason(&backoff).starts_with("backing off after 2 failed attempts"));
+}
+
+#[test]
+fn a_window_that_opens_at_expiry_has_no_spread() {
+    let s = spec("web", &["a.example"]);
+    let state = issued(&s, "01", NOW);
+    let not_after = state.not_after.expect("issued");
+    assert_eq!(spread(&state, not_after, not_after), not_after);
+    assert_eq!(
+        spread(&state, not_after + Duration::days(1), not_after),
+        not_after + Duration::days(1)
     );
 }

@@ -95,6 +95,14 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             warning.message
         );
     }
+    if !plan.at_risk.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} {}\n      `apply` exits 3 until they renew\n",
+            p.paint(&format!("{BOLD}{RED}"), "  !! AT RISK OF EXPIRING:"),
+            p.paint(BOLD, &plan.at_risk.join(", "))
+        );
+    }
     for guard in &plan.guards {
         let _ = writeln!(
             out,
@@ -103,6 +111,9 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
             p.paint(BOLD, &guard.message),
             guard.setting
         );
+    }
+    if !plan.schedule.is_empty() {
+        let _ = writeln!(out, "{}", schedule_line(plan));
     }
     if !plan.changes.is_empty() {
         let counts: Vec<String> = plan
@@ -128,6 +139,26 @@ pub fn text(plan: &Plan, options: TextOptions) -> String {
         let _ = writeln!(out, "{line}.");
     }
     out
+}
+
+/// How many scheduled renewals the text plan names; `--json` lists every one.
+const SCHEDULE_SHOWN: usize = 5;
+
+/// The soonest scheduled renewals in one line.
+fn schedule_line(plan: &Plan) -> String {
+    let shown: Vec<String> = plan
+        .schedule
+        .iter()
+        .take(SCHEDULE_SHOWN)
+        .map(|s| format!("{} at {}", s.certificate, format_time(s.renew_at)))
+        .collect();
+    let more = plan.schedule.len().saturating_sub(SCHEDULE_SHOWN);
+    let more = if more > 0 {
+        format!(", and {more} more (`plan --json` lists them)")
+    } else {
+        String::new()
+    };
+    format!("Next renewals: {}{more}.", shown.join(", "))
 }
 
 fn render_change(out: &mut String, p: &Painter, change: &Change) {

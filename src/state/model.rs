@@ -95,8 +95,57 @@ pub struct CertificateState {
     /// The CA asked us not to retry before this instant.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub retry_after: Option<OffsetDateTime>,
+    /// Orders for this certificate that failed in a row, and when the next is tried; cleared
+    /// when a certificate is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+}
+
+/// A failed order backs off: the planner holds the certificate's next order until
+/// `next_try`, 1 hour after the first failure, doubling up to 1 day. A certificate at risk of
+/// expiring is tried whatever the backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// Failed attempts in a row (1 or more).
+    pub attempts: std::num::NonZeroU32,
+    /// The class of the last CA error (`transient`, `rate-limited`, `rejected`, ...); absent
+    /// when the failure was not the CA's (domain validation, keys, deploy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<crate::error::ErrorClass>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_try: OffsetDateTime,
+}
+
+/// The first backoff after a failure.
+pub const BACKOFF_FIRST: time::Duration = time::Duration::HOUR;
+/// The longest backoff.
+pub const BACKOFF_MAX: time::Duration = time::Duration::DAY;
+
+impl Backoff {
+    /// The backoff after one more failure at `now`, following `previous`.
+    pub fn after_failure(
+        previous: Option<&Backoff>,
+        last_error: Option<crate::error::ErrorClass>,
+        now: OffsetDateTime,
+    ) -> Backoff {
+        let attempts = previous
+            .map(|b| b.attempts.saturating_add(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        Backoff {
+            attempts,
+            last_error,
+            next_try: now + Self::delay(attempts.get()),
+        }
+    }
+
+    /// How long to wait after `attempts` failures in a row: 1 h, 2 h, 4 h, ... up to 1 day.
+    pub fn delay(attempts: u32) -> time::Duration {
+        let doublings = attempts.saturating_sub(1).min(5);
+        (BACKOFF_FIRST * 2_i32.pow(doublings)).min(BACKOFF_MAX)
+    }
 }
 
 impl State {

@@ -237,6 +237,47 @@ impl GitStore {
         })
     }
 
+    /// Pack loose objects once there are more than about `threshold` (libgit2 writes every
+    /// object loose, so a year of daily commits would leave tens of thousands of files):
+    /// estimated like `git gc --auto` from the `objects/17` fan-out directory, then packed by
+    /// the system `git gc --auto` (which also merges small packs). Returns whether it packed.
+    /// Without a system `git` the objects stay loose, which is correct, only larger.
+    pub fn pack_loose_objects(&self, threshold: usize) -> bool {
+        let sample = fs::read_dir(self.git_dir.join("objects").join("17"))
+            .map(|entries| entries.count())
+            .unwrap_or(0);
+        if sample * 256 <= threshold {
+            return false;
+        }
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.work_tree)
+            .args([
+                "-c",
+                &format!("gc.auto={threshold}"),
+                "-c",
+                "gc.autoDetach=false",
+                "gc",
+                "--auto",
+                "--quiet",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(status) if status.success() => true,
+            Ok(status) => {
+                tracing::warn!(%status, "`git gc --auto` failed; objects stay loose");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot run `git gc --auto`; objects stay loose");
+                false
+            }
+        }
+    }
+
     /// Exit at the named points of a commit (`COMMIT_FAIL_POINTS`), for crash tests.
     pub fn set_failpoints(&mut self, failpoints: FailPoints) {
         self.failpoints = failpoints;

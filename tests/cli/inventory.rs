@@ -77,8 +77,8 @@ fn status_table_says_in_words_where_each_certificate_stands() {
     assert!(!order.is_empty());
     assert!(web.contains(&order), "order id shown: {web}");
     assert!(
-        web.contains("valid, renews from 2027-03-02"),
-        "renewal point (90 days, renew_before 30d): {web}"
+        web.contains("valid, renews from 2027-03-"),
+        "renewal window (90 days, renew_before 30d) opens 2027-03-02, spread to 2027-03-12: {web}"
     );
     assert!(web.contains(" 89 "), "days left: {web}");
     assert!(web.contains("2027-01-01T00:00:00Z"), "last deploy: {web}");
@@ -86,7 +86,7 @@ fn status_table_says_in_words_where_each_certificate_stands() {
 
     let due = status_at(&sandbox, 70, &[]);
     assert!(
-        due.stdout.contains("renewal due: the next apply renews it"),
+        due.stdout.contains("renewal overdue: due from 2027-03-"),
         "{}",
         due.stdout
     );
@@ -109,7 +109,10 @@ fn status_filters_by_status_ca_and_expiry() {
     assert_eq!(only(1, &["--status", "valid"]), ["web"]);
     assert_eq!(only(1, &["--status", "not-created"]), ["api"]);
     assert_eq!(
-        only(70, &["--status", "renewal-due", "--status", "not-created"]),
+        only(
+            70,
+            &["--status", "renewal-overdue", "--status", "not-created"]
+        ),
         ["api", "web"]
     );
     assert_eq!(only(70, &["--status", "valid"]), Vec::<String>::new());
@@ -144,12 +147,17 @@ fn status_json_carries_every_field() {
     let web = &rows[1];
     assert_eq!(web["name"], "web");
     assert_eq!(web["ca"], "local");
-    assert_eq!(web["status"], "renewal-due");
+    assert_eq!(web["status"], "renewal-overdue");
     assert_eq!(web["days_left"], 20);
     assert_eq!(web["order_id"], sandbox.state_field("web", "order_id"));
     assert_eq!(web["serial"], sandbox.state_field("web", "serial"));
     assert_eq!(web["not_after"], sandbox.state_field("web", "not_after"));
-    assert_eq!(web["renewal_at"], "2027-03-02T00:00:00Z");
+    // The window opens on 2027-03-02; this certificate's point lies in its first ten days.
+    let renewal_at = web["renewal_at"].as_str().unwrap_or_default();
+    assert!(
+        renewal_at.starts_with("2027-03-") && renewal_at.len() == "2027-03-02T00:00:00Z".len(),
+        "{renewal_at}"
+    );
     assert_eq!(web["last_deploy"], T0);
     assert_eq!(web["in_config"], true);
     assert_eq!(web["ready"], true);
@@ -178,22 +186,27 @@ fn status_prometheus_is_a_textfile_for_node_exporter() {
         )),
         "{text}"
     );
-    let renewal = time::OffsetDateTime::parse(
+    // The renewal window opens on 2027-03-02 and spreads over its first ten days.
+    let opens = time::OffsetDateTime::parse(
         "2027-03-02T00:00:00Z",
         &time::format_description::well_known::Rfc3339,
     )
-    .expect("renewal");
-    assert!(
-        text.contains(&format!(
-            "certform_certificate_renewal_timestamp_seconds{{name=\"web\",ca=\"local\"}} {}\n",
-            renewal.unix_timestamp()
-        )),
-        "{text}"
-    );
+    .expect("renewal")
+    .unix_timestamp();
+    let renewal: i64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "certform_certificate_renewal_timestamp_seconds{name=\"web\",ca=\"local\"} ",
+            )
+        })
+        .and_then(|n| n.parse().ok())
+        .expect("a renewal timestamp");
+    assert!((opens..opens + 10 * 86_400).contains(&renewal), "{text}");
     for line in [
         "certform_certificate_ready_status{name=\"web\",ca=\"local\",condition=\"True\"} 1",
         "certform_certificate_ready_status{name=\"api\",ca=\"other\",condition=\"True\"} 0",
-        "certform_certificate_status{name=\"web\",ca=\"local\",status=\"renewal-due\"} 1",
+        "certform_certificate_status{name=\"web\",ca=\"local\",status=\"renewal-overdue\"} 1",
         "certform_certificate_status{name=\"web\",ca=\"local\",status=\"valid\"} 0",
         "certform_certificate_status{name=\"api\",ca=\"other\",status=\"not-created\"} 1",
     ] {

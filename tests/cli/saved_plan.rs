@@ -69,7 +69,7 @@ fn a_fresh_saved_plan_applies_exactly_its_actions() {
         .certform_env(&["apply", "plan.json"], &env)
         .expect(0);
     assert!(run.stdout.contains("✓ create api"), "{}", run.stdout);
-    assert!(!run.stdout.contains("renew"), "{}", run.stdout);
+    assert!(!run.stdout.contains("renew web"), "{}", run.stdout);
     assert_eq!(sandbox.state_field("web", "serial"), web_serial);
     sandbox.verify_deployed_at("out/api", Some(epoch + 60));
     assert!(sandbox

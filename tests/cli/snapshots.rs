@@ -16,8 +16,9 @@ use crate::sandbox::{Run, Sandbox};
 
 /// The pinned clock of every run.
 const NOW: &str = "2026-01-15T12:00:00Z";
-/// 65 days later: `web` (90 days, renew at 33% left) is due, `api` (30 days) has expired.
-const LATER: &str = "2026-03-21T12:00:00Z";
+/// 71 days later: `web` (90 days, renew at 33% left: the window opens on day 60.3 and
+/// renewals spread to day 70.2, by serial) is overdue, `api` (30 days) has expired.
+const LATER: &str = "2026-03-27T12:00:00Z";
 
 const QUICKSTART: &str = include_str!("../../examples/quickstart/certform.toml");
 
@@ -222,7 +223,7 @@ fn validate_plan_and_status_of_the_quickstart() {
     snapshot("status_quickstart_before_apply", &sandbox, &["status"]);
 }
 
-/// The README's day: apply from nothing, nothing left to do, then the renewal due 65 days on.
+/// The README's day: apply from nothing, nothing left to do, then the renewal due 71 days on.
 #[test]
 fn apply_of_the_quickstart_then_no_changes_then_renewal() {
     let sandbox = Sandbox::with_config(QUICKSTART);

@@ -128,6 +128,7 @@ fn certificate(name: &str) -> CertificateState {
             next_check: datetime!(2026-11-24 06:00 UTC),
         }),
         retry_after: None,
+        backoff: None,
         history: Vec::new(),
     }
 }

@@ -34,6 +34,11 @@ pub struct Table {
     /// or holds twice (`certform status`): `daily` (default; at most once in 24 hours),
     /// `every-run` or `off`. Every kind of CA takes it.
     pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
+    /// Most new orders (create, renew, reissue) one run sends to this account; the most
+    /// urgent go first, the rest wait for a later run. Default: the CA's documented limit
+    /// (Let's Encrypt: 300 new orders per 3 hours).
+    #[schemars(range(min = 1))]
+    pub(crate) max_orders_per_run: Option<i64>,
 }
 
 /// `directory` is required; it is optional in `Table` only so that its absence is reported

@@ -16,6 +16,15 @@ pub struct Table {
     /// or holds twice (`certform status`): `daily` (default; at most once in 24 hours),
     /// `every-run` or `off`. Every kind of CA takes it.
     pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
+    /// For simulations and tests only: the share of orders (0 to 1, e.g. `0.02`) this CA
+    /// refuses with a transient error, chosen by a hash of the order's tag and the run's
+    /// clock. Default 0.
+    #[schemars(range(min = 0, max = 1))]
+    pub(crate) simulate_failures: Option<f64>,
+    /// Most new orders (create, renew, reissue) one run sends to this account; the most
+    /// urgent go first, the rest wait for a later run. Default: no limit.
+    #[schemars(range(min = 1))]
+    pub(crate) max_orders_per_run: Option<i64>,
 }
 
 /// `kind = "local"`: root and intermediate made on first use, keys in `keys_dir`.
@@ -23,6 +32,8 @@ pub struct Table {
 pub struct Settings {
     /// Common name of the generated root.
     pub root_common_name: String,
+    /// `simulate_failures` in parts per million (0: none).
+    pub simulate_failures_ppm: u32,
 }
 
 impl Settings {
@@ -30,6 +41,7 @@ impl Settings {
     pub(crate) fn implicit(name: &str) -> Self {
         Settings {
             root_common_name: default_root_common_name(name),
+            simulate_failures_ppm: 0,
         }
     }
 }
@@ -59,7 +71,23 @@ pub(crate) fn validate(
         Some(common_name) => common_name.clone(),
         None => default_root_common_name(name),
     };
-    Some(Settings { root_common_name })
+    let simulate_failures_ppm = match table.simulate_failures {
+        Some(share) if (0.0..=1.0).contains(&share) => (share * 1_000_000.0).round() as u32,
+        Some(share) => {
+            validator.error(
+                file,
+                &path.key("simulate_failures"),
+                Anchor::Value,
+                format!("`simulate_failures` must be from 0 to 1, not {share}"),
+            );
+            return None;
+        }
+        None => 0,
+    };
+    Some(Settings {
+        root_common_name,
+        simulate_failures_ppm,
+    })
 }
 
 /// The fields of `[certificate.NAME]` this kind of CA takes: none.

@@ -20,6 +20,7 @@ fn openssl(args: &[&str]) -> std::process::Output {
 fn settings() -> LocalCaSettings {
     LocalCaSettings {
         root_common_name: "certform test root".to_string(),
+        simulate_failures_ppm: 0,
     }
 }
 
@@ -512,4 +513,73 @@ fn order_ids_are_checked() {
     assert!(!is_order_id("lo-0123456789AB"));
     assert!(!is_order_id("lo-../../../../x"));
     assert!(!is_order_id("lo-0123"));
+}
+
+#[test]
+fn simulated_failures_hit_their_share_and_answer_one_run_alike() {
+    let now = time::macros::datetime!(2030-01-01 02:00 UTC);
+    let tags: Vec<String> = (0..20_000).map(|n| format!("cf-{n:016x}.abcdef")).collect();
+    let failed = tags
+        .iter()
+        .filter(|tag| simulated_failure(20_000, tag, now))
+        .count();
+    assert!((300..500).contains(&failed), "{failed} of 20000 at 2 %");
+    assert!(tags.iter().all(|tag| !simulated_failure(0, tag, now)));
+    assert!(tags
+        .iter()
+        .all(|tag| simulated_failure(1_000_000, tag, now)));
+    let tag = tags
+        .iter()
+        .find(|tag| simulated_failure(20_000, tag, now))
+        .expect("one fails");
+    assert!(
+        simulated_failure(20_000, tag, now),
+        "the same run, the same answer"
+    );
+    let later: Vec<bool> = (1..50)
+        .map(|day| simulated_failure(20_000, tag, now + time::Duration::days(day)))
+        .collect();
+    assert!(
+        later.iter().any(|failed| !failed),
+        "a later run gets another answer"
+    );
+}
+
+#[tokio::test]
+async fn a_simulated_failure_is_a_transient_refusal_that_places_no_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = settings();
+    settings.simulate_failures_ppm = 1_000_000;
+    let now = time::macros::datetime!(2030-01-01 02:00 UTC);
+    let ca = LocalCa::open("local", &settings, dir.path().join("ca"), now).expect("open");
+    let key = PrivateKey::generate(KeySpec::Ecdsa(256)).expect("key");
+    let request = OrderRequest {
+        dcv: Vec::new(),
+        tag: "cf-0011223344556677.a1b2c3".into(),
+        common_name: "a.example.test".into(),
+        sans: vec!["a.example.test".into()],
+        csr_der: key
+            .csr_der("a.example.test", &["a.example.test".to_string()])
+            .expect("csr"),
+        validity: Validity::Days(30),
+        renewal_of: None,
+        options: crate::spec::CaOptions::default(),
+        now,
+    };
+    let error = ca.place_order(&request).await.expect_err("refused");
+    assert_eq!(error.class, ErrorClass::Transient);
+    assert!(
+        error.to_string().contains("simulated transient failure"),
+        "{error}"
+    );
+    let orders: Vec<String> = std::fs::read_dir(dir.path().join("ca/orders"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("lo-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(orders.is_empty(), "{orders:?}");
 }

@@ -5,11 +5,28 @@ use super::*;
 impl<'a> Validator<'a> {
     pub(super) fn ca(&mut self, file: usize, name: &str, table: &CaTable) -> Option<CaSettings> {
         let path = KeyPath::root().key("ca").key(name);
+        let budget = table.max_orders_per_run().and_then(|n| match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                self.error_with_hint(
+                    file,
+                    &path.key("max_orders_per_run"),
+                    Anchor::Value,
+                    format!("`max_orders_per_run` must be 1 or more, not {n}"),
+                    Some(
+                        "leave it out for the CA's documented limit; orders beyond it wait for the next run"
+                            .to_string(),
+                    ),
+                );
+                None
+            }
+        });
         let kind = table.validate(self, file, name, &path)?;
         Some(CaSettings {
             name: name.to_string(),
             kind,
             inventory: table.inventory().unwrap_or_default(),
+            max_orders_per_run: budget,
             location: self.location(file, &path),
         })
     }

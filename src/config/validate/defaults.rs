@@ -47,6 +47,21 @@ impl<'a> Validator<'a> {
                 .and_then(|n| self.threshold(file, "max_reissue_percent", n, 100))
                 .and_then(|n| u8::try_from(n).ok())
                 .unwrap_or(builtin.max_reissue_percent),
+            max_renewals_per_run: table.max_renewals_per_run.and_then(|n| {
+                match usize::try_from(n) {
+                    Ok(n) if n >= 1 => Some(n),
+                    _ => {
+                        self.error_with_hint(
+                            file,
+                            &KeyPath::root().key("defaults").key("max_renewals_per_run"),
+                            Anchor::Value,
+                            format!("`max_renewals_per_run` must be 1 or more, not {n}"),
+                            Some("leave it out for no limit".to_string()),
+                        );
+                        None
+                    }
+                }
+            }),
         };
         Defaults {
             ca: table.ca.clone(),

@@ -234,6 +234,7 @@ impl<'a> Validator<'a> {
                     name: IMPLICIT_CA.to_string(),
                     kind: CaKind::Local(LocalCaSettings::implicit(IMPLICIT_CA)),
                     inventory: crate::ca_inventory::Schedule::default(),
+                    max_orders_per_run: None,
                     location: self.file_start(0),
                 },
             );

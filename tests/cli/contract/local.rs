@@ -29,6 +29,7 @@ async fn start() -> LocalTarget {
 fn open(home: &std::path::Path) -> LocalCa {
     let settings = LocalCaSettings {
         root_common_name: "certform contract root".to_string(),
+        simulate_failures_ppm: 0,
     };
     LocalCa::open(
         "local",
