@@ -687,7 +687,10 @@ fn schema_has_one_branch_per_kind_with_only_its_fields() {
     // The settings every account shares are in every branch.
     for index in 0..crate::ca::registry::KIND_NAMES.len() {
         assert!(fields(index).contains(&"inventory".to_string()), "{index}");
-        assert!(fields(index).contains(&"max_orders_per_run".to_string()), "{index}");
+        assert!(
+            fields(index).contains(&"max_orders_per_run".to_string()),
+            "{index}"
+        );
     }
     assert!(fields(1).contains(&"directory".to_string()));
     assert!(!fields(1).contains(&"api_key".to_string()));
