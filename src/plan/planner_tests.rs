@@ -3350,3 +3350,130 @@ fn a_window_that_opens_at_expiry_has_no_spread() {
         not_after + Duration::days(1)
     );
 }
+
+// ------------------------------------------------ mutation-testing lane: rules pinned
+// Each test below pins a planner rule that `cargo mutants --file src/plan/planner.rs -- --lib`
+// found (or would find) unheld by the tests above.
+
+#[test]
+fn a_revocation_the_ca_already_reports_refunds_only_a_pending_order_it_cancels() {
+    // Recorded only (the CA reports it revoked): a pending renewal is still cancelled with it,
+    // refunded as the CA does; with nothing pending there is nothing to refund.
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::Superseded);
+    let revoked_at_ca = view("order-web", OrderStatus::Revoked, Some("0a"));
+    let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
+    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    for refunds in [true, false] {
+        let plan = World::new()
+            .local_caps(|caps| caps.cancel_refunds = refunds)
+            .state(renewing.clone())
+            .spec(s.clone())
+            .observe(
+                "web",
+                ObservedCertificate {
+                    current: Some(revoked_at_ca.clone()),
+                    intent_order: Some(view("o-2", OrderStatus::Pending, None)),
+                    ..Default::default()
+                },
+            )
+            .plan();
+        assert_eq!(
+            only_change(&plan).action,
+            Action::Revoke {
+                serial: "0a".into(),
+                reason: RevocationReason::Superseded,
+                record_only: true,
+                forget: false,
+                cancel_order: Some("o-2".into()),
+                cancel_refund: refunds,
+            },
+            "refunds: {refunds}"
+        );
+    }
+    let plan = World::new()
+        .local_caps(|caps| caps.cancel_refunds = true)
+        .state(issued(&s, "0a", NOW - Duration::days(1)))
+        .spec(s)
+        .observe(
+            "web",
+            ObservedCertificate {
+                current: Some(revoked_at_ca),
+                ..Default::default()
+            },
+        )
+        .plan();
+    assert_eq!(
+        only_change(&plan).action,
+        Action::Revoke {
+            serial: "0a".into(),
+            reason: RevocationReason::Superseded,
+            record_only: true,
+            forget: false,
+            cancel_order: None,
+            cancel_refund: false,
+        }
+    );
+}
+
+#[test]
+fn a_removed_certificate_to_revoke_with_nothing_issued_or_pending_is_forgotten() {
+    // on_remove = revoke, but no certificate was ever issued and no order is pending: nothing
+    // to revoke or cancel, and the record is dropped rather than kept forever.
+    let mut s = spec("web", &["a.example"]);
+    s.on_remove = OnRemove::Revoke;
+    let mut never_issued = issued(&s, "0a", NOW);
+    never_issued.status = CertificateStatus::New;
+    never_issued.serial = None;
+    for observed in [
+        ObservedCertificate::default(),
+        intent_order(view("o-2", OrderStatus::Rejected, None)),
+    ] {
+        let mut state = never_issued.clone();
+        state.intent = observed
+            .intent_order
+            .as_ref()
+            .map(|_| intent(IntentKind::Create, Some("o-2")));
+        let plan = World::new().state(state).observe("web", observed).plan();
+        let change = only_change(&plan);
+        assert_eq!(change.action, Action::Forget);
+        assert_eq!(
+            change.reason,
+            "removed from config; on_remove = revoke; nothing issued to revoke"
+        );
+        assert!(
+            plan.blocked.is_empty() && plan.unchanged.is_empty(),
+            "{plan:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_reissue_on_the_same_order_is_adopted_as_that_reissue() {
+    // A reissue on the same order keeps the order id state already holds: finding that order
+    // by tag means the reissue reached the CA, and the reason says so.
+    let s = spec("web", &["a.example"]);
+    let mut state = issued(&s, "01", NOW - Duration::days(10));
+    state.intent = Some(intent(IntentKind::Reissue, None));
+    let plan = World::new()
+        .state(state)
+        .spec(s)
+        .observe(
+            "web",
+            intent_order(view("order-web", OrderStatus::Issued, Some("02"))),
+        )
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(
+        change.action,
+        Action::Adopt {
+            order_id: "order-web".into(),
+            status: OrderStatus::Issued,
+        }
+    );
+    assert_eq!(
+        change.reason,
+        "an interrupted reissue of order order-web (tag `tag-1`) reached `local` but state did not record it; adopting it instead of reissuing again"
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
