@@ -125,6 +125,7 @@ impl LocalOrder {
         }
     }
 
+    #[cfg(test)]
     fn has_tag(&self, tag: &str) -> bool {
         self.tag == tag || self.previous_certificates.iter().any(|p| p.tag == tag)
     }

@@ -39,6 +39,7 @@ mod renewal_loop;
 mod rfc2136;
 mod sandbox;
 mod saved_plan;
+mod scale;
 mod sim_digicert;
 mod snapshots;
 mod state_repo;
