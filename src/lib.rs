@@ -22,6 +22,7 @@ pub mod import;
 pub mod inventory;
 pub mod keys;
 pub mod observed;
+pub mod par;
 pub mod plan;
 pub mod preflight;
 pub mod refresh;

@@ -204,25 +204,31 @@ pub async fn refresh(
         }
     }
 
-    for (name, certificate) in &state.certificates {
-        if let Some(drift) = check_chain(certificate, read_chain(name)) {
-            observed.certificates.entry(name.clone()).or_default().chain = Some(drift);
-        }
-        let Some(spec) = config.certificates.get(name) else {
-            continue;
-        };
-        for target in &spec.deploy {
-            let id = target.id();
-            if let Some(record) = certificate.deployments.get(&id) {
-                let observation = deploy::deployer_for(target).observe(Some(record));
-                observed
-                    .certificates
-                    .entry(name.clone())
-                    .or_default()
-                    .deployments
-                    .insert(id, observation);
+    // The chain files and deployed files, read and checked on a few threads: at fleet size
+    // these local reads are most of the refresh.
+    let certificates: Vec<(&String, &CertificateState)> = state.certificates.iter().collect();
+    let local = crate::par::map(&certificates, |(name, certificate)| {
+        let drift = check_chain(certificate, read_chain(name));
+        let mut deployments = Vec::new();
+        if let Some(spec) = config.certificates.get(*name) {
+            for target in &spec.deploy {
+                let id = target.id();
+                if let Some(record) = certificate.deployments.get(&id) {
+                    deployments.push((id, deploy::deployer_for(target).observe(Some(record))));
+                }
             }
         }
+        (drift, deployments)
+    });
+    for ((name, _), (drift, deployments)) in certificates.into_iter().zip(local) {
+        if drift.is_none() && deployments.is_empty() {
+            continue;
+        }
+        let entry = observed.certificates.entry(name.clone()).or_default();
+        if drift.is_some() {
+            entry.chain = drift;
+        }
+        entry.deployments.extend(deployments);
     }
     observed
 }

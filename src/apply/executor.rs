@@ -154,18 +154,33 @@ impl Executor {
     /// Carry out `plan` against `state`, then commit (and push) once.
     pub async fn run(self: Arc<Self>, plan: &Plan, state: &State) -> Result<Report, Error> {
         let semaphore = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let runtime = tokio::runtime::Handle::current();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, change) in plan.changes.iter().enumerate() {
             let executor = Arc::clone(&self);
             let change = change.clone();
             let current = state.certificates.get(&change.certificate).cloned();
             let semaphore = Arc::clone(&semaphore);
+            let runtime = runtime.clone();
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                let result = executor
-                    .execute(&change, current)
-                    .await
-                    .map_err(|error| Failure::from_error(&error));
+                // A certificate's work blocks on file I/O (keys, state and deployed files are
+                // written and fsynced): it runs on the blocking pool, driven there by the
+                // runtime's handle, so `parallelism` certificates really proceed at once and
+                // the runtime's few worker threads stay free for CA requests in flight.
+                let worker = Arc::clone(&executor);
+                let work = change.clone();
+                let result = match tokio::task::spawn_blocking(move || {
+                    runtime.block_on(worker.execute(&work, current))
+                })
+                .await
+                {
+                    Ok(result) => result.map_err(|error| Failure::from_error(&error)),
+                    Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+                    Err(error) => Err(Failure::from_error(&Error::Other(format!(
+                        "an apply task failed: {error}"
+                    )))),
+                };
                 let outcome = Outcome {
                     certificate: change.certificate.clone(),
                     verb: change.action.verb(),

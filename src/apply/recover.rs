@@ -28,43 +28,57 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
         (state_root.join("ca"), 0),
     ];
     let mut seen = std::collections::BTreeSet::new();
+    let mut targets = Vec::new();
     for spec in config.certificates.values() {
         for target in &spec.deploy {
             let id = target.id();
-            if !seen.insert(id.clone()) {
-                continue;
+            if seen.insert(id.clone()) {
+                targets.push((id, target));
             }
-            match crate::deploy::deployer_for(target).recover() {
-                Ok(switched) if switched.is_empty() => {}
-                Ok(switched) => warnings.push(format!(
-                    "finished the interrupted deploy to `{id}`: switched in {}",
-                    switched.join(", ")
-                )),
-                Err(error) => warnings.push(format!(
-                    "cannot finish the interrupted deploy to `{id}`: {}",
-                    crate::apply::error_chain(&error)
-                )),
-            }
-            let DeployTarget::Files(files) = target;
-            temp_dirs.push((files.dir.clone(), 0));
-            for name in [&files.cert, &files.chain, &files.fullchain, &files.key] {
-                if let Some(parent) = files.dir.join(name).parent() {
-                    temp_dirs.push((parent.to_path_buf(), 0));
-                }
+        }
+    }
+    // One target's repair touches only its own files: a few threads at fleet size.
+    let repaired = crate::par::map(&targets, |(id, target)| match crate::deploy::deployer_for(
+        target,
+    )
+    .recover()
+    {
+        Ok(switched) if switched.is_empty() => None,
+        Ok(switched) => Some(format!(
+            "finished the interrupted deploy to `{id}`: switched in {}",
+            switched.join(", ")
+        )),
+        Err(error) => Some(format!(
+            "cannot finish the interrupted deploy to `{id}`: {}",
+            crate::apply::error_chain(&error)
+        )),
+    });
+    warnings.extend(repaired.into_iter().flatten());
+    for (_, target) in &targets {
+        let DeployTarget::Files(files) = target;
+        temp_dirs.push((files.dir.clone(), 0));
+        for name in [&files.cert, &files.chain, &files.fullchain, &files.key] {
+            if let Some(parent) = files.dir.join(name).parent() {
+                temp_dirs.push((parent.to_path_buf(), 0));
             }
         }
     }
 
     temp_dirs.sort();
     temp_dirs.dedup();
-    let mut removed = Vec::new();
-    for (dir, depth) in temp_dirs {
-        match crate::atomic_file::remove_stale_temps(&dir, depth) {
-            Ok(files) => removed.extend(files),
-            Err(error) => warnings.push(format!(
+    let scanned = crate::par::map(&temp_dirs, |(dir, depth)| {
+        crate::atomic_file::remove_stale_temps(dir, *depth).map_err(|error| {
+            format!(
                 "cannot clean stale temp files in `{}`: {error}",
                 dir.display()
-            )),
+            )
+        })
+    });
+    let mut removed = Vec::new();
+    for result in scanned {
+        match result {
+            Ok(files) => removed.extend(files),
+            Err(warning) => warnings.push(warning),
         }
     }
     removed.sort();

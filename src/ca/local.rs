@@ -125,6 +125,7 @@ impl LocalOrder {
         }
     }
 
+    #[cfg(test)]
     fn has_tag(&self, tag: &str) -> bool {
         self.tag == tag || self.previous_certificates.iter().any(|p| p.tag == tag)
     }
@@ -412,9 +413,12 @@ impl CertificateAuthority for LocalCa {
         let queries = queries.to_vec();
         self.run(move |inner| {
             let orders = inner.load_all()?;
+            // One refresh asks about every certificate: look orders up by id and tag, not by
+            // a scan of all orders per query (quadratic at 10,000 certificates).
+            let index = OrderIndex::new(&orders);
             Ok(queries
                 .iter()
-                .map(|query| find(&orders, query).map(LocalOrder::view))
+                .map(|query| index.find(query).map(LocalOrder::view))
                 .collect())
         })
         .await
@@ -491,7 +495,9 @@ impl CertificateAuthority for LocalCa {
     }
 }
 
-/// The order a query names: by order id first, else the newest order carrying the tag.
+/// The order a query names: by order id first, else the newest order carrying the tag (the
+/// plain statement of what `OrderIndex::find` answers).
+#[cfg(test)]
 fn find<'a>(orders: &'a [LocalOrder], query: &OrderQuery) -> Option<&'a LocalOrder> {
     if let Some(order_id) = &query.order_id {
         if let Some(order) = orders.iter().find(|order| &order.order_id == order_id) {
@@ -503,6 +509,47 @@ fn find<'a>(orders: &'a [LocalOrder], query: &OrderQuery) -> Option<&'a LocalOrd
         .iter()
         .filter(|order| order.has_tag(tag))
         .max_by(|a, b| (a.created, &a.order_id).cmp(&(b.created, &b.order_id)))
+}
+
+/// `find` over many queries: the orders by id (the first with an id, as `find` scans) and by
+/// tag (the newest carrying it).
+struct OrderIndex<'a> {
+    by_id: std::collections::HashMap<&'a str, &'a LocalOrder>,
+    by_tag: std::collections::HashMap<&'a str, &'a LocalOrder>,
+}
+
+impl<'a> OrderIndex<'a> {
+    fn new(orders: &'a [LocalOrder]) -> Self {
+        let mut by_id = std::collections::HashMap::with_capacity(orders.len());
+        let mut by_tag: std::collections::HashMap<&str, &LocalOrder> =
+            std::collections::HashMap::with_capacity(orders.len());
+        let newer =
+            |a: &LocalOrder, b: &LocalOrder| (a.created, &a.order_id) > (b.created, &b.order_id);
+        for order in orders {
+            by_id.entry(order.order_id.as_str()).or_insert(order);
+            let tags = std::iter::once(order.tag.as_str())
+                .chain(order.previous_certificates.iter().map(|p| p.tag.as_str()));
+            for tag in tags {
+                by_tag
+                    .entry(tag)
+                    .and_modify(|kept| {
+                        if newer(order, kept) {
+                            *kept = order;
+                        }
+                    })
+                    .or_insert(order);
+            }
+        }
+        OrderIndex { by_id, by_tag }
+    }
+
+    /// What `find(orders, query)` returns.
+    fn find(&self, query: &OrderQuery) -> Option<&'a LocalOrder> {
+        if let Some(order) = query.order_id.as_deref().and_then(|id| self.by_id.get(id)) {
+            return Some(order);
+        }
+        self.by_tag.get(query.tag.as_deref()?).copied()
+    }
 }
 
 fn io_error(name: &str, action: &str, path: &Path, error: io::Error) -> CaError {

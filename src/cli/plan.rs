@@ -129,13 +129,20 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             EXIT_OK
         });
     }
-    let files = crate::workspace::config_files(&context.config_path).map_err(Failure::from)?;
-    let saved = SavedPlan::new(
-        planned.plan.clone(),
-        planned.fingerprint(&files, &workspace.config),
-    )
-    .with_selection(&selection);
-    if let Some(out) = &args.out {
+    // The saved form (and its fingerprint, a digest of the whole state) only when asked for.
+    let saved = if args.out.is_some() || args.format == Format::Json {
+        let files = crate::workspace::config_files(&context.config_path).map_err(Failure::from)?;
+        Some(
+            SavedPlan::new(
+                planned.plan.clone(),
+                planned.fingerprint(&files, &workspace.config),
+            )
+            .with_selection(&selection),
+        )
+    } else {
+        None
+    };
+    if let (Some(out), Some(saved)) = (&args.out, &saved) {
         crate::atomic_file::write(out, saved.to_json().as_bytes(), 0o644).map_err(|e| {
             Failure::new(format!("cannot write the plan to `{}`", out.display()))
                 .caused_by(e.to_string())
@@ -158,7 +165,11 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 }
             )
         ),
-        Format::Json => print!("{}", saved.to_json()),
+        Format::Json => {
+            if let Some(saved) = &saved {
+                print!("{}", saved.to_json())
+            }
+        }
     }
     if matches!(args.format, Format::Text | Format::Markdown) && selection.targets.is_empty() {
         for line in inventory_lines(&workspace.config, &planned) {

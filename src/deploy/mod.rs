@@ -108,67 +108,86 @@ pub fn observe_keys(
     config: &Config,
     state: &State,
     keys: &KeyStore,
-    chain_of: impl Fn(&str) -> Option<String>,
+    chain_of: impl Fn(&str) -> Option<String> + Sync,
     observed: &mut Observed,
 ) {
-    for (name, certificate) in &state.certificates {
-        if let Some(path) = lost_key(keys, certificate) {
+    // Each certificate's key file is read and matched to its chain on a few threads: at fleet
+    // size these reads and parses are a large part of a plan.
+    let certificates: Vec<(&String, &crate::state::CertificateState)> =
+        state.certificates.iter().collect();
+    let found = crate::par::map(&certificates, |(name, certificate)| {
+        (
+            lost_key(keys, certificate),
+            key_problem(config, keys, &chain_of, name, certificate),
+        )
+    });
+    for ((name, _), (lost, problem)) in certificates.into_iter().zip(found) {
+        if let Some(path) = lost {
             observed
                 .certificates
                 .entry(name.clone())
                 .or_default()
                 .lost_key = Some(path);
         }
-        let deploys = config
-            .certificates
-            .get(name)
-            .is_some_and(|spec| !spec.deploy.is_empty());
-        if !deploys || certificate.status != CertificateStatus::Issued {
-            continue;
+        if let Some(problem) = problem {
+            observed
+                .certificates
+                .entry(name.clone())
+                .or_default()
+                .key_problem = Some(problem);
         }
-        let Some(chain) = chain_of(name) else {
-            continue;
-        };
-        let Ok((leaf, _)) = crate::keys::inspect_chain(&chain) else {
-            continue;
-        };
-        let key_id = certificate.current_key_id();
-        let place = if keys.is_age() {
-            "the state repository"
-        } else {
-            "keys_dir"
-        };
-        let problem = match keys.certificate_key(name, key_id.as_deref(), &leaf.spki_sha256) {
-            Ok(_) => continue,
-            Err(KeyError::Mismatch {
-                path,
-                certificate_spki,
-                key_spki,
-                ..
-            }) => format!(
-                "key in {place} does not match the certificate (certificate public key sha256 {certificate_spki}, `{}` sha256 {key_spki}): the deploy will refuse",
-                path.display()
-            ),
-            Err(KeyError::NotHeld { reason, .. }) => {
-                format!("certform holds no private key for the certificate ({reason}): the deploy will refuse")
-            }
-            Err(error) => {
-                let hint = error
-                    .hint()
-                    .map(|hint| format!(" (hint: {hint})"))
-                    .unwrap_or_default();
-                format!(
-                    "key in {place} cannot be used: {}{hint}: the deploy will refuse",
-                    crate::apply::error_chain(&error)
-                )
-            }
-        };
-        observed
-            .certificates
-            .entry(name.clone())
-            .or_default()
-            .key_problem = Some(problem);
     }
+}
+
+/// Why the key in keys_dir (or the state repository) cannot deploy the issued certificate `name`, if it cannot.
+fn key_problem(
+    config: &Config,
+    keys: &KeyStore,
+    chain_of: &(impl Fn(&str) -> Option<String> + Sync),
+    name: &str,
+    certificate: &crate::state::CertificateState,
+) -> Option<String> {
+    let deploys = config
+        .certificates
+        .get(name)
+        .is_some_and(|spec| !spec.deploy.is_empty());
+    if !deploys || certificate.status != CertificateStatus::Issued {
+        return None;
+    }
+    let chain = chain_of(name)?;
+    let (leaf, _) = crate::keys::inspect_chain(&chain).ok()?;
+    let key_id = certificate.current_key_id();
+    let place = if keys.is_age() {
+        "the state repository"
+    } else {
+        "keys_dir"
+    };
+    let problem = match keys.certificate_key(name, key_id.as_deref(), &leaf.spki_sha256) {
+        Ok(_) => return None,
+        Err(KeyError::Mismatch {
+            path,
+            certificate_spki,
+            key_spki,
+            ..
+        }) => format!(
+            "key in {place} does not match the certificate (certificate public key sha256 {certificate_spki}, `{}` sha256 {key_spki}): the deploy will refuse",
+            path.display()
+        ),
+        Err(KeyError::NotHeld { reason, .. }) => {
+            format!("certform holds no private key for the certificate ({reason}): the deploy will refuse")
+        }
+        Err(error) => {
+            let hint = error
+                .hint()
+                .map(|hint| format!(" (hint: {hint})"))
+                .unwrap_or_default();
+            format!(
+                "key in {place} cannot be used: {}{hint}: the deploy will refuse",
+                crate::apply::error_chain(&error)
+            )
+        }
+    };
+    Some(problem)
 }
 
 /// The path of the current certificate's key file when it is missing from keys_dir (an

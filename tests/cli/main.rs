@@ -42,6 +42,7 @@ mod renewal_loop;
 mod rfc2136;
 mod sandbox;
 mod saved_plan;
+mod scale;
 mod schedule;
 mod sim_digicert;
 mod snapshots;

@@ -583,3 +583,80 @@ async fn a_simulated_failure_is_a_transient_refusal_that_places_no_order() {
         .unwrap_or_default();
     assert!(orders.is_empty(), "{orders:?}");
 }
+
+fn order(order_id: &str, tag: &str, created: &str, previous_tags: &[&str]) -> LocalOrder {
+    let previous: Vec<serde_json::Value> = previous_tags
+        .iter()
+        .map(|tag| {
+            serde_json::json!({
+                "certificate_id": format!("old-{tag}"),
+                "serial": "01",
+                "tag": tag,
+                "not_after": "2027-04-04T00:00:00Z",
+                "replaced_at": "2027-01-05T00:00:00Z",
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "order_id": order_id,
+        "tag": tag,
+        "status": "issued",
+        "common_name": "a.example",
+        "sans": ["a.example"],
+        "serial": "02",
+        "not_before": "2027-01-04T00:00:00Z",
+        "not_after": "2027-04-04T00:00:00Z",
+        "chain_pem": "",
+        "certificate_id": format!("cert-{order_id}"),
+        "created": created,
+        "renewal_of": null,
+        "previous_certificates": previous,
+    }))
+    .expect("order")
+}
+
+#[test]
+fn the_order_index_answers_what_a_scan_of_every_order_answers() {
+    let orders = vec![
+        order("lo-1", "t-a", "2027-01-04T00:00:00Z", &[]),
+        // The same id twice (a scan takes the first).
+        order("lo-1", "t-b", "2027-01-06T00:00:00Z", &[]),
+        // A tag carried by two orders: the newer wins, then the larger id on a tie.
+        order("lo-2", "t-c", "2027-01-05T00:00:00Z", &["t-a"]),
+        order("lo-3", "t-d", "2027-01-05T00:00:00Z", &["t-a"]),
+        order("lo-0", "t-e", "2027-01-05T00:00:00Z", &["t-a"]),
+        order("lo-4", "t-f", "2027-01-01T00:00:00Z", &["t-c"]),
+    ];
+    let index = OrderIndex::new(&orders);
+    let ids = [None, Some("lo-1"), Some("lo-2"), Some("lo-9")];
+    let tags = [
+        None,
+        Some("t-a"),
+        Some("t-b"),
+        Some("t-c"),
+        Some("t-f"),
+        Some("t-x"),
+    ];
+    for id in ids {
+        for tag in tags {
+            let query = OrderQuery {
+                order_id: id.map(str::to_string),
+                tag: tag.map(str::to_string),
+            };
+            let scanned = find(&orders, &query).map(|o| (&o.order_id, &o.tag));
+            let indexed = index.find(&query).map(|o| (&o.order_id, &o.tag));
+            assert_eq!(indexed, scanned, "query {id:?} {tag:?}");
+        }
+    }
+    let by_tag = |tag: &str| {
+        index
+            .find(&OrderQuery {
+                order_id: None,
+                tag: Some(tag.to_string()),
+            })
+            .map(|o| o.order_id.as_str())
+    };
+    assert_eq!(by_tag("t-a"), Some("lo-3"));
+    assert_eq!(by_tag("t-c"), Some("lo-2"));
+    assert_eq!(by_tag("t-x"), None);
+}
