@@ -184,7 +184,7 @@ fn a_waiting_run_gets_the_lock_once_the_holder_releases_it() {
     let guard = acquire(dir.path(), repo(), "certform apply", Duration::ZERO).unwrap();
     let begin = OffsetDateTime::now_utc();
     let release = thread::spawn(move || {
-        thread::sleep(Duration::from_millis(1_500));
+        thread::sleep(Duration::from_millis(3_000));
         drop(guard);
     });
     let second = acquire(
@@ -196,8 +196,9 @@ fn a_waiting_run_gets_the_lock_once_the_holder_releases_it() {
     .unwrap();
     assert_eq!(second.taken_over(), None);
     // `since` says when the lock was taken, not when the wait began. It is kept to whole
-    // seconds, and the holder let go 1.5 s after `begin`, so it reads at least the second
-    // after `begin`'s.
+    // seconds and stamped just before the holder record is written (an fsync, which can take
+    // a second or more on a busy disk) ahead of the attempt that wins; the holder let go 3 s
+    // after `begin`, so it reads at least the second after `begin`'s.
     let earliest = (begin + time::Duration::seconds(1))
         .replace_nanosecond(0)
         .unwrap();
