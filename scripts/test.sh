@@ -19,6 +19,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v keytool >/dev/null || need+=(default-jre-headless)
+# Keys in the state repository are checked with the real age tools.
+command -v age-keygen >/dev/null || need+=(age)
 # The generated man page is checked with groff.
 command -v groff >/dev/null || need+=(groff-base)
 if [ ${#need[@]} -gt 0 ]; then
