@@ -12,6 +12,12 @@
 use certform::sim::year::{run, YearOptions};
 
 fn main() {
+    // `cargo test --all-targets` runs benches in test mode with `--bench` absent: a full year
+    // there would take hours in a debug build (the CI-size year is a test in tests/cli).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("year benchmark: run with `cargo bench --bench year [-- CERTIFICATES DAYS]`");
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
