@@ -237,42 +237,48 @@ impl GitStore {
         })
     }
 
-    /// Pack loose objects once there are more than about `threshold` (libgit2 writes every
-    /// object loose, so a year of daily commits would leave tens of thousands of files):
-    /// estimated like `git gc --auto` from the `objects/17` fan-out directory, then packed by
-    /// the system `git gc --auto` (which also merges small packs). Returns whether it packed.
-    /// Without a system `git` the objects stay loose, which is correct, only larger.
+    /// Pack loose objects once there are more than `threshold` (libgit2 writes every object
+    /// loose, so a year of daily commits would leave tens of thousands of files): counted over
+    /// the 256 fan-out directories (the one-directory sample `git gc --auto` uses is too noisy
+    /// at a few thousand objects: it can miss the threshold for a whole year of small commits),
+    /// packed by the system `git repack -d` (loose objects into one new pack), then `git gc
+    /// --auto` merges packs once there are many. Returns whether it packed. Without a system
+    /// `git` the objects stay loose, which is correct, only larger.
     pub fn pack_loose_objects(&self, threshold: usize) -> bool {
-        let sample = fs::read_dir(self.git_dir.join("objects").join("17"))
-            .map(|entries| entries.count())
-            .unwrap_or(0);
-        if sample * 256 <= threshold {
+        let objects = self.git_dir.join("objects");
+        let loose: usize = (0..=255u8)
+            .map(|fan_out| {
+                fs::read_dir(objects.join(format!("{fan_out:02x}")))
+                    .map(|entries| entries.count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        if loose <= threshold {
             return false;
         }
-        let status = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&self.work_tree)
-            .args([
-                "-c",
-                &format!("gc.auto={threshold}"),
-                "-c",
-                "gc.autoDetach=false",
-                "gc",
-                "--auto",
-                "--quiet",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        match status {
-            Ok(status) if status.success() => true,
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.work_tree)
+                .args(["-c", "gc.autoDetach=false"])
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+        };
+        match git(&["repack", "-d", "-q"]) {
+            Ok(status) if status.success() => {
+                // Merging many small packs is housekeeping: its failure loses nothing.
+                let _ = git(&["gc", "--auto", "--quiet"]);
+                true
+            }
             Ok(status) => {
-                tracing::warn!(%status, "`git gc --auto` failed; objects stay loose");
+                tracing::warn!(%status, "`git repack -d` failed; objects stay loose");
                 false
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot run `git gc --auto`; objects stay loose");
+                tracing::warn!(%error, "cannot run `git repack`; objects stay loose");
                 false
             }
         }

@@ -835,3 +835,50 @@ fn recover_removes_a_killed_commits_locks_and_repairs_the_index() {
     assert!(!repo.join(".git/certform-pending").exists());
     git(&repo, &["fsck", "--strict"]);
 }
+
+/// Loose objects counted over every fan-out directory of `repo`'s object store.
+fn loose_objects(repo: &Path) -> usize {
+    let objects = repo.join(".git/objects");
+    (0..=255u8)
+        .map(|n| {
+            fs::read_dir(objects.join(format!("{n:02x}")))
+                .map(|entries| entries.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn loose_objects_past_the_threshold_are_packed_and_none_below_it() {
+    let (_temp, repo) = user_repo();
+    let store = GitStore::open(&settings(&repo, "state")).unwrap();
+    let below = loose_objects(&repo);
+    assert!(
+        !store.pack_loose_objects(below),
+        "nothing past the threshold"
+    );
+    assert_eq!(loose_objects(&repo), below);
+    // Committed objects, few enough that the one-directory sample `git gc --auto` uses would
+    // usually miss them.
+    for n in 0..60 {
+        fs::write(repo.join(format!("file{n}.txt")), format!("object {n}\n")).unwrap();
+    }
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "sixty files"]);
+    assert!(loose_objects(&repo) > 60);
+    assert!(store.pack_loose_objects(32));
+    assert_eq!(
+        loose_objects(&repo),
+        0,
+        "every loose object went into the pack"
+    );
+    let packs = fs::read_dir(repo.join(".git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".pack"))
+        .count();
+    assert_eq!(packs, 1);
+    // The repository is intact: git still reads every commit and object.
+    git(&repo, &["fsck", "--no-progress"]);
+    assert!(!store.pack_loose_objects(32), "nothing left to pack");
+}
