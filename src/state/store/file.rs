@@ -20,30 +20,7 @@ pub fn render_certificate(certificate: &CertificateState) -> Result<String, Erro
 
 /// Parse a state file's bytes; `path` and `name` (its file stem) are for checks and errors.
 pub fn parse_certificate(path: &Path, name: &str, bytes: &[u8]) -> Result<CertificateState, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|error| {
-        let (line, column) = line_column(bytes, error.valid_up_to());
-        Error::Corrupt {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: "not valid UTF-8".to_string(),
-        }
-    })?;
-
-    // Check the format before the fields, so a newer file is reported as such.
-    #[derive(Deserialize)]
-    struct FormatProbe {
-        format: Option<u32>,
-    }
-    let probe: FormatProbe = toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
-    if let Some(found) = probe.format.filter(|found| *found > FORMAT) {
-        return Err(Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found,
-            supported: FORMAT,
-        });
-    }
-
+    let text = checked_text(path, bytes, FORMAT)?;
     let mut certificate: CertificateState =
         toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
     certificate.upgrade_legacy_key_file();
@@ -68,30 +45,7 @@ pub fn render_inventory(inventory: &CaInventory) -> Result<String, Error> {
 
 /// Parse an inventory record; `ca` is the account its file name says.
 pub fn parse_inventory(path: &Path, ca: &str, bytes: &[u8]) -> Result<CaInventory, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|error| {
-        let (line, column) = line_column(bytes, error.valid_up_to());
-        Error::Corrupt {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: "not valid UTF-8".to_string(),
-        }
-    })?;
-    #[derive(Deserialize)]
-    struct FormatProbe {
-        format: Option<u32>,
-    }
-    let probe: FormatProbe = toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
-    if let Some(found) = probe
-        .format
-        .filter(|found| *found > crate::ca_inventory::FORMAT)
-    {
-        return Err(Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found,
-            supported: crate::ca_inventory::FORMAT,
-        });
-    }
+    let text = checked_text(path, bytes, crate::ca_inventory::FORMAT)?;
     let inventory: CaInventory =
         toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
     if inventory.ca != ca {
@@ -110,6 +64,33 @@ pub fn parse_inventory(path: &Path, ca: &str, bytes: &[u8]) -> Result<CaInventor
         return Err(at_key(path, text, key, message));
     }
     Ok(inventory)
+}
+
+/// A state file's text: valid UTF-8 and TOML, of a `format` no newer than `supported` (checked
+/// before the fields, so a newer file is reported as such rather than as a field error).
+fn checked_text<'a>(path: &Path, bytes: &'a [u8], supported: u32) -> Result<&'a str, Error> {
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        let (line, column) = line_column(bytes, error.valid_up_to());
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: "not valid UTF-8".to_string(),
+        }
+    })?;
+    #[derive(Deserialize)]
+    struct FormatProbe {
+        format: Option<u32>,
+    }
+    let probe: FormatProbe = toml::from_str(text).map_err(|error| corrupt(path, text, &error))?;
+    if let Some(found) = probe.format.filter(|found| *found > supported) {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    Ok(text)
 }
 
 /// A `Corrupt` error at the first line that sets `key` (else at the start).
