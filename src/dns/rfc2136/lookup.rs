@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::transport::exchange;
 use super::{display_name, error, parse_name, rcode_name, EDNS_PAYLOAD};
@@ -94,29 +94,22 @@ pub async fn lookup_txt(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<String>, DnsError> {
-    let owner = parse_name(name).map_err(|reason| {
-        error(
-            ErrorClass::Rejected,
-            format!("invalid DNS name `{name}`: {reason}"),
-        )
-    })?;
-    let answer = query(server, &owner, RecordType::TXT, timeout).await?;
-    match answer.metadata.response_code {
-        ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer
-            .answers
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::TXT(txt) => Some(
-                    txt.txt_data
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part))
-                        .collect::<String>(),
-                ),
-                _ => None,
-            })
-            .collect()),
-        code => Err(answer_error(server, &owner, RecordType::TXT, code)),
-    }
+    lookup(
+        server,
+        name,
+        RecordType::TXT,
+        timeout,
+        |_, record| match &record.data {
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|part| String::from_utf8_lossy(part))
+                    .collect::<String>(),
+            ),
+            _ => None,
+        },
+    )
+    .await
 }
 
 /// Asks `server` for the CNAME at `name` and returns its targets (no trailing dot; at most one
@@ -126,23 +119,42 @@ pub async fn lookup_cname(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<String>, DnsError> {
+    lookup(
+        server,
+        name,
+        RecordType::CNAME,
+        timeout,
+        |owner, record| match &record.data {
+            RData::CNAME(target) if record.name == *owner => Some(display_name(&target.0)),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Asks `server` for the `record_type` records at `name` and returns what `value` makes of
+/// each answer record (given the queried owner); no such name is an empty list.
+async fn lookup(
+    server: SocketAddr,
+    name: &str,
+    record_type: RecordType,
+    timeout: Duration,
+    value: impl Fn(&Name, &Record) -> Option<String>,
+) -> Result<Vec<String>, DnsError> {
     let owner = parse_name(name).map_err(|reason| {
         error(
             ErrorClass::Rejected,
             format!("invalid DNS name `{name}`: {reason}"),
         )
     })?;
-    let answer = query(server, &owner, RecordType::CNAME, timeout).await?;
+    let answer = query(server, &owner, record_type, timeout).await?;
     match answer.metadata.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer
             .answers
             .iter()
-            .filter_map(|record| match &record.data {
-                RData::CNAME(target) if record.name == owner => Some(display_name(&target.0)),
-                _ => None,
-            })
+            .filter_map(|record| value(&owner, record))
             .collect()),
-        code => Err(answer_error(server, &owner, RecordType::CNAME, code)),
+        code => Err(answer_error(server, &owner, record_type, code)),
     }
 }
 
