@@ -768,15 +768,29 @@ impl CertificateAuthority for DigicertCa {
             Err(error) => return Err(error),
         };
         let method = info.dcv_method.clone().unwrap_or_else(|| "email".into());
-        let mut token = info
-            .dcv_random_value
-            .clone()
-            .or_else(|| self.with_cache(|cache| cache.tokens.get(&id).cloned()));
+        let validated = |name: &str| {
+            domains
+                .iter()
+                .any(|d| d.covers(name) && d.dcv_status == "complete")
+        };
+        let token_method = matches!(method.as_str(), "dns-txt-token" | "http-token");
+        // The order's random value, asked for fresh whenever a name still needs DCV: an
+        // adopted order, a reissue adding names and a value past its 30 days all get the value
+        // CertCentral checks now (it answers the current one while that is valid).
+        let mut token = if token_method && info.dns_names.iter().any(|name| !validated(name)) {
+            self.order_random_value(id).await?
+        } else {
+            None
+        };
+        if token.is_none() {
+            token = info
+                .dcv_random_value
+                .clone()
+                .or_else(|| self.with_cache(|cache| cache.tokens.get(&id).cloned()));
+        }
         let mut challenges = Vec::new();
         for name in &info.dns_names {
-            let validated = domains
-                .iter()
-                .any(|d| d.covers(name) && d.dcv_status == "complete");
+            let validated = validated(name);
             let status = if validated { "valid" } else { "pending" };
             let kind = match method.as_str() {
                 "dns-txt-token" | "http-token" => {
@@ -877,3 +891,6 @@ fn is_self_signed(der: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod contract_tests;

@@ -184,8 +184,8 @@ impl CaError {
         self
     }
 
-    /// The CA did not accept the credentials (HTTP 401, ACME `unauthorized` or
-    /// `accountDoesNotExist` at the account).
+    /// The CA did not accept the credentials (HTTP 401, DigiCert's 403
+    /// `access_denied_invalid_key`, ACME `unauthorized` or `accountDoesNotExist` at the account).
     pub fn is_unauthorized(&self) -> bool {
         self.class == ErrorClass::Auth
             && (self.status == Some(401)
@@ -193,15 +193,15 @@ impl CaError {
                     self.problem.as_deref().and_then(Problem::acme_kind),
                     Some(AcmeProblemKind::Unauthorized | AcmeProblemKind::AccountDoesNotExist)
                 )
-                || self
-                    .problem
-                    .as_deref()
-                    .is_some_and(|p| p.has_digicert_code("invalid_api_key")))
+                || self.problem.as_deref().is_some_and(|p| {
+                    p.has_digicert_code("invalid_api_key")
+                        || p.has_digicert_code(problem::INVALID_KEY_CODE)
+                }))
     }
 
     /// The credentials work but may not do this (HTTP 403).
     pub fn is_forbidden(&self) -> bool {
-        self.class == ErrorClass::Auth && self.status == Some(403)
+        self.class == ErrorClass::Auth && self.status == Some(403) && !self.is_unauthorized()
     }
 
     /// The CA asked certform to slow down (HTTP 429, ACME `rateLimited`).

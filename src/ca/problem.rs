@@ -242,6 +242,20 @@ impl DigicertProblem {
     }
 }
 
+/// CertCentral's code for a key it does not know (wrong, revoked or expired), sent with 403.
+pub const INVALID_KEY_CODE: &str = "access_denied_invalid_key";
+
+/// The hint for a key DigiCert does not accept (401, or 403 `access_denied_invalid_key`).
+const INVALID_KEY_HINT: &str = "check the API key: it may be wrong, copied only in part, revoked or expired; create a new key in CertCentral (Automation > API keys) if in doubt";
+
+/// Whether `error` carries the DigiCert error `code`.
+fn digicert_code(error: &super::CaError, code: &str) -> bool {
+    error
+        .problem
+        .as_deref()
+        .is_some_and(|problem| problem.has_digicert_code(code))
+}
+
 /// The likely causes of a DigiCert 403, as users need them.
 pub const FORBIDDEN_CAUSES: [&str; 3] = [
     "the key's role does not allow this call (a View Only key can only read; an Orders key cannot list organizations or domains): use a key with the needed API key restriction",
@@ -254,9 +268,8 @@ pub(super) fn hint(error: &super::CaError) -> Option<String> {
     use super::ErrorClass;
     match error.problem.as_deref() {
         Some(Problem::Digicert { .. }) => match error.status {
-            Some(401) => Some(
-                "check the API key: it may be wrong, copied only in part, revoked or expired; create a new key in CertCentral (Automation > API keys) if in doubt".to_string(),
-            ),
+            Some(401) => Some(INVALID_KEY_HINT.to_string()),
+            Some(403) if digicert_code(error, INVALID_KEY_CODE) => Some(INVALID_KEY_HINT.to_string()),
             Some(403) => {
                 let causes: Vec<String> = FORBIDDEN_CAUSES
                     .iter()
@@ -444,6 +457,19 @@ mod tests {
             "{forbidden}"
         );
         assert_eq!(forbidden.lines().count(), 4, "{forbidden}");
+        // CertCentral's answer to a wrong or revoked key is a 403: the key hint, not roles.
+        let bad_key = ca_error(Auth, Some(403), digicert("access_denied_invalid_key"));
+        assert!(bad_key.is_unauthorized());
+        assert!(!bad_key.is_forbidden());
+        let bad_key = hint(bad_key);
+        assert!(bad_key.starts_with("check the API key"), "{bad_key}");
+        assert!(!bad_key.contains("role"), "{bad_key}");
+        let missing = hint(ca_error(
+            Auth,
+            Some(403),
+            digicert("access_denied|missing_permission"),
+        ));
+        assert!(missing.starts_with("the three likely causes:"), "{missing}");
         let mut limited = ca_error(RateLimited, Some(429), digicert("rate_limit"));
         limited.retry_after = Some(time::Duration::seconds(30));
         assert!(hint(limited).contains("asked to wait 30s"));

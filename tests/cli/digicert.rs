@@ -330,7 +330,20 @@ fn ca_test_and_info() {
         ok.stdout
     );
     let wrong = run(&sandbox, &["ca", "test", "dc"], "wrong-key-123").expect(1);
-    assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    // CertCentral answers a wrong key with 403 `access_denied_invalid_key` (issue 11 finding 6).
+    assert!(
+        wrong
+            .stderr
+            .contains("DigiCert rejected the API key of `dc` (HTTP 403)"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(
+        wrong.stderr.contains("hint: check the API key"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("role"), "{}", wrong.stderr);
     assert!(!wrong.all().contains("wrong-key-123"));
     let info = run(&sandbox, &["ca", "info", "dc"], ADMIN).expect(0);
     assert!(info.stdout.contains("ssl_basic"), "{}", info.stdout);

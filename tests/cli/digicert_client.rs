@@ -312,10 +312,10 @@ async fn read_only_refuses_writes_before_sending_anything() {
 async fn error_statuses_map_to_classes_and_never_show_the_key() {
     let sim = start(seed()).await;
     let wrong = client(&sim, "not-a-real-key-1234", None);
-    let error = wrong.user().await.expect_err("401");
+    let error = wrong.user().await.expect_err("403");
     assert_eq!(error.class, ErrorClass::Auth);
-    assert!(error.message.contains("401"), "{error}");
-    assert_eq!(error.status, Some(401));
+    assert!(error.message.contains("403"), "{error}");
+    assert_eq!(error.status, Some(403));
     assert!(error.is_unauthorized());
     assert!(
         error

@@ -115,13 +115,13 @@ fn a_refused_create_prints_error_each_cause_once_and_the_403_hint() {
 }
 
 #[test]
-fn a_rejected_api_key_prints_the_401_hint_once() {
+fn a_rejected_api_key_prints_the_key_hint_once() {
     let sim = Sim::start();
     let sandbox = Sandbox::with_config(&config(&sim.url()));
     let run = apply(&sandbox, "wrong-key-123").expect(1);
     let stderr = &run.stderr;
     assert!(
-        stderr.contains("DigiCert rejected the API key of `dc` (HTTP 401)"),
+        stderr.contains("DigiCert rejected the API key of `dc` (HTTP 403)"),
         "{stderr}"
     );
     assert_eq!(

@@ -534,7 +534,9 @@ async fn pending_order_issues_once_the_dns_txt_record_exists() {
         .find(|d| d["name"] == "app.dns.test")
         .unwrap()
         .clone();
-    assert_eq!(validated["validations"][0]["dcv_status"], "complete");
+    // The documented listing: `status` only, no `dcv_status`.
+    assert_eq!(validated["validations"][0]["status"], "active");
+    assert!(validated["validations"][0].get("dcv_status").is_none());
     let (_, csr_pem) = csr("app.dns.test", &["app.dns.test"]);
     let again = client
         .post(
@@ -961,7 +963,7 @@ async fn revoke_is_204_with_skip_approval_and_201_with_a_request_otherwise() {
     let resp = orders_client
         .put(
             &format!("certificate/{certificate_id}/revoke"),
-            &json!({"skip_approval": true, "comments": "key lost", "revocation_reason": "keyCompromise"}),
+            &json!({"skip_approval": true, "comments": "key lost", "revocation_reason": "key_compromise"}),
         )
         .await;
     assert_eq!(resp.status, 201, "{}", resp.text());
@@ -1140,12 +1142,12 @@ async fn keys_and_roles() {
         key: None,
     };
     let missing = nobody.get("user/me").await;
-    assert_eq!(missing.status, 401);
+    assert_eq!(missing.status, 403);
     missing.code();
     let wrong = Client::new(&sim, "not-a-key");
     let resp = wrong.get("order/certificate").await;
-    assert_eq!(resp.status, 401);
-    assert_eq!(resp.code(), "invalid_api_key");
+    assert_eq!(resp.status, 403);
+    assert_eq!(resp.code(), "access_denied_invalid_key");
     assert_eq!(sim.stats().unauthorized, 2);
 
     let route = Client::new(&sim, ADMIN).get("no/such/endpoint").await;
@@ -1532,10 +1534,10 @@ async fn catalogue_endpoints() {
     assert_eq!(validation["validations"][0]["type"], "ov");
     let domains = client.get("domain?include_validation=true").await.json();
     assert_eq!(domains["domains"][0]["name"], "example.com");
-    assert_eq!(
-        domains["domains"][0]["validations"][0]["dcv_status"],
-        "complete"
-    );
+    assert_eq!(domains["domains"][0]["validations"][0]["status"], "active");
+    assert!(domains["domains"][0]["validations"][0]
+        .get("dcv_status")
+        .is_none());
     sim.shutdown().await.unwrap();
 }
 

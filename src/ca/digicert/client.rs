@@ -12,7 +12,7 @@ use time::Duration;
 
 use super::wire::{
     encode, int, list, map_status, text, DomainInfo, OrderInfo, OrganizationInfo, ProductInfo,
-    UserInfo,
+    RandomValue, UserInfo,
 };
 use super::{Cache, DigicertCa, DigicertSettings, Seen, MAX_BODY, PAGE_LIMIT, REQUEST_TIMEOUT};
 use crate::ca::{CaError, ErrorClass, Problem};
@@ -158,6 +158,10 @@ impl DigicertCa {
                 ErrorClass::Auth,
                 format!("DigiCert rejected the API key of `{account}` (HTTP 401){detail}"),
             ),
+            403 if problem.has_digicert_code(crate::ca::problem::INVALID_KEY_CODE) => CaError::new(
+                ErrorClass::Auth,
+                format!("DigiCert rejected the API key of `{account}` (HTTP 403){detail}"),
+            ),
             403 => CaError::new(
                 ErrorClass::Auth,
                 format!("DigiCert refused {what} for `{account}` (HTTP 403){detail}"),
@@ -235,18 +239,36 @@ impl DigicertCa {
         }
     }
 
+    /// `PUT /order/certificate/{id}/dcv-random-value`: the order's current DCV random value
+    /// (CertCentral answers the valid one, or a new one when it expired), remembered in the
+    /// cache. `None` where the account is read-only or the endpoint does not exist (404).
+    pub(super) async fn order_random_value(&self, id: u64) -> Result<Option<String>, CaError> {
+        if self.settings.read_only {
+            return Ok(None);
+        }
+        let path = format!("order/certificate/{id}/dcv-random-value");
+        let answer = self
+            .call_accepting(Method::PUT, &path, None, true, true)
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let value = answer.json(&format!("PUT /{path}"))?;
+        let Some(random) = RandomValue::from_json(&value) else {
+            return Err(CaError::new(
+                ErrorClass::Protocol,
+                format!("DigiCert answered PUT /{path} without `dcv_random_value`"),
+            ));
+        };
+        self.with_cache(|cache| cache.tokens.insert(id, random.value.clone()));
+        self.save_cache();
+        Ok(Some(random.value))
+    }
+
     /// `GET /user/me`: the user behind the key.
     pub async fn user(&self) -> Result<UserInfo, CaError> {
         let value = self.get("user/me").await?;
-        Ok(UserInfo {
-            id: int(&value, "id").unwrap_or_default(),
-            username: text(&value, "username").unwrap_or_default(),
-            account_id: int(&value, "account_id"),
-            roles: list(&value, "access_roles")
-                .iter()
-                .filter_map(|r| text(r, "name"))
-                .collect(),
-        })
+        Ok(UserInfo::from_json(&value))
     }
 
     pub(super) async fn is_admin(&self) -> bool {
@@ -279,18 +301,7 @@ impl DigicertCa {
         let value = self.get("organization?include_validation=true").await?;
         Ok(list(&value, "organizations")
             .iter()
-            .filter_map(|o| {
-                Some(OrganizationInfo {
-                    id: int(o, "id")?,
-                    name: text(o, "name").unwrap_or_default(),
-                    status: text(o, "status").unwrap_or_default(),
-                    validated: list(o, "validations")
-                        .iter()
-                        .filter(|v| text(v, "status").as_deref() == Some("active"))
-                        .filter_map(|v| text(v, "type"))
-                        .collect(),
-                })
-            })
+            .filter_map(OrganizationInfo::from_json)
             .collect())
     }
 

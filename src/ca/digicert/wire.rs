@@ -73,13 +73,17 @@ pub(super) fn dcv_base(domain: &str) -> &str {
     name.strip_prefix("www.").unwrap_or(name)
 }
 
+/// The `revocation_reason` certform sends: snake_case, as DigiCert documents its revocation
+/// reasons (`superseded` in the CertCentral example, `key_compromise`, `affiliation_changed`,
+/// `cessation_of_operation` in DigiCert's revocation reason table) and as CertCentral spells
+/// its other field values; never RFC 5280's camelCase.
 pub(super) fn reason_text(reason: RevocationReason) -> &'static str {
     match reason {
         RevocationReason::Unspecified => "unspecified",
-        RevocationReason::KeyCompromise => "keyCompromise",
-        RevocationReason::AffiliationChanged => "affiliationChanged",
+        RevocationReason::KeyCompromise => "key_compromise",
+        RevocationReason::AffiliationChanged => "affiliation_changed",
         RevocationReason::Superseded => "superseded",
-        RevocationReason::CessationOfOperation => "cessationOfOperation",
+        RevocationReason::CessationOfOperation => "cessation_of_operation",
     }
 }
 
@@ -208,6 +212,25 @@ impl OrderInfo {
     }
 }
 
+/// The answer of `PUT /order/certificate/{id}/dcv-random-value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RandomValue {
+    pub value: String,
+    /// When the value stops being accepted (`expiration_date`, ISO 8601 UTC).
+    pub expires: Option<OffsetDateTime>,
+}
+
+impl RandomValue {
+    pub fn from_json(value: &Value) -> Option<Self> {
+        Some(Self {
+            value: text(value, "dcv_random_value").filter(|v| !v.is_empty())?,
+            expires: text(value, "expiration_date").and_then(|t| {
+                OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+            }),
+        })
+    }
+}
+
 /// A domain of the account with its validation status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DomainInfo {
@@ -220,21 +243,26 @@ pub struct DomainInfo {
 }
 
 impl DomainInfo {
+    /// From a domain of `GET /domain?include_validation=true` or `GET /domain/{id}`. The
+    /// documented listing gives `validations[]` with `status` only: an `active` validation
+    /// means DCV is done (the domain is pre-validated). Where a validation also carries
+    /// `dcv_status` (domain info, older answers), that field decides; the deprecated top-level
+    /// `status: "active"` counts too.
     pub(super) fn from_json(value: &Value) -> Option<Self> {
         let validations = list(value, "validations");
-        let complete = validations
-            .iter()
-            .any(|v| text(v, "dcv_status").as_deref() == Some("complete"))
-            || text(value, "status").as_deref() == Some("active");
+        let active = |v: &Value| {
+            text(v, "status").is_some_and(|status| status.eq_ignore_ascii_case("active"))
+        };
+        let complete = validations.iter().any(|v| match text(v, "dcv_status") {
+            Some(dcv) => dcv.eq_ignore_ascii_case("complete"),
+            None => active(v),
+        }) || text(value, "status")
+            .is_some_and(|s| s.eq_ignore_ascii_case("active"));
         Some(Self {
             id: int(value, "id")?,
             name: text(value, "name")?,
             dcv_status: if complete { "complete" } else { "pending" }.to_string(),
-            validated: validations
-                .iter()
-                .filter(|v| text(v, "status").as_deref() == Some("active"))
-                .filter_map(|v| text(v, "type"))
-                .collect(),
+            validated: active_types(validations, active),
         })
     }
 
@@ -242,6 +270,16 @@ impl DomainInfo {
         let base = dcv_base(name);
         base == self.name || base.ends_with(&format!(".{}", self.name))
     }
+}
+
+/// The lowercase `type`s of the validations `keep` accepts (`ov`, `ev`, ...).
+pub(super) fn active_types(validations: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    validations
+        .iter()
+        .filter(|v| keep(v))
+        .filter_map(|v| text(v, "type"))
+        .map(|kind| kind.to_ascii_lowercase())
+        .collect()
 }
 
 /// An organization of the account.
@@ -254,11 +292,26 @@ pub struct OrganizationInfo {
     pub validated: Vec<String>,
 }
 
+impl OrganizationInfo {
+    /// From an entry of `GET /organization?include_validation=true`.
+    pub(super) fn from_json(value: &Value) -> Option<Self> {
+        Some(Self {
+            id: int(value, "id")?,
+            name: text(value, "name").unwrap_or_default(),
+            status: text(value, "status").unwrap_or_default(),
+            validated: active_types(list(value, "validations"), |v| {
+                text(v, "status").is_some_and(|s| s.eq_ignore_ascii_case("active"))
+            }),
+        })
+    }
+}
+
 /// A product enabled for the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProductInfo {
     pub name_id: String,
     pub name: String,
+    /// Lowercase (`ov`, `ev`, `dv`): the documented answer spells it `"OV"`.
     pub validation_type: Option<String>,
     pub allowed_validity_years: Vec<u64>,
     pub signature_hashes: Vec<String>,
@@ -276,7 +329,9 @@ impl ProductInfo {
         Some(Self {
             name_id: text(value, "name_id")?,
             name: text(value, "name").unwrap_or_default(),
-            validation_type: text(value, "validation_type"),
+            validation_type: text(value, "validation_type")
+                .filter(|kind| !kind.is_empty())
+                .map(|kind| kind.to_ascii_lowercase()),
             allowed_validity_years: list(value, "allowed_validity_years")
                 .iter()
                 .filter_map(Value::as_u64)
@@ -312,6 +367,19 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
+    /// From `GET /user/me`.
+    pub(super) fn from_json(value: &Value) -> Self {
+        Self {
+            id: int(value, "id").unwrap_or_default(),
+            username: text(value, "username").unwrap_or_default(),
+            account_id: int(value, "account_id"),
+            roles: list(value, "access_roles")
+                .iter()
+                .filter_map(|r| text(r, "name"))
+                .collect(),
+        }
+    }
+
     /// `user `jane` (id 7, account 42), roles: administrator`.
     pub fn describe(&self) -> String {
         format!(

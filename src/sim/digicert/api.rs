@@ -106,6 +106,7 @@ enum Route {
     Alternate(String),
     Reissue(String),
     CheckDcv(String),
+    DcvRandomValue(String),
     OrderRevoke(String),
     OrderStatus(String),
     Download(String, String),
@@ -186,6 +187,11 @@ fn route(method: &Method, path: &str, quirks: &Quirks) -> Option<(Route, &'stati
         ["order", "certificate", id, "check-dcv"] if put => (
             Route::CheckDcv(s(id)),
             "PUT /order/certificate/{id}/check-dcv",
+            Area::Orders,
+        ),
+        ["order", "certificate", id, "dcv-random-value"] if put => (
+            Route::DcvRandomValue(s(id)),
+            "PUT /order/certificate/{id}/dcv-random-value",
             Area::Orders,
         ),
         ["order", "certificate", id, "revoke"] if put => (
@@ -289,7 +295,7 @@ pub(crate) async fn handle(
             &shared,
             "unauthorized",
             Err(ApiError::new(
-                401,
+                quirks.unauthorized_status,
                 quirks.unauthorized_code.clone(),
                 message,
             )),
@@ -462,6 +468,7 @@ async fn dispatch(
         Route::StatusChanges => orders::status_changes(account, query, now),
         Route::Alternate(id) => orders::alternate(account, &id, query),
         Route::Reissue(id) => orders::reissue(account, key, &id, body, now),
+        Route::DcvRandomValue(id) => dcv::random_value(account, &id, now),
         Route::OrderRevoke(id) => orders::revoke(account, key, RevokeTarget::Order(&id), body, now),
         Route::CertificateRevoke(id) => {
             orders::revoke(account, key, RevokeTarget::Certificate(&id), body, now)

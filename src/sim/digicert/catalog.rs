@@ -51,7 +51,10 @@ pub(crate) fn product(account: &Account, name_id: &str) -> Result<Reply, ApiErro
             "The specified product was not found.",
         )
     })?;
-    Ok(Reply::Json(200, render::product_detail(product)))
+    Ok(Reply::Json(
+        200,
+        render::product_detail(product, account.settings.quirks.validation_type_case),
+    ))
 }
 
 fn organization_not_found() -> ApiError {

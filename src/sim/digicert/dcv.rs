@@ -146,12 +146,24 @@ pub(crate) fn plan_order(
         names.retain(|name| wanted.contains(name));
     }
     let method = order.dcv_method.clone();
-    let mut tokens: Vec<String> = order.dcv_random_value.iter().cloned().collect();
-    for name in &names {
-        let base = Account::dcv_domain_name(name);
-        if let Some(domain) = account.domains.values().find(|d| d.name == base) {
-            if !tokens.contains(&domain.token) {
-                tokens.push(domain.token.clone());
+    // The order's random value while it is valid; a domain's own token only behind the quirk.
+    let mut tokens: Vec<String> = order
+        .dcv_random_value
+        .iter()
+        .filter(|_| {
+            order
+                .dcv_random_value_expires
+                .is_none_or(|until| now < until)
+        })
+        .cloned()
+        .collect();
+    if account.settings.quirks.order_dcv_accepts_domain_token {
+        for name in &names {
+            let base = Account::dcv_domain_name(name);
+            if let Some(domain) = account.domains.values().find(|d| d.name == base) {
+                if !tokens.contains(&domain.token) {
+                    tokens.push(domain.token.clone());
+                }
             }
         }
     }
@@ -166,6 +178,53 @@ pub(crate) fn plan_order(
         tokens,
         settings: account.settings.dcv.clone(),
     }))
+}
+
+/// `PUT /order/certificate/{order_id}/dcv-random-value`: the order's random value and its
+/// expiry. The current value while it is valid (a new one after `dcv.token_lifetime_days`, or
+/// on every call with `quirks.rotate_dcv_random_value`); the old value is no longer accepted.
+pub(crate) fn random_value(
+    account: &mut Account,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<Reply, ApiError> {
+    let order_id = id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| account.orders.contains_key(id))
+        .ok_or_else(ApiError::order_not_found)?;
+    let lifetime = time::Duration::days(i64::from(account.settings.dcv.token_lifetime_days));
+    let rotate = account.settings.quirks.rotate_dcv_random_value;
+    let fresh = account.rng.alphanumeric(32);
+    let order = account
+        .orders
+        .get_mut(&order_id)
+        .ok_or_else(ApiError::order_not_found)?;
+    if !token_method(&order.dcv_method) {
+        return Err(ApiError::bad_request(
+            "invalid_dcv_method",
+            format!(
+                "The order uses `{}` DCV; a random value is for dns-txt-token, dns-cname-token or http-token.",
+                order.dcv_method
+            ),
+        ));
+    }
+    let valid = order.dcv_random_value.is_some()
+        && order
+            .dcv_random_value_expires
+            .is_none_or(|until| now < until);
+    if rotate || !valid {
+        order.dcv_random_value = Some(fresh);
+        order.dcv_random_value_expires = Some(now + lifetime);
+    }
+    let expires = order.dcv_random_value_expires.unwrap_or(now + lifetime);
+    Ok(Reply::Json(
+        200,
+        json!({
+            "dcv_random_value": order.dcv_random_value.clone().unwrap_or_default(),
+            "expiration_date": super::model::iso_z(expires),
+        }),
+    ))
 }
 
 /// `PUT /domain/{domain_id}/dcv/validate-token`, first half.

@@ -39,7 +39,7 @@
 //!           "http_hosts": {"www.example.net": "127.0.0.1"}, "http_file_name": "fileauth.txt",
 //!           "issue_delay_seconds": 0, "default_method": "email"},
 //!   "policy": {"max_cert_validity_days": 199, "max_order_validity_years": 3},
-//!   "quirks": {"unauthorized_code": "invalid_api_key", "order_domain_name_key": "dns_name"}
+//!   "quirks": {"unauthorized_code": "access_denied_invalid_key", "order_domain_name_key": "dns_name"}
 //! }
 //! ```
 //!
@@ -52,7 +52,10 @@
 //!
 //! | fact | default | other shape |
 //! | --- | --- | --- |
-//! | 401 error code | `invalid_api_key` | any string (`quirks.unauthorized_code`) |
+//! | unknown key | 403 `access_denied_invalid_key` (issue 11 finding 6) | 401 and any code (`quirks.unauthorized_status`, `quirks.unauthorized_code`) |
+//! | product `validation_type` | `"OV"` (product info example) | `"ov"` (`quirks.validation_type_case`) |
+//! | `dcv_status` in `GET /domain` validations | absent (list example) | present (`quirks.domain_list_dcv_status`) |
+//! | order DCV value | the order's random value (`PUT .../dcv-random-value`, current one while valid, 30 days) | also the domain token (`quirks.order_dcv_accepts_domain_token`); a new value per call (`quirks.rotate_dcv_random_value`) |
 //! | `Retry-After` on 429 | absent | whole seconds (`limits.retry_after_header`) |
 //! | `domains[]` name key in create | `dns_name` | `name` or `both` (`quirks.order_domain_name_key`) |
 //! | `check-dcv` subset field | `dns_names_validations` | any name (`quirks.check_dcv_subset_field`) |
@@ -61,7 +64,7 @@
 //! | download by order id | 404 route | served (`quirks.download_by_order`) |
 //! | `/certificate/{id}/chain` keys | `intermediates[].subject_common_name/pem` | `Intermediates[].SubjectCommonName/PEM` (`quirks.chain_key_style`) |
 //! | duplicate/reissue counts in order info | absent | present (`quirks.order_duplicate_counts`) |
-//! | revocation reasons | any string | the five known only (`quirks.strict_revocation_reason`) |
+//! | revocation reasons | snake_case (`key_compromise`, ...; else 400 `invalid_param\|revocation_reason`) | camelCase or any (`quirks.revocation_reasons`) |
 //! | non-admin `skip_approval` | ignored (request created) | 403 (`quirks.skip_approval_without_admin`) |
 //! | `errors` shape | array | single object (`quirks.errors_as_object`) |
 //! | empty objects | `{}` | `[]` (`quirks.empty_objects_as_arrays`) |
@@ -96,9 +99,9 @@ use tokio::task::JoinHandle;
 
 pub use seed::{
     default_api_keys, default_products, AccountSeed, ApiKeySeed, CaSeed, DcvSettings, DcvStatus,
-    DomainNameKey, DomainSeed, KeyStyle, Limits, OrderSeed, OrganizationSeed,
-    OrganizationValidationSeed, Policy, ProductSeed, Quirks, RateWindow, Role, Seed,
-    ServerPlatform, SkipApproval, UserSeed, ValidationStatus, ValidationType,
+    DomainNameKey, DomainSeed, KeyStyle, LetterCase, Limits, OrderSeed, OrganizationSeed,
+    OrganizationValidationSeed, Policy, ProductSeed, Quirks, RateWindow, ReasonSpelling, Role,
+    Seed, ServerPlatform, SkipApproval, UserSeed, ValidationStatus, ValidationType,
 };
 
 pub use crate::sim::faults::{DropPhase, Faults};

@@ -13,7 +13,7 @@ use serde_json::Value;
 use time::{Date, Duration, OffsetDateTime, Time};
 
 pub(crate) use self::api_error::ApiError;
-pub(crate) use self::times::{date, end_of_day, iso, parse_date, spaced, whole_seconds};
+pub(crate) use self::times::{date, end_of_day, iso, iso_z, parse_date, spaced, whole_seconds};
 use super::ca::{Csr, LeafSpec, OrganizationSubject, SimCa};
 use super::seed::{
     AccountSeed, DcvSettings, DcvStatus, Policy, ProductSeed, Quirks, Role, ValidationStatus,
@@ -354,6 +354,8 @@ pub(crate) struct Order {
     pub(crate) renewed_order_id: Option<u64>,
     pub(crate) dcv_method: String,
     pub(crate) dcv_random_value: Option<String>,
+    /// When `dcv_random_value` stops being accepted (`dcv.token_lifetime_days` after it was made).
+    pub(crate) dcv_random_value_expires: Option<OffsetDateTime>,
     /// The primary certificate (pending until issued; the last issued one during a reissue).
     pub(crate) certificate_id: u64,
     /// Every certificate of the order, oldest first.

@@ -19,9 +19,20 @@ use super::model::{
 };
 use super::query;
 use super::render;
+use super::seed::ReasonSpelling;
 
-/// Revocation reasons the reference names (only `superseded` is confirmed).
+/// Revocation reasons as DigiCert documents them (snake_case: `superseded` in the CertCentral
+/// revoke example, the rest in DigiCert's revocation reason table).
 const REVOCATION_REASONS: [&str; 5] = [
+    "unspecified",
+    "key_compromise",
+    "affiliation_changed",
+    "superseded",
+    "cessation_of_operation",
+];
+
+/// The same in RFC 5280's camelCase (`quirks.revocation_reasons = "camel"`).
+const CAMEL_REVOCATION_REASONS: [&str; 5] = [
     "unspecified",
     "keyCompromise",
     "affiliationChanged",
@@ -219,14 +230,17 @@ pub(crate) fn revoke(
     let body: RevokeBody = query::optional_body(bytes)?;
     let skip = skip_approval(account, key, body.skip_approval)?;
     if let Some(reason) = &body.revocation_reason {
-        if account.settings.quirks.strict_revocation_reason
-            && !REVOCATION_REASONS.contains(&reason.as_str())
-        {
+        let known = match account.settings.quirks.revocation_reasons {
+            ReasonSpelling::Snake => Some(REVOCATION_REASONS),
+            ReasonSpelling::Camel => Some(CAMEL_REVOCATION_REASONS),
+            ReasonSpelling::Any => None,
+        };
+        if let Some(known) = known.filter(|known| !known.contains(&reason.as_str())) {
             return Err(ApiError::invalid(
                 "revocation_reason",
                 format!(
                     "`{reason}` is not a revocation reason ({}).",
-                    REVOCATION_REASONS.join(", ")
+                    known.join(", ")
                 ),
             ));
         }

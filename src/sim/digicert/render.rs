@@ -8,7 +8,7 @@ use super::model::{
     date, iso, spaced, Account, Certificate, Domain, Order, OrderStatus, Organization, Request,
     User, Validity,
 };
-use super::seed::{DcvStatus, ProductSeed, Role, ServerPlatform, ValidationStatus};
+use super::seed::{DcvStatus, LetterCase, ProductSeed, Role, ServerPlatform, ValidationStatus};
 
 /// PEM with `\r\n` line endings, as CertCentral sends it.
 pub(crate) fn pem_crlf(der: &[u8]) -> String {
@@ -406,7 +406,7 @@ pub(crate) fn product_summary(product: &ProductSeed) -> Value {
 }
 
 /// `GET /product/{name_id}`.
-pub(crate) fn product_detail(product: &ProductSeed) -> Value {
+pub(crate) fn product_detail(product: &ProductSeed, case: LetterCase) -> Value {
     let hashes: Vec<Value> = product
         .signature_hashes
         .iter()
@@ -423,7 +423,10 @@ pub(crate) fn product_detail(product: &ProductSeed) -> Value {
         "name_id": product.name_id,
         "name": product.name,
         "type": product.r#type,
-        "validation_type": product.validation_type.as_str(),
+        "validation_type": match case {
+            LetterCase::Upper => product.validation_type.as_str().to_ascii_uppercase(),
+            LetterCase::Lower => product.validation_type.as_str().to_string(),
+        },
         "validation_name": validation_name,
         "validation_description": validation_description,
         "duplicates_allowed": product.duplicates_allowed,
@@ -603,8 +606,13 @@ pub(crate) fn domain(
                     "name": name,
                     "description": description,
                     "status": status,
-                    "dcv_status": dcv_status,
                 });
+                // The documented listing has no `dcv_status`; domain info has it.
+                if detail || account.settings.quirks.domain_list_dcv_status {
+                    if let Some(map) = entry.as_object_mut() {
+                        map.insert("dcv_status".into(), json!(dcv_status));
+                    }
+                }
                 if let (Some(until), Some(map)) = (domain.validated_until, entry.as_object_mut()) {
                     map.insert("validated_until".into(), json!(iso(until)));
                 }

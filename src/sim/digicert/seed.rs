@@ -106,6 +106,12 @@ impl Seed {
         if let Err(reason) = super::validate_limits(&self.limits) {
             return fail(reason);
         }
+        if !matches!(self.quirks.unauthorized_status, 401 | 403) {
+            return fail(format!(
+                "`quirks.unauthorized_status` must be 401 or 403, not {}",
+                self.quirks.unauthorized_status
+            ));
+        }
         const MAX_ID: u64 = 1 << 50;
         let account = &self.account;
         for (name, id) in [
@@ -825,9 +831,23 @@ impl Default for Policy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Quirks {
-    /// `code` of the 401 for a missing or unknown key (UNCONFIRMED; DigiCert ONE uses
-    /// `invalid_api_key`).
+    /// HTTP status of the answer to a missing or unknown key: CertCentral answers 403
+    /// `access_denied_invalid_key`; `401` with `invalid_api_key` is the old simulator's shape.
+    pub unauthorized_status: u16,
+    /// `code` of that answer.
     pub unauthorized_code: String,
+    /// Spelling of products' `validation_type`: `upper` (`"OV"`, as the product info example
+    /// shows) or `lower` (`"ov"`, the old simulator).
+    pub validation_type_case: LetterCase,
+    /// Add `dcv_status` to the validations of `GET /domain` (the documented listing has only
+    /// `status`; domain info keeps `dcv_status`).
+    pub domain_list_dcv_status: bool,
+    /// Accept a domain's DCV token for an order's DCV (old simulator); CertCentral checks the
+    /// order's random value (`PUT /order/certificate/{id}/dcv-random-value`).
+    pub order_dcv_accepts_domain_token: bool,
+    /// `PUT .../dcv-random-value` makes a new value on every call, the old one invalid (the
+    /// docs say it answers the current value while that is valid).
+    pub rotate_dcv_random_value: bool,
     /// Emit `errors` as a single object instead of an array (an old fixture shows that shape).
     pub errors_as_object: bool,
     /// Emit empty JSON objects as `[]` (a Go client comment says the API does this).
@@ -846,8 +866,10 @@ pub struct Quirks {
     pub chain_key_style: KeyStyle,
     /// Add `duplicates_count`, `reissues_count`, `has_reissues` to order info (UNCONFIRMED).
     pub order_duplicate_counts: bool,
-    /// Refuse revocation reasons other than the five known ones (UNCONFIRMED list).
-    pub strict_revocation_reason: bool,
+    /// Which `revocation_reason` spellings are accepted: `snake` (`key_compromise`, as DigiCert
+    /// documents its reasons; others get 400 `invalid_param|revocation_reason`), `camel`
+    /// (`keyCompromise`, RFC 5280's spelling, the old client's) or `any` string.
+    pub revocation_reasons: ReasonSpelling,
     /// Include `dcv_random_value` in order info (the reference does not list it there).
     pub order_info_dcv_random_value: bool,
 }
@@ -855,7 +877,12 @@ pub struct Quirks {
 impl Default for Quirks {
     fn default() -> Self {
         Self {
-            unauthorized_code: "invalid_api_key".to_string(),
+            unauthorized_status: 403,
+            unauthorized_code: "access_denied_invalid_key".to_string(),
+            validation_type_case: LetterCase::Upper,
+            domain_list_dcv_status: false,
+            order_dcv_accepts_domain_token: false,
+            rotate_dcv_random_value: false,
             errors_as_object: false,
             empty_objects_as_arrays: false,
             order_domain_name_key: DomainNameKey::DnsName,
@@ -864,10 +891,27 @@ impl Default for Quirks {
             download_by_order: false,
             chain_key_style: KeyStyle::Snake,
             order_duplicate_counts: false,
-            strict_revocation_reason: false,
+            revocation_reasons: ReasonSpelling::Snake,
             order_info_dcv_random_value: false,
         }
     }
+}
+
+/// See [`Quirks::validation_type_case`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LetterCase {
+    Upper,
+    Lower,
+}
+
+/// See [`Quirks::revocation_reasons`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonSpelling {
+    Snake,
+    Camel,
+    Any,
 }
 
 /// See [`Quirks::order_domain_name_key`].

@@ -352,6 +352,7 @@ impl Account {
                 renewed_order_id: None,
                 dcv_method: self.settings.dcv.default_method.clone(),
                 dcv_random_value: None,
+                dcv_random_value_expires: None,
                 certificate_id,
                 certificate_ids: vec![certificate_id],
                 request_ids: vec![request_id],

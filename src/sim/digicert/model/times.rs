@@ -20,6 +20,14 @@ pub(crate) fn iso(at: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
+/// `2018-10-16T20:05:28Z` (the `YYYY-MM-DDTHH:MM:SSZ` of the DCV random value's expiry).
+pub(crate) fn iso_z(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_default()
+}
+
 /// `2018-10-16`.
 pub(crate) fn date(at: OffsetDateTime) -> String {
     at.format(format_description!("[year]-[month]-[day]"))

@@ -446,6 +446,9 @@ pub(crate) fn create(
         renewed_order_id: None,
         dcv_method: dcv_method.clone(),
         dcv_random_value: dcv_random_value.clone(),
+        dcv_random_value_expires: dcv_random_value.as_ref().map(|_| {
+            now + time::Duration::days(i64::from(account.settings.dcv.token_lifetime_days))
+        }),
         certificate_id,
         certificate_ids: vec![certificate_id],
         request_ids: vec![request_id],
