@@ -124,6 +124,10 @@ struct Cache {
     orders: BTreeMap<u64, Seen>,
     #[serde(default)]
     tokens: BTreeMap<u64, String>,
+    /// Names of a reissue certform asked for, until the order is issued again: the order's
+    /// details show the current certificate's names while the reissue is pending.
+    #[serde(default)]
+    reissue_names: BTreeMap<u64, Vec<String>>,
 }
 
 /// One DigiCert CertCentral account.
@@ -618,6 +622,7 @@ impl CertificateAuthority for DigicertCa {
                     },
                 );
                 cache.tokens.remove(&id);
+                cache.reissue_names.remove(&id);
             });
             self.save_cache();
         }
@@ -657,6 +662,10 @@ impl CertificateAuthority for DigicertCa {
             false,
         )
         .await?;
+        let mut names = vec![request.common_name.clone()];
+        names.extend(request.sans.iter().cloned());
+        self.with_cache(|cache| cache.reissue_names.insert(id, names));
+        self.save_cache();
         self.current_view(id).await
     }
 
@@ -768,6 +777,15 @@ impl CertificateAuthority for DigicertCa {
             Err(error) => return Err(error),
         };
         let method = info.dcv_method.clone().unwrap_or_else(|| "email".into());
+        let mut names = info.dns_names.clone();
+        if map_status(&info.status) == OrderStatus::Pending {
+            let requested = self.with_cache(|cache| cache.reissue_names.get(&id).cloned());
+            for name in requested.unwrap_or_default() {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
         let validated = |name: &str| {
             domains
                 .iter()
@@ -777,7 +795,7 @@ impl CertificateAuthority for DigicertCa {
         // The order's random value, asked for fresh whenever a name still needs DCV: an
         // adopted order, a reissue adding names and a value past its 30 days all get the value
         // CertCentral checks now (it answers the current one while that is valid).
-        let mut token = if token_method && info.dns_names.iter().any(|name| !validated(name)) {
+        let mut token = if token_method && names.iter().any(|name| !validated(name)) {
             self.order_random_value(id).await?
         } else {
             None
@@ -789,7 +807,7 @@ impl CertificateAuthority for DigicertCa {
                 .or_else(|| self.with_cache(|cache| cache.tokens.get(&id).cloned()));
         }
         let mut challenges = Vec::new();
-        for name in &info.dns_names {
+        for name in &names {
             let validated = validated(name);
             let status = if validated { "valid" } else { "pending" };
             let kind = match method.as_str() {
@@ -797,7 +815,8 @@ impl CertificateAuthority for DigicertCa {
                     if token.is_none() && !validated {
                         token = self.domain_token(&domains, name).await?;
                     }
-                    let Some(value) = token.clone() else {
+                    // A validated name needs no value: nothing is published for it.
+                    let Some(value) = token.clone().or_else(|| validated.then(String::new)) else {
                         return Err(CaError::new(
                             ErrorClass::Protocol,
                             format!("DigiCert gave no DCV random value for `{name}` of order {id}"),

@@ -21,6 +21,7 @@ mod deploy;
 mod deploy_safety;
 mod digicert;
 mod digicert_client;
+mod digicert_contract;
 mod digicert_sim;
 mod errors;
 mod guardrails;

@@ -37,7 +37,7 @@ pub(crate) fn products(account: &Account) -> Result<Reply, ApiError> {
     let products: Vec<Value> = account
         .products
         .iter()
-        .map(render::product_summary)
+        .map(|product| render::product_summary(product, account.settings.account.container_id))
         .collect();
     Ok(Reply::Json(200, json!({"products": products})))
 }

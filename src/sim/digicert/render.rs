@@ -285,6 +285,7 @@ pub(crate) fn order_summary(account: &Account, order: &Order, now: OffsetDateTim
     );
     out.insert("price".into(), json!(order.price));
     out.insert("has_duplicates".into(), json!(false));
+    out.insert("product_name_id".into(), json!(order.product));
     Value::Object(out)
 }
 
@@ -396,22 +397,33 @@ pub(crate) fn user(account: &Account, user: &User, role: Role, now: OffsetDateTi
 }
 
 /// An entry of `GET /product`.
-pub(crate) fn product_summary(product: &ProductSeed) -> Value {
+pub(crate) fn product_summary(product: &ProductSeed, container_id: u64) -> Value {
     json!({
         "group_name": product.group_name,
         "name_id": product.name_id,
         "name": product.name,
         "type": product.r#type,
+        "allowed_container_ids": [container_id],
+        "allowed_validity_years": product.allowed_validity_years,
+        "signature_hash_types": hash_types(product),
     })
 }
 
-/// `GET /product/{name_id}`.
-pub(crate) fn product_detail(product: &ProductSeed, case: LetterCase) -> Value {
+/// `signature_hash_types` of a product: `{allowed_hash_types: [{id, name}], default_hash_type_id}`.
+fn hash_types(product: &ProductSeed) -> Value {
     let hashes: Vec<Value> = product
         .signature_hashes
         .iter()
         .map(|hash| json!({"id": hash, "name": hash.replace("sha", "SHA-")}))
         .collect();
+    json!({
+        "allowed_hash_types": hashes,
+        "default_hash_type_id": product.default_signature_hash,
+    })
+}
+
+/// `GET /product/{name_id}`.
+pub(crate) fn product_detail(product: &ProductSeed, case: LetterCase) -> Value {
     let platforms: Vec<Value> = product
         .server_platforms
         .iter()
@@ -431,11 +443,9 @@ pub(crate) fn product_detail(product: &ProductSeed, case: LetterCase) -> Value {
         "validation_description": validation_description,
         "duplicates_allowed": product.duplicates_allowed,
         "allowed_validity_years": product.allowed_validity_years,
-        "signature_hash_types": {
-            "allowed_hash_types": hashes,
-            "default_hash_type_id": product.default_signature_hash,
-        },
+        "signature_hash_types": hash_types(product),
         "additional_dns_names_allowed": product.additional_dns_names_allowed,
+        "increased_compatibility_allowed": false,
         "custom_expiration_date_allowed": product.custom_expiration_date_allowed,
         "csr_required": product.csr_required,
         "allow_auto_renew": product.allow_auto_renew,
@@ -529,6 +539,7 @@ pub(crate) fn organization(
         "container".into(),
         json!({
             "id": account.settings.account.container_id,
+            "parent_id": 0,
             "name": account.settings.account.container_name,
             "is_active": true,
         }),
@@ -558,15 +569,16 @@ pub(crate) fn domain(
     out.insert("is_active".into(), json!(domain.is_active));
     out.insert("name".into(), json!(domain.name));
     out.insert("date_created".into(), json!(iso(domain.date_created)));
+    // Returned once a DCV check passed (listing and detail alike).
+    if let Some(at) = domain.dcv_approval {
+        out.insert("dcv_approval_datetime".into(), json!(iso(at)));
+    }
     if detail {
         out.insert(
             "status".into(),
             json!(if validated { "active" } else { "pending" }),
         );
         out.insert("is_pending_validation".into(), json!(!validated));
-        if let Some(at) = domain.dcv_approval {
-            out.insert("dcv_approval_datetime".into(), json!(iso(at)));
-        }
         if let Some(until) = domain.validated_until {
             out.insert("dcv_expiration_datetime".into(), json!(iso(until)));
         }
@@ -579,9 +591,11 @@ pub(crate) fn domain(
             |o| {
                 json!({
                     "id": o.id,
+                    "status": if o.is_active { "active" } else { "inactive" },
                     "name": o.name,
                     "assumed_name": o.assumed_name,
                     "display_name": o.display_name,
+                    "is_active": if o.is_active { "1" } else { "0" },
                 })
             },
         );
@@ -605,6 +619,7 @@ pub(crate) fn domain(
                     "type": kind,
                     "name": name,
                     "description": description,
+                    "date_created": iso(domain.dcv_approval.unwrap_or(domain.date_created)),
                     "status": status,
                 });
                 // The documented listing has no `dcv_status`; domain info has it.
@@ -621,8 +636,8 @@ pub(crate) fn domain(
             .collect();
         out.insert("validations".into(), json!(validations));
     }
+    out.insert("dcv_method".into(), json!(domain.dcv_method));
     if include_dcv {
-        out.insert("dcv_method".into(), json!(domain.dcv_method));
         if !validated {
             out.insert(
                 "dcv_token".into(),
