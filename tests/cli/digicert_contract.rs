@@ -113,7 +113,13 @@ fn differences(documented: &Value, simulated: &Value, optional: &[&str]) -> Vec<
     out
 }
 
-fn walk(documented: &Value, simulated: &Value, path: &str, optional: &[&str], out: &mut Vec<String>) {
+fn walk(
+    documented: &Value,
+    simulated: &Value,
+    path: &str,
+    optional: &[&str],
+    out: &mut Vec<String>,
+) {
     match (documented, simulated) {
         (Value::Object(doc), Value::Object(sim)) => {
             for (key, value) in doc {
@@ -162,8 +168,9 @@ fn keys(value: &Value) -> Vec<&str> {
 #[test]
 fn documented_examples_and_the_simulator_agree_on_keys_casing_and_values() {
     let mut seed = seed();
-    seed.domains[0] = serde_json::from_value(json!({"name": "example.test", "organization_id": 112233}))
-        .expect("domain seed");
+    seed.domains[0] =
+        serde_json::from_value(json!({"name": "example.test", "organization_id": 112233}))
+            .expect("domain seed");
     seed.orders = vec![order_seed(json!({
         "common_name": "www.example.test", "dns_names": ["www.example.test"],
         "organization_id": 112233, "product": "ssl_basic"
@@ -248,8 +255,19 @@ fn documented_examples_and_the_simulator_agree_on_keys_casing_and_values() {
         "expired",
     ];
     assert!(statuses.contains(&list["orders"][0]["status"].as_str().unwrap_or_default()));
-    let (_, info) = call(&sim, "GET", &format!("order/certificate/{order_id}"), ADMIN, None);
+    let (_, info) = call(
+        &sim,
+        "GET",
+        &format!("order/certificate/{order_id}"),
+        ADMIN,
+        None,
+    );
     agrees("order-info.json", &info, &[]);
+    let methods = ["email", "dns-txt-token", "dns-cname-token", "http-token"];
+    assert!(
+        methods.contains(&info["dcv_method"].as_str().unwrap_or_default()),
+        "{info:#}"
+    );
 
     // check-dcv on an issued order: the older DV page's answer.
     let (status, checked) = call(
@@ -275,7 +293,10 @@ fn documented_examples_and_the_simulator_agree_on_keys_casing_and_values() {
     );
     assert_eq!(status, 201, "{request}");
     agrees("revoke-request.json", &request, &[]);
-    assert_eq!((request["type"].as_str(), request["status"].as_str()), (Some("revoke"), Some("pending")));
+    assert_eq!(
+        (request["type"].as_str(), request["status"].as_str()),
+        (Some("revoke"), Some("pending"))
+    );
 }
 
 #[test]
@@ -299,29 +320,40 @@ fn the_order_random_value_is_the_documented_answer_and_lasts_its_30_days() {
     simulated_keys.sort_unstable();
     assert_eq!(simulated_keys, documented_keys);
     let expires = first["expiration_date"].as_str().expect("expiration_date");
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     let expires = time::PrimitiveDateTime::parse(expires, &format)
         .unwrap_or_else(|e| panic!("`YYYY-MM-DDTHH:MM:SSZ`: {expires}: {e}"))
         .assume_utc();
     let lifetime = expires - time::OffsetDateTime::now_utc();
     assert!(
-        lifetime > time::Duration::days(29) && lifetime <= time::Duration::days(30) + time::Duration::minutes(1),
+        lifetime > time::Duration::days(29)
+            && lifetime <= time::Duration::days(30) + time::Duration::minutes(1),
         "30 days: {lifetime}"
     );
     // The current value while it is valid...
     let (_, again) = call(&sim, "PUT", &path, ADMIN, None);
     assert_eq!(again["dcv_random_value"], first["dcv_random_value"]);
     // ...a new one once it expired.
-    assert!(sim.sim().advance_clock(std::time::Duration::from_secs(31 * 86_400)));
+    assert!(sim
+        .sim()
+        .advance_clock(std::time::Duration::from_secs(31 * 86_400)));
     let (_, renewed) = call(&sim, "PUT", &path, ADMIN, None);
     assert_ne!(renewed["dcv_random_value"], first["dcv_random_value"]);
     // A view-only key may not (it is a PUT); an email order has no random value.
     let (status, _) = call(&sim, "PUT", &path, "sim-view-only-key", None);
     assert_eq!(status, 403);
-    let (status, unknown) = call(&sim, "PUT", "order/certificate/999999/dcv-random-value", ADMIN, None);
-    assert_eq!((status, unknown["errors"][0]["code"].as_str()), (404, Some("not_found|order")));
+    let (status, unknown) = call(
+        &sim,
+        "PUT",
+        "order/certificate/999999/dcv-random-value",
+        ADMIN,
+        None,
+    );
+    assert_eq!(
+        (status, unknown["errors"][0]["code"].as_str()),
+        (404, Some("not_found|order"))
+    );
 }
 
 #[test]
@@ -378,7 +410,11 @@ fn an_ov_product_without_an_organization_is_refused_before_any_order() {
         "{}",
         plan.stderr
     );
-    assert!(plan.stderr.contains("112233"), "lists the organizations: {}", plan.stderr);
+    assert!(
+        plan.stderr.contains("112233"),
+        "lists the organizations: {}",
+        plan.stderr
+    );
     let applied = run(&sandbox, &["apply", "--auto-approve"], ADMIN);
     assert_ne!(applied.code, 0, "{}", applied.all());
     assert_eq!(sim.orders_for("www.example.test"), 0, "no order was placed");
@@ -469,7 +505,10 @@ fn revocation_sends_the_documented_reason_spelling() {
     let path = format!("certificate/{certificate_id}/revoke");
     let (status, refused) = call(&strict, "PUT", &path, ADMIN, Some(&camel));
     assert_eq!(status, 400, "{refused}");
-    assert_eq!(refused["errors"][0]["code"], "invalid_param|revocation_reason");
+    assert_eq!(
+        refused["errors"][0]["code"],
+        "invalid_param|revocation_reason"
+    );
     // ...unless switched to the old spelling.
     seed.quirks.revocation_reasons = ReasonSpelling::Camel;
     let old = Sim::start(seed);
@@ -506,11 +545,18 @@ fn dns_dcv_completes_on_an_imported_order_reissued_with_a_new_name() {
     );
     std::fs::write(sandbox.path("imported.toml"), stub).expect("stub");
     let plan = run(&sandbox, &["plan"], ADMIN).expect(0);
-    assert!(plan.stdout.contains("~ reissue www-example-test"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("~ reissue www-example-test"),
+        "{}",
+        plan.all()
+    );
     let applied = run(&sandbox, &["apply", "--auto-approve"], ADMIN);
     assert_eq!(applied.code, 0, "{}", applied.all());
     assert_eq!(sandbox.state_field("www-example-test", "status"), "issued");
-    assert_eq!(sandbox.state_field("www-example-test", "order_id"), order_id);
+    assert_eq!(
+        sandbox.state_field("www-example-test", "order_id"),
+        order_id
+    );
     assert_ne!(sandbox.state_field("www-example-test", "serial"), serial);
     assert!(
         sim.requests("PUT /order/certificate/{id}/dcv-random-value") >= 1,
@@ -518,7 +564,10 @@ fn dns_dcv_completes_on_an_imported_order_reissued_with_a_new_name() {
         sim.sim().stats().requests_by_route
     );
     assert!(sim.sim().stats().dcv_checks >= 1);
-    assert!(bind.dig_answer("shop.pending.test", "TXT").is_empty(), "cleaned up");
+    assert!(
+        bind.dig_answer("shop.pending.test", "TXT").is_empty(),
+        "cleaned up"
+    );
 }
 
 #[test]
@@ -541,7 +590,9 @@ fn dns_dcv_completes_on_a_reissue_adding_a_name_after_the_value_expired() {
     let before = sim.requests("PUT /order/certificate/{id}/dcv-random-value");
     // The create answer's value is cached; 31 days later CertCentral no longer accepts it. A
     // new name of another pending domain needs DCV with the order's current value.
-    assert!(sim.sim().advance_clock(std::time::Duration::from_secs(31 * 86_400)));
+    assert!(sim
+        .sim()
+        .advance_clock(std::time::Duration::from_secs(31 * 86_400)));
     let now = sim_now(&sim);
     sandbox.write_config(&format!("{base}{}", web("\"api.later.test\"")));
     let applied = sandbox.certform_env(
@@ -554,4 +605,60 @@ fn dns_dcv_completes_on_a_reissue_adding_a_name_after_the_value_expired() {
     assert_eq!(sandbox.state_field("web", "status"), "issued");
     assert!(sim.requests("PUT /order/certificate/{id}/dcv-random-value") > before);
     assert_eq!(sim.orders_for("shop.pending.test"), 1, "no second order");
+}
+
+#[test]
+fn the_client_also_reads_the_old_shapes_behind_the_switches() {
+    let mut seed = seed();
+    seed.quirks.unauthorized_status = 401;
+    seed.quirks.unauthorized_code = "invalid_api_key".to_string();
+    seed.quirks.validation_type_case = certform::sim::digicert::LetterCase::Lower;
+    seed.quirks.domain_list_dcv_status = true;
+    let sim = Sim::start(seed);
+    let (_, basic) = call(&sim, "GET", "product/ssl_basic", ADMIN, None);
+    assert_eq!(basic["validation_type"], "ov");
+    let (_, domains) = call(&sim, "GET", "domain?include_validation=true", ADMIN, None);
+    assert!(domains["domains"][0]["validations"][0]
+        .get("dcv_status")
+        .is_some());
+    let config = format!(
+        "{}[certificate.web]\nca = \"dc\"\ncommon_name = \"www.example.test\"\nproduct = \"ssl_basic\"\nvalidity = {{ days = 90 }}\n",
+        account(&sim.sim().base_url())
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let plan = run(&sandbox, &["plan"], ADMIN).expect(1);
+    assert!(
+        plan.stderr
+            .contains("is OV-validated and needs `organization`"),
+        "{}",
+        plan.stderr
+    );
+    let wrong = run(&sandbox, &["ca", "test", "dc"], "wrong-key-77").expect(1);
+    assert!(wrong.stderr.contains("(HTTP 401)"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("hint: check the API key"),
+        "{}",
+        wrong.stderr
+    );
+    let info = run(&sandbox, &["ca", "info", "dc", "--format", "json"], ADMIN).expect(0);
+    let value: Value = serde_json::from_str(&info.stdout).expect("JSON");
+    let statuses: Vec<(&str, &str)> = value["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or_default(),
+                d["dcv_status"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("example.test", "complete")),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("pending.test", "pending")),
+        "{statuses:?}"
+    );
 }
