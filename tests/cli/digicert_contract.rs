@@ -97,8 +97,11 @@ fn dechunk(mut text: &str) -> String {
         if size == 0 {
             break;
         }
-        out.push_str(&rest[..size]);
-        text = &rest[size..].trim_start_matches("\r\n");
+        out.push_str(rest.get(..size).expect("chunk"));
+        text = rest
+            .get(size..)
+            .unwrap_or_default()
+            .trim_start_matches("\r\n");
     }
     out
 }

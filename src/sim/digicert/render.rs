@@ -637,17 +637,15 @@ pub(crate) fn domain(
         out.insert("validations".into(), json!(validations));
     }
     out.insert("dcv_method".into(), json!(domain.dcv_method));
-    if include_dcv {
-        if !validated {
-            out.insert(
-                "dcv_token".into(),
-                json!({
-                    "token": domain.token,
-                    "status": "pending",
-                    "expiration_date": iso(domain.token_expires),
-                }),
-            );
-        }
+    if include_dcv && !validated {
+        out.insert(
+            "dcv_token".into(),
+            json!({
+                "token": domain.token,
+                "status": "pending",
+                "expiration_date": iso(domain.token_expires),
+            }),
+        );
     }
     out.insert(
         "container".into(),
