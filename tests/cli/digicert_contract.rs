@@ -665,3 +665,110 @@ fn the_client_also_reads_the_old_shapes_behind_the_switches() {
         "{statuses:?}"
     );
 }
+
+/// Publish `value` as a TXT record at `name` in the test's BIND.
+fn publish_txt(bind: &Bind, name: &str, value: &str) {
+    use certform::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey};
+    use certform::dns::DnsProvider;
+    let settings = Rfc2136Settings {
+        server: bind.addr.to_string(),
+        key: Some(TsigKey {
+            key_name: crate::bind::DEFAULT_KEY.to_string(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: SecretRef::Env(crate::bind::DEFAULT_KEY.to_string()),
+        }),
+        zones: Vec::new(),
+    };
+    let secrets = |secret: &SecretRef| match secret {
+        SecretRef::Env(name) => Ok(bind.secret(name).as_bytes().to_vec()),
+        SecretRef::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
+    };
+    let provider = certform::dns::rfc2136::Rfc2136::new("bind", &settings, &secrets)
+        .expect("provider")
+        .with_timeout(std::time::Duration::from_secs(10));
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(provider.add_txt(name, value))
+        .expect("TXT published");
+}
+
+#[test]
+fn order_dcv_checks_the_order_random_value_with_the_documented_answers() {
+    let bind = Bind::start(&[ZoneSpec::new("pending.test")]);
+    let mut seed = seed();
+    seed.dcv.dns_server = Some(bind.addr);
+    seed.dcv.dns_timeout_ms = 2000;
+    seed.dcv.default_method = "dns-txt-token".to_string();
+    seed.orders = vec![order_seed(json!({
+        "common_name": "shop.pending.test", "dns_names": ["shop.pending.test"], "status": "pending",
+        "organization_id": 112233, "product": "ssl_basic"
+    }))];
+    let sim = Sim::start(seed);
+    let (_, list) = call(&sim, "GET", "order/certificate", ADMIN, None);
+    let order_id = list["orders"][0]["id"].as_u64().expect("order id");
+    let check = format!("order/certificate/{order_id}/check-dcv");
+
+    // Nothing published: the documented 400.
+    let (status, refused) = call(&sim, "PUT", &check, ADMIN, Some(&json!({})));
+    assert_eq!(status, 400, "{refused}");
+    let documented = fixture("error-invalid-dns-txt.json");
+    agrees("error-invalid-dns-txt.json", &refused, &[]);
+    assert_eq!(
+        refused["errors"][0]["code"],
+        documented["errors"][0]["code"]
+    );
+    // The documented message, then the simulator's detail of what it found.
+    let message = documented["errors"][0]["message"]
+        .as_str()
+        .expect("message");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(message)),
+        "{refused}"
+    );
+
+    // The domain's own token is not the order's value.
+    let (_, domains) = call(&sim, "GET", "domain?include_validation=true", ADMIN, None);
+    let domain_id = domains["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .find(|d| d["name"] == "pending.test")
+        .and_then(|d| d["id"].as_u64())
+        .expect("pending.test");
+    let (_, detail) = call(
+        &sim,
+        "GET",
+        &format!("domain/{domain_id}?include_dcv=true"),
+        ADMIN,
+        None,
+    );
+    let domain_token = detail["dcv_token"]["token"].as_str().expect("token");
+    let (_, random) = call(
+        &sim,
+        "PUT",
+        &format!("order/certificate/{order_id}/dcv-random-value"),
+        ADMIN,
+        None,
+    );
+    let value = random["dcv_random_value"].as_str().expect("value");
+    assert_ne!(domain_token, value);
+    publish_txt(&bind, "shop.pending.test", domain_token);
+    let (status, refused) = call(&sim, "PUT", &check, ADMIN, Some(&json!({})));
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["errors"][0]["code"], "invalid_dns_txt");
+
+    // The order's value passes: the documented answer, with its vocabulary.
+    publish_txt(&bind, "shop.pending.test", value);
+    let (status, checked) = call(&sim, "PUT", &check, ADMIN, Some(&json!({})));
+    assert_eq!(status, 200, "{checked}");
+    agrees("check-dcv.json", &checked, &[]);
+    assert_eq!(checked["dcv_status"], "valid");
+    assert_eq!(checked["order_status"], "issued");
+    assert_eq!(
+        checked["dns_name_validations"][0]["dns_name"],
+        "shop.pending.test"
+    );
+    assert_eq!(checked["dns_name_validations"][0]["status"], "approved");
+}
