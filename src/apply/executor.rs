@@ -933,6 +933,19 @@ impl Executor {
         for id in &change.undeploy {
             state.deployments.remove(id);
         }
+        // A certificate already expired at this run's time (a clock pinned with
+        // `CERTFORM_NOW` past the CA's, or a CA clock behind): deployed all the same, because
+        // what it replaces is no newer, but said loudly.
+        if let Some(not_after) = state.not_after.filter(|t| *t <= self.now) {
+            if !change.deploy.is_empty() {
+                tracing::warn!(certificate = %state.name, "deploying a certificate that already expired at the run's time");
+                summary.push(format!(
+                    "warning: it expired on {}, before this run's time {} (is `CERTFORM_NOW` pinned past the CA's clock?); deployed anyway, as nothing newer exists",
+                    format_time(not_after),
+                    format_time(self.now)
+                ));
+            }
+        }
         let mut failures = Vec::new();
         if !change.deploy.is_empty() {
             let chain_pem = self.store.read_chain(&state.name)?.ok_or_else(|| {
