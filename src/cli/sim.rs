@@ -71,7 +71,12 @@ fn run_digicert(context: &Context, args: &DigicertArgs) -> Result<i32, Failure> 
             )));
         }
         if let Some(path) = &args.root_out {
-            crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644).map_err(|e| {
+            // A fresh clone has no `out/` yet: create the file's directory.
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            parent
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644))
+                .map_err(|e| {
                 Failure::new(format!("cannot write the root CA to `{}`", path.display()))
                     .caused_by(e.to_string())
             })?;
