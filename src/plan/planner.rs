@@ -1396,10 +1396,10 @@ fn renew_on(
 
 /// Whether the next certificate of `state` is a reissue on its order rather than a new
 /// order: the CA reported (now, or when state last read the order in detail) that the
-/// order's plan runs past the current certificate's expiry and past `now`, the certificate
-/// stays at the same CA account, and that CA reissues on the same order. A reissue on the
-/// order's last stretch ends with the plan (the CA caps it there), so the renewal after it
-/// finds the plan no longer longer than the certificate and places a new order.
+/// order's plan runs past the current certificate's expiry and, from `now`, for more than
+/// half the current certificate's lifetime (so the reissue is a certificate worth having),
+/// the certificate stays at the same CA account, and that CA reissues on the same order.
+/// Otherwise a new order (a renewal of the old one).
 fn plan_coverage(
     spec: &CertificateSpec,
     state: &CertificateState,
@@ -1422,7 +1422,12 @@ fn plan_coverage(
         .filter(|view| &view.order_id == order_id)
         .and_then(|view| view.plan_until)
         .or(state.plan_until)?;
-    (until > not_after && until > input.now).then(|| PlanCoverage {
+    // The reissue would end with the plan at the latest: worth it only when that leaves more
+    // than half a certificate's lifetime (an order of `days = 90` renewed at day 60 is not).
+    let lifetime = state
+        .not_before
+        .map_or(time::Duration::ZERO, |from| not_after - from);
+    (until > not_after && until - input.now > lifetime / 2).then(|| PlanCoverage {
         order_id: order_id.clone(),
         until,
     })

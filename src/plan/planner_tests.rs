@@ -3552,17 +3552,39 @@ fn a_plan_that_ends_with_the_certificate_or_before_it_orders_again() {
         "{change:#?}"
     );
     assert!(!change.reason.contains("plan"), "{}", change.reason);
-    // One second longer than the certificate: a reissue still extends coverage.
-    state.plan_until = state.not_after.map(|t| t + Duration::seconds(1));
+    // The plan's rest from now must be more than half the certificate's lifetime (99.5 days).
+    let half = Duration::days(199) / 2;
+    state.plan_until = Some(later + half);
+    let world = World::new().state(state.clone()).spec(s.clone());
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+    state.plan_until = Some(later + half + Duration::seconds(1));
     let world = World::new().state(state.clone()).spec(s.clone());
     assert_eq!(
         only_change(&world.plan_at(later)).action,
         Action::Renew {
             serial: "01".into(),
             not_after: NOW + Duration::days(199),
-            on_order: coverage(NOW + Duration::days(199) + Duration::seconds(1)),
+            on_order: coverage(later + half + Duration::seconds(1)),
         }
     );
+    // Without `not_before` in state the lifetime is unknown: any rest past the certificate.
+    state.not_before = None;
+    state.plan_until = Some(NOW + Duration::days(199) + Duration::seconds(1));
+    let world = World::new()
+        .state(state.clone())
+        .spec(s.clone())
+        .replacing("web");
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew {
+            on_order: Some(_),
+            ..
+        }
+    ));
+    state.not_before = Some(NOW);
     // No plan recorded or reported: a new order.
     state.plan_until = None;
     let world = World::new().state(state).spec(s);
@@ -3575,22 +3597,27 @@ fn a_plan_that_ends_with_the_certificate_or_before_it_orders_again() {
 #[test]
 fn a_plan_already_over_orders_again_even_when_longer_than_an_expired_certificate() {
     let (s, mut state) = on_plan();
-    state.plan_until = Some(NOW + Duration::days(250));
+    state.plan_until = Some(NOW + Duration::days(400));
     let world = World::new().state(state.clone()).spec(s.clone());
-    // Expired at 199 days; the plan runs to 250: reissue.
+    // Expired at 199 days; the plan runs to 400: reissue.
     assert_eq!(
         only_change(&world.plan_at(NOW + Duration::days(240))).action,
         Action::Renew {
             serial: "01".into(),
             not_after: NOW + Duration::days(199),
-            on_order: coverage(NOW + Duration::days(250)),
+            on_order: coverage(NOW + Duration::days(400)),
         }
     );
-    // At the plan's end itself: nothing left to reissue on.
-    assert!(matches!(
-        only_change(&world.plan_at(NOW + Duration::days(250))).action,
-        Action::Renew { on_order: None, .. }
-    ));
+    // Too little of the plan left (and none at its end): a new order.
+    for day in [320, 400, 410] {
+        assert!(
+            matches!(
+                only_change(&world.plan_at(NOW + Duration::days(day))).action,
+                Action::Renew { on_order: None, .. }
+            ),
+            "day {day}"
+        );
+    }
 }
 
 #[test]
