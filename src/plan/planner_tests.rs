@@ -3552,6 +3552,16 @@ fn a_plan_that_ends_with_the_certificate_or_before_it_orders_again() {
         "{change:#?}"
     );
     assert!(!change.reason.contains("plan"), "{}", change.reason);
+    // Early (`--replace` at day 10), with the plan ending with the certificate: a reissue
+    // would give nothing more, whatever the plan's rest.
+    let early = World::new()
+        .state(state.clone())
+        .spec(s.clone())
+        .replacing("web");
+    assert!(matches!(
+        only_change(&early.plan_at(NOW + Duration::days(10))).action,
+        Action::Renew { on_order: None, .. }
+    ));
     // The plan's rest from now must be more than half the certificate's lifetime (99.5 days).
     let half = Duration::days(199) / 2;
     state.plan_until = Some(later + half);
