@@ -211,6 +211,55 @@ mod tests {
     }
 
     #[test]
+    fn a_validity_at_the_cap_is_its_own_lifetime_and_years_count_365_days() {
+        let findings = run(
+            &spec(
+                Validity::Days(199),
+                RenewBefore::Duration(Duration::days(200)),
+            ),
+            TODAY,
+        );
+        assert_eq!(findings.errors.len(), 1);
+        assert!(
+            findings.errors[0]
+                .message
+                .contains("not shorter than the 199-day lifetime of `validity`: every run"),
+            "{findings:?}"
+        );
+        assert!(findings.warnings.is_empty(), "199 days is not past the cap");
+        // Under the 397-day cap (before 2026-02-24) a year is 365 days, two are capped.
+        let before = date!(2026 - 01 - 01);
+        let year = |days| {
+            run(
+                &spec(
+                    Validity::Years(1),
+                    RenewBefore::Duration(Duration::days(days)),
+                ),
+                before,
+            )
+            .errors
+            .len()
+        };
+        assert_eq!((year(364), year(365)), (0, 1));
+        let two = run(
+            &spec(
+                Validity::Years(2),
+                RenewBefore::Duration(Duration::days(300)),
+            ),
+            before,
+        );
+        assert!(two.errors.is_empty(), "{two:?}");
+        let two = run(
+            &spec(
+                Validity::Years(2),
+                RenewBefore::Duration(Duration::days(397)),
+            ),
+            before,
+        );
+        assert_eq!(two.errors.len(), 1, "{two:?}");
+    }
+
+    #[test]
     fn days_past_the_cap_warn_and_shares_never_fail() {
         let findings = run(&spec(Validity::Days(365), RenewBefore::Percent(33)), TODAY);
         assert!(findings.errors.is_empty());
