@@ -77,6 +77,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                 deployments,
                 renewal_window: None,
                 retry_after: None,
+                plan_until: None,
                 backoff: None,
                 history: Vec::new(),
             },

@@ -123,6 +123,7 @@ mod tests {
             cancel_refunds: false,
             honours_validity: true,
             max_orders_per_run: None,
+            max_lifetime: &[],
         };
         let ca = FakeCa::new("lab", caps, None);
         for (operation, answer) in [

@@ -54,11 +54,72 @@ pub struct Capabilities {
     /// its documented rate limits; `None`: no limit (the local CA). `[ca.NAME]
     /// max_orders_per_run` overrides it per account.
     pub max_orders_per_run: Option<u32>,
+    /// The longest certificate the CA issues, by issue date (oldest step first); empty when
+    /// the CA sets no known limit (or, like ACME, decides the lifetime itself). A `validity`
+    /// longer than the step in force buys the CA's *plan* (DigiCert: an order covered by
+    /// reissues until `order_valid_till`), not a longer certificate.
+    pub max_lifetime: &'static [LifetimeStep],
 }
+
+/// From `from` (an issue date, UTC), certificates last at most `days` days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifetimeStep {
+    pub from: time::Date,
+    pub days: u32,
+}
+
+impl LifetimeStep {
+    pub const fn new(from: time::Date, days: u32) -> Self {
+        Self { from, days }
+    }
+}
+
+/// The step of `steps` in force on `on`; `None` before the first step or without steps.
+pub fn lifetime_on(steps: &[LifetimeStep], on: time::Date) -> Option<LifetimeStep> {
+    steps.iter().rev().find(|step| step.from <= on).copied()
+}
+
+/// DigiCert's public TLS limits: one table, oldest first.
+///
+/// - 397 days since 2020-09-01 (docs.digicert.com, "End of 2-Year DV, OV, and EV public
+///   SSL/TLS certificates").
+/// - 199 days from 2026-02-24 (dev.digicert.com order and reissue pages: "Starting February
+///   24, 2026, the maximum validity period for a Public TLS/SSL certificate will be 199 days").
+/// - The CA/Browser Forum's SC-081 steps, 100 days from 2027-03-15 and 47 days from
+///   2029-03-15, which DigiCert applies one day shorter ("DigiCert's implementation sets its
+///   limits one day shorter", nicsrs.com/blog/digicert-moving-to-199-day-ssl-in-2026; the
+///   order pages: "By 2029, the maximum validity period will be reduced to 46 days"): 99 and
+///   46 days.
+pub const DIGICERT_LIFETIMES: &[LifetimeStep] = &[
+    LifetimeStep::new(time::macros::date!(2020 - 09 - 01), 397),
+    LifetimeStep::new(time::macros::date!(2026 - 02 - 24), 199),
+    LifetimeStep::new(time::macros::date!(2027 - 03 - 15), 99),
+    LifetimeStep::new(time::macros::date!(2029 - 03 - 15), 46),
+];
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use super::{lifetime_on, DIGICERT_LIFETIMES};
+    use time::macros::date;
+
+    #[test]
+    fn the_digicert_lifetime_follows_the_issue_date() {
+        let days = |on| lifetime_on(DIGICERT_LIFETIMES, on).map(|step| step.days);
+        assert_eq!(days(date!(2020 - 08 - 31)), None);
+        assert_eq!(days(date!(2020 - 09 - 01)), Some(397));
+        assert_eq!(days(date!(2026 - 02 - 23)), Some(397));
+        assert_eq!(days(date!(2026 - 02 - 24)), Some(199));
+        // SC-081's 200 days from 2026-03-15 does not lengthen DigiCert's 199.
+        assert_eq!(days(date!(2026 - 12 - 02)), Some(199));
+        assert_eq!(days(date!(2027 - 03 - 14)), Some(199));
+        assert_eq!(days(date!(2027 - 03 - 15)), Some(99));
+        assert_eq!(days(date!(2029 - 03 - 14)), Some(99));
+        assert_eq!(days(date!(2029 - 03 - 15)), Some(46));
+        assert_eq!(days(date!(2040 - 01 - 01)), Some(46));
+        assert_eq!(lifetime_on(&[], date!(2027 - 01 - 01)), None);
+    }
 
     /// The planner is pure: `src/plan/` imports nothing from the edges (`ca`, `apply`,
     /// `deploy`, `dns`, `sim`), only plain data such as `crate::capabilities`.

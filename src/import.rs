@@ -281,6 +281,7 @@ pub async fn import(
             deployments: BTreeMap::new(),
             renewal_window: None,
             retry_after: None,
+            plan_until: None,
             backoff: None,
             history: vec![HistoryEntry {
                 at: options.now,

@@ -864,6 +864,7 @@ mod tests {
             deployments: BTreeMap::new(),
             renewal_window: None,
             retry_after: None,
+            plan_until: None,
             backoff: None,
             history: Vec::new(),
         }

@@ -120,6 +120,16 @@ pub struct OrderView {
     pub not_after: Option<OffsetDateTime>,
     /// Per-domain validation status while pending.
     pub dcv: Vec<DcvStatus>,
+    /// The end of what the order paid for, when it covers more than one certificate
+    /// (DigiCert's `order_valid_till` of a multi-year plan): until then the next certificate is
+    /// a reissue on this order, not a new order. `None`: the order covers one certificate, or
+    /// the CA did not say (a list read; state keeps the last one seen).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub plan_until: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

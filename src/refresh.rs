@@ -86,6 +86,7 @@ pub async fn refresh(
                             serial: None,
                             not_after: None,
                             dcv: Vec::new(),
+                            plan_until: None,
                         }),
                         (None, None) => None,
                     };
@@ -355,6 +356,7 @@ mod tests {
             cancel_refunds: false,
             honours_validity: true,
             max_orders_per_run: None,
+            max_lifetime: &[],
         };
         let ca = Arc::new(FakeCa::new("acme", capabilities, None));
         ca.offer_renewal_windows(true);
@@ -526,6 +528,7 @@ mod tests {
                 cancel_refunds: true,
                 honours_validity: true,
                 max_orders_per_run: None,
+                max_lifetime: &[],
             };
             let ca = Arc::new(FakeCa::new("dc", capabilities, None));
             ca.hide_reissue_tags(true);

@@ -247,6 +247,7 @@ impl FakeCa {
             serial: Some(order.serial.clone()),
             not_after: Some(order.not_after),
             dcv: Vec::new(),
+            plan_until: None,
         }
     }
 

@@ -248,7 +248,14 @@ impl Planned {
 impl Workspace {
     /// Load and validate the configuration at `path`; nothing is written.
     pub fn load(path: &Path, now: time::OffsetDateTime) -> Result<Self, Error> {
-        let config = load_config(path)?;
+        let mut config = load_config(path)?;
+        // Lifetimes against the CA's limits on the run's date (`CERTFORM_NOW` in tests).
+        let lifetimes =
+            config::lifetime::check(&config, now.to_offset(time::UtcOffset::UTC).date());
+        if !lifetimes.errors.is_empty() {
+            return Err(Error::Invalid(lifetimes.errors));
+        }
+        config.warnings.extend(lifetimes.warnings);
         let keys_dir = keys_dir(&config);
         Ok(Self {
             config: std::sync::Arc::new(config),

@@ -247,6 +247,15 @@ impl Executor {
         };
         match &change.action {
             Action::Create { .. } => self.order(change, current, IntentKind::Create, None).await,
+            // A renewal the order's plan covers is a reissue on that order (no new payment).
+            Action::Renew {
+                on_order: Some(coverage),
+                ..
+            } => {
+                let order_id = Some(coverage.order_id.clone());
+                self.order(change, current, IntentKind::Reissue, order_id)
+                    .await
+            }
             Action::Renew { .. } => self.order(change, current, IntentKind::Renew, None).await,
             Action::Reissue { same_order, .. } => {
                 let order_id = current
@@ -277,8 +286,9 @@ impl Executor {
             Action::Fetch { order_id } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(intent_ca(&state))?;
-                if let Collected::NotYet(waiting) =
-                    self.collect(&mut state, ca.as_ref(), order_id).await?
+                if let Collected::NotYet(waiting) = self
+                    .collect(&mut state, ca.as_ref(), order_id, None)
+                    .await?
                 {
                     return Ok(waiting);
                 }
@@ -391,6 +401,21 @@ impl Executor {
         reissue_order: Option<String>,
     ) -> Result<String, Error> {
         let spec = self.spec(&change.certificate)?;
+        // A read-only account refuses the order: say so before an intent, a key or a backoff
+        // is recorded, so state (and its git history) stays as it was.
+        let ca = self.account(&spec.ca)?;
+        if ca.is_read_only() {
+            return Err(Error::Ca {
+                context: format!("cannot {} at `{}`", kind.as_str(), ca.name()),
+                source: CaError::new(
+                    ErrorClass::Rejected,
+                    format!(
+                        "`{}` is read-only (`mode = \"read-only\"`): no order was sent and state is unchanged",
+                        ca.name()
+                    ),
+                ),
+            });
+        }
         let mut state = current.unwrap_or_else(|| new_state(spec));
         let result = self
             .order_steps(change, &mut state, kind, reissue_order)
@@ -685,9 +710,12 @@ impl Executor {
         ca: &dyn CertificateAuthority,
         view: &OrderView,
     ) -> Result<String, Error> {
+        let plan_until = view.plan_until;
         match view.status {
             OrderStatus::Issued => {
-                if let Collected::NotYet(waiting) = self.collect(state, ca, &view.order_id).await? {
+                if let Collected::NotYet(waiting) =
+                    self.collect(state, ca, &view.order_id, plan_until).await?
+                {
                     return Ok(waiting);
                 }
                 self.deploy(change, state).await
@@ -695,8 +723,9 @@ impl Executor {
             OrderStatus::Pending | OrderStatus::Ready => {
                 let view = self.validate(change, state, ca, view).await?;
                 if view.status == OrderStatus::Issued {
-                    if let Collected::NotYet(waiting) =
-                        self.collect(state, ca, &view.order_id).await?
+                    if let Collected::NotYet(waiting) = self
+                        .collect(state, ca, &view.order_id, view.plan_until.or(plan_until))
+                        .await?
                     {
                         return Ok(waiting);
                     }
@@ -791,11 +820,14 @@ impl Executor {
     /// Fetch an issued certificate and make it the current one; when the CA has none to
     /// collect yet, leave state as it is (the intent keeps the order) and say so: a later run
     /// fetches it. That is a wait, not a failure.
+    /// `plan_until`: the end of the order's plan as the CA last reported it (`None`: not
+    /// reported; what state holds for the same order is kept).
     async fn collect(
         &self,
         state: &mut CertificateState,
         ca: &dyn CertificateAuthority,
         order_id: &str,
+        plan_until: Option<time::OffsetDateTime>,
     ) -> Result<Collected, Error> {
         let fetched = self
             .read_call("fetch certificate", || ca.fetch(order_id))
@@ -850,6 +882,12 @@ impl Executor {
             state.key_algorithm = intent.key_algorithm.clone();
         }
         state.status = CertificateStatus::Issued;
+        if state.order_id.as_deref() != Some(issued.order_id.as_str()) {
+            state.plan_until = None;
+        }
+        if plan_until.is_some() {
+            state.plan_until = plan_until;
+        }
         state.order_id = Some(issued.order_id.clone());
         state.certificate_id = issued.certificate_id.clone();
         state.serial = Some(info.serial.clone());
@@ -894,6 +932,19 @@ impl Executor {
         )];
         for id in &change.undeploy {
             state.deployments.remove(id);
+        }
+        // A certificate already expired at this run's time (a clock pinned with
+        // `CERTFORM_NOW` past the CA's, or a CA clock behind): deployed all the same, because
+        // what it replaces is no newer, but said loudly.
+        if let Some(not_after) = state.not_after.filter(|t| *t <= self.now) {
+            if !change.deploy.is_empty() {
+                tracing::warn!(certificate = %state.name, "deploying a certificate that already expired at the run's time");
+                summary.push(format!(
+                    "warning: it expired on {}, before this run's time {} (is `CERTFORM_NOW` pinned past the CA's clock?); deployed anyway, as nothing newer exists",
+                    format_time(not_after),
+                    format_time(self.now)
+                ));
+            }
         }
         let mut failures = Vec::new();
         if !change.deploy.is_empty() {
@@ -1064,6 +1115,7 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         deployments: BTreeMap::new(),
         renewal_window: None,
         retry_after: None,
+        plan_until: None,
         backoff: None,
         history: Vec::new(),
     }

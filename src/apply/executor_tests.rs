@@ -22,6 +22,7 @@ const REISSUING: Capabilities = Capabilities {
     cancel_refunds: false,
     honours_validity: true,
     max_orders_per_run: None,
+    max_lifetime: &[],
 };
 
 const ORDERING: Capabilities = Capabilities {
@@ -32,6 +33,7 @@ const ORDERING: Capabilities = Capabilities {
     cancel_refunds: false,
     honours_validity: true,
     max_orders_per_run: None,
+    max_lifetime: &[],
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {

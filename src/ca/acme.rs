@@ -560,6 +560,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     honours_validity: false,
     // Let's Encrypt's limit: 300 new orders per account per 3 hours.
     max_orders_per_run: Some(300),
+    max_lifetime: &[],
 };
 
 #[async_trait]

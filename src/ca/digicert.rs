@@ -404,6 +404,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // CertCentral allows 1,000 API requests per 5 minutes; an order takes about four
     // (place, poll, fetch, check), so 250 orders fit one run.
     max_orders_per_run: Some(250),
+    max_lifetime: crate::capabilities::DIGICERT_LIFETIMES,
 };
 
 #[async_trait]
@@ -418,6 +419,10 @@ impl CertificateAuthority for DigicertCa {
 
     fn capabilities(&self) -> Capabilities {
         CAPABILITIES
+    }
+
+    fn is_read_only(&self) -> bool {
+        DigicertCa::is_read_only(self)
     }
 
     async fn check_credentials(&self) -> Result<crate::ca::Credentials, CaError> {

@@ -122,6 +122,7 @@ impl LocalOrder {
             serial: Some(self.serial.clone()),
             not_after: Some(self.not_after),
             dcv: Vec::new(),
+            plan_until: None,
         }
     }
 
@@ -269,6 +270,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     cancel_refunds: false,
     honours_validity: true,
     max_orders_per_run: None,
+    max_lifetime: &[],
 };
 
 #[async_trait]

@@ -233,6 +233,12 @@ pub trait CertificateAuthority: Send + Sync {
 
     fn capabilities(&self) -> Capabilities;
 
+    /// The account is configured read-only (`mode = "read-only"`): it refuses every write, so
+    /// the executor refuses an order before recording anything for it.
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
     /// Whether the account is usable, and who its credentials answer as (`ca test`).
     async fn check_credentials(&self) -> Result<Credentials, CaError> {
         Err(unsupported(

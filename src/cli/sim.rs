@@ -33,6 +33,18 @@ pub struct DigicertArgs {
     /// Write the simulator's root CA certificate (PEM) to this file
     #[arg(long, value_name = "FILE")]
     pub root_out: Option<PathBuf>,
+
+    /// Start the simulator's clock at this time (RFC 3339); it runs on from there. Default:
+    /// `CERTFORM_NOW` when set, so a certform pinned to a date and the simulator agree; else
+    /// real time. `POST /_sim/clock` moves it later
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<time::OffsetDateTime>,
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| format!("expected an RFC 3339 time such as `2027-01-01T00:00:00Z`, not `{text}`"),
+    )
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
@@ -51,8 +63,20 @@ fn run_digicert(context: &Context, args: &DigicertArgs) -> Result<i32, Failure> 
         let sim = digicert::start(seed, args.listen).await.map_err(|e| {
             Failure::from_error(&e).hint("pick another address with `--listen 127.0.0.1:0`")
         })?;
+        // `--now`, else the run's clock (`CERTFORM_NOW` when pinned; real time otherwise).
+        let start = args.now.unwrap_or(context.now);
+        if !sim.set_now(start) {
+            return Err(Failure::new(format!(
+                "cannot start the simulator's clock at {start}: it moves at most 100 years from real time"
+            )));
+        }
         if let Some(path) = &args.root_out {
-            crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644).map_err(|e| {
+            // A fresh clone has no `out/` yet: create the file's directory.
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            parent
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644))
+                .map_err(|e| {
                 Failure::new(format!("cannot write the root CA to `{}`", path.display()))
                     .caused_by(e.to_string())
             })?;
@@ -60,6 +84,7 @@ fn run_digicert(context: &Context, args: &DigicertArgs) -> Result<i32, Failure> 
         println!("DigiCert CertCentral simulator");
         println!("  base URL:  {}", sim.base_url());
         println!("  admin:     {}", sim.admin_url());
+        println!("  clock:     {} (`POST {}clock` moves it)", sim.now(), sim.admin_url());
         match &args.root_out {
             Some(path) => println!("  root CA:   {}", path.display()),
             None => println!("  root CA:   {}root.pem", sim.admin_url()),

@@ -11,6 +11,7 @@
 
 mod de;
 mod dns_name;
+pub mod lifetime;
 mod locate;
 pub mod model;
 pub(crate) mod provider;

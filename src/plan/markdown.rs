@@ -497,6 +497,7 @@ mod tests {
             Action::Renew {
                 serial: "0b".into(),
                 not_after: time::OffsetDateTime::UNIX_EPOCH,
+                on_order: None,
             },
             revoke(),
             Action::Forget,

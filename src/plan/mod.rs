@@ -250,6 +250,10 @@ pub enum Action {
         #[serde(with = "time::serde::rfc3339")]
         #[schemars(with = "String")]
         not_after: OffsetDateTime,
+        /// The current order's plan still covers the next certificate: it is a reissue on
+        /// that order (no new order, nothing paid). `None`: a new order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_order: Option<PlanCoverage>,
     },
     /// The spec changed in a way the issued certificate does not reflect.
     Reissue {
@@ -335,8 +339,21 @@ impl Action {
             Action::Wait { order_id, .. } | Action::Fetch { order_id } => {
                 format!("order {order_id}")
             }
-            Action::Renew { serial, .. } if serial.is_empty() => String::new(),
-            Action::Renew { serial, .. } => format!("replaces serial {serial}"),
+            Action::Renew {
+                serial, on_order, ..
+            } => {
+                let mut detail = on_order
+                    .as_ref()
+                    .map(PlanCoverage::describe)
+                    .unwrap_or_default();
+                if !serial.is_empty() {
+                    if !detail.is_empty() {
+                        detail.push_str(", ");
+                    }
+                    detail.push_str(&format!("replaces serial {serial}"));
+                }
+                detail
+            }
             Action::Reissue { same_order, .. } => if *same_order {
                 "same order"
             } else {
@@ -407,6 +424,28 @@ impl Action {
                     record_only: true,
                     ..
                 }
+        )
+    }
+}
+
+/// An order whose plan covers more certificates than the one it holds (DigiCert's multi-year
+/// plans, `order_valid_till`): the next certificate is a reissue on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanCoverage {
+    pub order_id: String,
+    /// The end of the order's plan.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub until: OffsetDateTime,
+}
+
+impl PlanCoverage {
+    /// `reissue on order N (plan valid until D)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "reissue on order {} (plan valid until {})",
+            self.order_id,
+            self.until.date()
         )
     }
 }

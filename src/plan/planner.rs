@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 use super::{
-    Action, Blocked, Change, FieldChange, Guard, Plan, Thresholds, Warning,
+    Action, Blocked, Change, FieldChange, Guard, Plan, PlanCoverage, Thresholds, Warning,
     REISSUE_PERCENT_MIN_CERTIFICATES,
 };
 use crate::capabilities::Capabilities;
@@ -323,19 +323,21 @@ fn plan_issued(
             _ => {}
         }
     }
+    let on_order = || plan_coverage(spec, state, observed, input);
     if input.replace.contains(&spec.name) {
         let lost = observed
             .lost_key
             .as_ref()
             .map(|path| format!(" (the key file `{path}` is missing)"))
             .unwrap_or_default();
-        return Decision::Change(renew(
+        return Decision::Change(renew_on(
             spec,
             state,
             state.not_after.unwrap_or(input.now),
             format!(
                 "replacement requested with `--replace`{lost}: a new certificate with a new key"
             ),
+            on_order(),
         ));
     }
     let (Some(not_before), Some(not_after)) = (state.not_before, state.not_after) else {
@@ -355,7 +357,7 @@ fn plan_issued(
         String::new()
     };
     if not_after <= input.now {
-        return Decision::Change(renew(
+        return Decision::Change(renew_on(
             spec,
             state,
             not_after,
@@ -363,12 +365,13 @@ fn plan_issued(
                 "expired on {}{changed_note}",
                 super::render::format_time(not_after)
             ),
+            on_order(),
         ));
     }
     if let Some(window) = renewal_window(state, observed) {
         let at = window.renew_at(&state.id);
         if input.now >= at {
-            return Decision::Change(renew(
+            return Decision::Change(renew_on(
                 spec,
                 state,
                 not_after,
@@ -379,6 +382,7 @@ fn plan_issued(
                     super::render::format_time(window.end),
                     super::render::format_time(at)
                 ),
+                on_order(),
             ));
         }
     } else {
@@ -391,7 +395,7 @@ fn plan_issued(
             } else {
                 ""
             };
-            return Decision::Change(renew(
+            return Decision::Change(renew_on(
                 spec,
                 state,
                 not_after,
@@ -401,6 +405,7 @@ fn plan_issued(
                     spec.renew_before.describe(),
                     super::render::format_time(at)
                 ),
+                on_order(),
             ));
         }
     }
@@ -1352,6 +1357,25 @@ fn renew(
     not_after: OffsetDateTime,
     reason: String,
 ) -> Change {
+    renew_on(spec, state, not_after, reason, None)
+}
+
+/// A renewal; with `on_order`, a reissue on the order whose plan covers it (the reason says
+/// so).
+fn renew_on(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    not_after: OffsetDateTime,
+    reason: String,
+    on_order: Option<PlanCoverage>,
+) -> Change {
+    let reason = match &on_order {
+        Some(coverage) => format!(
+            "{reason}; the order's plan covers the next certificate: {}, no new order",
+            coverage.describe()
+        ),
+        None => reason,
+    };
     Change {
         deploy: target_ids(spec),
         ..change(
@@ -1363,10 +1387,50 @@ fn renew(
                     .map(ToString::to_string)
                     .unwrap_or_default(),
                 not_after,
+                on_order,
             },
             reason,
         )
     }
+}
+
+/// Whether the next certificate of `state` is a reissue on its order rather than a new
+/// order: the CA reported (now, or when state last read the order in detail) that the
+/// order's plan runs past the current certificate's expiry and, from `now`, for more than
+/// half the current certificate's lifetime (so the reissue is a certificate worth having),
+/// the certificate stays at the same CA account, and that CA reissues on the same order.
+/// Otherwise a new order (a renewal of the old one).
+fn plan_coverage(
+    spec: &CertificateSpec,
+    state: &CertificateState,
+    observed: &ObservedCertificate,
+    input: &PlanInput<'_>,
+) -> Option<PlanCoverage> {
+    if state.ca != spec.ca
+        || !input
+            .capabilities
+            .get(&spec.ca)
+            .is_some_and(|caps| caps.reissue_same_order)
+    {
+        return None;
+    }
+    let order_id = state.order_id.as_ref()?;
+    let not_after = state.not_after?;
+    let until = observed
+        .current
+        .as_ref()
+        .filter(|view| &view.order_id == order_id)
+        .and_then(|view| view.plan_until)
+        .or(state.plan_until)?;
+    // The reissue would end with the plan at the latest: worth it only when that leaves more
+    // than half a certificate's lifetime (an order of `days = 90` renewed at day 60 is not).
+    let lifetime = state
+        .not_before
+        .map_or(time::Duration::ZERO, |from| not_after - from);
+    (until > not_after && until - input.now > lifetime / 2).then(|| PlanCoverage {
+        order_id: order_id.clone(),
+        until,
+    })
 }
 
 /// Issuance fields that differ between what state recorded and the spec.

@@ -103,6 +103,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
             .collect(),
         renewal_window: None,
         retry_after: None,
+        plan_until: None,
         backoff: None,
         history: vec![HistoryEntry {
             at: issued,
@@ -135,6 +136,7 @@ fn view(order_id: &str, status: OrderStatus, serial: Option<&str>) -> OrderView 
         serial: serial.map(Serial::parse),
         not_after: None,
         dcv: Vec::new(),
+        plan_until: None,
     }
 }
 
@@ -160,6 +162,7 @@ impl World {
                 cancel_refunds: false,
                 honours_validity: true,
                 max_orders_per_run: None,
+                max_lifetime: &[],
             },
         );
         caps.insert(
@@ -172,6 +175,7 @@ impl World {
                 cancel_refunds: false,
                 honours_validity: true,
                 max_orders_per_run: None,
+                max_lifetime: &[],
             },
         );
         World {
@@ -781,6 +785,7 @@ fn renew_before_longer_than_the_issued_lifetime_renews_at_two_thirds() {
         Action::Renew {
             serial: "01".into(),
             not_after: NOW + Duration::days(199),
+            on_order: None,
         }
     );
     assert_eq!(
@@ -1231,6 +1236,7 @@ fn an_expiry_names_changed_settings_only_when_they_changed() {
         Action::Renew {
             serial: "01".into(),
             not_after: NOW - Duration::days(10),
+            on_order: None,
         }
     );
     assert_eq!(change.reason, "expired on 2026-11-13T12:00:00Z");
@@ -1257,6 +1263,7 @@ fn a_due_renewal_is_deployed_everywhere() {
         Action::Renew {
             serial: "01".into(),
             not_after: NOW + Duration::days(20),
+            on_order: None,
         }
     );
     assert!(
@@ -1653,6 +1660,7 @@ fn a_recorded_intent_order_waits_fetches_or_is_placed_again() {
     let renew = Action::Renew {
         serial: "01".into(),
         not_after: NOW + Duration::days(10),
+        on_order: None,
     };
     let cases = [
         (
@@ -1738,6 +1746,7 @@ fn a_resumed_intent_redoes_its_own_kind_of_work() {
             Action::Renew {
                 serial: "01".into(),
                 not_after: NOW + Duration::days(80),
+                on_order: None,
             },
             "renew",
         ),
@@ -3476,4 +3485,232 @@ fn an_interrupted_reissue_on_the_same_order_is_adopted_as_that_reissue() {
         "an interrupted reissue of order order-web (tag `tag-1`) reached `local` but state did not record it; adopting it instead of reissuing again"
     );
     assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+}
+
+// ---------------------------------------------------------------- plans vs certificates
+
+/// A 1-year plan bought at NOW with a 199-day first certificate, due at two thirds.
+fn on_plan() -> (CertificateSpec, CertificateState) {
+    let mut s = spec("web", &["a.example"]);
+    s.validity = Validity::Years(1);
+    s.renew_before = RenewBefore::Percent(33);
+    let mut state = issued_for(&s, "01", NOW, Duration::days(199));
+    state.plan_until = Some(NOW + Duration::days(365));
+    (s, state)
+}
+
+fn coverage(until: OffsetDateTime) -> Option<crate::plan::PlanCoverage> {
+    Some(crate::plan::PlanCoverage {
+        order_id: "order-web".into(),
+        until,
+    })
+}
+
+#[test]
+fn a_renewal_inside_the_orders_plan_is_a_reissue_on_that_order() {
+    let (s, state) = on_plan();
+    let world = World::new().state(state).spec(s);
+    let later = NOW + Duration::days(190);
+    let change = only_change(&world.plan_at(later)).clone();
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+            on_order: coverage(NOW + Duration::days(365)),
+        }
+    );
+    assert!(
+        change.reason.ends_with(
+            "; the order's plan covers the next certificate: reissue on order order-web (plan valid until 2027-11-23), no new order"
+        ),
+        "{}",
+        change.reason
+    );
+    assert_eq!(change.deploy, vec!["files:/srv/web".to_string()]);
+    assert_eq!(
+        change.action.detail(),
+        "reissue on order order-web (plan valid until 2027-11-23), replaces serial 01"
+    );
+    let text = render::text(&world.plan_at(later), TextOptions::default());
+    assert!(
+        text.contains("renew web (ca `local`, reissue on order order-web (plan valid until 2027-11-23), replaces serial 01)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plan_that_ends_with_the_certificate_or_before_it_orders_again() {
+    let (s, mut state) = on_plan();
+    let later = NOW + Duration::days(190);
+    // The plan ends exactly when the certificate does (the last reissue was capped there).
+    state.plan_until = state.not_after;
+    let world = World::new().state(state.clone()).spec(s.clone());
+    let change = only_change(&world.plan_at(later)).clone();
+    assert!(
+        matches!(change.action, Action::Renew { on_order: None, .. }),
+        "{change:#?}"
+    );
+    assert!(!change.reason.contains("plan"), "{}", change.reason);
+    // Early (`--replace` at day 10), with the plan ending with the certificate: a reissue
+    // would give nothing more, whatever the plan's rest.
+    let early = World::new()
+        .state(state.clone())
+        .spec(s.clone())
+        .replacing("web");
+    assert!(matches!(
+        only_change(&early.plan_at(NOW + Duration::days(10))).action,
+        Action::Renew { on_order: None, .. }
+    ));
+    // The plan's rest from now must be more than half the certificate's lifetime (99.5 days).
+    let half = Duration::days(199) / 2;
+    state.plan_until = Some(later + half);
+    let world = World::new().state(state.clone()).spec(s.clone());
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+    state.plan_until = Some(later + half + Duration::seconds(1));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    assert_eq!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+            on_order: coverage(later + half + Duration::seconds(1)),
+        }
+    );
+    // Without `not_before` in state the lifetime is unknown: any rest past the certificate.
+    state.not_before = None;
+    state.plan_until = Some(NOW + Duration::days(199) + Duration::seconds(1));
+    let world = World::new()
+        .state(state.clone())
+        .spec(s.clone())
+        .replacing("web");
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew {
+            on_order: Some(_),
+            ..
+        }
+    ));
+    state.not_before = Some(NOW);
+    // No plan recorded or reported: a new order.
+    state.plan_until = None;
+    let world = World::new().state(state).spec(s);
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+}
+
+#[test]
+fn a_plan_already_over_orders_again_even_when_longer_than_an_expired_certificate() {
+    let (s, mut state) = on_plan();
+    state.plan_until = Some(NOW + Duration::days(400));
+    let world = World::new().state(state.clone()).spec(s.clone());
+    // Expired at 199 days; the plan runs to 400: reissue.
+    assert_eq!(
+        only_change(&world.plan_at(NOW + Duration::days(240))).action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+            on_order: coverage(NOW + Duration::days(400)),
+        }
+    );
+    // Too little of the plan left (and none at its end): a new order.
+    for day in [320, 400, 410] {
+        assert!(
+            matches!(
+                only_change(&world.plan_at(NOW + Duration::days(day))).action,
+                Action::Renew { on_order: None, .. }
+            ),
+            "day {day}"
+        );
+    }
+}
+
+#[test]
+fn the_plan_the_ca_reports_now_wins_over_the_one_state_recorded() {
+    let (s, mut state) = on_plan();
+    state.plan_until = None;
+    let later = NOW + Duration::days(190);
+    let mut current = view("order-web", OrderStatus::Issued, Some("01"));
+    current.plan_until = Some(NOW + Duration::days(730));
+    let world = World::new().state(state.clone()).spec(s.clone()).observe(
+        "web",
+        ObservedCertificate {
+            current: Some(current.clone()),
+            ..ObservedCertificate::default()
+        },
+    );
+    assert_eq!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+            on_order: coverage(NOW + Duration::days(730)),
+        }
+    );
+    // A view of another order says nothing about this one's plan.
+    current.order_id = "order-other".into();
+    let world = World::new().state(state).spec(s).observe(
+        "web",
+        ObservedCertificate {
+            current: Some(current),
+            ..ObservedCertificate::default()
+        },
+    );
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+}
+
+#[test]
+fn a_plan_is_used_only_on_the_same_account_of_a_ca_that_reissues_in_place() {
+    let (s, state) = on_plan();
+    let later = NOW + Duration::days(190);
+    // The certificate moved to another account: a new order there.
+    let mut moved = s.clone();
+    moved.ca = "other".into();
+    let world = World::new().state(state.clone()).spec(moved);
+    assert!(!only_change(&world.plan_at(later)).reason.contains("plan"));
+    // A CA that cannot reissue on the same order.
+    let mut world = World::new().state(state.clone()).spec(s.clone());
+    world
+        .caps
+        .get_mut("local")
+        .expect("local")
+        .reissue_same_order = false;
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+    // No order recorded.
+    let mut orphan = state;
+    orphan.order_id = None;
+    let world = World::new().state(orphan).spec(s);
+    assert!(matches!(
+        only_change(&world.plan_at(later)).action,
+        Action::Renew { on_order: None, .. }
+    ));
+}
+
+#[test]
+fn replace_and_expiry_renewals_use_the_plan_too() {
+    let (s, state) = on_plan();
+    let world = World::new().state(state).spec(s).replacing("web");
+    let change = only_change(&world.plan_at(NOW + Duration::days(10))).clone();
+    assert_eq!(
+        change.action,
+        Action::Renew {
+            serial: "01".into(),
+            not_after: NOW + Duration::days(199),
+            on_order: coverage(NOW + Duration::days(365)),
+        }
+    );
+    assert!(change
+        .reason
+        .starts_with("replacement requested with `--replace`"));
 }

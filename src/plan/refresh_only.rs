@@ -168,6 +168,7 @@ mod tests {
                     serial: Some(Serial::from(serial)),
                     not_after: None,
                     dcv: Vec::new(),
+                    plan_until: None,
                 }),
                 ..Default::default()
             },

@@ -194,7 +194,14 @@ fn render_change(out: &mut String, p: &Painter, change: &Change) {
         | Action::Wait { order_id, .. }
         | Action::Fetch { order_id }
         | Action::Cancel { order_id, .. } => head.push_str(&format!(", order {order_id}")),
-        Action::Renew { serial, .. } => head.push_str(&format!(", replaces serial {serial}")),
+        Action::Renew {
+            serial, on_order, ..
+        } => {
+            if let Some(coverage) = on_order {
+                head.push_str(&format!(", {}", coverage.describe()));
+            }
+            head.push_str(&format!(", replaces serial {serial}"));
+        }
         Action::Revoke { serial, reason, .. } => {
             head.push_str(&format!(", serial {serial}, reason {}", reason.as_str()))
         }

@@ -92,6 +92,15 @@ pub struct CertificateState {
     /// CA is asked again only after its `Retry-After`.
     #[serde(default)]
     pub renewal_window: Option<crate::observed::RenewalWindow>,
+    /// The end of the plan of `order_id` when the CA sells orders covering several
+    /// certificates (DigiCert's `order_valid_till`): until then a renewal is a reissue on the
+    /// order, not a new order. Recorded from the last detailed read of the order.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub plan_until: Option<OffsetDateTime>,
     /// The CA asked us not to retry before this instant.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub retry_after: Option<OffsetDateTime>,

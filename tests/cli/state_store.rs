@@ -128,6 +128,7 @@ fn certificate(name: &str) -> CertificateState {
             next_check: datetime!(2026-11-24 06:00 UTC),
         }),
         retry_after: None,
+        plan_until: None,
         backoff: None,
         history: Vec::new(),
     }
@@ -197,6 +198,7 @@ fn full_certificate(name: &str) -> CertificateState {
             ),
         ]),
         retry_after: Some(datetime!(2026-03-01 11:00:00 +02:00)),
+        plan_until: None,
         history: vec![
             HistoryEntry {
                 at: datetime!(2026-01-01 00:00:00 UTC),

@@ -171,6 +171,7 @@ impl Inner {
                 serial: None,
                 not_after: None,
                 dcv: Vec::new(),
+                plan_until: None,
             }),
             Err(error) => Err(error),
         }
@@ -462,6 +463,7 @@ impl Inner {
             serial: None,
             not_after: None,
             dcv: Vec::new(),
+            plan_until: None,
         };
         if status == AcmeOrderStatus::Valid {
             let record = self.record_for(order).await?;

@@ -440,6 +440,7 @@ impl DigicertCa {
             serial: info.serial.clone(),
             not_after: info.valid_till,
             dcv,
+            plan_until: info.order_valid_till,
         }
     }
 

@@ -126,6 +126,9 @@ pub struct OrderInfo {
     pub dns_names: Vec<String>,
     pub serial: Option<Serial>,
     pub valid_till: Option<OffsetDateTime>,
+    /// The end of the order's plan (`order_valid_till`, the end of that day); the order detail
+    /// carries it, the list may not.
+    pub order_valid_till: Option<OffsetDateTime>,
     pub product: Option<String>,
     pub organization: Option<u64>,
     pub signature_hash: Option<String>,
@@ -190,6 +193,7 @@ impl OrderInfo {
                 .filter(|s| !s.is_empty())
                 .map(|s| Serial::parse(&s)),
             valid_till: text(&certificate, "valid_till").and_then(|t| parse_day(&t)),
+            order_valid_till: text(value, "order_valid_till").and_then(|t| parse_day(&t)),
             product: value
                 .get("product")
                 .and_then(|p| text(p, "name_id"))

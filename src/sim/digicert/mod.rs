@@ -372,6 +372,26 @@ impl RunningSim {
         true
     }
 
+    /// The simulator's clock now (RFC 3339).
+    pub fn now(&self) -> String {
+        let now = lock(&self.shared.account).now();
+        now.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+
+    /// Set the simulator's clock to `at` (it runs on from there, in step with real time), so
+    /// that it agrees with a certform run pinned with `CERTFORM_NOW`. Returns false, leaving
+    /// the clock alone, beyond 100 years from real time.
+    pub fn set_now(&self, at: time::OffsetDateTime) -> bool {
+        let mut account = lock(&self.shared.account);
+        if !account.set_clock(at) {
+            return false;
+        }
+        let now = account.now();
+        account.tick(now);
+        true
+    }
+
     /// Stop serving: finish requests in flight (for up to five seconds), then close.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(shutdown) = self.shutdown.take() {

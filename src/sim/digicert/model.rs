@@ -428,6 +428,13 @@ impl Account {
         whole_seconds(real.checked_add(self.clock_offset).unwrap_or(real))
     }
 
+    /// Set the clock to `at` (it runs on from there); refused (false) beyond
+    /// [`MAX_CLOCK_OFFSET`] from real time.
+    pub(crate) fn set_clock(&mut self, at: OffsetDateTime) -> bool {
+        let by = at - self.now();
+        self.advance_clock(by)
+    }
+
     /// Move the clock by `by`; refused (false) beyond [`MAX_CLOCK_OFFSET`] in total.
     pub(crate) fn advance_clock(&mut self, by: Duration) -> bool {
         match self.clock_offset.checked_add(by) {
