@@ -1269,6 +1269,114 @@ async fn comments_filter_is_ignored_by_default() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Quirks: the other shapes of what the references leave open
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quirks_switch_the_undocumented_shapes() {
+    let sim = start(json!({"quirks": {
+        "unauthorized_code": -970,
+        "not_collectable_status": 409,
+        "not_collectable_code": -1400,
+        "forbidden_status": 403,
+        "sa_approved_spelling": "SA Approved",
+        "details_date_format": "ISO",
+        "domain_status_style": "title",
+        "replace_keeps_id": false,
+        "strict_reason_code": true,
+        "pem_line_endings": "crlf",
+        "delete_any": true
+    }}))
+    .await;
+    let api = Api::new(&sim, ADMIN);
+    let wrong = Api {
+        password: "wrong".to_string(),
+        ..api.with(ADMIN)
+    };
+    let resp = wrong.get("/ssl/v1").await;
+    assert_eq!(resp.error(), (401, -970));
+    assert_eq!(resp.json()["description"], "Incorrect login credentials.");
+    let pending = api.with(DRAO).enroll_id(&["q.example.com"]).await;
+    assert_eq!(
+        api.get(&format!("/ssl/v1/collect/{pending}")).await.error(),
+        (409, -1400)
+    );
+    assert_eq!(
+        api.with(SMIME)
+            .enroll(&["q.example.com"], json!({}))
+            .await
+            .error(),
+        (403, -3)
+    );
+    let details = api.details(pending).await;
+    assert_eq!(details["requested"].as_str().unwrap().len(), 10);
+    assert_eq!(&details["requested"].as_str().unwrap()[4..5], "-");
+    api.sim(
+        Method::PUT,
+        &format!("certificates/{pending}/status"),
+        Some(json!({"status": "SAApproved"})),
+    )
+    .await;
+    assert_eq!(api.details(pending).await["status"], "SA Approved");
+    for filter in ["SA%20Approved", "SAApproved"] {
+        let resp = api.get(&format!("/ssl/v1?status={filter}")).await;
+        assert_eq!(resp.header("X-Total-Count"), Some("1"), "{filter}");
+    }
+    assert_eq!(
+        api.get("/domain/v1/201").await.json()["validationStatus"],
+        "Validated"
+    );
+    assert_eq!(
+        api.get("/domain/v1/202").await.json()["validationStatus"],
+        "Not validated"
+    );
+    // Replace creates a new record; the old one is `Replaced`.
+    let id = api.enroll_id(&["r.example.com"]).await;
+    let resp = api
+        .post(
+            &format!("/ssl/v1/replace/{id}"),
+            json!({"csr": csr(&["r.example.com"], KeySpec::Ecdsa(256)), "reason": "rotate"}),
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    assert_eq!(api.details(id).await["status"], "Replaced");
+    let found = api
+        .get("/ssl/v1?commonName=r.example.com&status=Issued")
+        .await
+        .json();
+    let new_id = found[0]["sslId"].as_u64().unwrap();
+    assert_ne!(new_id, id);
+    // A string reason code is refused when strict.
+    let resp = api
+        .post(
+            &format!("/ssl/v1/revoke/{new_id}"),
+            json!({"reasonCode": "4", "reason": "r"}),
+        )
+        .await;
+    assert_eq!(resp.error(), (400, -1002));
+    let collected = api.get(&format!("/ssl/v1/collect/{new_id}/x509")).await;
+    assert!(collected.text().contains("-----\r\n"), "CRLF line endings");
+    assert_eq!(pem::parse_many(&collected.body).unwrap().len(), 3);
+    let resp = api
+        .call(Method::DELETE, &format!("/ssl/v1/{new_id}"), None)
+        .await;
+    assert_eq!(resp.status, 204, "delete_any");
+    // A forced `Issued` is collectable.
+    api.sim(
+        Method::PUT,
+        &format!("certificates/{pending}/status"),
+        Some(json!({"status": "Issued"})),
+    )
+    .await;
+    assert_eq!(
+        api.get(&format!("/ssl/v1/collect/{pending}/x509CO"))
+            .await
+            .status,
+        200
+    );
+    sim.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Faults, limits, counts
 
 #[tokio::test(flavor = "multi_thread")]
