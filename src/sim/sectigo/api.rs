@@ -61,6 +61,9 @@ enum Route {
     Types,
     CustomFields,
     Enroll,
+    Update,
+    RevokeManual,
+    RenewManual(String),
     List,
     Count,
     Details(String),
@@ -107,6 +110,12 @@ fn route(method: &Method, path: &str) -> Option<(Route, &'static str)> {
             ["enroll"] if post => (Route::Enroll, "POST /ssl/v1/enroll"),
             [] if get => (Route::List, "GET /ssl/v1"),
             [] if head => (Route::Count, "HEAD /ssl/v1"),
+            [] if method == Method::PUT => (Route::Update, "PUT /ssl/v1"),
+            ["revoke", "manual"] if post => (Route::RevokeManual, "POST /ssl/v1/revoke/manual"),
+            ["renew", "manual", id] if post => (
+                Route::RenewManual(s(id)),
+                "POST /ssl/v1/renew/manual/{sslId}",
+            ),
             ["collect", id] if get => (Route::Collect(s(id), None), "GET /ssl/v1/collect/{sslId}"),
             ["collect", id, format] if get => (
                 Route::Collect(s(id), Some(s(format))),
@@ -302,6 +311,9 @@ fn dispatch(
         Route::Types => catalog::types(account, user, query),
         Route::CustomFields => Ok(catalog::custom_fields(account)),
         Route::Enroll => ssl::enroll(account, user, body, now),
+        Route::Update => ssl::update(account, user, body, query),
+        Route::RevokeManual => ssl::revoke_manual(account, user, body, now),
+        Route::RenewManual(id) => ssl::renew_manual(account, user, &id, body, now),
         Route::List => ssl::list(account, user, query, false),
         Route::Count => ssl::list(account, user, query, true),
         Route::Details(id) => ssl::details(account, user, &id, query),
@@ -446,6 +458,19 @@ mod tests {
             Some("POST /dcv/v1/validation/{action}/domain/{method}")
         );
         assert!(template(Method::PUT, "/ssl/v1/enroll").is_none());
+        assert_eq!(template(Method::PUT, "/ssl/v1"), Some("PUT /ssl/v1"));
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/revoke/manual"),
+            Some("POST /ssl/v1/revoke/manual")
+        );
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/revoke/12"),
+            Some("POST /ssl/v1/revoke/{sslId}")
+        );
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/renew/manual/12"),
+            Some("POST /ssl/v1/renew/manual/{sslId}")
+        );
         assert!(template(Method::GET, "/dcv/v2/validation").is_none());
     }
 }

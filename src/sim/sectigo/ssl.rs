@@ -1273,6 +1273,209 @@ pub(crate) fn delete(account: &mut Account, user: &User, id: &str) -> Result<Rep
     Ok(Reply::no_content())
 }
 
+/// `PUT /api/ssl/v1` → 200 with the details. Comments, external requester and custom fields
+/// can always be edited; organization, profile, term, common name, CSR and SANs only in
+/// `Requested`, `Declined`, `Rejected` or `Invalid` (D25 `#_update_ssl_certificate_details`).
+pub(crate) fn update(
+    account: &mut Account,
+    user: &User,
+    body: &[u8],
+    query: &Query,
+) -> Result<Reply, ApiError> {
+    require(account, user, Privilege::SslManage, "SSL update")?;
+    let body = object(body, false)?;
+    let id = int_field(&body, "sslId")?.ok_or_else(|| ApiError::missing("sslId"))?;
+    let current = visible(account, user, &id.to_string())?.clone();
+    let mut updated = current.clone();
+    if let Some(comments) = str_field(&body, "comments")? {
+        if comments.chars().count() > 1024 {
+            return Err(ApiError::invalid("comments"));
+        }
+        updated.comments = comments;
+    }
+    if present(&body, "externalRequester").is_some() {
+        let saved = account.workflow.require_external_requester;
+        account.workflow.require_external_requester = false;
+        let result = external_requester(account, &body);
+        account.workflow.require_external_requester = saved;
+        updated.external_requester = result?;
+    }
+    if present(&body, "customFields").is_some() {
+        updated.custom_fields = custom_fields(account, &body)?;
+    }
+    let editable = matches!(
+        current.status,
+        Status::Requested | Status::Declined | Status::Rejected | Status::Invalid
+    );
+    let restricted = [
+        "orgId",
+        "certTypeId",
+        "term",
+        "commonName",
+        "csr",
+        "subjectAlternativeNames",
+    ];
+    if let Some(field) = restricted
+        .iter()
+        .find(|field| present(&body, field).is_some())
+    {
+        if !editable {
+            // The restriction is documented; the code is the simulator's own.
+            return Err(ApiError::bad(
+                -1601,
+                format!(
+                    "Field '{field}' has invalid value. It can be edited only in the states Requested, Declined, Rejected or Invalid, not {}.",
+                    current.status.name(&account.quirks)
+                ),
+            ));
+        }
+        if let Some(org_id) = int_field(&body, "orgId")? {
+            let org_id = u64::try_from(org_id).map_err(|_| ApiError::invalid("orgId"))?;
+            if account.organization(org_id).is_none() {
+                return Err(ApiError::bad(
+                    -1023,
+                    format!("Organization '{org_id}' not found."),
+                ));
+            }
+            updated.org_id = org_id;
+        }
+        if let Some(profile_id) = int_field(&body, "certTypeId")? {
+            let profile_id = u64::try_from(profile_id)
+                .ok()
+                .filter(|id| account.profile(*id).is_some())
+                .ok_or_else(|| ApiError::bad(-39, "The certificate profile id is invalid!"))?;
+            updated.profile_id = profile_id;
+        }
+        let profile = account
+            .profile(updated.profile_id)
+            .cloned()
+            .ok_or_else(|| ApiError::bad(-39, "The certificate profile id is invalid!"))?;
+        if let Some(term) = int_field(&body, "term")? {
+            updated.term = u32::try_from(term).map_err(|_| ApiError::invalid("term"))?;
+        }
+        if !profile.terms.contains(&updated.term) {
+            return Err(ApiError::bad(
+                -36,
+                "The validity period (term) is invalid for this certificate profile.",
+            ));
+        }
+        if let Some(text) = str_field(&body, "csr")?.filter(|text| !text.trim().is_empty()) {
+            let csr = parse_csr(&text)?;
+            check_key(&csr, &profile)?;
+            updated.spki_der = csr.spki_der;
+            updated.key_algorithm = csr.algorithm;
+            updated.key_parameter = csr.parameter;
+            updated.key_bits = csr.bits;
+        }
+        if let Some(name) = str_field(&body, "commonName")?.filter(|name| !name.trim().is_empty()) {
+            updated.common_name = name.trim().to_ascii_lowercase();
+        }
+        match present(&body, "subjectAlternativeNames") {
+            None => {}
+            Some(Value::Array(items)) => {
+                updated.sans = items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .map(|name| name.trim().to_ascii_lowercase())
+                            .ok_or_else(ApiError::unparsable)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            Some(_) => return Err(ApiError::unparsable()),
+        }
+        check_names(
+            account,
+            &updated.names(),
+            updated.org_id,
+            updated.dcv_mode.as_deref(),
+            "subjectAlternativeNames",
+        )?;
+    }
+    account.certificates.insert(updated.id, updated);
+    details(account, user, &id.to_string(), query)
+}
+
+/// `POST /api/ssl/v1/revoke/manual` `{certId | serialNumber + issuer, revokeDate, reasonCode}`
+/// → 204: mark revoked without asking the CA.
+pub(crate) fn revoke_manual(
+    account: &mut Account,
+    user: &User,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Reply, ApiError> {
+    require(account, user, Privilege::SslRevoke, "SSL revocation")?;
+    let body = object(body, false)?;
+    let id = match int_field(&body, "certId")? {
+        Some(id) => visible(account, user, &id.to_string())?.id,
+        None => {
+            let serial = str_field(&body, "serialNumber")?
+                .ok_or_else(|| ApiError::bad(-951, "'At least one of the following fields must be filled in: certId, serialNumber."))?;
+            account
+                .certificates
+                .values()
+                .filter(|_| user.role.manages_ssl())
+                .find(|c| {
+                    c.leaf
+                        .as_ref()
+                        .is_some_and(|leaf| same_serial(&leaf.serial, &serial))
+                })
+                .map(|c| c.id)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        404,
+                        -166,
+                        "Entered data doesn't match the certificate or no valid certificate found",
+                    )
+                })?
+        }
+    };
+    let reason_code = int_field(&body, "reasonCode")?.unwrap_or(0);
+    if !matches!(reason_code, 0 | 1 | 3 | 4 | 5) {
+        return Err(ApiError::invalid("reasonCode"));
+    }
+    let revoked_at = match str_field(&body, "revokeDate")? {
+        // D25's example: `2025-05-21T12:24:27.916+00:00`.
+        Some(text) => OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| ApiError::invalid("revokeDate"))?,
+        None => now,
+    };
+    let Some(certificate) = account.certificates.get_mut(&id) else {
+        return Err(ApiError::wrong_id(id));
+    };
+    if certificate.status == Status::Revoked {
+        return Err(ApiError::bad(-159, "Your certificate already revoked"));
+    }
+    certificate.status = Status::Revoked;
+    certificate.revoked = Some(revoked_at);
+    certificate.reason_code = Some(reason_code as u8);
+    account.counters.revocations += 1;
+    Ok(Reply::no_content())
+}
+
+/// `POST /api/ssl/v1/renew/manual/{sslId}` `{id?, orderNumber?, dcvMode?, dcvEmail?}` → 204:
+/// mark renewed (optionally by a known certificate) without a new request.
+pub(crate) fn renew_manual(
+    account: &mut Account,
+    user: &User,
+    id: &str,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Reply, ApiError> {
+    require(account, user, Privilege::SslRenew, "SSL renewal")?;
+    let id = visible(account, user, id)?.id;
+    let body = object(body, true)?;
+    if let Some(other) = int_field(&body, "id")? {
+        visible(account, user, &other.to_string())?;
+    }
+    dcv_fields(&body)?;
+    if let Some(certificate) = account.certificates.get_mut(&id) {
+        certificate.renewed = true;
+        certificate.renewed_date = Some(now);
+    }
+    Ok(Reply::no_content())
+}
+
 fn dcv_log(account: &Account, certificate: &Certificate, now: OffsetDateTime) -> Value {
     let mut domains: Vec<(String, bool)> = Vec::new();
     for name in certificate.names() {
