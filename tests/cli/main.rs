@@ -47,6 +47,7 @@ mod saved_plan;
 mod scale;
 mod schedule;
 mod sim_digicert;
+mod sim_sectigo;
 mod snapshots;
 mod state_repo;
 mod state_store;
