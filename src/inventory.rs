@@ -1016,6 +1016,8 @@ mod tests {
             files: BTreeMap::new(),
             deployed_at: at,
             reload_error: None,
+            verified: None,
+            verify_error: None,
         };
         recorded
             .deployments

@@ -70,4 +70,5 @@ macro_rules! deploy_kinds {
 
 deploy_kinds! {
     "files" => Files(files),
+    "ssh" => Ssh(ssh),
 }

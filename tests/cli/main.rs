@@ -18,6 +18,7 @@ mod config_validation;
 mod contract;
 mod crash;
 mod deploy;
+mod deploy_remote;
 mod deploy_safety;
 mod digicert;
 mod digicert_client;
