@@ -226,6 +226,9 @@ pub const CONSTRUCTED_APPROVERS: &[&str] = &[
     "webmaster",
 ];
 
+/// In the `dir` of a named deploy target, replaced by the name of each certificate using it.
+pub const CERTIFICATE_PLACEHOLDER: &str = "{certificate}";
+
 /// Where an issued certificate is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeployTarget {
@@ -241,6 +244,24 @@ impl DeployTarget {
         match self {
             DeployTarget::Files(files) => format!("files:{}", files.id_dir().display()),
             DeployTarget::Ssh(ssh) => ssh.id(),
+        }
+    }
+
+    /// This target as certificate `certificate` uses it: `{certificate}` in `dir` becomes the
+    /// certificate's name (a named `[deploy.NAME]` target shared by several certificates).
+    pub fn for_certificate(&self, certificate: &str) -> DeployTarget {
+        let fill = |text: &str| text.replace(CERTIFICATE_PLACEHOLDER, certificate);
+        let fill_path = |path: &Path| PathBuf::from(fill(&path.to_string_lossy()));
+        match self {
+            DeployTarget::Files(files) => DeployTarget::Files(FilesTarget {
+                dir: fill_path(&files.dir),
+                relative_dir: files.relative_dir.as_deref().map(fill_path),
+                ..files.clone()
+            }),
+            DeployTarget::Ssh(ssh) => DeployTarget::Ssh(SshTarget {
+                dir: fill(&ssh.dir),
+                ..ssh.clone()
+            }),
         }
     }
 

@@ -345,3 +345,74 @@ fn a_server_that_keeps_the_old_certificate_fails_verify_and_is_retried() {
     assert!(run.stdout.contains("verified"), "{}", run.all());
     sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn a_named_target_serves_several_certificates_each_in_its_own_directory() {
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(&sandbox.path("sshd"));
+    let remote = sandbox.path("remote");
+    sandbox.write_config(&format!(
+        r#"
+[state]
+repo = "state"
+keys_dir = "keys"
+
+[deploy.web1]
+kind = "ssh"
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+identity = "{key}"
+known_hosts = "{known_hosts}"
+dir = "{remote}/{{certificate}}"
+
+[certificate.shop]
+common_name = "shop.example.test"
+deploy = ["web1"]
+
+[certificate.api]
+common_name = "api.example.test"
+deploy = ["web1", {{ kind = "files", dir = "out/api" }}]
+"#,
+        port = sshd.port,
+        user = user_name(),
+        key = sshd.key.display(),
+        known_hosts = sshd.known_hosts.display(),
+        remote = remote.display(),
+    ));
+    sandbox.apply().expect(0);
+    for name in ["shop", "api"] {
+        let (ok, subject) = sandbox.openssl(&[
+            "x509",
+            "-noout",
+            "-subject",
+            "-in",
+            remote.join(name).join("cert.pem").to_str().unwrap(),
+        ]);
+        assert!(
+            ok && subject.contains(&format!("{name}.example.test")),
+            "{subject}"
+        );
+        assert_eq!(mode(&remote.join(name).join("privkey.pem")), 0o600);
+    }
+    assert!(sandbox.path("out/api/cert.pem").exists());
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // An unknown name is a config error at its file and line, before anything runs.
+    let text = sandbox
+        .read("certform.toml")
+        .replace("deploy = [\"web1\"]", "deploy = [\"web2\"]");
+    sandbox.write_config(&text);
+    let run = sandbox.certform(&["plan"]).expect(1);
+    assert!(
+        run.stderr.contains("certform.toml:17:11:")
+            && run.stderr.contains("unknown deploy target `web2`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("named targets: `web1`"),
+        "{}",
+        run.stderr
+    );
+}
