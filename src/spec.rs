@@ -208,6 +208,9 @@ pub enum DcvMethod {
     Http {
         webroot: Option<PathBuf>,
         listen: Option<String>,
+        /// `via = "NAME"`: an `ssh` deploy target whose `web_root` receives the files.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<Box<SshTarget>>,
     },
     Email {
         /// The address that approves (`approver` in config), when the certificate names one;
@@ -351,6 +354,10 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
     /// The TLS endpoint that must serve the deployed certificate after the reload.
     pub verify: Option<VerifyEndpoint>,
+    /// Absolute directory on the host served at `http://NAME/`: where `dcv = { method =
+    /// "http", via = ... }` puts the CA's validation files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_root: Option<String>,
 }
 
 impl SshTarget {
@@ -372,6 +379,7 @@ impl SshTarget {
             known_hosts: PathBuf::new(),
             accept_new_host_key: false,
             connect_timeout: Duration::ZERO,
+            web_root: None,
             ..self.clone()
         };
         let text = serde_json::to_string(&shown).unwrap_or_default();

@@ -346,6 +346,9 @@ pub(crate) struct DcvRuleTable {
     pub(crate) webroot: Option<String>,
     /// `http` only: address of a built-in responder, e.g. `0.0.0.0:80`.
     pub(crate) listen: Option<String>,
+    /// `http` only: a `[deploy.NAME]` `ssh` target whose `web_root` receives the validation
+    /// files (removed afterwards).
+    pub(crate) via: Option<String>,
     /// `email` only: the address that approves, e.g. `admin@example.com`: `admin@`,
     /// `administrator@`, `hostmaster@`, `postmaster@` or `webmaster@` the name or a parent of
     /// it (or a WHOIS contact of the domain). Sectigo and The SSL Store send the email there;

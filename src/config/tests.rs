@@ -536,6 +536,7 @@ key = "key.pem"
                 method: DcvMethod::Http {
                     webroot: Some(PathBuf::from("/www")),
                     listen: Some(":80".to_string()),
+                    via: None,
                 },
             },
         ]

@@ -215,30 +215,51 @@ impl SshDeployer {
         for file in changed {
             input.extend_from_slice(file.content.as_bytes());
         }
-        let mut command =
-            tokio::process::Command::from(self.command(&self.write_script(changed, all)));
+        self.run_script(&self.write_script(changed, all), &input)
+            .await
+            .map_err(|message| self.remote_error("write the files of", message))
+    }
+
+    /// Run `script` on the host with `input` on its stdin; `Err` says why it failed.
+    pub(crate) async fn run_script(&self, script: &str, input: &[u8]) -> Result<(), String> {
+        let mut command = tokio::process::Command::from(self.command(script));
         command.stdin(Stdio::piped()).kill_on_drop(true);
         let mut child = command.spawn().map_err(|error| {
-            self.remote_error(
-                "write the files of",
-                format!("cannot run `ssh`: {error} (hint: install OpenSSH's client)"),
-            )
+            format!("cannot run `ssh`: {error} (hint: install OpenSSH's client)")
         })?;
         if let Some(mut stdin) = child.stdin.take() {
             use tokio::io::AsyncWriteExt;
             // A write error means ssh ended early; its status and stderr say why.
-            let _ = stdin.write_all(&input).await;
+            let _ = stdin.write_all(input).await;
             drop(stdin);
         }
         let output = child
             .wait_with_output()
             .await
-            .map_err(|error| self.remote_error("write the files of", error.to_string()))?;
+            .map_err(|error| error.to_string())?;
         if output.status.success() {
             Ok(())
         } else {
-            Err(self.remote_error("write the files of", failure("writing the files", &output)))
+            Err(failure("the remote script", &output))
         }
+    }
+
+    /// Write `content` to `path` on the host (mode 0644, parent directories created): an HTTP
+    /// validation file under the target's `web_root`.
+    pub async fn put_file(&self, path: &str, content: &[u8]) -> Result<(), String> {
+        let parent = path.rsplit_once('/').map_or("/", |(parent, _)| parent);
+        let script = format!(
+            "set -e\numask 022\nmkdir -p -- {}\ncat > {}\n",
+            shell_quote(if parent.is_empty() { "/" } else { parent }),
+            shell_quote(path)
+        );
+        self.run_script(&script, content).await
+    }
+
+    /// Remove `path` on the host (absent is fine).
+    pub async fn remove_file(&self, path: &str) -> Result<(), String> {
+        self.run_script(&format!("rm -f -- {}", shell_quote(path)), b"")
+            .await
     }
 
     fn remote_error(&self, action: &'static str, message: String) -> DeployError {

@@ -416,3 +416,63 @@ deploy = ["web1", {{ kind = "files", dir = "out/api" }}]
         run.stderr
     );
 }
+
+#[test]
+fn http_01_files_go_to_the_web_root_of_an_ssh_target_and_are_removed() {
+    use crate::acme::{acme_account, http_port, verify_with_pebble, StaticServer};
+    let pebble = crate::pebble::Pebble::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(&sandbox.path("sshd"));
+    // The host's web root, served on the port Pebble validates HTTP-01 on.
+    let web_root = sandbox.path("remote/www");
+    std::fs::create_dir_all(&web_root).expect("web root");
+    let _server = StaticServer::start(&web_root, http_port(&pebble));
+    let remote = sandbox.path("remote/tls");
+    sandbox.write_config(&format!(
+        r#"{account}
+[deploy.web1]
+kind = "ssh"
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+identity = "{key}"
+known_hosts = "{known_hosts}"
+dir = "{remote}/{{certificate}}"
+web_root = "{web_root}"
+
+[certificate.web]
+common_name = "www.example.test"
+dcv = {{ method = "http", via = "web1" }}
+deploy = ["web1"]
+"#,
+        account = acme_account(&pebble),
+        port = sshd.port,
+        user = user_name(),
+        key = sshd.key.display(),
+        known_hosts = sshd.known_hosts.display(),
+        remote = remote.display(),
+        web_root = web_root.display(),
+    ));
+    let run = sandbox.apply().expect(0);
+    assert!(run.stdout.contains("ssh:"), "{}", run.all());
+    verify_with_pebble(&sandbox, &pebble, "remote/tls/web");
+    let challenges = web_root.join(".well-known/acme-challenge");
+    assert!(challenges.is_dir(), "the token file was placed over SSH");
+    let left: Vec<_> = std::fs::read_dir(&challenges)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "token files left behind: {left:?}");
+
+    // `via` must name an ssh target with a web root: checked before anything runs.
+    let text = sandbox.read("certform.toml");
+    sandbox.write_config(&text.replace("via = \"web1\"", "via = \"web2\""));
+    let run = sandbox.certform(&["plan"]).expect(1);
+    assert!(
+        run.stderr.contains("unknown deploy target `web2`"),
+        "{}",
+        run.stderr
+    );
+    sandbox.write_config(&text.replace(&format!("web_root = \"{}\"\n", web_root.display()), ""));
+    let run = sandbox.certform(&["plan"]).expect(1);
+    assert!(run.stderr.contains("has no `web_root`"), "{}", run.stderr);
+}

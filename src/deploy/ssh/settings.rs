@@ -61,6 +61,9 @@ pub struct Table {
     pub(crate) connect_timeout: Option<String>,
     /// TLS endpoint that must serve the new certificate after the reload.
     pub(crate) verify: Option<VerifyTable>,
+    /// Absolute directory on the host served at `http://NAME/`, where `dcv = { method =
+    /// "http", via = "NAME" }` puts validation files under `.well-known/`.
+    pub(crate) web_root: Option<String>,
 }
 
 /// `verify = { connect = "host:port", sni = "name", timeout = "10s" }`.
@@ -112,6 +115,9 @@ pub(crate) fn validate(
     }
     if let Some(problem) = remote_dir_problem(&table.dir) {
         error(validator, "dir", format!("`dir` {problem}"));
+    }
+    if let Some(problem) = table.web_root.as_deref().and_then(remote_dir_problem) {
+        error(validator, "web_root", format!("`web_root` {problem}"));
     }
 
     let mut file_names: Vec<(&str, String)> = Vec::new();
@@ -282,6 +288,10 @@ pub(crate) fn validate(
         reload_timeout,
         connect_timeout,
         verify,
+        web_root: table
+            .web_root
+            .as_deref()
+            .map(|root| root.trim_end_matches('/').to_string()),
     })
 }
 

@@ -31,6 +31,7 @@ fn target(dir: &str) -> SshTarget {
         reload_timeout: Duration::seconds(60),
         connect_timeout: Duration::seconds(7),
         verify: None,
+        web_root: None,
     }
 }
 
