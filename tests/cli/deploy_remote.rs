@@ -476,3 +476,11 @@ deploy = ["web1"]
     let run = sandbox.certform(&["plan"]).expect(1);
     assert!(run.stderr.contains("has no `web_root`"), "{}", run.stderr);
 }
+
+#[test]
+fn the_remote_deploy_example_validates() {
+    let sandbox = Sandbox::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/remote.toml");
+    std::fs::copy(&example, sandbox.dir.join("remote.toml")).expect("examples/deploy/remote.toml");
+    sandbox.certform(&["validate"]).expect(0);
+}
