@@ -80,6 +80,11 @@ impl SshDeployer {
             format!("ConnectTimeout={connect}"),
             "-o".to_string(),
             "LogLevel=ERROR".to_string(),
+            // A host that stops answering mid-session ends the session instead of hanging.
+            "-o".to_string(),
+            "ServerAliveInterval=5".to_string(),
+            "-o".to_string(),
+            "ServerAliveCountMax=3".to_string(),
             "-p".to_string(),
             target.port.to_string(),
         ];

@@ -145,6 +145,65 @@ dir = "out/{certificate}"
     }
 
     #[test]
+    fn http_rules_per_name_each_go_through_their_own_server() {
+        let config = config(&format!(
+            "{NAMED}\n[deploy.web2]\nkind = \"ssh\"\nhost = \"web2.example.test\"\nknown_hosts = \"known_hosts\"\ndir = \"/etc/ssl/{{certificate}}\"\nweb_root = \"/srv/www/\"\n\n[deploy.web3]\nkind = \"ssh\"\nhost = \"web3.example.test\"\nknown_hosts = \"known_hosts\"\ndir = \"/etc/ssl\"\nweb_root = \"/var/www\"\n\n[certificate.shop]\ncommon_name = \"shop.example.test\"\nsans = [\"www.shop.example.test\"]\ndcv = [{{ method = \"http\", via = \"web2\", names = [\"shop.example.test\"] }}, {{ method = \"http\", via = \"web3\" }}]\n"
+        ))
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        let rules = &config.certificates["shop"].dcv;
+        let via = |index: usize| match &rules[index].method {
+            crate::spec::DcvMethod::Http { via: Some(ssh), .. } => {
+                (ssh.host.clone(), ssh.web_root.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            via(0),
+            (
+                "web2.example.test".to_string(),
+                Some("/srv/www".to_string())
+            )
+        );
+        assert_eq!(
+            via(1),
+            (
+                "web3.example.test".to_string(),
+                Some("/var/www".to_string())
+            )
+        );
+        let diagnostics = super::tests::config(
+            "[deploy.files]\nkind = \"files\"\ndir = \"out\"\n\n[certificate.a]\ncommon_name = \"a.example.test\"\ndcv = { method = \"http\", via = \"files\", webroot = \"www\" }\n",
+        )
+        .expect_err("via with webroot, to a files target");
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.key == "certificate.a.dcv.via" && d.message.contains("drop `webroot`")),
+            "{diagnostics:?}"
+        );
+        let diagnostics = super::tests::config(
+            "[deploy.files]\nkind = \"files\"\ndir = \"out\"\n\n[certificate.a]\ncommon_name = \"a.example.test\"\ndcv = { method = \"http\", via = \"files\" }\n",
+        )
+        .expect_err("via to a files target");
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.message.contains("is not an `ssh` target")),
+            "{diagnostics:?}"
+        );
+        let diagnostics = super::tests::config(
+            "[certificate.a]\ncommon_name = \"a.example.test\"\ndcv = { method = \"dns\", provider = \"x\", via = \"web1\" }\n",
+        )
+        .expect_err("via on dns");
+        assert!(
+            diagnostics.iter().any(|d| d
+                .message
+                .contains("`via` applies only to `method = \"http\"`")),
+            "{diagnostics:?}"
+        );
+    }
+
+    #[test]
     fn unknown_duplicate_and_colliding_names_are_errors_with_their_key() {
         let cases = [
             (
