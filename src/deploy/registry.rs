@@ -50,7 +50,7 @@ macro_rules! deploy_kinds {
         /// A `deploy` list item: a target table, or the name of a `[deploy.NAME]` target.
         #[derive(Debug)]
         pub enum DeployEntry {
-            Table(DeployTable),
+            Table(Box<DeployTable>),
             Named(String),
         }
 
@@ -79,9 +79,9 @@ macro_rules! deploy_kinds {
                             $(#[serde(rename = $name)] $variant,)+
                         }
                         let (kind, content) = data.variant::<Kind>()?;
-                        Ok(DeployEntry::Table(match kind {
+                        Ok(DeployEntry::Table(Box::new(match kind {
                             $(Kind::$variant => DeployTable::$variant(content.newtype_variant()?),)+
-                        }))
+                        })))
                     }
                 }
 
