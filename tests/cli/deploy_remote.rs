@@ -463,8 +463,31 @@ deploy = ["web1"]
         .unwrap_or_default();
     assert!(left.is_empty(), "token files left behind: {left:?}");
 
-    // `via` must name an ssh target with a web root: checked before anything runs.
+    // A web root nobody serves: validation fails, and the token file is removed all the same.
     let text = sandbox.read("certform.toml");
+    let unserved = sandbox.path("remote/unserved");
+    sandbox.write_config(&format!(
+        "{text}\n[deploy.web9]\nkind = \"ssh\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\nidentity = \"{key}\"\nknown_hosts = \"{known_hosts}\"\ndir = \"{remote}/{{certificate}}\"\nweb_root = \"{unserved}\"\n\n[certificate.lost]\ncommon_name = \"lost.example.test\"\ndcv = {{ method = \"http\", via = \"web9\" }}\ndeploy = [\"web9\"]\n",
+        port = sshd.port,
+        user = user_name(),
+        key = sshd.key.display(),
+        known_hosts = sshd.known_hosts.display(),
+        remote = remote.display(),
+        unserved = unserved.display(),
+    ));
+    let run = sandbox.apply().expect(3);
+    assert!(run.all().contains("lost"), "{}", run.all());
+    let challenges = unserved.join(".well-known/acme-challenge");
+    assert!(challenges.is_dir(), "the token file was placed");
+    let left: Vec<_> = std::fs::read_dir(&challenges)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "token files left after a failure: {left:?}"
+    );
+
+    // `via` must name an ssh target with a web root: checked before anything runs.
     sandbox.write_config(&text.replace("via = \"web1\"", "via = \"web2\""));
     let run = sandbox.certform(&["plan"]).expect(1);
     assert!(
