@@ -44,6 +44,8 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                         files: BTreeMap::new(),
                         deployed_at: now,
                         reload_error: None,
+                        verified: None,
+                        verify_error: None,
                     },
                 )
             })

@@ -1017,6 +1017,8 @@ mod tests {
             files: BTreeMap::new(),
             deployed_at: at,
             reload_error: None,
+            verified: None,
+            verify_error: None,
         };
         recorded
             .deployments

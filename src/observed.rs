@@ -186,4 +186,7 @@ pub enum DeployObservation {
     Changed(Vec<String>),
     /// A run was killed while switching these files in; apply finishes the switch first.
     Interrupted(Vec<String>),
+    /// Drift a target describes itself: its `verify` endpoint serves another certificate,
+    /// e.g. ``endpoint `web:443` still serves old serial 0a1b``, or why the files cannot be checked.
+    Drift(String),
 }

@@ -208,6 +208,9 @@ pub enum DcvMethod {
     Http {
         webroot: Option<PathBuf>,
         listen: Option<String>,
+        /// `via = "NAME"`: an `ssh` deploy target whose `web_root` receives the files.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<Box<SshTarget>>,
     },
     Email {
         /// The address that approves (`approver` in config), when the certificate names one;
@@ -226,10 +229,14 @@ pub const CONSTRUCTED_APPROVERS: &[&str] = &[
     "webmaster",
 ];
 
+/// In the `dir` of a named deploy target, replaced by the name of each certificate using it.
+pub const CERTIFICATE_PLACEHOLDER: &str = "{certificate}";
+
 /// Where an issued certificate is written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeployTarget {
     Files(FilesTarget),
+    Ssh(SshTarget),
 }
 
 impl DeployTarget {
@@ -239,6 +246,25 @@ impl DeployTarget {
     pub fn id(&self) -> String {
         match self {
             DeployTarget::Files(files) => format!("files:{}", files.id_dir().display()),
+            DeployTarget::Ssh(ssh) => ssh.id(),
+        }
+    }
+
+    /// This target as certificate `certificate` uses it: `{certificate}` in `dir` becomes the
+    /// certificate's name (a named `[deploy.NAME]` target shared by several certificates).
+    pub fn for_certificate(&self, certificate: &str) -> DeployTarget {
+        let fill = |text: &str| text.replace(CERTIFICATE_PLACEHOLDER, certificate);
+        let fill_path = |path: &Path| PathBuf::from(fill(&path.to_string_lossy()));
+        match self {
+            DeployTarget::Files(files) => DeployTarget::Files(FilesTarget {
+                dir: fill_path(&files.dir),
+                relative_dir: files.relative_dir.as_deref().map(fill_path),
+                ..files.clone()
+            }),
+            DeployTarget::Ssh(ssh) => DeployTarget::Ssh(SshTarget {
+                dir: fill(&ssh.dir),
+                ..ssh.clone()
+            }),
         }
     }
 
@@ -247,7 +273,9 @@ impl DeployTarget {
     /// for another checkout of the same repository (an absolute path ending in the relative
     /// `dir`). Never true for the current id.
     pub fn is_legacy_id(&self, key: &str) -> bool {
-        let DeployTarget::Files(files) = self;
+        let DeployTarget::Files(files) = self else {
+            return false;
+        };
         let Some(relative) = &files.relative_dir else {
             return false;
         };
@@ -293,6 +321,84 @@ pub struct FilesTarget {
     /// Shell command run (with `sh -c`) after any file changed.
     pub reload: Option<String>,
     pub reload_timeout: Duration,
+}
+
+/// Files on a host reached with the system OpenSSH client, then an optional remote reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshTarget {
+    pub host: String,
+    pub port: u16,
+    /// Login name; `None`: the user's ssh config decides.
+    pub user: Option<String>,
+    /// Absolute path of the private key file given to `ssh -i`; `None`: the agent and the
+    /// user's ssh config decide.
+    pub identity: Option<PathBuf>,
+    /// Absolute path of the `known_hosts` file the host key is checked against.
+    pub known_hosts: PathBuf,
+    /// Add an unknown host key to `known_hosts` on first contact (a changed key still fails).
+    pub accept_new_host_key: bool,
+    /// Absolute directory on the host.
+    pub dir: String,
+    pub cert: String,
+    pub chain: String,
+    pub fullchain: String,
+    pub key: String,
+    /// Mode of the public files (cert, chain, fullchain).
+    pub mode: u32,
+    /// Mode of the private key file.
+    pub key_mode: u32,
+    /// Command run on the host (with `sh -c`) after any file changed.
+    pub reload: Option<String>,
+    pub reload_timeout: Duration,
+    /// `ssh -o ConnectTimeout`.
+    pub connect_timeout: Duration,
+    /// The TLS endpoint that must serve the deployed certificate after the reload.
+    pub verify: Option<VerifyEndpoint>,
+    /// Absolute directory on the host served at `http://NAME/`: where `dcv = { method =
+    /// "http", via = ... }` puts the CA's validation files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_root: Option<String>,
+}
+
+impl SshTarget {
+    /// `ssh:[user@]host:port<dir>`.
+    pub fn id(&self) -> String {
+        let user = self
+            .user
+            .as_deref()
+            .map(|user| format!("{user}@"))
+            .unwrap_or_default();
+        format!("ssh:{user}{}:{}{}", self.host, self.port, self.dir)
+    }
+
+    /// Digest of the settings that shape what lands on the host: the local paths of the key
+    /// and `known_hosts` files (checkout-dependent, and not part of what is deployed) stay out.
+    fn digest(&self) -> String {
+        let shown = SshTarget {
+            identity: None,
+            known_hosts: PathBuf::new(),
+            accept_new_host_key: false,
+            connect_timeout: Duration::ZERO,
+            web_root: None,
+            ..self.clone()
+        };
+        let text = serde_json::to_string(&shown).unwrap_or_default();
+        let mut hasher = Sha256::new();
+        hasher.update(b"ssh\n");
+        hasher.update(text.as_bytes());
+        format!("sha256:{}", hex::encode(hasher.finalize()))
+    }
+}
+
+/// `verify = { connect, sni, timeout }`: after a deploy and its reload, a TLS handshake with
+/// `connect` (sending `sni`) must present the deployed leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyEndpoint {
+    /// `host:port`.
+    pub connect: String,
+    /// The server name sent; an IP address sends none.
+    pub sni: String,
+    pub timeout: Duration,
 }
 
 /// Where in the configuration something was defined.
@@ -385,8 +491,10 @@ impl DeployTarget {
     /// Digest of this target's settings: a changed digest means deploy again. A relative
     /// `dir` enters as written, so the digest does not depend on the checkout path.
     pub fn digest(&self) -> String {
-        let DeployTarget::Files(files) = self;
-        self.digest_with_dir(files.id_dir())
+        match self {
+            DeployTarget::Files(files) => self.digest_with_dir(files.id_dir()),
+            DeployTarget::Ssh(ssh) => ssh.digest(),
+        }
     }
 
     /// The digest an older certform recorded for this target deployed to `dir` (absolute).
@@ -395,7 +503,9 @@ impl DeployTarget {
     }
 
     fn digest_with_dir(&self, dir: &Path) -> String {
-        let DeployTarget::Files(files) = self;
+        let DeployTarget::Files(files) = self else {
+            return self.digest();
+        };
         let shown = DeployTarget::Files(FilesTarget {
             dir: dir.to_path_buf(),
             relative_dir: None,

@@ -974,15 +974,24 @@ impl Executor {
                 .filter(|t| change.deploy.contains(&t.id()))
             {
                 let deployer = deploy::deployer_with_failpoints(target, &self.failpoints);
-                let outcome = deployer
+                let id = target.id();
+                let outcome = match deployer
                     .deploy(
                         &bundle,
-                        state.deployments.get(&target.id()),
+                        state.deployments.get(&id),
                         &target.digest(),
                         self.now,
                     )
-                    .await?;
-                let id = target.id();
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    // An unreachable host fails its own target; the others are still written.
+                    Err(error @ deploy::DeployError::Remote { .. }) => {
+                        failures.push(crate::apply::error_chain(&error));
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                };
                 let mut note = if outcome.changed_files.is_empty() {
                     format!("{id}: up to date")
                 } else {
@@ -998,6 +1007,11 @@ impl Executor {
                             outcome.record.reload_error.as_deref().unwrap_or("failed")
                         ));
                     }
+                }
+                if let Some(error) = &outcome.record.verify_error {
+                    failures.push(format!("verify for {id} failed: {error}"));
+                } else if outcome.record.verified == Some(true) {
+                    note.push_str(", verified");
                 }
                 summary.push(note);
                 state.deployments.insert(id, outcome.record);

@@ -55,7 +55,9 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
     });
     warnings.extend(repaired.into_iter().flatten());
     for (_, target) in &targets {
-        let DeployTarget::Files(files) = target;
+        let DeployTarget::Files(files) = target else {
+            continue;
+        };
         temp_dirs.push((files.dir.clone(), 0));
         for name in [&files.cert, &files.chain, &files.fullchain, &files.key] {
             if let Some(parent) = files.dir.join(name).parent() {

@@ -103,6 +103,9 @@ impl Collector {
 /// Prefix of the enum name by which a type asks for a table tagged by its `kind` key (see
 /// `deserialize_enum`); the rest of the name is the noun for messages, e.g. `a CA`.
 pub(crate) const KIND_TAGGED: &str = "kind-tagged:";
+/// Like `KIND_TAGGED`, but a string is also accepted (visited as a string): a reference to a
+/// named table, as in `deploy = ["web1", { kind = "files", ... }]`.
+pub(crate) const KIND_TAGGED_OR_NAME: &str = "kind-tagged-or-name:";
 
 /// The `kind` of a tagged table being read, for messages.
 #[derive(Debug, Clone, Copy)]
@@ -451,6 +454,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
+        if let Some(noun) = name.strip_prefix(KIND_TAGGED_OR_NAME) {
+            if let NodeKind::String(text) = &self.node.kind {
+                return visitor.visit_str(text);
+            }
+            return self.visit_tagged(noun, variants, visitor);
+        }
         if let Some(noun) = name.strip_prefix(KIND_TAGGED) {
             return self.visit_tagged(noun, variants, visitor);
         }

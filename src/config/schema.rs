@@ -35,6 +35,10 @@ pub(crate) struct ConfigFile {
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
     pub(crate) certificate: BTreeMap<String, CertificateTable>,
+    /// Deploy targets by name, listed by certificates as `deploy = ["NAME"]`.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
+    pub(crate) deploy: BTreeMap<String, crate::deploy::registry::DeployTable>,
 }
 
 /// The pattern every certificate, CA and DNS provider name must match.
@@ -194,8 +198,9 @@ pub(crate) struct CertificateTable {
     /// How control of the names is proven: one rule, or several each with `names`.
     #[schemars(with = "Option<DcvSchema>")]
     pub(crate) dcv: Option<DcvField>,
-    /// Where the issued certificate is written.
-    pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployTable>>,
+    /// Where the issued certificate is written: target tables, or names of `[deploy.NAME]`
+    /// targets.
+    pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployEntry>>,
     /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
     pub(crate) product: Option<String>,
     /// DigiCert only: id of the validated organization (OV/EV products).
@@ -341,6 +346,9 @@ pub(crate) struct DcvRuleTable {
     pub(crate) webroot: Option<String>,
     /// `http` only: address of a built-in responder, e.g. `0.0.0.0:80`.
     pub(crate) listen: Option<String>,
+    /// `http` only: a `[deploy.NAME]` `ssh` target whose `web_root` receives the validation
+    /// files (removed afterwards).
+    pub(crate) via: Option<String>,
     /// `email` only: the address that approves, e.g. `admin@example.com`: `admin@`,
     /// `administrator@`, `hostmaster@`, `postmaster@` or `webmaster@` the name or a parent of
     /// it (or a WHOIS contact of the domain). Sectigo and The SSL Store send the email there;

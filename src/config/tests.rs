@@ -536,15 +536,20 @@ key = "key.pem"
                 method: DcvMethod::Http {
                     webroot: Some(PathBuf::from("/www")),
                     listen: Some(":80".to_string()),
+                    via: None,
                 },
             },
         ]
     );
-    let DeployTarget::Files(first) = &web.deploy[0];
+    let DeployTarget::Files(first) = &web.deploy[0] else {
+        unreachable!("a files target")
+    };
     assert_eq!((first.mode, first.key_mode), (0o640, 0o400));
     assert_eq!(first.reload_timeout, Duration::minutes(2));
     assert_eq!(first.owner.as_deref(), Some("www-data"));
-    let DeployTarget::Files(second) = &web.deploy[1];
+    let DeployTarget::Files(second) = &web.deploy[1] else {
+        unreachable!("a files target")
+    };
     assert_eq!(second.key, "key.pem");
     let bind = config.dns.get("bind").unwrap_or_else(|| panic!("no dns"));
     let DnsKind::Rfc2136(settings) = &bind.kind;

@@ -189,6 +189,8 @@ pub struct Published {
     records: Vec<(Arc<dyn DnsProvider>, DnsRecord)>,
     files: Vec<PathBuf>,
     served: Vec<(Arc<http::Responder>, String)>,
+    /// Files put on an `ssh` target's web root: the target and the file's path on the host.
+    remote: Vec<(Box<crate::spec::SshTarget>, String)>,
 }
 
 impl std::fmt::Debug for dyn DnsProvider {
@@ -305,6 +307,28 @@ impl Validator {
                 }
                 Ok(())
             }
+            (DcvMethod::Http { via: Some(ssh), .. }, ChallengeKind::Http { path, content }) => {
+                let root = ssh.web_root.clone().unwrap_or_default();
+                let file = webroot_file(Path::new(&root), path)
+                    .filter(|_| !root.is_empty())
+                    .ok_or_else(|| Error::Webroot {
+                        path: PathBuf::from(path),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "the CA asked for a path outside `/.well-known/`",
+                        ),
+                    })?;
+                let file = file.to_string_lossy().into_owned();
+                crate::deploy::ssh::SshDeployer::new((**ssh).clone())
+                    .put_file(&file, content.as_bytes())
+                    .await
+                    .map_err(|message| Error::Webroot {
+                        path: PathBuf::from(format!("{}:{file}", ssh.id())),
+                        source: std::io::Error::other(message),
+                    })?;
+                published.remote.push((ssh.clone(), file));
+                Ok(())
+            }
             (
                 DcvMethod::Http {
                     webroot: Some(root),
@@ -382,6 +406,15 @@ impl Validator {
         for (responder, path) in published.served {
             responder.forget(&path);
         }
+        for (ssh, file) in published.remote {
+            let id = ssh.id();
+            if let Err(error) = crate::deploy::ssh::SshDeployer::new(*ssh)
+                .remove_file(&file)
+                .await
+            {
+                tracing::warn!(target_id = %id, path = %file, %error, "could not remove a challenge file");
+            }
+        }
     }
 }
 
@@ -443,6 +476,7 @@ mod tests {
                 method: DcvMethod::Http {
                     webroot: Some("/var/www".into()),
                     listen: None,
+                    via: None,
                 },
             },
         ];
@@ -629,6 +663,7 @@ mod tests {
                 method: DcvMethod::Http {
                     webroot: None,
                     listen: None,
+                    via: None,
                 },
             },
             DcvRule {

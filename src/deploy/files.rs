@@ -20,7 +20,7 @@
 
 pub(crate) mod open;
 mod owner;
-mod reload;
+pub(crate) mod reload;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -487,6 +487,8 @@ impl Deployer for FilesDeployer {
                 files: hashes,
                 deployed_at: now,
                 reload_error,
+                verified: None,
+                verify_error: None,
             },
             changed_files,
             reload: reload.map(|(report, _)| report),

@@ -7,6 +7,8 @@
 
 pub mod files;
 pub mod registry;
+pub mod ssh;
+pub mod verify;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -222,6 +224,13 @@ pub enum DeployError {
 
     #[error("target `{target}` uses the file name `{file}` for more than one file")]
     DuplicateFile { target: String, file: String },
+
+    #[error("failed to {action} target `{target}`: {message}")]
+    Remote {
+        target: String,
+        action: &'static str,
+        message: String,
+    },
 
     #[error("invalid file name `{file}` in target `{target}`: {reason}")]
     InvalidFileName {

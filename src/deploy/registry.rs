@@ -47,6 +47,70 @@ macro_rules! deploy_kinds {
             }
         }
 
+        /// A `deploy` list item: a target table, or the name of a `[deploy.NAME]` target.
+        #[derive(Debug)]
+        pub enum DeployEntry {
+            Table(Box<DeployTable>),
+            Named(String),
+        }
+
+        impl<'de> serde::Deserialize<'de> for DeployEntry {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct EntryVisitor;
+
+                impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+                    type Value = DeployEntry;
+
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a deploy target table with `kind`, or the name of a `[deploy.NAME]` target")
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<DeployEntry, E> {
+                        Ok(DeployEntry::Named(name.to_string()))
+                    }
+
+                    fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                        self,
+                        data: A,
+                    ) -> Result<DeployEntry, A::Error> {
+                        use serde::de::VariantAccess as _;
+                        #[derive(serde::Deserialize)]
+                        enum Kind {
+                            $(#[serde(rename = $name)] $variant,)+
+                        }
+                        let (kind, content) = data.variant::<Kind>()?;
+                        Ok(DeployEntry::Table(Box::new(match kind {
+                            $(Kind::$variant => DeployTable::$variant(content.newtype_variant()?),)+
+                        })))
+                    }
+                }
+
+                serde::Deserializer::deserialize_enum(
+                    deserializer,
+                    "kind-tagged-or-name:a deploy target",
+                    &[$($name),+],
+                    EntryVisitor,
+                )
+            }
+        }
+
+        impl schemars::JsonSchema for DeployEntry {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                "DeployEntry".into()
+            }
+
+            fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let table = <DeployTable as schemars::JsonSchema>::json_schema(generator);
+                schemars::json_schema!({
+                    "description": "A deploy target: a table with `kind`, or the name of a `[deploy.NAME]` target.",
+                    "anyOf": [
+                        { "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$" },
+                        table,
+                    ],
+                })
+            }
+        }
+
         /// The deployer of `target`, stopping at `failpoints` (crash tests) when given.
         pub fn deployer(
             target: &DeployTarget,
@@ -70,4 +134,5 @@ macro_rules! deploy_kinds {
 
 deploy_kinds! {
     "files" => Files(files),
+    "ssh" => Ssh(ssh),
 }

@@ -937,6 +937,10 @@ fn plan_deploy(
                 "reload failed last run: {}",
                 record.reload_error.as_deref().unwrap_or_default()
             )),
+            Some(record) if record.verify_error.is_some() => Some(format!(
+                "endpoint check failed last run: {}",
+                record.verify_error.as_deref().unwrap_or_default()
+            )),
             Some(_) => match observed.deployments.get(&id) {
                 Some(DeployObservation::Missing(files)) => {
                     Some(format!("drift: missing on disk: {}", files.join(", ")))
@@ -944,6 +948,7 @@ fn plan_deploy(
                 Some(DeployObservation::Changed(files)) => {
                     Some(format!("drift: changed on disk: {}", files.join(", ")))
                 }
+                Some(DeployObservation::Drift(what)) => Some(format!("drift: {what}")),
                 Some(DeployObservation::InSync | DeployObservation::Interrupted(_)) | None => None,
             },
         });

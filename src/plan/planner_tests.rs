@@ -97,6 +97,8 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         files: BTreeMap::new(),
                         deployed_at: issued,
                         reload_error: None,
+                        verified: None,
+                        verify_error: None,
                     },
                 )
             })
@@ -1343,6 +1345,11 @@ fn each_deploy_drift_redeploys_with_its_reason() {
     if let Some(record) = reload.deployments.get_mut("files:/srv/web") {
         record.reload_error = Some("exit status 1".into());
     }
+    let mut unverified = fresh();
+    if let Some(record) = unverified.deployments.get_mut("files:/srv/web") {
+        record.verified = Some(false);
+        record.verify_error = Some("endpoint `web:443` serves serial 0a".into());
+    }
     let mut unrecorded = fresh();
     unrecorded.deployments.clear();
     let on_disk = |observation: DeployObservation| ObservedCertificate {
@@ -1369,6 +1376,18 @@ fn each_deploy_drift_redeploys_with_its_reason() {
             unrecorded,
             ObservedCertificate::default(),
             "new deploy target",
+        ),
+        (
+            unverified,
+            ObservedCertificate::default(),
+            "endpoint check failed last run: endpoint `web:443` serves serial 0a",
+        ),
+        (
+            fresh(),
+            on_disk(DeployObservation::Drift(
+                "endpoint `web:443` still serves old serial 0a".into(),
+            )),
+            "drift: endpoint `web:443` still serves old serial 0a",
         ),
         (
             fresh(),
@@ -1439,7 +1458,9 @@ fn an_interrupted_switch_is_finished_before_any_other_deploy_reason() {
 fn a_key_that_cannot_be_deployed_is_shown_on_every_target() {
     let mut s = spec("web", &["a.example"]);
     let mut second = s.deploy[0].clone();
-    let crate::spec::DeployTarget::Files(files) = &mut second;
+    let crate::spec::DeployTarget::Files(files) = &mut second else {
+        unreachable!("a files target")
+    };
     files.dir = "/srv/other".into();
     s.deploy.push(second);
     let state = issued(&s, "01", NOW - Duration::days(10));
@@ -2283,7 +2304,9 @@ fn guards_show_loudly_in_text_and_json() {
 
 /// A target written `dir = "<relative>"` in a config file at `checkout`.
 fn relative_target(checkout: &str, relative: &str) -> DeployTarget {
-    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}"));
+    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}")) else {
+        unreachable!("a files target")
+    };
     files.relative_dir = Some(PathBuf::from(relative));
     DeployTarget::Files(files)
 }
@@ -2318,7 +2341,9 @@ fn deploy_ids_are_relative_to_the_config_file() {
     assert!(!absolute.is_legacy_id("files:/srv/web"));
     // A relative dir leaving the config directory matches only this checkout's path.
     let up = {
-        let DeployTarget::Files(mut files) = files_target("/home/ci/out");
+        let DeployTarget::Files(mut files) = files_target("/home/ci/out") else {
+            unreachable!("a files target")
+        };
         files.relative_dir = Some(PathBuf::from("../out"));
         DeployTarget::Files(files)
     };
@@ -2342,7 +2367,9 @@ fn state_from_another_checkout_with_absolute_ids_plans_no_changes() {
         .deploy
         .iter()
         .map(|t| {
-            let DeployTarget::Files(files) = t;
+            let DeployTarget::Files(files) = t else {
+                unreachable!("a files target")
+            };
             let old = Path::new("/srv/first").join(files.id_dir());
             let mut record = state.deployments[&t.id()].clone();
             record.target_digest = t.legacy_digest(&old);
@@ -2445,6 +2472,8 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             files: BTreeMap::new(),
                             deployed_at: plan.now,
                             reload_error: None,
+                            verified: None,
+                            verify_error: None,
                         },
                     );
                 }

@@ -170,9 +170,11 @@ impl State {
             };
             // Longest relative directory first, so `x/web` claims `/old/x/web` before `web`.
             let mut targets: Vec<&crate::spec::DeployTarget> = spec.deploy.iter().collect();
-            targets.sort_by_key(|t| {
-                let crate::spec::DeployTarget::Files(files) = t;
-                std::cmp::Reverse(files.id_dir().components().count())
+            targets.sort_by_key(|t| match t {
+                crate::spec::DeployTarget::Files(files) => {
+                    std::cmp::Reverse(files.id_dir().components().count())
+                }
+                _ => std::cmp::Reverse(0),
             });
             for target in targets {
                 let id = target.id();
@@ -357,6 +359,13 @@ pub struct DeployRecord {
     pub deployed_at: OffsetDateTime,
     /// `Some(message)` when the reload command failed; retried on the next run.
     pub reload_error: Option<String>,
+    /// For a target with `verify`: whether the endpoint served the deployed leaf after the
+    /// reload. `None` without `verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Why the endpoint check failed (`verified = false`); the deploy runs again next time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
 }
 
 /// One line of a certificate's history.

@@ -9,12 +9,12 @@ use crate::pebble::{Pebble, PebbleOptions};
 use crate::sandbox::Sandbox;
 
 /// The port Pebble validates HTTP-01 on, released by the harness for certform's responder.
-fn http_port(pebble: &Pebble) -> u16 {
+pub(crate) fn http_port(pebble: &Pebble) -> u16 {
     drop(pebble.take_http_listener());
     pebble.http_port()
 }
 
-fn acme_account(pebble: &Pebble) -> String {
+pub(crate) fn acme_account(pebble: &Pebble) -> String {
     format!(
         "[state]\nrepo = \"state\"\nkeys_dir = \"keys\"\n\n[ca.pebble]\nkind = \"acme\"\ndirectory = \"{}\"\ncontact = [\"ops@example.test\"]\nca_bundle = \"{}\"\n",
         pebble.directory_url(),
@@ -24,7 +24,7 @@ fn acme_account(pebble: &Pebble) -> String {
 
 /// Verify a deployed chain against Pebble's issuing root.
 #[track_caller]
-fn verify_with_pebble(sandbox: &Sandbox, pebble: &Pebble, out: &str) {
+pub(crate) fn verify_with_pebble(sandbox: &Sandbox, pebble: &Pebble, out: &str) {
     let (root, _) = pebble.issuing_roots();
     let root_file = sandbox.path("pebble-root.pem");
     std::fs::write(&root_file, root).expect("write root");

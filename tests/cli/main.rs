@@ -19,6 +19,7 @@ mod contract;
 mod crash;
 mod dc_plans;
 mod deploy;
+mod deploy_remote;
 mod deploy_safety;
 mod digicert;
 mod digicert_client;

@@ -275,16 +275,16 @@ fn serve(stream: TcpStream, root: &Path, user: &str, expected: &str) -> std::io:
 // ---------------------------------------------------------------------------------------------
 // An sshd on loopback with a throwaway host key and one authorized client key.
 
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// The client's private key and a `known_hosts` naming the server's host key.
-    key: PathBuf,
-    known_hosts: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) known_hosts: PathBuf,
 }
 
 impl Sshd {
-    fn start(dir: &Path) -> Sshd {
+    pub(crate) fn start(dir: &Path) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(
             sshd.exists(),
@@ -383,7 +383,7 @@ fn unsafe_is_root() -> bool {
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
 }
 
-fn user_name() -> String {
+pub(crate) fn user_name() -> String {
     let output = Command::new("id").arg("-un").output().expect("id");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }

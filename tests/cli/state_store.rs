@@ -184,6 +184,8 @@ fn full_certificate(name: &str) -> CertificateState {
                     ]),
                     deployed_at: datetime!(2026-01-01 00:05:00 UTC),
                     reload_error: None,
+                    verified: None,
+                    verify_error: None,
                 },
             ),
             (
@@ -194,6 +196,8 @@ fn full_certificate(name: &str) -> CertificateState {
                     files: BTreeMap::from([("/srv/app.p12".to_string(), "33".repeat(32))]),
                     deployed_at: datetime!(2026-01-01 00:06:00 UTC),
                     reload_error: Some("`systemctl reload app` exited with 1".to_string()),
+                    verified: None,
+                    verify_error: None,
                 },
             ),
         ]),

@@ -118,7 +118,12 @@ impl<'a> Validator<'a> {
             Some(field) if !names.is_empty() => self.dcv(origin, &path, field, &names),
             _ => Vec::new(),
         };
-        let deploy = self.deploy(origin, &path, table.deploy.as_deref().unwrap_or_default());
+        let deploy = self.deploy(
+            origin,
+            name,
+            &path,
+            table.deploy.as_deref().unwrap_or_default(),
+        );
         let ca_options = self.order_options(file, &path, table, ca.as_deref(), &dcv);
 
         if self.error_count() > before {

@@ -248,6 +248,9 @@ impl<'a> Validator<'a> {
             if rule.listen.is_some() {
                 wrong.push(misplaced("listen", "http"));
             }
+            if rule.via.is_some() {
+                wrong.push(misplaced("via", "http"));
+            }
         }
         if rule.method != DcvMethodName::Email && rule.approver.is_some() {
             wrong.push(misplaced("approver", "email"));
@@ -327,9 +330,14 @@ impl<'a> Validator<'a> {
                         );
                     }
                 }
+                let via = match &rule.via {
+                    None => None,
+                    Some(name) => self.dcv_via(file, &path.key("via"), name, rule),
+                };
                 Some(DcvMethod::Http {
                     webroot,
                     listen: rule.listen.clone(),
+                    via,
                 })
             }
             DcvMethodName::Email => {
@@ -375,4 +383,80 @@ fn is_email_address(address: &str) -> bool {
 fn approves(domain: &str, name: &str) -> bool {
     let name = name.strip_prefix("*.").unwrap_or(name);
     name == domain || name.ends_with(&format!(".{domain}"))
+}
+
+impl Validator<'_> {
+    /// `via = "NAME"` of an `http` rule: the named `ssh` target with a `web_root` that
+    /// receives the validation files. `None` after reporting.
+    fn dcv_via(
+        &mut self,
+        file: usize,
+        path: &KeyPath,
+        name: &str,
+        rule: &DcvRuleTable,
+    ) -> Option<Box<crate::spec::SshTarget>> {
+        if rule.webroot.is_some() || rule.listen.is_some() {
+            self.error(
+                file,
+                path,
+                Anchor::Value,
+                "`via` places the files itself: drop `webroot` and `listen`".to_string(),
+            );
+            return None;
+        }
+        let target = match self.named_deploy.get(name) {
+            // Reported where it is defined.
+            Some(None) => return None,
+            Some(Some(target)) => target.clone(),
+            None => {
+                let known: Vec<String> = self
+                    .named_deploy
+                    .keys()
+                    .map(|name| format!("`{name}`"))
+                    .collect();
+                let hint = if known.is_empty() {
+                    format!(
+                        "define it in a `[deploy.{}]` table with `web_root`",
+                        shown(name)
+                    )
+                } else {
+                    format!("named targets: {}", known.join(", "))
+                };
+                self.error_with_hint(
+                    file,
+                    path,
+                    Anchor::Value,
+                    format!("unknown deploy target `{}`", shown(name)),
+                    Some(hint),
+                );
+                return None;
+            }
+        };
+        match target {
+            DeployTarget::Ssh(ssh) if ssh.web_root.is_some() => Some(Box::new(ssh)),
+            DeployTarget::Ssh(_) => {
+                self.error_with_hint(
+                    file,
+                    path,
+                    Anchor::Value,
+                    format!("deploy target `{}` has no `web_root`", shown(name)),
+                    Some(format!(
+                        "add `web_root = \"/var/www/html\"` (the directory the host serves) to `[deploy.{}]`",
+                        shown(name)
+                    )),
+                );
+                None
+            }
+            _ => {
+                self.error_with_hint(
+                    file,
+                    path,
+                    Anchor::Value,
+                    format!("deploy target `{}` is not an `ssh` target", shown(name)),
+                    Some("for a web root on this machine use `webroot = \"path\"`".to_string()),
+                );
+                None
+            }
+        }
+    }
 }

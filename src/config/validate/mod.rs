@@ -32,7 +32,7 @@ use super::schema::{
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;
-use crate::deploy::registry::DeployTable;
+use crate::deploy::registry::{DeployEntry, DeployTable};
 use crate::dns::registry::DnsTable;
 use crate::spec::{
     CertificateSpec, DcvMethod, DcvRule, DeployTarget, DnsName, KeySpec, Location, OnRemove,
@@ -66,6 +66,8 @@ pub(crate) fn validate(
         declared_dns: BTreeSet::new(),
         ca_kinds: BTreeMap::new(),
         check_references,
+        named_deploy: BTreeMap::new(),
+        named_users: BTreeMap::new(),
         state_repo: PathBuf::new(),
         state_dir: PathBuf::new(),
     };
@@ -156,6 +158,12 @@ pub(crate) struct Validator<'a> {
     /// The kind of every declared CA account, by name.
     ca_kinds: BTreeMap<String, &'static str>,
     check_references: bool,
+    /// `[deploy.NAME]` targets that validated, by name; `None` for one that did not (its
+    /// errors are reported once, where it is defined).
+    named_deploy: BTreeMap<String, Option<crate::spec::DeployTarget>>,
+    /// The certificate that first listed each named target, by the target's id: two may share
+    /// an id only if `{certificate}` in `dir` tells their files apart.
+    named_users: BTreeMap<String, String>,
     /// The state repository's work tree and certform's folder in it (absolute), where no
     /// private key may be written: whatever lands there can end up in a commit.
     state_repo: PathBuf,
@@ -169,6 +177,7 @@ impl<'a> Validator<'a> {
         let cas = self.named("ca", inputs, |raw| &raw.ca);
         let dns = self.named("dns", inputs, |raw| &raw.dns);
         let certificates = self.named("certificate", inputs, |raw| &raw.certificate);
+        let named_deploy = self.named("deploy", inputs, |raw| &raw.deploy);
         self.declared_cas = cas
             .iter()
             .map(|definition| definition.name.clone())
@@ -206,6 +215,13 @@ impl<'a> Validator<'a> {
                     dns_settings.insert(definition.name.clone(), settings);
                 }
             }
+        }
+
+        for definition in &named_deploy {
+            let target = definition.table.and_then(|table| {
+                self.named_deploy_target(definition.file, &definition.name, table)
+            });
+            self.named_deploy.insert(definition.name.clone(), target);
         }
 
         let defaults = match defaults_definition {
@@ -382,6 +398,7 @@ impl<'a> Validator<'a> {
         let what = match section {
             "ca" => "CA",
             "dns" => "DNS provider",
+            "deploy" => "deploy target",
             _ => "certificate",
         };
         let mut definitions: Vec<Definition<'a, T>> = Vec::new();

@@ -19,7 +19,7 @@ pub(super) const TRUNCATED: &str = "\n[output truncated]";
 
 /// Run `command` with `sh -c` in its own process group; on timeout kill the whole group.
 /// Returns the report and, when it failed, the message to record.
-pub(super) async fn run_reload(
+pub(crate) async fn run_reload(
     command: &str,
     timeout: StdDuration,
 ) -> (ReloadReport, Option<String>) {

@@ -210,7 +210,7 @@ pub(crate) fn validate(
 }
 
 /// The octal mode written at `path`, else `default`; `None` after reporting.
-fn file_mode_or(
+pub(crate) fn file_mode_or(
     validator: &mut Validator<'_>,
     file: usize,
     path: &KeyPath,
@@ -229,6 +229,6 @@ fn file_mode_or(
     }
 }
 
-fn is_plain_file_name(name: &str) -> bool {
+pub(crate) fn is_plain_file_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
 }
