@@ -1016,6 +1016,10 @@ mod tests {
             files: BTreeMap::new(),
             deployed_at: at,
             reload_error: None,
+            serial: None,
+            verified: None,
+            paths: Vec::new(),
+            cleanup: false,
         };
         recorded
             .deployments

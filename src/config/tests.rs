@@ -227,6 +227,8 @@ fn full_example_maps_to_the_model() {
             group: None,
             reload: Some("systemctl reload nginx".to_string()),
             reload_timeout: Duration::seconds(60),
+            combined: None,
+            cleanup: false,
         })]
     );
     assert_eq!(web.ca_options, CaOptions::default());
@@ -540,11 +542,15 @@ key = "key.pem"
             },
         ]
     );
-    let DeployTarget::Files(first) = &web.deploy[0];
+    let DeployTarget::Files(first) = &web.deploy[0] else {
+        panic!("not a files target")
+    };
     assert_eq!((first.mode, first.key_mode), (0o640, 0o400));
     assert_eq!(first.reload_timeout, Duration::minutes(2));
     assert_eq!(first.owner.as_deref(), Some("www-data"));
-    let DeployTarget::Files(second) = &web.deploy[1];
+    let DeployTarget::Files(second) = &web.deploy[1] else {
+        panic!("not a files target")
+    };
     assert_eq!(second.key, "key.pem");
     let bind = config.dns.get("bind").unwrap_or_else(|| panic!("no dns"));
     let DnsKind::Rfc2136(settings) = &bind.kind;

@@ -70,4 +70,7 @@ macro_rules! deploy_kinds {
 
 deploy_kinds! {
     "files" => Files(files),
+    "pkcs12" => Pkcs12(pkcs12),
+    "jks" => Jks(jks),
+    "command" => Command(command),
 }

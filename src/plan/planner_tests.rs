@@ -55,6 +55,8 @@ fn files_target(dir: &str) -> DeployTarget {
         group: None,
         reload: None,
         reload_timeout: Duration::seconds(60),
+        combined: None,
+        cleanup: false,
     })
 }
 
@@ -97,6 +99,10 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         files: BTreeMap::new(),
                         deployed_at: issued,
                         reload_error: None,
+                        serial: None,
+                        verified: None,
+                        paths: Vec::new(),
+                        cleanup: false,
                     },
                 )
             })
@@ -1432,7 +1438,9 @@ fn an_interrupted_switch_is_finished_before_any_other_deploy_reason() {
 fn a_key_that_cannot_be_deployed_is_shown_on_every_target() {
     let mut s = spec("web", &["a.example"]);
     let mut second = s.deploy[0].clone();
-    let crate::spec::DeployTarget::Files(files) = &mut second;
+    let crate::spec::DeployTarget::Files(files) = &mut second else {
+        panic!("not a files target")
+    };
     files.dir = "/srv/other".into();
     s.deploy.push(second);
     let state = issued(&s, "01", NOW - Duration::days(10));
@@ -2274,7 +2282,9 @@ fn guards_show_loudly_in_text_and_json() {
 
 /// A target written `dir = "<relative>"` in a config file at `checkout`.
 fn relative_target(checkout: &str, relative: &str) -> DeployTarget {
-    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}"));
+    let DeployTarget::Files(mut files) = files_target(&format!("{checkout}/{relative}")) else {
+        panic!("not a files target")
+    };
     files.relative_dir = Some(PathBuf::from(relative));
     DeployTarget::Files(files)
 }
@@ -2309,7 +2319,9 @@ fn deploy_ids_are_relative_to_the_config_file() {
     assert!(!absolute.is_legacy_id("files:/srv/web"));
     // A relative dir leaving the config directory matches only this checkout's path.
     let up = {
-        let DeployTarget::Files(mut files) = files_target("/home/ci/out");
+        let DeployTarget::Files(mut files) = files_target("/home/ci/out") else {
+            panic!("not a files target")
+        };
         files.relative_dir = Some(PathBuf::from("../out"));
         DeployTarget::Files(files)
     };
@@ -2333,7 +2345,9 @@ fn state_from_another_checkout_with_absolute_ids_plans_no_changes() {
         .deploy
         .iter()
         .map(|t| {
-            let DeployTarget::Files(files) = t;
+            let DeployTarget::Files(files) = t else {
+                panic!("not a files target")
+            };
             let old = Path::new("/srv/first").join(files.id_dir());
             let mut record = state.deployments[&t.id()].clone();
             record.target_digest = t.legacy_digest(&old);
@@ -2436,6 +2450,10 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             files: BTreeMap::new(),
                             deployed_at: plan.now,
                             reload_error: None,
+                            serial: None,
+                            verified: None,
+                            paths: Vec::new(),
+                            cleanup: false,
                         },
                     );
                 }

@@ -4,6 +4,7 @@
 //! Performs no I/O.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -161,9 +162,11 @@ impl State {
             };
             // Longest relative directory first, so `x/web` claims `/old/x/web` before `web`.
             let mut targets: Vec<&crate::spec::DeployTarget> = spec.deploy.iter().collect();
-            targets.sort_by_key(|t| {
-                let crate::spec::DeployTarget::Files(files) = t;
-                std::cmp::Reverse(files.id_dir().components().count())
+            targets.sort_by_key(|t| match t {
+                crate::spec::DeployTarget::Files(files) => {
+                    std::cmp::Reverse(files.id_dir().components().count())
+                }
+                _ => std::cmp::Reverse(0),
             });
             for target in targets {
                 let id = target.id();
@@ -348,6 +351,19 @@ pub struct DeployRecord {
     pub deployed_at: OffsetDateTime,
     /// `Some(message)` when the reload command failed; retried on the next run.
     pub reload_error: Option<String>,
+    /// Serial of the certificate deployed (absent in records written before receipts had it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Whether a check after the deploy saw the new certificate served (`None`: no check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// The files written, absolute, private key first: what removal lists and `cleanup`
+    /// deletes once the certificate is gone from config (empty in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathBuf>,
+    /// The target had `cleanup = true`: removing the certificate deletes `paths`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
 }
 
 /// One line of a certificate's history.

@@ -22,6 +22,8 @@ fn target(dir: &Path, reload: Option<&str>) -> FilesTarget {
         group: None,
         reload: reload.map(str::to_string),
         reload_timeout: Duration::seconds(10),
+        combined: None,
+        cleanup: false,
     }
 }
 
@@ -32,6 +34,10 @@ fn bundle(serial: &str) -> Bundle {
             .to_string(),
         key_pem: "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_string(),
         sha256_fingerprint: format!("fp-{serial}"),
+        name: "web".to_string(),
+        serial: Some(serial.to_string()),
+        not_after: None,
+        sans: vec!["a.example".to_string()],
     }
 }
 
