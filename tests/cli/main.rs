@@ -19,6 +19,7 @@ mod contract;
 mod crash;
 mod deploy;
 mod deploy_safety;
+mod deploy_stores;
 mod digicert;
 mod digicert_client;
 mod digicert_sim;
