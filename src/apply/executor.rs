@@ -991,8 +991,10 @@ impl Executor {
                                 reload_error: Some(message),
                                 ..previous.clone()
                             },
+                            // Nothing deployed yet: the record names the certificate tried
+                            // and no file, so every kind deploys in full next run.
                             None => DeployRecord {
-                                sha256_fingerprint: String::new(),
+                                sha256_fingerprint: bundle.sha256_fingerprint.clone(),
                                 target_digest: target.digest(),
                                 files: BTreeMap::new(),
                                 deployed_at: self.now,
