@@ -621,3 +621,46 @@ fn removal_lists_the_files_left_and_cleanup_removes_them_key_first() {
     );
     assert!(!log.contains("out/api.jks"), "{log}");
 }
+
+#[test]
+fn the_shipped_deploy_example_applies() {
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/certform.toml");
+    let text = std::fs::read_to_string(source).expect("examples/deploy/certform.toml");
+    let sandbox = Sandbox::with_config(&text);
+    let env = [("KEYSTORE_PASSWORD", PASSWORD)];
+    let run = sandbox
+        .certform_env(&["apply", "--auto-approve"], &env)
+        .expect(0);
+    for file in [
+        "out/haproxy/site.pem",
+        "out/app.p12",
+        "out/app-legacy.pfx",
+        "out/tomcat.jks",
+    ] {
+        assert_eq!(mode_of(&sandbox, file), 0o600, "{file}");
+    }
+    assert_eq!(sandbox.read("out/reloads.log"), "haproxy reloaded\n");
+    assert!(sandbox.read("out/hooks.log").starts_with("app "));
+    // The RSA key of `tomcat` goes into the JKS as well as ECDSA keys do.
+    let (ok, listed) = keytool(
+        &sandbox,
+        &[
+            "-list",
+            "-v",
+            "-keystore",
+            "out/tomcat.jks",
+            "-storepass",
+            PASSWORD,
+        ],
+    );
+    assert!(ok && listed.contains("Alias name: tomcat"), "{listed}");
+    assert!(
+        listed.contains("Signature algorithm name") && listed.contains("2048-bit RSA key"),
+        "{listed}"
+    );
+    sandbox
+        .certform_env(&["plan", "--detailed-exitcode"], &env)
+        .expect(0);
+    password_never_shown(&sandbox, &[&run]);
+}
