@@ -226,4 +226,6 @@ pub(crate) fn test_bundle() -> Bundle {
 }
 
 #[cfg(test)]
+mod settings_tests;
+#[cfg(test)]
 mod tests;

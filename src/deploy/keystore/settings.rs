@@ -77,7 +77,11 @@ pub(crate) fn store_file(
             .map(|stem| stem.to_string_lossy().to_lowercase())
             .unwrap_or_default(),
     };
-    if alias.is_empty() || alias.chars().count() > 255 || alias.chars().any(char::is_control) {
+    // Without a valid `path` the default alias is unknown; the path's error says enough.
+    let alias_known = common.alias.is_some() || store_path.is_some();
+    let invalid_alias =
+        alias.is_empty() || alias.chars().count() > 255 || alias.chars().any(char::is_control);
+    if alias_known && invalid_alias {
         validator.error(
             file,
             &path.key("alias"),
@@ -87,7 +91,7 @@ pub(crate) fn store_file(
                 shown(&alias)
             ),
         );
-    } else if lowercase_alias && alias != alias.to_lowercase() {
+    } else if alias_known && lowercase_alias && alias != alias.to_lowercase() {
         validator.error_with_hint(
             file,
             &path.key("alias"),
@@ -178,17 +182,9 @@ pub(crate) fn timeout(
 ) -> Option<Duration> {
     match text {
         None => Some(Duration::seconds(60)),
+        // `duration` refuses `0s` and negative durations.
         Some(text) => match duration(text) {
-            Ok(timeout) if timeout > Duration::ZERO => Some(timeout),
-            Ok(_) => {
-                validator.error(
-                    file,
-                    path,
-                    Anchor::Value,
-                    "the time limit must be more than zero".to_string(),
-                );
-                None
-            }
+            Ok(timeout) => Some(timeout),
             Err(message) => {
                 validator.error(file, path, Anchor::Value, message);
                 None
