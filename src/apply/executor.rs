@@ -30,18 +30,26 @@ use crate::state::{
 /// Remove the files the `cleanup = true` targets of `state` hold, in the receipt's order (the
 /// private key first); `"; removed ..."` for the summary (and so the commit), empty when none.
 /// A file already gone is fine; any other failure stops the forget, which the next run retries.
-fn remove_deployed(state: &CertificateState) -> Result<String, Error> {
+/// Relative paths in receipts start at the configuration's directory (where `-c` points).
+fn remove_deployed(state: &CertificateState, config: &Config) -> Result<String, Error> {
+    let base = config
+        .files
+        .first()
+        .and_then(|file| file.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     let mut removed = Vec::new();
     for (id, record) in state.deployments.iter().filter(|(_, r)| r.cleanup) {
-        for path in &record.paths {
-            match std::fs::remove_file(path) {
-                Ok(()) => removed.push(format!("`{}`", path.display())),
+        for recorded in &record.paths {
+            let path = base.join(recorded);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(format!("`{}`", recorded.display())),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
                     return Err(Error::Deploy(deploy::DeployError::Io {
                         target: id.clone(),
                         action: "remove",
-                        path: path.clone(),
+                        path,
                         source,
                     }))
                 }
@@ -363,7 +371,7 @@ impl Executor {
                 push_history(&mut state, self.now, "revoke", reason.as_str());
                 self.store.save_certificate(&state)?;
                 if *forget {
-                    summary.push_str(&remove_deployed(&state)?);
+                    summary.push_str(&remove_deployed(&state, &self.config)?);
                     self.store.remove_certificate(name)?;
                     summary.push_str("; forgotten");
                 }
@@ -382,7 +390,7 @@ impl Executor {
                 push_history(&mut state, self.now, "cancel", &format!("order {order_id}"));
                 self.store.save_certificate(&state)?;
                 if *forget {
-                    let removed = remove_deployed(&state)?;
+                    let removed = remove_deployed(&state, &self.config)?;
                     self.store.remove_certificate(name)?;
                     return Ok(format!("cancelled order {order_id}{removed}; forgotten"));
                 }
@@ -406,7 +414,7 @@ impl Executor {
             }
             Action::Forget => {
                 let removed = match &current {
-                    Some(state) => remove_deployed(state)?,
+                    Some(state) => remove_deployed(state, &self.config)?,
                     None => String::new(),
                 };
                 self.store.remove_certificate(name)?;

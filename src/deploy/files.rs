@@ -481,13 +481,14 @@ impl Deployer for FilesDeployer {
             tracing::warn!(target_id = %self.target_id(), "reload failed: {error}");
         }
         // Private key material first (key, combined), then the public files: removal
-        // deletes in this order.
+        // deletes in this order. Named like the target's id: relative to the config file
+        // when `dir` was written relative, so the receipt holds in every checkout.
         let paths: Vec<PathBuf> = contents
             .iter()
             .rev()
             .take(1 + usize::from(self.target.combined.is_some()))
             .chain(contents.iter().take(3))
-            .map(|file| file.path.clone())
+            .map(|file| self.target.id_dir().join(file.name))
             .collect();
         Ok(DeployOutcome {
             record: DeployRecord {

@@ -147,7 +147,8 @@ impl Deployer for StoreDeployer {
                 reload_error,
                 serial: bundle.serial.clone(),
                 verified: None,
-                paths: vec![self.file.path.clone()],
+                // Relative to the config file when written so, like the target's id.
+                paths: vec![self.file.id_path().to_path_buf()],
                 cleanup: self.file.cleanup,
             },
             changed_files,

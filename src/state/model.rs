@@ -357,8 +357,9 @@ pub struct DeployRecord {
     /// Whether a check after the deploy saw the new certificate served (`None`: no check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
-    /// The files written, absolute, private key first: what removal lists and `cleanup`
-    /// deletes once the certificate is gone from config (empty in older records).
+    /// The files written, private key first, relative to the config file's directory when
+    /// the target's path was written relative (else absolute): what removal lists and
+    /// `cleanup` deletes once the certificate is gone from config (empty in older records).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathBuf>,
     /// The target had `cleanup = true`: removing the certificate deletes `paths`.

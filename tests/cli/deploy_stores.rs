@@ -593,6 +593,11 @@ fn removal_lists_the_files_left_and_cleanup_removes_them_key_first() {
         "{out}"
     );
     assert!(out.contains("`files:out/api` cleanup removes"), "{out}");
+    // Named as config wrote them (relative), so the receipt holds in any checkout.
+    assert!(
+        out.contains("removes `out/api/privkey.pem`, `out/api/cert.pem`"),
+        "{out}"
+    );
     let key = out.find("out/api/privkey.pem").expect("key listed");
     let cert = out.find("out/api/cert.pem").expect("cert listed");
     assert!(key < cert, "key first: {out}");
