@@ -44,7 +44,10 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                         files: BTreeMap::new(),
                         deployed_at: now,
                         reload_error: None,
+                        serial: None,
                         verified: None,
+                        paths: Vec::new(),
+                        cleanup: false,
                         verify_error: None,
                     },
                 )

@@ -1017,7 +1017,10 @@ mod tests {
             files: BTreeMap::new(),
             deployed_at: at,
             reload_error: None,
+            serial: None,
             verified: None,
+            paths: Vec::new(),
+            cleanup: false,
             verify_error: None,
         };
         recorded

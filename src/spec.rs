@@ -236,16 +236,23 @@ pub const CERTIFICATE_PLACEHOLDER: &str = "{certificate}";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeployTarget {
     Files(FilesTarget),
+    Pkcs12(Pkcs12Target),
+    Jks(JksTarget),
+    Command(CommandTarget),
     Ssh(SshTarget),
 }
 
 impl DeployTarget {
-    /// Stable identifier of the target, used as its key in state: `files:<dir>` with `dir` as
-    /// config wrote it when relative (relative to the config file, so every checkout of a
-    /// repository has the same ids), else absolute.
+    /// Stable identifier of the target, used as its key in state: `files:<dir>`,
+    /// `pkcs12:<path>`, `jks:<path>` with the path as config wrote it when relative (relative
+    /// to the config file, so every checkout of a repository has the same ids), else absolute;
+    /// `command:<command>` for a hook.
     pub fn id(&self) -> String {
         match self {
             DeployTarget::Files(files) => format!("files:{}", files.id_dir().display()),
+            DeployTarget::Pkcs12(store) => format!("pkcs12:{}", store.file.id_path().display()),
+            DeployTarget::Jks(store) => format!("jks:{}", store.file.id_path().display()),
+            DeployTarget::Command(command) => format!("command:{}", command.command),
             DeployTarget::Ssh(ssh) => ssh.id(),
         }
     }
@@ -265,13 +272,26 @@ impl DeployTarget {
                 dir: fill(&ssh.dir),
                 ..ssh.clone()
             }),
+            DeployTarget::Pkcs12(store) => {
+                let mut store = store.clone();
+                store.file.path = fill_path(&store.file.path);
+                store.file.relative_path = store.file.relative_path.as_deref().map(fill_path);
+                DeployTarget::Pkcs12(store)
+            }
+            DeployTarget::Jks(store) => {
+                let mut store = store.clone();
+                store.file.path = fill_path(&store.file.path);
+                store.file.relative_path = store.file.relative_path.as_deref().map(fill_path);
+                DeployTarget::Jks(store)
+            }
+            DeployTarget::Command(command) => DeployTarget::Command(command.clone()),
         }
     }
 
     /// Whether `key`, a deploy record's key in state, is the absolute id an older certform
     /// wrote for this target: `files:<absolute dir>` for the `dir` this checkout resolves, or
     /// for another checkout of the same repository (an absolute path ending in the relative
-    /// `dir`). Never true for the current id.
+    /// `dir`). Never true for the current id, nor for the kinds newer than those ids.
     pub fn is_legacy_id(&self, key: &str) -> bool {
         let DeployTarget::Files(files) = self else {
             return false;
@@ -289,12 +309,67 @@ impl DeployTarget {
                     .all(|c| matches!(c, std::path::Component::Normal(_)))
                     && old.ends_with(relative)))
     }
+
+    /// The directories this target writes in (for the stale temp file sweep).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        match self {
+            DeployTarget::Files(files) => {
+                let mut dirs = vec![files.dir.clone()];
+                for name in files.names() {
+                    if let Some(parent) = files.dir.join(name).parent() {
+                        dirs.push(parent.to_path_buf());
+                    }
+                }
+                dirs
+            }
+            DeployTarget::Pkcs12(store) => store
+                .file
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            DeployTarget::Jks(store) => store
+                .file
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            // A hook writes no files of its own; an ssh target's files are on another host.
+            DeployTarget::Command(_) | DeployTarget::Ssh(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the target deletes its files when the certificate is removed.
+    pub fn cleanup(&self) -> bool {
+        match self {
+            DeployTarget::Files(files) => files.cleanup,
+            DeployTarget::Pkcs12(store) => store.file.cleanup,
+            DeployTarget::Jks(store) => store.file.cleanup,
+            DeployTarget::Command(_) | DeployTarget::Ssh(_) => false,
+        }
+    }
 }
 
 impl FilesTarget {
     /// The directory that names this target: `relative_dir`, else `dir`.
     pub fn id_dir(&self) -> &Path {
         self.relative_dir.as_deref().unwrap_or(&self.dir)
+    }
+
+    /// The file names written, in switch order (cert, chain, fullchain, combined, key).
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![
+            self.cert.as_str(),
+            self.chain.as_str(),
+            self.fullchain.as_str(),
+        ];
+        if let Some(combined) = &self.combined {
+            names.push(combined.as_str());
+        }
+        names.push(self.key.as_str());
+        names
     }
 }
 
@@ -321,6 +396,71 @@ pub struct FilesTarget {
     /// Shell command run (with `sh -c`) after any file changed.
     pub reload: Option<String>,
     pub reload_timeout: Duration,
+    /// File name of key + certificate + chain in one PEM (HAProxy and friends), mode
+    /// `key_mode`. Left out of the digest when unset, so older targets keep theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<String>,
+    /// Delete the files when the certificate is removed from config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
+}
+
+/// One keystore file of a `pkcs12` or `jks` target, and what follows writing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreFile {
+    /// Absolute path of the keystore.
+    pub path: PathBuf,
+    /// `path` as config wrote it (normalised) when relative to the config file: the id and
+    /// digest use it. Not serialised.
+    #[serde(skip)]
+    pub relative_path: Option<PathBuf>,
+    /// The entry's alias (PKCS#12 friendly name).
+    pub alias: String,
+    /// Mode of the keystore file.
+    pub mode: u32,
+    /// Shell command run (with `sh -c`) after the keystore changed.
+    pub reload: Option<String>,
+    pub reload_timeout: Duration,
+    /// Delete the keystore when the certificate is removed from config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
+}
+
+impl StoreFile {
+    /// The path that names the target: `relative_path`, else `path`.
+    pub fn id_path(&self) -> &Path {
+        self.relative_path.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// A PKCS#12 keystore (key + certificate + chain) protected by a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pkcs12Target {
+    pub file: StoreFile,
+    /// Where the password comes from (never the password).
+    pub password: crate::config::SecretRef,
+    /// 3DES and an HMAC-SHA-1 MAC (old Java and Windows) instead of AES-256-CBC with PBKDF2
+    /// and an HMAC-SHA-256 MAC.
+    pub legacy: bool,
+}
+
+/// A Java KeyStore (JKS) with one private key entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JksTarget {
+    pub file: StoreFile,
+    /// The keystore's integrity password.
+    pub store_password: crate::config::SecretRef,
+    /// The key entry's password; the store password when unset.
+    pub key_password: Option<crate::config::SecretRef>,
+}
+
+/// A local hook run when the certificate changed, given it through `CERTFORM_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandTarget {
+    /// Shell command (`sh -c`).
+    pub command: String,
+    /// Time limit; the command's process group is killed after it.
+    pub timeout: Duration,
 }
 
 /// Files on a host reached with the system OpenSSH client, then an optional remote reload.
@@ -489,10 +629,24 @@ pub fn digest_lines(fields: &[(String, String)]) -> String {
 
 impl DeployTarget {
     /// Digest of this target's settings: a changed digest means deploy again. A relative
-    /// `dir` enters as written, so the digest does not depend on the checkout path.
+    /// `dir` (or keystore `path`) enters as written, so the digest does not depend on the
+    /// checkout path.
     pub fn digest(&self) -> String {
         match self {
             DeployTarget::Files(files) => self.digest_with_dir(files.id_dir()),
+            DeployTarget::Pkcs12(store) => {
+                let mut shown = store.clone();
+                shown.file.path = store.file.id_path().to_path_buf();
+                shown.file.relative_path = None;
+                digest_json(&DeployTarget::Pkcs12(shown))
+            }
+            DeployTarget::Jks(store) => {
+                let mut shown = store.clone();
+                shown.file.path = store.file.id_path().to_path_buf();
+                shown.file.relative_path = None;
+                digest_json(&DeployTarget::Jks(shown))
+            }
+            DeployTarget::Command(_) => digest_json(self),
             DeployTarget::Ssh(ssh) => ssh.digest(),
         }
     }
@@ -511,9 +665,14 @@ impl DeployTarget {
             relative_dir: None,
             ..files.clone()
         });
-        let text = serde_json::to_string(&shown).unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(text.as_bytes());
-        format!("sha256:{}", hex::encode(hasher.finalize()))
+        digest_json(&shown)
     }
+}
+
+/// SHA-256 of `value` as JSON, rendered `sha256:<hex>`.
+fn digest_json(value: &impl Serialize) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(text.as_bytes());
+    format!("sha256:{}", hex::encode(hasher.finalize()))
 }

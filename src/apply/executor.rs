@@ -23,9 +23,45 @@ use crate::plan::render::format_time;
 use crate::plan::{Action, Change, Plan};
 use crate::spec::CertificateSpec;
 use crate::state::{
-    Backoff, CertificateState, CertificateStatus, HistoryEntry, Intent, IntentKind,
-    LifecycleSettings, State, StateStore,
+    model::DeployRecord, Backoff, CertificateState, CertificateStatus, HistoryEntry, Intent,
+    IntentKind, LifecycleSettings, State, StateStore,
 };
+
+/// Remove the files the `cleanup = true` targets of `state` hold, in the receipt's order (the
+/// private key first); `"; removed ..."` for the summary (and so the commit), empty when none.
+/// A file already gone is fine; any other failure stops the forget, which the next run retries.
+/// Relative paths in receipts start at the configuration's directory (where `-c` points).
+fn remove_deployed(state: &CertificateState, config: &Config) -> Result<String, Error> {
+    let base = config
+        .files
+        .first()
+        .and_then(|file| file.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let mut removed = Vec::new();
+    for (id, record) in state.deployments.iter().filter(|(_, r)| r.cleanup) {
+        for recorded in &record.paths {
+            let path = base.join(recorded);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(format!("`{}`", recorded.display())),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Deploy(deploy::DeployError::Io {
+                        target: id.clone(),
+                        action: "remove",
+                        path,
+                        source,
+                    }))
+                }
+            }
+        }
+    }
+    Ok(if removed.is_empty() {
+        String::new()
+    } else {
+        format!("; removed {}", removed.join(", "))
+    })
+}
 
 /// How often a create or reissue that failed in transit is tried again (each time after a
 /// lookup by tag). Reads are not retried here: the HTTP layer already retried them.
@@ -345,6 +381,7 @@ impl Executor {
                 push_history(&mut state, self.now, "revoke", reason.as_str());
                 self.store.save_certificate(&state)?;
                 if *forget {
+                    summary.push_str(&remove_deployed(&state, &self.config)?);
                     self.store.remove_certificate(name)?;
                     summary.push_str("; forgotten");
                 }
@@ -363,8 +400,9 @@ impl Executor {
                 push_history(&mut state, self.now, "cancel", &format!("order {order_id}"));
                 self.store.save_certificate(&state)?;
                 if *forget {
+                    let removed = remove_deployed(&state, &self.config)?;
                     self.store.remove_certificate(name)?;
-                    return Ok(format!("cancelled order {order_id}; forgotten"));
+                    return Ok(format!("cancelled order {order_id}{removed}; forgotten"));
                 }
                 Ok(format!("cancelled order {order_id}"))
             }
@@ -385,8 +423,14 @@ impl Executor {
                 Ok(format!("recorded settings: {}", changed.join(", ")))
             }
             Action::Forget => {
+                let removed = match &current {
+                    Some(state) => remove_deployed(state, &self.config)?,
+                    None => String::new(),
+                };
                 self.store.remove_certificate(name)?;
-                Ok("forgotten (the CA keeps the certificate; the key stays in keys_dir)".into())
+                Ok(format!(
+                    "forgotten (the CA keeps the certificate; the key stays in keys_dir){removed}"
+                ))
             }
         }
     }
@@ -967,6 +1011,17 @@ impl Executor {
                 chain_pem: blocks.iter().skip(1).cloned().collect::<Vec<_>>().concat(),
                 key_pem: key.pem().to_string(),
                 sha256_fingerprint: state.sha256_fingerprint.clone().unwrap_or_default(),
+                name: state.name.clone(),
+                serial: state.serial.as_ref().map(ToString::to_string),
+                not_after: state.not_after.and_then(|at| {
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                }),
+                sans: spec
+                    .sans
+                    .iter()
+                    .map(|name| name.as_str().to_string())
+                    .collect(),
             };
             for target in spec
                 .deploy
@@ -985,12 +1040,34 @@ impl Executor {
                     .await
                 {
                     Ok(outcome) => outcome,
-                    // An unreachable host fails its own target; the others are still written.
-                    Err(error @ deploy::DeployError::Remote { .. }) => {
-                        failures.push(crate::apply::error_chain(&error));
+                    Err(error) => {
+                        // One target failing leaves the others to deploy; its record keeps
+                        // the error, so the plan shows the deploy again next run.
+                        let message = format!("deploy failed: {}", error_chain(&error));
+                        failures.push(format!("{id}: {message}"));
+                        let record = match state.deployments.get(&id) {
+                            Some(previous) => DeployRecord {
+                                reload_error: Some(message),
+                                ..previous.clone()
+                            },
+                            // Nothing deployed yet: the record names the certificate tried
+                            // and no file, so every kind deploys in full next run.
+                            None => DeployRecord {
+                                sha256_fingerprint: bundle.sha256_fingerprint.clone(),
+                                target_digest: target.digest(),
+                                files: BTreeMap::new(),
+                                deployed_at: self.now,
+                                reload_error: Some(message),
+                                serial: None,
+                                verified: None,
+                                verify_error: None,
+                                paths: Vec::new(),
+                                cleanup: target.cleanup(),
+                            },
+                        };
+                        state.deployments.insert(id, record);
                         continue;
                     }
-                    Err(error) => return Err(error.into()),
                 };
                 let mut note = if outcome.changed_files.is_empty() {
                     format!("{id}: up to date")

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::keys::KeyStore;
-use crate::spec::DeployTarget;
 
 /// Run every repair and return one warning line per thing repaired or not repairable (the
 /// apply goes on: a deploy that still cannot proceed fails loudly on its own).
@@ -55,15 +54,7 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
     });
     warnings.extend(repaired.into_iter().flatten());
     for (_, target) in &targets {
-        let DeployTarget::Files(files) = target else {
-            continue;
-        };
-        temp_dirs.push((files.dir.clone(), 0));
-        for name in [&files.cert, &files.chain, &files.fullchain, &files.key] {
-            if let Some(parent) = files.dir.join(name).parent() {
-                temp_dirs.push((parent.to_path_buf(), 0));
-            }
-        }
+        temp_dirs.extend(target.dirs().into_iter().map(|dir| (dir, 0)));
     }
 
     temp_dirs.sort();

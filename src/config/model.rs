@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{CertificateSpec, Location};
 
@@ -138,7 +138,7 @@ pub use crate::dns::rfc2136::settings::{
 };
 
 /// Where a secret comes from. Never holds the secret itself, so it is safe to print.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretRef {
     Env(String),
     /// Absolute path.

@@ -227,6 +227,8 @@ fn full_example_maps_to_the_model() {
             group: None,
             reload: Some("systemctl reload nginx".to_string()),
             reload_timeout: Duration::seconds(60),
+            combined: None,
+            cleanup: false,
         })]
     );
     assert_eq!(web.ca_options, CaOptions::default());

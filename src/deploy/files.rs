@@ -107,33 +107,33 @@ impl FilesDeployer {
 
     /// Configured file names, sorted.
     fn names(&self) -> Vec<&str> {
-        let mut names = vec![
-            self.target.cert.as_str(),
-            self.target.chain.as_str(),
-            self.target.fullchain.as_str(),
-            self.target.key.as_str(),
-        ];
+        let mut names = self.target.names();
         names.sort_unstable();
         names.dedup();
         names
     }
 
-    /// The four files, in switch order: cert, chain, fullchain, key.
+    /// The files, in switch order: cert, chain, fullchain, combined (when configured), key.
     fn contents(&self, bundle: &Bundle) -> Result<Vec<FileContent<'_>>, DeployError> {
         let target = &self.target;
         let cert = with_newline(&bundle.cert_pem);
         let chain = with_newline(&bundle.chain_pem);
         let fullchain = format!("{cert}{chain}");
-        let files = [
+        let key = with_newline(&bundle.key_pem);
+        let mut files = vec![
             (target.cert.as_str(), cert, target.mode),
             (target.chain.as_str(), chain, target.mode),
-            (target.fullchain.as_str(), fullchain, target.mode),
-            (
-                target.key.as_str(),
-                with_newline(&bundle.key_pem),
-                target.key_mode,
-            ),
+            (target.fullchain.as_str(), fullchain.clone(), target.mode),
         ];
+        if let Some(combined) = &target.combined {
+            // Key first, then the certificate and its chain: HAProxy's `crt` layout.
+            files.push((
+                combined.as_str(),
+                format!("{key}{fullchain}"),
+                target.key_mode,
+            ));
+        }
+        files.push((target.key.as_str(), key, target.key_mode));
         let mut seen = Vec::new();
         let mut contents = Vec::new();
         for (name, content, mode) in files {
@@ -480,6 +480,16 @@ impl Deployer for FilesDeployer {
         if let Some(error) = &reload_error {
             tracing::warn!(target_id = %self.target_id(), "reload failed: {error}");
         }
+        // Private key material first (key, combined), then the public files: removal
+        // deletes in this order. Named like the target's id: relative to the config file
+        // when `dir` was written relative, so the receipt holds in every checkout.
+        let paths: Vec<PathBuf> = contents
+            .iter()
+            .rev()
+            .take(1 + usize::from(self.target.combined.is_some()))
+            .chain(contents.iter().take(3))
+            .map(|file| self.target.id_dir().join(file.name))
+            .collect();
         Ok(DeployOutcome {
             record: DeployRecord {
                 sha256_fingerprint: bundle.sha256_fingerprint.clone(),
@@ -487,7 +497,10 @@ impl Deployer for FilesDeployer {
                 files: hashes,
                 deployed_at: now,
                 reload_error,
+                serial: bundle.serial.clone(),
                 verified: None,
+                paths,
+                cleanup: self.target.cleanup,
                 verify_error: None,
             },
             changed_files,

@@ -5,7 +5,11 @@
 //! is not an error: it is recorded in the `DeployRecord` and retried on the next run. The private
 //! key in a `Bundle` is never printed, logged or put in an error.
 
+pub mod command;
 pub mod files;
+pub mod jks;
+mod keystore;
+pub mod pkcs12;
 pub mod registry;
 pub mod ssh;
 pub mod verify;
@@ -34,6 +38,14 @@ pub struct Bundle {
     pub key_pem: String,
     /// Lowercase hex SHA-256 of the leaf's DER.
     pub sha256_fingerprint: String,
+    /// The certificate's name in config.
+    pub name: String,
+    /// The leaf's serial (hex), when state has it.
+    pub serial: Option<String>,
+    /// The leaf's expiry, RFC 3339, when state has it.
+    pub not_after: Option<String>,
+    /// Every name on the certificate.
+    pub sans: Vec<String>,
 }
 
 impl fmt::Debug for Bundle {
@@ -238,4 +250,17 @@ pub enum DeployError {
         file: String,
         reason: &'static str,
     },
+
+    #[error("cannot read the password of target `{target}`")]
+    Secret {
+        target: String,
+        #[source]
+        source: crate::secrets::Error,
+    },
+
+    #[error("cannot build the keystore of target `{target}`: {reason}")]
+    Keystore { target: String, reason: String },
+
+    #[error("cannot run the command of target `{target}`: {reason}")]
+    Command { target: String, reason: String },
 }

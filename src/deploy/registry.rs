@@ -134,5 +134,8 @@ macro_rules! deploy_kinds {
 
 deploy_kinds! {
     "files" => Files(files),
+    "pkcs12" => Pkcs12(pkcs12),
+    "jks" => Jks(jks),
+    "command" => Command(command),
     "ssh" => Ssh(ssh),
 }

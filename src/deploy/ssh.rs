@@ -453,8 +453,12 @@ impl Deployer for SshDeployer {
                 files: hashes,
                 deployed_at: now,
                 reload_error,
+                serial: bundle.serial.clone(),
                 verified,
                 verify_error,
+                // Files on another host are not removed by `cleanup` (and not listed).
+                paths: Vec::new(),
+                cleanup: false,
             },
             changed_files,
             reload: reload.map(|(report, _)| report),

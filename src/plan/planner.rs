@@ -1320,6 +1320,15 @@ fn change(spec: &CertificateSpec, action: Action, reason: String) -> Change {
 }
 
 fn removed_change(state: &CertificateState, action: Action, reason: String) -> Change {
+    let forgets = match &action {
+        Action::Forget => true,
+        Action::Revoke { forget, .. } | Action::Cancel { forget, .. } => *forget,
+        _ => false,
+    };
+    let reason = match removal_files(state) {
+        Some(files) if forgets => format!("{reason}; {files}"),
+        _ => reason,
+    };
     Change {
         certificate: state.name.clone(),
         ca: state.ca.clone(),
@@ -1328,6 +1337,30 @@ fn removed_change(state: &CertificateState, action: Action, reason: String) -> C
         deploy: Vec::new(),
         undeploy: Vec::new(),
     }
+}
+
+/// What forgetting `state` does to the files its deploy targets hold: `cleanup = true`
+/// targets have them removed (key first), the others leave them. `None` when no receipt
+/// names a file.
+fn removal_files(state: &CertificateState) -> Option<String> {
+    let notes: Vec<String> = state
+        .deployments
+        .iter()
+        .filter(|(_, record)| !record.paths.is_empty())
+        .map(|(id, record)| {
+            let paths: Vec<String> = record
+                .paths
+                .iter()
+                .map(|path| format!("`{}`", path.display()))
+                .collect();
+            if record.cleanup {
+                format!("`{id}` cleanup removes {}", paths.join(", "))
+            } else {
+                format!("`{id}` leaves {} (no `cleanup`)", paths.join(", "))
+            }
+        })
+        .collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 fn target_ids(spec: &CertificateSpec) -> Vec<String> {

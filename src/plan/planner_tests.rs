@@ -55,6 +55,8 @@ fn files_target(dir: &str) -> DeployTarget {
         group: None,
         reload: None,
         reload_timeout: Duration::seconds(60),
+        combined: None,
+        cleanup: false,
     })
 }
 
@@ -97,7 +99,10 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         files: BTreeMap::new(),
                         deployed_at: issued,
                         reload_error: None,
+                        serial: None,
                         verified: None,
+                        paths: Vec::new(),
+                        cleanup: false,
                         verify_error: None,
                     },
                 )
@@ -2472,7 +2477,10 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             files: BTreeMap::new(),
                             deployed_at: plan.now,
                             reload_error: None,
+                            serial: None,
                             verified: None,
+                            paths: Vec::new(),
+                            cleanup: false,
                             verify_error: None,
                         },
                     );
@@ -3742,4 +3750,102 @@ fn replace_and_expiry_renewals_use_the_plan_too() {
     assert!(change
         .reason
         .starts_with("replacement requested with `--replace`"));
+}
+
+/// `state` with receipts naming files: a `cleanup` target, one without, and a hook (no files).
+fn with_receipts(mut state: CertificateState) -> CertificateState {
+    let record = |paths: &[&str], cleanup: bool| DeployRecord {
+        sha256_fingerprint: "ab".repeat(32),
+        target_digest: String::new(),
+        files: BTreeMap::new(),
+        deployed_at: NOW,
+        reload_error: None,
+        serial: None,
+        verified: None,
+        verify_error: None,
+        paths: paths.iter().map(PathBuf::from).collect(),
+        cleanup,
+    };
+    state.deployments = BTreeMap::from([
+        (
+            "files:/srv/web".to_string(),
+            record(&["/srv/web/privkey.pem", "/srv/web/cert.pem"], true),
+        ),
+        (
+            "pkcs12:/srv/app.p12".to_string(),
+            record(&["/srv/app.p12"], false),
+        ),
+        ("command:true".to_string(), record(&[], true)),
+    ]);
+    state
+}
+
+const RECEIPT_FILES: &str = "`files:/srv/web` cleanup removes `/srv/web/privkey.pem`, `/srv/web/cert.pem`; `pkcs12:/srv/app.p12` leaves `/srv/app.p12` (no `cleanup`)";
+
+#[test]
+fn removal_lists_the_files_each_target_leaves_or_cleans_up() {
+    let mut s = spec("web", &["a.example"]);
+    let plan = World::new()
+        .state(with_receipts(issued(&s, "01", NOW)))
+        .plan();
+    let change = only_change(&plan);
+    assert_eq!(change.action, Action::Forget);
+    assert_eq!(
+        change.reason,
+        format!(
+            "removed from config; on_remove = forget: the CA keeps the certificate; {RECEIPT_FILES}"
+        )
+    );
+
+    // Revoked then forgotten: listed too.
+    s.on_remove = OnRemove::Revoke;
+    let plan = World::new()
+        .state(with_receipts(issued(&s, "01", NOW)))
+        .plan();
+    let change = only_change(&plan);
+    assert!(matches!(change.action, Action::Revoke { forget: true, .. }));
+    assert!(
+        change.reason.ends_with(&format!("; {RECEIPT_FILES}")),
+        "{}",
+        change.reason
+    );
+
+    // Cancelled then forgotten: listed too.
+    s.on_remove = OnRemove::Cancel;
+    let mut pending = with_receipts(issued(&s, "01", NOW));
+    pending.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    let plan = World::new()
+        .state(pending)
+        .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))
+        .plan();
+    let change = only_change(&plan);
+    assert!(matches!(change.action, Action::Cancel { forget: true, .. }));
+    assert!(
+        change.reason.ends_with(&format!("; {RECEIPT_FILES}")),
+        "{}",
+        change.reason
+    );
+
+    // Without receipts naming files (older state, hooks only): the reason alone.
+    let mut bare = issued(&s, "01", NOW);
+    bare.on_remove = OnRemove::Forget;
+    let plan = World::new().state(bare).plan();
+    assert_eq!(
+        only_change(&plan).reason,
+        "removed from config; on_remove = forget: the CA keeps the certificate"
+    );
+}
+
+#[test]
+fn a_revocation_that_keeps_the_certificate_lists_no_files() {
+    let mut s = spec("web", &["a.example"]);
+    s.revoke = Some(RevocationReason::KeyCompromise);
+    let state = with_receipts(issued(&s, "01", NOW - Duration::days(1)));
+    let plan = World::new().state(state).spec(s).plan();
+    let change = only_change(&plan);
+    assert!(matches!(
+        change.action,
+        Action::Revoke { forget: false, .. }
+    ));
+    assert!(!change.reason.contains("/srv/"), "{}", change.reason);
 }

@@ -4,6 +4,7 @@
 //! Performs no I/O.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -359,6 +360,9 @@ pub struct DeployRecord {
     pub deployed_at: OffsetDateTime,
     /// `Some(message)` when the reload command failed; retried on the next run.
     pub reload_error: Option<String>,
+    /// Serial of the certificate deployed (absent in records written before receipts had it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
     /// For a target with `verify`: whether the endpoint served the deployed leaf after the
     /// reload. `None` without `verify`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -366,6 +370,14 @@ pub struct DeployRecord {
     /// Why the endpoint check failed (`verified = false`); the deploy runs again next time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The files written, private key first, relative to the config file's directory when
+    /// the target's path was written relative (else absolute): what removal lists and
+    /// `cleanup` deletes once the certificate is gone from config (empty in older records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathBuf>,
+    /// The target had `cleanup = true`: removing the certificate deletes `paths`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
 }
 
 /// One line of a certificate's history.

@@ -317,6 +317,8 @@ fn absolute_deploy_ids_from_an_older_state_are_migrated() {
         group: None,
         reload: None,
         reload_timeout: time::Duration::seconds(60),
+        combined: None,
+        cleanup: false,
     });
     record["target_digest"] = legacy.digest().into();
     deployments.insert(format!("files:{}", old_dir.display()), record);

@@ -21,6 +21,7 @@ mod dc_plans;
 mod deploy;
 mod deploy_remote;
 mod deploy_safety;
+mod deploy_stores;
 mod digicert;
 mod digicert_client;
 mod digicert_contract;

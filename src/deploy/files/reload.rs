@@ -23,6 +23,17 @@ pub(crate) async fn run_reload(
     command: &str,
     timeout: StdDuration,
 ) -> (ReloadReport, Option<String>) {
+    run_shell("reload command", command, timeout, &[]).await
+}
+
+/// Run `command` (called `label` in messages) with `sh -c` and the extra environment `env`,
+/// in its own process group; on timeout kill the whole group.
+pub(crate) async fn run_shell(
+    label: &str,
+    command: &str,
+    timeout: StdDuration,
+    env: &[(String, String)],
+) -> (ReloadReport, Option<String>) {
     let started = Instant::now();
     let report = |success: bool, output: String| ReloadReport {
         command: command.to_string(),
@@ -33,6 +44,7 @@ pub(crate) async fn run_reload(
     let mut child = match tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
+        .envs(env.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,7 +54,7 @@ pub(crate) async fn run_reload(
     {
         Ok(child) => child,
         Err(error) => {
-            let message = format!("failed to start the reload command: {error}");
+            let message = format!("failed to start the {label}: {error}");
             return (report(false, String::new()), Some(message));
         }
     };
@@ -63,11 +75,11 @@ pub(crate) async fn run_reload(
     let failure = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => None,
         Ok(Ok(status)) => Some(match (status.code(), signal_of(&status)) {
-            (Some(code), _) => format!("reload command exited with status {code}"),
-            (None, Some(signal)) => format!("reload command was killed by signal {signal}"),
-            (None, None) => "reload command failed".to_string(),
+            (Some(code), _) => format!("{label} exited with status {code}"),
+            (None, Some(signal)) => format!("{label} was killed by signal {signal}"),
+            (None, None) => format!("{label} failed"),
         }),
-        Ok(Err(error)) => Some(format!("failed to wait for the reload command: {error}")),
+        Ok(Err(error)) => Some(format!("failed to wait for the {label}: {error}")),
         Err(_) => {
             if let Some(pid) = pid.and_then(|pid| libc::pid_t::try_from(pid).ok()) {
                 // SAFETY: plain syscall; a negative pid names the process group the child leads
@@ -77,7 +89,9 @@ pub(crate) async fn run_reload(
                 }
             }
             let _ = child.kill().await;
-            Some(format!("reload command timed out after {timeout:?}"))
+            Some(format!(
+                "{label} timed out after {timeout:?} (killed with its process group)"
+            ))
         }
     };
 

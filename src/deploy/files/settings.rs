@@ -30,6 +30,9 @@ pub struct Table {
     pub(crate) fullchain: Option<String>,
     /// File name of the private key. Default `privkey.pem`.
     pub(crate) key: Option<String>,
+    /// File name of key, certificate and chain in one PEM, in that order (HAProxy, some
+    /// appliances); written with `key_mode`. Default: not written.
+    pub(crate) combined: Option<String>,
     /// Octal mode of the public files. Default `0644`.
     #[schemars(regex(pattern = MODE_PATTERN))]
     pub(crate) mode: Option<String>,
@@ -42,9 +45,11 @@ pub struct Table {
     pub(crate) group: Option<String>,
     /// Shell command run (`sh -c`) after any file changed.
     pub(crate) reload: Option<String>,
-    /// Time limit of `reload`. Default `60s`.
+    /// Time limit of `reload`; the command's process group is killed after it. Default `60s`.
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub(crate) reload_timeout: Option<String>,
+    /// Delete the files (key first) when the certificate is removed from config. Default `false`.
+    pub(crate) cleanup: Option<bool>,
 }
 
 /// Check the `deploy[index]` entry at `path` of a certificate; `dirs` holds the directories of
@@ -89,12 +94,15 @@ pub(crate) fn validate(
 
     let mut file_names: Vec<(&str, String)> = Vec::new();
     for (field, value, default) in [
-        ("cert", &table.cert, "cert.pem"),
-        ("chain", &table.chain, "chain.pem"),
-        ("fullchain", &table.fullchain, "fullchain.pem"),
-        ("key", &table.key, "privkey.pem"),
+        ("cert", &table.cert, Some("cert.pem")),
+        ("chain", &table.chain, Some("chain.pem")),
+        ("fullchain", &table.fullchain, Some("fullchain.pem")),
+        ("combined", &table.combined, None),
+        ("key", &table.key, Some("privkey.pem")),
     ] {
-        let name = value.clone().unwrap_or_else(|| default.to_string());
+        let Some(name) = value.clone().or_else(|| default.map(str::to_string)) else {
+            continue;
+        };
         if !is_plain_file_name(&name) {
             validator.error(
                 file,
@@ -206,6 +214,8 @@ pub(crate) fn validate(
         group: table.group.clone(),
         reload: table.reload.clone(),
         reload_timeout,
+        combined: table.combined.is_some().then(|| file_name("combined")),
+        cleanup: table.cleanup.unwrap_or(false),
     })
 }
 

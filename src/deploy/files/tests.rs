@@ -22,6 +22,8 @@ fn target(dir: &Path, reload: Option<&str>) -> FilesTarget {
         group: None,
         reload: reload.map(str::to_string),
         reload_timeout: Duration::seconds(10),
+        combined: None,
+        cleanup: false,
     }
 }
 
@@ -32,6 +34,10 @@ fn bundle(serial: &str) -> Bundle {
             .to_string(),
         key_pem: "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_string(),
         sha256_fingerprint: format!("fp-{serial}"),
+        name: "web".to_string(),
+        serial: Some(serial.to_string()),
+        not_after: None,
+        sans: vec!["a.example".to_string()],
     }
 }
 
@@ -501,4 +507,77 @@ fn deployer_for_files_target() {
     let files = target(Path::new("/srv/tls"), None);
     let deployer = crate::deploy::deployer_for(&DeployTarget::Files(files));
     assert_eq!(deployer.id(), "files:/srv/tls");
+}
+
+#[tokio::test]
+async fn combined_is_key_then_fullchain_with_the_key_mode_and_receipt_lists_keys_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("haproxy");
+    let mut files = target(&out, None);
+    files.combined = Some("site.pem".to_string());
+    files.key_mode = 0o640;
+    files.cleanup = true;
+    let deployer = FilesDeployer::new(files);
+    let first = deployer
+        .deploy(&bundle("ONE"), None, "digest", now())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.changed_files,
+        vec![
+            "cert.pem",
+            "chain.pem",
+            "fullchain.pem",
+            "site.pem",
+            "key.pem"
+        ]
+    );
+    let combined = fs::read_to_string(out.join("site.pem")).unwrap();
+    let key = fs::read_to_string(out.join("key.pem")).unwrap();
+    let fullchain = fs::read_to_string(out.join("fullchain.pem")).unwrap();
+    assert_eq!(combined, format!("{key}{fullchain}"));
+    assert_eq!(mode(&out.join("site.pem")), 0o640);
+    assert_eq!(first.record.files.len(), 5);
+    assert_eq!(
+        first.record.paths,
+        [
+            "key.pem",
+            "site.pem",
+            "cert.pem",
+            "chain.pem",
+            "fullchain.pem"
+        ]
+        .map(|name| out.join(name))
+    );
+    assert!(first.record.cleanup);
+    assert_eq!(first.record.serial.as_deref(), Some("ONE"));
+
+    fs::remove_file(out.join("site.pem")).unwrap();
+    assert_eq!(
+        deployer.observe(Some(&first.record)),
+        DeployObservation::Missing(vec!["site.pem".to_string()])
+    );
+    let again = deployer
+        .deploy(&bundle("ONE"), Some(&first.record), "digest", now())
+        .await
+        .unwrap();
+    assert_eq!(again.changed_files, vec!["site.pem"]);
+}
+
+#[test]
+fn without_combined_the_journal_and_digest_are_those_of_older_versions() {
+    // `combined` and `cleanup` unset are left out of the serialised target: the digest of an
+    // existing target, and so its deploy record, stays valid after the upgrade.
+    let files = target(Path::new("/srv/tls"), None);
+    let text = serde_json::to_string(&DeployTarget::Files(files.clone())).unwrap();
+    assert!(
+        !text.contains("combined") && !text.contains("cleanup"),
+        "{text}"
+    );
+    let mut combined = files;
+    combined.combined = Some("all.pem".to_string());
+    assert_ne!(
+        DeployTarget::Files(combined).digest(),
+        DeployTarget::Files(target(Path::new("/srv/tls"), None)).digest()
+    );
 }

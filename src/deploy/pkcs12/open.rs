@@ -1,0 +1,19 @@
+//! The deployer of a `kind = "pkcs12"` target.
+
+use super::settings::Settings;
+use crate::apply::FailPoints;
+use crate::deploy::keystore::StoreDeployer;
+use crate::deploy::Deployer;
+use crate::spec::DeployTarget;
+
+/// The deployer writing `target` (a single atomic write: no fail points between steps).
+pub(crate) fn deployer(target: &Settings, _failpoints: Option<&FailPoints>) -> Box<dyn Deployer> {
+    let id = DeployTarget::Pkcs12(target.clone()).id();
+    let settings = target.clone();
+    let encoder_id = id.clone();
+    Box::new(StoreDeployer::new(
+        id,
+        target.file.clone(),
+        Box::new(move |bundle, _now| super::encode(&encoder_id, &settings, bundle)),
+    ))
+}
