@@ -42,6 +42,10 @@ fn bundle() -> Bundle {
             .to_string(),
         key_pem: "-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_string(),
         sha256_fingerprint: "fp".to_string(),
+        name: "web".to_string(),
+        serial: None,
+        not_after: None,
+        sans: Vec::new(),
     }
 }
 
@@ -250,8 +254,11 @@ async fn an_unreachable_host_is_a_remote_error_naming_the_target() {
         files: BTreeMap::new(),
         deployed_at: OffsetDateTime::UNIX_EPOCH,
         reload_error: None,
+        serial: None,
         verified: None,
         verify_error: None,
+        paths: Vec::new(),
+        cleanup: false,
     };
     let observed = deployer.observe(Some(&record));
     assert!(
