@@ -107,6 +107,11 @@ pub fn references(config: &Config) -> Vec<Reference> {
                 format!("ca.{name}.api_key"),
                 Target::Secret(digicert.api_key.clone()),
             ),
+            CaKind::Sectigo(sectigo) => add(
+                &ca.location,
+                format!("ca.{name}.password"),
+                Target::Secret(sectigo.password.clone()),
+            ),
         }
     }
     for (name, dns) in &config.dns {

@@ -188,4 +188,5 @@ ca_kinds! {
     "local" => Local(local),
     "acme" => Acme(acme),
     "digicert" => Digicert(digicert),
+    "sectigo" => Sectigo(sectigo),
 }
