@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::{Context, Failure, EXIT_OK};
-use crate::sim::digicert;
+use crate::sim::{digicert, sectigo};
 
 /// Run a simulated CA API in the foreground, as a sandbox for configs and tests
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,8 @@ pub struct Args {
 pub enum Simulator {
     /// Simulate DigiCert CertCentral (Services API v2)
     Digicert(DigicertArgs),
+    /// Simulate Sectigo Certificate Manager (REST API, login/password headers)
+    Sectigo(SectigoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -35,10 +37,90 @@ pub struct DigicertArgs {
     pub root_out: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SectigoArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    pub listen: SocketAddr,
+
+    /// Seed file: users, profiles, organizations, domains, custom fields, workflow, limits,
+    /// faults, quirks (JSON, or TOML when the name ends in `.toml`); without it, built-in
+    /// defaults
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+
+    /// Hold every request in `Requested` until approved (overrides the seed's workflow)
+    #[arg(long)]
+    pub manual_approval: bool,
+
+    /// Seconds between approval and issuance (overrides the seed's workflow)
+    #[arg(long, value_name = "SECONDS")]
+    pub issue_delay: Option<u64>,
+
+    /// Probability (0 to 1) of an injected server error per request (overrides the seed)
+    #[arg(long, value_name = "RATE")]
+    pub error_rate: Option<f64>,
+
+    /// Write the simulator's root CA certificate (PEM) to this file
+    #[arg(long, value_name = "FILE")]
+    pub root_out: Option<PathBuf>,
+}
+
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     match &args.simulator {
         Simulator::Digicert(args) => run_digicert(context, args),
+        Simulator::Sectigo(args) => run_sectigo(context, args),
     }
+}
+
+fn run_sectigo(context: &Context, args: &SectigoArgs) -> Result<i32, Failure> {
+    let mut seed = match &args.seed {
+        Some(path) => sectigo::Seed::load(path).map_err(|e| Failure::from_error(&e))?,
+        None => sectigo::Seed::default(),
+    };
+    if args.manual_approval {
+        seed.workflow.approval = sectigo::Approval::Manual;
+    }
+    if let Some(seconds) = args.issue_delay {
+        seed.workflow.issue_delay_seconds = seconds;
+    }
+    if let Some(rate) = args.error_rate {
+        seed.faults.error_rate = rate;
+    }
+    let runtime = context.runtime()?;
+    runtime.block_on(async {
+        let sim = sectigo::start(seed, args.listen).await.map_err(|e| {
+            Failure::from_error(&e).hint("pick another address with `--listen 127.0.0.1:0`")
+        })?;
+        if let Some(path) = &args.root_out {
+            crate::atomic_file::write(path, sim.root_pem().as_bytes(), 0o644).map_err(|e| {
+                Failure::new(format!("cannot write the root CA to `{}`", path.display()))
+                    .caused_by(e.to_string())
+            })?;
+        }
+        println!("Sectigo Certificate Manager simulator");
+        println!("  base URL:      {}", sim.base_url());
+        println!("  customer URI:  {}", sim.customer_uri());
+        println!("  admin:         {}", sim.admin_url());
+        match &args.root_out {
+            Some(path) => println!("  root CA:       {}", path.display()),
+            None => println!("  root CA:       {}root.pem", sim.admin_url()),
+        }
+        println!("  users (test credentials, sent as `login` and `password` headers):");
+        let users = sim.users();
+        let width = users.iter().map(|user| user.login.len()).max().unwrap_or(0);
+        for user in users {
+            println!(
+                "    {:<width$}  {:<10}  {}",
+                user.login,
+                user.role.as_str(),
+                user.password
+            );
+        }
+        println!("press Ctrl-C to stop");
+        sim.wait().await.map_err(|e| Failure::from_error(&e))?;
+        Ok(EXIT_OK)
+    })
 }
 
 fn run_digicert(context: &Context, args: &DigicertArgs) -> Result<i32, Failure> {

@@ -10,6 +10,7 @@
 //! Nothing here is used by `plan` or `apply`: the simulators only ever talk to clients over HTTP.
 
 pub mod digicert;
+pub mod sectigo;
 pub mod year;
 
 mod dns_reader;
