@@ -466,7 +466,20 @@ impl SectigoCa {
         if let Some(mode) = options.dcv_mode {
             body["dcvMode"] = json!(mode.as_str());
         }
-        if let Some(email) = request.dcv.iter().find_map(|d| d.approver_email.clone()) {
+        if options.dcv_mode == Some(settings::DcvMode::Email) {
+            // SCM needs the address for EMAIL (-7 without it): the one configured, else the
+            // first constructed address of the common name (`admin@<name>`).
+            let email = request
+                .dcv
+                .iter()
+                .find_map(|d| d.approver_email.clone())
+                .unwrap_or_else(|| {
+                    format!(
+                        "{}@{}",
+                        crate::spec::CONSTRUCTED_APPROVERS[0],
+                        request.common_name.trim_start_matches("*.")
+                    )
+                });
             body["dcvEmail"] = json!(email);
         }
     }

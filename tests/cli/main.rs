@@ -44,6 +44,7 @@ mod sandbox;
 mod saved_plan;
 mod scale;
 mod schedule;
+mod sectigo;
 mod sim_digicert;
 mod snapshots;
 mod state_repo;
