@@ -312,7 +312,7 @@ pub(super) fn hint(error: &super::CaError) -> Option<String> {
 /// The hint for a Sectigo error code (D25's code table; sectigo-check.md §2.4, §4).
 fn sectigo_hint(code: i64, status: Option<u16>) -> Option<String> {
     Some(match code {
-        -16 => "SCM does not know this administrator for this customer: check `login` and `customer_uri` (the segment in `https://cert-manager.com/customer/<customer_uri>`)".to_string(),
+        -16 => "SCM did not accept the login, password or customer URI (it does not say which): check `password` (a new administrator must first change the temporary password in the SCM web interface), `login`, and `customer_uri` (the segment in `https://cert-manager.com/customer/<customer_uri>`)".to_string(),
         -970 => "SCM refused the login and password: check `password` (a new administrator must first change the temporary password in the SCM web interface)".to_string(),
         -3 | -25 | -37 | -226 => "the administrator lacks a role or privilege this needs: give it the RAO or DRAO SSL role (or MRAO) for the organization, and enable \"Enable Web / Rest API\" in the organization's SSL settings".to_string(),
         -738 => "the administrator may not manage this domain: delegate the domain to its organization in SCM".to_string(),

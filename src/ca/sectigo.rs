@@ -294,7 +294,18 @@ impl SectigoCa {
 
     async fn view_with_dcv(&self, details: &Details) -> Result<OrderView, CaError> {
         let mut view = self.view(details);
-        if view.status == OrderStatus::Pending && !wire::awaits_approval(&details.status) {
+        if wire::awaits_approval(&details.status) {
+            // Shown per name where pending orders show what they wait for.
+            view.dcv = std::iter::once(&details.common_name)
+                .chain(details.names.iter().filter(|n| **n != details.common_name))
+                .filter(|name| !name.is_empty())
+                .map(|name| DcvStatus {
+                    domain: name.clone(),
+                    method: "SCM approval".to_string(),
+                    status: "awaiting approval".to_string(),
+                })
+                .collect();
+        } else if view.status == OrderStatus::Pending {
             if let Ok(entries) = self.dcv_entries(details.id).await {
                 view.dcv = entries
                     .iter()

@@ -330,6 +330,11 @@ fn ca_test_hints_for_wrong_password_customer_and_role() {
 
     let wrong = run(&sandbox, &["ca", "test", "scm"], "not-the-password-42").expect(1);
     assert!(wrong.stderr.contains("401"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("Unknown user (-16)"),
+        "{}",
+        wrong.stderr
+    );
     assert!(wrong.stderr.contains("hint:"), "{}", wrong.stderr);
     assert!(wrong.stderr.contains("`password`"), "{}", wrong.stderr);
     assert!(!wrong.all().contains("not-the-password-42"));
@@ -368,13 +373,22 @@ fn ca_info_lists_the_account_and_caches_it_until_refresh() {
     let types = sim.requests("GET /ssl/v1/types");
     let cached = run(&sandbox, &["ca", "info", "scm"], ADMIN_PASSWORD).expect(0);
     assert!(cached.stdout.contains("cached"), "{}", cached.stdout);
-    assert_eq!(sim.requests("GET /ssl/v1/types"), types, "served from the cache");
+    assert_eq!(
+        sim.requests("GET /ssl/v1/types"),
+        types,
+        "served from the cache"
+    );
     let cache = sandbox.path("keys/sectigo/scm/account.json");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&cache).expect("cache file").permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
-    run(&sandbox, &["ca", "info", "scm", "--refresh"], ADMIN_PASSWORD).expect(0);
+    run(
+        &sandbox,
+        &["ca", "info", "scm", "--refresh"],
+        ADMIN_PASSWORD,
+    )
+    .expect(0);
     assert_eq!(sim.requests("GET /ssl/v1/types"), types + 1);
     // Older than a week: read again.
     let later = rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(8));
@@ -413,31 +427,44 @@ fn config_is_checked_at_validate_and_against_the_account_at_plan() {
     ));
     let invalid = run(&sandbox, &["validate"], ADMIN_PASSWORD).expect(1);
     assert!(
-        invalid.stderr.contains("`comments` is 1000 characters long"),
+        invalid
+            .stderr
+            .contains("`comments` is 1000 characters long"),
         "{}",
         invalid.stderr
     );
     assert!(
-        invalid.stderr.contains("`not-an-email` is not an email address"),
+        invalid
+            .stderr
+            .contains("`not-an-email` is not an email address"),
         "{}",
         invalid.stderr
     );
-    assert_eq!(sim.sim().stats().requests_total, 0, "no network at validate");
+    assert_eq!(
+        sim.sim().stats().requests_total,
+        0,
+        "no network at validate"
+    );
 
     sandbox.write_config(&format!(
         "{base}{}{}{}{}",
         certificate("t", "t.example.com", "term = 730"),
-        certificate("k", "k.example.com", "key = { algorithm = \"rsa\", size = 3072 }")
-            .replace("OV Multi-Domain", "OV SSL"),
+        certificate(
+            "k",
+            "k.example.com",
+            "key = { algorithm = \"ecdsa\", size = 256 }"
+        )
+        .replace("OV Multi-Domain", "OV SSL"),
         certificate("p", "p.example.com", "").replace("OV Multi-Domain", "No Such Profile"),
-        certificate("c", "c.example.com", "custom_fields = { Ticket = \"twelve\" }"),
+        certificate("c", "c.example.com", "custom_fields = { Nope = \"x\" }"),
     ));
     let plan = run(&sandbox, &["plan"], ADMIN_PASSWORD).expect(1);
     for wanted in [
         "does not offer a term of 730 days",
         "199, 365",
         "has no profile `No Such Profile`",
-        "`Ticket`: `twelve` is not a number",
+        "profile `OV SSL` does not allow a ecdsa-p256 key",
+        "has no custom field `Nope`; its custom fields: `Cost Center`, `Ticket`",
     ] {
         assert!(plan.stderr.contains(wanted), "{wanted}: {}", plan.stderr);
     }
@@ -524,7 +551,11 @@ fn killed_apply_at_every_fail_point_enrolls_exactly_once() {
         assert_eq!(again.code, 0, "{point}: {}", again.all());
         run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN_PASSWORD).expect(0);
         verify(&sandbox, &sim, "web");
-        assert_eq!(sim.enrollments_for(&name), 1, "{point}: exactly one enrollment");
+        assert_eq!(
+            sim.enrollments_for(&name),
+            1,
+            "{point}: exactly one enrollment"
+        );
     }
 }
 

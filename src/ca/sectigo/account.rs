@@ -306,22 +306,28 @@ impl SectigoCa {
     /// `ca test`: the credentials work (profiles answer), and the administrator may list and
     /// manage SSL certificates (the list answers; organizations are visible).
     pub(super) async fn check_access(&self) -> Result<Credentials, CaError> {
-        self.profiles().await?;
-        self.can_list().await?;
-        let organizations = self.organizations().await?;
-        if organizations.is_empty() {
-            return Err(CaError::new(
+        // SCM filters every answer by the administrator's role (D25 overview): without an SSL
+        // role the profiles and organizations come back empty rather than refused.
+        let missing_role = |what: &str| {
+            CaError::new(
                 ErrorClass::Auth,
                 format!(
-                    "Sectigo administrator `{}` of `{}` sees no organization: it has no RAO/DRAO SSL or MRAO role",
+                    "Sectigo administrator `{}` of `{}` sees no {what}: it holds no SSL role (RAO SSL, DRAO SSL or MRAO)",
                     self.settings.login, self.name
                 ),
             )
-            .with_status(403)
             .with_problem(crate::ca::Problem::Sectigo {
-                code: -37,
-                description: "no organization is visible to this administrator".to_string(),
-            }));
+                code: -3,
+                description: format!("no {what} visible to this administrator"),
+            })
+        };
+        if self.profiles().await?.is_empty() {
+            return Err(missing_role("SSL certificate profile"));
+        }
+        self.can_list().await?;
+        let organizations = self.organizations().await?;
+        if organizations.is_empty() {
+            return Err(missing_role("organization"));
         }
         Ok(Credentials {
             identity: format!(
