@@ -46,6 +46,7 @@ mod scale;
 mod schedule;
 mod sectigo;
 mod sim_digicert;
+mod sim_sectigo;
 mod snapshots;
 mod state_repo;
 mod state_store;

@@ -275,6 +275,11 @@ fn force_status(shared: &Shared, id: &str, status: &str) -> Result<Value, ApiErr
     if status != Status::Applied {
         certificate.issue_at = None;
     }
+    let needs_leaf = status == Status::Issued && certificate.leaf.is_none();
+    if needs_leaf {
+        // An `Issued` certificate is collectable: sign it now.
+        account.issue(id, now)?;
+    }
     let name = status.name(&account.quirks).to_string();
     Ok(json!({"sslId": id, "status": name}))
 }

@@ -289,11 +289,15 @@ pub(crate) fn dcv_submit(
             "point": format!("{token}.sectigo.com."),
         })));
     }
-    Ok(Reply::ok(json!({
+    let mut out = json!({
         "status": "NOT_VALIDATED",
         "orderStatus": "SUBMITTED",
-        "message": "DCV status: Not Validated; DCV order status: Submitted",
-        "host": format!("_pki-validation.{name}."),
-        "point": token,
-    })))
+        "message": "Submitted successfully",
+    });
+    if method == "txt" {
+        // D25: create the TXT record `host` with the value `point`.
+        out["host"] = json!(format!("_pki-validation.{name}."));
+        out["point"] = json!(token);
+    }
+    Ok(Reply::ok(out))
 }

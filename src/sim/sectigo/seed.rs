@@ -649,3 +649,60 @@ pub(crate) fn validate_limits(limits: &Limits) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(seed: Seed) -> String {
+        match seed.validate() {
+            Err(Error::Seed { reason }) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        assert!(Seed::default().validate().is_ok());
+        assert!(Seed::from_json("{}").unwrap().validate().is_ok());
+        let mut seed = Seed::default();
+        seed.quirks.list_item_fields = "some".to_string();
+        assert!(refused(seed).contains("list_item_fields"));
+        let mut seed = Seed::default();
+        seed.quirks.forbidden_status = 500;
+        assert!(refused(seed).contains("4xx"));
+        let mut seed = Seed::default();
+        seed.quirks.details_date_format = "nope".to_string();
+        assert!(refused(seed).contains("details_date_format"));
+        let mut seed = Seed::default();
+        seed.users.push(seed.users[0].clone());
+        assert!(refused(seed).contains("appears twice"));
+        let mut seed = Seed::default();
+        seed.custom_fields[0].input = "LIST".to_string();
+        assert!(refused(seed).contains("Cost Center"));
+        let mut seed = Seed::default();
+        seed.profiles[0].terms.clear();
+        assert!(refused(seed).contains("profile 1001"));
+        let mut seed = Seed::default();
+        seed.customer_uri = " ".to_string();
+        assert!(refused(seed).contains("customer_uri"));
+        assert!(Seed::from_json(r#"{"unknown": 1}"#).is_err());
+        let toml = Seed::from_toml("customer_uri = \"acme\"\n[workflow]\napproval = \"manual\"\n")
+            .unwrap();
+        assert_eq!(toml.workflow.approval, Approval::Manual);
+        assert_eq!(toml.users, default_users());
+    }
+
+    #[test]
+    fn roles_hold_their_privileges() {
+        assert!(Role::Mrao
+            .default_privileges()
+            .contains(&Privilege::AutoApproveCertificates));
+        assert!(!Role::DraoSsl
+            .default_privileges()
+            .contains(&Privilege::SslApprove));
+        assert!(Role::RaoSmime.default_privileges().is_empty());
+        assert!(!Role::RaoSmime.manages_ssl());
+        assert_eq!(Role::DraoSsl.as_str(), "DRAO_SSL");
+    }
+}

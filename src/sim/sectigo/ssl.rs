@@ -424,7 +424,8 @@ fn create(account: &mut Account, user: &User, new: New, now: OffsetDateTime) -> 
             requester: user.email.clone(),
             requester_id: user.id,
             requested_via: new.requested_via,
-            owner: None,
+            // D25's `Requested` example already names an owner (the responsible admin).
+            owner: Some((user.login.clone(), user.id)),
             status: Status::Requested,
             requested: now,
             approved: None,
@@ -1296,7 +1297,8 @@ fn dcv_log(account: &Account, certificate: &Certificate, now: OffsetDateTime) ->
                 "lastCheck": log_time(now),
                 "nextCheck": log_time(now + Duration::hours(1)),
                 "dcvDate": at.map(log_time),
-                "dcvEmailRefNumber": if certificate.dcv_mode.as_deref() == Some("EMAIL") { json!(1) } else { Value::Null },
+                // A number in D25's example (of a CNAME validation) too.
+                "dcvEmailRefNumber": 1,
             })
         })
         .collect();
