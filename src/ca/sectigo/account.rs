@@ -329,13 +329,19 @@ impl SectigoCa {
         if organizations.is_empty() {
             return Err(missing_role("organization"));
         }
+        let top = organizations.iter().filter(|o| o.parent.is_none()).count();
         Ok(Credentials {
             identity: format!(
-                "{} at customer `{}` ({} organization{})",
+                "{} at customer `{}` ({top} organization{}, {} department{})",
                 self.settings.login,
                 self.settings.customer_uri,
-                organizations.len(),
-                if organizations.len() == 1 { "" } else { "s" }
+                if top == 1 { "" } else { "s" },
+                organizations.len() - top,
+                if organizations.len() - top == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
             read_only: self.settings.read_only,
         })
