@@ -5,6 +5,8 @@
 
 use certform::sim::sectigo::{self as sim, CertificateSeed, Faults, Seed};
 
+use certform::apply::FailPoints;
+
 use crate::sandbox::Sandbox;
 
 const ADMIN: &str = "certform-admin";
@@ -36,7 +38,7 @@ impl Sim {
         self.running.as_ref().expect("running")
     }
 
-    /// Enrollments made for `common_name`.
+    /// Records created for `common_name` (enrollments and renewals).
     pub fn enrollments_for(&self, common_name: &str) -> u64 {
         self.sim()
             .stats()
@@ -603,4 +605,93 @@ fn injected_faults_converge_without_duplicates() {
         stats.duplicate_common_names()
     );
     assert_eq!(stats.enrollments, 5);
+}
+
+#[test]
+fn reissue_and_renewal_killed_around_the_request_send_one_request_each() {
+    let sim = Sim::start(seed());
+    let mut offset_days: i64 = 0;
+    // The fail points around the request to SCM; the later ones (fetch, deploy, commit) are the
+    // same for every kind of change and are covered by the enrollment test above.
+    let points = FailPoints::ALL.iter().filter(|point| {
+        point.starts_with("after-intent")
+            || point.starts_with("after-key")
+            || point.starts_with("after-order")
+    });
+    for (index, point) in points.enumerate() {
+        let name = format!("r{index}.example.com");
+        let base = account(&sim, ADMIN, "");
+        let sandbox = Sandbox::with_config(&format!("{base}{}", certificate("web", &name, "")));
+        let at = |days: i64| rfc3339(time::OffsetDateTime::now_utc() + time::Duration::days(days));
+        let now = at(offset_days);
+        let env = [
+            ("SECTIGO_PASSWORD", ADMIN_PASSWORD),
+            ("CERTFORM_NOW", now.as_str()),
+        ];
+        sandbox
+            .certform_env(&["apply", "--auto-approve"], &env)
+            .expect(0);
+
+        // Reissue (names changed) killed at the fail point, then run again.
+        let replaced = sim.requests("POST /ssl/v1/replace/{sslId}");
+        sandbox.write_config(&format!(
+            "{base}{}",
+            certificate("web", &name, &format!("sans = [\"www.{name}\"]"))
+        ));
+        let killed = sandbox.certform_env(
+            &["apply", "--auto-approve"],
+            &[
+                ("SECTIGO_PASSWORD", ADMIN_PASSWORD),
+                ("CERTFORM_NOW", now.as_str()),
+                ("CERTFORM_FAILPOINT", point),
+            ],
+        );
+        assert_eq!(killed.code, 99, "{point}: {}", killed.all());
+        let again = sandbox.certform_env(&["apply", "--auto-approve"], &env);
+        assert_eq!(again.code, 0, "{point}: {}", again.all());
+        sandbox
+            .certform_env(&["plan", "--detailed-exitcode"], &env)
+            .expect(0);
+        assert_eq!(
+            sim.requests("POST /ssl/v1/replace/{sslId}"),
+            replaced + 1,
+            "{point}: one replace"
+        );
+
+        // Renewal inside the window, killed at the fail point, then run again.
+        offset_days += 160;
+        assert!(sim
+            .sim()
+            .advance_clock(std::time::Duration::from_secs(160 * 86_400)));
+        let later = at(offset_days);
+        let env = [
+            ("SECTIGO_PASSWORD", ADMIN_PASSWORD),
+            ("CERTFORM_NOW", later.as_str()),
+        ];
+        let renewed = sim.requests("POST /ssl/v1/renewById/{sslId}");
+        let killed = sandbox.certform_env(
+            &["apply", "--auto-approve"],
+            &[
+                ("SECTIGO_PASSWORD", ADMIN_PASSWORD),
+                ("CERTFORM_NOW", later.as_str()),
+                ("CERTFORM_FAILPOINT", point),
+            ],
+        );
+        assert_eq!(killed.code, 99, "{point}: {}", killed.all());
+        let again = sandbox.certform_env(&["apply", "--auto-approve"], &env);
+        assert_eq!(again.code, 0, "{point}: {}", again.all());
+        sandbox
+            .certform_env(&["plan", "--detailed-exitcode"], &env)
+            .expect(0);
+        assert_eq!(
+            sim.requests("POST /ssl/v1/renewById/{sslId}"),
+            renewed + 1,
+            "{point}: one renewal"
+        );
+        assert_eq!(
+            sim.enrollments_for(&name),
+            2,
+            "{point}: records of one enrollment and one renewal"
+        );
+    }
 }
