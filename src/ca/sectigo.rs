@@ -936,6 +936,9 @@ fn challenge_of(id: u64, entry: wire::DcvEntry) -> Option<Challenge> {
     })
 }
 
+/// A certificate's raw subject, raw issuer, and whether it is a CA.
+type Names = (Vec<u8>, Vec<u8>, bool);
+
 /// The chain of a collect answer: leaf first, intermediates after, a self-signed root
 /// dropped; `\r\n` accepted.
 pub fn chain_of(body: &[u8]) -> Result<String, String> {
@@ -950,7 +953,7 @@ pub fn chain_of(body: &[u8]) -> Result<String, String> {
         return Err("the download holds no certificate".to_string());
     }
     // The leaf: the one certificate that issued none of the others.
-    let parsed: Vec<Option<(Vec<u8>, Vec<u8>, bool)>> = certificates
+    let parsed: Vec<Option<Names>> = certificates
         .iter()
         .map(|der| {
             use x509_parser::prelude::{FromDer, X509Certificate};
@@ -988,7 +991,7 @@ pub fn chain_of(body: &[u8]) -> Result<String, String> {
         .enumerate()
         .filter(|(position, at)| {
             // A self-signed root after the leaf is not sent to clients.
-            *position == 0 || !parsed[*at].as_ref().is_some_and(|(s, i, _)| s == i)
+            *position == 0 || parsed[*at].as_ref().is_none_or(|(s, i, _)| s != i)
         })
         .map(|(_, at)| crate::keys::encode_certificate(&certificates[at]))
         .collect())

@@ -473,7 +473,7 @@ impl SectigoCa {
         let mut orders = Vec::new();
         for (_, mut records) in by_name {
             // Newest first; an issued record wins over the others.
-            records.sort_by(|a, b| b.id.cmp(&a.id));
+            records.sort_by_key(|record| std::cmp::Reverse(record.id));
             let live = records
                 .iter()
                 .position(|d| {
