@@ -1268,6 +1268,97 @@ async fn comments_filter_is_ignored_by_default() {
     sim.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn update_and_manual_marks() {
+    let sim = start(json!({})).await;
+    let api = Api::new(&sim, ADMIN);
+    // PUT /api/ssl/v1 answers with the details (D25's example is a `Requested` record).
+    let pending = api.with(DRAO).enroll_id(&["upd.example.com"]).await;
+    let resp = api
+        .call(
+            Method::PUT,
+            "/ssl/v1",
+            Some(
+                json!({"sslId": pending, "comments": "certform:marker", "term": 365,
+                        "subjectAlternativeNames": ["upd.example.com", "www.upd.example.com"]}),
+            ),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let mut documented = fixture("details-requested.json");
+    documented["certificateDetails"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sha1Hash");
+    let updated = resp.json();
+    check_details(&updated, &documented);
+    assert_eq!(updated["comments"], "certform:marker");
+    assert_eq!(updated["term"], 365);
+    assert_eq!(
+        updated["subjectAlternativeNames"],
+        json!(["upd.example.com", "www.upd.example.com"])
+    );
+    let resp = api
+        .call(
+            Method::PUT,
+            "/ssl/v1",
+            Some(json!({"sslId": pending, "term": 30})),
+        )
+        .await;
+    assert_eq!(resp.error(), (400, -36));
+    // Only comments and the like once issued.
+    let issued = api.enroll_id(&["iss.example.com"]).await;
+    let resp = api
+        .call(
+            Method::PUT,
+            "/ssl/v1",
+            Some(json!({"sslId": issued, "comments": "note"})),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let resp = api
+        .call(
+            Method::PUT,
+            "/ssl/v1",
+            Some(json!({"sslId": issued, "term": 365})),
+        )
+        .await;
+    assert_eq!(resp.error(), (400, -1601));
+    assert_eq!(
+        api.call(Method::PUT, "/ssl/v1", Some(json!({"comments": "x"})))
+            .await
+            .error(),
+        (400, -7)
+    );
+    // Manual renewal mark and manual revocation (no CA call).
+    let resp = api
+        .post(
+            &format!("/ssl/v1/renew/manual/{issued}"),
+            json!({"id": pending}),
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    assert_eq!(api.details(issued).await["renewed"], true);
+    let resp = api
+        .post(
+            "/ssl/v1/revoke/manual",
+            json!({"certId": issued, "serialNumber": null, "issuer": null,
+                   "revokeDate": "2025-05-21T12:24:27.916+00:00", "reasonCode": 4}),
+        )
+        .await;
+    assert_eq!(resp.status, 204, "{}", resp.text());
+    let details = api.details(issued).await;
+    assert_eq!(details["status"], "Revoked");
+    assert_eq!(details["revoked"], "05/21/2025");
+    assert_eq!(
+        api.post("/ssl/v1/revoke/manual", json!({"reasonCode": 4}))
+            .await
+            .error(),
+        (400, -951)
+    );
+    sim.shutdown().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Quirks: the other shapes of what the references leave open
 

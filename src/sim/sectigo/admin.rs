@@ -222,7 +222,7 @@ fn certificate_action(shared: &Shared, id: &str, action: &str) -> Result<Value, 
             account.approve(id, Some(("sim-admin".to_string(), 1)), now);
             account.counters.approvals += 1;
         }
-        "decline" => super::ssl::decline_now(&mut account, id, now)?,
+        "decline" => super::lifecycle::decline_now(&mut account, id, now)?,
         "issue" => {
             if !matches!(
                 status,

@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::catalog;
+use super::lifecycle::{self, RevokeTarget};
 use super::model::{error_body, Account, ApiError, Reply, User};
 use super::query::{decode, Query};
 use super::seed::Limits;
-use super::ssl::{self, RevokeTarget};
+use super::ssl;
 use crate::sim::faults::{DropPhase, FaultDecision, Faults};
 use crate::sim::listener::Connection;
 use crate::sim::random::Rng;
@@ -61,6 +62,9 @@ enum Route {
     Types,
     CustomFields,
     Enroll,
+    Update,
+    RevokeManual,
+    RenewManual(String),
     List,
     Count,
     Details(String),
@@ -107,6 +111,12 @@ fn route(method: &Method, path: &str) -> Option<(Route, &'static str)> {
             ["enroll"] if post => (Route::Enroll, "POST /ssl/v1/enroll"),
             [] if get => (Route::List, "GET /ssl/v1"),
             [] if head => (Route::Count, "HEAD /ssl/v1"),
+            [] if method == Method::PUT => (Route::Update, "PUT /ssl/v1"),
+            ["revoke", "manual"] if post => (Route::RevokeManual, "POST /ssl/v1/revoke/manual"),
+            ["renew", "manual", id] if post => (
+                Route::RenewManual(s(id)),
+                "POST /ssl/v1/renew/manual/{sslId}",
+            ),
             ["collect", id] if get => (Route::Collect(s(id), None), "GET /ssl/v1/collect/{sslId}"),
             ["collect", id, format] if get => (
                 Route::Collect(s(id), Some(s(format))),
@@ -302,25 +312,28 @@ fn dispatch(
         Route::Types => catalog::types(account, user, query),
         Route::CustomFields => Ok(catalog::custom_fields(account)),
         Route::Enroll => ssl::enroll(account, user, body, now),
+        Route::Update => lifecycle::update(account, user, body, query),
+        Route::RevokeManual => lifecycle::revoke_manual(account, user, body, now),
+        Route::RenewManual(id) => lifecycle::renew_manual(account, user, &id, body, now),
         Route::List => ssl::list(account, user, query, false),
         Route::Count => ssl::list(account, user, query, true),
         Route::Details(id) => ssl::details(account, user, &id, query),
-        Route::Delete(id) => ssl::delete(account, user, &id),
-        Route::Dcv(id) => ssl::dcv(account, user, &id, now),
-        Route::DcvRecheck(id) => ssl::dcv_recheck(account, user, &id, now),
+        Route::Delete(id) => lifecycle::delete(account, user, &id),
+        Route::Dcv(id) => lifecycle::dcv(account, user, &id, now),
+        Route::DcvRecheck(id) => lifecycle::dcv_recheck(account, user, &id, now),
         Route::Collect(id, format) => {
             let format = format.or_else(|| query.get("format").map(str::to_string));
             ssl::collect(account, user, &id, format.as_deref())
         }
-        Route::RenewById(id) => ssl::renew_by_id(account, user, &id, body, now),
-        Route::Renew(renew_id) => ssl::renew_by_renew_id(account, user, &renew_id, body, now),
-        Route::Replace(id) => ssl::replace(account, user, &id, body, now),
-        Route::Revoke(id) => ssl::revoke(account, user, RevokeTarget::Id(&id), body, now),
+        Route::RenewById(id) => lifecycle::renew_by_id(account, user, &id, body, now),
+        Route::Renew(renew_id) => lifecycle::renew_by_renew_id(account, user, &renew_id, body, now),
+        Route::Replace(id) => lifecycle::replace(account, user, &id, body, now),
+        Route::Revoke(id) => lifecycle::revoke(account, user, RevokeTarget::Id(&id), body, now),
         Route::RevokeSerial(serial) => {
-            ssl::revoke(account, user, RevokeTarget::Serial(&serial), body, now)
+            lifecycle::revoke(account, user, RevokeTarget::Serial(&serial), body, now)
         }
-        Route::Approve(id) => ssl::approve(account, user, &id, body, now),
-        Route::Decline(id) => ssl::decline(account, user, &id, body, now),
+        Route::Approve(id) => lifecycle::approve(account, user, &id, body, now),
+        Route::Decline(id) => lifecycle::decline(account, user, &id, body, now),
         Route::Organizations => Ok(catalog::organizations(account)),
         Route::Organization(id) => catalog::organization(account, &id),
         Route::Domains => catalog::domains(account, query),
@@ -446,6 +459,19 @@ mod tests {
             Some("POST /dcv/v1/validation/{action}/domain/{method}")
         );
         assert!(template(Method::PUT, "/ssl/v1/enroll").is_none());
+        assert_eq!(template(Method::PUT, "/ssl/v1"), Some("PUT /ssl/v1"));
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/revoke/manual"),
+            Some("POST /ssl/v1/revoke/manual")
+        );
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/revoke/12"),
+            Some("POST /ssl/v1/revoke/{sslId}")
+        );
+        assert_eq!(
+            template(Method::POST, "/ssl/v1/renew/manual/12"),
+            Some("POST /ssl/v1/renew/manual/{sslId}")
+        );
         assert!(template(Method::GET, "/dcv/v2/validation").is_none());
     }
 }

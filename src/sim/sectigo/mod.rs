@@ -73,9 +73,11 @@ mod admin;
 mod api;
 mod ca;
 mod catalog;
+mod lifecycle;
 mod model;
 mod query;
 mod seed;
+mod seeded;
 mod ssl;
 
 use std::collections::BTreeMap;

@@ -333,7 +333,7 @@ impl Account {
         for user in &seed.users {
             account.add_user(user);
         }
-        super::ssl::seed_certificates(&mut account, seed, now)?;
+        super::seeded::seed_certificates(&mut account, seed, now)?;
         Ok(account)
     }
 

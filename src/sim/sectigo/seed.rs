@@ -683,8 +683,10 @@ mod tests {
         let mut seed = Seed::default();
         seed.profiles[0].terms.clear();
         assert!(refused(seed).contains("profile 1001"));
-        let mut seed = Seed::default();
-        seed.customer_uri = " ".to_string();
+        let seed = Seed {
+            customer_uri: " ".to_string(),
+            ..Seed::default()
+        };
         assert!(refused(seed).contains("customer_uri"));
         assert!(Seed::from_json(r#"{"unknown": 1}"#).is_err());
         let toml = Seed::from_toml("customer_uri = \"acme\"\n[workflow]\napproval = \"manual\"\n")

@@ -1,20 +1,15 @@
-//! The SSL endpoints under `/api/ssl/v1`: enroll, details, list/count, collect, renew (by id
-//! and by renew id), replace, revoke (by id and serial), approve, decline, delete, and the
-//! per-certificate DCV details and recheck. Codes and texts are those of Sectigo's error
+//! The SSL endpoints under `/api/ssl/v1` that create and read certificates: enroll, details,
+//! list/count and collect, with the request-body checks the other endpoints share
+//! (`lifecycle.rs` changes existing certificates). Codes and texts are those of Sectigo's error
 //! table (D25 `#overview-errors`); the few the table lacks are marked as the simulator's own.
 
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::ca::{parse_csr, pkcs7, Csr, LeafRequest};
-use super::model::{
-    log_time, Account, ApiError, Certificate, DateStyle, FieldValue, Reply, Status, User,
-};
+use super::ca::{parse_csr, pkcs7, Csr};
+use super::model::{Account, ApiError, Certificate, DateStyle, FieldValue, Reply, Status, User};
 use super::query::Query;
-use super::seed::{Privilege, ProfileSeed, Seed};
-use super::Error;
-use crate::keys::PrivateKey;
-use crate::spec::KeySpec;
+use super::seed::{Privilege, ProfileSeed};
 
 /// Largest page of `GET /api/ssl/v1` (OpenAPI `size` maximum).
 const MAX_PAGE: usize = 200;
@@ -57,7 +52,7 @@ pub(crate) fn object(body: &[u8], empty_ok: bool) -> Result<Map<String, Value>, 
     }
 }
 
-fn present<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|value| !value.is_null())
 }
 
@@ -86,7 +81,7 @@ pub(crate) fn str_field(body: &Map<String, Value>, name: &str) -> Result<Option<
     }
 }
 
-fn required_str(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+pub(super) fn required_str(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
     match str_field(body, name)? {
         Some(text) if !text.trim().is_empty() => Ok(text),
         _ => Err(ApiError::missing(name)),
@@ -117,7 +112,7 @@ fn is_email(text: &str) -> bool {
 
 /// Check the CSR's key against the profile: -170 (EC not allowed), -11 (other algorithm),
 /// -13 (size or curve not allowed).
-fn check_key(csr: &Csr, profile: &ProfileSeed) -> Result<(), ApiError> {
+pub(super) fn check_key(csr: &Csr, profile: &ProfileSeed) -> Result<(), ApiError> {
     let Some(allowed) = profile.key_types.get(csr.algorithm) else {
         if csr.algorithm == "EC" {
             return Err(ApiError::bad(
@@ -138,7 +133,7 @@ fn check_key(csr: &Csr, profile: &ProfileSeed) -> Result<(), ApiError> {
 
 /// Check each name: a DNS name (-1601), under a registered domain delegated to the
 /// organization (-1010), validated unless a DCV mode is given (-737).
-fn check_names(
+pub(super) fn check_names(
     account: &Account,
     names: &[String],
     org_id: u64,
@@ -173,7 +168,9 @@ fn check_names(
 }
 
 /// `dcvMode` (one of D25's five) and `dcvEmail` (required for `EMAIL`).
-fn dcv_fields(body: &Map<String, Value>) -> Result<(Option<String>, Option<String>), ApiError> {
+pub(super) fn dcv_fields(
+    body: &Map<String, Value>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let mode = str_field(body, "dcvMode")?.filter(|mode| !mode.is_empty());
     if let Some(mode) = &mode {
         if !DCV_MODES.contains(&mode.as_str()) {
@@ -193,7 +190,7 @@ fn dcv_fields(body: &Map<String, Value>) -> Result<(Option<String>, Option<Strin
 }
 
 /// `customFields`: known names (-135), typed values (-1601), every mandatory one (-62).
-fn custom_fields(
+pub(super) fn custom_fields(
     account: &Account,
     body: &Map<String, Value>,
 ) -> Result<Vec<FieldValue>, ApiError> {
@@ -250,7 +247,10 @@ fn custom_fields(
 }
 
 /// `externalRequester`: ≤ 512 characters of comma-separated emails; required per workflow.
-fn external_requester(account: &Account, body: &Map<String, Value>) -> Result<String, ApiError> {
+pub(super) fn external_requester(
+    account: &Account,
+    body: &Map<String, Value>,
+) -> Result<String, ApiError> {
     let text = str_field(body, "externalRequester")?.unwrap_or_default();
     if text.len() > 512
         || (!text.trim().is_empty() && !text.split(',').all(|part| is_email(part.trim())))
@@ -370,23 +370,23 @@ pub(crate) fn enroll(
 }
 
 /// What a new record is made of.
-struct New {
-    common_name: String,
-    sans: Vec<String>,
-    org_id: u64,
-    profile_id: u64,
-    term: u32,
-    comments: String,
-    external_requester: String,
-    custom_fields: Vec<FieldValue>,
-    csr: Csr,
-    dcv_mode: Option<String>,
-    dcv_email: Option<String>,
-    requested_via: String,
+pub(super) struct New {
+    pub(super) common_name: String,
+    pub(super) sans: Vec<String>,
+    pub(super) org_id: u64,
+    pub(super) profile_id: u64,
+    pub(super) term: u32,
+    pub(super) comments: String,
+    pub(super) external_requester: String,
+    pub(super) custom_fields: Vec<FieldValue>,
+    pub(super) csr: Csr,
+    pub(super) dcv_mode: Option<String>,
+    pub(super) dcv_email: Option<String>,
+    pub(super) requested_via: String,
 }
 
 /// Create a record in `Requested`, approved at once when the user's requests auto-approve.
-fn create(account: &mut Account, user: &User, new: New, now: OffsetDateTime) -> u64 {
+pub(super) fn create(account: &mut Account, user: &User, new: New, now: OffsetDateTime) -> u64 {
     let (id, order_number, renew_id) = account.next_certificate_id();
     let mut names = vec![new.common_name.clone()];
     names.extend(new.sans.iter().cloned());
@@ -451,7 +451,11 @@ fn create(account: &mut Account, user: &User, new: New, now: OffsetDateTime) -> 
 // Reading
 
 /// The certificate `id` as `user` sees it (other roles see no SSL certificates).
-fn visible<'a>(account: &'a Account, user: &User, id: &str) -> Result<&'a Certificate, ApiError> {
+pub(super) fn visible<'a>(
+    account: &'a Account,
+    user: &User,
+    id: &str,
+) -> Result<&'a Certificate, ApiError> {
     let parsed = id.parse::<u64>().map_err(|_| ApiError::wrong_id(id))?;
     match account.certificates.get(&parsed) {
         Some(certificate) if user.role.manages_ssl() => Ok(certificate),
@@ -755,7 +759,7 @@ pub(crate) fn list(
     Ok(Reply::Json(200, Value::Array(items), total))
 }
 
-fn same_serial(known: &str, asked: &str) -> bool {
+pub(super) fn same_serial(known: &str, asked: &str) -> bool {
     let normalize = |text: &str| {
         text.chars()
             .filter(char::is_ascii_hexdigit)
@@ -860,635 +864,6 @@ pub(crate) fn collect(
         file_name: format!("{file_stem}.{extension}"),
         bytes,
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lifecycle
-
-fn certificate_id(id: &str) -> Result<u64, ApiError> {
-    id.parse::<u64>().map_err(|_| ApiError::wrong_id(id))
-}
-
-/// Renew from `old`: a new record with the same parameters (and the new CSR if given).
-fn renew_from(
-    account: &mut Account,
-    user: &User,
-    old_id: u64,
-    body: &Map<String, Value>,
-    now: OffsetDateTime,
-) -> Result<u64, ApiError> {
-    let Some(old) = account.certificates.get(&old_id).cloned() else {
-        return Err(ApiError::wrong_id(old_id));
-    };
-    if !matches!(old.status, Status::Issued | Status::Expired) {
-        return Err(ApiError::bad(
-            -105,
-            format!(
-                "Error was occurred while renewing cert. Status = {}",
-                old.status.name(&account.quirks)
-            ),
-        ));
-    }
-    let profile = account
-        .profile(old.profile_id)
-        .cloned()
-        .ok_or_else(|| ApiError::bad(-123, "SSL Certificate to renew is invalid (null)"))?;
-    if !profile.renewable {
-        return Err(ApiError::bad(
-            -180,
-            "This SSL Certificate Profile doesn't allow renew",
-        ));
-    }
-    let csr = match str_field(body, "csr")?.filter(|text| !text.trim().is_empty()) {
-        Some(text) => {
-            let csr = parse_csr(&text)?;
-            check_key(&csr, &profile)?;
-            csr
-        }
-        None => Csr {
-            spki_der: old.spki_der.clone(),
-            common_name: Some(old.common_name.clone()),
-            algorithm: old.key_algorithm,
-            parameter: old.key_parameter.clone(),
-            bits: old.key_bits,
-        },
-    };
-    let (dcv_mode, dcv_email) = dcv_fields(body)?;
-    let dcv_mode = dcv_mode.or(old.dcv_mode.clone());
-    check_names(
-        account,
-        &old.names(),
-        old.org_id,
-        dcv_mode.as_deref(),
-        "csr",
-    )?;
-    let id = create(
-        account,
-        user,
-        New {
-            common_name: old.common_name.clone(),
-            sans: old.sans.clone(),
-            org_id: old.org_id,
-            profile_id: old.profile_id,
-            term: old.term,
-            comments: old.comments.clone(),
-            external_requester: old.external_requester.clone(),
-            custom_fields: old.custom_fields.clone(),
-            csr,
-            dcv_mode,
-            dcv_email: dcv_email.or(old.dcv_email.clone()),
-            requested_via: old.requested_via.clone(),
-        },
-        now,
-    );
-    if let Some(old) = account.certificates.get_mut(&old_id) {
-        old.renewed = true;
-        old.renewed_date = Some(now);
-    }
-    account.counters.renewals += 1;
-    Ok(id)
-}
-
-/// `POST /api/ssl/v1/renewById/{sslId}` → 200 `{sslId}` (the new record).
-pub(crate) fn renew_by_id(
-    account: &mut Account,
-    user: &User,
-    id: &str,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslRenew, "SSL renewal")?;
-    visible(account, user, id)?;
-    let body = object(body, true)?;
-    let new_id = renew_from(account, user, certificate_id(id)?, &body, now)?;
-    Ok(Reply::ok(json!({"sslId": new_id})))
-}
-
-/// `POST /api/ssl/v1/renew/{renewId}` → 204.
-pub(crate) fn renew_by_renew_id(
-    account: &mut Account,
-    user: &User,
-    renew_id: &str,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslRenew, "SSL renewal")?;
-    let Some(old_id) = account
-        .certificates
-        .values()
-        .find(|certificate| certificate.renew_id == renew_id)
-        .map(|certificate| certificate.id)
-        .filter(|_| user.role.manages_ssl())
-    else {
-        return Err(ApiError::bad(
-            -123,
-            "SSL Certificate to renew is invalid (null)",
-        ));
-    };
-    let body = object(body, true)?;
-    renew_from(account, user, old_id, &body, now)?;
-    Ok(Reply::no_content())
-}
-
-/// `POST /api/ssl/v1/replace/{sslId}` → 204: reissue with a new CSR on the same record.
-pub(crate) fn replace(
-    account: &mut Account,
-    user: &User,
-    id: &str,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslReplace, "SSL replacement")?;
-    let old = visible(account, user, id)?.clone();
-    if old.status != Status::Issued {
-        return Err(ApiError::bad(
-            -130,
-            format!(
-                "SSL state is not 'ISSUED': {}",
-                old.status.name(&account.quirks)
-            ),
-        ));
-    }
-    let body = object(body, false)?;
-    let csr = parse_csr(&required_str(&body, "csr")?)?;
-    let reason = required_str(&body, "reason")?;
-    if reason.chars().count() > 512 {
-        return Err(ApiError::invalid("reason"));
-    }
-    let profile = account
-        .profile(old.profile_id)
-        .cloned()
-        .ok_or_else(|| ApiError::bad(-39, "The certificate profile id is invalid!"))?;
-    check_key(&csr, &profile)?;
-    let common_name = str_field(&body, "commonName")?
-        .filter(|name| !name.trim().is_empty())
-        .map(|name| name.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| old.common_name.clone());
-    if common_name.len() > 64 {
-        return Err(ApiError::invalid("commonName"));
-    }
-    let sans = match present(&body, "subjectAlternativeNames") {
-        None => old.sans.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(|name| name.trim().to_ascii_lowercase())
-                    .ok_or_else(ApiError::unparsable)
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => return Err(ApiError::unparsable()),
-    };
-    let (dcv_mode, dcv_email) = dcv_fields(&body)?;
-    let dcv_mode = dcv_mode.or(old.dcv_mode.clone());
-    let mut names = vec![common_name.clone()];
-    names.extend(sans.iter().cloned());
-    check_names(
-        account,
-        &names,
-        old.org_id,
-        dcv_mode.as_deref(),
-        "subjectAlternativeNames",
-    )?;
-    let dcv = account.dcv_instructions(
-        &names,
-        old.org_id,
-        dcv_mode.as_deref(),
-        dcv_email.as_deref(),
-    );
-    let delay = Duration::seconds(
-        i64::try_from(account.workflow.issue_delay_seconds).unwrap_or(i64::MAX / 2),
-    );
-    let target = if account.quirks.replace_keeps_id {
-        old.id
-    } else {
-        let (new_id, order_number, renew_id) = account.next_certificate_id();
-        let mut copy = old.clone();
-        copy.id = new_id;
-        copy.order_number = order_number;
-        copy.renew_id = renew_id;
-        copy.requested = now;
-        account.certificates.insert(new_id, copy);
-        if let Some(previous) = account.certificates.get_mut(&old.id) {
-            previous.status = Status::Replaced;
-            previous.replaced = Some(now);
-        }
-        new_id
-    };
-    if let Some(certificate) = account.certificates.get_mut(&target) {
-        certificate.common_name = common_name;
-        certificate.sans = sans;
-        certificate.spki_der = csr.spki_der;
-        certificate.key_algorithm = csr.algorithm;
-        certificate.key_parameter = csr.parameter;
-        certificate.key_bits = csr.bits;
-        certificate.dcv_mode = dcv_mode;
-        certificate.dcv_email = dcv_email;
-        certificate.dcv = dcv;
-        certificate.status = Status::Applied;
-        certificate.issue_at = Some(now + delay);
-        certificate.leaf = None;
-        certificate.issued = None;
-        if account.quirks.replace_keeps_id {
-            certificate.replaced = Some(now);
-        }
-    }
-    account.counters.replacements += 1;
-    account.tick(now);
-    Ok(Reply::no_content())
-}
-
-/// Which certificate a revoke names.
-pub(crate) enum RevokeTarget<'a> {
-    Id(&'a str),
-    Serial(&'a str),
-}
-
-/// `POST /api/ssl/v1/revoke/{sslId}` and `/revoke/serial/{serial}` → 204.
-pub(crate) fn revoke(
-    account: &mut Account,
-    user: &User,
-    target: RevokeTarget<'_>,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslRevoke, "SSL revocation")?;
-    let id = match target {
-        RevokeTarget::Id(id) => visible(account, user, id)?.id,
-        RevokeTarget::Serial(serial) => account
-            .certificates
-            .values()
-            .filter(|_| user.role.manages_ssl())
-            .find(|c| {
-                c.leaf
-                    .as_ref()
-                    .is_some_and(|leaf| same_serial(&leaf.serial, serial))
-            })
-            .map(|c| c.id)
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    -166,
-                    "Entered data doesn't match the certificate or no valid certificate found",
-                )
-            })?,
-    };
-    let body = object(body, false)?;
-    if account.quirks.strict_reason_code
-        && matches!(present(&body, "reasonCode"), Some(Value::String(_)))
-    {
-        return Err(ApiError::unparsable());
-    }
-    let reason_code = int_field(&body, "reasonCode")?.unwrap_or(0);
-    if !matches!(reason_code, 0 | 1 | 3 | 4 | 5) {
-        return Err(ApiError::invalid("reasonCode"));
-    }
-    let reason = required_str(&body, "reason")?;
-    if reason.chars().count() > 512 {
-        return Err(ApiError::invalid("reason"));
-    }
-    let Some(certificate) = account.certificates.get_mut(&id) else {
-        return Err(ApiError::wrong_id(id));
-    };
-    match certificate.status {
-        Status::Revoked => return Err(ApiError::bad(-159, "Your certificate already revoked")),
-        Status::Issued => {}
-        _ => {
-            return Err(ApiError::bad(
-                -102,
-                "Only issued certificates could be revoked.",
-            ))
-        }
-    }
-    certificate.status = Status::Revoked;
-    certificate.revoked = Some(now);
-    certificate.reason_code = Some(reason_code as u8);
-    account.counters.revocations += 1;
-    Ok(Reply::no_content())
-}
-
-fn message(body: &[u8]) -> Result<String, ApiError> {
-    let body = object(body, true)?;
-    let message = required_str(&body, "message")?;
-    if message.chars().count() > 512 {
-        return Err(ApiError::invalid("message"));
-    }
-    Ok(message)
-}
-
-/// `POST /api/ssl/v1/approve/{sslId}` `{message}` → 204.
-pub(crate) fn approve(
-    account: &mut Account,
-    user: &User,
-    id: &str,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslApprove, "SSL approval")?;
-    let certificate = visible(account, user, id)?.clone();
-    message(body)?;
-    if certificate.status != Status::Requested {
-        return Err(ApiError::bad(
-            -1112,
-            format!(
-                "Certificate can't be approved cause it has state = {}",
-                certificate.status.name(&account.quirks)
-            ),
-        ));
-    }
-    let ev = account
-        .profile(certificate.profile_id)
-        .is_some_and(|profile| profile.validation == "EV");
-    if ev && certificate.requester_id == user.id {
-        return Err(ApiError::bad(
-            -1140,
-            "Since you are a requester of this certificate you can't approve it. For EV certificates the requester and the approver must not be the same person.",
-        ));
-    }
-    account.approve(certificate.id, Some((user.login.clone(), user.id)), now);
-    account.counters.approvals += 1;
-    Ok(Reply::no_content())
-}
-
-/// Decline a request that is not issued yet (the closest thing to "cancel").
-pub(crate) fn decline_now(
-    account: &mut Account,
-    id: u64,
-    now: OffsetDateTime,
-) -> Result<(), ApiError> {
-    let quirks = account.quirks.clone();
-    let Some(certificate) = account.certificates.get_mut(&id) else {
-        return Err(ApiError::wrong_id(id));
-    };
-    if !matches!(
-        certificate.status,
-        Status::Requested | Status::Approved | Status::SaApproved | Status::Applied | Status::Init
-    ) {
-        // The simulator's own text (the table has none for declines).
-        return Err(ApiError::bad(
-            -1112,
-            format!(
-                "Certificate can't be declined cause it has state = {}",
-                certificate.status.name(&quirks)
-            ),
-        ));
-    }
-    certificate.status = Status::Declined;
-    certificate.declined = Some(now);
-    certificate.issue_at = None;
-    account.counters.declines += 1;
-    Ok(())
-}
-
-/// `POST /api/ssl/v1/decline/{sslId}` `{message}` → 204.
-pub(crate) fn decline(
-    account: &mut Account,
-    user: &User,
-    id: &str,
-    body: &[u8],
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslApprove, "SSL declining")?;
-    let id = visible(account, user, id)?.id;
-    message(body)?;
-    decline_now(account, id, now)?;
-    Ok(Reply::no_content())
-}
-
-/// `DELETE /api/ssl/v1/{sslId}` → 204 (only imported or discovered certificates).
-pub(crate) fn delete(account: &mut Account, user: &User, id: &str) -> Result<Reply, ApiError> {
-    require(account, user, Privilege::SslManage, "SSL deletion")?;
-    let certificate = visible(account, user, id)?;
-    let deletable = matches!(certificate.requested_via.as_str(), "Imported" | "Discovery");
-    if !deletable && !account.quirks.delete_any {
-        // The documented restriction; the code is the simulator's own.
-        return Err(ApiError::bad(
-            -1,
-            "Only imported or discovered certificates can be deleted.",
-        ));
-    }
-    let id = certificate.id;
-    account.certificates.remove(&id);
-    account.counters.deletions += 1;
-    Ok(Reply::no_content())
-}
-
-fn dcv_log(account: &Account, certificate: &Certificate, now: OffsetDateTime) -> Value {
-    let mut domains: Vec<(String, bool)> = Vec::new();
-    for name in certificate.names() {
-        let Some(domain) = account.covering_domain(&name, certificate.org_id) else {
-            continue;
-        };
-        if !domains.iter().any(|(known, _)| *known == domain.seed.name) {
-            domains.push((domain.seed.name.clone(), domain.validated_at.is_some()));
-        }
-    }
-    let log: Vec<Value> = domains
-        .iter()
-        .map(|(domain, validated)| {
-            let at = account
-                .domains
-                .iter()
-                .find(|known| known.seed.name == *domain)
-                .and_then(|known| known.validated_at);
-            json!({
-                "dcvStatus": if *validated { "Validated" } else { "Awaiting Validation" },
-                "domainName": domain,
-                "lastCheck": log_time(now),
-                "nextCheck": log_time(now + Duration::hours(1)),
-                "dcvDate": at.map(log_time),
-                // A number in D25's example (of a CNAME validation) too.
-                "dcvEmailRefNumber": 1,
-            })
-        })
-        .collect();
-    json!({"error": {"code": 0, "description": null}, "log": log})
-}
-
-/// `GET /api/ssl/v1/{sslId}/dcv` → `{dcvLog, instructions}`.
-pub(crate) fn dcv(
-    account: &Account,
-    user: &User,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    let certificate = visible(account, user, id)?;
-    let instructions: Vec<Value> = certificate
-        .dcv
-        .iter()
-        .filter(|instruction| !account.name_validated(&instruction.domain, certificate.org_id))
-        .map(|instruction| {
-            let mut item = json!({"domainName": instruction.domain, "dcvMode": instruction.mode});
-            match instruction.mode.as_str() {
-                "HTTP" | "HTTPS" => {
-                    item["url"] = json!(instruction.host);
-                    item["file"] = json!(instruction.point);
-                }
-                "EMAIL" => item["dcvEmail"] = json!(instruction.email),
-                _ => {
-                    item["host"] = json!(instruction.host);
-                    item["point"] = json!(instruction.point);
-                }
-            }
-            item
-        })
-        .collect();
-    Ok(Reply::ok(json!({
-        "dcvLog": dcv_log(account, certificate, now),
-        "instructions": instructions,
-    })))
-}
-
-/// `POST /api/ssl/v1/{sslId}/dcv/recheck` → 202 `{dcvLog}` (and issues what became ready).
-pub(crate) fn dcv_recheck(
-    account: &mut Account,
-    user: &User,
-    id: &str,
-    now: OffsetDateTime,
-) -> Result<Reply, ApiError> {
-    let certificate_id = visible(account, user, id)?.id;
-    account.counters.dcv_rechecks += 1;
-    account.tick(now);
-    let Some(certificate) = account.certificates.get(&certificate_id) else {
-        return Err(ApiError::wrong_id(id));
-    };
-    Ok(Reply::Json(
-        202,
-        json!({"dcvLog": dcv_log(account, certificate, now)}),
-        Vec::new(),
-    ))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Seeded certificates
-
-/// Create the seed's pre-existing certificates (one throw-away key per seed entry).
-pub(crate) fn seed_certificates(
-    account: &mut Account,
-    seed: &Seed,
-    now: OffsetDateTime,
-) -> Result<(), Error> {
-    let invalid = |reason: String| Error::Seed { reason };
-    for (index, entry) in seed.certificates.iter().enumerate() {
-        let status = Status::parse(&entry.status).ok_or_else(|| {
-            invalid(format!(
-                "certificates[{index}]: unknown status `{}`",
-                entry.status
-            ))
-        })?;
-        let profile_id = entry
-            .profile_id
-            .or_else(|| account.profiles.first().map(|profile| profile.id))
-            .ok_or_else(|| invalid("certificates need a profile".to_string()))?;
-        let term = account
-            .profile(profile_id)
-            .and_then(|profile| profile.terms.first().copied())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "certificates[{index}]: unknown profile {profile_id}"
-                ))
-            })?;
-        let org_id = entry
-            .org_id
-            .or_else(|| account.organizations.first().map(|org| org.id))
-            .ok_or_else(|| invalid("certificates need an organization".to_string()))?;
-        let key = PrivateKey::generate(KeySpec::Ecdsa(256))
-            .map_err(|error| invalid(format!("certificates[{index}]: {error}")))?;
-        let csr_der = key
-            .csr_der("seed.example", &[])
-            .map_err(|error| invalid(format!("certificates[{index}]: {error}")))?;
-        use base64::Engine as _;
-        let csr = parse_csr(&base64::engine::general_purpose::STANDARD.encode(csr_der))
-            .map_err(|error| invalid(error.description))?;
-        for n in 1..=entry.count {
-            let name = |text: &str| text.replace("{n}", &n.to_string()).to_ascii_lowercase();
-            let (id, order_number, renew_id) = account.next_certificate_id();
-            let issued_at = now - Duration::days(i64::from(entry.age_days));
-            let common_name = name(&entry.common_name);
-            let sans: Vec<String> = entry
-                .subject_alternative_names
-                .iter()
-                .map(|s| name(s))
-                .collect();
-            let mut certificate = Certificate {
-                id,
-                renew_id,
-                order_number,
-                common_name: common_name.clone(),
-                sans,
-                org_id,
-                profile_id,
-                term,
-                comments: entry.comments.replace("{n}", &n.to_string()),
-                external_requester: String::new(),
-                custom_fields: Vec::new(),
-                spki_der: csr.spki_der.clone(),
-                key_algorithm: csr.algorithm,
-                key_parameter: csr.parameter.clone(),
-                key_bits: csr.bits,
-                dcv_mode: None,
-                dcv_email: None,
-                requester: "seed@example.com".to_string(),
-                requester_id: 1,
-                requested_via: entry.requested_via.clone(),
-                owner: Some(("seed".to_string(), 1)),
-                status,
-                requested: issued_at,
-                approved: None,
-                issued: None,
-                declined: None,
-                revoked: None,
-                replaced: None,
-                reason_code: None,
-                renewed: false,
-                renewed_date: None,
-                issue_at: None,
-                leaf: None,
-                dcv: Vec::new(),
-            };
-            if matches!(
-                status,
-                Status::Issued | Status::Revoked | Status::Expired | Status::Replaced
-            ) {
-                let organization = account
-                    .organization(org_id)
-                    .map(|(organization, _)| organization.name.clone());
-                let names = certificate.names();
-                let leaf = account
-                    .ca
-                    .sign(&LeafRequest {
-                        common_name: &common_name,
-                        sans: &names,
-                        spki_der: &csr.spki_der,
-                        is_rsa: false,
-                        organization: organization.as_deref(),
-                        not_before: issued_at,
-                        not_after: issued_at + Duration::days(i64::from(term)),
-                        serial: account.rng.bytes::<16>(),
-                    })
-                    .map_err(|reason| invalid(format!("certificates[{index}]: {reason}")))?;
-                certificate.approved = Some(issued_at);
-                certificate.issued = Some(issued_at);
-                if status == Status::Revoked {
-                    certificate.revoked = Some(now);
-                    certificate.reason_code = Some(4);
-                }
-                if status == Status::Replaced {
-                    certificate.replaced = Some(now);
-                }
-                let expired = leaf.not_after <= now;
-                certificate.leaf = Some(leaf);
-                if status == Status::Issued && expired {
-                    certificate.status = Status::Expired;
-                }
-            } else if status == Status::Applied {
-                certificate.approved = Some(issued_at);
-                certificate.issue_at = Some(now);
-            }
-            account.certificates.insert(id, certificate);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
