@@ -6,7 +6,8 @@
 //!   including the settings every account shares: `inventory` (read by `CaTable::inventory`
 //!   into `CaSettings`),
 //! - `settings::Settings`: the validated settings, and `settings::validate` from one to the
-//!   other (pure: findings go to the `Validator`),
+//!   other (pure: findings go to the `Validator`), and `settings::references`: the secrets and
+//!   files they name (preflight checks them),
 //! - `open::open`: the account for a run, and `CAPABILITIES`.
 //!
 //! From the list, `ca_kinds!` makes the file model `CaTable` (tagged by `kind`, one schema
@@ -143,6 +144,14 @@ macro_rules! ca_kinds {
             pub fn name(&self) -> &'static str {
                 match self {
                     $(CaKind::$variant(_) => $name,)+
+                }
+            }
+
+            /// What the account's settings point at outside config (secrets, files), as
+            /// `(key under `ca.NAME`, target)`, for preflight.
+            pub(crate) fn references(&self) -> Vec<(String, crate::preflight::Target)> {
+                match self {
+                    $(CaKind::$variant(settings) => super::$module::settings::references(settings),)+
                 }
             }
 

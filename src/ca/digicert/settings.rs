@@ -354,6 +354,14 @@ impl Options {
     }
 }
 
+/// What the settings point at outside config, for preflight: the API key.
+pub(crate) fn references(settings: &Settings) -> Vec<(String, crate::preflight::Target)> {
+    vec![(
+        "api_key".to_string(),
+        crate::preflight::Target::Secret(settings.api_key.clone()),
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

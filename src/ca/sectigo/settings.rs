@@ -520,6 +520,14 @@ pub(crate) fn order_options(
     options
 }
 
+/// What the settings point at outside config, for preflight: the password.
+pub(crate) fn references(settings: &Settings) -> Vec<(String, crate::preflight::Target)> {
+    vec![(
+        "password".to_string(),
+        crate::preflight::Target::Secret(settings.password.clone()),
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
