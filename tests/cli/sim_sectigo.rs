@@ -9,11 +9,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use certform::config::model::{Rfc2136Settings, SecretRef, TsigAlgorithm, TsigKey};
+use certform::dns::rfc2136::Rfc2136;
+use certform::dns::DnsProvider;
 use certform::keys::{inspect_chain, PrivateKey};
 use certform::sim::sectigo::{self, RunningSim, Seed};
 use certform::spec::KeySpec;
 use reqwest::Method;
 use serde_json::{json, Value};
+
+use crate::bind::{Bind, ZoneSpec, DEFAULT_KEY};
 
 const ADMIN: (&str, &str) = ("certform-admin", "sim-admin-password");
 const DRAO: (&str, &str) = ("certform-drao", "sim-drao-password");
@@ -1356,6 +1361,84 @@ async fn update_and_manual_marks() {
             .error(),
         (400, -951)
     );
+    sim.shutdown().await.unwrap();
+}
+
+/// An RFC 2136 client for the test's BIND, with its default TSIG key.
+fn rfc2136(bind: &Bind) -> Rfc2136 {
+    let settings = Rfc2136Settings {
+        server: bind.addr.to_string(),
+        key: Some(TsigKey {
+            key_name: DEFAULT_KEY.to_string(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: SecretRef::Env(DEFAULT_KEY.to_string()),
+        }),
+        zones: Vec::new(),
+    };
+    let secrets = |secret: &SecretRef| match secret {
+        SecretRef::Env(name) => Ok(bind.secret(name).as_bytes().to_vec()),
+        SecretRef::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
+    };
+    Rfc2136::new("bind", &settings, &secrets)
+        .unwrap()
+        .with_timeout(Duration::from_secs(2))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dcv_recheck_reads_the_published_record_from_dns() {
+    let bind = Bind::start(&[ZoneSpec::new("dns.test")]);
+    let sim = start(json!({
+        "domains": [{"id": 301, "name": "dns.test", "validation": "not_validated"}],
+        "dcv": {"dns_server": bind.addr.to_string(), "dns_timeout_ms": 2000}
+    }))
+    .await;
+    let api = Api::new(&sim, ADMIN);
+    let resp = api
+        .enroll(&["app.dns.test"], json!({"dcvMode": "TXT"}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let id = resp.json()["sslId"].as_u64().unwrap();
+    assert_eq!(api.details(id).await["status"], "Applied");
+    let dcv = api.get(&format!("/ssl/v1/{id}/dcv")).await.json();
+    let instruction = &dcv["instructions"][0];
+    assert_eq!(instruction["dcvMode"], "TXT");
+    assert_eq!(instruction["host"], "_pki-validation.dns.test.");
+    let point = instruction["point"].as_str().unwrap().to_string();
+
+    // No record yet: still awaiting validation.
+    let resp = api
+        .call(Method::POST, &format!("/ssl/v1/{id}/dcv/recheck"), None)
+        .await;
+    assert_eq!(resp.status, 202);
+    assert_eq!(
+        resp.json()["dcvLog"]["log"][0]["dcvStatus"],
+        "Awaiting Validation"
+    );
+    assert_eq!(api.details(id).await["status"], "Applied");
+    // A wrong value does not validate either.
+    let dns = rfc2136(&bind);
+    dns.add_txt("_pki-validation.dns.test", "not-the-token")
+        .await
+        .unwrap();
+    api.call(Method::POST, &format!("/ssl/v1/{id}/dcv/recheck"), None)
+        .await;
+    assert_eq!(api.details(id).await["status"], "Applied");
+
+    // Publish the token in the real BIND: the recheck validates the domain and issues.
+    dns.add_txt("_pki-validation.dns.test", &point)
+        .await
+        .unwrap();
+    let resp = api
+        .call(Method::POST, &format!("/ssl/v1/{id}/dcv/recheck"), None)
+        .await;
+    assert_eq!(resp.status, 202);
+    assert_eq!(resp.json()["dcvLog"]["log"][0]["dcvStatus"], "Validated");
+    assert_eq!(api.details(id).await["status"], "Issued");
+    assert_eq!(
+        api.get("/domain/v1/301").await.json()["validationStatus"],
+        "VALIDATED"
+    );
+    assert_eq!(sim.stats().dcv_rechecks, 3);
     sim.shutdown().await.unwrap();
 }
 

@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use super::catalog;
 use super::lifecycle::{self, RevokeTarget};
-use super::model::{error_body, Account, ApiError, Reply, User};
+use super::model::{error_body, Account, ApiError, DcvInstruction, Reply, User};
 use super::query::{decode, Query};
 use super::seed::Limits;
 use super::ssl;
+use crate::sim::dns_reader;
 use crate::sim::faults::{DropPhase, FaultDecision, Faults};
 use crate::sim::listener::Connection;
 use crate::sim::random::Rng;
@@ -287,7 +288,12 @@ pub(crate) async fn handle(
     let query = Query::parse(parts.uri.query());
     let (template, result) = match route(&parts.method, &below) {
         None => ("unmatched", Err(ApiError::new(404, -1, "Not Found"))),
-        Some((route, template)) => (template, dispatch(&shared, &user, route, &query, &bytes)),
+        Some((route, template)) => {
+            if let Route::DcvRecheck(id) = &route {
+                check_dns(&shared, &user, id).await;
+            }
+            (template, dispatch(&shared, &user, route, &query, &bytes))
+        }
     };
     let response = finish(&shared, template, result, head);
     if decision.drop == Some(DropPhase::After) {
@@ -295,6 +301,73 @@ pub(crate) async fn handle(
         connection.cut();
     }
     response
+}
+
+/// Before a per-certificate DCV recheck: look up the CNAME/TXT records the certificate's
+/// instructions ask for on the configured DNS server (without holding the lock), and validate
+/// the domains whose record is there.
+async fn check_dns(shared: &Shared, user: &User, id: &str) {
+    let (server, timeout, checks) = {
+        let account = lock(&shared.account);
+        let Some(server) = account
+            .dcv
+            .dns_server
+            .as_deref()
+            .and_then(|server| server.parse::<std::net::SocketAddr>().ok())
+        else {
+            return;
+        };
+        let Some(certificate) = id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| account.certificates.get(&id))
+            .filter(|_| user.role.manages_ssl())
+        else {
+            return;
+        };
+        let checks: Vec<DcvInstruction> = certificate
+            .dcv
+            .iter()
+            .filter(|check| matches!(check.mode.as_str(), "CNAME" | "TXT"))
+            .filter(|check| !account.name_validated(&check.domain, certificate.org_id))
+            .cloned()
+            .collect();
+        (
+            server,
+            std::time::Duration::from_millis(account.dcv.dns_timeout_ms),
+            checks,
+        )
+    };
+    let mut passed = Vec::new();
+    for check in checks {
+        let host = check.host.trim_end_matches('.');
+        let found = if check.mode == "TXT" {
+            dns_reader::lookup_txt(server, host, timeout)
+                .await
+                .is_ok_and(|values| values.iter().any(|value| value == &check.point))
+        } else {
+            dns_reader::lookup_cname(server, host, timeout)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|target| {
+                    target
+                        .trim_end_matches('.')
+                        .eq_ignore_ascii_case(check.point.trim_end_matches('.'))
+                })
+        };
+        if found {
+            passed.push(check.domain);
+        }
+    }
+    if passed.is_empty() {
+        return;
+    }
+    let mut account = lock(&shared.account);
+    let now = account.now();
+    for domain in passed {
+        catalog::validate_domain(&mut account, &domain, now);
+    }
 }
 
 fn dispatch(

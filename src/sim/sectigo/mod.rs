@@ -40,6 +40,7 @@
 //!   "certificates": [{"count": 3, "common_name": "host{n}.example.com", "status": "Issued"}],
 //!   "workflow": {"approval": "auto", "issue_delay_seconds": 0,
 //!                "require_external_requester": false},
+//!   "dcv": {"dns_server": "127.0.0.1:5353", "dns_timeout_ms": 2000},
 //!   "limits": {"windows": [{"requests": 100, "seconds": 60}], "retry_after_header": false},
 //!   "faults": {"error_rate": 0.0, "error_status": 500, "latency_ms": 0,
 //!              "latency_jitter_ms": 0, "drop_rate": 0.0, "drop_phase": "after"},
@@ -93,9 +94,9 @@ use tokio::task::JoinHandle;
 
 pub use seed::{
     default_custom_fields, default_domains, default_organizations, default_profiles, default_users,
-    Approval, CertificateSeed, CustomFieldSeed, DepartmentSeed, DomainSeed, DomainValidation,
-    Limits, OrganizationSeed, Privilege, ProfileSeed, Quirks, RateWindow, Role, Seed, UserSeed,
-    Workflow,
+    Approval, CertificateSeed, CustomFieldSeed, DcvSettings, DepartmentSeed, DomainSeed,
+    DomainValidation, Limits, OrganizationSeed, Privilege, ProfileSeed, Quirks, RateWindow, Role,
+    Seed, UserSeed, Workflow,
 };
 
 pub use crate::sim::faults::{DropPhase, Faults};

@@ -9,8 +9,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::ca::{Leaf, LeafRequest, SimCa};
 use super::seed::{
-    Approval, CustomFieldSeed, DomainSeed, DomainValidation, OrganizationSeed, Privilege,
-    ProfileSeed, Quirks, Role, Seed, Workflow,
+    Approval, CustomFieldSeed, DcvSettings, DomainSeed, DomainValidation, OrganizationSeed,
+    Privilege, ProfileSeed, Quirks, Role, Seed, Workflow,
 };
 use super::Error;
 use crate::sim::random::Rng;
@@ -283,6 +283,7 @@ pub(crate) struct Account {
     pub(crate) custom_fields: Vec<CustomFieldSeed>,
     pub(crate) certificates: BTreeMap<u64, Certificate>,
     pub(crate) workflow: Workflow,
+    pub(crate) dcv: DcvSettings,
     pub(crate) quirks: Quirks,
     pub(crate) ca: SimCa,
     pub(crate) rng: Rng,
@@ -321,6 +322,7 @@ impl Account {
             custom_fields: seed.custom_fields.clone(),
             certificates: BTreeMap::new(),
             workflow: seed.workflow.clone(),
+            dcv: seed.dcv.clone(),
             quirks: seed.quirks.clone(),
             ca,
             rng,

@@ -27,6 +27,7 @@ pub struct Seed {
     /// Certificates that exist before the first request (for import tests).
     pub certificates: Vec<CertificateSeed>,
     pub workflow: Workflow,
+    pub dcv: DcvSettings,
     pub limits: Limits,
     pub faults: Faults,
     pub quirks: Quirks,
@@ -44,6 +45,7 @@ impl Default for Seed {
             custom_fields: default_custom_fields(),
             certificates: Vec::new(),
             workflow: Workflow::default(),
+            dcv: DcvSettings::default(),
             limits: Limits::default(),
             faults: Faults::default(),
             quirks: Quirks::default(),
@@ -328,6 +330,25 @@ pub enum Approval {
     Manual,
 }
 
+/// Where the per-certificate DCV recheck looks for the CNAME and TXT records it asked for.
+/// Without a DNS server, domains are validated only through `/_sim/domains/{name}/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DcvSettings {
+    /// `HOST:PORT` of the DNS server asked (a test's BIND, say).
+    pub dns_server: Option<String>,
+    pub dns_timeout_ms: u64,
+}
+
+impl Default for DcvSettings {
+    fn default() -> Self {
+        Self {
+            dns_server: None,
+            dns_timeout_ms: 2000,
+        }
+    }
+}
+
 /// Optional rate limits (none are documented): rolling windows per login.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -570,6 +591,13 @@ impl Seed {
             .validate()
             .map_err(|reason| Error::Seed { reason })?;
         validate_limits(&self.limits).map_err(|reason| Error::Seed { reason })?;
+        if let Some(server) = &self.dcv.dns_server {
+            if server.parse::<std::net::SocketAddr>().is_err() {
+                return fail(format!(
+                    "`dcv.dns_server` must be an address such as `127.0.0.1:53`, not `{server}`"
+                ));
+            }
+        }
         if self.customer_uri.trim().is_empty() {
             return fail("`customer_uri` must not be empty".to_string());
         }
