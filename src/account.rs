@@ -95,9 +95,20 @@ pub async fn test(workspace: &Workspace, name: &str) -> Result<Credentials, Acco
 }
 
 /// Read what account `name` holds (DigiCert: products, organizations and domains, sorted).
-pub async fn info(workspace: &Workspace, name: &str) -> Result<AccountInfo, AccountError> {
+///
+/// With `refresh`, CAs that cache account data (Sectigo) read it again.
+pub async fn info(
+    workspace: &Workspace,
+    name: &str,
+    refresh: bool,
+) -> Result<AccountInfo, AccountError> {
     let ca = open(workspace, name).await?;
-    ca.account_info().await.map_err(|source| {
+    let answer = if refresh {
+        ca.account_info_refreshed().await
+    } else {
+        ca.account_info().await
+    };
+    answer.map_err(|source| {
         AccountError::from_call(
             ca.as_ref(),
             "showing account information",

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{CaKind, Config, DnsKind, SecretRef};
+use crate::config::{Config, DnsKind, SecretRef};
 use crate::spec::Location;
 
 /// Something the configuration reads from outside itself.
@@ -84,29 +84,8 @@ pub fn references(config: &Config) -> Vec<Reference> {
         );
     }
     for (name, ca) in &config.cas {
-        match &ca.kind {
-            CaKind::Local(_) => {}
-            CaKind::Acme(acme) => {
-                if let Some(bundle) = &acme.ca_bundle {
-                    add(
-                        &ca.location,
-                        format!("ca.{name}.ca_bundle"),
-                        Target::File(bundle.clone()),
-                    );
-                }
-                if let Some(eab) = &acme.eab {
-                    add(
-                        &ca.location,
-                        format!("ca.{name}.eab.hmac"),
-                        Target::Secret(eab.hmac.clone()),
-                    );
-                }
-            }
-            CaKind::Digicert(digicert) => add(
-                &ca.location,
-                format!("ca.{name}.api_key"),
-                Target::Secret(digicert.api_key.clone()),
-            ),
+        for (key, target) in ca.kind.references() {
+            add(&ca.location, format!("ca.{name}.{key}"), target);
         }
     }
     for (name, dns) in &config.dns {

@@ -10,6 +10,7 @@ pub mod digicert;
 pub mod local;
 pub mod problem;
 pub mod registry;
+pub mod sectigo;
 
 use std::collections::BTreeMap;
 
@@ -255,6 +256,11 @@ pub trait CertificateAuthority: Send + Sync {
             self.kind(),
             "showing account information",
         ))
+    }
+
+    /// `account_info` read from the CA even where a cache of it is kept (`ca info --refresh`).
+    async fn account_info_refreshed(&self) -> Result<AccountInfo, CaError> {
+        self.account_info().await
     }
 
     /// Every order the account holds, for `import`.

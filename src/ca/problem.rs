@@ -19,6 +19,8 @@ pub enum Problem {
     },
     /// DigiCert's `{"errors":[{"code","message"}]}` (empty when the body had none).
     Digicert { errors: Vec<DigicertProblem> },
+    /// Sectigo SCM's `{"code": <negative>, "description"}`.
+    Sectigo { code: i64, description: String },
 }
 
 /// The ACME problem types certform acts on; anything else keeps its text.
@@ -158,7 +160,15 @@ impl Problem {
     pub fn acme_kind(&self) -> Option<&AcmeProblemKind> {
         match self {
             Problem::Acme { kind, .. } => Some(kind),
-            Problem::Digicert { .. } => None,
+            Problem::Digicert { .. } | Problem::Sectigo { .. } => None,
+        }
+    }
+
+    /// Sectigo's error code, when this is a Sectigo problem.
+    pub fn sectigo_code(&self) -> Option<i64> {
+        match self {
+            Problem::Sectigo { code, .. } => Some(*code),
+            _ => None,
         }
     }
 
@@ -171,6 +181,7 @@ impl Problem {
     /// detail, short type and subproblems.
     pub fn describe(&self) -> String {
         match self {
+            Problem::Sectigo { code, description } => format!("{description} ({code})"),
             Problem::Digicert { errors } => errors
                 .iter()
                 .map(|e| format!("{} ({})", e.message, e.code))
@@ -281,6 +292,7 @@ pub(super) fn hint(error: &super::CaError) -> Option<String> {
             Some(429) => Some(rate_limit_hint(error)),
             _ => None,
         },
+        Some(Problem::Sectigo { code, .. }) => sectigo_hint(*code, error.status),
         Some(Problem::Acme { kind, .. }) => match kind {
             AcmeProblemKind::RateLimited => Some(rate_limit_hint(error)),
             AcmeProblemKind::ExternalAccountRequired => Some(
@@ -308,6 +320,22 @@ pub(super) fn hint(error: &super::CaError) -> Option<String> {
         None if error.class == ErrorClass::RateLimited => Some(rate_limit_hint(error)),
         None => None,
     }
+}
+
+/// The hint for a Sectigo error code (D25's code table; sectigo-check.md §2.4, §4).
+fn sectigo_hint(code: i64, status: Option<u16>) -> Option<String> {
+    Some(match code {
+        -16 => "SCM did not accept the login, password or customer URI (it does not say which): check `password` (a new administrator must first change the temporary password in the SCM web interface), `login`, and `customer_uri` (the segment in `https://cert-manager.com/customer/<customer_uri>`)".to_string(),
+        -970 => "SCM refused the login and password: check `password` (a new administrator must first change the temporary password in the SCM web interface)".to_string(),
+        -3 | -25 | -37 | -226 => "the administrator lacks a role or privilege this needs: give it the RAO or DRAO SSL role (or MRAO) for the organization, and enable \"Enable Web / Rest API\" in the organization's SSL settings".to_string(),
+        -738 => "the administrator may not manage this domain: delegate the domain to its organization in SCM".to_string(),
+        -36 | -39 | -111 => "the profile does not allow this term or type: `certform ca info ACCOUNT` lists each profile's terms".to_string(),
+        -62 => "a mandatory custom field is missing: `certform ca info ACCOUNT` lists the custom fields".to_string(),
+        -139 => "this account requires `external_requesters` on every request".to_string(),
+        -170 => "the profile does not allow ECC keys: use `key = { algorithm = \"rsa\" }`".to_string(),
+        _ if status == Some(401) => "check `login`, `password` and `customer_uri` of the account".to_string(),
+        _ => return None,
+    })
 }
 
 fn rate_limit_hint(error: &super::CaError) -> String {

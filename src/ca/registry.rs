@@ -6,7 +6,8 @@
 //!   including the settings every account shares: `inventory` (read by `CaTable::inventory`
 //!   into `CaSettings`),
 //! - `settings::Settings`: the validated settings, and `settings::validate` from one to the
-//!   other (pure: findings go to the `Validator`),
+//!   other (pure: findings go to the `Validator`), and `settings::references`: the secrets and
+//!   files they name (preflight checks them),
 //! - `open::open`: the account for a run, and `CAPABILITIES`.
 //!
 //! From the list, `ca_kinds!` makes the file model `CaTable` (tagged by `kind`, one schema
@@ -146,6 +147,14 @@ macro_rules! ca_kinds {
                 }
             }
 
+            /// What the account's settings point at outside config (secrets, files), as
+            /// `(key under `ca.NAME`, target)`, for preflight.
+            pub(crate) fn references(&self) -> Vec<(String, crate::preflight::Target)> {
+                match self {
+                    $(CaKind::$variant(settings) => super::$module::settings::references(settings),)+
+                }
+            }
+
             /// What this kind of CA can do, known without contacting it.
             pub fn capabilities(&self) -> Capabilities {
                 match self {
@@ -188,4 +197,5 @@ ca_kinds! {
     "local" => Local(local),
     "acme" => Acme(acme),
     "digicert" => Digicert(digicert),
+    "sectigo" => Sectigo(sectigo),
 }

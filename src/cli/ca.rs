@@ -20,13 +20,17 @@ pub enum CaCommand {
         /// The account's name (`[ca.NAME]`)
         name: String,
     },
-    /// Show what the account holds (DigiCert: products, organizations and domains with their validation status; local: its certificates and orders)
+    /// Show what the account holds (DigiCert: products, organizations and domains with their validation status; Sectigo: profiles, organizations, custom fields and domains; local: its certificates and orders)
     Info {
         /// The account's name (`[ca.NAME]`)
         name: String,
         /// Output format
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Read the account again where its data is cached (Sectigo: profiles, organizations,
+        /// custom fields and domains, otherwise read again after a week)
+        #[arg(long)]
+        refresh: bool,
     },
 }
 
@@ -39,7 +43,11 @@ pub enum Format {
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     match &args.command {
         CaCommand::Test { name } => test(context, name),
-        CaCommand::Info { name, format } => info(context, name, *format),
+        CaCommand::Info {
+            name,
+            format,
+            refresh,
+        } => info(context, name, *format, *refresh),
     }
 }
 
@@ -87,11 +95,11 @@ fn test(context: &Context, name: &str) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-fn info(context: &Context, name: &str, format: Format) -> Result<i32, Failure> {
+fn info(context: &Context, name: &str, format: Format, refresh: bool) -> Result<i32, Failure> {
     let workspace = context.workspace()?;
     let runtime = context.runtime()?;
     let info = runtime
-        .block_on(account::info(&workspace, name))
+        .block_on(account::info(&workspace, name, refresh))
         .map_err(account_failure)?;
     match format {
         Format::Json => {

@@ -10,7 +10,8 @@ pub(crate) use super::model::SecretRef;
 pub(crate) use super::report::shown;
 pub(crate) use super::scalar::{absolute, duration, file_mode, normalize, ServiceUrl};
 pub(crate) use super::schema::{
-    CertificateTable, PaymentMethodName, SecretField, SecretTable, SignatureHashName,
+    CertificateTable, FieldValue, IdOrName, PaymentMethodName, SecretField, SecretTable,
+    SignatureHashName,
 };
 pub(crate) use super::tree::{Anchor, KeyPath};
 pub(crate) use super::validate::{Origin, Validator};

@@ -203,15 +203,111 @@ pub(crate) struct CertificateTable {
     pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployEntry>>,
     /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
     pub(crate) product: Option<String>,
-    /// DigiCert only: id of the validated organization (OV/EV products).
-    #[schemars(range(min = 1))]
-    pub(crate) organization: Option<i64>,
+    /// DigiCert: id of the validated organization (OV/EV products). Sectigo: the
+    /// organization or department, by id or by name.
+    pub(crate) organization: Option<IdOrName>,
     /// DigiCert only: `balance` (default), `card` or `profile`.
     pub(crate) payment_method: Option<PaymentMethodName>,
     /// DigiCert only: signature hash of the certificate. Default: the product's default.
     pub(crate) signature_hash: Option<SignatureHashName>,
     /// DigiCert only: server platform id (`-1` = other).
     pub(crate) server_platform: Option<i64>,
+    /// Sectigo only: the certificate profile ("type"), by id or by name.
+    pub(crate) profile: Option<IdOrName>,
+    /// Sectigo only: the term in days; one of the profile's terms. Default: the profile's
+    /// shortest term.
+    #[schemars(range(min = 1))]
+    pub(crate) term: Option<i64>,
+    /// Sectigo only: comments stored with the request (at most 990 characters: certform adds
+    /// its marker, and SCM takes 1,024).
+    pub(crate) comments: Option<String>,
+    /// Sectigo only: email addresses of external requesters.
+    pub(crate) external_requesters: Option<Vec<String>>,
+    /// Sectigo only: custom field values by field name (strings, integers, booleans or
+    /// `YYYY-MM-DD` dates), checked against the account's custom fields.
+    pub(crate) custom_fields: Option<BTreeMap<String, FieldValue>>,
+}
+
+/// An id (a positive integer) or a name.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum IdOrName {
+    Id(i64),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for IdOrName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdOrNameVisitor;
+
+        impl Visitor<'_> for IdOrNameVisitor {
+            type Value = IdOrName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an id (integer) or a name (string)")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<IdOrName, E> {
+                Ok(IdOrName::Id(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<IdOrName, E> {
+                i64::try_from(value)
+                    .map(IdOrName::Id)
+                    .map_err(|_| E::custom("id out of range"))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<IdOrName, E> {
+                Ok(IdOrName::Name(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(IdOrNameVisitor)
+    }
+}
+
+/// A custom field's value as written: a string, an integer or a boolean (TOML dates arrive
+/// as strings).
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum FieldValue {
+    Text(String),
+    Integer(i64),
+    Boolean(bool),
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldValueVisitor;
+
+        impl Visitor<'_> for FieldValueVisitor {
+            type Value = FieldValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an integer, a boolean or a date")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Integer(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<FieldValue, E> {
+                i64::try_from(value)
+                    .map(FieldValue::Integer)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+
+            fn visit_bool<E: de::Error>(self, value: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Boolean(value))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(value.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(FieldValueVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

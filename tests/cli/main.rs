@@ -48,6 +48,7 @@ mod sandbox;
 mod saved_plan;
 mod scale;
 mod schedule;
+mod sectigo;
 mod sim_digicert;
 mod sim_sectigo;
 mod snapshots;

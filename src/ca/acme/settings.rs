@@ -193,3 +193,16 @@ pub(crate) fn order_options(
 ) -> Options {
     Options {}
 }
+
+/// What the settings point at outside config, for preflight: the CA bundle and the EAB key.
+pub(crate) fn references(settings: &Settings) -> Vec<(String, crate::preflight::Target)> {
+    use crate::preflight::Target;
+    let mut out = Vec::new();
+    if let Some(bundle) = &settings.ca_bundle {
+        out.push(("ca_bundle".to_string(), Target::File(bundle.clone())));
+    }
+    if let Some(eab) = &settings.eab {
+        out.push(("eab.hmac".to_string(), Target::Secret(eab.hmac.clone())));
+    }
+    out
+}

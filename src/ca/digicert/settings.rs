@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ca::registry::CaOptions;
 use crate::config::provider::{
-    require, Anchor, CertificateTable, KeyPath, Origin, PaymentMethodName, SecretField, SecretRef,
-    SecretTable, ServiceUrl, SignatureHashName, Validator,
+    require, Anchor, CertificateTable, IdOrName, KeyPath, Origin, PaymentMethodName, SecretField,
+    SecretRef, SecretTable, ServiceUrl, SignatureHashName, Validator,
 };
 use crate::spec::{DcvMethod, DcvRule};
 
@@ -304,9 +304,13 @@ pub(crate) fn order_options(
         }
         options.product = Some(product.trim().to_string());
     }
-    if let Some(organization) = table.organization {
-        match u64::try_from(organization) {
-            Ok(id) if id >= 1 => options.organization = Some(id),
+    if let Some(organization) = &table.organization {
+        let id = match organization {
+            IdOrName::Id(id) => u64::try_from(*id).ok(),
+            IdOrName::Name(_) => None,
+        };
+        match id {
+            Some(id) if id >= 1 => options.organization = Some(id),
             _ => validator.error(
                 file,
                 &path.key("organization"),
@@ -348,6 +352,14 @@ impl Options {
             _ => &NO_OPTIONS,
         }
     }
+}
+
+/// What the settings point at outside config, for preflight: the API key.
+pub(crate) fn references(settings: &Settings) -> Vec<(String, crate::preflight::Target)> {
+    vec![(
+        "api_key".to_string(),
+        crate::preflight::Target::Secret(settings.api_key.clone()),
+    )]
 }
 
 #[cfg(test)]

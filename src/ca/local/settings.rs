@@ -114,3 +114,8 @@ pub(crate) fn order_options(
 ) -> Options {
     Options {}
 }
+
+/// What the settings point at outside config, for preflight: nothing.
+pub(crate) fn references(_settings: &Settings) -> Vec<(String, crate::preflight::Target)> {
+    Vec::new()
+}

@@ -173,6 +173,11 @@ impl<'a> Validator<'a> {
             ("payment_method", table.payment_method.is_some()),
             ("signature_hash", table.signature_hash.is_some()),
             ("server_platform", table.server_platform.is_some()),
+            ("profile", table.profile.is_some()),
+            ("term", table.term.is_some()),
+            ("comments", table.comments.is_some()),
+            ("external_requesters", table.external_requesters.is_some()),
+            ("custom_fields", table.custom_fields.is_some()),
         ];
         let taken = registry::certificate_fields(kind);
         for (key, _) in given

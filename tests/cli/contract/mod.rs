@@ -1,7 +1,8 @@
 //! The CA contract suite: one set of cases, written once against the public
 //! `CertificateAuthority` trait, run against every CA implementation (`local` in process, `acme`
-//! against a real Pebble, `digicert` against the CertCentral simulator). A new CA plugs in with
-//! a `ContractTarget` in its own file and one `contract_cases!` line.
+//! against a real Pebble, `digicert` against the CertCentral simulator, `sectigo` against the SCM
+//! simulator). A new CA plugs in with a `ContractTarget` in its own file and one
+//! `contract_cases!` line.
 //!
 //! Every case either checks the behaviour or prints why the target cannot show it (the CA's
 //! `Capabilities` say it does not support it, or the target cannot inject that fault); when a
@@ -107,6 +108,7 @@ pub(crate) use contract_cases;
 mod acme;
 mod digicert;
 mod local;
+mod sectigo;
 
 /// Say why a case (or part of it) does not apply to this target. Written to stderr directly,
 /// past the test harness's capture, so every run shows what was not checked.
