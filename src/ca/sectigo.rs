@@ -76,6 +76,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // The lifetime is the profile's term (`term`), not `validity`.
     honours_validity: false,
     max_orders_per_run: None,
+    // The profile's terms bound the lifetime (`ca info` lists them); no date table here.
+    max_lifetime: &[],
 };
 
 /// An SCM account's settings, resolved from config (the password already read).
@@ -278,6 +280,8 @@ impl SectigoCa {
                 .filter(|_| !map_status(&details.status).is_in_progress()),
             not_after: details.expires,
             dcv: Vec::new(),
+            // SCM has no multi-year plan covering reissues: a renewal is `renewById`.
+            plan_until: None,
         }
     }
 
