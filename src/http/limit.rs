@@ -27,6 +27,8 @@ pub struct RateLimiter {
     windows: Vec<Window>,
     /// Start times of recent requests, oldest first; as many as the largest window counts.
     sent: Mutex<VecDeque<Instant>>,
+    /// No request starts before this (set after the server answered 429 anyway).
+    held: std::sync::Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
@@ -39,6 +41,27 @@ impl RateLimiter {
                 .filter(|window| window.requests > 0 && !window.per.is_zero())
                 .collect(),
             sent: Mutex::new(VecDeque::new()),
+            held: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Start no request for `pause` from now: the server refused one (429) although the
+    /// windows had room, so every caller sharing this limiter waits it out together.
+    pub fn hold_for(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut held = match self.held.lock() {
+            Ok(held) => held,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if held.is_none_or(|at| at < until) {
+            *held = Some(until);
+        }
+    }
+
+    fn held_until(&self) -> Option<Instant> {
+        match self.held.lock() {
+            Ok(held) => *held,
+            Err(poisoned) => *poisoned.into_inner(),
         }
     }
 
@@ -49,17 +72,18 @@ impl RateLimiter {
 
     /// Wait until a request may start, and count it.
     pub async fn acquire(&self) {
-        if self.windows.is_empty() {
-            return;
-        }
         // The lock is held while waiting: later callers queue behind, in order.
         let mut sent = self.sent.lock().await;
         loop {
             let now = Instant::now();
-            match self.ready_at(&sent, now) {
+            let held = self.held_until().filter(|at| *at > now);
+            match self.ready_at(&sent, now).max(held) {
                 Some(at) if at > now => tokio::time::sleep_until(at).await,
                 _ => break,
             }
+        }
+        if self.windows.is_empty() {
+            return;
         }
         let now = Instant::now();
         sent.push_back(now);
@@ -103,5 +127,57 @@ impl RateLimiter {
                 Some(blocking + window.per)
             })
             .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter() -> RateLimiter {
+        RateLimiter::new(&[
+            Window::new(3, Duration::from_secs(5)),
+            Window::new(5, Duration::from_secs(60)),
+        ])
+    }
+
+    /// The pure schedule, at explicit instants (no sleeping): the 4th request of a burst waits
+    /// for the first to leave the short window, the 6th for the long window.
+    #[tokio::test]
+    async fn requests_wait_for_room_in_every_window() {
+        let limiter = limiter();
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut sent: VecDeque<Instant> = [at(0), at(0), at(0)].into();
+        assert_eq!(limiter.ready_at(&sent, at(1)), Some(at(5)));
+        // At 5 s the first three have left the short window.
+        assert_eq!(limiter.ready_at(&sent, at(5)), None);
+        sent.extend([at(5), at(5)]);
+        // Three in the last 5 s (at 5 s) and five in the minute: the minute decides.
+        assert_eq!(limiter.ready_at(&sent, at(11)), Some(at(60)));
+        // Room in both windows: at once.
+        let sent: VecDeque<Instant> = [at(0)].into();
+        assert_eq!(limiter.ready_at(&sent, at(1)), None);
+        let unlimited = RateLimiter::new(&[]);
+        assert_eq!(unlimited.ready_at(&sent, at(1)), None);
+    }
+
+    /// A 429 holds every caller of the limiter; a shorter hold does not cut a longer one short.
+    #[tokio::test]
+    async fn a_hold_delays_the_next_request() {
+        let limiter = RateLimiter::new(&[]);
+        assert_eq!(limiter.held_until(), None);
+        let before = Instant::now();
+        limiter.hold_for(Duration::from_secs(7));
+        let held = limiter.held_until().expect("held");
+        assert!(held >= before + Duration::from_secs(7));
+        limiter.hold_for(Duration::from_secs(1));
+        assert_eq!(limiter.held_until(), Some(held));
+        limiter.hold_for(Duration::from_secs(9));
+        assert!(limiter.held_until().expect("held") > held);
+        // A hold already past lets a request through at once.
+        let quick = RateLimiter::new(&[Window::new(1, Duration::from_secs(60))]);
+        quick.hold_for(Duration::ZERO);
+        quick.acquire().await;
     }
 }

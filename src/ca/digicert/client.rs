@@ -27,6 +27,14 @@ impl DigicertCa {
         options.max_body = MAX_BODY;
         options.retry = settings.retry;
         options.limits = settings.limits.clone();
+        options.rate_limit_wait = settings.rate_limit_wait;
+        // After a 429 without `Retry-After`: the shortest window first (5 s at CertCentral).
+        options.rate_limit_pause = settings
+            .limits
+            .iter()
+            .map(|window| window.per)
+            .min()
+            .unwrap_or(StdDuration::from_secs(5));
         let client = crate::http::Client::new(options).map_err(|error| {
             CaError::new(
                 error.class(),
