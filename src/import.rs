@@ -535,11 +535,17 @@ pub async fn import(
         stubs.push_str(&text);
         report.stubs.push_str(&text);
         // The digest each imported certificate must carry for `plan` to find nothing to
-        // change: read the configuration with the stubs added, exactly as the next plan will.
+        // change: read the configuration with this batch's stubs added, as the next plan
+        // will (earlier batches' stubs are already checked: reading them again for every
+        // batch would make a large import quadratic).
         let mut merged_sources = sources.clone();
         merged_sources.push(crate::config::Source {
             path: stub_path.clone(),
-            text: stubs.clone(),
+            text: format!(
+                "{}{}",
+                stub_header(account, ca.kind()),
+                stub_sections(account, &candidates.iter().collect::<Vec<_>>())
+            ),
         });
         let merged = crate::config::load(&merged_sources).map_err(ImportError::InvalidStubs)?;
         // Stubs first, then state: a run killed between the two leaves stubs for orders not

@@ -196,6 +196,13 @@ fn import_stays_inside_the_rate_limit_and_a_rerun_fetches_nothing_again() {
     );
     assert_eq!(route(&sim, DOWNLOAD), 300, "nothing downloaded again");
     assert!(sim.sim().stats().requests_total - before <= 2);
+
+    // Refresh of the 300 imported certificates reads the list, not one order each.
+    let before = sim.sim().stats().requests_total;
+    let plan = run(&sandbox, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let requests = sim.sim().stats().requests_total - before;
+    assert!(requests <= 15, "{requests} requests for plan");
 }
 
 /// Someone else uses the account's budget: the simulator refuses with 429 (and
@@ -221,4 +228,42 @@ fn a_429_is_waited_out_and_the_import_resumes() {
     let stats = sim.sim().stats();
     assert!(stats.rate_limited > 0, "{:?}", stats.requests_by_route);
     assert_eq!(route(&sim, DOWNLOAD), 40);
+}
+
+/// An import killed after writing a batch's stubs but before committing it: the re-run adopts
+/// those orders under the names the stubs give them and writes no second stub for them.
+#[test]
+fn a_rerun_after_an_interruption_keeps_the_stubs_it_wrote() {
+    let sim = Sim::start(seed(vec![
+        order(serde_json::json!({ "common_name": "a.example.test", "age_days": 2 })),
+        order(serde_json::json!({ "common_name": "b.example.test", "age_days": 2 })),
+    ]));
+    let first = Sandbox::with_config(&config(&sim.sim().base_url(), ""));
+    run(&first, &["import", "dc", "--write-config", "imported.toml"]).expect(0);
+    let stubs = first.read("imported.toml");
+    // The state of the interrupted run: stubs on disk, nothing committed.
+    let second = Sandbox::with_config(&config(&sim.sim().base_url(), ""));
+    std::fs::write(second.path("imported.toml"), &stubs).expect("stubs");
+    let again = run(
+        &second,
+        &["import", "dc", "--write-config", "imported.toml"],
+    )
+    .expect(0);
+    assert!(
+        again
+            .stdout
+            .contains("imported a-example-test (order 1000001,"),
+        "{}",
+        again.all()
+    );
+    assert!(
+        again
+            .stdout
+            .contains("imported b-example-test (order 1000002,"),
+        "{}",
+        again.all()
+    );
+    assert_eq!(second.read("imported.toml"), stubs, "no stub written twice");
+    let plan = run(&second, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.all());
 }
