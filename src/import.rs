@@ -1,8 +1,11 @@
 //! Import: adopt a CA account's existing orders into state and write config stubs for them.
 //!
 //! The library half of `certform import`: it loads the workspace, takes the state lock, lists
-//! and fetches the account's orders, saves them to state and commits. It never prints; the
-//! caller renders the `ImportReport`.
+//! the account's orders, picks one live order per certificate (`one_live_order_per_certificate`),
+//! downloads the chains it does not hold (`CertificateAuthority::download`, in parallel, paced
+//! by the account's rate limit), and saves and commits them in batches, so an interrupted
+//! import resumes where it stopped. It never prints; the caller renders the `ImportReport` and
+//! draws the `Progress`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -20,7 +23,7 @@ use crate::workspace::{RunError, Workspace};
 const PARALLEL_DOWNLOADS: usize = 8;
 /// Certificates saved and committed together: an interrupted import keeps every batch
 /// committed before it, and a re-run skips those orders.
-const BATCH: usize = 500;
+const BATCH: usize = 1000;
 
 /// How to run one import; the caller resolves every setting.
 pub struct ImportOptions {

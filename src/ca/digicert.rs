@@ -143,6 +143,10 @@ pub struct DigicertCa {
     settings: DigicertSettings,
     client: crate::http::Client,
     cache: Mutex<Cache>,
+    /// When `save_cache_soon` last wrote the cache, and whether changes wait to be written
+    /// (written at the latest when the account is dropped).
+    cache_saved: Mutex<Option<std::time::Instant>>,
+    cache_dirty: std::sync::atomic::AtomicBool,
     /// Whether the key's user is an administrator (may `skip_approval`), learned once.
     admin: tokio::sync::OnceCell<bool>,
 }
@@ -871,7 +875,7 @@ impl DigicertCa {
                 );
                 cache.tokens.remove(&id);
             });
-            self.save_cache();
+            self.save_cache_soon();
         }
         Ok(Fetched::Issued(IssuedCertificate {
             order_id: id.to_string(),
@@ -907,6 +911,15 @@ pub fn open(
         .collect();
     resolved.rate_limit_wait = RATE_LIMIT_WAIT;
     DigicertCa::open(name, resolved)
+}
+
+impl Drop for DigicertCa {
+    fn drop(&mut self) {
+        // Changes `save_cache_soon` left for later (best effort: a lost cache costs requests).
+        if self.cache_dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            self.save_cache();
+        }
+    }
 }
 
 fn is_self_signed(der: &[u8]) -> bool {

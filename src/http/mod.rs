@@ -478,11 +478,15 @@ impl Client {
 
     /// One attempt: wait for the rate limiter, send, read the body within the cap.
     async fn attempt(&self, request: &Request) -> Result<Response, Attempt> {
-        if let Some(limiter) = &self.shared.limiter {
-            limiter.acquire().await;
-        }
+        let slot = match &self.shared.limiter {
+            Some(limiter) => limiter.acquire().await,
+            None => None,
+        };
         let started = Instant::now();
         let result = self.exchange(request).await;
+        if let (Some(limiter), Some(slot)) = (&self.shared.limiter, slot) {
+            limiter.finished(slot);
+        }
         tracing::trace!(
             account = %self.shared.account,
             method = %request.method,
