@@ -109,7 +109,6 @@ impl RateLimiter {
         if self.windows.is_empty() {
             return None;
         }
-        let now = Instant::now();
         let keep = self
             .windows
             .iter()
@@ -123,6 +122,9 @@ impl RateLimiter {
             .max()
             .unwrap_or(Duration::ZERO);
         let mut recent = self.recent();
+        // The time is taken under the lock: entries stay in time order even when another
+        // request's answer is recorded meanwhile.
+        let now = Instant::now();
         let seq = recent.next;
         recent.next += 1;
         recent.entries.push_back((seq, now));
@@ -139,8 +141,8 @@ impl RateLimiter {
 
     /// The answer to request `seq` came: it counts from now (kept in time order).
     pub fn finished(&self, seq: u64) {
-        let now = Instant::now();
         let mut recent = self.recent();
+        let now = Instant::now();
         let Some(index) = recent.entries.iter().rposition(|(s, _)| *s == seq) else {
             return;
         };
