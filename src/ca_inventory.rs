@@ -388,6 +388,8 @@ mod tests {
             tag: None,
             not_after: Some(NOW + Duration::days(30)),
             settings: Vec::new(),
+            certificate_id: None,
+            lineage: Default::default(),
         }
     }
 

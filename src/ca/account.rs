@@ -105,6 +105,23 @@ pub struct AccountOrder {
     /// Certificate settings the config stub should carry for this order, as TOML values by
     /// key (DigiCert: `product`, `organization`, `signature_hash`).
     pub settings: Vec<(String, toml::Value)>,
+    /// The id of the order's current certificate, when the list says (DigiCert: what the
+    /// download takes, so import needs no detail request).
+    pub certificate_id: Option<String>,
+    /// Which orders replaced this one or it replaced, when the CA's list says.
+    pub lineage: Lineage,
+}
+
+/// How an order is linked to its renewals (DigiCert: `is_renewed`, `renewed_order_id`,
+/// `renewal_of_order_id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// A later order renewed this one (`is_renewed`).
+    pub renewed: bool,
+    /// The order that renewed it, when known.
+    pub renewed_by: Option<String>,
+    /// The order this one renews, when known.
+    pub renewal_of: Option<String>,
 }
 
 #[cfg(test)]

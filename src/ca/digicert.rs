@@ -17,9 +17,12 @@
 //!   there on 5xx, timeouts and 429 (the `Retry-After` when present, else from 5 s doubling;
 //!   `CERTFORM_RETRY_DELAY_MS` sets the first delay); a create is sent once, after the tag
 //!   lookup says the order does not exist, and the executor decides whether to try again.
-//!   A client-side rate limit (`DigicertSettings::limits`, e.g. `RATE_LIMITS`) can hold
-//!   requests to DigiCert's published windows; it is off by default until the account's config
-//!   can carry it (the simulator-backed benchmarks run with the server's limits off).
+//! - **Rate limits as a budget.** A configured account (`open`) holds every request to its
+//!   `rate_limit` windows (default CertCentral's: 100 per 5 s and 1,000 per 3 min, rolling),
+//!   shared by all tasks of the run, so certform does not cause a 429 itself. A 429 that comes
+//!   anyway (another client on the same account) holds the account's requests for the
+//!   `Retry-After` (else 5 s doubling up to the longest window) and the request resumes; only
+//!   after `RATE_LIMIT_WAIT` of 429s does the error reach the caller.
 //! - **Read-only accounts** (`mode = "read-only"`, a View Only key) refuse every write before a
 //!   request leaves the process.
 //!
@@ -70,6 +73,9 @@ pub const RATE_LIMITS: [crate::http::Window; 2] = [
     crate::http::Window::new(1000, StdDuration::from_secs(180)),
 ];
 
+/// How long one read keeps waiting out 429 answers before the error goes to the caller.
+pub const RATE_LIMIT_WAIT: StdDuration = StdDuration::from_secs(30 * 60);
+
 pub use crate::secrets::Secret;
 
 /// How requests are retried: the HTTP layer's one policy.
@@ -88,8 +94,12 @@ pub struct DigicertSettings {
     pub cache_dir: Option<PathBuf>,
     /// `http://host:port` of an HTTP proxy reached with CONNECT.
     pub proxy: Option<String>,
-    /// Client-side rate limit; empty (none) by default. `RATE_LIMITS` are DigiCert's.
+    /// Client-side rate limit; empty (none) by default. `RATE_LIMITS` are DigiCert's (what
+    /// `open` gives a configured account unless its `rate_limit` says otherwise).
     pub limits: Vec<crate::http::Window>,
+    /// How long a read waits out 429s (`RATE_LIMIT_WAIT` for a configured account); zero: a
+    /// 429 is retried like a 5xx and then returned.
+    pub rate_limit_wait: StdDuration,
 }
 
 impl DigicertSettings {
@@ -106,6 +116,7 @@ impl DigicertSettings {
             cache_dir: None,
             proxy: None,
             limits: Vec::new(),
+            rate_limit_wait: StdDuration::ZERO,
         }
     }
 }
@@ -136,6 +147,10 @@ pub struct DigicertCa {
     settings: DigicertSettings,
     client: crate::http::Client,
     cache: Mutex<Cache>,
+    /// When `save_cache_soon` last wrote the cache, and whether changes wait to be written
+    /// (written at the latest when the account is dropped).
+    cache_saved: Mutex<Option<std::time::Instant>>,
+    cache_dirty: std::sync::atomic::AtomicBool,
     /// Whether the key's user is an administrator (may `skip_approval`), learned once.
     admin: tokio::sync::OnceCell<bool>,
 }
@@ -584,58 +599,21 @@ impl CertificateAuthority for DigicertCa {
                 format!("order {id} has no certificate id"),
             )
         })?;
-        let answer = self
-            .call(
-                Method::GET,
-                &format!("certificate/{certificate_id}/download/format/pem_all"),
-                None,
-                true,
-            )
-            .await?;
-        let text = String::from_utf8_lossy(&answer.body).replace("\r\n", "\n");
-        let blocks = pem::parse_many(text.as_bytes()).map_err(|error| {
-            CaError::new(
-                ErrorClass::Protocol,
-                format!("certificate {certificate_id} is not PEM"),
-            )
-            .with_source(error)
-        })?;
-        let certificates: Vec<&pem::Pem> =
-            blocks.iter().filter(|b| b.tag() == "CERTIFICATE").collect();
-        if certificates.is_empty() {
-            return Err(CaError::new(
-                ErrorClass::Protocol,
-                format!("certificate {certificate_id} download holds no certificate"),
-            ));
-        }
-        // Leaf then intermediates; a self-signed root at the end is dropped.
-        let mut chain: Vec<String> = Vec::new();
-        for (index, block) in certificates.iter().enumerate() {
-            if index > 0 && is_self_signed(block.contents()) {
-                continue;
+        self.download_chain(id, certificate_id).await
+    }
+
+    async fn download(&self, order: &crate::ca::AccountOrder) -> Result<Fetched, CaError> {
+        // The list gave the certificate id: one request, the download (no order detail).
+        let certificate_id = order
+            .certificate_id
+            .as_deref()
+            .and_then(|id| id.parse::<u64>().ok());
+        match (order.order_id.parse::<u64>(), certificate_id) {
+            (Ok(id), Some(certificate_id)) if map_status(&order.status) != OrderStatus::Pending => {
+                self.download_chain(id, certificate_id).await
             }
-            chain.push(crate::keys::encode_certificate(block.contents()));
+            _ => self.fetch(&order.order_id).await,
         }
-        let chain_pem = chain.concat();
-        if let Ok((leaf, _)) = crate::keys::inspect_chain(&chain_pem) {
-            self.with_cache(|cache| {
-                cache.orders.insert(
-                    id,
-                    Seen {
-                        certificate_id: Some(certificate_id),
-                        serial: Some(leaf.serial.clone()),
-                    },
-                );
-                cache.tokens.remove(&id);
-                cache.reissue_names.remove(&id);
-            });
-            self.save_cache();
-        }
-        Ok(Fetched::Issued(IssuedCertificate {
-            order_id: id.to_string(),
-            certificate_id: Some(certificate_id.to_string()),
-            chain_pem,
-        }))
     }
 
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError> {
@@ -886,6 +864,65 @@ impl CertificateAuthority for DigicertCa {
     }
 }
 
+impl DigicertCa {
+    /// Download certificate `certificate_id` of order `id` (`pem_all`), the root dropped, and
+    /// remember it as the order's last seen certificate.
+    async fn download_chain(&self, id: u64, certificate_id: u64) -> Result<Fetched, CaError> {
+        let answer = self
+            .call(
+                Method::GET,
+                &format!("certificate/{certificate_id}/download/format/pem_all"),
+                None,
+                true,
+            )
+            .await?;
+        let text = String::from_utf8_lossy(&answer.body).replace("\r\n", "\n");
+        let blocks = pem::parse_many(text.as_bytes()).map_err(|error| {
+            CaError::new(
+                ErrorClass::Protocol,
+                format!("certificate {certificate_id} is not PEM"),
+            )
+            .with_source(error)
+        })?;
+        let certificates: Vec<&pem::Pem> =
+            blocks.iter().filter(|b| b.tag() == "CERTIFICATE").collect();
+        if certificates.is_empty() {
+            return Err(CaError::new(
+                ErrorClass::Protocol,
+                format!("certificate {certificate_id} download holds no certificate"),
+            ));
+        }
+        // Leaf then intermediates; a self-signed root at the end is dropped.
+        let mut chain: Vec<String> = Vec::new();
+        for (index, block) in certificates.iter().enumerate() {
+            if index > 0 && is_self_signed(block.contents()) {
+                continue;
+            }
+            chain.push(crate::keys::encode_certificate(block.contents()));
+        }
+        let chain_pem = chain.concat();
+        if let Ok((leaf, _)) = crate::keys::inspect_chain(&chain_pem) {
+            self.with_cache(|cache| {
+                cache.orders.insert(
+                    id,
+                    Seen {
+                        certificate_id: Some(certificate_id),
+                        serial: Some(leaf.serial.clone()),
+                    },
+                );
+                cache.tokens.remove(&id);
+                cache.reissue_names.remove(&id);
+            });
+            self.save_cache_soon();
+        }
+        Ok(Fetched::Issued(IssuedCertificate {
+            order_id: id.to_string(),
+            certificate_id: Some(certificate_id.to_string()),
+            chain_pem,
+        }))
+    }
+}
+
 /// Open the configured account `name`: resolve its API key; the cache lives under `keys_dir`.
 pub fn open(
     name: &str,
@@ -903,7 +940,24 @@ pub fn open(
     resolved.read_only = settings.read_only;
     resolved.cache_dir = Some(keys_dir.join("digicert").join(name));
     resolved.proxy = settings.proxy.clone();
+    resolved.limits = settings
+        .rate_limit
+        .iter()
+        .map(|window| {
+            crate::http::Window::new(window.requests, StdDuration::from_millis(window.per_ms))
+        })
+        .collect();
+    resolved.rate_limit_wait = RATE_LIMIT_WAIT;
     DigicertCa::open(name, resolved)
+}
+
+impl Drop for DigicertCa {
+    fn drop(&mut self) {
+        // Changes `save_cache_soon` left for later (best effort: a lost cache costs requests).
+        if self.cache_dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            self.save_cache();
+        }
+    }
 }
 
 fn is_self_signed(der: &[u8]) -> bool {

@@ -402,6 +402,8 @@ impl CertificateAuthority for LocalCa {
                 tag: Some(order.tag),
                 not_after: Some(order.not_after),
                 settings: Vec::new(),
+                certificate_id: None,
+                lineage: Default::default(),
             })
             .collect())
     }

@@ -21,7 +21,7 @@ use crate::observed::OrderView;
 use crate::spec::{RevocationReason, Validity};
 
 pub use crate::capabilities::{Capabilities, DuplicatePrevention};
-pub use account::{AccountInfo, AccountOrder, Credentials, InfoItem, InfoSection};
+pub use account::{AccountInfo, AccountOrder, Credentials, InfoItem, InfoSection, Lineage};
 
 /// Which order to read back: by the CA's order id, or by the tag certform attached to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,6 +303,13 @@ pub trait CertificateAuthority: Send + Sync {
     /// Fetch the issued certificate of an order; `Fetched::NotYet` when there is none to
     /// collect yet (an error means the CA could not answer or the order cannot be issued).
     async fn fetch(&self, order_id: &str) -> Result<Fetched, CaError>;
+
+    /// The issued certificate of an order as `list_orders` described it (for `import`): a CA
+    /// whose list carries what a download needs (DigiCert: the certificate id) downloads it
+    /// without reading the order first. By default, `fetch`.
+    async fn download(&self, order: &AccountOrder) -> Result<Fetched, CaError> {
+        self.fetch(&order.order_id).await
+    }
 
     /// Reissue an order with a new CSR/names (only when `reissue_same_order`).
     async fn reissue(&self, order_id: &str, request: &OrderRequest) -> Result<OrderView, CaError>;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::ca::account_failure;
 use super::{Context, Failure, EXIT_OK};
-use crate::import::{ImportError, ImportOptions};
+use crate::import::{ImportError, ImportOptions, Progress};
 
 /// Adopt the account's existing orders into state and write config stubs for them
 ///
@@ -30,6 +30,24 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
+    let bar = progress_bar();
+    let shown = bar.clone();
+    let progress = move |event: Progress| {
+        let Some(bar) = &shown else {
+            return;
+        };
+        match event {
+            Progress::Started { total } => {
+                bar.set_length(total as u64);
+                bar.set_message("certificates downloaded");
+            }
+            Progress::Downloaded => bar.inc(1),
+            Progress::Committed { imported } => {
+                bar.set_message(format!("certificates downloaded, {imported} committed"));
+            }
+            Progress::Finished => bar.finish_and_clear(),
+        }
+    };
     let options = ImportOptions {
         config_path: context.config_path.clone(),
         now: context.now,
@@ -37,13 +55,18 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         exclude_status: args.exclude_status.clone(),
         write_config: args.write_config.clone(),
         lock_timeout: args.lock_timeout,
+        progress: Some(Box::new(progress)),
     };
     let runtime = context.runtime()?;
     let report = runtime
         .block_on(crate::import::import(options, &mut |notice| {
             super::unlock::print_notice(context, notice)
         }))
-        .map_err(failure)?;
+        .map_err(failure);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     for imported in &report.imported {
         println!(
             "imported {} (order {}, serial {}, expires {})",
@@ -58,6 +81,15 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
             "skipped {count} order{}: {why}",
             if *count == 1 { "" } else { "s" }
         );
+    }
+    for skip in &report.replaced {
+        println!(
+            "  not imported: order {} ({}): {}",
+            skip.order_id, skip.common_name, skip.why
+        );
+    }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
     }
     if report.found == 0 {
         println!("nothing to import from `{}`", args.name);
@@ -77,6 +109,21 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
         "warning: certform does not hold the private keys of imported certificates: they cannot be deployed; each gets a new key at its next renewal (or reissue)"
     );
     Ok(EXIT_OK)
+}
+
+/// The download progress on stderr; none when stderr is not a terminal.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} {msg} ({elapsed}, ~{eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// An import error for the user: CA errors with their likely causes, stubs with locations.

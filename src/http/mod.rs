@@ -84,6 +84,12 @@ pub struct Options {
     pub retry: RetryPolicy,
     /// Client-side rate limit; empty for none.
     pub limits: Vec<Window>,
+    /// How long one request that may be repeated keeps waiting out 429 answers (each wait:
+    /// the `Retry-After`, else `rate_limit_pause` doubling up to the longest window) before
+    /// the 429 goes back to the caller. Zero (the default): 429 is retried like a 5xx.
+    pub rate_limit_wait: Duration,
+    /// The first wait after a 429 without `Retry-After`.
+    pub rate_limit_pause: Duration,
     /// Host names answered without DNS (simulators, tests).
     pub resolve: Vec<(String, SocketAddr)>,
 }
@@ -102,6 +108,8 @@ impl Options {
             max_body: MAX_BODY,
             retry: RetryPolicy::from_env(),
             limits: Vec::new(),
+            rate_limit_wait: Duration::ZERO,
+            rate_limit_pause: Duration::from_secs(5),
             resolve: Vec::new(),
         }
     }
@@ -124,6 +132,8 @@ struct Shared {
     retry: RetryPolicy,
     limiter: Option<RateLimiter>,
     sleeper: Sleeper,
+    rate_limit_wait: Duration,
+    rate_limit_pause: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -318,7 +328,10 @@ impl Client {
             what: format!("cannot set up HTTPS for account `{}`", options.account),
             source: Some(Box::new(error)),
         })?;
-        let limiter = (!options.limits.is_empty()).then(|| RateLimiter::new(&options.limits));
+        // A limiter also when no window is set but 429s are waited out: it holds every
+        // request of the account while one waits.
+        let limiter = (!options.limits.is_empty() || !options.rate_limit_wait.is_zero())
+            .then(|| RateLimiter::new(&options.limits));
         Ok(Self {
             inner,
             shared: Arc::new(Shared {
@@ -328,6 +341,8 @@ impl Client {
                 retry: options.retry,
                 limiter,
                 sleeper: Arc::new(|pause| Box::pin(tokio::time::sleep(pause))),
+                rate_limit_wait: options.rate_limit_wait,
+                rate_limit_pause: options.rate_limit_pause,
             }),
         })
     }
@@ -345,6 +360,8 @@ impl Client {
                 .as_ref()
                 .map(|limiter| RateLimiter::new(limiter.windows())),
             sleeper,
+            rate_limit_wait: self.shared.rate_limit_wait,
+            rate_limit_pause: self.shared.rate_limit_pause,
         };
         Self {
             inner: self.inner,
@@ -354,16 +371,69 @@ impl Client {
 
     /// Send `request`, retrying it (when it may be repeated) per the policy. Returns the last
     /// answer whatever its status; `Err` only when no answer came (or it was too large).
+    ///
+    /// With `rate_limit_wait`, a 429 to a request that may be repeated is not one of the
+    /// policy's attempts: the request waits (`Retry-After`, else a pause doubling from
+    /// `rate_limit_pause` up to the longest window), holding the account's other requests
+    /// too, and is sent again, until a wait would end past `rate_limit_wait`.
     pub fn send(
         &self,
         request: Request,
     ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'static>> {
         let repeatable = request.repeatable();
+        let request = Arc::new(request);
+        let client = self.clone();
+        Box::pin(async move {
+            let shared = &client.shared;
+            let deadline = tokio::time::Instant::now() + shared.rate_limit_wait;
+            let longest = shared
+                .limiter
+                .as_ref()
+                .and_then(|limiter| limiter.windows().iter().map(|w| w.per).max())
+                .unwrap_or(Duration::from_secs(180))
+                .max(shared.rate_limit_pause);
+            let mut pause = shared.rate_limit_pause;
+            loop {
+                let response = match client.retrying(Arc::clone(&request), repeatable).await {
+                    Ok(response) | Err(Attempt::Answer(response)) => response,
+                    Err(Attempt::Failed(error)) => return Err(error),
+                };
+                let waits = repeatable
+                    && !shared.rate_limit_wait.is_zero()
+                    && response.status == StatusCode::TOO_MANY_REQUESTS;
+                if !waits {
+                    return Ok(response);
+                }
+                let wait = response.retry_after().unwrap_or(pause);
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Ok(response);
+                }
+                tracing::warn!(
+                    account = %shared.account,
+                    method = %request.method,
+                    url = %redact_url(&request.url),
+                    "HTTP 429 (rate limited); waiting {wait:?}, then resuming"
+                );
+                if let Some(limiter) = &shared.limiter {
+                    limiter.hold_for(wait);
+                }
+                (shared.sleeper)(wait).await;
+                pause = (pause * 2).min(longest);
+            }
+        })
+    }
+
+    /// The policy's attempts at `request` (429 excluded when the client waits it out).
+    fn retrying(
+        &self,
+        request: Arc<Request>,
+        repeatable: bool,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Attempt>> + Send + 'static>> {
         let policy = self.shared.retry;
+        let waits_out_429 = !self.shared.rate_limit_wait.is_zero();
         let account = self.shared.account.clone();
         let method = request.method.clone();
         let shown = redact_url(&request.url);
-        let request = Arc::new(request);
         let client = self.clone();
         // Every closure owns what it uses: the retry future then holds no borrowed state.
         let attempt = move || {
@@ -376,11 +446,13 @@ impl Client {
         let sleeper = Arc::clone(&self.shared.sleeper);
         // Boxed outside any `async` block: the retry closures take references, and a future
         // holding them inside an `async fn` is not provably `Send` (a compiler limitation).
-        let retrying: Pin<Box<dyn Future<Output = Result<Response, Attempt>> + Send>> = Box::pin(
+        Box::pin(
             attempt
                 .retry(policy.backoff())
                 .sleep(move |pause| sleeper(pause))
-                .when(move |failure: &Attempt| repeatable && retryable(failure, &policy))
+                .when(move |failure: &Attempt| {
+                    repeatable && !(waits_out_429 && is_429(failure)) && retryable(failure, &policy)
+                })
                 .adjust(move |failure: &Attempt, backoff: Option<Duration>| {
                     let backoff = backoff?;
                     let retry_after = match failure {
@@ -401,22 +473,20 @@ impl Client {
                         "{what}; retrying in {pause:?}"
                     );
                 }),
-        );
-        Box::pin(async move {
-            match retrying.await {
-                Ok(response) | Err(Attempt::Answer(response)) => Ok(response),
-                Err(Attempt::Failed(error)) => Err(error),
-            }
-        })
+        )
     }
 
     /// One attempt: wait for the rate limiter, send, read the body within the cap.
     async fn attempt(&self, request: &Request) -> Result<Response, Attempt> {
-        if let Some(limiter) = &self.shared.limiter {
-            limiter.acquire().await;
-        }
+        let slot = match &self.shared.limiter {
+            Some(limiter) => limiter.acquire().await,
+            None => None,
+        };
         let started = Instant::now();
         let result = self.exchange(request).await;
+        if let (Some(limiter), Some(slot)) = (&self.shared.limiter, slot) {
+            limiter.finished(slot);
+        }
         tracing::trace!(
             account = %self.shared.account,
             method = %request.method,
@@ -517,6 +587,11 @@ impl Client {
             source: error,
         }
     }
+}
+
+/// Whether `failure` is a 429 answer.
+fn is_429(failure: &Attempt) -> bool {
+    matches!(failure, Attempt::Answer(response) if response.status == StatusCode::TOO_MANY_REQUESTS)
 }
 
 /// Whether the layer tries again after `failure` (for a request that may be repeated).

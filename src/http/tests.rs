@@ -817,3 +817,50 @@ async fn https_goes_through_the_https_proxy_with_connect() {
         "NO_PROXY bypassed it"
     );
 }
+
+/// With `rate_limit_wait`, 429s are not the policy's attempts: the request waits (doubling
+/// from `rate_limit_pause` without `Retry-After`) and resumes until it gets an answer.
+#[tokio::test]
+async fn a_429_is_waited_out_past_the_policys_attempts() {
+    let (url, hits) = serve(|n| {
+        if n < 5 {
+            (429, vec![], String::new())
+        } else {
+            (200, vec![], "ok".into())
+        }
+    })
+    .await;
+    let mut options = options();
+    options.rate_limit_wait = Duration::from_secs(60);
+    options.rate_limit_pause = Duration::from_millis(10);
+    let (client, waits) = recording(options);
+    let response = client.send(Request::get(&url)).await.expect("answer");
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(hits.load(Ordering::SeqCst), 6, "five 429s, then the answer");
+    let waits = waits.lock().expect("waits").clone();
+    assert_eq!(
+        waits,
+        [10, 20, 40, 80, 160].map(Duration::from_millis),
+        "doubling from the pause"
+    );
+}
+
+/// A `Retry-After` that would end past `rate_limit_wait` goes back to the caller at once; a
+/// request that may not be repeated is never sent again on 429.
+#[tokio::test]
+async fn a_429_past_the_wait_or_to_a_create_goes_back_to_the_caller() {
+    let (url, hits) = serve(|_| (429, vec![("retry-after", "86400".into())], String::new())).await;
+    let mut options = options();
+    options.rate_limit_wait = Duration::from_secs(60);
+    let (client, waits) = recording(options);
+    let response = client.send(Request::get(&url)).await.expect("answer");
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert!(waits.lock().expect("waits").is_empty());
+    let response = client
+        .send(Request::new(Method::POST, url.clone()))
+        .await
+        .expect("answer");
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "a create is sent once");
+}

@@ -17,6 +17,7 @@ mod config_safety;
 mod config_validation;
 mod contract;
 mod crash;
+mod dc_import;
 mod dc_plans;
 mod deploy;
 mod deploy_remote;

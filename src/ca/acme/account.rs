@@ -88,6 +88,8 @@ impl Inner {
                 tag: None,
                 not_after: None,
                 settings: Vec::new(),
+                certificate_id: None,
+                lineage: Default::default(),
             });
         }
         Ok(orders)

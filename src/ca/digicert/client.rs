@@ -27,6 +27,14 @@ impl DigicertCa {
         options.max_body = MAX_BODY;
         options.retry = settings.retry;
         options.limits = settings.limits.clone();
+        options.rate_limit_wait = settings.rate_limit_wait;
+        // After a 429 without `Retry-After`: the shortest window first (5 s at CertCentral).
+        options.rate_limit_pause = settings
+            .limits
+            .iter()
+            .map(|window| window.per)
+            .min()
+            .unwrap_or(StdDuration::from_secs(5));
         let client = crate::http::Client::new(options).map_err(|error| {
             CaError::new(
                 error.class(),
@@ -46,6 +54,8 @@ impl DigicertCa {
             client,
             cache: Mutex::new(cache),
             admin: tokio::sync::OnceCell::new(),
+            cache_saved: Mutex::new(None),
+            cache_dirty: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -226,8 +236,34 @@ impl DigicertCa {
         change(&mut cache)
     }
 
+    /// Write the cache unless it was written less than a second ago (then when the account is
+    /// dropped, or by the next write): an import of 10,000 downloads rewrote the whole file,
+    /// fsynced, after every one of them.
+    pub(super) fn save_cache_soon(&self) {
+        let now = std::time::Instant::now();
+        let recent = {
+            let mut saved = match self.cache_saved.lock() {
+                Ok(saved) => saved,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let recent = saved.is_some_and(|at| now.duration_since(at) < StdDuration::from_secs(1));
+            if !recent {
+                *saved = Some(now);
+            }
+            recent
+        };
+        if recent {
+            self.cache_dirty
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.save_cache();
+        }
+    }
+
     /// Write the cache (best effort: a lost cache only costs requests).
     pub(super) fn save_cache(&self) {
+        self.cache_dirty
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let Some(dir) = &self.settings.cache_dir else {
             return;
         };

@@ -43,6 +43,44 @@ pub struct Table {
     /// (250: 1,000 API requests per 5 minutes).
     #[schemars(range(min = 1))]
     pub(crate) max_orders_per_run: Option<i64>,
+    /// The client-side request budget of this account: every window in force at once, rolling.
+    /// Default: CertCentral's limits, `[{ requests = 100, seconds = 5 }, { requests = 1000,
+    /// seconds = 180 }]`, shared by every request of a run, so certform never causes a 429
+    /// itself. `[]` turns the budget off (a simulator with its limits off).
+    pub(crate) rate_limit: Option<Vec<RateWindowTable>>,
+}
+
+/// One rolling window of `rate_limit`: at most `requests` in any `seconds`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateWindowTable {
+    /// Requests allowed in the window (at least 1).
+    #[schemars(range(min = 1))]
+    pub(crate) requests: i64,
+    /// The window's length in seconds (fractions allowed, e.g. `0.25` against a simulator
+    /// whose limits run 20 times faster); at most a day.
+    pub(crate) seconds: f64,
+}
+
+/// CertCentral's documented limits (per account, rolling): 100 requests per 5 seconds and
+/// 1,000 per 3 minutes.
+pub const DEFAULT_RATE_LIMIT: [RateWindow; 2] = [
+    RateWindow {
+        requests: 100,
+        per_ms: 5_000,
+    },
+    RateWindow {
+        requests: 1000,
+        per_ms: 180_000,
+    },
+];
+
+/// One window of an account's request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateWindow {
+    pub requests: u32,
+    /// The window's length in milliseconds.
+    pub per_ms: u64,
 }
 
 /// `api_key` is required; it is optional in `Table` only so that its absence is reported with
@@ -70,6 +108,8 @@ pub struct Settings {
     pub proxy: Option<String>,
     /// `true` for `mode = "read-only"`: apply refuses every write.
     pub read_only: bool,
+    /// The request budget (`rate_limit`); empty: none.
+    pub rate_limit: Vec<RateWindow>,
 }
 
 /// Check `[ca.NAME]` of `kind = "digicert"` at `path` in `file`; `None` after reporting.
@@ -128,6 +168,10 @@ pub(crate) fn validate(
             );
         }
     }
+    let rate_limit = match &table.rate_limit {
+        None => DEFAULT_RATE_LIMIT.to_vec(),
+        Some(windows) => rate_windows(validator, file, &path.key("rate_limit"), windows),
+    };
     if validator.error_count() > before {
         return None;
     }
@@ -136,7 +180,53 @@ pub(crate) fn validate(
         url,
         proxy: table.proxy.clone(),
         read_only: table.mode == Some(ModeName::ReadOnly),
+        rate_limit,
     })
+}
+
+/// The windows of `rate_limit`, each checked where it is written.
+fn rate_windows(
+    validator: &mut Validator<'_>,
+    file: usize,
+    path: &KeyPath,
+    windows: &[RateWindowTable],
+) -> Vec<RateWindow> {
+    let mut out = Vec::new();
+    for (index, window) in windows.iter().enumerate() {
+        let at = path.index(index);
+        let requests = u32::try_from(window.requests).ok().filter(|r| *r >= 1);
+        if requests.is_none() {
+            validator.error(
+                file,
+                &at.key("requests"),
+                Anchor::Value,
+                format!(
+                    "`requests` must be a whole number from 1 to {}, not {}",
+                    u32::MAX,
+                    window.requests
+                ),
+            );
+        }
+        let per_ms =
+            (window.seconds.is_finite() && window.seconds >= 0.001 && window.seconds <= 86_400.0)
+                .then(|| (window.seconds * 1000.0).round() as u64);
+        if per_ms.is_none() {
+            validator.error_with_hint(
+                file,
+                &at.key("seconds"),
+                Anchor::Value,
+                format!(
+                    "`seconds` must be from 0.001 to 86400 (a day), not {}",
+                    window.seconds
+                ),
+                Some("CertCentral's windows: `{ requests = 100, seconds = 5 }` and `{ requests = 1000, seconds = 180 }`".to_string()),
+            );
+        }
+        if let (Some(requests), Some(per_ms)) = (requests, per_ms) {
+            out.push(RateWindow { requests, per_ms });
+        }
+    }
+    out
 }
 
 /// The fields of `[certificate.NAME]` a DigiCert account takes (its order options).
@@ -365,6 +455,69 @@ pub(crate) fn references(settings: &Settings) -> Vec<(String, crate::preflight::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digicert_errors(extra: &str) -> Result<Settings, Vec<String>> {
+        let text = format!(
+            "[state]\nrepo = \"state\"\n\n[ca.dc]\nkind = \"digicert\"\napi_key = {{ env = \"K\" }}\n{extra}\n"
+        );
+        let sources = [crate::config::Source {
+            path: std::path::PathBuf::from("/c/certform.toml"),
+            text,
+        }];
+        match crate::config::load(&sources) {
+            Ok(config) => match config.cas.get("dc").map(|ca| &ca.kind) {
+                Some(crate::config::CaKind::Digicert(settings)) => Ok(settings.clone()),
+                _ => Err(vec!["no digicert account".to_string()]),
+            },
+            Err(diagnostics) => Err(diagnostics.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    #[test]
+    fn rate_limit_defaults_to_certcentrals_windows_and_takes_fractions_and_off() {
+        let settings = digicert_errors("").expect("valid");
+        assert_eq!(settings.rate_limit, DEFAULT_RATE_LIMIT);
+        let settings = digicert_errors(
+            "rate_limit = [{ requests = 100, seconds = 0.25 }, { requests = 1000, seconds = 9 }]",
+        )
+        .expect("valid");
+        assert_eq!(
+            settings.rate_limit,
+            [
+                RateWindow {
+                    requests: 100,
+                    per_ms: 250
+                },
+                RateWindow {
+                    requests: 1000,
+                    per_ms: 9000
+                }
+            ]
+        );
+        assert!(digicert_errors("rate_limit = []")
+            .expect("valid")
+            .rate_limit
+            .is_empty());
+    }
+
+    #[test]
+    fn bad_rate_limit_windows_are_named_with_their_line() {
+        let errors = digicert_errors(
+            "rate_limit = [\n  { requests = 0, seconds = 5 },\n  { requests = 10, seconds = -1 },\n]",
+        )
+        .expect_err("invalid");
+        let all = errors.join("\n");
+        assert!(
+            all.contains("`requests` must be a whole number from 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`seconds` must be from 0.001 to 86400"),
+            "{all}"
+        );
+        assert!(all.contains("certform.toml:8:16"), "{all}");
+        assert!(all.contains("certform.toml:9:30"), "{all}");
+    }
 
     /// Only the options given become digest lines, sorted by key, spelt as CertCentral spells
     /// them: the lines the old string map produced.

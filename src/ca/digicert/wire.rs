@@ -29,6 +29,16 @@ pub(super) fn int(value: &Value, key: &str) -> Option<u64> {
     }
 }
 
+/// A flag: `true`, `1` or `"1"` (the list's filters speak of `is_renewed` as 1/0).
+pub(super) fn flag(value: &Value, key: &str) -> bool {
+    match value.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
+        Some(Value::String(s)) => matches!(s.trim(), "1" | "true"),
+        _ => false,
+    }
+}
+
 /// An array field; `{}`/absent/`null` are empty (the API may send `[]` for `{}` and back).
 pub(super) fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
     match value.get(key) {
@@ -137,6 +147,12 @@ pub struct OrderInfo {
     pub dcv_random_value: Option<String>,
     pub server_platform: Option<i64>,
     pub payment_method: Option<String>,
+    /// `is_renewed`: a later order renewed this one.
+    pub is_renewed: bool,
+    /// `renewed_order_id` (0 or absent: none).
+    pub renewed_order_id: Option<u64>,
+    /// `renewal_of_order_id`: the order this one renews.
+    pub renewal_of_order_id: Option<u64>,
 }
 
 impl OrderInfo {
@@ -167,6 +183,12 @@ impl OrderInfo {
             tag: self.alternative_order_id,
             not_after: self.valid_till,
             settings,
+            certificate_id: self.certificate_id.map(|id| id.to_string()),
+            lineage: crate::ca::Lineage {
+                renewed: self.is_renewed || self.renewed_order_id.is_some(),
+                renewed_by: self.renewed_order_id.map(|id| id.to_string()),
+                renewal_of: self.renewal_of_order_id.map(|id| id.to_string()),
+            },
         }
     }
 
@@ -212,6 +234,9 @@ impl OrderInfo {
                 .and_then(|p| p.get("id"))
                 .and_then(Value::as_i64),
             payment_method: text(value, "payment_method").filter(|s| !s.is_empty()),
+            is_renewed: flag(value, "is_renewed"),
+            renewed_order_id: int(value, "renewed_order_id").filter(|id| *id > 0),
+            renewal_of_order_id: int(value, "renewal_of_order_id").filter(|id| *id > 0),
         })
     }
 }

@@ -542,5 +542,9 @@ fn account_order(details: wire::Details, data: Option<&AccountData>) -> AccountO
         tag,
         not_after: details.expires,
         settings,
+        // Collect goes by the record id: no separate certificate id to download by.
+        certificate_id: None,
+        // SCM's record details name no renewal link (see the contract suite).
+        lineage: crate::ca::account::Lineage::default(),
     }
 }

@@ -113,7 +113,8 @@ pub(crate) async fn handle(
             Ok(limits) => match super::validate_limits(&limits) {
                 Ok(()) => {
                     let mut control = lock(&shared.control);
-                    control.limiter.reset(windows(&limits));
+                    let scale = control.time_scale;
+                    control.limiter.reset(windows(&limits, scale));
                     control.limits = limits.clone();
                     Ok(json!(limits))
                 }

@@ -33,6 +33,8 @@ const MAX_BODY: usize = 2 * 1024 * 1024;
 pub(crate) struct Control {
     pub(crate) limiter: RateLimiter,
     pub(crate) limits: Limits,
+    /// The windows run this many times faster than real time.
+    pub(crate) time_scale: u32,
     pub(crate) faults: Faults,
     pub(crate) rng: Rng,
 }
@@ -49,14 +51,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The windows of `limits`.
-pub(crate) fn windows(limits: &Limits) -> Vec<Window> {
+/// The windows of `limits`, `time_scale` times shorter.
+pub(crate) fn windows(limits: &Limits, time_scale: u32) -> Vec<Window> {
     limits
         .windows
         .iter()
         .map(|window| Window {
             requests: window.requests,
-            period: std::time::Duration::from_secs(window.seconds),
+            period: std::time::Duration::from_secs(window.seconds) / time_scale.max(1),
         })
         .collect()
 }

@@ -33,6 +33,7 @@
 //!   "orders": [{"count": 100, "common_name": "host{n}.example.com", "status": "issued"}],
 //!   "limits": {"windows": [{"requests": 100, "seconds": 5}, {"requests": 1000, "seconds": 180}],
 //!              "retry_after_header": false},
+//!   "limits_time_scale": 1,
 //!   "faults": {"error_rate": 0.0, "error_status": 500, "latency_ms": 0,
 //!              "latency_jitter_ms": 0, "drop_rate": 0.0, "drop_phase": "after"},
 //!   "dcv": {"dns_server": "127.0.0.1:5353", "http_port": 8080,
@@ -212,6 +213,7 @@ pub async fn start(seed: Seed, listen: SocketAddr) -> Result<RunningSim, Error> 
     let mut rng = random_seed.map_or_else(Rng::from_entropy, Rng::new);
     let fault_rng = Rng::new(rng.next_u64() ^ 0xfa17_5eed);
     let limits = seed.limits.clone();
+    let time_scale = seed.limits_time_scale;
     let faults = seed.faults.clone();
     let quirks = seed.quirks.clone();
     // Key generation and seeded certificates are CPU work: keep it off the async workers.
@@ -237,8 +239,9 @@ pub async fn start(seed: Seed, listen: SocketAddr) -> Result<RunningSim, Error> 
     let shared = Arc::new(Shared {
         account: Mutex::new(account),
         control: Mutex::new(Control {
-            limiter: RateLimiter::new(api::windows(&limits)),
+            limiter: RateLimiter::new(api::windows(&limits, time_scale)),
             limits,
+            time_scale,
             faults,
             rng: fault_rng,
         }),
@@ -354,7 +357,8 @@ impl RunningSim {
     pub fn set_limits(&self, limits: Limits) -> Result<(), Error> {
         validate_limits(&limits).map_err(|reason| Error::Seed { reason })?;
         let mut control = lock(&self.shared.control);
-        control.limiter.reset(api::windows(&limits));
+        let scale = control.time_scale;
+        control.limiter.reset(api::windows(&limits, scale));
         control.limits = limits;
         Ok(())
     }

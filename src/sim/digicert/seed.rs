@@ -29,6 +29,10 @@ pub struct Seed {
     /// Orders that exist before the first request (bulk with `count`).
     pub orders: Vec<OrderSeed>,
     pub limits: Limits,
+    /// The rate-limit windows run this many times faster than real time (1: real time), so a
+    /// test or benchmark meets CertCentral's limits, scaled, in a fraction of the time: at 20,
+    /// 100 per 5 s is 100 per 0.25 s. Only the limits are scaled.
+    pub limits_time_scale: u32,
     pub faults: Faults,
     pub dcv: DcvSettings,
     pub policy: Policy,
@@ -48,6 +52,7 @@ impl Default for Seed {
             domains: vec![DomainSeed::example()],
             orders: Vec::new(),
             limits: Limits::default(),
+            limits_time_scale: 1,
             faults: Faults::default(),
             dcv: DcvSettings::default(),
             policy: Policy::default(),
@@ -110,6 +115,12 @@ impl Seed {
             return fail(format!(
                 "`quirks.unauthorized_status` must be 401 or 403, not {}",
                 self.quirks.unauthorized_status
+            ));
+        }
+        if !(1..=1000).contains(&self.limits_time_scale) {
+            return fail(format!(
+                "`limits_time_scale` must be from 1 to 1000, not {}",
+                self.limits_time_scale
             ));
         }
         const MAX_ID: u64 = 1 << 50;
@@ -702,6 +713,10 @@ pub struct OrderSeed {
     /// Which key's user placed the orders; absent means the first key.
     #[serde(default)]
     pub api_key: Option<String>,
+    /// The (earlier seeded) order these orders renew: it becomes `is_renewed` with
+    /// `renewed_order_id` set, as when a renewal is placed through the API.
+    #[serde(default)]
+    pub renewal_of_order_id: Option<u64>,
 }
 
 fn one() -> u32 {

@@ -348,7 +348,7 @@ impl Account {
                 container_id: self.settings.account.container_id,
                 custom_fields: Vec::new(),
                 alternative_order_id: seed.alternative_order_id.as_deref().map(expand),
-                renewal_of_order_id: None,
+                renewal_of_order_id: seed.renewal_of_order_id,
                 renewed_order_id: None,
                 dcv_method: self.settings.dcv.default_method.clone(),
                 dcv_random_value: None,
@@ -392,6 +392,12 @@ impl Account {
                 },
             );
             self.orders.insert(order_id, order);
+            if let Some(old) = seed
+                .renewal_of_order_id
+                .and_then(|old| self.orders.get_mut(&old))
+            {
+                old.renewed_order_id = Some(order_id);
+            }
             if matches!(
                 status,
                 OrderStatus::Issued | OrderStatus::Revoked | OrderStatus::Expired
