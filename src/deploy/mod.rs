@@ -154,9 +154,15 @@ fn key_problem(
     if !deploys || certificate.status != CertificateStatus::Issued {
         return None;
     }
-    let chain = chain_of(name)?;
-    let (leaf, _) = crate::keys::inspect_chain(&chain).ok()?;
+    // The leaf refresh read from the same chain file in this run, else read here.
+    let leaf = match crate::check_cache::noted_leaf(name) {
+        Some(leaf) => leaf,
+        None => crate::check_cache::chain_leaf(&chain_of(name)?).ok()?,
+    };
     let key_id = certificate.current_key_id();
+    if keys.holds_key_for(name, key_id.as_deref(), &leaf.spki_sha256) {
+        return None;
+    }
     let place = if keys.is_age() {
         "the state repository"
     } else {
