@@ -18,7 +18,9 @@
 //! lives in the state repository's git directory (`.git/certform-checks`), outside the
 //! tracked state. A missing, unreadable or corrupt cache only costs speed: every check is
 //! computed again. The cache is process-wide: `begin` installs it for a run, `finish` saves
-//! what the run used; without `begin` every check is computed directly.
+//! what the run used; without `begin` every check is computed directly. Every entry is true
+//! of any workspace (a digest of bytes, or of the file at an absolute path with that stat
+//! data), so runs of two workspaces in one process (tests, library users) may share one.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -73,9 +75,6 @@ pub struct CheckCache {
     used: Mutex<HashSet<String>>,
     /// Entries this run computed.
     computed: Mutex<HashMap<String, String>>,
-    /// The leaf of each certificate's chain as refresh found it, by certificate name: the key
-    /// check of the same run uses it instead of reading the chain again.
-    leaves: Mutex<HashMap<String, LeafFacts>>,
 }
 
 impl CheckCache {
@@ -93,7 +92,6 @@ impl CheckCache {
             loaded,
             used: Mutex::new(HashSet::new()),
             computed: Mutex::new(HashMap::new()),
-            leaves: Mutex::new(HashMap::new()),
         }
     }
 
@@ -322,27 +320,6 @@ pub fn chain_leaf(chain: &str) -> Result<LeafFacts, KeyError> {
         Some(cache) => cache.chain_leaf(chain),
         None => crate::keys::inspect_chain(chain).map(|(info, _)| LeafFacts::from(&info)),
     }
-}
-
-/// Remember, for the rest of the run, that certificate `name`'s chain file holds `leaf`.
-pub fn note_leaf(name: &str, leaf: &LeafFacts) {
-    if let Some(cache) = active() {
-        cache
-            .leaves
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), leaf.clone());
-    }
-}
-
-/// The leaf `note_leaf` remembered for certificate `name` in this run.
-pub fn noted_leaf(name: &str) -> Option<LeafFacts> {
-    active()?
-        .leaves
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(name)
-        .cloned()
 }
 
 /// `CheckCache::key_spki` on the run's cache, or parsed directly without one.

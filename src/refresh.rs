@@ -250,7 +250,7 @@ fn check_chain(
     if text.contains("PRIVATE KEY-----") {
         return Some(ChainDrift::PrivateKey);
     }
-    // Parsed once per run and per content: the key check reads the same leaf.
+    // Parsed once per content (`check_cache`): the key check finds this leaf by the chain's digest.
     match crate::check_cache::chain_leaf(&text) {
         Err(error) => Some(ChainDrift::Unreadable(error.to_string())),
         Ok(leaf)
@@ -261,10 +261,7 @@ fn check_chain(
                 serial: leaf.serial,
             })
         }
-        Ok(leaf) => {
-            crate::check_cache::note_leaf(&certificate.name, &leaf);
-            None
-        }
+        Ok(_) => None,
     }
 }
 

@@ -154,11 +154,8 @@ fn key_problem(
     if !deploys || certificate.status != CertificateStatus::Issued {
         return None;
     }
-    // The leaf refresh read from the same chain file in this run, else read here.
-    let leaf = match crate::check_cache::noted_leaf(name) {
-        Some(leaf) => leaf,
-        None => crate::check_cache::chain_leaf(&chain_of(name)?).ok()?,
-    };
+    // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's digest).
+    let leaf = crate::check_cache::chain_leaf(&chain_of(name)?).ok()?;
     let key_id = certificate.current_key_id();
     if keys.holds_key_for(name, key_id.as_deref(), &leaf.spki_sha256) {
         return None;
