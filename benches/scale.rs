@@ -5,7 +5,9 @@
 //!
 //! 1. `apply` from nothing with the clock pinned (`CERTFORM_NOW`), which builds the state;
 //! 2. `validate`, `status`, `plan` and a no-op `apply` over that state, each run `SCALE_RUNS`
-//!    times (default 5): median wall time and the largest peak RSS of a run;
+//!    times (default 5): median wall time, median CPU time (user + system) and the largest
+//!    peak RSS of a run; the first run after the setup fills the check cache
+//!    (`.git/certform-checks`), the others use it;
 //! 3. on the 1,000 configuration, an `apply` 80 days later that renews all 1,000 (one commit),
 //!    each run on a fresh copy of the issued workspace.
 //!
@@ -32,11 +34,17 @@ fn config_text(n: usize) -> String {
     text
 }
 
-/// One finished run of the binary: wall time, peak RSS in KiB, exit code.
+/// One finished run of the binary: wall time, CPU time (user + system), peak RSS in KiB,
+/// exit code.
 struct Run {
     wall: Duration,
+    cpu: Duration,
     max_rss_kib: i64,
     code: i32,
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
 }
 
 /// Run certform with `args` in `dir` at `now`; the child's own peak RSS comes from `wait4`.
@@ -82,6 +90,7 @@ fn certform(dir: &Path, now: &str, args: &[&str]) -> Run {
     );
     Run {
         wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss,
         code,
     }
@@ -96,10 +105,12 @@ fn row(what: &str, runs: &[Run]) {
     let walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
     let max = walls.iter().max().copied().unwrap_or_default();
     let rss = runs.iter().map(|r| r.max_rss_kib).max().unwrap_or(0);
+    let cpu = median(runs.iter().map(|r| r.cpu).collect());
     println!(
-        "  {what:<34} {:>9.3} s  {:>9.3} s  {:>7.1} MB   (n={})",
+        "  {what:<34} {:>9.3} s  {:>9.3} s  {:>9.3} s  {:>7.1} MB   (n={})",
         median(walls).as_secs_f64(),
         max.as_secs_f64(),
+        cpu.as_secs_f64(),
         rss as f64 / 1024.0,
         runs.len()
     );
@@ -137,8 +148,8 @@ fn main() {
         std::fs::write(dir.join("certform.toml"), config_text(n)).expect("config");
         println!("{n} certificates, local CA, release build:");
         println!(
-            "  {:<34} {:>11}  {:>11}  {:>10}",
-            "command", "median", "max", "peak RSS"
+            "  {:<34} {:>11}  {:>11}  {:>11}  {:>10}",
+            "command", "median", "max", "median CPU", "peak RSS"
         );
         let setup = certform(
             &dir,

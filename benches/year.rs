@@ -29,7 +29,8 @@ fn main() {
         .and_then(|d| u32::try_from(d).ok())
         .unwrap_or(365);
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = YearOptions::new(dir.path().to_path_buf(), certificates, days);
+    let mut options = YearOptions::new(dir.path().to_path_buf(), certificates, days);
+    options.progress = true;
     let budget = options.max_orders_per_run as usize;
     let report = match run(options) {
         Ok(report) => report,

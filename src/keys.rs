@@ -723,6 +723,26 @@ impl KeyStore {
                 .is_some_and(|legacy| legacy.holds(relative))
     }
 
+    /// Whether the key file of certificate `name` and `key_id` in keys_dir is known to hold
+    /// the public key `certificate_spki`: a quick check for `plan` (the file is read, and
+    /// parsed only when these bytes were not parsed before: `check_cache`). `false` means
+    /// "not shown here", never "mismatch": `certificate_key` then says why.
+    pub fn holds_key_for(&self, name: &str, key_id: Option<&str>, certificate_spki: &str) -> bool {
+        if !matches!(self.backend, Backend::Files) {
+            return false;
+        }
+        let Some(path) = key_id
+            .and_then(|key_id| certificate_key_path(name, key_id).ok())
+            .and_then(|relative| self.path_of(&relative).ok())
+        else {
+            return false;
+        };
+        fs::read(&path)
+            .ok()
+            .and_then(|bytes| crate::check_cache::key_spki(&bytes))
+            .is_some_and(|spki| spki == certificate_spki)
+    }
+
     /// The key of certificate `name` whose certificate has public key `certificate_spki`
     /// (lowercase hex SHA-256 of the DER SPKI): read from the path derived from `name` and
     /// `key_id`, and refused unless its public key is the certificate's.

@@ -11,6 +11,7 @@ pub mod atomic_file;
 pub mod ca;
 pub mod ca_inventory;
 pub mod capabilities;
+pub mod check_cache;
 pub mod cli;
 pub mod config;
 pub mod dcv;

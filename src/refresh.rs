@@ -8,7 +8,6 @@ use std::sync::Arc;
 use crate::ca::{Accounts, CertificateAuthority, OrderQuery};
 use crate::config::Config;
 use crate::deploy;
-use crate::keys;
 use crate::observed::{ChainDrift, Observed, ObservedCertificate, OrderStatus, OrderView};
 use crate::state::{CertificateState, CertificateStatus, IntentKind, State};
 
@@ -252,9 +251,10 @@ fn check_chain(
     if text.contains("PRIVATE KEY-----") {
         return Some(ChainDrift::PrivateKey);
     }
-    match keys::inspect_chain(&text) {
+    // Parsed once per content (`check_cache`): the key check finds this leaf by the chain's digest.
+    match crate::check_cache::chain_leaf(&text) {
         Err(error) => Some(ChainDrift::Unreadable(error.to_string())),
-        Ok((leaf, _))
+        Ok(leaf)
             if Some(&leaf.serial) != certificate.serial.as_ref()
                 || Some(&leaf.sha256_fingerprint) != certificate.sha256_fingerprint.as_ref() =>
         {
@@ -397,7 +397,7 @@ mod tests {
         let key = rcgen::KeyPair::generate().expect("key");
         let params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
         let pem = params.self_signed(&key).expect("certificate").pem();
-        let (info, _) = keys::inspect_chain(&pem).expect("chain");
+        let (info, _) = crate::keys::inspect_chain(&pem).expect("chain");
         (
             pem,
             info.serial,

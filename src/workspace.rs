@@ -346,6 +346,12 @@ impl Workspace {
             Some(Err(error)) => Err(error.clone()),
             None => Ok(None),
         };
+        // Chains, keys and deployed files already checked in an earlier run are not parsed or
+        // hashed again (`check_cache`, kept in the state repository's git directory).
+        crate::check_cache::begin(match &store {
+            Some(Ok(store)) => Some(store.git_dir()),
+            _ => None,
+        });
         let mut observed =
             crate::refresh::refresh(config, &state, &read_chain, accounts, self.now).await;
         // The inventory classifies against the whole state: not under `--target`.
@@ -360,6 +366,7 @@ impl Workspace {
             |name| read_chain(name).ok().flatten(),
             &mut observed,
         );
+        crate::check_cache::finish();
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
             certificates: &config.certificates,

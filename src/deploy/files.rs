@@ -407,9 +407,10 @@ impl Deployer for FilesDeployer {
         let mut changed = Vec::new();
         for name in names {
             let path = self.target.dir.join(name);
-            match fs::read(&path) {
-                Ok(bytes) => {
-                    if record.files.get(name) != Some(&sha256_hex(&bytes)) {
+            // Re-hashed only when the file's stat data changed since it was last hashed.
+            match crate::check_cache::file_sha256(&path) {
+                Ok(hash) => {
+                    if record.files.get(name) != Some(&hash) {
                         changed.push(name.to_string());
                     }
                 }

@@ -168,9 +168,12 @@ fn key_problem(
     if !deploys || certificate.status != CertificateStatus::Issued {
         return None;
     }
-    let chain = chain_of(name)?;
-    let (leaf, _) = crate::keys::inspect_chain(&chain).ok()?;
+    // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's digest).
+    let leaf = crate::check_cache::chain_leaf(&chain_of(name)?).ok()?;
     let key_id = certificate.current_key_id();
+    if keys.holds_key_for(name, key_id.as_deref(), &leaf.spki_sha256) {
+        return None;
+    }
     let place = if keys.is_age() {
         "the state repository"
     } else {

@@ -37,6 +37,8 @@ pub struct YearOptions {
     /// The first day, at the hour the scheduled run starts.
     pub start: OffsetDateTime,
     pub parallelism: usize,
+    /// Print one line per day to standard error as it ends (a long run's figures so far).
+    pub progress: bool,
 }
 
 impl YearOptions {
@@ -58,6 +60,7 @@ impl YearOptions {
             bursts: [0, 9, 20],
             start: time::macros::datetime!(2029-03-15 02:00 UTC),
             parallelism: 4,
+            progress: false,
         }
     }
 }
@@ -263,6 +266,20 @@ pub fn run(options: YearOptions) -> Result<YearReport, String> {
             .filter(|b| b.reason.starts_with("waiting for budget"))
             .count();
         record.at_risk = plan.at_risk.len();
+        if options.progress {
+            eprintln!(
+                "day {day}: {} renewals, {} creates, {} failed, {} CA writes, {} waiting, {} at risk, {} expired so far, {:.2} s, CPU so far {:.1} s",
+                record.renewals,
+                record.creates,
+                record.failures,
+                record.ca_writes,
+                record.waiting,
+                record.at_risk,
+                expired.len(),
+                wall.as_secs_f64(),
+                cpu_time().saturating_sub(cpu_before).as_secs_f64()
+            );
+        }
         days.push(record);
     }
     let lifetime = options.lifetime_days;

@@ -378,6 +378,11 @@ impl GitStore {
         Ok(notes)
     }
 
+    /// The repository's git directory (`.git`), where certform keeps files git does not track.
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
     /// `<repo>/<dir>`: the directory holding `certificates/` and `ca/`.
     pub fn root(&self) -> &Path {
         &self.root
@@ -878,7 +883,8 @@ impl StateStore for GitStore {
             .map(|commit| commit.tree())
             .transpose()
             .map_err(|source| self.git("read the HEAD tree", source))?;
-        let mismatched = Self::index_mismatches(&index, head_tree.as_ref(), &paths);
+        let head = Self::head_entries(&repo, head_tree.as_ref(), &paths);
+        let mismatched = Self::index_mismatches(&index, &head, &paths);
         if !mismatched.is_empty() {
             return Err(Error::IndexMismatch {
                 repo: self.work_tree.clone(),

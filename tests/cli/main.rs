@@ -12,6 +12,7 @@ mod age_keys;
 #[path = "../support/bind.rs"]
 mod bind;
 mod ca_inventory;
+mod check_cache;
 mod commit_safety;
 mod config_safety;
 mod config_validation;

@@ -254,6 +254,14 @@ pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
+            // The check cache (`.git/certform-checks`) holds digests, not state: any run that
+            // plans may write it, whatever else it leaves untouched.
+            if path
+                .file_name()
+                .is_some_and(|name| name == "certform-checks")
+            {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else if let Ok(bytes) = std::fs::read(&path) {

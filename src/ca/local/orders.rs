@@ -193,6 +193,20 @@ impl Inner {
         }
     }
 
+    /// The order `order_id`, `None` when the database holds none by that id (or the id is
+    /// not one this CA gives).
+    pub(super) fn find_by_id(&self, order_id: &str) -> Result<Option<LocalOrder>, CaError> {
+        if !is_order_id(order_id) {
+            return Ok(None);
+        }
+        let path = self.order_path(order_id);
+        match fs::read(&path) {
+            Ok(bytes) => self.parse_order(&path, &bytes).map(Some),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error(&self.name, "read", &path, error)),
+        }
+    }
+
     fn parse_order(&self, path: &Path, bytes: &[u8]) -> Result<LocalOrder, CaError> {
         serde_json::from_slice(bytes).map_err(|error| {
             CaError::new(

@@ -1,7 +1,7 @@
 //! Writing to git for a commit: HEAD and the branch (moved only from the parent it was read
 //! at), and index entries kept in step with HEAD for certform's paths and nothing else.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -62,22 +62,47 @@ impl GitStore {
         }
     }
 
-    /// What the index should hold for `git_path`: HEAD's blob and mode, `None` when HEAD has
-    /// no such file.
-    pub(super) fn head_entry(tree: Option<&Tree<'_>>, git_path: &str) -> Option<(Oid, u32)> {
-        let entry = tree?.get_path(Path::new(git_path)).ok()?;
-        (entry.kind() == Some(ObjectType::Blob)).then(|| {
-            (
-                entry.id(),
-                u32::try_from(entry.filemode()).unwrap_or(0o100644),
-            )
-        })
+    /// What the index should hold for each of `paths`: HEAD's blob and mode (absent when
+    /// HEAD has no such file). Each directory's tree is read once: a lookup by full path reads
+    /// `certificates/` (two entries per certificate) again for every file, which made a
+    /// commit of 1,000 renewals quadratic.
+    pub(super) fn head_entries(
+        repo: &Repository,
+        tree: Option<&Tree<'_>>,
+        paths: &BTreeSet<String>,
+    ) -> HashMap<String, (Oid, u32)> {
+        let mut found = HashMap::new();
+        let Some(tree) = tree else {
+            return found;
+        };
+        let mut dirs: HashMap<&str, Option<Tree<'_>>> = HashMap::new();
+        for git_path in paths {
+            let (dir, name) = git_path.rsplit_once('/').unwrap_or(("", git_path));
+            let subtree = dirs.entry(dir).or_insert_with(|| {
+                if dir.is_empty() {
+                    return Some(tree.clone());
+                }
+                let entry = tree.get_path(Path::new(dir)).ok()?;
+                (entry.kind() == Some(ObjectType::Tree))
+                    .then(|| repo.find_tree(entry.id()).ok())
+                    .flatten()
+            });
+            let Some(entry) = subtree.as_ref().and_then(|subtree| subtree.get_name(name)) else {
+                continue;
+            };
+            if entry.kind() == Some(ObjectType::Blob) {
+                let mode = u32::try_from(entry.filemode()).unwrap_or(0o100644);
+                found.insert(git_path.clone(), (entry.id(), mode));
+            }
+        }
+        found
     }
 
-    /// The paths among `paths` whose index entry differs from HEAD (or is conflicted).
+    /// The paths among `paths` whose index entry differs from HEAD's (`head_entries`), or is
+    /// conflicted.
     pub(super) fn index_mismatches(
         index: &Index,
-        tree: Option<&Tree<'_>>,
+        head: &HashMap<String, (Oid, u32)>,
         paths: &BTreeSet<String>,
     ) -> Vec<String> {
         paths
@@ -86,7 +111,7 @@ impl GitStore {
                 let path = Path::new(git_path.as_str());
                 let staged = index.get_path(path, 0).map(|entry| (entry.id, entry.mode));
                 let conflicted = (1..=3).any(|stage| index.get_path(path, stage).is_some());
-                conflicted || staged != Self::head_entry(tree, git_path)
+                conflicted || staged != head.get(git_path.as_str()).copied()
             })
             .cloned()
             .collect()
@@ -112,14 +137,15 @@ impl GitStore {
         index
             .read(true)
             .map_err(|source| self.git("read the index", source))?;
-        let changed = Self::index_mismatches(&index, tree.as_ref(), paths);
+        let head = Self::head_entries(repo, tree.as_ref(), paths);
+        let changed = Self::index_mismatches(&index, &head, paths);
         if changed.is_empty() {
             return Ok(changed);
         }
         for git_path in &changed {
             remove_from_index(&mut index, git_path)
                 .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
-            if let Some((id, mode)) = Self::head_entry(tree.as_ref(), git_path) {
+            if let Some(&(id, mode)) = head.get(git_path.as_str()) {
                 let entry = self.index_entry(git_path, id, mode)?;
                 index
                     .add(&entry)

@@ -1,0 +1,223 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+/// A run that started an hour from now: every file written by the test is settled.
+fn later() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+fn chain() -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["a.example".to_string()]).expect("params");
+    params.self_signed(&key).expect("certificate").pem()
+}
+
+fn key_pem() -> String {
+    rcgen::KeyPair::generate().expect("key").serialize_pem()
+}
+
+/// A cache at `file` holding `entries`, as a run would load it.
+fn write_cache(file: &Path, entries: &[(&str, &str)]) {
+    let mut text = format!("{HEADER}\n");
+    for (key, value) in entries {
+        text.push_str(&format!("{key}\t{value}\n"));
+    }
+    fs::write(file, text).expect("write cache");
+}
+
+#[test]
+fn a_chain_leaf_is_the_one_inspect_chain_reads_and_is_parsed_once_per_content() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let pem = chain();
+    let (info, _) = crate::keys::inspect_chain(&pem).expect("chain");
+
+    let cache = CheckCache::new(Some(file.clone()), later());
+    let facts = cache.chain_leaf(&pem).expect("leaf");
+    assert_eq!(facts, LeafFacts::from(&info));
+    assert_eq!(cache.chain_leaf(&pem).expect("again"), facts);
+    cache.save();
+
+    // The next run trusts the entry for these exact bytes (a forged entry shows it is read)...
+    let key = format!("c:{}", sha256_hex(pem.as_bytes()));
+    write_cache(&file, &[(&key, "0a ff ee")]);
+    let next = CheckCache::new(Some(file.clone()), later());
+    let forged = next.chain_leaf(&pem).expect("leaf");
+    assert_eq!(forged.serial.as_str(), "0a");
+    assert_eq!(forged.sha256_fingerprint, "ff");
+    // ...and any other bytes are parsed afresh.
+    let edited = format!("{pem}\n");
+    assert_eq!(next.chain_leaf(&edited).expect("leaf"), facts);
+}
+
+#[test]
+fn a_chain_that_does_not_parse_is_an_error_every_time_and_never_cached() {
+    let cache = CheckCache::new(None, later());
+    let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    assert!(cache.chain_leaf(broken).is_err());
+    assert!(cache.chain_leaf(broken).is_err());
+    assert!(cache
+        .computed_value(&format!("c:{}", sha256_hex(broken.as_bytes())))
+        .is_none());
+}
+
+#[test]
+fn a_key_is_parsed_once_per_content_and_other_bytes_are_parsed_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let pem = key_pem();
+    let spki = crate::keys::PrivateKey::from_pem(&pem)
+        .expect("key")
+        .spki_sha256();
+    let cache = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(cache.key_spki(pem.as_bytes()), Some(spki.clone()));
+    cache.save();
+    let saved = fs::read_to_string(&file).expect("saved");
+    assert!(saved.contains(&spki), "{saved}");
+    assert!(!saved.contains("PRIVATE KEY"), "{saved}");
+    assert!(
+        !saved.contains(pem.lines().nth(1).unwrap_or("-")),
+        "{saved}"
+    );
+
+    // Another key in the same file is another entry: a swapped key is parsed, not trusted.
+    let other = key_pem();
+    let other_spki = crate::keys::PrivateKey::from_pem(&other)
+        .expect("key")
+        .spki_sha256();
+    let next = CheckCache::new(Some(file), later());
+    assert_eq!(next.key_spki(other.as_bytes()), Some(other_spki.clone()));
+    assert_ne!(other_spki, spki);
+    assert_eq!(next.key_spki(pem.as_bytes()), Some(spki));
+    // Bytes that are not a key are no key, and nothing is recorded for them.
+    assert_eq!(next.key_spki(b"not a key"), None);
+    assert!(next
+        .computed_value(&format!("k:{}", sha256_hex(b"not a key")))
+        .is_none());
+}
+
+#[test]
+fn a_settled_file_is_hashed_once_and_rehashed_when_its_stat_data_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let deployed = dir.path().join("cert.pem");
+    fs::write(&deployed, "first\n").expect("write");
+    let cache = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(
+        cache.file_sha256(&deployed).expect("hash"),
+        sha256_hex(b"first\n")
+    );
+    cache.save();
+
+    // The next run takes the recorded hash while the stat data is the same (a forged hash for
+    // the same stat data shows it is not read again)...
+    let text = fs::read_to_string(&file).expect("saved");
+    let line = text.lines().nth(1).expect("one entry");
+    let (key, value) = line.split_once('\t').expect("entry");
+    let (stamp, _) = value.rsplit_once(' ').expect("stamp and hash");
+    write_cache(&file, &[(key, &format!("{stamp} forged"))]);
+    let next = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(next.file_sha256(&deployed).expect("hash"), "forged");
+
+    // ...and hashes again once the file changed, even to the same size.
+    fs::write(&deployed, "other\n").expect("rewrite");
+    let after = CheckCache::new(Some(file), later());
+    assert_eq!(
+        after.file_sha256(&deployed).expect("hash"),
+        sha256_hex(b"other\n")
+    );
+}
+
+#[test]
+fn a_file_changed_just_before_the_run_is_hashed_but_not_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let deployed = dir.path().join("cert.pem");
+    fs::write(&deployed, "fresh\n").expect("write");
+    // The run started now: the file's ctime is within the racy margin.
+    let cache = CheckCache::new(Some(file.clone()), SystemTime::now());
+    assert_eq!(
+        cache.file_sha256(&deployed).expect("hash"),
+        sha256_hex(b"fresh\n")
+    );
+    cache.save();
+    assert!(!file.exists(), "nothing to record, nothing written");
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_an_entry() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cache = CheckCache::new(None, later());
+    let error = cache
+        .file_sha256(&dir.path().join("gone.pem"))
+        .expect_err("missing");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound);
+}
+
+#[test]
+fn a_corrupt_or_unknown_cache_file_is_an_empty_cache_and_is_rewritten() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let pem = chain();
+    let key = format!("c:{}", sha256_hex(pem.as_bytes()));
+    for corrupt in [
+        format!("certform-checks 99\n{key}\t0a ff ee\n"),
+        format!("{HEADER}\n{key} 0a ff ee\n"),
+        format!("{HEADER}\nx:{key}\t0a ff ee\n"),
+        "\u{0}\u{1}garbage".to_string(),
+    ] {
+        fs::write(&file, &corrupt).expect("corrupt");
+        let cache = CheckCache::new(Some(file.clone()), later());
+        let facts = cache.chain_leaf(&pem).expect("leaf");
+        assert_ne!(facts.sha256_fingerprint, "ff", "{corrupt:?} was trusted");
+        cache.save();
+        let saved = fs::read_to_string(&file).expect("rewritten");
+        assert!(saved.starts_with(HEADER), "{saved}");
+        assert!(saved.contains(&facts.sha256_fingerprint), "{saved}");
+    }
+}
+
+#[test]
+fn a_run_that_used_exactly_the_saved_entries_writes_nothing_and_unused_ones_are_dropped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let (first, second) = (chain(), chain());
+    let cache = CheckCache::new(Some(file.clone()), later());
+    cache.chain_leaf(&first).expect("leaf");
+    cache.chain_leaf(&second).expect("leaf");
+    cache.save();
+
+    // The same checks again: no write (the file removed after loading stays removed).
+    let same = CheckCache::new(Some(file.clone()), later());
+    same.chain_leaf(&first).expect("leaf");
+    same.chain_leaf(&second).expect("leaf");
+    fs::remove_file(&file).expect("remove");
+    same.save();
+    assert!(!file.exists());
+
+    // A run that no longer reads `second` keeps only `first`.
+    let full = CheckCache::new(Some(file.clone()), later());
+    full.chain_leaf(&first).expect("leaf");
+    full.chain_leaf(&second).expect("leaf");
+    full.save();
+    assert_eq!(fs::read_to_string(&file).expect("saved").lines().count(), 3);
+    let fewer = CheckCache::new(Some(file.clone()), later());
+    fewer.chain_leaf(&first).expect("leaf");
+    fewer.save();
+    let text = fs::read_to_string(&file).expect("saved");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains(&sha256_hex(first.as_bytes())), "{text}");
+}
+
+#[test]
+fn the_saved_cache_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let cache = CheckCache::new(Some(file.clone()), later());
+    cache.key_spki(key_pem().as_bytes()).expect("spki");
+    cache.save();
+    let mode = fs::metadata(&file).expect("saved").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
