@@ -416,7 +416,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // A cancelled pending order's funds return to the account.
     cancel_refunds: true,
     honours_validity: true,
-    // CertCentral allows 1,000 API requests per 5 minutes; an order takes about four
+    // CertCentral allows 1,000 API requests per 3 minutes (and 100 per 5 s); an order takes about four
     // (place, poll, fetch, check), so 250 orders fit one run.
     max_orders_per_run: Some(250),
     max_lifetime: crate::capabilities::DIGICERT_LIFETIMES,

@@ -40,7 +40,7 @@ pub struct Table {
     pub(crate) inventory: Option<crate::ca_inventory::Schedule>,
     /// Most new orders (create, renew, reissue) one run sends to this account; the most
     /// urgent go first, the rest wait for a later run. Default: the CA's documented limit
-    /// (250: 1,000 API requests per 5 minutes).
+    /// (250: CertCentral allows 1,000 API requests per 3 minutes).
     #[schemars(range(min = 1))]
     pub(crate) max_orders_per_run: Option<i64>,
     /// The client-side request budget of this account: every window in force at once, rolling.
