@@ -153,6 +153,9 @@ pub struct DigicertCa {
     cache_dirty: std::sync::atomic::AtomicBool,
     /// Whether the key's user is an administrator (may `skip_approval`), learned once.
     admin: tokio::sync::OnceCell<bool>,
+    /// The whole order list a refresh of many orders read in this run, kept for the run's
+    /// inventory listing (the same pages), which takes it instead of listing again.
+    listed: Mutex<Option<Vec<OrderInfo>>>,
 }
 
 impl fmt::Debug for DigicertCa {
@@ -460,9 +463,23 @@ impl CertificateAuthority for DigicertCa {
             .collect())
     }
 
-    /// The order list, one call per page of 1000 orders.
+    /// The order list, one call per page of 1000 orders; none when this run's refresh
+    /// already read the whole list.
     async fn inventory_orders(&self) -> Result<Vec<crate::ca::AccountOrder>, CaError> {
-        crate::ca::CertificateAuthority::list_orders(self).await
+        let listed = self
+            .listed
+            .lock()
+            .map(|mut listed| listed.take())
+            .ok()
+            .flatten();
+        let orders = match listed {
+            Some(orders) => orders,
+            None => DigicertCa::list_orders(self, &[]).await?,
+        };
+        Ok(orders
+            .into_iter()
+            .map(OrderInfo::into_account_order)
+            .collect())
     }
 
     async fn check(&self, specs: &[&CertificateSpec]) -> Result<(), CaError> {
@@ -486,13 +503,15 @@ impl CertificateAuthority for DigicertCa {
             let infos = self.detailed(&list).await?;
             self.views_of(&infos).await?
         } else {
-            let listed: BTreeMap<u64, OrderInfo> = self
-                .list_orders(&[])
-                .await?
-                .into_iter()
+            let all = self.list_orders(&[]).await?;
+            let listed: BTreeMap<u64, OrderInfo> = all
+                .iter()
                 .filter(|o| wanted.contains(&o.id))
-                .map(|o| (o.id, o))
+                .map(|o| (o.id, o.clone()))
                 .collect();
+            if let Ok(mut kept) = self.listed.lock() {
+                *kept = Some(all);
+            }
             let mut views = BTreeMap::new();
             let mut details = Vec::new();
             let mut baseline = false;

@@ -197,12 +197,20 @@ fn import_stays_inside_the_rate_limit_and_a_rerun_fetches_nothing_again() {
     assert_eq!(route(&sim, DOWNLOAD), 300, "nothing downloaded again");
     assert!(sim.sim().stats().requests_total - before <= 2);
 
-    // Refresh of the 300 imported certificates reads the list, not one order each.
+    // Refresh of the 300 imported certificates reads the list, not one order each; the
+    // account's daily inventory listing (due: never listed yet) takes the same page instead
+    // of listing again.
     let before = sim.sim().stats().requests_total;
+    let lists = route(&sim, "GET /order/certificate");
     let plan = run(&sandbox, &["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}", plan.all());
     let requests = sim.sim().stats().requests_total - before;
     assert!(requests <= 15, "{requests} requests for plan");
+    assert_eq!(
+        route(&sim, "GET /order/certificate") - lists,
+        1,
+        "one list page in all"
+    );
 }
 
 /// Someone else uses the account's budget: the simulator refuses with 429 (and

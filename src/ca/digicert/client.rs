@@ -56,6 +56,7 @@ impl DigicertCa {
             admin: tokio::sync::OnceCell::new(),
             cache_saved: Mutex::new(None),
             cache_dirty: std::sync::atomic::AtomicBool::new(false),
+            listed: Mutex::new(None),
         })
     }
 
