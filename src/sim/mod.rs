@@ -14,6 +14,7 @@ pub mod sectigo;
 pub mod year;
 
 mod dns_reader;
+mod error;
 mod faults;
 mod http_fetch;
 mod listener;

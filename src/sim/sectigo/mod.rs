@@ -106,32 +106,7 @@ use crate::sim::listener::{Connection, CuttableListener};
 use crate::sim::random::Rng;
 use crate::sim::rate_limit::RateLimiter;
 
-/// Why the simulator could not start (or stop cleanly).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid simulator seed: {reason}")]
-    Seed { reason: String },
-
-    #[error("cannot read the seed file `{path}`")]
-    SeedFile {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("cannot create the simulator's CA: {reason}")]
-    Ca { reason: String },
-
-    #[error("cannot listen on `{addr}`")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("the simulator's server failed: {reason}")]
-    Server { reason: String },
-}
+pub use crate::sim::error::Error;
 
 /// What the simulator has seen and done, for tests (`GET /_sim/stats` serves the same).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
