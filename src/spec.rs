@@ -33,6 +33,21 @@ impl DnsName {
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
     }
+
+    /// Whether `name` is one this pattern (a `serves` entry) covers: the same name, or, for
+    /// `*.zone`, any name exactly one label below `zone` (and `*.zone` itself), as a
+    /// certificate's wildcard covers names.
+    pub fn covers(&self, name: &DnsName) -> bool {
+        if self == name {
+            return true;
+        }
+        let Some(zone) = self.0.strip_prefix("*.") else {
+            return false;
+        };
+        name.0
+            .split_once('.')
+            .is_some_and(|(label, rest)| label != "*" && !label.is_empty() && rest == zone)
+    }
 }
 
 impl fmt::Display for DnsName {
@@ -208,9 +223,11 @@ pub enum DcvMethod {
     Http {
         webroot: Option<PathBuf>,
         listen: Option<String>,
-        /// `via = "NAME"`: an `ssh` deploy target whose `web_root` receives the files.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        via: Option<Box<SshTarget>>,
+        /// The deploy targets whose web roots receive the files (every one of them, since a
+        /// load balancer may send the CA to any): `via = "NAME"` or `via = ["NAME", ...]`, or
+        /// derived from the targets' `serves`. Each has a web root (`DeployTarget::web_root`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        via: Vec<DeployTarget>,
     },
     Email {
         /// The address that approves (`approver` in config), when the certificate names one;
@@ -341,6 +358,35 @@ impl DeployTarget {
         }
     }
 
+    /// The kind as config writes it (`kind = "files"`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DeployTarget::Files(_) => "files",
+            DeployTarget::Pkcs12(_) => "pkcs12",
+            DeployTarget::Jks(_) => "jks",
+            DeployTarget::Command(_) => "command",
+            DeployTarget::Ssh(_) => "ssh",
+        }
+    }
+
+    /// Whether targets of this kind can serve a web root (`web_root`): HTTP validation files
+    /// can be placed only there.
+    pub fn has_web_root_kind(&self) -> bool {
+        matches!(self, DeployTarget::Files(_) | DeployTarget::Ssh(_))
+    }
+
+    /// The directory this target serves over HTTP, as configured, if any.
+    pub fn web_root(&self) -> Option<String> {
+        match self {
+            DeployTarget::Files(files) => files
+                .web_root
+                .as_ref()
+                .map(|root| root.display().to_string()),
+            DeployTarget::Ssh(ssh) => ssh.web_root.clone(),
+            DeployTarget::Pkcs12(_) | DeployTarget::Jks(_) | DeployTarget::Command(_) => None,
+        }
+    }
+
     /// Whether the target deletes its files when the certificate is removed.
     pub fn cleanup(&self) -> bool {
         match self {
@@ -403,6 +449,10 @@ pub struct FilesTarget {
     /// Delete the files when the certificate is removed from config.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup: bool,
+    /// Absolute directory served at `http://NAME/`, where HTTP validation files go (under
+    /// `.well-known/`). Not part of the digest: it shapes no deployed file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_root: Option<PathBuf>,
 }
 
 /// One keystore file of a `pkcs12` or `jks` target, and what follows writing it.
@@ -663,6 +713,7 @@ impl DeployTarget {
         let shown = DeployTarget::Files(FilesTarget {
             dir: dir.to_path_buf(),
             relative_dir: None,
+            web_root: None,
             ..files.clone()
         });
         digest_json(&shown)
@@ -675,4 +726,26 @@ fn digest_json(value: &impl Serialize) -> String {
     let mut hasher = Sha256::new();
     hasher.update(text.as_bytes());
     format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DnsName;
+
+    #[test]
+    fn a_serves_pattern_covers_its_name_or_one_label_below_a_wildcard() {
+        let covers = |pattern: &str, name: &str| {
+            DnsName::new_unchecked(pattern).covers(&DnsName::new_unchecked(name))
+        };
+        assert!(covers("www.example.com", "www.example.com"));
+        assert!(!covers("www.example.com", "example.com"));
+        assert!(!covers("www.example.com", "a.www.example.com"));
+        assert!(covers("*.shop.example.com", "a.shop.example.com"));
+        assert!(covers("*.shop.example.com", "*.shop.example.com"));
+        assert!(!covers("*.shop.example.com", "shop.example.com"));
+        assert!(!covers("*.shop.example.com", "b.a.shop.example.com"));
+        assert!(!covers("*.shop.example.com", "a.shopexample.com"));
+        assert!(!covers("*.shop.example.com", "*.a.shop.example.com"));
+        assert!(!covers("*.shop.example.com", ".shop.example.com"));
+    }
 }

@@ -185,6 +185,11 @@ pub async fn apply(
     for warning in super::recover_interrupted(&workspace.config, &keys, store.root()) {
         notify(Notice::Recovered(warning));
     }
+    // HTTP validation files a killed run left in web roots.
+    let dcv_journal = store.git_dir().join(crate::dcv::journal::FILE_NAME);
+    for note in crate::dcv::journal::sweep(&dcv_journal).await {
+        notify(Notice::Recovered(note));
+    }
     maintain_keys(&workspace, &keys, store.as_ref(), notify)?;
     let state = store.load()?;
     options.selection.check(
@@ -299,9 +304,10 @@ pub async fn apply(
         parallelism: options.parallelism.max(1),
         retry: options.retry,
         failpoints: FailPoints::new(options.failpoints),
-        dcv: Arc::new(crate::dcv::Validator::new(crate::dns::open_providers(
-            &workspace.config,
-        )?)),
+        dcv: Arc::new(
+            crate::dcv::Validator::new(crate::dns::open_providers(&workspace.config)?)
+                .with_journal(dcv_journal),
+        ),
         on_done: options.progress,
     });
     let report = executor.run(&planned.plan, &planned.state).await?;

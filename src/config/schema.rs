@@ -201,6 +201,9 @@ pub(crate) struct CertificateTable {
     /// Where the issued certificate is written: target tables, or names of `[deploy.NAME]`
     /// targets.
     pub(crate) deploy: Option<Vec<crate::deploy::registry::DeployEntry>>,
+    /// Also deploy to every `[deploy.NAME]` target whose `serves` covers one of the
+    /// certificate's names. Default `false`: only `deploy` is deployed to.
+    pub(crate) deploy_to_serving: Option<bool>,
     /// DigiCert only: product `name_id` to order, e.g. `ssl_basic`. Default `ssl_basic`.
     pub(crate) product: Option<String>,
     /// DigiCert: id of the validated organization (OV/EV products). Sectigo: the
@@ -421,6 +424,48 @@ impl<'de> Deserialize<'de> for DcvField {
     }
 }
 
+/// One name, or a list of names.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The names, in the order written.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(name) => vec![name.as_str()],
+            OneOrMany::Many(names) => names.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name (string) or a list of names")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(value.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrMany, A::Error> {
+                Vec::<String>::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
 /// One DCV rule, or several rules each with `names`.
 // Describes the schema only; reading goes through `DcvField`.
 #[derive(JsonSchema)]
@@ -442,9 +487,11 @@ pub(crate) struct DcvRuleTable {
     pub(crate) webroot: Option<String>,
     /// `http` only: address of a built-in responder, e.g. `0.0.0.0:80`.
     pub(crate) listen: Option<String>,
-    /// `http` only: a `[deploy.NAME]` `ssh` target whose `web_root` receives the validation
-    /// files (removed afterwards).
-    pub(crate) via: Option<String>,
+    /// `http` only: the `[deploy.NAME]` target (or targets) whose `web_root` receives the
+    /// validation files (removed afterwards); every one listed gets each file. Without `via`,
+    /// `webroot` and `listen`, and when some named target declares `serves`: every named
+    /// target whose `serves` covers the name.
+    pub(crate) via: Option<OneOrMany>,
     /// `email` only: the address that approves, e.g. `admin@example.com`: `admin@`,
     /// `administrator@`, `hostmaster@`, `postmaster@` or `webmaster@` the name or a parent of
     /// it (or a WHOIS contact of the domain). Sectigo and The SSL Store send the email there;

@@ -229,6 +229,7 @@ fn full_example_maps_to_the_model() {
             reload_timeout: Duration::seconds(60),
             combined: None,
             cleanup: false,
+            web_root: None,
         })]
     );
     assert_eq!(web.ca_options, CaOptions::default());
@@ -538,7 +539,7 @@ key = "key.pem"
                 method: DcvMethod::Http {
                     webroot: Some(PathBuf::from("/www")),
                     listen: Some(":80".to_string()),
-                    via: None,
+                    via: Vec::new(),
                 },
             },
         ]

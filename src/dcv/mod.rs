@@ -7,15 +7,18 @@
 //! trait, a webroot, or the built-in HTTP responder.
 
 pub mod http;
+pub mod journal;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ca::{Challenge, ChallengeKind, DomainValidation, ValidationMethod};
+use crate::deploy::web_root::WellKnownPath;
 use crate::dns::{DnsProvider, DnsRecord, RecordData};
 use crate::spec::{DcvMethod, DcvRule};
+use journal::{Journal, Place, Placed};
 
 /// Why validation could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -187,10 +190,9 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
 #[derive(Debug, Default)]
 pub struct Published {
     records: Vec<(Arc<dyn DnsProvider>, DnsRecord)>,
-    files: Vec<PathBuf>,
     served: Vec<(Arc<http::Responder>, String)>,
-    /// Files put on an `ssh` target's web root: the target and the file's path on the host.
-    remote: Vec<(Box<crate::spec::SshTarget>, String)>,
+    /// Files put in web roots (a `webroot` directory or a deploy target's), in order.
+    placed: Vec<Placed>,
 }
 
 impl std::fmt::Debug for dyn DnsProvider {
@@ -208,6 +210,9 @@ pub struct Validator {
     /// Resolver used to follow `_acme-challenge` CNAMEs and find authoritative servers;
     /// `None` skips both (records are published at the challenge name as given).
     pub resolver: Option<std::net::SocketAddr>,
+    /// Where files placed in web roots are recorded until removed (`journal::sweep` removes
+    /// what a killed run left); `None` records nothing.
+    journal: Option<Journal>,
 }
 
 impl Validator {
@@ -217,7 +222,46 @@ impl Validator {
             responders: tokio::sync::Mutex::new(BTreeMap::new()),
             propagation_timeout: Duration::from_secs(120),
             resolver: None,
+            journal: None,
         }
+    }
+
+    /// Record the files placed in web roots at `path` until they are removed.
+    pub fn with_journal(mut self, path: PathBuf) -> Self {
+        self.journal = Some(Journal::new(path));
+        self
+    }
+
+    /// Put `content` at `file` in the web root of `place`: recorded first, so that a run
+    /// killed from here on leaves a record the next run sweeps.
+    async fn place(
+        &self,
+        place: Place,
+        file: &WellKnownPath,
+        content: &str,
+        published: &mut Published,
+    ) -> Result<(), Error> {
+        let root = place.web_root().ok_or_else(|| Error::Webroot {
+            path: PathBuf::from(place.describe()),
+            source: std::io::Error::other("the target has no web root"),
+        })?;
+        let entry = Placed {
+            place,
+            file: file.clone(),
+        };
+        if let Some(journal) = &self.journal {
+            journal.add(&entry).map_err(|source| Error::Webroot {
+                path: PathBuf::from(root.describe(file)),
+                source,
+            })?;
+        }
+        published.placed.push(entry);
+        root.put(file, content.as_bytes())
+            .await
+            .map_err(|message| Error::Webroot {
+                path: PathBuf::from(root.describe(file)),
+                source: std::io::Error::other(message),
+            })
     }
 
     /// Put every chosen challenge in place. On failure, what was already published is removed.
@@ -307,55 +351,26 @@ impl Validator {
                 }
                 Ok(())
             }
-            (DcvMethod::Http { via: Some(ssh), .. }, ChallengeKind::Http { path, content }) => {
-                let root = ssh.web_root.clone().unwrap_or_default();
-                let file = webroot_file(Path::new(&root), path)
-                    .filter(|_| !root.is_empty())
-                    .ok_or_else(|| Error::Webroot {
-                        path: PathBuf::from(path),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::InvalidInput,
-                            "the CA asked for a path outside `/.well-known/`",
-                        ),
-                    })?;
-                let file = file.to_string_lossy().into_owned();
-                crate::deploy::ssh::SshDeployer::new((**ssh).clone())
-                    .put_file(&file, content.as_bytes())
-                    .await
-                    .map_err(|message| Error::Webroot {
-                        path: PathBuf::from(format!("{}:{file}", ssh.id())),
-                        source: std::io::Error::other(message),
-                    })?;
-                published.remote.push((ssh.clone(), file));
-                Ok(())
-            }
-            (
-                DcvMethod::Http {
-                    webroot: Some(root),
-                    ..
-                },
-                ChallengeKind::Http { path, content },
-            ) => {
-                let file = webroot_file(root, path).ok_or_else(|| Error::Webroot {
+            (DcvMethod::Http { via, webroot, .. }, ChallengeKind::Http { path, content })
+                if !via.is_empty() || webroot.is_some() =>
+            {
+                let file = WellKnownPath::from_url_path(path).ok_or_else(|| Error::Webroot {
                     path: PathBuf::from(path),
                     source: std::io::Error::new(
                         std::io::ErrorKind::InvalidInput,
                         "the CA asked for a path outside `/.well-known/`",
                     ),
                 })?;
-                if let Some(parent) = file.parent() {
-                    std::fs::create_dir_all(parent).map_err(|source| Error::Webroot {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
+                let places: Vec<Place> = match webroot {
+                    Some(root) if via.is_empty() => vec![Place::Webroot(root.clone())],
+                    _ => via
+                        .iter()
+                        .map(|target| Place::Target(Box::new(target.clone())))
+                        .collect(),
+                };
+                for place in places {
+                    self.place(place, &file, content, published).await?;
                 }
-                crate::atomic_file::write(&file, content.as_bytes(), 0o644).map_err(|source| {
-                    Error::Webroot {
-                        path: file.clone(),
-                        source,
-                    }
-                })?;
-                published.files.push(file);
                 Ok(())
             }
             (DcvMethod::Http { listen, .. }, ChallengeKind::Http { path, content }) => {
@@ -398,35 +413,29 @@ impl Validator {
                 tracing::warn!(provider = provider.name(), name = %record.name, %error, "could not remove a challenge record");
             }
         }
-        for file in published.files {
-            if let Err(error) = std::fs::remove_file(&file) {
-                tracing::warn!(path = %file.display(), %error, "could not remove a challenge file");
-            }
-        }
         for (responder, path) in published.served {
             responder.forget(&path);
         }
-        for (ssh, file) in published.remote {
-            let id = ssh.id();
-            if let Err(error) = crate::deploy::ssh::SshDeployer::new(*ssh)
-                .remove_file(&file)
-                .await
-            {
-                tracing::warn!(target_id = %id, path = %file, %error, "could not remove a challenge file");
+        for entry in published.placed {
+            let removed = match entry.place.web_root() {
+                Some(root) => root.remove(&entry.file).await,
+                None => Err("the target has no web root".to_string()),
+            };
+            match removed {
+                Ok(()) => {
+                    if let Some(journal) = &self.journal {
+                        if let Err(error) = journal.forget(&entry) {
+                            tracing::warn!(%error, "could not update the record of validation files");
+                        }
+                    }
+                }
+                // Kept in the record: the next run tries again.
+                Err(error) => {
+                    tracing::warn!(place = %entry.place.describe(), path = entry.file.as_str(), %error, "could not remove a challenge file");
+                }
             }
         }
     }
-}
-
-/// `<webroot>/.well-known/...` for a challenge path; `None` for a path that would leave the
-/// webroot or is not under `/.well-known/` (a CA's answer is input, not trusted).
-fn webroot_file(root: &Path, path: &str) -> Option<PathBuf> {
-    let relative = path.strip_prefix("/.well-known/")?;
-    let safe = !relative.is_empty()
-        && relative
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'));
-    safe.then(|| root.join(".well-known").join(relative))
 }
 
 #[cfg(test)]
@@ -476,7 +485,7 @@ mod tests {
                 method: DcvMethod::Http {
                     webroot: Some("/var/www".into()),
                     listen: None,
-                    via: None,
+                    via: Vec::new(),
                 },
             },
         ];
@@ -663,7 +672,7 @@ mod tests {
                 method: DcvMethod::Http {
                     webroot: None,
                     listen: None,
-                    via: None,
+                    via: Vec::new(),
                 },
             },
             DcvRule {
@@ -705,18 +714,5 @@ mod tests {
             .into_iter()
             .map(|v| v.domain)
             .collect()
-    }
-
-    #[test]
-    fn webroot_path_stays_under_the_root() {
-        assert_eq!(
-            webroot_file(Path::new("/var/www"), "/.well-known/acme-challenge/abc"),
-            Some(PathBuf::from("/var/www/.well-known/acme-challenge/abc"))
-        );
-        assert_eq!(
-            webroot_file(Path::new("/var/www"), "/.well-known/../../etc/passwd"),
-            None
-        );
-        assert_eq!(webroot_file(Path::new("/var/www"), "/etc/passwd"), None);
     }
 }

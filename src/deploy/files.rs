@@ -385,6 +385,11 @@ fn staged_path(path: &Path) -> PathBuf {
 
 #[async_trait]
 impl Deployer for FilesDeployer {
+    fn web_root(&self) -> Option<Box<dyn crate::deploy::web_root::WebRoot>> {
+        let root = self.target.web_root.clone()?;
+        Some(Box::new(crate::deploy::web_root::LocalWebRoot { root }))
+    }
+
     fn id(&self) -> String {
         self.target_id()
     }

@@ -13,6 +13,7 @@ pub mod pkcs12;
 pub mod registry;
 pub mod ssh;
 pub mod verify;
+pub mod web_root;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -90,6 +91,12 @@ pub trait Deployer: Send + Sync {
     /// target; returns the files switched now (empty when there was nothing to finish).
     fn recover(&self) -> Result<Vec<String>, DeployError> {
         Ok(Vec::new())
+    }
+
+    /// The directory this target's server publishes over HTTP, when the kind has one and it
+    /// is configured: where HTTP validation files go (`dcv`). Most kinds have none.
+    fn web_root(&self) -> Option<Box<dyn web_root::WebRoot>> {
+        None
     }
 
     /// Write `bundle`, reload when needed, and return the record to store.

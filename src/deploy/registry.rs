@@ -139,3 +139,15 @@ deploy_kinds! {
     "command" => Command(command),
     "ssh" => Ssh(ssh),
 }
+
+impl DeployTable {
+    /// `serves` as written: the names a named target's server serves (only the kinds with a
+    /// web root take it).
+    pub(crate) fn serves(&self) -> Option<&[String]> {
+        match self {
+            DeployTable::Files(table) => table.serves.as_deref(),
+            DeployTable::Ssh(table) => table.serves.as_deref(),
+            DeployTable::Pkcs12(_) | DeployTable::Jks(_) | DeployTable::Command(_) => None,
+        }
+    }
+}

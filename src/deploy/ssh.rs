@@ -324,6 +324,14 @@ fn with_newline(text: &str) -> String {
 
 #[async_trait]
 impl Deployer for SshDeployer {
+    fn web_root(&self) -> Option<Box<dyn crate::deploy::web_root::WebRoot>> {
+        Some(Box::new(crate::deploy::web_root::SshWebRoot {
+            root: self.target.web_root.clone()?,
+            id: self.target.id(),
+            deployer: SshDeployer::new(self.target.clone()),
+        }))
+    }
+
     fn id(&self) -> String {
         self.target_id()
     }

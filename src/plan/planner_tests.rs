@@ -57,6 +57,7 @@ fn files_target(dir: &str) -> DeployTarget {
         reload_timeout: Duration::seconds(60),
         combined: None,
         cleanup: false,
+        web_root: None,
     })
 }
 

@@ -123,6 +123,10 @@ impl<'a> Validator<'a> {
             name,
             &path,
             table.deploy.as_deref().unwrap_or_default(),
+            table
+                .deploy_to_serving
+                .unwrap_or(false)
+                .then_some(names.as_slice()),
         );
         let ca_options = self.order_options(file, &path, table, ca.as_deref(), &dcv);
 

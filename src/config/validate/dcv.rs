@@ -30,9 +30,16 @@ impl<'a> Validator<'a> {
         // Which rule covers which name, from the rules' explicit `names`.
         let mut covered: BTreeMap<DnsName, KeyPath> = BTreeMap::new();
         let mut catch_all: Option<KeyPath> = None;
-        let mut built: Vec<(KeyPath, DcvRule)> = Vec::new();
+        let mut built: Vec<(KeyPath, DcvRule, bool)> = Vec::new();
         for (rule_path, rule) in &rules {
             let method = self.dcv_method(origin, rule_path, rule);
+            // `{ method = "http" }` alone, once named targets say which names they serve:
+            // the files go where the names are served.
+            let derived = rule.method == DcvMethodName::Http
+                && rule.via.is_none()
+                && rule.webroot.is_none()
+                && rule.listen.is_none()
+                && !self.named_serves.is_empty();
             let mut rule_names = Vec::new();
             match &rule.names {
                 None => {
@@ -119,6 +126,7 @@ impl<'a> Validator<'a> {
                         names: rule_names,
                         method,
                     },
+                    derived,
                 ));
             }
         }
@@ -162,7 +170,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        for (rule_path, rule) in &built {
+        for (rule_path, rule, _) in &built {
             let DcvMethod::Email {
                 approver: Some(approver),
             } = &rule.method
@@ -176,7 +184,20 @@ impl<'a> Validator<'a> {
             };
             self.approver(file, &rule_path.key("approver"), approver, &covers);
         }
-        built.into_iter().map(|(_, rule)| rule).collect()
+        let mut result = Vec::new();
+        for (rule_path, rule, derived) in built {
+            if !derived {
+                result.push(rule);
+                continue;
+            }
+            let covers: Vec<DnsName> = if rule.names.is_empty() {
+                uncovered.iter().map(|name| (*name).clone()).collect()
+            } else {
+                rule.names.clone()
+            };
+            result.extend(self.derived_via(file, &rule_path, &covers));
+        }
+        result
     }
 
     /// Check an email DCV `approver` against the names it approves: a constructed address
@@ -331,8 +352,10 @@ impl<'a> Validator<'a> {
                     }
                 }
                 let via = match &rule.via {
-                    None => None,
-                    Some(name) => self.dcv_via(file, &path.key("via"), name, rule),
+                    None => Vec::new(),
+                    Some(via) => self
+                        .dcv_via(file, &path.key("via"), via, rule)
+                        .unwrap_or_default(),
                 };
                 Some(DcvMethod::Http {
                     webroot,
@@ -386,15 +409,15 @@ fn approves(domain: &str, name: &str) -> bool {
 }
 
 impl Validator<'_> {
-    /// `via = "NAME"` of an `http` rule: the named `ssh` target with a `web_root` that
-    /// receives the validation files. `None` after reporting.
+    /// `via = "NAME"` or `via = ["NAME", ...]` of an `http` rule: named targets with a
+    /// `web_root`, each receiving every validation file. `None` after reporting.
     fn dcv_via(
         &mut self,
         file: usize,
         path: &KeyPath,
-        name: &str,
+        via: &OneOrMany,
         rule: &DcvRuleTable,
-    ) -> Option<Box<crate::spec::SshTarget>> {
+    ) -> Option<Vec<DeployTarget>> {
         if rule.webroot.is_some() || rule.listen.is_some() {
             self.error(
                 file,
@@ -404,6 +427,29 @@ impl Validator<'_> {
             );
             return None;
         }
+        let names = via.names();
+        if names.is_empty() {
+            self.error(file, path, Anchor::Value, "`via` is empty".to_string());
+            return None;
+        }
+        let before = self.error_count();
+        let mut targets: Vec<DeployTarget> = Vec::new();
+        for (index, name) in names.into_iter().enumerate() {
+            let at = match via {
+                OneOrMany::One(_) => path.clone(),
+                OneOrMany::Many(_) => path.index(index),
+            };
+            if let Some(target) = self.via_target(file, &at, name) {
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+        }
+        (self.error_count() == before).then_some(targets)
+    }
+
+    /// One target named in `via`: defined, and of a kind with a configured `web_root`.
+    fn via_target(&mut self, file: usize, path: &KeyPath, name: &str) -> Option<DeployTarget> {
         let target = match self.named_deploy.get(name) {
             // Reported where it is defined.
             Some(None) => return None,
@@ -432,31 +478,84 @@ impl Validator<'_> {
                 return None;
             }
         };
-        match target {
-            DeployTarget::Ssh(ssh) if ssh.web_root.is_some() => Some(Box::new(ssh)),
-            DeployTarget::Ssh(_) => {
-                self.error_with_hint(
-                    file,
-                    path,
-                    Anchor::Value,
-                    format!("deploy target `{}` has no `web_root`", shown(name)),
-                    Some(format!(
-                        "add `web_root = \"/var/www/html\"` (the directory the host serves) to `[deploy.{}]`",
-                        shown(name)
-                    )),
-                );
-                None
-            }
-            _ => {
-                self.error_with_hint(
-                    file,
-                    path,
-                    Anchor::Value,
-                    format!("deploy target `{}` is not an `ssh` target", shown(name)),
-                    Some("for a web root on this machine use `webroot = \"path\"`".to_string()),
-                );
-                None
-            }
+        if target.web_root().is_some() {
+            return Some(target);
         }
+        if target.has_web_root_kind() {
+            self.error_with_hint(
+                file,
+                path,
+                Anchor::Value,
+                format!("deploy target `{}` has no `web_root`", shown(name)),
+                Some(format!(
+                    "add `web_root = \"/var/www/html\"` (the directory the server publishes) to `[deploy.{}]`",
+                    shown(name)
+                )),
+            );
+        } else {
+            self.error_with_hint(
+                file,
+                path,
+                Anchor::Value,
+                format!(
+                    "deploy target `{}`: `{}` targets serve no web root",
+                    shown(name),
+                    target.kind_name()
+                ),
+                Some("name a `files` or `ssh` target with `web_root`".to_string()),
+            );
+        }
+        None
+    }
+
+    /// The `http` rule at `rule_path` with no `via`, `webroot` or `listen`, in a config whose
+    /// named targets declare `serves`: one rule per name it covers, placing the name's file on
+    /// every named target whose `serves` covers it (a load balancer may send the CA to any).
+    /// A name no target with a `web_root` serves is an error at the rule.
+    fn derived_via(&mut self, file: usize, rule_path: &KeyPath, names: &[DnsName]) -> Vec<DcvRule> {
+        let mut rules = Vec::new();
+        for name in names {
+            // Reported already: HTTP cannot validate a wildcard.
+            if name.is_wildcard() {
+                continue;
+            }
+            let serving = self.serving(name);
+            let with_root: Vec<DeployTarget> = serving
+                .iter()
+                .filter_map(|(_, target)| *target)
+                .filter(|target| target.web_root().is_some())
+                .cloned()
+                .collect();
+            if with_root.is_empty() {
+                let (message, hint) = if serving.is_empty() {
+                    (
+                        format!("no named deploy target serves `{name}`, so its HTTP validation file has nowhere to go"),
+                        format!(
+                            "add `{name}` (or a `*.` pattern covering it) to the `serves` of the target that serves it ({}), or use `via`, `webroot` or `listen`",
+                            list(self.named_serves.keys())
+                        ),
+                    )
+                } else {
+                    (
+                        format!(
+                            "`{name}` is served by {}, but none has a `web_root` for its HTTP validation file",
+                            list(serving.iter().map(|(target, _)| *target))
+                        ),
+                        "add `web_root` to one of them".to_string(),
+                    )
+                };
+                self.error_with_hint(file, rule_path, Anchor::Value, message, Some(hint));
+                continue;
+            }
+            rules.push(DcvRule {
+                names: vec![name.clone()],
+                method: DcvMethod::Http {
+                    webroot: None,
+                    listen: None,
+                    via: with_root,
+                },
+            });
+        }
+        rules
     }
 }

@@ -27,8 +27,8 @@ use super::report::{list, nearest, shown, Finding};
 use super::scalar::{self, ServiceUrl};
 use super::schema::{
     CertificateTable, ConfigFile, DcvField, DcvMethodName, DcvRuleTable, DefaultsTable,
-    KeyAlgorithmName, KeyTable, KeysName, OnRemoveName, RevocationReasonName, SecretField,
-    StateTable, ValidityTable,
+    KeyAlgorithmName, KeyTable, KeysName, OnRemoveName, OneOrMany, RevocationReasonName,
+    SecretField, StateTable, ValidityTable,
 };
 use super::tree::{Anchor, FileText, KeyPath};
 use crate::ca::registry::CaTable;
@@ -67,6 +67,7 @@ pub(crate) fn validate(
         ca_kinds: BTreeMap::new(),
         check_references,
         named_deploy: BTreeMap::new(),
+        named_serves: BTreeMap::new(),
         named_users: BTreeMap::new(),
         state_repo: PathBuf::new(),
         state_dir: PathBuf::new(),
@@ -161,6 +162,8 @@ pub(crate) struct Validator<'a> {
     /// `[deploy.NAME]` targets that validated, by name; `None` for one that did not (its
     /// errors are reported once, where it is defined).
     named_deploy: BTreeMap<String, Option<crate::spec::DeployTarget>>,
+    /// The `serves` patterns of the named targets that declare them (and validated), by name.
+    named_serves: BTreeMap<String, Vec<DnsName>>,
     /// The certificate that first listed each named target, by the target's id: two may share
     /// an id only if `{certificate}` in `dir` tells their files apart.
     named_users: BTreeMap<String, String>,
@@ -221,6 +224,13 @@ impl<'a> Validator<'a> {
             let target = definition.table.and_then(|table| {
                 self.named_deploy_target(definition.file, &definition.name, table)
             });
+            let serves = definition.table.and_then(|table| table.serves());
+            if let Some(patterns) = serves {
+                let patterns = self.serves(definition.file, &definition.name, patterns);
+                if target.is_some() {
+                    self.named_serves.insert(definition.name.clone(), patterns);
+                }
+            }
             self.named_deploy.insert(definition.name.clone(), target);
         }
 

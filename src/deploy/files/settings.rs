@@ -50,6 +50,12 @@ pub struct Table {
     pub(crate) reload_timeout: Option<String>,
     /// Delete the files (key first) when the certificate is removed from config. Default `false`.
     pub(crate) cleanup: Option<bool>,
+    /// Directory a web server publishes (relative to this config file): `dcv = { method =
+    /// "http" }` puts validation files under its `.well-known/`.
+    pub(crate) web_root: Option<String>,
+    /// Named targets only: the names this server serves (`www.example.com`,
+    /// `*.shop.example.com`); HTTP validation files for those names go to its `web_root`.
+    pub(crate) serves: Option<Vec<String>>,
 }
 
 /// Check the `deploy[index]` entry at `path` of a certificate; `dirs` holds the directories of
@@ -158,6 +164,7 @@ pub(crate) fn validate(
         ("owner", &table.owner),
         ("group", &table.group),
         ("reload", &table.reload),
+        ("web_root", &table.web_root),
     ] {
         if value
             .as_deref()
@@ -216,6 +223,10 @@ pub(crate) fn validate(
         reload_timeout,
         combined: table.combined.is_some().then(|| file_name("combined")),
         cleanup: table.cleanup.unwrap_or(false),
+        web_root: table
+            .web_root
+            .as_deref()
+            .map(|root| absolute(origin.base, root)),
     })
 }
 

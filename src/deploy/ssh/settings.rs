@@ -64,6 +64,9 @@ pub struct Table {
     /// Absolute directory on the host served at `http://NAME/`, where `dcv = { method =
     /// "http", via = "NAME" }` puts validation files under `.well-known/`.
     pub(crate) web_root: Option<String>,
+    /// Named targets only: the names this host serves (`www.example.com`,
+    /// `*.shop.example.com`); HTTP validation files for those names go to its `web_root`.
+    pub(crate) serves: Option<Vec<String>>,
 }
 
 /// `verify = { connect = "host:port", sni = "name", timeout = "10s" }`.
