@@ -90,7 +90,8 @@ pub struct FailPoints {
 impl FailPoints {
     /// Every fail point a create passes, in order. A reissue on the same order also passes
     /// `after-reissue`, right after the CA accepted the request and before state records it
-    /// (just before `after-order`); a revoke passes `after-revoke` at the same moment.
+    /// (just before `after-order`); a revoke passes `after-revoke` at the same moment. An order
+    /// whose challenges are answered passes `after-dcv-published` once they are in place.
     pub const ALL: [&'static str; 7] = [
         "after-intent",
         "after-key",
@@ -846,6 +847,8 @@ impl Executor {
         let key = self.keys.read(&intent_key_file(state, intent)?)?;
         let csr = key.csr_der(&intent.common_name, &intent.sans)?;
         let published = self.dcv.publish(&chosen).await?;
+        // A run killed here leaves validation files in web roots; the next apply sweeps them.
+        self.failpoints.hit("after-dcv-published");
         let result = async {
             if !chosen.is_empty() {
                 let answered: Vec<crate::ca::Challenge> =

@@ -75,7 +75,7 @@ impl Journal {
     pub fn add(&self, entry: &Placed) -> std::io::Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut entries = read(&self.path);
-        if !entries.contains(entry) {
+        if !entries.iter().any(|other| same(other, entry)) {
             entries.push(entry.clone());
         }
         write(&self.path, &entries)
@@ -85,9 +85,15 @@ impl Journal {
     pub fn forget(&self, entry: &Placed) -> std::io::Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut entries = read(&self.path);
-        entries.retain(|other| other != entry);
+        entries.retain(|other| !same(other, entry));
         write(&self.path, &entries)
     }
+}
+
+/// Whether two entries name the same file in the same place, as recorded: settings that are
+/// not recorded (a target's `relative_dir`) do not tell them apart.
+fn same(a: &Placed, b: &Placed) -> bool {
+    a.file == b.file && serde_json::to_value(&a.place).ok() == serde_json::to_value(&b.place).ok()
 }
 
 /// The entries recorded at `path`; a missing or unreadable record holds none.
@@ -185,6 +191,38 @@ mod tests {
         assert!(sweep(&dir.path().join(FILE_NAME)).await.is_empty());
 
         journal.add(&entry).expect("add");
+        journal.forget(&entry).expect("forget");
+        assert!(!dir.path().join(FILE_NAME).exists());
+    }
+
+    #[test]
+    fn a_target_entry_is_forgotten_though_its_unrecorded_settings_differ() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = Journal::new(dir.path().join(FILE_NAME));
+        let target = crate::spec::FilesTarget {
+            dir: dir.path().join("out"),
+            relative_dir: Some(PathBuf::from("out")),
+            cert: "cert.pem".into(),
+            chain: "chain.pem".into(),
+            fullchain: "fullchain.pem".into(),
+            key: "privkey.pem".into(),
+            mode: 0o644,
+            key_mode: 0o600,
+            owner: None,
+            group: None,
+            reload: None,
+            reload_timeout: time::Duration::seconds(60),
+            combined: None,
+            cleanup: false,
+            web_root: Some(dir.path().join("www")),
+        };
+        let entry = Placed {
+            place: Place::Target(Box::new(DeployTarget::Files(target))),
+            file: WellKnownPath::from_url_path("/.well-known/acme-challenge/t2").expect("path"),
+        };
+        journal.add(&entry).expect("add");
+        journal.add(&entry).expect("add again");
+        assert_eq!(read(&dir.path().join(FILE_NAME)).len(), 1);
         journal.forget(&entry).expect("forget");
         assert!(!dir.path().join(FILE_NAME).exists());
     }

@@ -21,6 +21,7 @@ mod crash;
 mod dc_import;
 mod dc_plans;
 mod deploy;
+mod deploy_map;
 mod deploy_remote;
 mod deploy_safety;
 mod deploy_stores;

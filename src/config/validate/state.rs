@@ -274,4 +274,26 @@ impl<'a> Validator<'a> {
             }),
         );
     }
+
+    /// A web root (`web_root`) must not be inside the state repository: validation files
+    /// placed there would end up in a commit, and no web server should publish it.
+    pub(crate) fn web_root_outside_state(&mut self, file: usize, path: &KeyPath, dir: &Path) {
+        if !dir.starts_with(&self.state_repo) {
+            return;
+        }
+        self.error_with_hint(
+            file,
+            path,
+            Anchor::Value,
+            format!(
+                "`web_root` `{}` is inside the state repository `{}`",
+                dir.display(),
+                self.state_repo.display()
+            ),
+            Some(
+                "name the directory your web server publishes, outside the state repository"
+                    .to_string(),
+            ),
+        );
+    }
 }

@@ -178,6 +178,10 @@ pub(crate) fn validate(
             );
         }
     }
+    if let Some(root) = table.web_root.as_deref().filter(|root| !root.is_empty()) {
+        let root = absolute(origin.base, root);
+        validator.web_root_outside_state(file, &path.key("web_root"), &root);
+    }
     let reload_timeout = match table.reload_timeout.as_deref() {
         None => Some(Duration::seconds(60)),
         Some(text) => match duration(text) {
