@@ -715,4 +715,97 @@ mod tests {
             .map(|v| v.domain)
             .collect()
     }
+
+    fn files_target(dir: &std::path::Path, web_root: &str) -> crate::spec::DeployTarget {
+        crate::spec::DeployTarget::Files(crate::spec::FilesTarget {
+            dir: dir.join("out"),
+            relative_dir: None,
+            cert: "cert.pem".into(),
+            chain: "chain.pem".into(),
+            fullchain: "fullchain.pem".into(),
+            key: "privkey.pem".into(),
+            mode: 0o644,
+            key_mode: 0o600,
+            owner: None,
+            group: None,
+            reload: None,
+            reload_timeout: time::Duration::seconds(60),
+            combined: None,
+            cleanup: false,
+            web_root: Some(dir.join(web_root)),
+        })
+    }
+
+    fn http(domain: &str, path: &str, via: Vec<crate::spec::DeployTarget>) -> Chosen {
+        Chosen {
+            challenge: challenge(
+                domain,
+                ChallengeKind::Http {
+                    path: path.into(),
+                    content: format!("{domain}.key"),
+                },
+            ),
+            method: DcvMethod::Http {
+                webroot: None,
+                listen: None,
+                via,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn http_files_go_to_every_target_listed_and_are_removed_and_unrecorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = dir.path().join(journal::FILE_NAME);
+        let validator = Validator::new(BTreeMap::new()).with_journal(record.clone());
+        let (one, two) = (
+            files_target(dir.path(), "www1"),
+            files_target(dir.path(), "www2"),
+        );
+        let chosen = [
+            http(
+                "a.example",
+                "/.well-known/acme-challenge/ta",
+                vec![one.clone(), two.clone()],
+            ),
+            http(
+                "b.example",
+                "/.well-known/pki-validation/fileauth.txt",
+                vec![two],
+            ),
+        ];
+        let published = validator.publish(&chosen).await.expect("publish");
+        let at = |root: &str, path: &str| dir.path().join(root).join(".well-known").join(path);
+        for (root, path, content) in [
+            ("www1", "acme-challenge/ta", "a.example.key"),
+            ("www2", "acme-challenge/ta", "a.example.key"),
+            ("www2", "pki-validation/fileauth.txt", "b.example.key"),
+        ] {
+            assert_eq!(
+                std::fs::read_to_string(at(root, path)).ok().as_deref(),
+                Some(content),
+                "{root}/{path}"
+            );
+        }
+        assert!(!at("www1", "pki-validation/fileauth.txt").exists());
+        assert!(record.exists(), "placed files are recorded");
+        validator.cleanup(published).await;
+        for (root, path) in [
+            ("www1", "acme-challenge/ta"),
+            ("www2", "acme-challenge/ta"),
+            ("www2", "pki-validation/fileauth.txt"),
+        ] {
+            assert!(!at(root, path).exists(), "{root}/{path}");
+        }
+        assert!(!record.exists(), "nothing left to sweep");
+
+        // A path the CA gives outside `/.well-known/`: nothing is written anywhere.
+        let error = validator
+            .publish(&[http("c.example", "/.well-known/../../etc/x", vec![one])])
+            .await
+            .expect_err("escape");
+        assert!(matches!(error, Error::Webroot { .. }), "{error:?}");
+        assert!(!dir.path().join("etc").exists());
+        assert!(!record.exists());
+    }
 }
