@@ -115,7 +115,7 @@ impl<'a> Validator<'a> {
         };
 
         let dcv = match &table.dcv {
-            Some(field) if !names.is_empty() => self.dcv(origin, &path, field, &names),
+            Some(field) if !names.is_empty() => self.dcv(origin, name, &path, field, &names),
             _ => Vec::new(),
         };
         let deploy = self.deploy(

@@ -7,6 +7,7 @@ impl<'a> Validator<'a> {
     pub(super) fn dcv(
         &mut self,
         origin: Origin<'_>,
+        certificate_name: &str,
         certificate: &KeyPath,
         field: &DcvField,
         names: &[DnsName],
@@ -196,6 +197,15 @@ impl<'a> Validator<'a> {
                 rule.names.clone()
             };
             result.extend(self.derived_via(file, &rule_path, &covers));
+        }
+        // The targets as this certificate uses them (`{certificate}` in `dir` filled), so
+        // messages and the record of placed files name them as its deploys do.
+        for rule in &mut result {
+            if let DcvMethod::Http { via, .. } = &mut rule.method {
+                for target in via.iter_mut() {
+                    *target = target.for_certificate(certificate_name);
+                }
+            }
         }
         result
     }

@@ -427,17 +427,17 @@ serves = ["plain.example.test"]
             [
                 (
                     strings(&["a.shop.example.test"]),
-                    strings(&["files:out/web1/{certificate}"])
+                    strings(&["files:out/web1/shop"])
                 ),
                 (
                     strings(&["api.example.test"]),
-                    strings(&["files:out/web3/{certificate}"])
+                    strings(&["files:out/web3/shop"])
                 ),
                 (
                     strings(&["www.example.test"]),
                     strings(&[
-                        "files:out/web1/{certificate}",
-                        "ssh:web2.example.test:22/etc/ssl/{certificate}"
+                        "files:out/web1/shop",
+                        "ssh:web2.example.test:22/etc/ssl/shop"
                     ])
                 ),
             ]
@@ -467,8 +467,8 @@ serves = ["plain.example.test"]
             (
                 strings(&["www.example.test"]),
                 strings(&[
-                    "files:out/web3/{certificate}",
-                    "ssh:web2.example.test:22/etc/ssl/{certificate}"
+                    "files:out/web3/shop",
+                    "ssh:web2.example.test:22/etc/ssl/shop"
                 ])
             )
         );
