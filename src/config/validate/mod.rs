@@ -416,7 +416,7 @@ impl<'a> Validator<'a> {
                 .value
                 .entries()
                 .iter()
-                .map(|entry| entry.key.clone())
+                .map(|entry| entry.key.to_string())
                 .collect();
             for name in names {
                 let path = KeyPath::root().key(section).key(&name);
