@@ -201,7 +201,12 @@ impl KeyPath {
 
     /// The segments, first to last.
     pub(crate) fn segments(&self) -> Vec<Segment> {
-        let mut segments: Vec<Segment> = self.links().map(|link| link.segment.clone()).collect();
+        self.segment_refs().into_iter().cloned().collect()
+    }
+
+    /// The segments, first to last, borrowed.
+    fn segment_refs(&self) -> Vec<&Segment> {
+        let mut segments: Vec<&Segment> = self.links().map(|link| &link.segment).collect();
         segments.reverse();
         segments
     }
@@ -248,7 +253,7 @@ impl PartialOrd for KeyPath {
 
 impl Ord for KeyPath {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.segments().cmp(&other.segments())
+        self.segment_refs().cmp(&other.segment_refs())
     }
 }
 
@@ -668,9 +673,9 @@ impl<'a> FileText<'a> {
         };
         let mut offset = root.offset.unwrap_or(0);
         let mut node = root;
-        let segments = path.segments();
+        let segments = path.segment_refs();
         let count = segments.len();
-        for (position, segment) in segments.iter().enumerate() {
+        for (position, segment) in segments.into_iter().enumerate() {
             let last = position + 1 == count;
             match segment {
                 Segment::Key(key) => {
