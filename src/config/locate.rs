@@ -238,7 +238,7 @@ pub(crate) struct ItemIndex {
 
 impl ItemIndex {
     /// Scan `text`; keep only what agrees with `root`, the tree the YAML parser built.
-    pub(crate) fn new(text: &str, root: &Node) -> Self {
+    pub(crate) fn new(text: &str, root: &Node<'_>) -> Self {
         let lines: Vec<(usize, usize, &str)> = text
             .lines()
             .enumerate()
@@ -265,11 +265,7 @@ impl ItemIndex {
             .iter()
             .map(|position| key_of(lines[*position].2))
             .collect();
-        let tree_keys: Vec<&str> = root
-            .entries()
-            .iter()
-            .map(|entry| entry.key.as_str())
-            .collect();
+        let tree_keys: Vec<&str> = root.entries().iter().map(|entry| &*entry.key).collect();
         if !same_keys(&top_keys, &tree_keys) {
             return ItemIndex { positions };
         }
@@ -299,7 +295,7 @@ impl ItemIndex {
                 .value
                 .entries()
                 .iter()
-                .map(|entry| entry.key.as_str())
+                .map(|entry| &*entry.key)
                 .collect();
             if !same_keys(&child_keys, &tree_children) {
                 continue;
@@ -416,18 +412,9 @@ mod tests {
         assert_eq!(yaml_position(TEXT, &missing, Target::Key), Found::Nothing);
     }
 
-    fn tree(text: &str) -> Node {
-        let source = crate::config::Source {
-            path: "/c/a.yaml".into(),
-            text: text.to_string(),
-        };
+    fn tree(text: &str) -> Node<'static> {
         let mut findings = Vec::new();
-        let root = crate::config::tree::parse(
-            &source,
-            crate::config::tree::Syntax::Yaml,
-            0,
-            &mut findings,
-        );
+        let root = crate::config::tree::parse_yaml(text, 0, &mut findings);
         root.unwrap_or_else(|| panic!("{findings:?}"))
     }
 

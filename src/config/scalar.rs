@@ -240,7 +240,30 @@ fn is_loopback(host: &str) -> bool {
 
 /// `value` resolved against `base` (absolute values stay), with `.` and `..` removed lexically.
 pub(crate) fn absolute(base: &Path, value: &str) -> PathBuf {
-    normalize(&base.join(value))
+    let joined = base.join(value);
+    if is_normal(&joined) {
+        joined
+    } else {
+        normalize(&joined)
+    }
+}
+
+/// Whether `normalize` gives `path` back as it is: no `.`, `..` or empty segment (`a//b`, a
+/// trailing `/`). Checked on the bytes, so the common case builds no second path.
+fn is_normal(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+
+    path.as_os_str()
+        .as_bytes()
+        .split(|byte| *byte == b'/')
+        .enumerate()
+        .all(|(position, segment)| match segment {
+            // Only the root's: `/a` splits into `""` and `a`.
+            b"" => position == 0,
+            b"." | b".." => false,
+            _ => true,
+        })
+        && !path.as_os_str().is_empty()
 }
 
 /// Remove `.` and resolve `..` without touching the file system.
@@ -372,5 +395,43 @@ mod tests {
         assert_eq!(absolute(Path::new("/"), "../.."), PathBuf::from("/"));
         assert_eq!(normalize(Path::new("a/../..")), PathBuf::from(".."));
         assert_eq!(normalize(Path::new("./.")), PathBuf::from("."));
+    }
+
+    #[test]
+    fn the_shortcut_for_normal_paths_agrees_with_normalize() {
+        for path in [
+            "/etc/ssl",
+            "a/b",
+            "/",
+            "a",
+            "/a/./b",
+            "a/../b",
+            "a//b",
+            "a/",
+            "/a/..",
+            "./a",
+            ".",
+            "..",
+            "",
+            "/.hidden/x..y/.z",
+        ] {
+            let path = Path::new(path);
+            if is_normal(path) {
+                assert_eq!(normalize(path), path, "{}", path.display());
+            }
+        }
+        assert!(is_normal(Path::new("/etc/ssl/.hidden/x..y")));
+        assert!(is_normal(Path::new("out/c1")));
+        for not_normal in ["/", "a//b", "a/", "a/./b", "a/../b", "./a", "..", ""] {
+            assert!(!is_normal(Path::new(not_normal)), "{not_normal}");
+        }
+        for (base, value, expected) in [
+            ("/c/d", "out/c1", "/c/d/out/c1"),
+            ("/c/d", "/srv//www/", "/srv/www"),
+            ("/c/d", "./out", "/c/d/out"),
+            ("/c/d", "", "/c/d"),
+        ] {
+            assert_eq!(absolute(Path::new(base), value), PathBuf::from(expected));
+        }
     }
 }

@@ -5,10 +5,12 @@
 //! through the parser's spans, YAML by asking the YAML parser again (`locate`). Syntax errors
 //! become findings here. Performs no I/O.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path as FsPath;
+use std::rc::Rc;
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
@@ -39,10 +41,11 @@ impl Syntax {
     }
 }
 
-/// A value of the file, with the byte offset where it starts (TOML only).
+/// A value of the file, with the byte offset where it starts (TOML only). Strings borrow the
+/// file's text where the TOML parser could (no escapes), so a large file is not copied again.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
-    pub(crate) kind: NodeKind,
+pub(crate) struct Node<'a> {
+    pub(crate) kind: NodeKind<'a>,
     pub(crate) offset: Option<usize>,
     /// For large tables, each key's first position in the entries, so that looking a key up
     /// costs the same in a table of 40 000 certificates as in one of 4.
@@ -50,17 +53,17 @@ pub(crate) struct Node {
         clippy::box_collection,
         reason = "almost no node has an index: a box keeps every node 40 bytes smaller"
     )]
-    keys: Option<Box<HashMap<String, usize>>>,
+    keys: Option<Box<HashMap<Cow<'a, str>, usize>>>,
 }
 
 /// Tables with more entries than this get a key index.
 const INDEXED_TABLE: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
-    Table(Vec<Entry>),
-    Array(Vec<Node>),
-    String(String),
+pub(crate) enum NodeKind<'a> {
+    Table(Vec<Entry<'a>>),
+    Array(Vec<Node<'a>>),
+    String(Cow<'a, str>),
     /// A TOML date or date-time, in its TOML spelling.
     Datetime(String),
     Integer(i64),
@@ -71,14 +74,14 @@ pub(crate) enum NodeKind {
 
 /// One `key = value` of a table.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Entry {
-    pub(crate) key: String,
+pub(crate) struct Entry<'a> {
+    pub(crate) key: Cow<'a, str>,
     pub(crate) key_offset: Option<usize>,
-    pub(crate) value: Node,
+    pub(crate) value: Node<'a>,
 }
 
-impl Node {
-    fn new(kind: NodeKind, offset: Option<usize>) -> Self {
+impl<'a> Node<'a> {
+    fn new(kind: NodeKind<'a>, offset: Option<usize>) -> Self {
         let keys = match &kind {
             NodeKind::Table(entries) if entries.len() > INDEXED_TABLE => {
                 let mut keys = HashMap::with_capacity(entries.len());
@@ -93,7 +96,7 @@ impl Node {
     }
 
     /// The entries of a table; empty for anything else.
-    pub(crate) fn entries(&self) -> &[Entry] {
+    pub(crate) fn entries(&self) -> &[Entry<'a>] {
         match &self.kind {
             NodeKind::Table(entries) => entries,
             _ => &[],
@@ -101,7 +104,7 @@ impl Node {
     }
 
     /// The entry `key` of a table.
-    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
+    pub(crate) fn entry(&self, key: &str) -> Option<&Entry<'a>> {
         match &self.keys {
             Some(keys) => keys
                 .get(key)
@@ -111,7 +114,7 @@ impl Node {
     }
 
     /// The node at `segments` below this one.
-    pub(crate) fn at(&self, segments: &[Segment]) -> Option<&Node> {
+    pub(crate) fn at(&self, segments: &[Segment]) -> Option<&Node<'a>> {
         let mut node = self;
         for segment in segments {
             node = match (segment, &node.kind) {
@@ -150,46 +153,119 @@ pub(crate) enum Segment {
 }
 
 /// A dotted key path such as `certificate.web.sans[1]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct KeyPath(Vec<Segment>);
+///
+/// Every table entry and array item read gets one, error or not, so a path is a shared link to
+/// its parent: extending one costs one small allocation and cloning one none, whatever its
+/// depth (a path of its own segments made a 10,000-certificate file spend a tenth of its
+/// loading time copying paths).
+#[derive(Clone, Default)]
+pub(crate) struct KeyPath(Option<Rc<Link>>);
+
+/// The last segment of a path, and the path before it.
+struct Link {
+    parent: KeyPath,
+    segment: Segment,
+    /// Segments in the path up to and including this one.
+    depth: usize,
+}
 
 impl KeyPath {
     pub(crate) fn root() -> Self {
-        KeyPath(Vec::new())
+        KeyPath(None)
+    }
+
+    fn child(&self, segment: Segment) -> Self {
+        KeyPath(Some(Rc::new(Link {
+            parent: self.clone(),
+            segment,
+            depth: self.depth() + 1,
+        })))
     }
 
     pub(crate) fn key(&self, key: &str) -> Self {
-        let mut segments = self.0.clone();
-        segments.push(Segment::Key(key.to_string()));
-        KeyPath(segments)
+        self.child(Segment::Key(key.to_string()))
     }
 
     pub(crate) fn index(&self, index: usize) -> Self {
-        let mut segments = self.0.clone();
-        segments.push(Segment::Index(index));
-        KeyPath(segments)
+        self.child(Segment::Index(index))
     }
 
-    pub(crate) fn segments(&self) -> &[Segment] {
-        &self.0
+    fn depth(&self) -> usize {
+        self.0.as_ref().map_or(0, |link| link.depth)
+    }
+
+    /// The links from the last segment to the first.
+    fn links(&self) -> impl Iterator<Item = &Link> {
+        std::iter::successors(self.0.as_deref(), |link| link.parent.0.as_deref())
+    }
+
+    /// The segments, first to last.
+    pub(crate) fn segments(&self) -> Vec<Segment> {
+        self.segment_refs().into_iter().cloned().collect()
+    }
+
+    /// The segments, first to last, borrowed.
+    fn segment_refs(&self) -> Vec<&Segment> {
+        let mut segments: Vec<&Segment> = self.links().map(|link| &link.segment).collect();
+        segments.reverse();
+        segments
     }
 
     pub(crate) fn is_root(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 
     /// The first two segments (`certificate.web`), which name a top-level item.
     pub(crate) fn item(&self) -> Option<(&str, &str)> {
-        match self.0.as_slice() {
-            [Segment::Key(section), Segment::Key(name), ..] => Some((section, name)),
+        let mut first = None;
+        let mut second = None;
+        for link in self.links() {
+            match link.depth {
+                1 => first = Some(&link.segment),
+                2 => second = Some(&link.segment),
+                _ => {}
+            }
+        }
+        match (first?, second?) {
+            (Segment::Key(section), Segment::Key(name)) => Some((section, name)),
             _ => None,
         }
     }
 }
 
+impl PartialEq for KeyPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.depth() == other.depth()
+            && self
+                .links()
+                .zip(other.links())
+                .all(|(left, right)| left.segment == right.segment)
+    }
+}
+
+impl Eq for KeyPath {}
+
+impl PartialOrd for KeyPath {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyPath {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.segment_refs().cmp(&other.segment_refs())
+    }
+}
+
+impl fmt::Debug for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPath({self})")
+    }
+}
+
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (position, segment) in self.0.iter().enumerate() {
+        for (position, segment) in self.segments().iter().enumerate() {
             match segment {
                 Segment::Key(key) => {
                     if position > 0 {
@@ -222,19 +298,19 @@ pub(crate) enum Anchor {
 }
 
 /// Parse one file into a tree; syntax errors become findings and yield `None`.
-pub(crate) fn parse(
-    source: &Source,
+pub(crate) fn parse<'a>(
+    source: &'a Source,
     syntax: Syntax,
     file: usize,
     findings: &mut Vec<Finding>,
-) -> Option<Node> {
+) -> Option<Node<'a>> {
     match syntax {
         Syntax::Toml => parse_toml(&source.text, file, findings),
         Syntax::Yaml => parse_yaml(&source.text, file, findings),
     }
 }
 
-fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<Node> {
+fn parse_toml<'a>(text: &'a str, file: usize, findings: &mut Vec<Finding>) -> Option<Node<'a>> {
     let (table, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         let lines = LineIndex::new(text);
@@ -253,7 +329,7 @@ fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<No
     let span = table.span();
     let mut problems = Vec::new();
     let root = toml_node(
-        &Spanned::new(span, DeValue::Table(table.into_inner())),
+        Spanned::new(span, DeValue::Table(table.into_inner())),
         0,
         &mut problems,
     );
@@ -268,18 +344,19 @@ fn parse_toml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<No
     None
 }
 
-fn toml_node(
-    value: &Spanned<DeValue<'_>>,
+/// The node of a parsed value, taking its strings over rather than copying them.
+fn toml_node<'a>(
+    value: Spanned<DeValue<'a>>,
     depth: usize,
     problems: &mut Vec<(usize, String)>,
-) -> Node {
+) -> Node<'a> {
     let offset = value.span().start;
     if depth > MAX_DEPTH {
         problems.push((offset, too_deep("TOML")));
         return Node::new(NodeKind::Null, Some(offset));
     }
-    let kind = match value.get_ref() {
-        DeValue::String(text) => NodeKind::String(text.to_string()),
+    let kind = match value.into_inner() {
+        DeValue::String(text) => NodeKind::String(text),
         DeValue::Integer(integer) => match i64::from_str_radix(integer.as_str(), integer.radix()) {
             Ok(number) => NodeKind::Integer(number),
             Err(_) => {
@@ -294,20 +371,20 @@ fn toml_node(
                 NodeKind::Null
             }
         },
-        DeValue::Boolean(flag) => NodeKind::Bool(*flag),
+        DeValue::Boolean(flag) => NodeKind::Bool(flag),
         DeValue::Datetime(datetime) => NodeKind::Datetime(datetime.to_string()),
         DeValue::Array(array) => NodeKind::Array(
             array
-                .iter()
+                .into_iter()
                 .map(|item| toml_node(item, depth + 1, problems))
                 .collect(),
         ),
         DeValue::Table(table) => NodeKind::Table(
             table
-                .iter()
+                .into_iter()
                 .map(|(key, value)| Entry {
-                    key: key.get_ref().to_string(),
                     key_offset: Some(key.span().start),
+                    key: key.into_inner(),
                     value: toml_node(value, depth + 1, problems),
                 })
                 .collect(),
@@ -316,7 +393,11 @@ fn toml_node(
     Node::new(kind, Some(offset))
 }
 
-fn parse_yaml(text: &str, file: usize, findings: &mut Vec<Finding>) -> Option<Node> {
+pub(crate) fn parse_yaml(
+    text: &str,
+    file: usize,
+    findings: &mut Vec<Finding>,
+) -> Option<Node<'static>> {
     // The YAML parser slows down steeply with the depth of flow collections (`[[[[...`): refuse
     // a deep document before parsing it.
     if let Some(offset) = yaml_flow_too_deep(text) {
@@ -448,7 +529,7 @@ fn yaml_message(message: &str) -> String {
     cleaned
 }
 
-fn yaml_node(value: serde_yaml::Value, depth: usize, problems: &mut Vec<String>) -> Node {
+fn yaml_node(value: serde_yaml::Value, depth: usize, problems: &mut Vec<String>) -> Node<'static> {
     if depth > MAX_DEPTH {
         problems.push(too_deep("YAML"));
         return Node::new(NodeKind::Null, None);
@@ -466,7 +547,7 @@ fn yaml_node(value: serde_yaml::Value, depth: usize, problems: &mut Vec<String>)
                 NodeKind::Null
             }
         }
-        serde_yaml::Value::String(text) => NodeKind::String(text),
+        serde_yaml::Value::String(text) => NodeKind::String(Cow::Owned(text)),
         serde_yaml::Value::Sequence(items) => NodeKind::Array(
             items
                 .into_iter()
@@ -486,7 +567,7 @@ fn yaml_node(value: serde_yaml::Value, depth: usize, problems: &mut Vec<String>)
                     }
                 };
                 entries.push(Entry {
-                    key,
+                    key: Cow::Owned(key),
                     key_offset: None,
                     value: yaml_node(value, depth + 1, problems),
                 });
@@ -551,14 +632,14 @@ const YAML_LOOKUP_BYTES: usize = 4_000_000;
 pub(crate) struct FileText<'a> {
     pub(crate) source: &'a Source,
     pub(crate) syntax: Syntax,
-    pub(crate) root: Option<Node>,
+    pub(crate) root: Option<Node<'a>>,
     lines: LineIndex,
     items: ItemIndex,
     lookups_left: Cell<usize>,
 }
 
 impl<'a> FileText<'a> {
-    pub(crate) fn new(source: &'a Source, syntax: Syntax, root: Option<Node>) -> Self {
+    pub(crate) fn new(source: &'a Source, syntax: Syntax, root: Option<Node<'a>>) -> Self {
         let items = match (&root, syntax) {
             (Some(root), Syntax::Yaml) => ItemIndex::new(&source.text, root),
             _ => ItemIndex::default(),
@@ -592,8 +673,9 @@ impl<'a> FileText<'a> {
         };
         let mut offset = root.offset.unwrap_or(0);
         let mut node = root;
-        let count = path.segments().len();
-        for (position, segment) in path.segments().iter().enumerate() {
+        let segments = path.segment_refs();
+        let count = segments.len();
+        for (position, segment) in segments.into_iter().enumerate() {
             let last = position + 1 == count;
             match segment {
                 Segment::Key(key) => {
@@ -624,6 +706,7 @@ impl<'a> FileText<'a> {
 
     fn yaml_position(&self, path: &KeyPath, anchor: Anchor) -> (usize, usize) {
         let segments = path.segments();
+        let segments = segments.as_slice();
         let container = self
             .root
             .as_ref()
@@ -709,6 +792,55 @@ mod tests {
         assert_eq!(path.to_string(), "certificate.web.sans[1]");
         assert_eq!(KeyPath::root().key("a.b").to_string(), "\"a.b\"");
         assert_eq!(path.item(), Some(("certificate", "web")));
+    }
+
+    #[test]
+    fn key_paths_share_their_parents_and_compare_by_segments() {
+        let web = KeyPath::root().key("certificate").key("web");
+        let sans = web.key("sans");
+        let (first, second) = (sans.index(0), sans.index(1));
+        // Children of one parent are independent values.
+        assert_eq!(first.to_string(), "certificate.web.sans[0]");
+        assert_eq!(second.to_string(), "certificate.web.sans[1]");
+        assert_eq!(sans.to_string(), "certificate.web.sans");
+        assert_eq!(
+            first.segments(),
+            vec![
+                Segment::Key("certificate".to_string()),
+                Segment::Key("web".to_string()),
+                Segment::Key("sans".to_string()),
+                Segment::Index(0),
+            ]
+        );
+        // Equal by segments, however they were built.
+        let rebuilt = KeyPath::root()
+            .key("certificate")
+            .key("web")
+            .key("sans")
+            .index(1);
+        assert_eq!(second, rebuilt);
+        assert_ne!(first, second);
+        assert_ne!(sans, first);
+        assert_ne!(
+            KeyPath::root().key("a").key("b"),
+            KeyPath::root().key("b").key("b")
+        );
+        assert!(first < second);
+        assert!(sans < first);
+        assert!(KeyPath::root().key("a").key("z") < KeyPath::root().key("b"));
+        assert_eq!(
+            first.cmp(&rebuilt.clone()),
+            std::cmp::Ordering::Less,
+            "{first:?} {rebuilt:?}"
+        );
+        // `item` is the first two keys, whatever the depth.
+        assert_eq!(first.item(), Some(("certificate", "web")));
+        assert_eq!(web.item(), Some(("certificate", "web")));
+        assert_eq!(KeyPath::root().key("state").item(), None);
+        assert_eq!(KeyPath::root().key("a").index(0).key("b").item(), None);
+        assert!(KeyPath::root().is_root());
+        assert!(!web.is_root());
+        assert_eq!(KeyPath::root().to_string(), "");
     }
 
     #[test]

@@ -239,16 +239,19 @@ impl<'a> Validator<'a> {
             _ => Defaults::none(),
         };
 
-        let mut specs = BTreeMap::new();
+        let mut specs = Vec::with_capacity(certificates.len());
         for definition in &certificates {
             if let Some(table) = definition.table {
                 if let Some(spec) =
                     self.certificate(definition.file, &definition.name, table, &defaults)
                 {
-                    specs.insert(definition.name.clone(), spec);
+                    specs.push((definition.name.clone(), spec));
                 }
             }
         }
+        // Names are unique (`named` reports the others); built in one go, not searched for
+        // one by one.
+        let specs: BTreeMap<String, CertificateSpec> = specs.into_iter().collect();
 
         let wants_implicit = self.declared_cas.is_empty()
             || defaults.ca.as_deref() == Some(IMPLICIT_CA)
@@ -426,7 +429,7 @@ impl<'a> Validator<'a> {
                 .value
                 .entries()
                 .iter()
-                .map(|entry| entry.key.clone())
+                .map(|entry| entry.key.to_string())
                 .collect();
             for name in names {
                 let path = KeyPath::root().key(section).key(&name);
@@ -459,8 +462,9 @@ impl<'a> Validator<'a> {
                     );
                 }
                 first_files.insert(name.clone(), input.index);
-                let broken = input.broken.contains(&format!("{section}.{name}"))
-                    || !scalar::is_item_name(&name);
+                let broken = !scalar::is_item_name(&name)
+                    || (!input.broken.is_empty()
+                        && input.broken.contains(&format!("{section}.{name}")));
                 definitions.push(Definition {
                     file: input.index,
                     table: if broken {
