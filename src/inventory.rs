@@ -1022,6 +1022,7 @@ mod tests {
             paths: Vec::new(),
             cleanup: false,
             verify_error: None,
+            ssh: None,
         };
         recorded
             .deployments

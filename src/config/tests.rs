@@ -229,6 +229,7 @@ fn full_example_maps_to_the_model() {
             reload_timeout: Duration::seconds(60),
             combined: None,
             cleanup: false,
+            verify: None,
         })]
     );
     assert_eq!(web.ca_options, CaOptions::default());

@@ -57,6 +57,7 @@ fn files_target(dir: &str) -> DeployTarget {
         reload_timeout: Duration::seconds(60),
         combined: None,
         cleanup: false,
+        verify: None,
     })
 }
 
@@ -104,6 +105,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         paths: Vec::new(),
                         cleanup: false,
                         verify_error: None,
+                        ssh: None,
                     },
                 )
             })
@@ -2482,6 +2484,7 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             paths: Vec::new(),
                             cleanup: false,
                             verify_error: None,
+                            ssh: None,
                         },
                     );
                 }
@@ -3765,6 +3768,7 @@ fn with_receipts(mut state: CertificateState) -> CertificateState {
         verify_error: None,
         paths: paths.iter().map(PathBuf::from).collect(),
         cleanup,
+        ssh: None,
     };
     state.deployments = BTreeMap::from([
         (

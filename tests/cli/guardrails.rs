@@ -319,6 +319,7 @@ fn absolute_deploy_ids_from_an_older_state_are_migrated() {
         reload_timeout: time::Duration::seconds(60),
         combined: None,
         cleanup: false,
+        verify: None,
     });
     record["target_digest"] = legacy.digest().into();
     deployments.insert(format!("files:{}", old_dir.display()), record);

@@ -24,6 +24,7 @@ mod deploy;
 mod deploy_remote;
 mod deploy_safety;
 mod deploy_stores;
+mod deploy_verify;
 mod digicert;
 mod digicert_client;
 mod digicert_contract;

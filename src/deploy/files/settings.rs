@@ -11,6 +11,7 @@ use time::Duration;
 use crate::config::provider::{
     absolute, duration, file_mode, normalize, shown, Anchor, KeyPath, Origin, Validator,
 };
+use crate::deploy::verify::settings::{self as verify, VerifyTable};
 pub use crate::spec::FilesTarget as Settings;
 
 const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
@@ -50,6 +51,8 @@ pub struct Table {
     pub(crate) reload_timeout: Option<String>,
     /// Delete the files (key first) when the certificate is removed from config. Default `false`.
     pub(crate) cleanup: Option<bool>,
+    /// TLS endpoint that must serve the new certificate after the reload.
+    pub(crate) verify: Option<VerifyTable>,
 }
 
 /// Check the `deploy[index]` entry at `path` of a certificate; `dirs` holds the directories of
@@ -181,6 +184,7 @@ pub(crate) fn validate(
             }
         },
     };
+    let verify = verify::validate(validator, file, path, table.verify.as_ref());
     if validator.error_count() > before {
         return None;
     }
@@ -191,8 +195,8 @@ pub(crate) fn validate(
             .map(|(_, value)| value.clone())
             .unwrap_or_default()
     };
-    let (Some(dir), Some(mode), Some(key_mode), Some(reload_timeout)) =
-        (dir, mode, key_mode, reload_timeout)
+    let (Some(dir), Some(mode), Some(key_mode), Some(reload_timeout), Some(verify)) =
+        (dir, mode, key_mode, reload_timeout, verify)
     else {
         return None;
     };
@@ -216,6 +220,7 @@ pub(crate) fn validate(
         reload_timeout,
         combined: table.combined.is_some().then(|| file_name("combined")),
         cleanup: table.cleanup.unwrap_or(false),
+        verify,
     })
 }
 

@@ -24,6 +24,7 @@ fn target(dir: &Path, reload: Option<&str>) -> FilesTarget {
         reload_timeout: Duration::seconds(10),
         combined: None,
         cleanup: false,
+        verify: None,
     }
 }
 
