@@ -294,3 +294,84 @@ fn a_check_names_what_is_served() {
         started.elapsed()
     );
 }
+
+/// A TLS server on loopback presenting a fresh self-signed certificate for each handshake
+/// it is asked to serve; returns its endpoint and the certificate's SHA-256 fingerprint.
+fn tls_server() -> (VerifyEndpoint, String) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["www.example.test".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let fingerprint = crate::keys::sha256_hex(certificate.der());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .expect("server config"),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    // Serves until the test binary ends; each connection ends after its handshake.
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            if let Ok(mut connection) = rustls::ServerConnection::new(Arc::clone(&config)) {
+                while connection.is_handshaking() {
+                    if connection.complete_io(&mut stream).is_err() {
+                        break;
+                    }
+                }
+                let _ = connection.complete_io(&mut stream);
+            }
+        }
+    });
+    let endpoint = VerifyEndpoint {
+        connect: format!("127.0.0.1:{port}"),
+        sni: "www.example.test".to_string(),
+        timeout: Duration::milliseconds(500),
+    };
+    (endpoint, fingerprint)
+}
+
+#[test]
+fn a_check_tells_the_old_certificate_from_another_one() {
+    let (endpoint, served) = tls_server();
+    assert_eq!(check(&endpoint, &served, None), Ok(()));
+    assert_eq!(check(&endpoint, &served, Some("fp-old")), Ok(()));
+    assert_eq!(drift(&endpoint, &served), None);
+
+    let old = check(&endpoint, "fp-new", Some(&served)).expect_err("old served");
+    assert!(
+        old.starts_with(&format!(
+            "endpoint `{}` still serves old serial ",
+            endpoint.connect
+        )),
+        "{old}"
+    );
+    assert!(old.contains(&format!("(sha256 {served})")), "{old}");
+    assert!(
+        old.ends_with("not the deployed certificate (sha256 fp-new)"),
+        "{old}"
+    );
+
+    let other = check(&endpoint, "fp-new", Some("fp-old")).expect_err("another served");
+    assert!(other.contains("` serves serial "), "{other}");
+    assert!(!other.contains("old"), "{other}");
+    assert!(other.contains(&served), "{other}");
+
+    let drifted = drift(&endpoint, "fp-new").expect("drift");
+    assert!(
+        drifted.starts_with(&format!(
+            "endpoint `{}` still serves old serial ",
+            endpoint.connect
+        )),
+        "{drifted}"
+    );
+}
