@@ -50,10 +50,15 @@ async fn remove_deployed(state: &CertificateState, config: &Config) -> Result<St
                 .iter()
                 .map(|path| path.display().to_string())
                 .collect();
-            match deploy::ssh::SshDeployer::for_host(host)
-                .remove_files(&paths)
-                .await
-            {
+            let removal = match deploy::ssh::SshDeployer::check_removal(id, host, &record.paths) {
+                Ok(()) => {
+                    deploy::ssh::SshDeployer::for_host(host)
+                        .remove_files(&paths)
+                        .await
+                }
+                Err(problem) => Err(format!("{problem}: nothing removed")),
+            };
+            match removal {
                 Ok(gone) => removed.extend(gone.iter().map(|path| format!("`{path}` on `{id}`"))),
                 Err(message) => failed.push(Error::Deploy(deploy::DeployError::Remote {
                     target: id.clone(),

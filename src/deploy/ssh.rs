@@ -313,6 +313,35 @@ impl SshDeployer {
         })
     }
 
+    /// Whether a record's `host` and `paths` agree with its id (`ssh:[user@]host:port<dir>`):
+    /// every path a plain file name in that directory on that host. State is a file anyone
+    /// with the repository can edit; `cleanup` deletes nothing a deploy could not have written.
+    pub fn check_removal(id: &str, host: &SshHost, paths: &[PathBuf]) -> Result<(), String> {
+        let user = host
+            .user
+            .as_deref()
+            .map(|user| format!("{user}@"))
+            .unwrap_or_default();
+        let prefix = format!("ssh:{user}{}:{}", host.host, host.port);
+        let dir = id
+            .strip_prefix(&prefix)
+            .filter(|dir| dir.starts_with('/'))
+            .ok_or_else(|| format!("the record's host is not the one its id `{id}` names"))?;
+        for path in paths {
+            let text = path.to_string_lossy();
+            let name = text
+                .strip_prefix(dir)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or_default();
+            if !crate::deploy::files::settings::is_plain_file_name(name) {
+                return Err(format!(
+                    "the record names `{text}`, which is not a file in `{dir}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Delete `paths` on the host, in order, in one session; the paths that existed and were
     /// removed (absent ones are fine), or why the session failed.
     pub async fn remove_files(&self, paths: &[String]) -> Result<Vec<String>, String> {

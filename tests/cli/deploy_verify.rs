@@ -361,8 +361,10 @@ fn an_ssh_reload_past_its_timeout_is_killed_on_the_host() {
     sandbox.write_config(&ssh_config(&sshd, &remote, &extra, true));
     let started = Instant::now();
     let run = sandbox.apply().expect(3);
+    // Far sooner than the reload's own sleep (the run also issues two certificates, which
+    // takes a while on a loaded machine); that the host killed it is shown below.
     assert!(
-        started.elapsed() < StdDuration::from_secs(20),
+        started.elapsed() < StdDuration::from_secs(150),
         "{:?}",
         started.elapsed()
     );

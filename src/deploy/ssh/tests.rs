@@ -490,3 +490,38 @@ fn an_ssh_record_lists_the_remote_files_and_with_cleanup_how_to_reach_the_host()
         SshDeployer::new(target("/etc/ssl/web")).ssh_args()
     );
 }
+
+#[test]
+fn a_removal_deletes_only_files_in_the_directory_of_the_host_its_id_names() {
+    let host = SshDeployer::new(target("/etc/ssl/web")).host();
+    let id = "ssh:deploy@web1.example.test:2222/etc/ssl/web";
+    let paths = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(PathBuf::from).collect() };
+    assert_eq!(
+        SshDeployer::check_removal(
+            id,
+            &host,
+            &paths(&["/etc/ssl/web/privkey.pem", "/etc/ssl/web/cert.pem"])
+        ),
+        Ok(())
+    );
+    for bad in [
+        "/etc/ssl/webx/privkey.pem",
+        "/etc/ssl/web/../shadow",
+        "/etc/ssl/web/sub/key.pem",
+        "/etc/passwd",
+        "/etc/ssl/web/",
+    ] {
+        let error = SshDeployer::check_removal(id, &host, &paths(&[bad])).expect_err(bad);
+        assert!(
+            error.contains("not a file in `/etc/ssl/web`"),
+            "{bad}: {error}"
+        );
+    }
+    let elsewhere = SshHost {
+        host: "db.example.test".to_string(),
+        ..host.clone()
+    };
+    assert!(SshDeployer::check_removal(id, &elsewhere, &[]).is_err());
+    let other_port = SshHost { port: 22, ..host };
+    assert!(SshDeployer::check_removal(id, &other_port, &[]).is_err());
+}
