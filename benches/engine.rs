@@ -49,6 +49,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                         paths: Vec::new(),
                         cleanup: false,
                         verify_error: None,
+                        ssh: None,
                     },
                 )
             })

@@ -1036,6 +1036,7 @@ mod tests {
             paths: Vec::new(),
             cleanup: false,
             verify_error: None,
+            ssh: None,
         };
         recorded
             .deployments

@@ -393,7 +393,19 @@ impl DeployTarget {
             DeployTarget::Files(files) => files.cleanup,
             DeployTarget::Pkcs12(store) => store.file.cleanup,
             DeployTarget::Jks(store) => store.file.cleanup,
-            DeployTarget::Command(_) | DeployTarget::Ssh(_) => false,
+            DeployTarget::Ssh(ssh) => ssh.cleanup,
+            DeployTarget::Command(_) => false,
+        }
+    }
+
+    /// The TLS endpoint that must serve the deployed certificate (`verify`), any kind.
+    pub fn verify(&self) -> Option<&VerifyEndpoint> {
+        match self {
+            DeployTarget::Files(files) => files.verify.as_ref(),
+            DeployTarget::Pkcs12(store) => store.file.verify.as_ref(),
+            DeployTarget::Jks(store) => store.file.verify.as_ref(),
+            DeployTarget::Command(command) => command.verify.as_ref(),
+            DeployTarget::Ssh(ssh) => ssh.verify.as_ref(),
         }
     }
 }
@@ -453,6 +465,9 @@ pub struct FilesTarget {
     /// `.well-known/`). Not part of the digest: it shapes no deployed file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_root: Option<PathBuf>,
+    /// The TLS endpoint that must serve the deployed certificate after the reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyEndpoint>,
 }
 
 /// One keystore file of a `pkcs12` or `jks` target, and what follows writing it.
@@ -474,6 +489,9 @@ pub struct StoreFile {
     /// Delete the keystore when the certificate is removed from config.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup: bool,
+    /// The TLS endpoint that must serve the deployed certificate after the reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyEndpoint>,
 }
 
 impl StoreFile {
@@ -511,6 +529,9 @@ pub struct CommandTarget {
     pub command: String,
     /// Time limit; the command's process group is killed after it.
     pub timeout: Duration,
+    /// The TLS endpoint that must serve the certificate once the command succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyEndpoint>,
 }
 
 /// Files on a host reached with the system OpenSSH client, then an optional remote reload.
@@ -548,6 +569,9 @@ pub struct SshTarget {
     /// "http", via = ... }` puts the CA's validation files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web_root: Option<String>,
+    /// Delete the files on the host (key first) when the certificate is removed from config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup: bool,
 }
 
 impl SshTarget {

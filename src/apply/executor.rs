@@ -29,9 +29,12 @@ use crate::state::{
 
 /// Remove the files the `cleanup = true` targets of `state` hold, in the receipt's order (the
 /// private key first); `"; removed ..."` for the summary (and so the commit), empty when none.
-/// A file already gone is fine; any other failure stops the forget, which the next run retries.
-/// Relative paths in receipts start at the configuration's directory (where `-c` points).
-fn remove_deployed(state: &CertificateState, config: &Config) -> Result<String, Error> {
+/// A file already gone is fine. Local files are removed directly; an `ssh` target's files in
+/// one session on the host its record names. Every target is tried; any failure (a file that
+/// cannot be removed, a host that cannot be reached) stops the forget, so state keeps the
+/// records and the next run tries again. Relative paths in receipts start at the
+/// configuration's directory (where `-c` points).
+async fn remove_deployed(state: &CertificateState, config: &Config) -> Result<String, Error> {
     let base = config
         .files
         .first()
@@ -39,28 +42,68 @@ fn remove_deployed(state: &CertificateState, config: &Config) -> Result<String, 
         .map(std::path::Path::to_path_buf)
         .unwrap_or_default();
     let mut removed = Vec::new();
+    let mut failed: Vec<Error> = Vec::new();
     for (id, record) in state.deployments.iter().filter(|(_, r)| r.cleanup) {
+        if let Some(host) = &record.ssh {
+            let paths: Vec<String> = record
+                .paths
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            let removal = match deploy::ssh::SshDeployer::check_removal(id, host, &record.paths) {
+                Ok(()) => {
+                    deploy::ssh::SshDeployer::for_host(host)
+                        .remove_files(&paths)
+                        .await
+                }
+                Err(problem) => Err(format!("{problem}: nothing removed")),
+            };
+            match removal {
+                Ok(gone) => removed.extend(gone.iter().map(|path| format!("`{path}` on `{id}`"))),
+                Err(message) => failed.push(Error::Deploy(deploy::DeployError::Remote {
+                    target: id.clone(),
+                    action: "remove the files of",
+                    message,
+                })),
+            }
+            continue;
+        }
+        if id.starts_with("ssh:") {
+            // A record written before ssh records said how to reach the host: nothing to do.
+            continue;
+        }
         for recorded in &record.paths {
             let path = base.join(recorded);
             match std::fs::remove_file(&path) {
                 Ok(()) => removed.push(format!("`{}`", recorded.display())),
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
-                    return Err(Error::Deploy(deploy::DeployError::Io {
+                    failed.push(Error::Deploy(deploy::DeployError::Io {
                         target: id.clone(),
                         action: "remove",
                         path,
                         source,
-                    }))
+                    }));
+                    break;
                 }
             }
         }
     }
-    Ok(if removed.is_empty() {
-        String::new()
-    } else {
-        format!("; removed {}", removed.join(", "))
-    })
+    match failed.len() {
+        0 => Ok(if removed.is_empty() {
+            String::new()
+        } else {
+            format!("; removed {}", removed.join(", "))
+        }),
+        1 => Err(failed.remove(0)),
+        _ => Err(Error::Other(
+            failed
+                .iter()
+                .map(|error| error_chain(error))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
 }
 
 /// How often a create or reissue that failed in transit is tried again (each time after a
@@ -382,7 +425,7 @@ impl Executor {
                 push_history(&mut state, self.now, "revoke", reason.as_str());
                 self.store.save_certificate(&state)?;
                 if *forget {
-                    summary.push_str(&remove_deployed(&state, &self.config)?);
+                    summary.push_str(&remove_deployed(&state, &self.config).await?);
                     self.store.remove_certificate(name)?;
                     summary.push_str("; forgotten");
                 }
@@ -401,7 +444,7 @@ impl Executor {
                 push_history(&mut state, self.now, "cancel", &format!("order {order_id}"));
                 self.store.save_certificate(&state)?;
                 if *forget {
-                    let removed = remove_deployed(&state, &self.config)?;
+                    let removed = remove_deployed(&state, &self.config).await?;
                     self.store.remove_certificate(name)?;
                     return Ok(format!("cancelled order {order_id}{removed}; forgotten"));
                 }
@@ -425,7 +468,7 @@ impl Executor {
             }
             Action::Forget => {
                 let removed = match &current {
-                    Some(state) => remove_deployed(state, &self.config)?,
+                    Some(state) => remove_deployed(state, &self.config).await?,
                     None => String::new(),
                 };
                 self.store.remove_certificate(name)?;
@@ -1066,6 +1109,7 @@ impl Executor {
                                 verify_error: None,
                                 paths: Vec::new(),
                                 cleanup: target.cleanup(),
+                                ssh: None,
                             },
                         };
                         state.deployments.insert(id, record);

@@ -230,6 +230,7 @@ fn full_example_maps_to_the_model() {
             combined: None,
             cleanup: false,
             web_root: None,
+            verify: None,
         })]
     );
     assert_eq!(web.ca_options, CaOptions::default());

@@ -178,6 +178,7 @@ impl Deployer for CommandDeployer {
                 verify_error: None,
                 paths: Vec::new(),
                 cleanup: false,
+                ssh: None,
             },
             changed_files: Vec::new(),
             reload: Some(report),

@@ -508,6 +508,7 @@ impl Deployer for FilesDeployer {
                 paths,
                 cleanup: self.target.cleanup,
                 verify_error: None,
+                ssh: None,
             },
             changed_files,
             reload: reload.map(|(report, _)| report),

@@ -151,6 +151,7 @@ impl Deployer for StoreDeployer {
                 // Relative to the config file when written so, like the target's id.
                 paths: vec![self.file.id_path().to_path_buf()],
                 cleanup: self.file.cleanup,
+                ssh: None,
             },
             changed_files,
             reload: reload.map(|(report, _)| report),

@@ -111,7 +111,7 @@ pub trait Deployer: Send + Sync {
 
 /// The deployer for `target`.
 pub fn deployer_for(target: &DeployTarget) -> Box<dyn Deployer> {
-    registry::deployer(target, None)
+    open(target, None)
 }
 
 /// The deployer for `target`, stopping at the fail points of a switch (crash tests).
@@ -119,7 +119,17 @@ pub fn deployer_with_failpoints(
     target: &DeployTarget,
     failpoints: &crate::apply::FailPoints,
 ) -> Box<dyn Deployer> {
-    registry::deployer(target, Some(failpoints))
+    open(target, Some(failpoints))
+}
+
+/// The kind's deployer, wrapped in the endpoint check when the target has `verify`: the one
+/// code path that checks what every kind's endpoint serves (`verify::Verifying`).
+fn open(target: &DeployTarget, failpoints: Option<&crate::apply::FailPoints>) -> Box<dyn Deployer> {
+    let deployer = registry::deployer(target, failpoints);
+    match target.verify() {
+        Some(endpoint) => Box::new(verify::Verifying::new(deployer, endpoint.clone())),
+        None => deployer,
+    }
 }
 
 /// Check, for every issued certificate that has deploy targets, that keys_dir holds its key

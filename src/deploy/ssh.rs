@@ -1,5 +1,5 @@
 //! The `ssh` deploy target: PEM files in a directory on another host, written with the system
-//! OpenSSH client, then an optional reload run on that host and an optional `verify` handshake.
+//! OpenSSH client, then an optional reload run on that host (`verify` is `verify::Verifying`'s).
 //!
 //! Why the system `ssh` and not a Rust SSH crate: it honours the user's `~/.ssh/config`, agent,
 //! jump hosts and key types as they are, and adds no cryptography to certform. Every call uses
@@ -18,6 +18,7 @@ pub(crate) mod open;
 pub mod settings;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration as StdDuration;
 
@@ -28,7 +29,7 @@ use crate::deploy::{Bundle, DeployError, DeployOutcome, Deployer};
 use crate::keys::sha256_hex;
 use crate::observed::DeployObservation;
 use crate::spec::SshTarget;
-use crate::state::model::DeployRecord;
+use crate::state::model::{DeployRecord, SshHost};
 
 /// Suffix of a staged file: `.NAME.certform-next` beside `NAME`.
 const STAGED_SUFFIX: &str = ".certform-next";
@@ -261,6 +262,103 @@ impl SshDeployer {
         self.run_script(&script, content).await
     }
 
+    /// The files on the host, private key first: what removal lists and `cleanup` deletes.
+    fn remote_paths(&self) -> Vec<PathBuf> {
+        let target = &self.target;
+        [&target.key, &target.cert, &target.chain, &target.fullchain]
+            .iter()
+            .map(|name| PathBuf::from(format!("{}/{name}", target.dir)))
+            .collect()
+    }
+
+    /// How this target reaches its host, for its record.
+    fn host(&self) -> SshHost {
+        let target = &self.target;
+        SshHost {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            identity: target.identity.clone(),
+            known_hosts: target.known_hosts.clone(),
+            accept_new_host_key: target.accept_new_host_key,
+            connect_timeout: u64::try_from(target.connect_timeout.whole_seconds()).unwrap_or(10),
+        }
+    }
+
+    /// A deployer that only reaches `host` (as a record kept it): for `remove_files` after the
+    /// target left the config.
+    pub fn for_host(host: &SshHost) -> Self {
+        Self::new(SshTarget {
+            host: host.host.clone(),
+            port: host.port,
+            user: host.user.clone(),
+            identity: host.identity.clone(),
+            known_hosts: host.known_hosts.clone(),
+            accept_new_host_key: host.accept_new_host_key,
+            dir: String::new(),
+            cert: String::new(),
+            chain: String::new(),
+            fullchain: String::new(),
+            key: String::new(),
+            mode: 0o644,
+            key_mode: 0o600,
+            reload: None,
+            reload_timeout: time::Duration::ZERO,
+            connect_timeout: time::Duration::seconds(
+                i64::try_from(host.connect_timeout).unwrap_or(10),
+            ),
+            verify: None,
+            web_root: None,
+            cleanup: false,
+        })
+    }
+
+    /// Whether a record's `host` and `paths` agree with its id (`ssh:[user@]host:port<dir>`):
+    /// every path a plain file name in that directory on that host. State is a file anyone
+    /// with the repository can edit; `cleanup` deletes nothing a deploy could not have written.
+    pub fn check_removal(id: &str, host: &SshHost, paths: &[PathBuf]) -> Result<(), String> {
+        let user = host
+            .user
+            .as_deref()
+            .map(|user| format!("{user}@"))
+            .unwrap_or_default();
+        let prefix = format!("ssh:{user}{}:{}", host.host, host.port);
+        let dir = id
+            .strip_prefix(&prefix)
+            .filter(|dir| dir.starts_with('/'))
+            .ok_or_else(|| format!("the record's host is not the one its id `{id}` names"))?;
+        for path in paths {
+            let text = path.to_string_lossy();
+            let name = text
+                .strip_prefix(dir)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .unwrap_or_default();
+            if !crate::deploy::files::settings::is_plain_file_name(name) {
+                return Err(format!(
+                    "the record names `{text}`, which is not a file in `{dir}`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete `paths` on the host, in order, in one session; the paths that existed and were
+    /// removed (absent ones are fine), or why the session failed.
+    pub async fn remove_files(&self, paths: &[String]) -> Result<Vec<String>, String> {
+        let mut command = tokio::process::Command::from(self.command(&remove_script(paths)));
+        command.kill_on_drop(true);
+        let output = command.output().await.map_err(|error| {
+            format!("cannot run `ssh`: {error} (hint: install OpenSSH's client)")
+        })?;
+        if !output.status.success() {
+            return Err(failure("removing the files", &output));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect())
+    }
+
     /// Remove `path` on the host (absent is fine).
     pub async fn remove_file(&self, path: &str) -> Result<(), String> {
         self.run_script(&format!("rm -f -- {}", shell_quote(path)), b"")
@@ -275,13 +373,61 @@ impl SshDeployer {
         }
     }
 
-    /// The local command line running `reload` on the host (for `sh -c`).
+    /// The local command line running `reload` on the host (for `sh -c`), under the host's
+    /// own watchdog (`reload_script`).
     fn reload_command(&self, reload: &str) -> String {
+        let seconds = u64::try_from(self.target.reload_timeout.whole_seconds())
+            .unwrap_or(0)
+            .max(1);
         let mut parts = vec!["ssh".to_string()];
         parts.extend(self.ssh_args().iter().map(|arg| shell_quote(arg)));
-        parts.push(shell_quote(&format!("sh -c {}", shell_quote(reload))));
+        parts.push(shell_quote(&format!(
+            "sh -c {}",
+            shell_quote(&reload_script(reload, seconds))
+        )));
         parts.join(" ")
     }
+}
+
+/// The script deleting `paths` in order and printing each one it removed.
+fn remove_script(paths: &[String]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|path| shell_quote(path)).collect();
+    format!(
+        "for f in {}; do\n  if [ -e \"$f\" ] || [ -L \"$f\" ]; then rm -f -- \"$f\" || exit 3; printf '%s\\n' \"$f\"; fi\ndone\n",
+        quoted.join(" ")
+    )
+}
+
+/// What the host's watchdog writes to stderr when it kills a reload that ran out of time.
+const REMOTE_TIMEOUT: &str = "certform: the reload ran out of time; killing its process group";
+
+/// The script run on the host for `reload`, killed there after `seconds` with every process
+/// it started. sshd starts each session's command as a new session and process group (its
+/// `setsid()`), so `kill -KILL 0` from inside this script ends the reload, its children and
+/// the script itself, and nothing else; ending the local `ssh` would not (without a terminal
+/// the remote side gets no hang-up). POSIX `sh`, `sleep` and `kill` only: a `sleep` is the
+/// timer; the reload runs in a subshell that stops the timer when the reload ends. The script
+/// waits for the timer (quietly: some shells announce a killed job): ended by a signal means
+/// the reload finished in time (its status is the script's); ended normally means time ran
+/// out. The timer holds none of the session's streams, so the session ends with the reload.
+fn reload_script(reload: &str, seconds: u64) -> String {
+    format!(
+        "sleep {seconds} </dev/null >/dev/null 2>&1 &\n\
+         timer=$!\n\
+         (\n\
+         sh -c {reload} </dev/null\n\
+         status=$?\n\
+         kill $timer 2>/dev/null\n\
+         exit $status\n\
+         ) &\n\
+         reload=$!\n\
+         if wait $timer 2>/dev/null; then\n\
+         echo '{REMOTE_TIMEOUT}' >&2\n\
+         kill -KILL 0\n\
+         fi\n\
+         wait $reload\n",
+        reload = shell_quote(reload)
+    )
 }
 
 /// Why an ssh session failed: the exit status and ssh's (or the script's) stderr, cut short.
@@ -366,11 +512,6 @@ impl Deployer for SshDeployer {
         if !changed.is_empty() {
             return DeployObservation::Changed(changed);
         }
-        if let Some(endpoint) = &self.target.verify {
-            if let Some(drift) = super::verify::drift(endpoint, &record.sha256_fingerprint) {
-                return DeployObservation::Drift(drift);
-            }
-        }
         DeployObservation::InSync
     }
 
@@ -399,36 +540,29 @@ impl Deployer for SshDeployer {
         self.write(&changed, &contents).await?;
         let changed_files: Vec<String> = changed.iter().map(|f| f.name.to_string()).collect();
 
-        // Reload unless the previous record proves this exact content was deployed, reloaded
-        // and (with `verify`) served.
+        // Reload unless the previous record proves this exact content was deployed and
+        // reloaded (`verify` hands over a record marked not reloaded when the endpoint does
+        // not serve it).
         let already_live = previous.is_some_and(|previous| {
             previous.reload_error.is_none()
-                && previous.verify_error.is_none()
                 && previous.sha256_fingerprint == bundle.sha256_fingerprint
                 && previous.files == hashes
         });
-        // An endpoint serving another certificate (drift at refresh) needs the reload too.
-        let serving = match (
-            &self.target.verify,
-            already_live && changed_files.is_empty(),
-        ) {
-            (Some(endpoint), true) => {
-                let endpoint = endpoint.clone();
-                let fingerprint = bundle.sha256_fingerprint.clone();
-                tokio::task::spawn_blocking(move || {
-                    super::verify::drift(&endpoint, &fingerprint).is_none()
-                })
-                .await
-                .unwrap_or(false)
-            }
-            _ => true,
-        };
         let reload = match &self.target.reload {
-            Some(reload) if !changed_files.is_empty() || !already_live || !serving => {
+            Some(reload) if !changed_files.is_empty() || !already_live => {
+                // The host kills the reload at `reload_timeout`; the local limit, later by the
+                // time a connection may take, ends an `ssh` whose host stopped answering.
                 let timeout =
-                    StdDuration::try_from(self.target.reload_timeout).unwrap_or(StdDuration::ZERO);
-                let (mut report, error) =
+                    StdDuration::try_from(self.target.reload_timeout + self.target.connect_timeout)
+                        .unwrap_or(StdDuration::ZERO);
+                let (mut report, mut error) =
                     super::files::reload::run_reload(&self.reload_command(reload), timeout).await;
+                if error.is_some() && report.output.contains(REMOTE_TIMEOUT) {
+                    error = Some(format!(
+                        "reload command timed out after {} (killed with its process group on the host)",
+                        crate::spec::format_duration(self.target.reload_timeout)
+                    ));
+                }
                 report.command = reload.clone();
                 Some((report, error))
             }
@@ -438,22 +572,6 @@ impl Deployer for SshDeployer {
         if let Some(error) = &reload_error {
             tracing::warn!(target_id = %self.target_id(), "reload failed: {error}");
         }
-        let (verified, verify_error) = match &self.target.verify {
-            Some(endpoint) if reload_error.is_none() => {
-                let endpoint = endpoint.clone();
-                let fingerprint = bundle.sha256_fingerprint.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    super::verify::check(&endpoint, &fingerprint)
-                })
-                .await
-                .unwrap_or_else(|error| Err(format!("endpoint check failed: {error}")));
-                match result {
-                    Ok(()) => (Some(true), None),
-                    Err(error) => (Some(false), Some(error)),
-                }
-            }
-            _ => (None, None),
-        };
         Ok(DeployOutcome {
             record: DeployRecord {
                 sha256_fingerprint: bundle.sha256_fingerprint.clone(),
@@ -462,11 +580,13 @@ impl Deployer for SshDeployer {
                 deployed_at: now,
                 reload_error,
                 serial: bundle.serial.clone(),
-                verified,
-                verify_error,
-                // Files on another host are not removed by `cleanup` (and not listed).
-                paths: Vec::new(),
-                cleanup: false,
+                // Filled by `verify::Verifying` when the target has `verify`.
+                verified: None,
+                verify_error: None,
+                paths: self.remote_paths(),
+                cleanup: self.target.cleanup,
+                // With `cleanup`, how to reach the host once the target left the config.
+                ssh: self.target.cleanup.then(|| self.host()),
             },
             changed_files,
             reload: reload.map(|(report, _)| report),

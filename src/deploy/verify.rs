@@ -2,6 +2,16 @@
 //! certificate (the point is which leaf is served, not whether a client would trust it; the
 //! handshake signature is still checked), then the leaf's SHA-256 and serial compared with the
 //! deployed certificate's.
+//!
+//! Every target kind takes the same `verify` setting and goes through the same code:
+//! `Verifying` wraps the kind's deployer. At refresh, a target whose files are in sync is
+//! checked once at its endpoint (serving another certificate is drift). At apply, when the
+//! endpoint did not serve this very certificate (last run's check failed, or it serves another
+//! now), the kind is handed a previous record marked as not reloaded, so it runs its reload
+//! even though no file changes; after a successful deploy and reload the endpoint is checked
+//! (retried until `timeout`) and the result goes in the record (`verified`, `verify_error`).
+
+pub mod settings;
 
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -13,7 +23,13 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::deploy::{Bundle, DeployError, DeployOutcome, Deployer};
+use crate::observed::DeployObservation;
 use crate::spec::VerifyEndpoint;
+use crate::state::model::DeployRecord;
 
 /// Pause between attempts while the endpoint still serves another certificate (a reloading
 /// server may answer with its old workers for a moment).
@@ -28,14 +44,119 @@ pub struct Served {
     pub serial: String,
 }
 
+/// A deployer whose endpoint must serve what it deployed: the kind's own deployer, then the
+/// check (see the module's documentation).
+pub(crate) struct Verifying {
+    inner: Box<dyn Deployer>,
+    endpoint: VerifyEndpoint,
+}
+
+impl Verifying {
+    pub(crate) fn new(inner: Box<dyn Deployer>, endpoint: VerifyEndpoint) -> Self {
+        Self { inner, endpoint }
+    }
+
+    /// Why the reload must run again although `previous` deployed this very certificate: last
+    /// run's check failed, or the endpoint serves another certificate now. `None`: it serves it.
+    async fn not_served(&self, previous: &DeployRecord) -> Option<String> {
+        if let Some(error) = &previous.verify_error {
+            return Some(error.clone());
+        }
+        let endpoint = self.endpoint.clone();
+        let fingerprint = previous.sha256_fingerprint.clone();
+        tokio::task::spawn_blocking(move || drift(&endpoint, &fingerprint))
+            .await
+            .unwrap_or_else(|error| Some(format!("endpoint check failed: {error}")))
+    }
+}
+
+#[async_trait]
+impl Deployer for Verifying {
+    fn id(&self) -> String {
+        self.inner.id()
+    }
+
+    fn recover(&self) -> Result<Vec<String>, DeployError> {
+        self.inner.recover()
+    }
+
+    fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation {
+        match (self.inner.observe(record), record) {
+            (DeployObservation::InSync, Some(record)) => {
+                match drift(&self.endpoint, &record.sha256_fingerprint) {
+                    Some(drift) => DeployObservation::Drift(drift),
+                    None => DeployObservation::InSync,
+                }
+            }
+            (observed, _) => observed,
+        }
+    }
+
+    async fn deploy(
+        &self,
+        bundle: &Bundle,
+        previous: Option<&DeployRecord>,
+        target_digest: &str,
+        now: OffsetDateTime,
+    ) -> Result<DeployOutcome, DeployError> {
+        // Same certificate as last time but not (or no longer) served: every kind reloads
+        // when its previous reload failed, so hand it a record saying so.
+        let mut forced = None;
+        if let Some(previous) =
+            previous.filter(|previous| previous.sha256_fingerprint == bundle.sha256_fingerprint)
+        {
+            if let Some(reason) = self.not_served(previous).await {
+                forced = Some(DeployRecord {
+                    reload_error: Some(reason),
+                    ..previous.clone()
+                });
+            }
+        }
+        let previous_fingerprint = previous.map(|previous| previous.sha256_fingerprint.clone());
+        let previous = forced.as_ref().or(previous);
+        let mut outcome = self
+            .inner
+            .deploy(bundle, previous, target_digest, now)
+            .await?;
+        // A failed reload is the error to report; the endpoint is not asked then.
+        if outcome.record.reload_error.is_some() {
+            return Ok(outcome);
+        }
+        let endpoint = self.endpoint.clone();
+        let fingerprint = bundle.sha256_fingerprint.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            check(&endpoint, &fingerprint, previous_fingerprint.as_deref())
+        })
+        .await
+        .unwrap_or_else(|error| Err(format!("endpoint check failed: {error}")));
+        let (verified, verify_error) = match result {
+            Ok(()) => (true, None),
+            Err(error) => (false, Some(error)),
+        };
+        outcome.record.verified = Some(verified);
+        outcome.record.verify_error = verify_error;
+        Ok(outcome)
+    }
+}
+
 /// Whether `endpoint` serves the certificate with `fingerprint`: `Ok(())`, or why not (a
-/// message naming the endpoint and what it served). Tries again until `endpoint.timeout`.
-pub fn check(endpoint: &VerifyEndpoint, fingerprint: &str) -> Result<(), String> {
+/// message naming the endpoint and the serial and fingerprint it served; "still serves old
+/// serial" when that is the certificate with `old_fingerprint`, deployed before). Tries again
+/// until `endpoint.timeout`.
+pub fn check(
+    endpoint: &VerifyEndpoint,
+    fingerprint: &str,
+    old_fingerprint: Option<&str>,
+) -> Result<(), String> {
     let deadline = Instant::now() + std_duration(endpoint.timeout);
     loop {
         let result = served(endpoint, deadline.saturating_duration_since(Instant::now()));
         let problem = match result {
             Ok(served) if served.sha256_fingerprint == fingerprint => return Ok(()),
+            Ok(served) if Some(served.sha256_fingerprint.as_str()) == old_fingerprint => format!(
+                "endpoint `{}` still serves old serial {} (sha256 {}), not the deployed certificate (sha256 {fingerprint})",
+                endpoint.connect, served.serial, served.sha256_fingerprint
+            ),
             Ok(served) => format!(
                 "endpoint `{}` serves serial {} (sha256 {}), not the deployed certificate (sha256 {fingerprint})",
                 endpoint.connect, served.serial, served.sha256_fingerprint
@@ -172,3 +293,6 @@ impl ServerCertVerifier for AnyLeaf {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,7 @@ fn files_target(dir: &str) -> DeployTarget {
         combined: None,
         cleanup: false,
         web_root: None,
+        verify: None,
     })
 }
 
@@ -105,6 +106,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         paths: Vec::new(),
                         cleanup: false,
                         verify_error: None,
+                        ssh: None,
                     },
                 )
             })
@@ -2483,6 +2485,7 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             paths: Vec::new(),
                             cleanup: false,
                             verify_error: None,
+                            ssh: None,
                         },
                     );
                 }
@@ -3766,6 +3769,7 @@ fn with_receipts(mut state: CertificateState) -> CertificateState {
         verify_error: None,
         paths: paths.iter().map(PathBuf::from).collect(),
         cleanup,
+        ssh: None,
     };
     state.deployments = BTreeMap::from([
         (

@@ -378,6 +378,27 @@ pub struct DeployRecord {
     /// The target had `cleanup = true`: removing the certificate deletes `paths`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup: bool,
+    /// An `ssh` target with `cleanup = true`: how to reach the host, so that removing the
+    /// certificate deletes `paths` there even when the target left the config with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshHost>,
+}
+
+/// How an `ssh` target reached its host (no secret: the paths of the key and `known_hosts`
+/// files, never their content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshHost {
+    pub host: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_new_host_key: bool,
+    /// `ssh -o ConnectTimeout`, in seconds.
+    pub connect_timeout: u64,
 }
 
 /// One line of a certificate's history.

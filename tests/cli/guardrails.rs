@@ -320,6 +320,7 @@ fn absolute_deploy_ids_from_an_older_state_are_migrated() {
         combined: None,
         cleanup: false,
         web_root: None,
+        verify: None,
     });
     record["target_digest"] = legacy.digest().into();
     deployments.insert(format!("files:{}", old_dir.display()), record);

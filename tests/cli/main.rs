@@ -25,6 +25,7 @@ mod deploy_map;
 mod deploy_remote;
 mod deploy_safety;
 mod deploy_stores;
+mod deploy_verify;
 mod digicert;
 mod digicert_client;
 mod digicert_contract;

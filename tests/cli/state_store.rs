@@ -189,6 +189,7 @@ fn full_certificate(name: &str) -> CertificateState {
                     paths: Vec::new(),
                     cleanup: false,
                     verify_error: None,
+                    ssh: None,
                 },
             ),
             (
@@ -204,6 +205,7 @@ fn full_certificate(name: &str) -> CertificateState {
                     paths: Vec::new(),
                     cleanup: false,
                     verify_error: None,
+                    ssh: None,
                 },
             ),
         ]),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::config::provider::{Anchor, KeyPath, Origin, Validator};
 use crate::deploy::keystore::settings::{timeout, DURATION_PATTERN};
+use crate::deploy::verify::settings::{self as verify, VerifyTable};
 pub use crate::spec::CommandTarget as Settings;
 
 /// A local hook run when the certificate changed; it gets the certificate through `CERTFORM_*`
@@ -21,6 +22,8 @@ pub struct Table {
     /// Time limit; the command's process group is killed after it. Default `60s`.
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub(crate) timeout: Option<String>,
+    /// TLS endpoint that must serve the new certificate once the command succeeded.
+    pub(crate) verify: Option<VerifyTable>,
 }
 
 /// Check the `deploy[index]` entry at `path`; no two hooks of a certificate may run the same
@@ -64,8 +67,10 @@ pub(crate) fn validate(
         &path.key("timeout"),
         table.timeout.as_deref(),
     );
+    let verify = verify::validate(validator, file, path, table.verify.as_ref());
     Some(Settings {
         command: command?,
         timeout: timeout?,
+        verify: verify?,
     })
 }

@@ -20,6 +20,7 @@ async fn run_with(
     let target = CommandTarget {
         command: command.to_string(),
         timeout,
+        verify: None,
     };
     let wrapped = DeployTarget::Command(target);
     crate::deploy::deployer_for(&wrapped)
@@ -136,6 +137,7 @@ fn observe_is_in_sync_once_it_ran() {
     let deployer = CommandDeployer::new(CommandTarget {
         command: "true".to_string(),
         timeout: Duration::seconds(1),
+        verify: None,
     });
     assert_eq!(
         deployer.observe(None),

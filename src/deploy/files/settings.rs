@@ -11,6 +11,7 @@ use time::Duration;
 use crate::config::provider::{
     absolute, duration, file_mode, normalize, shown, Anchor, KeyPath, Origin, Validator,
 };
+use crate::deploy::verify::settings::{self as verify, VerifyTable};
 pub use crate::spec::FilesTarget as Settings;
 
 const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
@@ -56,6 +57,8 @@ pub struct Table {
     /// Named targets only: the names this server serves (`www.example.com`,
     /// `*.shop.example.com`); HTTP validation files for those names go to its `web_root`.
     pub(crate) serves: Option<Vec<String>>,
+    /// TLS endpoint that must serve the new certificate after the reload.
+    pub(crate) verify: Option<VerifyTable>,
 }
 
 /// Check the `deploy[index]` entry at `path` of a certificate; `dirs` holds the directories of
@@ -192,6 +195,7 @@ pub(crate) fn validate(
             }
         },
     };
+    let verify = verify::validate(validator, file, path, table.verify.as_ref());
     if validator.error_count() > before {
         return None;
     }
@@ -202,8 +206,8 @@ pub(crate) fn validate(
             .map(|(_, value)| value.clone())
             .unwrap_or_default()
     };
-    let (Some(dir), Some(mode), Some(key_mode), Some(reload_timeout)) =
-        (dir, mode, key_mode, reload_timeout)
+    let (Some(dir), Some(mode), Some(key_mode), Some(reload_timeout), Some(verify)) =
+        (dir, mode, key_mode, reload_timeout, verify)
     else {
         return None;
     };
@@ -231,6 +235,7 @@ pub(crate) fn validate(
             .web_root
             .as_deref()
             .map(|root| absolute(origin.base, root)),
+        verify,
     })
 }
 

@@ -25,6 +25,7 @@ fn target(dir: &Path, reload: Option<&str>) -> FilesTarget {
         combined: None,
         cleanup: false,
         web_root: None,
+        verify: None,
     }
 }
 

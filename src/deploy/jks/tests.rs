@@ -118,6 +118,7 @@ fn target(dir: &std::path::Path, key_password: bool) -> JksTarget {
             reload: None,
             reload_timeout: Duration::seconds(60),
             cleanup: false,
+            verify: None,
         },
         store_password: SecretRef::File(dir.join("store")),
         key_password: key_password.then(|| SecretRef::File(dir.join("key"))),

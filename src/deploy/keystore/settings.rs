@@ -10,6 +10,7 @@ use crate::config::provider::{
     absolute, duration, file_mode, normalize, shown, Anchor, KeyPath, Origin, SecretField,
     SecretRef, Validator,
 };
+use crate::deploy::verify::settings::{self as verify, VerifyTable};
 use crate::spec::StoreFile;
 
 pub(crate) const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
@@ -23,6 +24,7 @@ pub(crate) struct Common<'a> {
     pub(crate) reload: Option<&'a str>,
     pub(crate) reload_timeout: Option<&'a str>,
     pub(crate) cleanup: Option<bool>,
+    pub(crate) verify: Option<&'a VerifyTable>,
 }
 
 /// Check the shared fields of the keystore entry at `path`; `dirs` holds the paths of the
@@ -132,10 +134,12 @@ pub(crate) fn store_file(
         &path.key("reload_timeout"),
         common.reload_timeout,
     );
+    let verify = verify::validate(validator, file, path, common.verify);
     if validator.error_count() > before {
         return None;
     }
-    let (Some(store_path), Some(mode), Some(reload_timeout)) = (store_path, mode, reload_timeout)
+    let (Some(store_path), Some(mode), Some(reload_timeout), Some(verify)) =
+        (store_path, mode, reload_timeout, verify)
     else {
         return None;
     };
@@ -150,6 +154,7 @@ pub(crate) fn store_file(
         reload,
         reload_timeout,
         cleanup: common.cleanup.unwrap_or(false),
+        verify,
     })
 }
 

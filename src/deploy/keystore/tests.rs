@@ -16,6 +16,7 @@ fn target(dir: &Path, reload: Option<&str>) -> Pkcs12Target {
             reload: reload.map(str::to_string),
             reload_timeout: Duration::seconds(10),
             cleanup: true,
+            verify: None,
         },
         password: SecretRef::File(dir.join("password")),
         legacy: false,

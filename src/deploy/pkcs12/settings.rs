@@ -11,6 +11,7 @@ use crate::config::provider::{KeyPath, Origin, SecretField, SecretTable, Validat
 use crate::deploy::keystore::settings::{
     required_secret, store_file, Common, DURATION_PATTERN, MODE_PATTERN,
 };
+use crate::deploy::verify::settings::VerifyTable;
 pub use crate::spec::Pkcs12Target as Settings;
 
 /// A PKCS#12 keystore (key, certificate and chain) protected by a password.
@@ -37,6 +38,8 @@ pub struct Table {
     pub(crate) reload_timeout: Option<String>,
     /// Delete the keystore when the certificate is removed from config. Default `false`.
     pub(crate) cleanup: Option<bool>,
+    /// TLS endpoint that must serve the new certificate after the reload.
+    pub(crate) verify: Option<VerifyTable>,
 }
 
 /// Check the `deploy[index]` entry at `path`. `None` after reporting.
@@ -55,6 +58,7 @@ pub(crate) fn validate(
         reload: table.reload.as_deref(),
         reload_timeout: table.reload_timeout.as_deref(),
         cleanup: table.cleanup,
+        verify: table.verify.as_ref(),
     };
     let file = store_file(validator, origin, path, &common, dirs, index, false);
     let password = required_secret(

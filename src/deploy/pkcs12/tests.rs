@@ -17,6 +17,7 @@ fn target(dir: &std::path::Path, legacy: bool) -> Pkcs12Target {
             reload: None,
             reload_timeout: Duration::seconds(60),
             cleanup: false,
+            verify: None,
         },
         password: SecretRef::File(dir.join("password")),
         legacy,

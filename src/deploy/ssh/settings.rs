@@ -10,8 +10,8 @@ use time::Duration;
 
 use crate::config::provider::{absolute, duration, shown, Anchor, KeyPath, Origin, Validator};
 use crate::deploy::files::settings::{file_mode_or, is_plain_file_name};
+use crate::deploy::verify::settings::{self as verify, VerifyTable};
 pub use crate::spec::SshTarget as Settings;
-use crate::spec::VerifyEndpoint;
 
 const DURATION_PATTERN: &str = r"^[0-9]+[smhdw]$";
 const MODE_PATTERN: &str = r"^(0o)?[0-7]{1,4}$";
@@ -61,25 +61,15 @@ pub struct Table {
     pub(crate) connect_timeout: Option<String>,
     /// TLS endpoint that must serve the new certificate after the reload.
     pub(crate) verify: Option<VerifyTable>,
+    /// Delete the files on the host (key first) when the certificate is removed from config.
+    /// Default `false`.
+    pub(crate) cleanup: Option<bool>,
     /// Absolute directory on the host served at `http://NAME/`, where `dcv = { method =
     /// "http", via = "NAME" }` puts validation files under `.well-known/`.
     pub(crate) web_root: Option<String>,
     /// Named targets only: the names this host serves (`www.example.com`,
     /// `*.shop.example.com`); HTTP validation files for those names go to its `web_root`.
     pub(crate) serves: Option<Vec<String>>,
-}
-
-/// `verify = { connect = "host:port", sni = "name", timeout = "10s" }`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyTable {
-    /// `host:port` of the TLS endpoint (`[v6]:port` for an IPv6 address).
-    pub(crate) connect: String,
-    /// Server name sent in the handshake. Default: the host of `connect`.
-    pub(crate) sni: Option<String>,
-    /// How long the endpoint may take to serve the new certificate. Default `10s`.
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub(crate) timeout: Option<String>,
 }
 
 /// Check the `deploy[index]` entry at `path` of a certificate. `None` after reporting.
@@ -211,50 +201,7 @@ pub(crate) fn validate(
         table.connect_timeout.as_deref(),
         10,
     );
-    let verify = match &table.verify {
-        None => Some(None),
-        Some(verify) => {
-            let verify_path = path.key("verify");
-            let timeout = timeout(
-                validator,
-                &verify_path.key("timeout"),
-                verify.timeout.as_deref(),
-                10,
-            );
-            match split_host_port(&verify.connect) {
-                Err(problem) => {
-                    validator.error(
-                        file,
-                        &verify_path.key("connect"),
-                        Anchor::Value,
-                        format!(
-                            "`connect` must be `host:port`, found `{}`: {problem}",
-                            shown(&verify.connect)
-                        ),
-                    );
-                    None
-                }
-                Ok((host, _)) => {
-                    let sni = verify.sni.clone().unwrap_or_else(|| host.to_string());
-                    if let Some(problem) = word_problem(&sni) {
-                        validator.error(
-                            file,
-                            &verify_path.key("sni"),
-                            Anchor::Value,
-                            format!("`sni` {problem}"),
-                        );
-                    }
-                    timeout.map(|timeout| {
-                        Some(VerifyEndpoint {
-                            connect: verify.connect.clone(),
-                            sni,
-                            timeout,
-                        })
-                    })
-                }
-            }
-        }
-    };
+    let verify = verify::validate(validator, file, path, table.verify.as_ref());
     if validator.error_count() > before {
         return None;
     }
@@ -295,6 +242,7 @@ pub(crate) fn validate(
             .web_root
             .as_deref()
             .map(|root| root.trim_end_matches('/').to_string()),
+        cleanup: table.cleanup.unwrap_or(false),
     })
 }
 

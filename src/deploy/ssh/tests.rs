@@ -32,6 +32,7 @@ fn target(dir: &str) -> SshTarget {
         connect_timeout: Duration::seconds(7),
         verify: None,
         web_root: None,
+        cleanup: false,
     }
 }
 
@@ -259,6 +260,7 @@ async fn an_unreachable_host_is_a_remote_error_naming_the_target() {
         verify_error: None,
         paths: Vec::new(),
         cleanup: false,
+        ssh: None,
     };
     let observed = deployer.observe(Some(&record));
     assert!(
@@ -380,4 +382,146 @@ fn split_host_port_forms() {
     assert!(split_host_port(":443").is_err());
     assert!(split_host_port("web:x").is_err());
     assert!(split_host_port("web:0").is_err());
+}
+
+/// `sh -c script` as sshd runs a session's command: leading its own process group.
+fn run_as_session(script: &str) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_remote_watchdog_kills_a_reload_past_its_time_with_its_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("finished");
+    let seconds = 300 + std::process::id() % 500;
+    let reload = format!("sleep {seconds}; touch '{}'", marker.display());
+    let started = std::time::Instant::now();
+    let output = run_as_session(&reload_script(&reload, 1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(REMOTE_TIMEOUT),
+        "{output:?}"
+    );
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("sleep {seconds}")])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "{left:?}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn the_remote_watchdog_passes_a_quick_reload_through_and_leaves_nothing_behind() {
+    let seconds = 600 + std::process::id() % 500;
+    let started = std::time::Instant::now();
+    let output = run_as_session(&reload_script(
+        "echo 'it''s done'; exit 4",
+        u64::from(seconds),
+    ));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the session ends with the reload: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "its done\n");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let left = Command::new("pgrep")
+        .args(["-fx", &format!("sleep {seconds}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "the watchdog's sleep is gone: {left:?}"
+    );
+}
+
+#[test]
+fn the_remove_script_deletes_in_order_and_names_what_it_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("it's.key");
+    let cert = dir.path().join("cert.pem");
+    fs::write(&key, "k").unwrap();
+    fs::write(&cert, "c").unwrap();
+    let paths: Vec<String> = [&key, &dir.path().join("gone.pem"), &cert]
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    let output = run_local(&remove_script(&paths), b"");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{}\n{}\n", key.display(), cert.display())
+    );
+    assert!(!key.exists() && !cert.exists());
+}
+
+#[test]
+fn an_ssh_record_lists_the_remote_files_and_with_cleanup_how_to_reach_the_host() {
+    let mut ssh = target("/etc/ssl/web");
+    let deployer = SshDeployer::new(ssh.clone());
+    assert_eq!(
+        deployer.remote_paths(),
+        ["it's.key", "cert.pem", "chain.pem", "full chain.pem"]
+            .map(|name| PathBuf::from(format!("/etc/ssl/web/{name}")))
+    );
+    ssh.cleanup = true;
+    let host = SshDeployer::new(ssh).host();
+    assert_eq!(host.port, 2222);
+    assert_eq!(host.connect_timeout, 7);
+    assert_eq!(host.known_hosts, PathBuf::from("/keys/known_hosts"));
+    // The deployer rebuilt from the record connects the same way.
+    assert_eq!(
+        SshDeployer::for_host(&host).ssh_args(),
+        SshDeployer::new(target("/etc/ssl/web")).ssh_args()
+    );
+}
+
+#[test]
+fn a_removal_deletes_only_files_in_the_directory_of_the_host_its_id_names() {
+    let host = SshDeployer::new(target("/etc/ssl/web")).host();
+    let id = "ssh:deploy@web1.example.test:2222/etc/ssl/web";
+    let paths = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(PathBuf::from).collect() };
+    assert_eq!(
+        SshDeployer::check_removal(
+            id,
+            &host,
+            &paths(&["/etc/ssl/web/privkey.pem", "/etc/ssl/web/cert.pem"])
+        ),
+        Ok(())
+    );
+    for bad in [
+        "/etc/ssl/webx/privkey.pem",
+        "/etc/ssl/web/../shadow",
+        "/etc/ssl/web/sub/key.pem",
+        "/etc/passwd",
+        "/etc/ssl/web/",
+    ] {
+        let error = SshDeployer::check_removal(id, &host, &paths(&[bad])).expect_err(bad);
+        assert!(
+            error.contains("not a file in `/etc/ssl/web`"),
+            "{bad}: {error}"
+        );
+    }
+    let elsewhere = SshHost {
+        host: "db.example.test".to_string(),
+        ..host.clone()
+    };
+    assert!(SshDeployer::check_removal(id, &elsewhere, &[]).is_err());
+    let other_port = SshHost { port: 22, ..host };
+    assert!(SshDeployer::check_removal(id, &other_port, &[]).is_err());
 }
