@@ -215,6 +215,7 @@ mod tests {
             combined: None,
             cleanup: false,
             web_root: Some(dir.path().join("www")),
+            verify: None,
         };
         let entry = Placed {
             place: Place::Target(Box::new(DeployTarget::Files(target))),

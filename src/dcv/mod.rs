@@ -733,6 +733,7 @@ mod tests {
             combined: None,
             cleanup: false,
             web_root: Some(dir.join(web_root)),
+            verify: None,
         })
     }
 
