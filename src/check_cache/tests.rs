@@ -264,5 +264,8 @@ fn deployed_file_and_content_entries_are_saved_under_their_own_keys() {
         lines[1].starts_with(&format!("f:{path}\t")) && lines[1].ends_with(&sha256_hex(b"first\n")),
         "{text}"
     );
-    assert_eq!(lines[2], format!("k:{}\t{spki}", sha256_hex(pem.as_bytes())));
+    assert_eq!(
+        lines[2],
+        format!("k:{}\t{spki}", sha256_hex(pem.as_bytes()))
+    );
 }
