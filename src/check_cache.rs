@@ -22,11 +22,12 @@
 //! of any workspace (a digest of bytes, or of the file at an absolute path with that stat
 //! data), so runs of two workspaces in one process (tests, library users) may share one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,6 +64,61 @@ impl From<&CertificateInfo> for LeafFacts {
     }
 }
 
+/// The digest of a content-keyed entry: a chain's text (`c:`) or a key file's bytes (`k:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ContentKey {
+    Chain([u8; 32]),
+    Key([u8; 32]),
+}
+
+impl ContentKey {
+    /// The key as the cache file writes it: `c:<hex>` or `k:<hex>`.
+    fn text(&self) -> String {
+        match self {
+            ContentKey::Chain(digest) => format!("c:{}", hex::encode(digest)),
+            ContentKey::Key(digest) => format!("k:{}", hex::encode(digest)),
+        }
+    }
+
+    /// A `c:`/`k:` key of the cache file; `None` for another key or a digest that is not 64
+    /// hex digits.
+    fn parse(text: &str) -> Option<ContentKey> {
+        let (kind, digest) = text.split_at_checked(2)?;
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(digest, &mut bytes).ok()?;
+        match kind {
+            "c:" => Some(ContentKey::Chain(bytes)),
+            "k:" => Some(ContentKey::Key(bytes)),
+            _ => None,
+        }
+    }
+}
+
+/// The SHA-256 of `bytes`, as bytes (the cache keys on it; no hex string per lookup).
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The entries of a cache file, each with its index in `used`. Keys are held as digests and
+/// values as one boxed string each: at 10,000 certificates that is 60,000 entries, so no
+/// key is copied to mark it used.
+#[derive(Debug, Default)]
+struct Entries {
+    content: HashMap<ContentKey, (Box<str>, usize)>,
+    files: HashMap<Box<str>, (Box<str>, usize)>,
+    /// The number of entry lines read (the length of `used`; a key listed twice keeps its
+    /// last line, so the first is never used and the file is rewritten without it).
+    lines: usize,
+}
+
+/// The entries a run computed (they replace loaded entries with the same key when saved).
+#[derive(Debug, Default)]
+struct Computed {
+    content: HashMap<ContentKey, Box<str>>,
+    files: HashMap<Box<str>, Box<str>>,
+}
+
 /// One run's cache: the entries loaded from disk and those the run used or computed.
 #[derive(Debug)]
 pub struct CheckCache {
@@ -70,11 +126,11 @@ pub struct CheckCache {
     file: Option<PathBuf>,
     /// Stat-keyed entries are recorded only for files whose ctime is before this.
     trusted_before: SystemTime,
-    loaded: HashMap<String, String>,
-    /// Keys of loaded entries this run used.
-    used: Mutex<HashSet<String>>,
+    loaded: Entries,
+    /// Whether this run used each loaded entry, by the index stored with it.
+    used: Vec<AtomicBool>,
     /// Entries this run computed.
-    computed: Mutex<HashMap<String, String>>,
+    computed: Mutex<Computed>,
 }
 
 impl CheckCache {
@@ -86,74 +142,72 @@ impl CheckCache {
             .and_then(|file| fs::read_to_string(file).ok())
             .and_then(|text| parse(&text))
             .unwrap_or_default();
+        let used = (0..loaded.lines).map(|_| AtomicBool::new(false)).collect();
         CheckCache {
             file,
             trusted_before: started.checked_sub(RACY_MARGIN).unwrap_or(UNIX_EPOCH),
             loaded,
-            used: Mutex::new(HashSet::new()),
-            computed: Mutex::new(HashMap::new()),
+            used,
+            computed: Mutex::new(Computed::default()),
         }
     }
 
-    /// A loaded entry, marked used.
-    fn get(&self, key: &str) -> Option<&str> {
-        let value = self.loaded.get(key)?;
-        self.mark_used(key);
-        Some(value)
+    fn mark_used(&self, index: usize) {
+        if let Some(flag) = self.used.get(index) {
+            flag.store(true, Ordering::Relaxed);
+        }
     }
 
-    fn mark_used(&self, key: &str) {
-        self.used
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_string());
+    fn computed(&self) -> std::sync::MutexGuard<'_, Computed> {
+        self.computed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn put(&self, key: String, value: String) {
-        self.computed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, value);
+    /// The value of a content-keyed entry, loaded (then marked used) or computed this run.
+    fn content_value(&self, key: &ContentKey) -> Option<Box<str>> {
+        if let Some((value, index)) = self.loaded.content.get(key) {
+            self.mark_used(*index);
+            return Some(value.clone());
+        }
+        self.computed().content.get(key).cloned()
     }
 
+    /// A computed entry by its key as the file writes it (`c:<hex>`, `k:<hex>` or `f:<path>`).
+    #[cfg(test)]
     fn computed_value(&self, key: &str) -> Option<String> {
-        self.computed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        let computed = self.computed();
+        match key.strip_prefix("f:") {
+            Some(path) => computed.files.get(path).map(|value| value.to_string()),
+            None => computed
+                .content
+                .get(&ContentKey::parse(key)?)
+                .map(|value| value.to_string()),
+        }
     }
 
     /// The leaf facts of `chain` (see `keys::inspect_chain`), from the cache when this text
     /// was parsed before.
     pub fn chain_leaf(&self, chain: &str) -> Result<LeafFacts, KeyError> {
-        let key = format!("c:{}", sha256_hex(chain.as_bytes()));
-        let hit = self
-            .get(&key)
-            .map(str::to_string)
-            .or_else(|| self.computed_value(&key))
-            .and_then(|value| {
-                let mut parts = value.split(' ');
-                let facts = LeafFacts {
-                    serial: crate::serial::Serial::parse(parts.next()?),
-                    sha256_fingerprint: parts.next()?.to_string(),
-                    spki_sha256: parts.next()?.to_string(),
-                };
-                parts.next().is_none().then_some(facts)
-            });
+        let key = ContentKey::Chain(digest(chain.as_bytes()));
+        let hit = self.content_value(&key).and_then(|value| {
+            let mut parts = value.split(' ');
+            let facts = LeafFacts {
+                serial: crate::serial::Serial::parse(parts.next()?),
+                sha256_fingerprint: parts.next()?.to_string(),
+                spki_sha256: parts.next()?.to_string(),
+            };
+            parts.next().is_none().then_some(facts)
+        });
         if let Some(facts) = hit {
             return Ok(facts);
         }
         let (info, _) = crate::keys::inspect_chain(chain)?;
         let facts = LeafFacts::from(&info);
         if is_token(facts.serial.as_str()) {
-            self.put(
-                key,
-                format!(
-                    "{} {} {}",
-                    facts.serial, facts.sha256_fingerprint, facts.spki_sha256
-                ),
+            let value = format!(
+                "{} {} {}",
+                facts.serial, facts.sha256_fingerprint, facts.spki_sha256
             );
+            self.computed().content.insert(key, value.into());
         }
         Ok(facts)
     }
@@ -162,17 +216,13 @@ impl CheckCache {
     /// file holds `bytes`, from the cache when these bytes were parsed before; `None` when
     /// they are not a key certform can read.
     pub fn key_spki(&self, bytes: &[u8]) -> Option<String> {
-        let key = format!("k:{}", sha256_hex(bytes));
-        if let Some(spki) = self
-            .get(&key)
-            .map(str::to_string)
-            .or_else(|| self.computed_value(&key))
-        {
-            return Some(spki);
+        let key = ContentKey::Key(digest(bytes));
+        if let Some(spki) = self.content_value(&key) {
+            return Some(spki.into());
         }
         let text = std::str::from_utf8(bytes).ok()?;
         let spki = crate::keys::PrivateKey::from_pem(text).ok()?.spki_sha256();
-        self.put(key, spki.clone());
+        self.computed().content.insert(key, spki.as_str().into());
         Some(spki)
     }
 
@@ -181,23 +231,20 @@ impl CheckCache {
     pub fn file_sha256(&self, path: &Path) -> io::Result<String> {
         let metadata = fs::metadata(path)?;
         let stamp = stamp(&metadata);
-        let key = path
-            .to_str()
-            .filter(|p| is_path_token(p))
-            .map(|p| format!("f:{p}"));
-        if let Some(key) = &key {
-            if let Some(value) = self.loaded.get(key) {
-                if let Some(hash) = value.strip_prefix(&stamp).and_then(|v| v.strip_prefix(' ')) {
-                    self.mark_used(key);
-                    return Ok(hash.to_string());
-                }
+        let key = path.to_str().filter(|p| is_path_token(p));
+        if let Some((value, index)) = key.and_then(|key| self.loaded.files.get(key)) {
+            if let Some(hash) = value.strip_prefix(&stamp).and_then(|v| v.strip_prefix(' ')) {
+                self.mark_used(*index);
+                return Ok(hash.to_string());
             }
         }
         let hash = sha256_hex(&fs::read(path)?);
         let settled =
             metadata.is_file() && ctime(&metadata).is_some_and(|ctime| ctime < self.trusted_before);
         if let (Some(key), true) = (key, settled) {
-            self.put(key, format!("{stamp} {hash}"));
+            self.computed()
+                .files
+                .insert(key.into(), format!("{stamp} {hash}").into());
         }
         Ok(hash)
     }
@@ -209,22 +256,44 @@ impl CheckCache {
         let Some(file) = &self.file else {
             return;
         };
-        let used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
-        let computed = self.computed.lock().unwrap_or_else(PoisonError::into_inner);
-        let unchanged = used.len() == self.loaded.len()
-            && computed
-                .iter()
-                .all(|(key, value)| self.loaded.get(key) == Some(value));
+        let used = |index: &usize| {
+            self.used
+                .get(*index)
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        };
+        let computed = self.computed();
+        let all_used = self.used.iter().all(|flag| flag.load(Ordering::Relaxed));
+        let unchanged = all_used
+            && computed.content.iter().all(|(key, value)| {
+                self.loaded.content.get(key).map(|(loaded, _)| loaded) == Some(value)
+            })
+            && computed.files.iter().all(|(key, value)| {
+                self.loaded.files.get(key).map(|(loaded, _)| loaded) == Some(value)
+            });
         if unchanged {
             return;
         }
-        let mut lines: Vec<String> = self
+        let mut lines: Vec<String> =
+            Vec::with_capacity(self.loaded.lines + computed.content.len() + computed.files.len());
+        let kept_content = self
             .loaded
+            .content
             .iter()
-            .filter(|(key, _)| used.contains(*key) && !computed.contains_key(*key))
-            .chain(computed.iter())
-            .map(|(key, value)| format!("{key}\t{value}\n"))
-            .collect();
+            .filter(|(key, (_, index))| used(index) && !computed.content.contains_key(*key))
+            .map(|(key, (value, _))| (key, value));
+        for (key, value) in kept_content.chain(computed.content.iter()) {
+            lines.push(format!("{}\t{value}\n", key.text()));
+        }
+        let kept_files = self
+            .loaded
+            .files
+            .iter()
+            .filter(|(key, (_, index))| used(index) && !computed.files.contains_key(*key))
+            .map(|(key, (value, _))| (key, value));
+        for (key, value) in kept_files.chain(computed.files.iter()) {
+            lines.push(format!("f:{key}\t{value}\n"));
+        }
+        drop(computed);
         lines.sort_unstable();
         let mut text = String::with_capacity(lines.iter().map(String::len).sum::<usize>() + 32);
         text.push_str(HEADER);
@@ -270,18 +339,26 @@ fn is_path_token(text: &str) -> bool {
 }
 
 /// The entries of a cache file; `None` when it is not one (unknown header, a malformed line).
-fn parse(text: &str) -> Option<HashMap<String, String>> {
+fn parse(text: &str) -> Option<Entries> {
     let mut lines = text.lines();
     if lines.next()? != HEADER {
         return None;
     }
-    let mut entries = HashMap::new();
-    for line in lines {
+    let mut entries = Entries::default();
+    // Most entries are deployed files (four per certificate), the rest chains and keys.
+    let count = text.bytes().filter(|byte| *byte == b'\n').count();
+    entries.files.reserve(count * 2 / 3);
+    entries.content.reserve(count / 3 + 1);
+    for (index, line) in lines.enumerate() {
         let (key, value) = line.split_once('\t')?;
-        if !(key.starts_with("c:") || key.starts_with("k:") || key.starts_with("f:")) {
-            return None;
-        }
-        entries.insert(key.to_string(), value.to_string());
+        let value: Box<str> = value.into();
+        match key.strip_prefix("f:") {
+            Some(path) => entries.files.insert(path.into(), (value, index)),
+            None => entries
+                .content
+                .insert(ContentKey::parse(key)?, (value, index)),
+        };
+        entries.lines = index + 1;
     }
     Some(entries)
 }

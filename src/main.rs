@@ -1,5 +1,6 @@
 fn main() {
     restore_default_sigpipe();
+    limit_malloc_arenas();
     std::process::exit(certform::cli::main());
 }
 
@@ -15,3 +16,21 @@ fn restore_default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// At most two glibc malloc arenas, unless `MALLOC_ARENA_MAX` says otherwise. A plan reads and
+/// parses its files on up to eight threads, and glibc gives each thread its own arena, whose
+/// freed memory stays with it: at 10,000 certificates that held ~20 MB more peak RSS
+/// (183 -> 163 MB) for no measurable gain in CPU time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called in `main` before any thread exists; `M_ARENA_MAX` takes a count and
+        // a failure (returned 0) leaves glibc's default, which is only larger.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

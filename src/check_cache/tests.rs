@@ -165,6 +165,9 @@ fn a_corrupt_or_unknown_cache_file_is_an_empty_cache_and_is_rewritten() {
         format!("certform-checks 99\n{key}\t0a ff ee\n"),
         format!("{HEADER}\n{key} 0a ff ee\n"),
         format!("{HEADER}\nx:{key}\t0a ff ee\n"),
+        // A content key whose digest is not 64 hex digits.
+        format!("{HEADER}\nc:zz\t0a ff ee\n"),
+        format!("{HEADER}\n{}\t0a ff ee\n", &key[..key.len() - 1]),
         "\u{0}\u{1}garbage".to_string(),
     ] {
         fs::write(&file, &corrupt).expect("corrupt");
@@ -220,4 +223,49 @@ fn the_saved_cache_is_private_to_its_owner() {
     cache.save();
     let mode = fs::metadata(&file).expect("saved").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_key_listed_twice_keeps_its_last_entry_and_the_file_is_rewritten_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let pem = chain();
+    let key = format!("c:{}", sha256_hex(pem.as_bytes()));
+    write_cache(&file, &[(&key, "01 aa bb"), (&key, "02 cc dd")]);
+    let cache = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(cache.chain_leaf(&pem).expect("leaf").serial.as_str(), "02");
+    cache.save();
+    let text = fs::read_to_string(&file).expect("saved");
+    assert_eq!(text, format!("{HEADER}\n{key}\t02 cc dd\n"));
+    // Now every entry is used: the next run writes nothing.
+    let next = CheckCache::new(Some(file.clone()), later());
+    next.chain_leaf(&pem).expect("leaf");
+    fs::remove_file(&file).expect("remove");
+    next.save();
+    assert!(!file.exists());
+}
+
+#[test]
+fn deployed_file_and_content_entries_are_saved_under_their_own_keys() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let deployed = dir.path().join("cert.pem");
+    fs::write(&deployed, "first\n").expect("write");
+    let pem = key_pem();
+    let cache = CheckCache::new(Some(file.clone()), later());
+    cache.file_sha256(&deployed).expect("hash");
+    let spki = cache.key_spki(pem.as_bytes()).expect("spki");
+    cache.save();
+    let text = fs::read_to_string(&file).expect("saved");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let path = deployed.to_str().expect("utf-8 path");
+    assert!(
+        lines[1].starts_with(&format!("f:{path}\t")) && lines[1].ends_with(&sha256_hex(b"first\n")),
+        "{text}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("k:{}\t{spki}", sha256_hex(pem.as_bytes()))
+    );
 }

@@ -284,6 +284,34 @@ fn full_certificate_round_trips_through_the_work_tree() {
 }
 
 #[test]
+fn load_reads_state_files_linked_in_and_skips_directories_named_like_them() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    let certificates = repo.join("certificates");
+    // The listing's file types decide without a `stat` per file; a symbolic link is followed
+    // (as before), and a directory whose name ends in `.toml` is not a state file.
+    let elsewhere = temp.path().join("api.toml");
+    let mut api = fs::read_to_string(certificates.join("www.toml")).unwrap();
+    api = api.replace("name = \"www\"", "name = \"api\"");
+    fs::write(&elsewhere, &api).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, certificates.join("api.toml")).unwrap();
+    fs::create_dir(certificates.join("dir.toml")).unwrap();
+    let state = store.load().unwrap();
+    assert_eq!(
+        state.certificates.keys().collect::<Vec<_>>(),
+        ["api", "www"],
+        "{state:?}"
+    );
+    assert_eq!(state.certificates["api"].name, "api");
+    // A dangling link is an error naming it, as a file that cannot be read.
+    fs::remove_file(&elsewhere).unwrap();
+    let error = store.load().unwrap_err().to_string();
+    assert!(error.contains("api.toml"), "{error}");
+}
+
+#[test]
 fn corrupt_state_file_names_file_line_and_column() {
     let temp = tempfile::tempdir().unwrap();
     let repo = temp.path().join("state");
