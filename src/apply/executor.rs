@@ -998,6 +998,7 @@ impl Executor {
         };
         if let Some(chain_pem) = fetched {
             self.store.save_chain(&state.name, chain_pem)?;
+            self.failpoints.hit("after-chain");
         }
         self.store.save_certificate(state)?;
         let (summary, failures) = deployed?;
