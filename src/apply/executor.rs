@@ -322,18 +322,17 @@ impl Executor {
             Action::Fetch { order_id } => {
                 let mut state = require(current, name)?;
                 let ca = self.account(intent_ca(&state))?;
-                let chain = match self
+                if let Collected::NotYet(waiting) = self
                     .collect(&mut state, ca.as_ref(), order_id, None)
                     .await?
                 {
-                    Collected::NotYet(waiting) => return Ok(waiting),
-                    Collected::Done(chain) => chain,
-                };
-                self.deploy(change, &mut state, Some(&chain)).await
+                    return Ok(waiting);
+                }
+                self.deploy(change, &mut state).await
             }
             Action::Deploy => {
                 let mut state = require(current, name)?;
-                self.deploy(change, &mut state, None).await
+                self.deploy(change, &mut state).await
             }
             Action::Revoke {
                 serial,
@@ -767,27 +766,25 @@ impl Executor {
         let plan_until = view.plan_until;
         match view.status {
             OrderStatus::Issued => {
-                let chain = match self.collect(state, ca, &view.order_id, plan_until).await? {
-                    Collected::NotYet(waiting) => {
-                        // The order's id, which `order_steps` left for the fetch to record.
-                        self.store.save_certificate(state)?;
-                        return Ok(waiting);
-                    }
-                    Collected::Done(chain) => chain,
-                };
-                self.deploy(change, state, Some(&chain)).await
+                if let Collected::NotYet(waiting) =
+                    self.collect(state, ca, &view.order_id, plan_until).await?
+                {
+                    // The order's id, which `order_steps` left for `collect` to record.
+                    self.store.save_certificate(state)?;
+                    return Ok(waiting);
+                }
+                self.deploy(change, state).await
             }
             OrderStatus::Pending | OrderStatus::Ready => {
                 let view = self.validate(change, state, ca, view).await?;
                 if view.status == OrderStatus::Issued {
-                    let chain = match self
+                    if let Collected::NotYet(waiting) = self
                         .collect(state, ca, &view.order_id, view.plan_until.or(plan_until))
                         .await?
                     {
-                        Collected::NotYet(waiting) => return Ok(waiting),
-                        Collected::Done(chain) => chain,
-                    };
-                    return self.deploy(change, state, Some(&chain)).await;
+                        return Ok(waiting);
+                    }
+                    return self.deploy(change, state).await;
                 }
                 let spec = self.spec(&change.certificate).ok();
                 let pending: Vec<String> = view
@@ -875,8 +872,7 @@ impl Executor {
         result
     }
 
-    /// Fetch an issued certificate and make it the current one in `state` (written by the
-    /// `deploy` that follows, with the chain returned here); when the CA has none to
+    /// Fetch an issued certificate and make it the current one; when the CA has none to
     /// collect yet, leave state as it is (the intent keeps the order) and say so: a later run
     /// fetches it. That is a wait, not a failure.
     /// `plan_until`: the end of the order's plan as the CA last reported it (`None`: not
@@ -975,51 +971,15 @@ impl Executor {
         if let Some(last) = state.history.last_mut() {
             last.serial = Some(info.serial.clone());
         }
-        // Recorded with the deploy (`deploy`), chain first: one state write per renewal instead
-        // of one here and one there. A run killed before that finds state as the order left
-        // it (the intent and its tag), so the next run adopts the order and fetches again.
-        self.failpoints.hit("after-fetch");
-        Ok(Collected::Done(issued.chain_pem))
-    }
-
-    /// Write the current certificate to the change's deploy targets, then record it: the
-    /// chain `fetched` just now first (the record never names a certificate its chain file
-    /// does not hold), then the state file. A fetched certificate is recorded even when the
-    /// deploy stopped early; otherwise such a stop records nothing.
-    async fn deploy(
-        &self,
-        change: &Change,
-        state: &mut CertificateState,
-        fetched: Option<&str>,
-    ) -> Result<String, Error> {
-        let deployed = match (self.deploy_targets(change, state, fetched).await, fetched) {
-            (Err(error), None) => return Err(error),
-            (deployed, _) => deployed,
-        };
-        if let Some(chain_pem) = fetched {
-            self.store.save_chain(&state.name, chain_pem)?;
-            self.failpoints.hit("after-chain");
-        }
+        self.store.save_chain(&state.name, &issued.chain_pem)?;
+        self.failpoints.hit("after-chain");
         self.store.save_certificate(state)?;
-        let (summary, failures) = deployed?;
-        self.failpoints.hit("after-deploy");
-        if failures.is_empty() {
-            Ok(summary.join("; "))
-        } else {
-            Err(Error::Other(format!(
-                "{} (retried on the next run)",
-                failures.join("; ")
-            )))
-        }
+        self.failpoints.hit("after-fetch");
+        Ok(Collected::Done)
     }
 
-    /// The deploy itself: a summary line per target, and the targets that failed.
-    async fn deploy_targets(
-        &self,
-        change: &Change,
-        state: &mut CertificateState,
-        fetched: Option<&str>,
-    ) -> Result<(Vec<String>, Vec<String>), Error> {
+    /// Write the current certificate to the change's deploy targets.
+    async fn deploy(&self, change: &Change, state: &mut CertificateState) -> Result<String, Error> {
         let spec = self.spec(&change.certificate)?;
         let mut summary = vec![format!(
             "serial {}, expires {}",
@@ -1044,15 +1004,12 @@ impl Executor {
         }
         let mut failures = Vec::new();
         if !change.deploy.is_empty() {
-            let chain_pem = match fetched {
-                Some(chain_pem) => chain_pem.to_string(),
-                None => self.store.read_chain(&state.name)?.ok_or_else(|| {
-                    Error::Other(format!(
-                        "state has no certificate chain for `{}`",
-                        state.name
-                    ))
-                })?,
-            };
+            let chain_pem = self.store.read_chain(&state.name)?.ok_or_else(|| {
+                Error::Other(format!(
+                    "state has no certificate chain for `{}`",
+                    state.name
+                ))
+            })?;
             let (leaf, blocks) = keys::inspect_chain(&chain_pem)?;
             // The key is found from the certificate's name and key id, never from a path in
             // state, and must hold the certificate's public key: nothing else is deployed.
@@ -1149,7 +1106,16 @@ impl Executor {
                 state.deployments.insert(id, outcome.record);
             }
         }
-        Ok((summary, failures))
+        self.store.save_certificate(state)?;
+        self.failpoints.hit("after-deploy");
+        if failures.is_empty() {
+            Ok(summary.join("; "))
+        } else {
+            Err(Error::Other(format!(
+                "{} (retried on the next run)",
+                failures.join("; ")
+            )))
+        }
     }
 
     /// Run a CA call once (orders, revocations and cancellations are not blindly retried).
@@ -1193,8 +1159,8 @@ impl Executor {
 
 /// What `collect` did.
 enum Collected {
-    /// The certificate is the current one in memory; its chain (PEM), not written yet.
-    Done(String),
+    /// The certificate is the current one.
+    Done,
     /// The CA has no certificate to collect yet (why, for the report).
     NotYet(String),
 }

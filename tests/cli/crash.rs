@@ -72,10 +72,10 @@ fn killed_renewal_converges_without_a_second_renewal() {
         "after-order",
         "after-order-recorded",
         "after-fetch",
-        // The fetched chain is written with the deploy's record, chain first.
+        // Between the fetched chain and its record, and inside the deploy's switch.
+        "after-chain",
         "deploy-staged",
         "deploy-renamed-2",
-        "after-chain",
     ] {
         let sandbox = Sandbox::with_config(WEB);
         sandbox.apply().expect(0);
