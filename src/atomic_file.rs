@@ -270,6 +270,42 @@ mod tests {
     }
 
     #[test]
+    fn write_new_never_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lo-1.json");
+        write_new(&path, b"first", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let taken = write_new(&path, b"second", 0o600).unwrap_err();
+        assert_eq!(taken.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("lo-1.json")]);
+    }
+
+    #[test]
+    fn write_staged_replaces_a_leftover_with_a_new_file_of_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".cert.pem.certform-next");
+        fs::write(&path, "a longer leftover of a killed run").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        write_staged(&path, b"new", 0o640).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        write_unsynced_dir(&dir.path().join("journal"), b"j", 0o600).unwrap();
+        assert_eq!(fs::read(dir.path().join("journal")).unwrap(), b"j");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temp left");
+    }
+
+    #[test]
     fn temp_names_are_recognised_strictly() {
         assert_eq!(temp_pid(".key.pem.tmp-123-4"), Some(123));
         assert_eq!(temp_pid(".a.tmp-b.tmp-77-0"), Some(77));
