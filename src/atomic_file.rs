@@ -13,19 +13,16 @@ use std::path::Path;
 /// The parent directory must exist. The temp file is created with `mode` from the start, so
 /// the content is never readable with wider permissions, even for a moment.
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let temp = parent.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        unique_suffix()
-    ));
+    write_unsynced_dir(path, bytes, mode)?;
+    sync_dir(parent_of(path))
+}
+
+/// [`write`] without the final directory fsync: the content is durable and the replacement
+/// atomic, but the new name is durable only once the caller fsyncs the directory
+/// ([`sync_dir`]). For a batch of writes into one directory that needs one directory fsync,
+/// not one per file.
+pub fn write_unsynced_dir(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let temp = temp_path(path)?;
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -37,13 +34,78 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&temp, path)?;
-        sync_dir(parent)
+        fs::rename(&temp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Create `path` with `bytes` and `mode`, durably, failing with
+/// [`io::ErrorKind::AlreadyExists`] when `path` exists: the content is written and fsynced
+/// under a temp name, then hard-linked to `path` (which never replaces anything, unlike a
+/// rename), and the directory is fsynced. Writers of new files need no lock to pick a free name.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let parent = parent_of(path);
+    let temp = temp_path(path)?;
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::hard_link(&temp, path)
+    })();
+    let removed = fs::remove_file(&temp);
+    result?;
+    removed?;
+    sync_dir(parent)
+}
+
+/// Write `bytes` to `path` in place (a leftover at `path` is removed first, so the file is a
+/// new one with exactly `mode`) and fsync the content, without a temp file, a rename or a
+/// directory fsync. Only for files nothing trusts until a later durable record vouches for
+/// them (a deploy's staged files: a switch journal names each with its digest, and a staged
+/// file the journal does not match is removed, never used).
+pub fn write_staged(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A fresh temp name beside `path`: `.NAME.tmp-PID-N` ([`remove_stale_temps`] knows it).
+fn temp_path(path: &Path) -> io::Result<std::path::PathBuf> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    Ok(parent_of(path).join(format!(
+        ".{}.tmp-{}-{}",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        unique_suffix()
+    )))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
 }
 
 /// Create `dir` and its parents with `mode` for the directories this call creates.
@@ -205,6 +267,42 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn write_new_never_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lo-1.json");
+        write_new(&path, b"first", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let taken = write_new(&path, b"second", 0o600).unwrap_err();
+        assert_eq!(taken.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("lo-1.json")]);
+    }
+
+    #[test]
+    fn write_staged_replaces_a_leftover_with_a_new_file_of_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".cert.pem.certform-next");
+        fs::write(&path, "a longer leftover of a killed run").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        write_staged(&path, b"new", 0o640).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        write_unsynced_dir(&dir.path().join("journal"), b"j", 0o600).unwrap();
+        assert_eq!(fs::read(dir.path().join("journal")).unwrap(), b"j");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temp left");
     }
 
     #[test]

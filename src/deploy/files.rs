@@ -9,8 +9,10 @@
 //! pointed at), and POSIX has no rename of several files at once, so a switch is made safe by
 //! a journal: every changed file is first written in full beside its final name
 //! (`.NAME.certform-next`, fsynced), then the journal `.certform-switch-*` listing them (with their
-//! SHA-256) is written and fsynced, then the staged files are renamed over the final names in a
-//! fixed order (cert, chain, fullchain, key last), then the journal is removed. A run killed
+//! SHA-256) is written and fsynced, and one directory fsync makes the staged files and the
+//! journal durable together; then the staged files are renamed over the final names in a
+//! fixed order (cert, chain, fullchain, key last), the directory is fsynced, and the journal
+//! is removed. A run killed
 //! before the journal leaves the old files untouched (the staged leftovers are removed later);
 //! a run killed after it is rolled forward by `recover`, which `apply` runs for every target
 //! before anything else, and `plan` reports it. What a reader can see: between the first and
@@ -240,8 +242,11 @@ impl FilesDeployer {
             crate::atomic_file::create_dir_all(parent, DIR_MODE)
                 .map_err(|error| self.io_error("create directory", parent, error))?;
         }
+        // Written in place and fsynced, without a rename or a directory fsync of its own: it
+        // is used only through the journal, which names its digest, and the directory is
+        // fsynced once with the journal before the first rename.
         let staged = staged_path(&file.path);
-        crate::atomic_file::write(&staged, file.content.as_bytes(), file.mode)
+        crate::atomic_file::write_staged(&staged, file.content.as_bytes(), file.mode)
             .map_err(|error| self.io_error("write", &staged, error))?;
         self.fix_metadata(&staged, file.mode, uid, gid)
     }
@@ -283,8 +288,14 @@ impl FilesDeployer {
         let text = serde_json::to_vec(&journal).map_err(|error| {
             self.io_error("write", &journal_path, io::Error::other(error.to_string()))
         })?;
-        crate::atomic_file::write(&journal_path, &text, JOURNAL_MODE)
+        crate::atomic_file::write_unsynced_dir(&journal_path, &text, JOURNAL_MODE)
             .map_err(|error| self.io_error("write", &journal_path, error))?;
+        // One fsync per directory makes the staged names and the journal durable together,
+        // before the first rename (the journal must never be lost once a rename is).
+        let staged_dirs = files.iter().filter_map(|file| file.path.parent());
+        for dir in distinct_dirs(staged_dirs.chain([self.target.dir.as_path()])) {
+            crate::atomic_file::sync_dir(dir).map_err(|error| self.io_error("sync", dir, error))?;
+        }
         self.failpoints.hit("deploy-staged");
         for (index, file) in files.iter().enumerate() {
             let staged = staged_path(&file.path);
@@ -296,22 +307,20 @@ impl FilesDeployer {
         self.finish_switch(files.iter().map(|file| file.path.as_path()))
     }
 
-    /// fsync the directories of `paths`, then remove the journal (and fsync again).
+    /// fsync the directories of `paths` (the renames are durable), then remove the journal.
+    ///
+    /// The removal is not fsynced: a journal a power loss brings back names staged files that
+    /// are gone (renamed), so the next run's roll-forward finds nothing to do and removes it.
     fn finish_switch<'p>(&self, paths: impl Iterator<Item = &'p Path>) -> Result<(), DeployError> {
-        let mut dirs: Vec<&Path> = paths.filter_map(Path::parent).collect();
-        dirs.sort_unstable();
-        dirs.dedup();
-        for dir in dirs {
+        for dir in distinct_dirs(paths.filter_map(Path::parent)) {
             crate::atomic_file::sync_dir(dir).map_err(|error| self.io_error("sync", dir, error))?;
         }
         let journal_path = self.journal_path();
         match fs::remove_file(&journal_path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(self.io_error("remove", &journal_path, error)),
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(self.io_error("remove", &journal_path, error)),
         }
-        crate::atomic_file::sync_dir(&self.target.dir)
-            .map_err(|error| self.io_error("sync", &self.target.dir, error))
     }
 
     /// The journal of a switch a killed run left, if any (`Err` when it is unreadable).
@@ -322,7 +331,8 @@ impl FilesDeployer {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(self.io_error("read", &path, error)),
         };
-        // A journal is written atomically, so an unparsable one was not written by certform:
+        // A journal is written atomically (temp file, fsync, rename), so an unparsable one was
+        // not written by certform:
         // treat it as empty (the staged files are then removed and the next deploy rewrites).
         Ok(Some(
             serde_json::from_slice(&bytes).unwrap_or(Journal { files: Vec::new() }),
@@ -372,6 +382,14 @@ impl FilesDeployer {
         }
         Ok(switched)
     }
+}
+
+/// `dirs` sorted, each once.
+fn distinct_dirs<'p>(dirs: impl Iterator<Item = &'p Path>) -> Vec<&'p Path> {
+    let mut dirs: Vec<&Path> = dirs.collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
 }
 
 /// `dir/.NAME.certform-next` for `dir/NAME`.

@@ -206,6 +206,9 @@ pub struct GitStore {
     push_auth: PushAuth,
     /// Git paths this store wrote or removed and has not committed yet.
     touched: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether this run made the journal's directory entry durable (fsynced the git
+    /// directory since the journal was last removed); held while doing so.
+    journal_entry_synced: Arc<Mutex<bool>>,
     failpoints: FailPoints,
 }
 
@@ -233,6 +236,7 @@ impl GitStore {
             remote: settings.remote.clone(),
             push_auth: settings.push_auth.clone(),
             touched: Arc::default(),
+            journal_entry_synced: Arc::default(),
             failpoints: FailPoints::default(),
         })
     }
@@ -505,10 +509,18 @@ impl GitStore {
 
     /// Remember that this run writes or removes `relative`: in the journal first (durably),
     /// so a kill right after the write still gets the file committed by the next run.
+    ///
+    /// No lock is held while the journal is synced, so certificates written at once sync
+    /// their lines in parallel (`O_APPEND` keeps each write whole); the git directory is
+    /// fsynced once per journal file, and every caller waits until it is.
     fn record(&self, relative: &str) -> Result<(), Error> {
         let git_path = self.managed_git_path(relative);
-        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
-        if touched.contains(&git_path) {
+        if self
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&git_path)
+        {
             return Ok(());
         }
         let path = self.git_dir.join(PENDING_FILE);
@@ -518,19 +530,24 @@ impl GitStore {
             .mode(FILE_MODE)
             .open(&path)
             .map_err(|source| io_error("open", &path, source))?;
-        let created = file
-            .metadata()
-            .map_err(|source| io_error("read", &path, source))?
-            .len()
-            == 0;
         file.write_all(format!("{git_path}\n").as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|source| io_error("write", &path, source))?;
-        if created {
-            atomic_file::sync_dir(&self.git_dir)
-                .map_err(|source| io_error("sync", &self.git_dir, source))?;
+        {
+            let mut synced = self
+                .journal_entry_synced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !*synced {
+                atomic_file::sync_dir(&self.git_dir)
+                    .map_err(|source| io_error("sync", &self.git_dir, source))?;
+                *synced = true;
+            }
         }
-        touched.insert(git_path);
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(git_path);
         Ok(())
     }
 
@@ -570,6 +587,10 @@ impl GitStore {
         touched.retain(|path| !committed.contains(path));
         let path = self.git_dir.join(PENDING_FILE);
         if touched.is_empty() {
+            *self
+                .journal_entry_synced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = false;
             return remove_durably(&path);
         }
         let rest: String = touched.iter().map(|path| format!("{path}\n")).collect();

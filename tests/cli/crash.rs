@@ -3,12 +3,13 @@
 
 use crate::sandbox::{Sandbox, WEB};
 
-const FAIL_POINTS: [&str; 7] = [
+const FAIL_POINTS: [&str; 8] = [
     "after-intent",
     "after-key",
     "after-order",
     "after-order-recorded",
     "after-fetch",
+    "after-chain",
     "after-deploy",
     "before-commit",
 ];
@@ -71,6 +72,10 @@ fn killed_renewal_converges_without_a_second_renewal() {
         "after-order",
         "after-order-recorded",
         "after-fetch",
+        // Between the fetched chain and its record, and inside the deploy's switch.
+        "after-chain",
+        "deploy-staged",
+        "deploy-renamed-2",
     ] {
         let sandbox = Sandbox::with_config(WEB);
         sandbox.apply().expect(0);

@@ -22,30 +22,38 @@ impl Inner {
         )
     }
 
+    /// A new order in a file of its own, created under a fresh id without the database's
+    /// lock (a hard link never replaces a file, so an id taken meanwhile is just drawn again):
+    /// orders placed at once write and fsync in parallel.
     pub(super) fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
         let leaf = self.sign(request)?;
-        self.with_lock(|| {
-            let order_id = self.new_order_id()?;
-            let order = LocalOrder {
-                order_id,
-                tag: request.tag.clone(),
-                status: LocalOrderStatus::Issued,
-                common_name: request.common_name.clone(),
-                sans: normalise_names(&request.sans),
-                serial: leaf.serial,
-                not_before: leaf.not_before,
-                not_after: leaf.not_after,
-                chain_pem: leaf.chain_pem,
-                certificate_id: leaf.certificate_id,
-                created: whole_seconds(request.now),
-                renewal_of: request.renewal_of.clone(),
-                revocation_reason: None,
-                revoked_at: None,
-                previous_certificates: Vec::new(),
-            };
-            self.store(&order)?;
-            Ok(order.view())
-        })
+        let mut order = LocalOrder {
+            order_id: self.new_order_id()?,
+            tag: request.tag.clone(),
+            status: LocalOrderStatus::Issued,
+            common_name: request.common_name.clone(),
+            sans: normalise_names(&request.sans),
+            serial: leaf.serial,
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
+            chain_pem: leaf.chain_pem,
+            certificate_id: leaf.certificate_id,
+            created: whole_seconds(request.now),
+            renewal_of: request.renewal_of.clone(),
+            revocation_reason: None,
+            revoked_at: None,
+            previous_certificates: Vec::new(),
+        };
+        loop {
+            let path = self.order_path(&order.order_id);
+            match crate::atomic_file::write_new(&path, &self.encode(&order)?, 0o600) {
+                Ok(()) => return Ok(order.view()),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    order.order_id = self.new_order_id()?;
+                }
+                Err(error) => return Err(io_error(&self.name, "write", &path, error)),
+            }
+        }
     }
 
     pub(super) fn reissue(
@@ -166,6 +174,12 @@ impl Inner {
 
     fn store(&self, order: &LocalOrder) -> Result<(), CaError> {
         let path = self.order_path(&order.order_id);
+        crate::atomic_file::write(&path, &self.encode(order)?, 0o600)
+            .map_err(|error| io_error(&self.name, "write", &path, error))
+    }
+
+    /// An order's file: pretty JSON and a newline.
+    fn encode(&self, order: &LocalOrder) -> Result<Vec<u8>, CaError> {
         let mut json = serde_json::to_vec_pretty(order).map_err(|error| {
             CaError::new(
                 ErrorClass::Protocol,
@@ -174,8 +188,7 @@ impl Inner {
             .with_source(error)
         })?;
         json.push(b'\n');
-        crate::atomic_file::write(&path, &json, 0o600)
-            .map_err(|error| io_error(&self.name, "write", &path, error))
+        Ok(json)
     }
 
     /// Load an order the caller named; unknown (or malformed) ids are `Rejected`.
