@@ -277,6 +277,18 @@ fn name_set<'a>(
         .collect()
 }
 
+/// The certificate id in an order's tag when the tag is one certform placed
+/// (`<certificate id>.<hex>`, the id `cf-...`): the certificate the order was placed for,
+/// in this state or in another one sharing the account. `None` for any other tag.
+pub fn tagged_certificate(tag: &str) -> Option<&str> {
+    let (id, suffix) = tag.rsplit_once('.')?;
+    let ours = id.len() > 3
+        && id.starts_with("cf-")
+        && !suffix.is_empty()
+        && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    ours.then_some(id)
+}
+
 /// Classify the orders account `ca` listed against `state`, at `now`.
 ///
 /// An order is certform's when state knows it for this account (the current order or the
@@ -410,6 +422,25 @@ mod tests {
 
     fn ids(findings: &[Finding]) -> Vec<&str> {
         findings.iter().map(|f| f.order_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_certform_tag_names_the_certificate_it_was_placed_for() {
+        assert_eq!(
+            tagged_certificate("cf-0011223344556677.a1b2c3d4e5f6"),
+            Some("cf-0011223344556677")
+        );
+        for other in [
+            "",
+            "cf-0011223344556677",
+            "cf-.a1b2",
+            "cf-0011.",
+            "cf-0011.xyz",
+            "po-7731.a1b2",
+            "certform 7731",
+        ] {
+            assert_eq!(tagged_certificate(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -307,6 +307,27 @@ fn stubbed_orders(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The warning for an order certform placed (its tag, as the CA inventory reads it; only CAs
+/// whose order list carries the tag) for a certificate this state does not hold: another
+/// state sharing the account may manage it, and importing it here makes two states renew it.
+/// (A certificate this state forgot looks the same: state keeps no record of it.)
+fn another_states_order(
+    order: &AccountOrder,
+    state_ids: &BTreeSet<&str>,
+    account: &str,
+) -> Option<String> {
+    let id = order
+        .tag
+        .as_deref()
+        .and_then(crate::ca_inventory::tagged_certificate)?;
+    (!state_ids.contains(id)).then(|| {
+        format!(
+            "order {} carries certform's tag of certificate `{id}`, which this state does not hold: another state sharing `{account}` may manage it (or this state forgot it), and importing it makes two states renew it",
+            order.order_id
+        )
+    })
+}
+
 /// Run one import. `notify` hears configuration warnings, lock waits and repairs.
 pub async fn import(
     options: ImportOptions,
@@ -440,6 +461,7 @@ pub async fn import(
         };
         *skipped.entry(why.to_string()).or_default() += 1;
     }
+    let state_ids: BTreeSet<&str> = state.certificates.values().map(|c| c.id.as_str()).collect();
     let mut warnings = Vec::new();
     for order in &wanted {
         let overlap: BTreeSet<String> = name_set(order)
@@ -457,6 +479,7 @@ pub async fn import(
                 overlap.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
+        warnings.extend(another_states_order(order, &state_ids, account));
     }
 
     progress(Progress::Started {
@@ -874,6 +897,24 @@ mod tests {
 
     /// The list names the renewal (`renewed_order_id`): the replaced order is skipped, saying
     /// which order replaced it, even when the renewal has more names.
+    #[test]
+    fn an_order_certform_placed_for_another_states_certificate_is_a_warning() {
+        let ours = BTreeSet::from(["cf-0011223344556677"]);
+        let mut tagged = order("7", "www.example", "issued", 30);
+        tagged.tag = Some("cf-8899aabbccddeeff.a1b2c3d4e5f6".into());
+        assert_eq!(
+            another_states_order(&tagged, &ours, "dc").as_deref(),
+            Some("order 7 carries certform's tag of certificate `cf-8899aabbccddeeff`, which this state does not hold: another state sharing `dc` may manage it (or this state forgot it), and importing it makes two states renew it")
+        );
+        // This state's own certificate, a tag certform did not write, no tag: nothing.
+        tagged.tag = Some("cf-0011223344556677.a1b2c3d4e5f6".into());
+        assert_eq!(another_states_order(&tagged, &ours, "dc"), None);
+        tagged.tag = Some("PO-1234".into());
+        assert_eq!(another_states_order(&tagged, &ours, "dc"), None);
+        tagged.tag = None;
+        assert_eq!(another_states_order(&tagged, &ours, "dc"), None);
+    }
+
     #[test]
     fn a_renewed_order_yields_to_its_issued_renewal() {
         let mut new = order("2", "a.test", "issued", 200);

@@ -101,7 +101,8 @@ fn requested_method(method: &DcvMethod) -> ValidationMethod {
 
 /// How each name of an order (`common_name`, then `sans`, each once) will prove control, from
 /// the certificate's `dcv` rules; names no rule covers are left out (the CA picks, and
-/// `choose` reports them when challenges come). Pure.
+/// `choose` reports them when challenges come, or lets them wait when the CA picked email).
+/// Pure.
 pub fn requested(rules: &[DcvRule], common_name: &str, sans: &[String]) -> Vec<DomainValidation> {
     let mut seen: Vec<&str> = Vec::new();
     let mut validations = Vec::new();
@@ -133,8 +134,9 @@ pub fn rule_for<'a>(rules: &'a [DcvRule], domain: &str) -> Option<&'a DcvRule> {
 }
 
 /// Pick, for each domain with a challenge still to answer, the challenge matching its rule.
-/// A domain no rule covers is an error (`NoRule`): certform cannot guess where to publish.
-/// Pure.
+/// A domain no rule covers is an error (`NoRule`): certform cannot guess where to publish;
+/// except when the CA offers it only email (it picked email DCV itself, as DigiCert does by
+/// default): that domain waits for its approval, as with an `email` rule. Pure.
 pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>, Error> {
     let mut by_domain: BTreeMap<&str, Vec<&Challenge>> = BTreeMap::new();
     for challenge in challenges {
@@ -148,7 +150,19 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
         if offered.iter().any(|c| c.status == "valid") {
             continue;
         }
-        let rule = rule_for(rules, domain).ok_or_else(|| Error::NoRule(domain.to_string()))?;
+        let Some(rule) = rule_for(rules, domain) else {
+            // The CA chose email for a name no rule covers (DigiCert's default DCV when the
+            // order names no method): there is nothing to publish and nothing to guess, the
+            // approval comes by email. The name waits like one with an `email` rule.
+            if let Some(email) = only_email(&offered) {
+                chosen.push(Chosen {
+                    challenge: email.clone(),
+                    method: DcvMethod::Email { approver: None },
+                });
+                continue;
+            }
+            return Err(Error::NoRule(domain.to_string()));
+        };
         let wanted = method_name(&rule.method);
         // TXT before CNAME when a CA offers both for a `dns` rule.
         let challenge = offered
@@ -184,6 +198,18 @@ pub fn choose(rules: &[DcvRule], challenges: &[Challenge]) -> Result<Vec<Chosen>
         });
     }
     Ok(chosen)
+}
+
+/// The email challenge of a domain whose every offered challenge is email, if so.
+fn only_email<'a>(offered: &[&'a Challenge]) -> Option<&'a Challenge> {
+    let all_email = offered
+        .iter()
+        .all(|c| matches!(c.kind, ChallengeKind::Email { .. }));
+    if all_email {
+        offered.first().copied()
+    } else {
+        None
+    }
 }
 
 /// What `publish` put in place, so `cleanup` removes exactly that.
@@ -707,6 +733,45 @@ mod tests {
         assert_eq!(approvers, [None, Some("hostmaster@example"), None]);
         // Without a default rule, uncovered names are left to the CA.
         assert_eq!(requested_names(&rules[..1], &sans), ["mail.example"]);
+    }
+
+    #[test]
+    fn a_name_no_rule_covers_waits_when_the_ca_offers_only_email() {
+        // DigiCert's default DCV: the order named no method, the CA emails its approvers.
+        let email = challenge("a.example", ChallengeKind::Email { approver: None });
+        let chosen = choose(&[], std::slice::from_ref(&email)).expect("email waits");
+        assert_eq!(
+            chosen,
+            [Chosen {
+                challenge: email.clone(),
+                method: DcvMethod::Email { approver: None },
+            }]
+        );
+        // A rule covering other names leaves this one to the CA's email too.
+        let rules = vec![DcvRule {
+            names: vec![DnsName::new_unchecked("b.example")],
+            method: DcvMethod::Dns {
+                provider: "bind".into(),
+            },
+        }];
+        assert_eq!(
+            choose(&rules, std::slice::from_ref(&email))
+                .expect("waits")
+                .len(),
+            1
+        );
+        // Any other challenge on offer means certform would have to guess: still an error.
+        let mut mixed = offers("a.example");
+        mixed.push(email);
+        assert!(matches!(
+            choose(&[], &mixed),
+            Err(Error::NoRule(domain)) if domain == "a.example"
+        ));
+        let dns_only = offers("a.example").into_iter().take(1).collect::<Vec<_>>();
+        assert!(matches!(
+            choose(&[], &dns_only),
+            Err(Error::NoRule(domain)) if domain == "a.example"
+        ));
     }
 
     fn requested_names(rules: &[DcvRule], sans: &[String]) -> Vec<String> {

@@ -428,3 +428,40 @@ fn digicert_lists_in_pages_and_finds_unmanaged_and_duplicate_orders() {
     assert_eq!(inventory["duplicate"][0]["certificate"], "web");
     assert_eq!(inventory["duplicate"][0]["common_name"], "www.example.test");
 }
+
+/// Another state orders from the same local CA: importing the account here warns about that
+/// order (it carries certform's tag of a certificate this state does not hold), and about no
+/// other. The local CA's list carries the tag; DigiCert's documented list does not.
+#[test]
+fn import_warns_about_an_order_another_state_placed() {
+    let sandbox = Sandbox::with_config(WEB);
+    at(&sandbox, 0, &["apply", "--auto-approve"]).expect(0);
+    order_outside(
+        &sandbox,
+        "\n[certificate.api]\ncommon_name = \"api.example.test\"\nca = \"local\"\n",
+    );
+    let order = local_order(&sandbox, "api.example.test");
+    let imported = at(&sandbox, 1, &["import", "local"]).expect(0);
+    assert!(
+        imported
+            .stdout
+            .contains("imported api-example-test (order lo-"),
+        "{}",
+        imported.all()
+    );
+    let warning = format!("warning: order {order} carries certform's tag of certificate `cf-");
+    assert!(imported.stderr.contains(&warning), "{}", imported.all());
+    assert!(
+        imported.stderr.contains(
+            "which this state does not hold: another state sharing `local` may manage it (or this state forgot it), and importing it makes two states renew it"
+        ),
+        "{}",
+        imported.all()
+    );
+    assert_eq!(
+        imported.stderr.matches("carries certform's tag").count(),
+        1,
+        "{}",
+        imported.all()
+    );
+}

@@ -159,6 +159,49 @@ fn email_validation_waits_then_completes_after_approval() {
 }
 
 #[test]
+fn without_a_dcv_rule_digicerts_default_email_dcv_waits_then_completes() {
+    // No `dcv` rule: the order names no method and CertCentral validates by email (its
+    // default). certform has nothing to publish: the order is placed, the names wait for
+    // approval (not an error), and a later run fetches the certificate.
+    let mut seed = seed();
+    seed.domains.push(domain("mail.test", false));
+    let sim = Sim::start(seed);
+    let config = format!(
+        "{}{}",
+        account(&sim.sim().base_url(), ""),
+        certificate("mail", "mail.test", "")
+    );
+    let sandbox = Sandbox::with_config(&config);
+    let first = apply(&sandbox).expect(0);
+    assert!(
+        first.stdout.contains("mail.test pending (email)"),
+        "{}",
+        first.all()
+    );
+    assert!(!first.all().contains("no `dcv` rule"), "{}", first.all());
+    let order_id = sandbox
+        .state_of("mail")
+        .get("intent")
+        .and_then(|i| i.get("order_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .expect("intent order id");
+    // Before approval a run waits again on the same order.
+    let waiting = apply(&sandbox).expect(0);
+    assert!(
+        waiting.stdout.contains("mail.test pending (email)"),
+        "{}",
+        waiting.all()
+    );
+    assert_eq!(sim.orders_for("mail.test"), 1);
+    sim.approve_email(&order_id);
+    apply(&sandbox).expect(0);
+    verify(&sandbox, &sim, "mail");
+    assert_eq!(sim.orders_for("mail.test"), 1);
+    run(&sandbox, &["plan", "--detailed-exitcode"], ADMIN).expect(0);
+}
+
+#[test]
 fn killed_apply_at_every_fail_point_orders_exactly_once() {
     let sim = Sim::start(seed());
     // Three runs per fail point in a few seconds pass the default 100 requests per 5 s on an
