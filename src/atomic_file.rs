@@ -24,16 +24,7 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 pub fn write_unsynced_dir(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_path(path)?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        // The umask may have narrowed `mode`; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
+        create_synced(&temp, bytes, mode)?;
         fs::rename(&temp, path)
     })();
     if result.is_err() {
@@ -50,15 +41,7 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let parent = parent_of(path);
     let temp = temp_path(path)?;
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
+        create_synced(&temp, bytes, mode)?;
         fs::hard_link(&temp, path)
     })();
     let removed = fs::remove_file(&temp);
@@ -78,11 +61,17 @@ pub fn write_staged(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
+    create_synced(path, bytes, mode)
+}
+
+/// Create `path` (never an existing file) with exactly `mode`, write `bytes` and fsync them.
+fn create_synced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)?;
+    // The umask may have narrowed `mode`; set it exactly.
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
     file.sync_all()
