@@ -51,7 +51,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// The serial a TLS endpoint serves, normalised like state's (`openssl s_client`).
-fn served_serial(port: u16) -> String {
+pub(crate) fn served_serial(port: u16) -> String {
     let output = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -66,7 +66,7 @@ fn served_serial(port: u16) -> String {
     )
 }
 
-fn normalise_serial(text: &str) -> String {
+pub(crate) fn normalise_serial(text: &str) -> String {
     let hex: String = text.replace(':', "").to_ascii_lowercase();
     let trimmed = hex.trim_start_matches('0');
     if trimmed.is_empty() {
@@ -77,7 +77,7 @@ fn normalise_serial(text: &str) -> String {
 }
 
 /// Kills the TLS server the reload command started (its pid is in `pid_file`).
-struct ServerGuard(PathBuf);
+pub(crate) struct ServerGuard(pub(crate) PathBuf);
 
 impl Drop for ServerGuard {
     fn drop(&mut self) {

@@ -3,13 +3,14 @@
 //! reload time limit of `ssh` targets against a real `sshd` on loopback.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration as StdDuration, Instant};
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use crate::deploy_remote::{normalise_serial, served_serial, ServerGuard};
 use crate::push::{user_name, Sshd};
 use crate::sandbox::{Run, Sandbox};
 
@@ -30,43 +31,6 @@ fn later(days: i64) -> String {
 
 fn at(sandbox: &Sandbox, days: i64, args: &[&str]) -> Run {
     sandbox.certform_env(args, &[("CERTFORM_NOW", later(days).as_str())])
-}
-
-/// The serial a TLS endpoint serves, normalised like state's (`openssl s_client`).
-fn served_serial(port: u16) -> String {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl s_client -connect 127.0.0.1:{port} -servername www.example.test </dev/null 2>/dev/null | openssl x509 -noout -serial"
-        ))
-        .output()
-        .expect("openssl (apt-get install -y openssl)");
-    normalise_serial(
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .trim_start_matches("serial="),
-    )
-}
-
-fn normalise_serial(text: &str) -> String {
-    let hex: String = text.replace(':', "").to_ascii_lowercase();
-    let trimmed = hex.trim_start_matches('0');
-    if trimmed.is_empty() {
-        "0".to_string()
-    } else {
-        trimmed.to_string()
-    }
-}
-
-/// Kills the TLS server whose pid is in the file (started by a reload command or by hand).
-struct ServerGuard(PathBuf);
-
-impl Drop for ServerGuard {
-    fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(&self.0) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
-    }
 }
 
 /// A shell command that (re)starts `openssl s_server` on `port` serving `cert` and `key`,
