@@ -11,6 +11,9 @@
 //! 3. on the 1,000 configuration, an `apply` 80 days later that renews all 1,000 (one commit),
 //!    each run on a fresh copy of the issued workspace.
 //!
+//! Before each timed series the benchmark runs `sync`, so the writeback of the setup (or of the
+//! copy) does not land in a timed run.
+//!
 //! `SCALE_SIZES=1000` limits the sizes (comma-separated). Peak RSS is the child's own
 //! (`wait4`), not the benchmark's.
 
@@ -126,6 +129,13 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(status.success(), "cp -a failed");
 }
 
+/// Flush dirty pages, so a timed run does not share the disk with the writeback of the setup
+/// or of a copy made just before it (a scheduled run does not start right after 40 MB were
+/// written either).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn main() {
     // `cargo test --all-targets` runs benches in test mode with `--bench` absent: keep it fast.
     if !std::env::args().any(|a| a == "--bench") {
@@ -157,6 +167,7 @@ fn main() {
             &["apply", "--auto-approve", "--parallelism", "8"],
         );
         row("apply from nothing (setup)", &[setup]);
+        settle();
         let times = |args: &[&str]| -> Vec<Run> {
             (0..repeat)
                 .map(|_| certform(&dir, ISSUED_AT, args))
@@ -173,6 +184,7 @@ fn main() {
                 .map(|i| {
                     let copy = base.path().join(format!("n{n}-renew{i}"));
                     copy_dir(&dir, &copy);
+                    settle();
                     let run = certform(&copy, RENEW_AT, &["apply", "--auto-approve"]);
                     let plan = certform(&copy, RENEW_AT, &["plan", "--detailed-exitcode"]);
                     assert_eq!(plan.code, 0, "the renewal left work undone");
