@@ -138,7 +138,6 @@ impl<'a> Validator<'a> {
         // The spec lives as long as the run, 10,000 of them in a large fleet: no vector keeps
         // the spare room its growth left (a `DeployTarget` is ~370 bytes, and the first push
         // reserves four).
-        let mut names = names;
         names.shrink_to_fit();
         let mut dcv = dcv;
         dcv.shrink_to_fit();
