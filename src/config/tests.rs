@@ -1298,3 +1298,26 @@ fn simulated_failures_are_a_share_from_0_to_1() {
         ["/c/a.toml:3:21: `ca.local.simulate_failures`: `simulate_failures` must be from 0 to 1, not 1.5"]
     );
 }
+
+#[test]
+fn a_validated_certificate_keeps_no_spare_room_in_its_vectors() {
+    // A fleet keeps 10,000 specs for the whole run; a deploy target is a few hundred bytes and
+    // a vector's first push reserves four, so spare room would triple the model.
+    let config = load_ok(&[source(
+        "/etc/certform/certform.toml",
+        r#"
+[certificate.web]
+common_name = "www.example.test"
+sans = ["example.test", "api.example.test", "www.example.test"]
+dcv = { method = "http", webroot = "/srv/www" }
+deploy = [{ kind = "files", dir = "out/web" }]
+"#,
+    )]);
+    let spec = certificate(&config, "web");
+    assert_eq!(spec.deploy.len(), 1);
+    assert_eq!(spec.deploy.capacity(), spec.deploy.len());
+    assert_eq!(spec.sans.len(), 3);
+    assert_eq!(spec.sans.capacity(), spec.sans.len());
+    assert_eq!(spec.dcv.len(), 1);
+    assert_eq!(spec.dcv.capacity(), spec.dcv.len());
+}

@@ -12,7 +12,8 @@ impl<'a> Validator<'a> {
         entries: &[DeployEntry],
         serving: Option<&[DnsName]>,
     ) -> Vec<DeployTarget> {
-        let mut built: Vec<DeployTarget> = Vec::new();
+        // Sized for the usual case (no `deploy_to_serving`): the first push would reserve four.
+        let mut built: Vec<DeployTarget> = Vec::with_capacity(entries.len());
         let mut dirs: BTreeMap<PathBuf, usize> = BTreeMap::new();
         for (index, entry) in entries.iter().enumerate() {
             let path = certificate.key("deploy").index(index);
