@@ -724,13 +724,19 @@ impl StateStore for GitStore {
         let parsed = crate::par::map(&files, |(name, path)| {
             parsed_cache::read(&cache, name, path, trusted_before)
         });
-        let mut state = State::default();
+        let mut certificates = Vec::with_capacity(files.len());
         let mut sources = Vec::with_capacity(files.len());
         for ((name, _), result) in files.into_iter().zip(parsed) {
             let (certificate, source) = result?;
-            state.certificates.insert(name, certificate);
+            certificates.push((name, certificate));
             sources.push(source);
         }
+        // Built from the sorted list at once: full nodes (inserted one by one, a node of
+        // records is left about half empty; ~5 MB at 10,000 certificates).
+        let mut state = State {
+            certificates: certificates.into_iter().collect(),
+            ..State::default()
+        };
         if let Some(text) = parsed_cache::render(&cache, &directory, &sources) {
             parsed_cache::save(&cache_file, &text);
         }
