@@ -182,9 +182,11 @@ pub fn render(loaded: &Cache<'_>, directory: &str, sources: &[Source<'_>]) -> Op
     Some(text)
 }
 
-/// Write the cache atomically (mode 0600); errors are ignored: the cache only saves time.
+/// Write the cache atomically (mode 0600), not fsynced: a cache a power loss empties or tears
+/// is not one (`Cache::parse`), and every entry that parses is true of its file. Errors are
+/// ignored: the cache only saves time.
 pub fn save(file: &Path, text: &str) {
-    if let Err(error) = crate::atomic_file::write_unsynced_dir(file, text.as_bytes(), 0o600) {
+    if let Err(error) = crate::atomic_file::write_unsynced(file, text.as_bytes(), 0o600) {
         tracing::debug!(path = %file.display(), %error, "cannot save the state cache");
     }
 }
