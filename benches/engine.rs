@@ -38,7 +38,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
             .map(|t| {
                 (
                     t.id(),
-                    DeployRecord {
+                    Box::new(DeployRecord {
                         sha256_fingerprint: fingerprint.clone(),
                         target_digest: t.digest(),
                         files: BTreeMap::new(),
@@ -50,7 +50,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                         cleanup: false,
                         verify_error: None,
                         ssh: None,
-                    },
+                    }),
                 )
             })
             .collect();

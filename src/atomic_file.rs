@@ -97,6 +97,30 @@ fn parent_of(path: &Path) -> &Path {
         .unwrap_or_else(|| Path::new("."))
 }
 
+/// Atomically replace `path` with `bytes` (created with `mode`) without any fsync: a reader
+/// sees the old or the new content, but after a power loss the file may be empty or torn.
+/// Only for files whose loss or damage costs time and nothing else (a cache that checks what
+/// it reads).
+pub fn write_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
+        // The umask may have narrowed `mode`; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// Create `dir` and its parents with `mode` for the directories this call creates.
 pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
     if dir.is_dir() {
@@ -256,6 +280,23 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn write_unsynced_replaces_with_exact_mode_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        write_unsynced(&path, b"one", 0o644).unwrap();
+        write_unsynced(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+        let missing = dir.path().join("no/such/dir/cache");
+        assert!(write_unsynced(&missing, b"x", 0o600).is_err());
     }
 
     #[test]

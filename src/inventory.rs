@@ -1040,10 +1040,10 @@ mod tests {
         };
         recorded
             .deployments
-            .insert("a".into(), record("fp", NOW - Duration::days(3)));
+            .insert("a".into(), Box::new(record("fp", NOW - Duration::days(3))));
         recorded
             .deployments
-            .insert("b".into(), record("old", NOW - Duration::days(1)));
+            .insert("b".into(), Box::new(record("old", NOW - Duration::days(1))));
         let row = one(Some(spec("web", vec![])), Some(recorded));
         assert_eq!(row.days_left, Some(-1));
         assert_eq!(row.last_deploy, Some(NOW - Duration::days(3)));

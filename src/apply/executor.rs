@@ -1091,7 +1091,7 @@ impl Executor {
                 let outcome = match deployer
                     .deploy(
                         &bundle,
-                        state.deployments.get(&id),
+                        state.deployments.get(&id).map(Box::as_ref),
                         &target.digest(),
                         self.now,
                     )
@@ -1106,7 +1106,7 @@ impl Executor {
                         let record = match state.deployments.get(&id) {
                             Some(previous) => DeployRecord {
                                 reload_error: Some(message),
-                                ..previous.clone()
+                                ..DeployRecord::clone(previous)
                             },
                             // Nothing deployed yet: the record names the certificate tried
                             // and no file, so every kind deploys in full next run.
@@ -1124,7 +1124,7 @@ impl Executor {
                                 ssh: None,
                             },
                         };
-                        state.deployments.insert(id, record);
+                        state.deployments.insert(id, Box::new(record));
                         continue;
                     }
                 };
@@ -1150,7 +1150,7 @@ impl Executor {
                     note.push_str(", verified");
                 }
                 summary.push(note);
-                state.deployments.insert(id, outcome.record);
+                state.deployments.insert(id, Box::new(outcome.record));
             }
         }
         self.store.save_certificate(state)?;

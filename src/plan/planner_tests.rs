@@ -95,7 +95,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
             .map(|t| {
                 (
                     t.id(),
-                    DeployRecord {
+                    Box::new(DeployRecord {
                         sha256_fingerprint: fingerprint.clone(),
                         target_digest: t.digest(),
                         files: BTreeMap::new(),
@@ -107,7 +107,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                         cleanup: false,
                         verify_error: None,
                         ssh: None,
-                    },
+                    }),
                 )
             })
             .collect(),
@@ -2474,7 +2474,7 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                 for target in &spec.deploy {
                     state.deployments.insert(
                         target.id(),
-                        DeployRecord {
+                        Box::new(DeployRecord {
                             sha256_fingerprint: fingerprint.clone(),
                             target_digest: target.digest(),
                             files: BTreeMap::new(),
@@ -2486,7 +2486,7 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                             cleanup: false,
                             verify_error: None,
                             ssh: None,
-                        },
+                        }),
                     );
                 }
                 for id in &change.undeploy {
@@ -3758,18 +3758,20 @@ fn replace_and_expiry_renewals_use_the_plan_too() {
 
 /// `state` with receipts naming files: a `cleanup` target, one without, and a hook (no files).
 fn with_receipts(mut state: CertificateState) -> CertificateState {
-    let record = |paths: &[&str], cleanup: bool| DeployRecord {
-        sha256_fingerprint: "ab".repeat(32),
-        target_digest: String::new(),
-        files: BTreeMap::new(),
-        deployed_at: NOW,
-        reload_error: None,
-        serial: None,
-        verified: None,
-        verify_error: None,
-        paths: paths.iter().map(PathBuf::from).collect(),
-        cleanup,
-        ssh: None,
+    let record = |paths: &[&str], cleanup: bool| {
+        Box::new(DeployRecord {
+            sha256_fingerprint: "ab".repeat(32),
+            target_digest: String::new(),
+            files: BTreeMap::new(),
+            deployed_at: NOW,
+            reload_error: None,
+            serial: None,
+            verified: None,
+            verify_error: None,
+            paths: paths.iter().map(PathBuf::from).collect(),
+            cleanup,
+            ssh: None,
+        })
     };
     state.deployments = BTreeMap::from([
         (

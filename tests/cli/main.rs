@@ -56,6 +56,7 @@ mod sectigo;
 mod sim_digicert;
 mod sim_sectigo;
 mod snapshots;
+mod state_cache;
 mod state_repo;
 mod state_store;
 mod stateops;

@@ -254,11 +254,12 @@ pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            // The check cache (`.git/certform-checks`) holds digests, not state: any run that
-            // plans may write it, whatever else it leaves untouched.
+            // The check cache (`.git/certform-checks`) holds digests, not state, and the
+            // parsed-state cache (`.git/certform-state-cache`) copies of state files: any run
+            // that plans may write them, whatever else it leaves untouched.
             if path
                 .file_name()
-                .is_some_and(|name| name == "certform-checks")
+                .is_some_and(|name| name == "certform-checks" || name == "certform-state-cache")
             {
                 continue;
             }

@@ -175,7 +175,7 @@ fn full_certificate(name: &str) -> CertificateState {
         deployments: BTreeMap::from([
             (
                 "files-nginx".to_string(),
-                DeployRecord {
+                Box::new(DeployRecord {
                     sha256_fingerprint: "ab".repeat(32),
                     target_digest: "sha256:cccc".to_string(),
                     files: BTreeMap::from([
@@ -190,11 +190,11 @@ fn full_certificate(name: &str) -> CertificateState {
                     cleanup: false,
                     verify_error: None,
                     ssh: None,
-                },
+                }),
             ),
             (
                 "pkcs12-app".to_string(),
-                DeployRecord {
+                Box::new(DeployRecord {
                     sha256_fingerprint: "ab".repeat(32),
                     target_digest: "sha256:dddd".to_string(),
                     files: BTreeMap::from([("/srv/app.p12".to_string(), "33".repeat(32))]),
@@ -206,7 +206,7 @@ fn full_certificate(name: &str) -> CertificateState {
                     cleanup: false,
                     verify_error: None,
                     ssh: None,
-                },
+                }),
             ),
         ]),
         retry_after: Some(datetime!(2026-03-01 11:00:00 +02:00)),
