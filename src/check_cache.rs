@@ -94,6 +94,11 @@ impl ContentKey {
     }
 }
 
+/// The kinds of stat-keyed entries, each a value derived from the file at a path and recorded
+/// with that file's stat data: `f:` a deployed file's SHA-256, `s:` a private key file's
+/// public-key digest, `p:` a state chain file's leaf facts, `o:` a local CA order file's view.
+const STAT_KINDS: [&str; 4] = ["f:", "s:", "p:", "o:"];
+
 /// The SHA-256 of `bytes`, as bytes (the cache keys on it; no hex string per lookup).
 fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
@@ -102,7 +107,8 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 
 /// The entries of a cache file, each with its index in `used`. Keys are held as digests and
 /// values as one boxed string each: at 10,000 certificates that is 60,000 entries, so no
-/// key is copied to mark it used.
+/// key is copied to mark it used. Stat-keyed entries (`files`) are keyed by their whole key
+/// text, `<kind>:<path>` (see `STAT_KINDS`).
 #[derive(Debug, Default)]
 struct Entries {
     content: HashMap<ContentKey, (Box<str>, usize)>,
@@ -171,13 +177,13 @@ impl CheckCache {
         self.computed().content.get(key).cloned()
     }
 
-    /// A computed entry by its key as the file writes it (`c:<hex>`, `k:<hex>` or `f:<path>`).
+    /// A computed entry by its key as the file writes it (`c:<hex>`, `k:<hex>`, `f:<path>`...).
     #[cfg(test)]
     fn computed_value(&self, key: &str) -> Option<String> {
         let computed = self.computed();
-        match key.strip_prefix("f:") {
-            Some(path) => computed.files.get(path).map(|value| value.to_string()),
-            None => computed
+        match is_stat_key(key) {
+            true => computed.files.get(key).map(|value| value.to_string()),
+            false => computed
                 .content
                 .get(&ContentKey::parse(key)?)
                 .map(|value| value.to_string()),
@@ -188,25 +194,16 @@ impl CheckCache {
     /// was parsed before.
     pub fn chain_leaf(&self, chain: &str) -> Result<LeafFacts, KeyError> {
         let key = ContentKey::Chain(digest(chain.as_bytes()));
-        let hit = self.content_value(&key).and_then(|value| {
-            let mut parts = value.split(' ');
-            let facts = LeafFacts {
-                serial: crate::serial::Serial::parse(parts.next()?),
-                sha256_fingerprint: parts.next()?.to_string(),
-                spki_sha256: parts.next()?.to_string(),
-            };
-            parts.next().is_none().then_some(facts)
-        });
+        let hit = self
+            .content_value(&key)
+            .and_then(|value| parse_facts(&value));
         if let Some(facts) = hit {
             return Ok(facts);
         }
         let (info, _) = crate::keys::inspect_chain(chain)?;
         let facts = LeafFacts::from(&info);
         if is_token(facts.serial.as_str()) {
-            let value = format!(
-                "{} {} {}",
-                facts.serial, facts.sha256_fingerprint, facts.spki_sha256
-            );
+            let value = facts_value(&facts);
             self.computed().content.insert(key, value.into());
         }
         Ok(facts)
@@ -229,24 +226,99 @@ impl CheckCache {
     /// The lowercase hex SHA-256 of the file at `path`, from the cache when its stat data
     /// (taken before reading it) is the one recorded with the hash.
     pub fn file_sha256(&self, path: &Path) -> io::Result<String> {
-        let metadata = fs::metadata(path)?;
-        let stamp = stamp(&metadata);
-        let key = path.to_str().filter(|p| is_path_token(p));
-        if let Some((value, index)) = key.and_then(|key| self.loaded.files.get(key)) {
-            if let Some(hash) = value.strip_prefix(&stamp).and_then(|v| v.strip_prefix(' ')) {
-                self.mark_used(*index);
-                return Ok(hash.to_string());
-            }
+        let probe = self.probe("f:", path)?;
+        if let Some(hash) = probe.hit() {
+            return Ok(hash.to_string());
         }
         let hash = sha256_hex(&fs::read(path)?);
+        self.record(probe, hash.clone());
+        Ok(hash)
+    }
+
+    /// The stat data of the file at `path` (taken before the caller reads it) and the
+    /// `kind` entry recorded with exactly that stat data, if any (then marked used).
+    fn probe(&self, kind: &'static str, path: &Path) -> io::Result<Probe> {
+        let metadata = fs::metadata(path)?;
+        let stamp = stamp(&metadata);
+        let key = path
+            .to_str()
+            .filter(|p| is_path_token(p))
+            .map(|path| format!("{kind}{path}"));
+        let mut hit = None;
+        if let Some((value, index)) = key.as_deref().and_then(|key| self.loaded.files.get(key)) {
+            if let Some(found) = value.strip_prefix(&stamp).and_then(|v| v.strip_prefix(' ')) {
+                self.mark_used(*index);
+                hit = Some(found.to_string());
+            }
+        }
+        if hit.is_none() {
+            if let Some(value) = key
+                .as_deref()
+                .and_then(|key| self.computed().files.get(key).cloned())
+            {
+                hit = value
+                    .strip_prefix(&stamp)
+                    .and_then(|v| v.strip_prefix(' '))
+                    .map(str::to_string);
+            }
+        }
         let settled =
             metadata.is_file() && ctime(&metadata).is_some_and(|ctime| ctime < self.trusted_before);
-        if let (Some(key), true) = (key, settled) {
+        Ok(Probe {
+            key: key.filter(|_| settled),
+            stamp,
+            hit,
+        })
+    }
+
+    /// Record `value` for the file `probe` looked at, unless the file is not settled (git's
+    /// racy rule) or `value` does not survive the line format.
+    fn record(&self, probe: Probe, value: String) {
+        if let (Some(key), true) = (probe.key, is_path_token(&value)) {
             self.computed()
                 .files
-                .insert(key.into(), format!("{stamp} {hash}").into());
+                .insert(key.into(), format!("{} {value}", probe.stamp).into());
         }
-        Ok(hash)
+    }
+
+    /// The leaf facts of the state chain file at `path`, from the cache when its stat data is
+    /// the one recorded with them (`Chain::Known`), else its text as `read` returns it. Facts
+    /// are recorded only for a chain that holds no private key and parses.
+    pub fn chain_at<E>(
+        &self,
+        path: &Path,
+        read: impl FnOnce() -> Result<Option<String>, E>,
+    ) -> Result<Option<Chain>, E> {
+        let Ok(probe) = self.probe("p:", path) else {
+            return read().map(|text| text.map(Chain::Text));
+        };
+        if let Some(facts) = probe.hit().and_then(parse_facts) {
+            return Ok(Some(Chain::Known(facts)));
+        }
+        let Some(text) = read()? else {
+            return Ok(None);
+        };
+        if !text.contains("PRIVATE KEY-----") {
+            if let Ok(facts) = self.chain_leaf(&text) {
+                if is_token(facts.serial.as_str()) {
+                    self.record(probe, facts_value(&facts));
+                }
+            }
+        }
+        Ok(Some(Chain::Text(text)))
+    }
+
+    /// The public-key digest of the private key file at `path` (see `key_spki`), from the
+    /// cache when its stat data is the one recorded with it; `None` when it cannot be read or
+    /// is not a key certform can read.
+    pub fn key_spki_at(&self, path: &Path) -> Option<String> {
+        let probe = self.probe("s:", path).ok()?;
+        if let Some(spki) = probe.hit() {
+            return Some(spki.to_string());
+        }
+        let spki = self.key_spki(&fs::read(path).ok()?)?;
+        self.record(probe, spki.clone());
+        Some(spki)
     }
 
     /// Save the entries this run used or computed (dropping the others: a certificate no
@@ -291,7 +363,7 @@ impl CheckCache {
             .filter(|(key, (_, index))| used(index) && !computed.files.contains_key(*key))
             .map(|(key, (value, _))| (key, value));
         for (key, value) in kept_files.chain(computed.files.iter()) {
-            lines.push(format!("f:{key}\t{value}\n"));
+            lines.push(format!("{key}\t{value}\n"));
         }
         drop(computed);
         lines.sort_unstable();
@@ -305,6 +377,54 @@ impl CheckCache {
             tracing::debug!(path = %file.display(), %error, "cannot save the check cache");
         }
     }
+}
+
+/// What `probe` found for a file: the key to record under (`None`: not recordable, the file
+/// is not settled or its path not a token), the file's stat data, and the value recorded
+/// with exactly that stat data.
+struct Probe {
+    key: Option<String>,
+    stamp: String,
+    hit: Option<String>,
+}
+
+impl Probe {
+    fn hit(&self) -> Option<&str> {
+        self.hit.as_deref()
+    }
+}
+
+/// A state chain file as `chain_at` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chain {
+    /// Unchanged since its leaf facts were recorded: not read.
+    Known(LeafFacts),
+    /// Read: its text.
+    Text(String),
+}
+
+/// Whether `key` is the key of a stat-keyed entry (`f:<path>` and the other `STAT_KINDS`).
+fn is_stat_key(key: &str) -> bool {
+    STAT_KINDS.iter().any(|kind| key.starts_with(kind))
+}
+
+/// Leaf facts as an entry's value: `<serial> <fingerprint> <spki digest>`.
+fn facts_value(facts: &LeafFacts) -> String {
+    format!(
+        "{} {} {}",
+        facts.serial, facts.sha256_fingerprint, facts.spki_sha256
+    )
+}
+
+/// The leaf facts of an entry's value (see `facts_value`).
+fn parse_facts(value: &str) -> Option<LeafFacts> {
+    let mut parts = value.split(' ');
+    let facts = LeafFacts {
+        serial: crate::serial::Serial::parse(parts.next()?),
+        sha256_fingerprint: parts.next()?.to_string(),
+        spki_sha256: parts.next()?.to_string(),
+    };
+    parts.next().is_none().then_some(facts)
 }
 
 /// The stat data recorded with a file's hash: device, inode, size, mtime and ctime (ns).
@@ -352,9 +472,9 @@ fn parse(text: &str) -> Option<Entries> {
     for (index, line) in lines.enumerate() {
         let (key, value) = line.split_once('\t')?;
         let value: Box<str> = value.into();
-        match key.strip_prefix("f:") {
-            Some(path) => entries.files.insert(path.into(), (value, index)),
-            None => entries
+        match is_stat_key(key) {
+            true => entries.files.insert(key.into(), (value, index)),
+            false => entries
                 .content
                 .insert(ContentKey::parse(key)?, (value, index)),
         };
@@ -408,6 +528,52 @@ pub fn key_spki(bytes: &[u8]) -> Option<String> {
             Some(crate::keys::PrivateKey::from_pem(text).ok()?.spki_sha256())
         }
     }
+}
+
+/// `CheckCache::chain_at` on the run's cache, or `read` without one.
+pub fn chain_at<E>(
+    path: &Path,
+    read: impl FnOnce() -> Result<Option<String>, E>,
+) -> Result<Option<Chain>, E> {
+    match active() {
+        Some(cache) => cache.chain_at(path, read),
+        None => read().map(|text| text.map(Chain::Text)),
+    }
+}
+
+/// `CheckCache::key_spki_at` on the run's cache, or read and parsed directly without one.
+pub fn key_spki_at(path: &Path) -> Option<String> {
+    match active() {
+        Some(cache) => cache.key_spki_at(path),
+        None => key_spki(&fs::read(path).ok()?),
+    }
+}
+
+/// A value derived from the file at `path` (`kind` is one of `STAT_KINDS`): `from_cache` of
+/// the entry recorded with the file's stat data when there is one and it reads back, else
+/// `derive` of what `read` returns; `derive` also gives the entry to record (a text without
+/// tab or line break), `None` to record nothing. Without a cache, or when the file cannot be
+/// stat'ed, always `derive` of `read()`.
+pub fn by_stat<R, T, E>(
+    kind: &'static str,
+    path: &Path,
+    read: impl FnOnce() -> Result<R, E>,
+    derive: impl FnOnce(R) -> Result<(T, Option<String>), E>,
+    from_cache: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, E> {
+    debug_assert!(STAT_KINDS.contains(&kind));
+    let probe = active().and_then(|cache| Some((cache.probe(kind, path).ok()?, cache)));
+    let Some((probe, cache)) = probe else {
+        return derive(read()?).map(|(value, _)| value);
+    };
+    if let Some(value) = probe.hit().and_then(from_cache) {
+        return Ok(value);
+    }
+    let (value, text) = derive(read()?)?;
+    if let Some(text) = text {
+        cache.record(probe, text);
+    }
+    Ok(value)
 }
 
 /// `CheckCache::file_sha256` on the run's cache, or read and hashed directly without one.

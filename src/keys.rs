@@ -724,8 +724,9 @@ impl KeyStore {
     }
 
     /// Whether the key file of certificate `name` and `key_id` in keys_dir is known to hold
-    /// the public key `certificate_spki`: a quick check for `plan` (the file is read, and
-    /// parsed only when these bytes were not parsed before: `check_cache`). `false` means
+    /// the public key `certificate_spki`: a quick check for `plan` (the file is read only when
+    /// its stat data changed, and parsed only when these bytes were not parsed before:
+    /// `check_cache`). `false` means
     /// "not shown here", never "mismatch": `certificate_key` then says why.
     pub fn holds_key_for(&self, name: &str, key_id: Option<&str>, certificate_spki: &str) -> bool {
         if !matches!(self.backend, Backend::Files) {
@@ -737,10 +738,7 @@ impl KeyStore {
         else {
             return false;
         };
-        fs::read(&path)
-            .ok()
-            .and_then(|bytes| crate::check_cache::key_spki(&bytes))
-            .is_some_and(|spki| spki == certificate_spki)
+        crate::check_cache::key_spki_at(&path).is_some_and(|spki| spki == certificate_spki)
     }
 
     /// The key of certificate `name` whose certificate has public key `certificate_spki`

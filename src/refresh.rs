@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::ca::{Accounts, CertificateAuthority, OrderQuery};
+use crate::check_cache::Chain;
 use crate::config::Config;
 use crate::deploy;
 use crate::observed::{ChainDrift, Observed, ObservedCertificate, OrderStatus, OrderView};
 use crate::state::{CertificateState, CertificateStatus, IntentKind, State};
 
-/// Reads the public chain file state keeps for a certificate: `Ok(None)` when there is none,
-/// `Err` with the reason when it cannot be read.
-pub type ReadChain<'a> = &'a (dyn Fn(&str) -> Result<Option<String>, String> + Sync);
+/// Reads the public chain file state keeps for a certificate (its text, or its leaf facts when
+/// the check cache knows the file unchanged: `check_cache::chain_at`): `Ok(None)` when there
+/// is none, `Err` with the reason when it cannot be read.
+pub type ReadChain<'a> = &'a (dyn Fn(&str) -> Result<Option<Chain>, String> + Sync);
 
 /// One CA's queries, and for each the certificate it is for and whether it asks about the
 /// in-flight order (`true`) or the current certificate (`false`).
@@ -238,21 +240,24 @@ pub async fn refresh(
 /// fingerprint. Certificates not issued yet have no chain to check.
 fn check_chain(
     certificate: &CertificateState,
-    chain: Result<Option<String>, String>,
+    chain: Result<Option<Chain>, String>,
 ) -> Option<ChainDrift> {
     if certificate.status != CertificateStatus::Issued {
         return None;
     }
-    let text = match chain {
-        Ok(Some(text)) => text,
+    let leaf = match chain {
+        // Recorded only for a chain without a private key that parsed.
+        Ok(Some(Chain::Known(leaf))) => Ok(leaf),
+        Ok(Some(Chain::Text(text))) if text.contains("PRIVATE KEY-----") => {
+            return Some(ChainDrift::PrivateKey)
+        }
+        // Parsed once per content (`check_cache`): the key check finds this leaf by the
+        // chain's digest.
+        Ok(Some(Chain::Text(text))) => crate::check_cache::chain_leaf(&text),
         Ok(None) => return Some(ChainDrift::Missing),
         Err(why) => return Some(ChainDrift::Unreadable(why)),
     };
-    if text.contains("PRIVATE KEY-----") {
-        return Some(ChainDrift::PrivateKey);
-    }
-    // Parsed once per content (`check_cache`): the key check finds this leaf by the chain's digest.
-    match crate::check_cache::chain_leaf(&text) {
+    match leaf {
         Err(error) => Some(ChainDrift::Unreadable(error.to_string())),
         Ok(leaf)
             if Some(&leaf.serial) != certificate.serial.as_ref()
@@ -387,7 +392,7 @@ mod tests {
         accounts
     }
 
-    fn no_chain(_: &str) -> Result<Option<String>, String> {
+    fn no_chain(_: &str) -> Result<Option<Chain>, String> {
         Ok(None)
     }
 
@@ -417,7 +422,7 @@ mod tests {
     fn a_chain_holding_the_recorded_certificate_is_in_sync() {
         let (pem, serial, fingerprint, _) = certificate();
         let state = recorded(&serial, &fingerprint);
-        assert_eq!(check_chain(&state, Ok(Some(pem))), None);
+        assert_eq!(check_chain(&state, Ok(Some(Chain::Text(pem)))), None);
     }
 
     #[test]
@@ -430,29 +435,32 @@ mod tests {
             Some(ChainDrift::Unreadable("permission denied".into()))
         );
         assert_eq!(
-            check_chain(&state, Ok(Some(format!("{pem}{key}")))),
+            check_chain(&state, Ok(Some(Chain::Text(format!("{pem}{key}"))))),
             Some(ChainDrift::PrivateKey)
         );
-        let garbage = check_chain(&state, Ok(Some("not a pem\n".into())));
+        let garbage = check_chain(&state, Ok(Some(Chain::Text("not a pem\n".into()))));
         assert!(
             matches!(garbage, Some(ChainDrift::Unreadable(_))),
             "{garbage:?}"
         );
-        let truncated = check_chain(&state, Ok(Some(pem[..pem.len() / 2].to_string())));
+        let truncated = check_chain(
+            &state,
+            Ok(Some(Chain::Text(pem[..pem.len() / 2].to_string()))),
+        );
         assert!(
             matches!(truncated, Some(ChainDrift::Unreadable(_))),
             "{truncated:?}"
         );
         let (other, other_serial, _, _) = certificate();
         assert_eq!(
-            check_chain(&state, Ok(Some(other))),
+            check_chain(&state, Ok(Some(Chain::Text(other)))),
             Some(ChainDrift::OtherCertificate {
                 serial: other_serial
             })
         );
         let same_serial_other_fingerprint = recorded(&serial, "ff");
         assert_eq!(
-            check_chain(&same_serial_other_fingerprint, Ok(Some(pem))),
+            check_chain(&same_serial_other_fingerprint, Ok(Some(Chain::Text(pem)))),
             Some(ChainDrift::OtherCertificate { serial })
         );
     }

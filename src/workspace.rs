@@ -339,9 +339,17 @@ impl Workspace {
         let store = self.config.state.repo.exists().then(|| {
             crate::state::GitStore::open(&self.config.state).map_err(|error| error.to_string())
         });
+        // Read only when its stat data changed since its leaf was recorded (`check_cache`).
         let read_chain = |name: &str| match &store {
             Some(Ok(store)) => {
-                crate::state::StateStore::read_chain(store, name).map_err(|error| error.to_string())
+                let read = || {
+                    crate::state::StateStore::read_chain(store, name)
+                        .map_err(|error| error.to_string())
+                };
+                match store.chain_file(name) {
+                    Ok(path) => crate::check_cache::chain_at(&path, read),
+                    Err(_) => read().map(|text| text.map(crate::check_cache::Chain::Text)),
+                }
             }
             Some(Err(error)) => Err(error.clone()),
             None => Ok(None),

@@ -95,7 +95,12 @@ impl World {
 
     async fn plan(&self, state: &State) -> Plan {
         let store = Arc::clone(&self.store);
-        let read_chain = move |name: &str| store.read_chain(name).map_err(|e| e.to_string());
+        let read_chain = move |name: &str| {
+            store
+                .read_chain(name)
+                .map(|text| text.map(crate::check_cache::Chain::Text))
+                .map_err(|e| e.to_string())
+        };
         let mut observed =
             crate::refresh::refresh(&self.config, state, &read_chain, &self.accounts(), self.now)
                 .await;

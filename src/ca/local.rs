@@ -422,9 +422,7 @@ impl CertificateAuthority for LocalCa {
             // Each order is turned into its view on the thread that read it: the order
             // record holds the whole chain, and 10,000 of them at once are ~15 MB.
             let by_id = crate::par::map(&queries, |query| match query.order_id.as_deref() {
-                Some(order_id) => inner
-                    .find_by_id(order_id)
-                    .map(|order| order.map(|order| order.view())),
+                Some(order_id) => inner.find_view_by_id(order_id),
                 None => Ok(None),
             });
             let mut views = Vec::with_capacity(queries.len());

@@ -269,3 +269,146 @@ fn deployed_file_and_content_entries_are_saved_under_their_own_keys() {
         format!("k:{}\t{spki}", sha256_hex(pem.as_bytes()))
     );
 }
+
+/// The saved entry of `kind` (`p:`, `s:`...) for `path`: its stamp and its value.
+fn saved_entry(file: &Path, kind: &str, path: &Path) -> (String, String) {
+    let text = fs::read_to_string(file).expect("saved");
+    let key = format!("{kind}{}", path.display());
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&format!("{key}\t")))
+        .unwrap_or_else(|| panic!("no {key} in {text}"));
+    let (_, value) = line.split_once('\t').expect("entry");
+    let fields: Vec<&str> = value.splitn(6, ' ').collect();
+    (fields[..5].join(" "), fields[5].to_string())
+}
+
+#[test]
+fn a_settled_chain_file_is_not_read_again_until_its_stat_data_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let path = dir.path().join("web.pem");
+    let pem = chain();
+    fs::write(&path, &pem).expect("write");
+    let facts = LeafFacts::from(&crate::keys::inspect_chain(&pem).expect("chain").0);
+    let read = || fs::read_to_string(&path).map(Some);
+
+    let cache = CheckCache::new(Some(file.clone()), later());
+    let first = cache.chain_at(&path, read).expect("read");
+    assert_eq!(first, Some(Chain::Text(pem.clone())));
+    // Within the run, the facts just recorded.
+    let again = cache.chain_at(&path, read).expect("read");
+    assert_eq!(again, Some(Chain::Known(facts.clone())));
+    cache.save();
+    let (stamp, value) = saved_entry(&file, "p:", &path);
+    assert_eq!(value, facts_value(&facts));
+
+    // The next run does not read the file (a forged entry with the same stat data shows it).
+    let forged = format!("{stamp} 0a ff ee");
+    write_cache(&file, &[(&format!("p:{}", path.display()), &forged)]);
+    let next = CheckCache::new(Some(file.clone()), later());
+    let never = || -> io::Result<Option<String>> { panic!("read a known chain") };
+    let Some(Chain::Known(known)) = next.chain_at(&path, never).expect("known") else {
+        panic!("not known");
+    };
+    assert_eq!(known.serial.as_str(), "0a");
+
+    // Rewritten with the same size: other stat data, read again.
+    let same_size = pem.replacen("BEGIN CERTIFICATE", "BEGIN CERTIFICATF", 1);
+    fs::write(&path, &same_size).expect("rewrite");
+    let after = CheckCache::new(Some(file), later());
+    assert_eq!(
+        after.chain_at(&path, read).expect("read"),
+        Some(Chain::Text(same_size))
+    );
+}
+
+#[test]
+fn a_chain_file_with_a_private_key_or_not_parsing_or_not_settled_is_never_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("web.pem");
+    let read = || fs::read_to_string(&path).map(Some);
+    for text in [
+        format!("{}{}", chain(), key_pem()),
+        "not a chain\n".to_string(),
+    ] {
+        fs::write(&path, &text).expect("write");
+        let cache = CheckCache::new(None, later());
+        for _ in 0..2 {
+            assert_eq!(
+                cache.chain_at(&path, read).expect("read"),
+                Some(Chain::Text(text.clone()))
+            );
+        }
+        assert!(cache
+            .computed_value(&format!("p:{}", path.display()))
+            .is_none());
+    }
+    // Written within the racy margin of the run's start.
+    let pem = chain();
+    fs::write(&path, &pem).expect("write");
+    let cache = CheckCache::new(None, SystemTime::now());
+    cache.chain_at(&path, read).expect("read");
+    assert_eq!(
+        cache.chain_at(&path, read).expect("read"),
+        Some(Chain::Text(pem))
+    );
+    // A missing file is what `read` says.
+    fs::remove_file(&path).expect("remove");
+    let missing = || -> io::Result<Option<String>> { Ok(None) };
+    assert_eq!(cache.chain_at(&path, missing).expect("read"), None);
+}
+
+#[test]
+fn a_settled_key_file_is_not_read_again_until_its_stat_data_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let path = dir.path().join("web.key");
+    let pem = key_pem();
+    fs::write(&path, &pem).expect("write");
+    let spki = crate::keys::PrivateKey::from_pem(&pem)
+        .expect("key")
+        .spki_sha256();
+    let cache = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(cache.key_spki_at(&path), Some(spki.clone()));
+    cache.save();
+    let (stamp, value) = saved_entry(&file, "s:", &path);
+    assert_eq!(value, spki);
+
+    write_cache(
+        &file,
+        &[(&format!("s:{}", path.display()), &format!("{stamp} forged"))],
+    );
+    let next = CheckCache::new(Some(file.clone()), later());
+    assert_eq!(next.key_spki_at(&path).as_deref(), Some("forged"));
+
+    // Another key in its place, and a file that is no key: read and parsed again.
+    let other = key_pem();
+    fs::write(&path, &other).expect("swap");
+    let after = CheckCache::new(Some(file.clone()), later());
+    let other_spki = crate::keys::PrivateKey::from_pem(&other)
+        .expect("key")
+        .spki_sha256();
+    assert_eq!(after.key_spki_at(&path), Some(other_spki));
+    fs::write(&path, "garbage\n").expect("garbage");
+    let broken = CheckCache::new(Some(file), later());
+    assert_eq!(broken.key_spki_at(&path), None);
+    assert_eq!(broken.key_spki_at(&dir.path().join("gone.key")), None);
+}
+
+#[test]
+fn stat_entries_of_each_kind_are_loaded_back_and_other_kinds_make_the_cache_corrupt() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let entries = [
+        ("f:/a", "1 2 3 4.5 6.7 aa"),
+        ("s:/b", "1 2 3 4.5 6.7 bb"),
+        ("p:/c", "1 2 3 4.5 6.7 0a ff ee"),
+        ("o:/d", "1 2 3 4.5 6.7 lo-1 issued 0a 2027-01-01T00:00:00Z"),
+    ];
+    write_cache(&file, &entries);
+    let text = fs::read_to_string(&file).expect("cache");
+    let loaded = parse(&text).expect("valid");
+    assert_eq!(loaded.files.len(), 4);
+    assert!(parse(&format!("{text}x:/e\tvalue\n")).is_none());
+}

@@ -139,7 +139,7 @@ pub fn observe_keys(
     config: &Config,
     state: &State,
     keys: &KeyStore,
-    chain_of: impl Fn(&str) -> Option<String> + Sync,
+    chain_of: impl Fn(&str) -> Option<crate::check_cache::Chain> + Sync,
     observed: &mut Observed,
 ) {
     // Each certificate's key file is read and matched to its chain on a few threads: at fleet
@@ -174,7 +174,7 @@ pub fn observe_keys(
 fn key_problem(
     config: &Config,
     keys: &KeyStore,
-    chain_of: &(impl Fn(&str) -> Option<String> + Sync),
+    chain_of: &(impl Fn(&str) -> Option<crate::check_cache::Chain> + Sync),
     name: &str,
     certificate: &crate::state::CertificateState,
 ) -> Option<String> {
@@ -185,8 +185,12 @@ fn key_problem(
     if !deploys || certificate.status != CertificateStatus::Issued {
         return None;
     }
-    // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's digest).
-    let leaf = crate::check_cache::chain_leaf(&chain_of(name)?).ok()?;
+    // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's digest), or
+    // the chain file is unchanged since its leaf was recorded (by its stat data).
+    let leaf = match chain_of(name)? {
+        crate::check_cache::Chain::Known(leaf) => leaf,
+        crate::check_cache::Chain::Text(text) => crate::check_cache::chain_leaf(&text).ok()?,
+    };
     let key_id = certificate.current_key_id();
     if keys.holds_key_for(name, key_id.as_deref(), &leaf.spki_sha256) {
         return None;

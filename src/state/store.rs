@@ -388,6 +388,11 @@ impl GitStore {
         &self.git_dir
     }
 
+    /// The path of certificate `name`'s public chain file (`certificates/<name>.pem`).
+    pub fn chain_file(&self, name: &str) -> Result<PathBuf, Error> {
+        self.certificate_file(name, "pem")
+    }
+
     /// `<repo>/<dir>`: the directory holding `certificates/` and `ca/`.
     pub fn root(&self) -> &Path {
         &self.root

@@ -127,3 +127,76 @@ fn a_corrupt_or_missing_cache_only_costs_time_and_is_rewritten() {
     std::fs::write(sandbox.path("out/web/cert.pem"), "edited\n").expect("edit");
     sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
 }
+
+/// Files older than the racy margin (5 s) get stat-keyed entries: the chain file, the key
+/// file, the local CA's order file and the deployed files are then not read again while
+/// their stat data is the same, and every change after that is still found.
+#[test]
+fn settled_files_are_not_read_again_and_a_change_to_any_of_them_is_still_found() {
+    let sandbox = issued();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+    let cache = sandbox.read(CACHE);
+    let order = sandbox.state_field("web", "order_id");
+    let key_id = sandbox.state_field("web", "key_id");
+    for (kind, path) in [
+        ("p:", "state/certificates/web.pem".to_string()),
+        ("s:", format!("keys/web/{key_id}.key")),
+        ("o:", format!("keys/local-ca/local/orders/{order}.json")),
+        ("f:", "out/web/cert.pem".to_string()),
+    ] {
+        let file = std::fs::canonicalize(sandbox.path(&path)).expect("file");
+        let key = format!("{kind}{}\t", file.display());
+        let held = cache.lines().any(|line| {
+            line.starts_with(&key)
+                || line.starts_with(&format!("{kind}{}\t", sandbox.path(&path).display()))
+        });
+        assert!(held, "no {key} in {cache}");
+    }
+    // Served from the cache, same answer.
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // The order revoked behind certform's back, then put back as it was.
+    let order_path = sandbox.path(&format!("keys/local-ca/local/orders/{order}.json"));
+    let text = std::fs::read_to_string(&order_path).expect("order file");
+    let mut json: serde_json::Value = serde_json::from_str(&text).expect("order JSON");
+    json["status"] = "revoked".into();
+    std::fs::write(&order_path, json.to_string()).expect("revoke");
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(plan.stdout.contains("revoked"), "{}", plan.stdout);
+    std::fs::write(&order_path, &text).expect("restore");
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // The chain file edited to the same size: drift.
+    let chain = sandbox.read("state/certificates/web.pem");
+    let edited = chain.replacen("BEGIN CERTIFICATE", "BEGIN CERTIFICATX", 1);
+    std::fs::write(sandbox.path("state/certificates/web.pem"), &edited).expect("edit");
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(
+        plan.stdout.contains("certificates/web.pem"),
+        "{}",
+        plan.stdout
+    );
+    std::fs::write(sandbox.path("state/certificates/web.pem"), &chain).expect("restore");
+    sandbox.certform(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // Another key in place of the recorded one: the deploy would refuse.
+    let key = sandbox.path(&format!("keys/web/{key_id}.key"));
+    let (ok, text) = sandbox.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        key.to_str().unwrap_or_default(),
+    ]);
+    assert!(ok, "{text}");
+    let plan = sandbox.certform(&["plan", "--detailed-exitcode"]).expect(2);
+    assert!(
+        plan.stdout
+            .contains("key in keys_dir does not match the certificate"),
+        "{}",
+        plan.stdout
+    );
+}

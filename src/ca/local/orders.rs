@@ -206,18 +206,32 @@ impl Inner {
         }
     }
 
-    /// The order `order_id`, `None` when the database holds none by that id (or the id is
-    /// not one this CA gives).
-    pub(super) fn find_by_id(&self, order_id: &str) -> Result<Option<LocalOrder>, CaError> {
+    /// The view of order `order_id`, `None` when the database holds none by that id (or the
+    /// id is not one this CA gives). The order file is read and parsed only when its stat data is not the one the check cache recorded with its view (orders
+    /// are rewritten whole, so a revocation or reissue is other stat data).
+    pub(super) fn find_view_by_id(&self, order_id: &str) -> Result<Option<OrderView>, CaError> {
         if !is_order_id(order_id) {
             return Ok(None);
         }
         let path = self.order_path(order_id);
-        match fs::read(&path) {
-            Ok(bytes) => self.parse_order(&path, &bytes).map(Some),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(io_error(&self.name, "read", &path, error)),
-        }
+        crate::check_cache::by_stat(
+            "o:",
+            &path,
+            || match fs::read(&path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(io_error(&self.name, "read", &path, error)),
+            },
+            |bytes| {
+                let Some(bytes) = bytes else {
+                    return Ok((None, None));
+                };
+                let view = self.parse_order(&path, &bytes)?.view();
+                let entry = view_entry(&view);
+                Ok((Some(view), entry))
+            },
+            |entry| parse_view_entry(entry).map(Some),
+        )
     }
 
     fn parse_order(&self, path: &Path, bytes: &[u8]) -> Result<LocalOrder, CaError> {
@@ -265,6 +279,58 @@ impl Inner {
     }
 }
 
+/// An order's view as a check cache entry: `<order id> <status> <serial> <not_after>`
+/// (RFC 3339); `None` when a part would not read back.
+fn view_entry(view: &OrderView) -> Option<String> {
+    let status = match view.status {
+        crate::observed::OrderStatus::Issued => "issued",
+        crate::observed::OrderStatus::Revoked => "revoked",
+        crate::observed::OrderStatus::Canceled => "canceled",
+        _ => return None,
+    };
+    let serial = view.serial.as_ref()?;
+    let not_after = view
+        .not_after?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let parts = [view.order_id.as_str(), status, serial.as_str(), &not_after];
+    let readable = view.dcv.is_empty()
+        && view.plan_until.is_none()
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && !part.contains(char::is_whitespace));
+    readable.then(|| parts.join(" "))
+}
+
+/// The view a check cache entry records (see `view_entry`).
+fn parse_view_entry(entry: &str) -> Option<OrderView> {
+    let mut parts = entry.split(' ');
+    let order_id = parts.next()?.to_string();
+    let status = match parts.next()? {
+        "issued" => crate::observed::OrderStatus::Issued,
+        "revoked" => crate::observed::OrderStatus::Revoked,
+        "canceled" => crate::observed::OrderStatus::Canceled,
+        _ => return None,
+    };
+    let serial = Serial::parse(parts.next()?);
+    let not_after = OffsetDateTime::parse(
+        parts.next()?,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(OrderView {
+        order_id,
+        status,
+        serial: Some(serial),
+        not_after: Some(not_after),
+        dcv: Vec::new(),
+        plan_until: None,
+    })
+}
+
 pub(super) fn corrupt(
     name: &str,
     file: &str,
@@ -293,4 +359,58 @@ pub(super) fn is_order_id(order_id: &str) -> bool {
                 .bytes()
                 .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::OrderStatus;
+
+    fn view(status: OrderStatus, not_after: &str) -> OrderView {
+        OrderView {
+            order_id: "lo-0123456789ab".to_string(),
+            status,
+            serial: Some(Serial::parse("0a1b")),
+            not_after: Some(
+                OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339)
+                    .expect("time"),
+            ),
+            dcv: Vec::new(),
+            plan_until: None,
+        }
+    }
+
+    #[test]
+    fn an_order_view_reads_back_from_its_cache_entry_exactly() {
+        for status in [
+            OrderStatus::Issued,
+            OrderStatus::Revoked,
+            OrderStatus::Canceled,
+        ] {
+            for not_after in ["2027-03-01T00:00:00Z", "2027-03-01T02:00:00.5+02:00"] {
+                let view = view(status, not_after);
+                let entry = view_entry(&view).expect("entry");
+                let back = parse_view_entry(&entry).expect("reads back");
+                assert_eq!(back, view);
+                assert_eq!(
+                    back.not_after.map(|t| t.offset()),
+                    view.not_after.map(|t| t.offset())
+                );
+            }
+        }
+        // Nothing a local order never is.
+        assert_eq!(
+            view_entry(&view(OrderStatus::Pending, "2027-03-01T00:00:00Z")),
+            None
+        );
+        for broken in [
+            "",
+            "lo-1 issued 0a",
+            "lo-1 lost 0a 2027-03-01T00:00:00Z",
+            "lo-1 issued 0a 2027-03-01T00:00:00Z x",
+            "lo-1 issued 0a yesterday",
+        ] {
+            assert_eq!(parse_view_entry(broken), None, "{broken}");
+        }
+    }
 }
