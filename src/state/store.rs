@@ -20,6 +20,7 @@ mod file;
 mod git_index;
 mod location;
 mod marker;
+mod pack;
 mod push;
 mod remote;
 
@@ -41,6 +42,7 @@ use self::location::{
     git_prefix, managed_relative_path, open_or_init, resolve_path, validate_name,
 };
 use self::marker::CommitMarker;
+use self::pack::{PackError, PendingObjects};
 use self::remote::{redact_git_error, remote_location, RemoteLocation};
 use super::key_scan;
 use super::lock::{self, BrokenLock, LockGuard};
@@ -49,6 +51,10 @@ use crate::apply::FailPoints;
 use crate::atomic_file;
 use crate::config::{PushAuth, StateSettings};
 use crate::http::redact_url;
+
+/// Packs (one per commit) past which a run asks `git gc --auto` to merge them: git's own
+/// `gc.autoPackLimit` default.
+pub const PACKS_BEFORE_GC: usize = 50;
 
 /// First line of every state file certform writes.
 pub const HEADER: &str = "# managed by certform; edit with care\n";
@@ -241,13 +247,14 @@ impl GitStore {
         })
     }
 
-    /// Pack loose objects once there are more than `threshold` (libgit2 writes every object
-    /// loose, so a year of daily commits would leave tens of thousands of files): counted over
+    /// Pack loose objects once there are more than `threshold` (certform's commits write one
+    /// pack each, but other git tools write loose objects): counted over
     /// the 256 fan-out directories (the one-directory sample `git gc --auto` uses is too noisy
     /// at a few thousand objects: it can miss the threshold for a whole year of small commits),
     /// packed by the system `git repack -d` (loose objects into one new pack), then `git gc
-    /// --auto` merges packs once there are many. Returns whether it packed. Without a system
-    /// `git` the objects stay loose, which is correct, only larger.
+    /// --auto` merges packs once there are many; with more than [`PACKS_BEFORE_GC`] packs
+    /// (one per commit) `git gc --auto` alone. Returns whether it packed or merged. Without a
+    /// system `git` the objects stay loose, which is correct, only larger.
     pub fn pack_loose_objects(&self, threshold: usize) -> bool {
         let objects = self.git_dir.join("objects");
         let loose: usize = (0..=255u8)
@@ -257,7 +264,8 @@ impl GitStore {
                     .unwrap_or(0)
             })
             .sum();
-        if loose <= threshold {
+        let many_packs = loose <= threshold && pack::count_packs(&self.git_dir) > PACKS_BEFORE_GC;
+        if loose <= threshold && !many_packs {
             return false;
         }
         let git = |args: &[&str]| {
@@ -271,6 +279,10 @@ impl GitStore {
                 .stderr(std::process::Stdio::null())
                 .status()
         };
+        if many_packs {
+            // `git gc --auto` merges the packs (past `gc.autoPackLimit`, 50 unless set).
+            return git(&["gc", "--auto", "--quiet"]).is_ok_and(|status| status.success());
+        }
         match git(&["repack", "-d", "-q"]) {
             Ok(status) if status.success() => {
                 // Merging many small packs is housekeeping: its failure loses nothing.
@@ -801,6 +813,12 @@ impl StateStore for GitStore {
             return Ok(None);
         }
         let repo = self.repository()?;
+        let odb = repo
+            .odb()
+            .map_err(|source| self.git("open the object database", source))?;
+        // The commit's new objects stay in memory until they are written as one pack.
+        let pending_objects = PendingObjects::attach(&odb)
+            .map_err(|source| self.git("open the object database", source))?;
         let head = self.head_commit(&repo)?;
         let head_tree = head
             .as_ref()
@@ -840,6 +858,9 @@ impl StateStore for GitStore {
                 .read_tree(tree)
                 .map_err(|source| self.git("read the HEAD tree", source))?;
         }
+        // The objects this commit may add: its blobs, the trees on the way to every changed
+        // path, the commit itself (the rest of the tree is HEAD's).
+        let mut new_objects = Vec::new();
         for (git_path, file) in &files {
             remove_from_index(&mut index, git_path)
                 .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
@@ -847,6 +868,7 @@ impl StateStore for GitStore {
                 let id = repo
                     .blob(content)
                     .map_err(|source| self.git(format!("store `{git_path}`"), source))?;
+                new_objects.push(id);
                 let entry = IndexEntry {
                     ctime: IndexTime::new(0, 0),
                     mtime: IndexTime::new(0, 0),
@@ -892,6 +914,28 @@ impl StateStore for GitStore {
             let id = repo
                 .commit(None, &signature, &signature, message, &tree, &parents)
                 .map_err(|source| self.git("commit", source))?;
+            new_objects.push(tree_id);
+            let directories: BTreeSet<&str> = files
+                .iter()
+                .flat_map(|(git_path, _)| {
+                    git_path.match_indices('/').map(|(end, _)| &git_path[..end])
+                })
+                .collect();
+            for directory in directories {
+                if let Ok(entry) = tree.get_path(Path::new(directory)) {
+                    new_objects.push(entry.id());
+                }
+            }
+            new_objects.push(id);
+            // The pack (blobs, trees, the commit) is durable before the branch names it.
+            pending_objects
+                .write_pack(&repo, repo.commondir(), &new_objects)
+                .map_err(|error| match error {
+                    PackError::Git(source) => self.git("write the pack", source),
+                    PackError::Io(source) => {
+                        io_error("write", &repo.commondir().join("objects/pack"), source)
+                    }
+                })?;
             self.failpoints.hit("commit-before-ref");
             self.update_head(&repo, id, head.as_ref().map(Commit::id), message)?;
             self.failpoints.hit("commit-before-index");
