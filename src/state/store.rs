@@ -52,10 +52,6 @@ use crate::atomic_file;
 use crate::config::{PushAuth, StateSettings};
 use crate::http::redact_url;
 
-/// Packs (one per commit) past which a run asks `git gc --auto` to merge them: git's own
-/// `gc.autoPackLimit` default.
-pub const PACKS_BEFORE_GC: usize = 50;
-
 /// First line of every state file certform writes.
 pub const HEADER: &str = "# managed by certform; edit with care\n";
 
@@ -252,9 +248,8 @@ impl GitStore {
     /// the 256 fan-out directories (the one-directory sample `git gc --auto` uses is too noisy
     /// at a few thousand objects: it can miss the threshold for a whole year of small commits),
     /// packed by the system `git repack -d` (loose objects into one new pack), then `git gc
-    /// --auto` merges packs once there are many; with more than [`PACKS_BEFORE_GC`] packs
-    /// (one per commit) `git gc --auto` alone. Returns whether it packed or merged. Without a
-    /// system `git` the objects stay loose, which is correct, only larger.
+    /// --auto` merges packs once there are many. Returns whether it packed. Without a system
+    /// `git` the objects stay loose, which is correct, only larger.
     pub fn pack_loose_objects(&self, threshold: usize) -> bool {
         let objects = self.git_dir.join("objects");
         let loose: usize = (0..=255u8)
@@ -264,8 +259,7 @@ impl GitStore {
                     .unwrap_or(0)
             })
             .sum();
-        let many_packs = loose <= threshold && pack::count_packs(&self.git_dir) > PACKS_BEFORE_GC;
-        if loose <= threshold && !many_packs {
+        if loose <= threshold {
             return false;
         }
         let git = |args: &[&str]| {
@@ -279,10 +273,6 @@ impl GitStore {
                 .stderr(std::process::Stdio::null())
                 .status()
         };
-        if many_packs {
-            // `git gc --auto` merges the packs (past `gc.autoPackLimit`, 50 unless set).
-            return git(&["gc", "--auto", "--quiet"]).is_ok_and(|status| status.success());
-        }
         match git(&["repack", "-d", "-q"]) {
             Ok(status) if status.success() => {
                 // Merging many small packs is housekeeping: its failure loses nothing.

@@ -999,33 +999,3 @@ fn a_commit_writes_its_objects_as_one_pack_and_no_loose_object() {
     assert_eq!(loose_objects(&repo), loose_before);
     git(&repo, &["fsck", "--strict", "--no-progress"]);
 }
-
-#[test]
-fn packs_past_the_limit_are_merged() {
-    let (_temp, repo) = user_repo();
-    // Loose objects of the user's own commit out of the way, so only the packs count.
-    git(&repo, &["repack", "-a", "-d", "-q"]);
-    let store = GitStore::open(&settings(&repo, "state")).unwrap();
-    let mut n = 0;
-    while packs(&repo).len() <= certform::state::store::PACKS_BEFORE_GC {
-        assert!(
-            !store.pack_loose_objects(1024),
-            "below the limit: nothing to do"
-        );
-        let mut state = certificate("www");
-        state.id = format!("cf-www-{n:04}");
-        store.save_certificate(&state).unwrap();
-        store
-            .commit(&format!("commit {n}"))
-            .unwrap()
-            .expect("a commit");
-        n += 1;
-    }
-    assert!(store.pack_loose_objects(1024), "merged");
-    assert!(packs(&repo).len() < 10, "{:?}", packs(&repo));
-    git(&repo, &["fsck", "--strict", "--no-progress"]);
-    assert_eq!(
-        git(&repo, &["rev-list", "--count", "HEAD"]).trim(),
-        (n + 1).to_string()
-    );
-}

@@ -73,15 +73,3 @@ pub(super) enum PackError {
     Git(git2::Error),
     Io(io::Error),
 }
-
-/// How many packs `objects/pack` of `git_dir` holds.
-pub(super) fn count_packs(git_dir: &Path) -> usize {
-    fs::read_dir(git_dir.join("objects").join("pack"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|entry| entry.file_name().as_encoded_bytes().ends_with(b".pack"))
-                .count()
-        })
-        .unwrap_or(0)
-}
