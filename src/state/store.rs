@@ -21,6 +21,7 @@ mod git_index;
 mod location;
 mod marker;
 mod parsed_cache;
+mod pack;
 mod push;
 mod remote;
 
@@ -42,6 +43,7 @@ use self::location::{
     git_prefix, managed_relative_path, open_or_init, resolve_path, validate_name,
 };
 use self::marker::CommitMarker;
+use self::pack::{PackError, PendingObjects};
 use self::remote::{redact_git_error, remote_location, RemoteLocation};
 use super::key_scan;
 use super::lock::{self, BrokenLock, LockGuard};
@@ -242,8 +244,8 @@ impl GitStore {
         })
     }
 
-    /// Pack loose objects once there are more than `threshold` (libgit2 writes every object
-    /// loose, so a year of daily commits would leave tens of thousands of files): counted over
+    /// Pack loose objects once there are more than `threshold` (certform's commits write one
+    /// pack each, but other git tools write loose objects): counted over
     /// the 256 fan-out directories (the one-directory sample `git gc --auto` uses is too noisy
     /// at a few thousand objects: it can miss the threshold for a whole year of small commits),
     /// packed by the system `git repack -d` (loose objects into one new pack), then `git gc
@@ -834,6 +836,12 @@ impl StateStore for GitStore {
             return Ok(None);
         }
         let repo = self.repository()?;
+        let odb = repo
+            .odb()
+            .map_err(|source| self.git("open the object database", source))?;
+        // The commit's new objects stay in memory until they are written as one pack.
+        let pending_objects = PendingObjects::attach(&odb)
+            .map_err(|source| self.git("open the object database", source))?;
         let head = self.head_commit(&repo)?;
         let head_tree = head
             .as_ref()
@@ -873,6 +881,9 @@ impl StateStore for GitStore {
                 .read_tree(tree)
                 .map_err(|source| self.git("read the HEAD tree", source))?;
         }
+        // The objects this commit may add: its blobs, the trees on the way to every changed
+        // path, the commit itself (the rest of the tree is HEAD's).
+        let mut new_objects = Vec::new();
         for (git_path, file) in &files {
             remove_from_index(&mut index, git_path)
                 .map_err(|source| self.git(format!("unstage `{git_path}`"), source))?;
@@ -880,6 +891,7 @@ impl StateStore for GitStore {
                 let id = repo
                     .blob(content)
                     .map_err(|source| self.git(format!("store `{git_path}`"), source))?;
+                new_objects.push(id);
                 let entry = IndexEntry {
                     ctime: IndexTime::new(0, 0),
                     mtime: IndexTime::new(0, 0),
@@ -925,6 +937,28 @@ impl StateStore for GitStore {
             let id = repo
                 .commit(None, &signature, &signature, message, &tree, &parents)
                 .map_err(|source| self.git("commit", source))?;
+            new_objects.push(tree_id);
+            let directories: BTreeSet<&str> = files
+                .iter()
+                .flat_map(|(git_path, _)| {
+                    git_path.match_indices('/').map(|(end, _)| &git_path[..end])
+                })
+                .collect();
+            for directory in directories {
+                if let Ok(entry) = tree.get_path(Path::new(directory)) {
+                    new_objects.push(entry.id());
+                }
+            }
+            new_objects.push(id);
+            // The pack (blobs, trees, the commit) is durable before the branch names it.
+            pending_objects
+                .write_pack(&repo, repo.commondir(), &new_objects)
+                .map_err(|error| match error {
+                    PackError::Git(source) => self.git("write the pack", source),
+                    PackError::Io(source) => {
+                        io_error("write", &repo.commondir().join("objects/pack"), source)
+                    }
+                })?;
             self.failpoints.hit("commit-before-ref");
             self.update_head(&repo, id, head.as_ref().map(Commit::id), message)?;
             self.failpoints.hit("commit-before-index");

@@ -403,6 +403,53 @@ fn killed_inside_libgit2_heals() {
     );
 }
 
+/// The commit's objects go into one pack (libgit2's indexer moves the index, then the pack,
+/// into `objects/pack` with `link`): a kill at either leaves a repository the next run commits
+/// to, and no loose object is written.
+#[test]
+fn killed_while_writing_the_pack_heals() {
+    let probe = Sandbox::with_config(WEB);
+    let output = probe
+        .hermetic("strace")
+        .args(["-f", "-qq", "-e", "trace=link", "-o"])
+        .arg(probe.path("trace"))
+        .arg(env!("CARGO_BIN_EXE_certform"))
+        .args(["apply", "--auto-approve", "-c"])
+        .arg(&probe.dir)
+        .output()
+        .expect("strace is installed (apt-get install -y strace)");
+    assert!(output.status.success(), "{output:?}");
+    let trace = probe.read("trace");
+    let links: Vec<&str> = trace
+        .lines()
+        .filter(|line| line.contains("link("))
+        .collect();
+    let into_pack: Vec<usize> = links
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.contains("objects/pack/pack-"))
+        .map(|(index, _)| index + 1)
+        .collect();
+    assert!(
+        !into_pack.is_empty(),
+        "no link into `objects/pack`:\n{trace}"
+    );
+    let loose = std::fs::read_dir(probe.path("state/.git/objects"))
+        .expect("objects")
+        .flatten()
+        .filter(|entry| entry.file_name().len() == 2)
+        .count();
+    assert_eq!(loose, 0, "a loose object directory was created");
+    for when in into_pack {
+        let sandbox = Sandbox::with_config(WEB);
+        let killed = apply_killed_at_link(&sandbox, when);
+        assert_eq!(killed.code, -1, "link {when}: {}", killed.all());
+        converge(&sandbox);
+        assert_healed(&sandbox);
+        assert_eq!(sandbox.orders_for("www.example.test"), 1, "link {when}");
+    }
+}
+
 #[test]
 fn a_git_lock_without_certforms_marker_is_reported_not_removed() {
     let sandbox = Sandbox::with_config(WEB);

@@ -924,3 +924,78 @@ fn loose_objects_past_the_threshold_are_packed_and_none_below_it() {
     git(&repo, &["fsck", "--no-progress"]);
     assert!(!store.pack_loose_objects(32), "nothing left to pack");
 }
+
+/// The packs in `repo`'s object store.
+fn packs(repo: &Path) -> Vec<String> {
+    let mut packs: Vec<String> = fs::read_dir(repo.join(".git/objects/pack"))
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".pack"))
+        .collect();
+    packs.sort();
+    packs
+}
+
+#[test]
+fn a_commit_writes_its_objects_as_one_pack_and_no_loose_object() {
+    let (_temp, repo) = user_repo();
+    let store = GitStore::open(&settings(&repo, "state")).unwrap();
+    let loose_before = loose_objects(&repo);
+    assert!(packs(&repo).is_empty());
+    for name in ["www", "api", "mail"] {
+        store.save_certificate(&full_certificate(name)).unwrap();
+        store.save_chain(name, CHAIN).unwrap();
+    }
+    let id = store.commit("certform apply").unwrap().expect("a commit");
+    assert_eq!(
+        loose_objects(&repo),
+        loose_before,
+        "no loose object written"
+    );
+    let written = packs(&repo);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let idx = written[0].replace(".pack", ".idx");
+    assert!(repo.join(".git/objects/pack").join(&idx).is_file());
+    // The pack holds the commit, its new trees and blobs; git reads all of them.
+    let verify = git(
+        &repo,
+        &["verify-pack", "-v", &format!(".git/objects/pack/{idx}")],
+    );
+    assert!(verify.contains(&id), "the commit is in the pack:\n{verify}");
+    // The three state files and the one chain they share; the user's file is HEAD's.
+    assert_eq!(verify.matches(" blob ").count(), 4, "{verify}");
+    git(&repo, &["fsck", "--strict", "--no-progress"]);
+    assert_eq!(
+        git(&repo, &["show", "HEAD:state/certificates/www.pem"]),
+        CHAIN
+    );
+    assert_eq!(porcelain(&repo), "");
+
+    // Nothing changed: no commit, no pack.
+    assert_eq!(store.commit("certform apply: nothing").unwrap(), None);
+    assert_eq!(packs(&repo), written);
+
+    // The next change: one more pack, still no loose object.
+    store.save_certificate(&certificate("www")).unwrap();
+    store
+        .commit("certform apply: www")
+        .unwrap()
+        .expect("a commit");
+    let now = packs(&repo);
+    assert_eq!(now.len(), 2);
+    // Only the new objects: one blob, the trees on its path, the commit; not the whole tree.
+    let new = now.iter().find(|pack| !written.contains(pack)).unwrap();
+    let verify = git(
+        &repo,
+        &[
+            "verify-pack",
+            "-v",
+            &format!(".git/objects/pack/{}", new.replace(".pack", ".idx")),
+        ],
+    );
+    assert_eq!(verify.matches(" blob ").count(), 1, "{verify}");
+    assert_eq!(verify.matches(" tree ").count(), 3, "{verify}");
+    assert_eq!(loose_objects(&repo), loose_before);
+    git(&repo, &["fsck", "--strict", "--no-progress"]);
+}
