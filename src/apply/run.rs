@@ -20,6 +20,10 @@ use crate::workspace::{RunError, Workspace};
 /// Loose objects in the state repository beyond which an apply that committed packs them.
 pub const LOOSE_OBJECTS_BEFORE_PACKING: usize = 1024;
 
+/// Packs in the state repository's object store past which a committing run merges them into
+/// one (each commit writes one pack).
+pub const PACKS_BEFORE_MERGING: usize = 50;
+
 /// How to run one apply; the caller resolves every setting (flags, environment, clock).
 pub struct ApplyOptions {
     /// Configuration file or directory.
@@ -312,7 +316,7 @@ pub async fn apply(
     });
     let report = executor.run(&planned.plan, &planned.state).await?;
     if report.commit.is_some() {
-        store.pack_loose_objects(LOOSE_OBJECTS_BEFORE_PACKING);
+        store.pack_loose_objects(LOOSE_OBJECTS_BEFORE_PACKING, PACKS_BEFORE_MERGING);
     }
     Ok(ApplyReport::Applied {
         plan: planned.plan,

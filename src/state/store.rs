@@ -20,8 +20,8 @@ mod file;
 mod git_index;
 mod location;
 mod marker;
-mod parsed_cache;
 mod pack;
+mod parsed_cache;
 mod push;
 mod remote;
 
@@ -244,14 +244,18 @@ impl GitStore {
         })
     }
 
-    /// Pack loose objects once there are more than `threshold` (certform's commits write one
-    /// pack each, but other git tools write loose objects): counted over
-    /// the 256 fan-out directories (the one-directory sample `git gc --auto` uses is too noisy
-    /// at a few thousand objects: it can miss the threshold for a whole year of small commits),
-    /// packed by the system `git repack -d` (loose objects into one new pack), then `git gc
-    /// --auto` merges packs once there are many. Returns whether it packed. Without a system
-    /// `git` the objects stay loose, which is correct, only larger.
-    pub fn pack_loose_objects(&self, threshold: usize) -> bool {
+    /// Housekeeping of the object store after a commit: loose objects (other git tools write
+    /// them; certform's commits write one pack each) are packed once there are more than
+    /// `loose_threshold`, counted over the 256 fan-out directories (the one-directory sample
+    /// `git gc --auto` uses is too noisy at a few thousand objects), by the system `git repack
+    /// -d` (loose objects into one new pack); and once there are more than `packs_threshold`
+    /// packs (a year of daily commits makes ~365), all packs are merged into one by `git
+    /// repack -a -d -n`. Neither takes a ref lock (`git gc` would pack refs, and a run killed
+    /// there leaves `refs/heads/*.lock` behind, which blocks the next run): a kill during
+    /// either leaves the old packs or a temporary pack file, never a broken repository.
+    /// Returns whether it packed. Without a system `git` the objects stay as they are, which
+    /// is correct, only larger.
+    pub fn pack_loose_objects(&self, loose_threshold: usize, packs_threshold: usize) -> bool {
         let objects = self.git_dir.join("objects");
         let loose: usize = (0..=255u8)
             .map(|fan_out| {
@@ -260,32 +264,38 @@ impl GitStore {
                     .unwrap_or(0)
             })
             .sum();
-        if loose <= threshold {
+        let packs = fs::read_dir(objects.join("pack"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().as_bytes().ends_with(b".pack"))
+                    .count()
+            })
+            .unwrap_or(0);
+        let arguments: &[&str] = if packs > packs_threshold {
+            &["repack", "-a", "-d", "-n", "-q"]
+        } else if loose > loose_threshold {
+            &["repack", "-d", "-n", "-q"]
+        } else {
             return false;
-        }
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .arg("-C")
-                .arg(&self.work_tree)
-                .args(["-c", "gc.autoDetach=false"])
-                .args(args)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
         };
-        match git(&["repack", "-d", "-q"]) {
-            Ok(status) if status.success() => {
-                // Merging many small packs is housekeeping: its failure loses nothing.
-                let _ = git(&["gc", "--auto", "--quiet"]);
-                true
-            }
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&self.work_tree)
+            .args(["-c", "repack.writeBitmaps=false"])
+            .args(arguments)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(status) if status.success() => true,
             Ok(status) => {
-                tracing::warn!(%status, "`git repack -d` failed; objects stay loose");
+                tracing::warn!(%status, "`git repack` failed; objects stay as they are");
                 false
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot run `git repack`; objects stay loose");
+                tracing::warn!(%error, "cannot run `git repack`; objects stay as they are");
                 false
             }
         }

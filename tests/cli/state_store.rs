@@ -896,7 +896,7 @@ fn loose_objects_past_the_threshold_are_packed_and_none_below_it() {
     let store = GitStore::open(&settings(&repo, "state")).unwrap();
     let below = loose_objects(&repo);
     assert!(
-        !store.pack_loose_objects(below),
+        !store.pack_loose_objects(below, usize::MAX),
         "nothing past the threshold"
     );
     assert_eq!(loose_objects(&repo), below);
@@ -908,7 +908,7 @@ fn loose_objects_past_the_threshold_are_packed_and_none_below_it() {
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-q", "-m", "sixty files"]);
     assert!(loose_objects(&repo) > 60);
-    assert!(store.pack_loose_objects(32));
+    assert!(store.pack_loose_objects(32, usize::MAX));
     assert_eq!(
         loose_objects(&repo),
         0,
@@ -922,7 +922,42 @@ fn loose_objects_past_the_threshold_are_packed_and_none_below_it() {
     assert_eq!(packs, 1);
     // The repository is intact: git still reads every commit and object.
     git(&repo, &["fsck", "--no-progress"]);
-    assert!(!store.pack_loose_objects(32), "nothing left to pack");
+    assert!(
+        !store.pack_loose_objects(32, usize::MAX),
+        "nothing left to pack"
+    );
+}
+
+#[test]
+fn packs_past_the_threshold_are_merged_into_one_and_every_commit_stays_readable() {
+    let (_temp, repo) = user_repo();
+    let store = GitStore::open(&settings(&repo, "state")).unwrap();
+    // Certform's own commits, one pack each.
+    for n in 0..6 {
+        store
+            .write_public_file(&format!("ca/note{n}.txt"), &format!("note {n}\n"))
+            .unwrap();
+        store.commit(&format!("note {n}")).unwrap().unwrap();
+    }
+    assert!(
+        loose_objects(&repo) < 6,
+        "certform's commits wrote no loose object"
+    );
+    let before = packs(&repo).len();
+    assert!(before >= 6, "{before} packs");
+    assert!(
+        !store.pack_loose_objects(usize::MAX, before),
+        "not past the threshold"
+    );
+    assert_eq!(packs(&repo).len(), before);
+    assert!(store.pack_loose_objects(usize::MAX, before - 1));
+    assert_eq!(packs(&repo).len(), 1, "{:?}", packs(&repo));
+    assert_eq!(loose_objects(&repo), 0);
+    git(&repo, &["fsck", "--strict", "--no-progress"]);
+    let log = git(&repo, &["log", "--format=%s"]);
+    assert!(log.contains("note 0") && log.contains("note 5"), "{log}");
+    // No lock is left for the next run.
+    assert!(store.recover().unwrap().is_empty());
 }
 
 /// The packs in `repo`'s object store.
