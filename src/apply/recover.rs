@@ -21,11 +21,20 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
     }
 
     let mut temp_dirs: Vec<(PathBuf, usize)> = vec![
-        (keys.dir().to_path_buf(), 4),
+        (keys.dir().to_path_buf(), 0),
         (state_root.to_path_buf(), 0),
         (state_root.join("certificates"), 0),
         (state_root.join("ca"), 0),
     ];
+    // The keys directory's tree (four levels) as one item per subdirectory, so that its
+    // 10,000 certificate directories and the local CA's orders spread over the threads.
+    if let Ok(listing) = std::fs::read_dir(keys.dir()) {
+        for entry in listing.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                temp_dirs.push((entry.path(), 3));
+            }
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     let mut targets = Vec::new();
     for spec in config.certificates.values() {
