@@ -213,13 +213,19 @@ impl StaticServer {
                 .spawn()
                 .expect("python3 serves the webroot (apt-get install -y python3)"),
         );
-        for _ in 0..100 {
+        // Python's start-up takes seconds on a loaded 2-core machine: wait up to 60 s, and
+        // stop at once if the server exited (the port taken, say).
+        let mut server = server;
+        for _ in 0..1200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return server;
             }
+            if let Ok(Some(status)) = server.0.try_wait() {
+                panic!("static file server on port {port} exited at start: {status}");
+            }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("static file server did not start on port {port}");
+        panic!("static file server did not start on port {port} within 60 s");
     }
 }
 
