@@ -12,7 +12,7 @@
 //!    each run on a fresh copy of the issued workspace.
 //!
 //! Before each timed series the benchmark runs `sync`, so the writeback of the setup (or of the
-//! copy) does not land in a timed run.
+//! copy) does not land in a timed run, and waits 6 s, past the caches' racy margin.
 //!
 //! `SCALE_SIZES=1000` limits the sizes (comma-separated). Peak RSS is the child's own
 //! (`wait4`), not the benchmark's.
@@ -130,10 +130,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Flush dirty pages, so a timed run does not share the disk with the writeback of the setup
-/// or of a copy made just before it (a scheduled run does not start right after 40 MB were
-/// written either).
+/// or of a copy made just before it, and wait past the caches' racy margin (5 s: a file
+/// changed less than that before a run is read, never recorded), as a scheduled run finds
+/// files written hours before it.
 fn settle() {
     let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(6));
 }
 
 fn main() {
