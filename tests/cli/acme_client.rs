@@ -724,7 +724,13 @@ async fn one_certificate_takes_only_the_requests_the_protocol_needs() {
     let pebble = Pebble::start();
     let responder = pebble.start_http_responder();
     let dir = tempfile::tempdir().unwrap();
-    let ca = open(&pebble, dir.path()).await;
+    // Polls far enough apart that a Pebble slowed by a loaded machine still finishes within
+    // the two spare polls (20 ms apart, growing by 1.5, it did not always: 11 requests).
+    let ca = open(&pebble, dir.path()).await.with_polling(Polling {
+        initial_delay: StdDuration::from_millis(250),
+        backoff: 2.0,
+        timeout: StdDuration::from_secs(30),
+    });
     let before = ca.requests_sent();
     let started = Instant::now();
     issue_over_http(&ca, &responder, "tag-count-1", &["count.example.test"]).await;
