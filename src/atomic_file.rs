@@ -185,10 +185,28 @@ const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 /// whose process is not alive (or, pid reused, older than an hour), never this process's own.
 /// Returns the files removed. A missing `dir` is nothing to clean.
 pub fn remove_stale_temps(dir: &Path, depth: usize) -> io::Result<Vec<std::path::PathBuf>> {
-    let mut removed = Vec::new();
+    Ok(sweep(dir, depth)?.removed)
+}
+
+/// What `sweep` did in one directory tree.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Stale temp files removed.
+    pub removed: Vec<std::path::PathBuf>,
+    /// Whether `dir` itself (not its subdirectories) holds a hidden name with `certform` in it
+    /// that is not one of this module's temp files (a deploy switch's journal or staged
+    /// file, say): what a target's recovery looks for.
+    pub certform_files: bool,
+}
+
+/// `remove_stale_temps`, also noting whether `dir` holds certform's own hidden files (see
+/// `Swept::certform_files`), from the same listing.
+pub fn sweep(dir: &Path, depth: usize) -> io::Result<Swept> {
+    let mut swept = Swept::default();
+    let removed = &mut swept.removed;
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Swept::default()),
         Err(error) => return Err(error),
     };
     for entry in entries {
@@ -204,7 +222,11 @@ pub fn remove_stale_temps(dir: &Path, depth: usize) -> io::Result<Vec<std::path:
         if !file_type.is_file() {
             continue;
         }
-        let Some(pid) = entry.file_name().to_str().and_then(temp_pid) else {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(temp_pid) else {
+            if file_name_has_certform(&file_name) {
+                swept.certform_files = true;
+            }
             continue;
         };
         if pid == std::process::id() {
@@ -227,7 +249,12 @@ pub fn remove_stale_temps(dir: &Path, depth: usize) -> io::Result<Vec<std::path:
     if !removed.is_empty() {
         sync_dir(dir)?;
     }
-    Ok(removed)
+    Ok(swept)
+}
+
+fn file_name_has_certform(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.starts_with(b".") && name.windows(8).any(|part| part == b"certform")
 }
 
 /// The pid in a temp file name `.NAME.tmp-PID-N`, or `None` for any other name.
@@ -260,6 +287,29 @@ fn unique_suffix() -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_sweep_notes_certform_hidden_files_but_not_temps_or_plain_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cert.pem"), "c").unwrap();
+        fs::write(dir.path().join(".profile"), "p").unwrap();
+        fs::create_dir(dir.path().join(".certform-dir")).unwrap();
+        // A live process's temp file (this one's) is neither removed nor a certform file.
+        let temp = format!(".cert.pem.tmp-{}-1", std::process::id());
+        fs::write(dir.path().join(&temp), "t").unwrap();
+        let swept = sweep(dir.path(), 0).unwrap();
+        assert!(!swept.certform_files && swept.removed.is_empty());
+        for name in [".certform-switch-0123456789ab", ".cert.pem.certform-next"] {
+            fs::write(dir.path().join(name), "x").unwrap();
+            assert!(sweep(dir.path(), 0).unwrap().certform_files, "{name}");
+            fs::remove_file(dir.path().join(name)).unwrap();
+        }
+        assert!(
+            !sweep(&dir.path().join("missing"), 0)
+                .unwrap()
+                .certform_files
+        );
+    }
     use super::*;
 
     #[test]

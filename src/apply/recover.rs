@@ -45,31 +45,16 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
             }
         }
     }
-    // One target's repair touches only its own files: a few threads at fleet size.
-    let repaired = crate::par::map(&targets, |(id, target)| match crate::deploy::deployer_for(
-        target,
-    )
-    .recover()
-    {
-        Ok(switched) if switched.is_empty() => None,
-        Ok(switched) => Some(format!(
-            "finished the interrupted deploy to `{id}`: switched in {}",
-            switched.join(", ")
-        )),
-        Err(error) => Some(format!(
-            "cannot finish the interrupted deploy to `{id}`: {}",
-            crate::apply::error_chain(&error)
-        )),
-    });
-    warnings.extend(repaired.into_iter().flatten());
     for (_, target) in &targets {
         temp_dirs.extend(target.dirs().into_iter().map(|dir| (dir, 0)));
     }
-
     temp_dirs.sort();
     temp_dirs.dedup();
+    // The stale temp files first (a temp file is never what a recovery reads: journals and
+    // staged files have names of their own), noting from the same listing which directories
+    // hold certform's hidden files.
     let scanned = crate::par::map(&temp_dirs, |(dir, depth)| {
-        crate::atomic_file::remove_stale_temps(dir, *depth).map_err(|error| {
+        crate::atomic_file::sweep(dir, *depth).map_err(|error| {
             format!(
                 "cannot clean stale temp files in `{}`: {error}",
                 dir.display()
@@ -77,12 +62,51 @@ pub fn recover_interrupted(config: &Config, keys: &KeyStore, state_root: &Path) 
         })
     });
     let mut removed = Vec::new();
-    for result in scanned {
+    // Reported after the recoveries' lines, as before the sweep came first.
+    let mut sweep_warnings = Vec::new();
+    // Directories whose listing failed count as marked: their targets are recovered as usual.
+    let mut marked = std::collections::BTreeSet::new();
+    for ((dir, _), result) in temp_dirs.iter().zip(scanned) {
         match result {
-            Ok(files) => removed.extend(files),
-            Err(warning) => warnings.push(warning),
+            Ok(swept) => {
+                removed.extend(swept.removed);
+                if swept.certform_files {
+                    marked.insert(dir.as_path());
+                }
+            }
+            Err(warning) => {
+                sweep_warnings.push(warning);
+                marked.insert(dir.as_path());
+            }
         }
     }
+    // One target's repair touches only its own files: a few threads at fleet size. A target
+    // whose kind keeps all it recovers from in hidden files of its directories (`files`:
+    // the switch journal and staged files) is not looked at when none of them holds one.
+    let repaired = crate::par::map(&targets, |(id, target)| {
+        let deployer = crate::deploy::deployer_for(target);
+        if deployer.recovers_from_hidden_files()
+            && !target
+                .dirs()
+                .iter()
+                .any(|dir| marked.contains(dir.as_path()))
+        {
+            return None;
+        }
+        match deployer.recover() {
+            Ok(switched) if switched.is_empty() => None,
+            Ok(switched) => Some(format!(
+                "finished the interrupted deploy to `{id}`: switched in {}",
+                switched.join(", ")
+            )),
+            Err(error) => Some(format!(
+                "cannot finish the interrupted deploy to `{id}`: {}",
+                crate::apply::error_chain(&error)
+            )),
+        }
+    });
+    warnings.extend(repaired.into_iter().flatten());
+    warnings.extend(sweep_warnings);
     removed.sort();
     removed.dedup();
     if !removed.is_empty() {

@@ -416,6 +416,12 @@ impl Deployer for FilesDeployer {
         self.recover_switch()
     }
 
+    /// The switch journal `.certform-switch-*` and the staged `.NAME.certform-next` files,
+    /// beside the final names (in `dir` or the sub-directory a name puts them in).
+    fn recovers_from_hidden_files(&self) -> bool {
+        true
+    }
+
     fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation {
         let names = self.names();
         if let Ok(Some(journal)) = self.pending_journal() {

@@ -80,6 +80,10 @@ impl Deployer for Verifying {
         self.inner.recover()
     }
 
+    fn recovers_from_hidden_files(&self) -> bool {
+        self.inner.recovers_from_hidden_files()
+    }
+
     fn observe(&self, record: Option<&DeployRecord>) -> DeployObservation {
         match (self.inner.observe(record), record) {
             (DeployObservation::InSync, Some(record)) => {
