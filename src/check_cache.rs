@@ -42,7 +42,7 @@ const HEADER: &str = "certform-checks 1";
 /// How much older than the run's start a file's ctime must be for its hash to be recorded:
 /// more than any file system's timestamp granularity (2 s on FAT) and the kernel's coarse
 /// clock.
-const RACY_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const RACY_MARGIN: Duration = Duration::from_secs(5);
 
 /// The facts of a chain's leaf certificate that refresh and the key check compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,8 +427,9 @@ fn parse_facts(value: &str) -> Option<LeafFacts> {
     parts.next().is_none().then_some(facts)
 }
 
-/// The stat data recorded with a file's hash: device, inode, size, mtime and ctime (ns).
-fn stamp(metadata: &fs::Metadata) -> String {
+/// The stat data recorded with a file's hash (and a state record, `state::store::parsed_cache`):
+/// device, inode, size, mtime and ctime (ns).
+pub(crate) fn stamp(metadata: &fs::Metadata) -> String {
     format!(
         "{} {} {} {}.{} {}.{}",
         metadata.dev(),
@@ -442,7 +443,7 @@ fn stamp(metadata: &fs::Metadata) -> String {
 }
 
 /// The file's ctime (the last change of its content or metadata, which no user can set).
-fn ctime(metadata: &fs::Metadata) -> Option<SystemTime> {
+pub(crate) fn ctime(metadata: &fs::Metadata) -> Option<SystemTime> {
     let seconds = u64::try_from(metadata.ctime()).ok()?;
     let nanos = u64::try_from(metadata.ctime_nsec()).ok()?;
     UNIX_EPOCH.checked_add(Duration::from_secs(seconds) + Duration::from_nanos(nanos))

@@ -27,11 +27,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::{io_error, parse_certificate, Error};
+use crate::check_cache::{ctime, stamp};
 use crate::state::model::CertificateState;
 
 /// The cache file's name in the state repository's git directory.
@@ -43,8 +43,8 @@ fn header() -> String {
 }
 
 /// How much older than the load's start a state file's ctime must be for its record to be
-/// cached (as `check_cache`'s: more than any file system's timestamp granularity).
-pub const RACY_MARGIN: Duration = Duration::from_secs(5);
+/// cached: the check cache's margin.
+pub(crate) use crate::check_cache::RACY_MARGIN;
 
 /// The entries of a valid cache file, by certificate name: the stat data recorded and the
 /// whole line (kept as it is when the cache is written again).
@@ -189,27 +189,6 @@ pub fn save(file: &Path, text: &str) {
     if let Err(error) = crate::atomic_file::write_unsynced(file, text.as_bytes(), 0o600) {
         tracing::debug!(path = %file.display(), %error, "cannot save the state cache");
     }
-}
-
-/// The stat data an entry is keyed by: device, inode, size, mtime and ctime (ns).
-fn stamp(metadata: &fs::Metadata) -> String {
-    format!(
-        "{} {} {} {}.{} {}.{}",
-        metadata.dev(),
-        metadata.ino(),
-        metadata.size(),
-        metadata.mtime(),
-        metadata.mtime_nsec(),
-        metadata.ctime(),
-        metadata.ctime_nsec()
-    )
-}
-
-/// The file's ctime (the last change of its content or metadata, which no user can set).
-fn ctime(metadata: &fs::Metadata) -> Option<SystemTime> {
-    let seconds = u64::try_from(metadata.ctime()).ok()?;
-    let nanos = u64::try_from(metadata.ctime_nsec()).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(seconds) + Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]
