@@ -155,10 +155,14 @@ pub fn observe_keys(
     let certificates: Vec<(&String, &crate::state::CertificateState)> =
         state.certificates.iter().collect();
     let found = crate::par::map(&certificates, |(name, certificate)| {
-        (
-            lost_key(keys, certificate),
-            key_problem(config, keys, &chain_of, name, certificate),
-        )
+        // Refresh compared the chain file's leaf with state (serial and fingerprint): when
+        // they agree, state's public-key digest is the chain's, and the file is not read again.
+        let chain_checked = observed
+            .certificates
+            .get(*name)
+            .is_none_or(|seen| seen.chain.is_none());
+        let leaf_spki = certificate.spki_sha256.as_deref().filter(|_| chain_checked);
+        key_checks(config, keys, &chain_of, leaf_spki, name, certificate)
     });
     for ((name, _), (lost, problem)) in certificates.into_iter().zip(found) {
         if let Some(path) = lost {
@@ -178,37 +182,66 @@ pub fn observe_keys(
     }
 }
 
-/// Why the key in keys_dir (or the state repository) cannot deploy the issued certificate `name`, if it cannot.
-fn key_problem(
+/// The lost key (`lost_key`) and the key problem (`key_problem`) of certificate `name`: one
+/// look at its key file when the key is there and matches. `leaf_spki` is the chain's
+/// public-key digest when refresh found the chain file to hold state's certificate.
+fn key_checks(
     config: &Config,
     keys: &KeyStore,
     chain_of: &(impl Fn(&str) -> Option<crate::check_cache::Chain> + Sync),
+    leaf_spki: Option<&str>,
     name: &str,
     certificate: &crate::state::CertificateState,
-) -> Option<String> {
+) -> (Option<String>, Option<String>) {
     let deploys = config
         .certificates
         .get(name)
         .is_some_and(|spec| !spec.deploy.is_empty());
     if !deploys || certificate.status != CertificateStatus::Issued {
-        return None;
+        return (lost_key(keys, certificate), None);
     }
-    // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's digest), or
-    // the chain file is unchanged since its leaf was recorded (by its stat data).
-    let leaf = match chain_of(name)? {
-        crate::check_cache::Chain::Known(leaf) => leaf,
-        crate::check_cache::Chain::Text(text) => crate::check_cache::chain_leaf(&text).ok()?,
+    let leaf_spki = match leaf_spki {
+        Some(spki) => Some(spki.to_string()),
+        // Not parsed again: refresh parsed these bytes (`check_cache`, by the chain's
+        // digest), or the chain file is unchanged since its leaf was recorded (by its stat
+        // data).
+        None => match chain_of(name) {
+            Some(crate::check_cache::Chain::Known(leaf)) => Some(leaf.spki_sha256),
+            Some(crate::check_cache::Chain::Text(text)) => crate::check_cache::chain_leaf(&text)
+                .ok()
+                .map(|leaf| leaf.spki_sha256),
+            None => None,
+        },
+    };
+    let Some(leaf_spki) = leaf_spki else {
+        return (lost_key(keys, certificate), None);
     };
     let key_id = certificate.current_key_id();
-    if keys.holds_key_for(name, key_id.as_deref(), &leaf.spki_sha256) {
-        return None;
+    // A key file that is there and matches is neither lost nor a problem.
+    if keys.holds_key_for(name, key_id.as_deref(), &leaf_spki) {
+        return (None, None);
     }
+    (
+        lost_key(keys, certificate),
+        key_problem(keys, &leaf_spki, name, certificate),
+    )
+}
+
+/// Why the key in keys_dir (or the state repository) cannot deploy the issued certificate
+/// `name` whose chain's public-key digest is `leaf_spki`, if it cannot.
+fn key_problem(
+    keys: &KeyStore,
+    leaf_spki: &str,
+    name: &str,
+    certificate: &crate::state::CertificateState,
+) -> Option<String> {
+    let key_id = certificate.current_key_id();
     let place = if keys.is_age() {
         "the state repository"
     } else {
         "keys_dir"
     };
-    let problem = match keys.certificate_key(name, key_id.as_deref(), &leaf.spki_sha256) {
+    let problem = match keys.certificate_key(name, key_id.as_deref(), leaf_spki) {
         Ok(_) => return None,
         Err(KeyError::Mismatch {
             path,
