@@ -28,7 +28,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::keys::{sha256_hex, CertificateInfo, KeyError};
@@ -105,17 +105,49 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// The entries of a cache file, each with its index in `used`. Keys are held as digests and
-/// values as one boxed string each: at 10,000 certificates that is 60,000 entries, so no
-/// key is copied to mark it used. Stat-keyed entries (`files`) are keyed by their whole key
-/// text, `<kind>:<path>` (see `STAT_KINDS`).
+/// The entries of a cache file: its text, and each entry line's offsets in it, sorted by key
+/// (the file is written sorted, so loading only checks the order). An entry's index in
+/// `lines` is its index in `used`. No entry is copied out of the text: at 10,000
+/// certificates the file holds ~70,000 entries (~13 MB), and a lookup is a binary search.
 #[derive(Debug, Default)]
 struct Entries {
-    content: HashMap<ContentKey, (Box<str>, usize)>,
-    files: HashMap<Box<str>, (Box<str>, usize)>,
-    /// The number of entry lines read (the length of `used`; a key listed twice keeps its
-    /// last line, so the first is never used and the file is rewritten without it).
-    lines: usize,
+    text: String,
+    /// Per entry line: where its key starts, where its tab is and where the line ends.
+    lines: Vec<(u32, u32, u32)>,
+    /// Lines dropped as an earlier copy of a key listed again (the last one is kept): the
+    /// file is then rewritten without them.
+    dropped: usize,
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn key(&self, line: &(u32, u32, u32)) -> &str {
+        &self.text[line.0 as usize..line.1 as usize]
+    }
+
+    fn value(&self, line: &(u32, u32, u32)) -> &str {
+        &self.text[line.1 as usize + 1..line.2 as usize]
+    }
+
+    /// The value recorded under `key` and the entry's index.
+    fn get(&self, key: &str) -> Option<(&str, usize)> {
+        let index = self
+            .lines
+            .binary_search_by(|line| self.key(line).cmp(key))
+            .ok()?;
+        Some((self.value(&self.lines[index]), index))
+    }
+
+    /// Every entry as (key, value, index).
+    fn iter(&self) -> impl Iterator<Item = (&str, &str, usize)> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| (self.key(line), self.value(line), index))
+    }
 }
 
 /// The entries a run computed (they replace loaded entries with the same key when saved).
@@ -125,6 +157,26 @@ struct Computed {
     files: HashMap<Box<str>, Box<str>>,
 }
 
+/// The entries loaded from a cache file, and whether this run used each, by the index stored
+/// with it.
+#[derive(Debug, Default)]
+struct Loaded {
+    entries: Entries,
+    used: Vec<AtomicBool>,
+}
+
+impl Loaded {
+    /// The cache file at `file` (empty when there is none, or it is unreadable or corrupt).
+    fn read(file: Option<&Path>) -> Loaded {
+        let entries = file
+            .and_then(|file| fs::read_to_string(file).ok())
+            .and_then(parse)
+            .unwrap_or_default();
+        let used = (0..entries.len()).map(|_| AtomicBool::new(false)).collect();
+        Loaded { entries, used }
+    }
+}
+
 /// One run's cache: the entries loaded from disk and those the run used or computed.
 #[derive(Debug)]
 pub struct CheckCache {
@@ -132,34 +184,72 @@ pub struct CheckCache {
     file: Option<PathBuf>,
     /// Stat-keyed entries are recorded only for files whose ctime is before this.
     trusted_before: SystemTime,
-    loaded: Entries,
-    /// Whether this run used each loaded entry, by the index stored with it.
-    used: Vec<AtomicBool>,
+    /// The loaded entries, once read (`loading` reads them in the background).
+    loaded: OnceLock<Loaded>,
+    /// The thread reading the cache file, until the first look at the entries joins it.
+    loading: Mutex<Option<std::thread::JoinHandle<Loaded>>>,
     /// Entries this run computed.
     computed: Mutex<Computed>,
+    /// Installed ahead of its run by `prefetch`, and not yet taken by its `begin`.
+    prefetched: AtomicBool,
 }
 
 impl CheckCache {
     /// A cache saved at `file` (loaded from it when it holds a valid cache), for a run that
     /// started at `started`.
     pub fn new(file: Option<PathBuf>, started: SystemTime) -> CheckCache {
-        let loaded = file
-            .as_deref()
-            .and_then(|file| fs::read_to_string(file).ok())
-            .and_then(|text| parse(&text))
-            .unwrap_or_default();
-        let used = (0..loaded.lines).map(|_| AtomicBool::new(false)).collect();
+        let loaded = OnceLock::new();
+        let _ = loaded.set(Loaded::read(file.as_deref()));
+        CheckCache::with(file, started, loaded, None)
+    }
+
+    /// A cache like `new`'s whose file is read on a thread of its own, so the caller goes on
+    /// (reading state) meanwhile; the first look at its entries waits for the read.
+    pub fn in_background(file: Option<PathBuf>, started: SystemTime) -> CheckCache {
+        let path = file.clone();
+        let spawned = std::thread::Builder::new()
+            .name("check-cache".into())
+            .spawn(move || Loaded::read(path.as_deref()));
+        match spawned {
+            Ok(handle) => CheckCache::with(file, started, OnceLock::new(), Some(handle)),
+            // No thread to spare: read it here.
+            Err(_) => CheckCache::new(file, started),
+        }
+    }
+
+    fn with(
+        file: Option<PathBuf>,
+        started: SystemTime,
+        loaded: OnceLock<Loaded>,
+        loading: Option<std::thread::JoinHandle<Loaded>>,
+    ) -> CheckCache {
         CheckCache {
             file,
             trusted_before: started.checked_sub(RACY_MARGIN).unwrap_or(UNIX_EPOCH),
             loaded,
-            used,
+            loading: Mutex::new(loading),
             computed: Mutex::new(Computed::default()),
+            prefetched: AtomicBool::new(false),
         }
     }
 
+    /// The loaded entries, waiting for the background read if it is still running (a read
+    /// that panicked is an empty cache: it only costs speed).
+    fn loaded(&self) -> &Loaded {
+        self.loaded.get_or_init(|| {
+            let handle = self
+                .loading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            handle
+                .and_then(|handle| handle.join().ok())
+                .unwrap_or_default()
+        })
+    }
+
     fn mark_used(&self, index: usize) {
-        if let Some(flag) = self.used.get(index) {
+        if let Some(flag) = self.loaded().used.get(index) {
             flag.store(true, Ordering::Relaxed);
         }
     }
@@ -170,9 +260,9 @@ impl CheckCache {
 
     /// The value of a content-keyed entry, loaded (then marked used) or computed this run.
     fn content_value(&self, key: &ContentKey) -> Option<Box<str>> {
-        if let Some((value, index)) = self.loaded.content.get(key) {
-            self.mark_used(*index);
-            return Some(value.clone());
+        if let Some((value, index)) = self.loaded().entries.get(&key.text()) {
+            self.mark_used(index);
+            return Some(value.into());
         }
         self.computed().content.get(key).cloned()
     }
@@ -245,9 +335,10 @@ impl CheckCache {
             .filter(|p| is_path_token(p))
             .map(|path| format!("{kind}{path}"));
         let mut hit = None;
-        if let Some((value, index)) = key.as_deref().and_then(|key| self.loaded.files.get(key)) {
+        let entries = &self.loaded().entries;
+        if let Some((value, index)) = key.as_deref().and_then(|key| entries.get(key)) {
             if let Some(found) = value.strip_prefix(&stamp).and_then(|v| v.strip_prefix(' ')) {
-                self.mark_used(*index);
+                self.mark_used(index);
                 hit = Some(found.to_string());
             }
         }
@@ -328,41 +419,44 @@ impl CheckCache {
         let Some(file) = &self.file else {
             return;
         };
+        let Loaded {
+            entries: loaded,
+            used: flags,
+        } = self.loaded();
         let used = |index: &usize| {
-            self.used
+            flags
                 .get(*index)
                 .is_some_and(|flag| flag.load(Ordering::Relaxed))
         };
         let computed = self.computed();
-        let all_used = self.used.iter().all(|flag| flag.load(Ordering::Relaxed));
+        let all_used = flags.iter().all(|flag| flag.load(Ordering::Relaxed));
         let unchanged = all_used
+            && loaded.dropped == 0
             && computed.content.iter().all(|(key, value)| {
-                self.loaded.content.get(key).map(|(loaded, _)| loaded) == Some(value)
+                loaded.get(&key.text()).map(|(loaded, _)| loaded) == Some(&**value)
             })
-            && computed.files.iter().all(|(key, value)| {
-                self.loaded.files.get(key).map(|(loaded, _)| loaded) == Some(value)
-            });
+            && computed
+                .files
+                .iter()
+                .all(|(key, value)| loaded.get(key).map(|(loaded, _)| loaded) == Some(&**value));
         if unchanged {
             return;
         }
+        let replaced = |key: &str| match is_stat_key(key) {
+            true => computed.files.contains_key(key),
+            false => ContentKey::parse(key).is_some_and(|key| computed.content.contains_key(&key)),
+        };
         let mut lines: Vec<String> =
-            Vec::with_capacity(self.loaded.lines + computed.content.len() + computed.files.len());
-        let kept_content = self
-            .loaded
-            .content
-            .iter()
-            .filter(|(key, (_, index))| used(index) && !computed.content.contains_key(*key))
-            .map(|(key, (value, _))| (key, value));
-        for (key, value) in kept_content.chain(computed.content.iter()) {
+            Vec::with_capacity(loaded.len() + computed.content.len() + computed.files.len());
+        for (key, value, index) in loaded.iter() {
+            if used(&index) && !replaced(key) {
+                lines.push(format!("{key}\t{value}\n"));
+            }
+        }
+        for (key, value) in &computed.content {
             lines.push(format!("{}\t{value}\n", key.text()));
         }
-        let kept_files = self
-            .loaded
-            .files
-            .iter()
-            .filter(|(key, (_, index))| used(index) && !computed.files.contains_key(*key))
-            .map(|(key, (value, _))| (key, value));
-        for (key, value) in kept_files.chain(computed.files.iter()) {
+        for (key, value) in &computed.files {
             lines.push(format!("{key}\t{value}\n"));
         }
         drop(computed);
@@ -460,28 +554,44 @@ fn is_path_token(text: &str) -> bool {
 }
 
 /// The entries of a cache file; `None` when it is not one (unknown header, a malformed line).
-fn parse(text: &str) -> Option<Entries> {
-    let mut lines = text.lines();
-    if lines.next()? != HEADER {
+fn parse(text: String) -> Option<Entries> {
+    let header = text.split_once('\n')?.0;
+    if header != HEADER || u32::try_from(text.len()).is_err() {
         return None;
     }
-    let mut entries = Entries::default();
-    // Most entries are deployed files (four per certificate), the rest chains and keys.
-    let count = text.bytes().filter(|byte| *byte == b'\n').count();
-    entries.files.reserve(count * 2 / 3);
-    entries.content.reserve(count / 3 + 1);
-    for (index, line) in lines.enumerate() {
-        let (key, value) = line.split_once('\t')?;
-        let value: Box<str> = value.into();
-        match is_stat_key(key) {
-            true => entries.files.insert(key.into(), (value, index)),
-            false => entries
-                .content
-                .insert(ContentKey::parse(key)?, (value, index)),
-        };
-        entries.lines = index + 1;
+    let mut lines = Vec::with_capacity(text.bytes().filter(|byte| *byte == b'\n').count());
+    let mut start = header.len() + 1;
+    while start < text.len() {
+        let end = text[start..]
+            .find('\n')
+            .map_or(text.len(), |offset| start + offset);
+        let line = &text[start..end];
+        let tab = start + line.find('\t')?;
+        let key = &text[start..tab];
+        if !is_stat_key(key) {
+            ContentKey::parse(key)?;
+        }
+        // In range: the text's length fits in a u32.
+        lines.push((start as u32, tab as u32, end as u32));
+        start = end + 1;
     }
-    Some(entries)
+    let key = |line: &(u32, u32, u32)| &text[line.0 as usize..line.1 as usize];
+    if !lines.is_sorted_by(|a, b| key(a) <= key(b)) {
+        // Stable: of a key listed twice, the last line stays last.
+        lines.sort_by(|a, b| key(a).cmp(key(b)));
+    }
+    let before = lines.len();
+    // Of equal keys keep the last line: `dedup_by` keeps the first of a run, so look from
+    // the end.
+    lines.reverse();
+    lines.dedup_by(|later, earlier| key(later) == key(earlier));
+    lines.reverse();
+    let dropped = before - lines.len();
+    Some(Entries {
+        text,
+        lines,
+        dropped,
+    })
 }
 
 /// The cache of the current run, if one was begun.
@@ -495,9 +605,26 @@ fn active() -> Option<Arc<CheckCache>> {
 }
 
 /// Install the cache for a run, loaded from the git directory `git_dir` (in memory only when
-/// `None`: no state repository yet). Replaces the cache of an earlier run in this process.
+/// `None`: no state repository yet). Replaces the cache of an earlier run in this process,
+/// except one `prefetch` installed for this run from the same directory, which it takes.
 pub fn begin(git_dir: Option<&Path>) {
-    let cache = CheckCache::new(git_dir.map(|dir| dir.join(FILE_NAME)), SystemTime::now());
+    let file = git_dir.map(|dir| dir.join(FILE_NAME));
+    let mut active = ACTIVE.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(cache) = active.as_ref() {
+        if file.is_some() && cache.file == file && cache.prefetched.swap(false, Ordering::SeqCst) {
+            return;
+        }
+    }
+    *active = Some(Arc::new(CheckCache::new(file, SystemTime::now())));
+}
+
+/// Start reading the cache of the git directory `git_dir` in the background, for a run that
+/// will `begin` with it after reading state (a 10,000-certificate cache is ~13 MB, read while
+/// the state is). The run's start for git's racy rule is now, earlier than `begin`'s: only
+/// more conservative.
+pub fn prefetch(git_dir: &Path) {
+    let cache = CheckCache::in_background(Some(git_dir.join(FILE_NAME)), SystemTime::now());
+    cache.prefetched.store(true, Ordering::SeqCst);
     *ACTIVE.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(cache));
 }
 

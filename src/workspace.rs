@@ -294,6 +294,17 @@ impl Workspace {
         Ok(crate::state::StateStore::load(&store)?)
     }
 
+    /// `read_state` for a plan: the check cache the plan reads next (`check_cache::prefetch`)
+    /// is read in the background meanwhile.
+    pub fn read_state_for_plan(&self) -> Result<crate::state::State, RunError> {
+        if !self.config.state.repo.exists() {
+            return Ok(crate::state::State::default());
+        }
+        let store = crate::state::GitStore::open(&self.config.state)?;
+        crate::check_cache::prefetch(store.git_dir());
+        Ok(crate::state::StateStore::load(&store)?)
+    }
+
     /// Capabilities of every configured CA, for the planner; an account's
     /// `max_orders_per_run` replaces its kind's default.
     pub fn capabilities(&self) -> std::collections::BTreeMap<String, crate::ca::Capabilities> {

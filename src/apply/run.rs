@@ -177,6 +177,8 @@ pub async fn apply(
     // Again now that the state repository exists: keys never go inside it.
     store.check_keys_dir(&workspace.keys_dir)?;
     let _lock = take_lock(&store, "certform apply", options.lock_timeout, notify)?;
+    // The plan's check cache is read while the repair and the state load run.
+    crate::check_cache::prefetch(store.git_dir());
     // What a killed run left behind is repaired first: the git repository (a killed commit),
     // then interrupted deploys and stale temp files.
     for note in store.recover()? {

@@ -408,7 +408,28 @@ fn stat_entries_of_each_kind_are_loaded_back_and_other_kinds_make_the_cache_corr
     ];
     write_cache(&file, &entries);
     let text = fs::read_to_string(&file).expect("cache");
-    let loaded = parse(&text).expect("valid");
-    assert_eq!(loaded.files.len(), 4);
-    assert!(parse(&format!("{text}x:/e\tvalue\n")).is_none());
+    let loaded = parse(text.clone()).expect("valid");
+    assert_eq!(loaded.len(), 4);
+    for (key, value) in entries {
+        assert_eq!(loaded.get(key).map(|(value, _)| value), Some(value));
+    }
+    assert!(parse(format!("{text}x:/e\tvalue\n")).is_none());
+}
+
+#[test]
+fn a_cache_file_out_of_order_is_looked_up_by_key_and_keeps_the_last_of_a_key() {
+    let text =
+        format!("{HEADER}\nf:/z\t1 z\nf:/a\t1 first\no:/m\t1 m\nf:/a\t1 last\nf:/a.x\t1 ax\n");
+    let loaded = parse(text).expect("valid");
+    assert_eq!(loaded.len(), 4);
+    assert_eq!(loaded.dropped, 1);
+    let value = |key: &str| loaded.get(key).map(|(value, _)| value.to_string());
+    assert_eq!(value("f:/a").as_deref(), Some("1 last"));
+    assert_eq!(value("f:/a.x").as_deref(), Some("1 ax"));
+    assert_eq!(value("f:/z").as_deref(), Some("1 z"));
+    assert_eq!(value("o:/m").as_deref(), Some("1 m"));
+    assert_eq!(value("f:/b"), None);
+    // A line without a tab, or an unknown header, is not a cache.
+    assert!(parse(format!("{HEADER}\nf:/a 1\n")).is_none());
+    assert!(parse("certform-checks 0\nf:/a\t1\n".to_string()).is_none());
 }

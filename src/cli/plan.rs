@@ -71,7 +71,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     }
     // The same warnings as `validate`: a missing secret fails the account that needs it.
     super::validate::print_findings(context, &crate::preflight::check(&workspace.config), false);
-    let state = workspace.read_state()?;
+    let state = workspace.read_state_for_plan()?;
     let selection = args.selection.selection();
     selection
         .check(
