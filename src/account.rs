@@ -135,6 +135,7 @@ mod tests {
             honours_validity: true,
             max_orders_per_run: None,
             max_lifetime: &[],
+            parallel_certificates: 4,
         };
         let ca = FakeCa::new("lab", caps, None);
         for (operation, answer) in [

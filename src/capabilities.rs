@@ -59,6 +59,11 @@ pub struct Capabilities {
     /// longer than the step in force buys the CA's *plan* (DigiCert: an order covered by
     /// reissues until `order_valid_till`), not a longer certificate.
     pub max_lifetime: &'static [LifetimeStep],
+    /// How many of this account's certificates one `apply` works on at once unless
+    /// `--parallelism` sets one number for the whole run: from the CA's rate limits and what
+    /// one certificate costs it (the local CA is bound by local file writes and fsyncs, which
+    /// overlap well; a paid CA's API by its request limits).
+    pub parallel_certificates: usize,
 }
 
 /// From `from` (an issue date, UTC), certificates last at most `days` days.

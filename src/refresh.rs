@@ -362,6 +362,7 @@ mod tests {
             honours_validity: true,
             max_orders_per_run: None,
             max_lifetime: &[],
+            parallel_certificates: 4,
         };
         let ca = Arc::new(FakeCa::new("acme", capabilities, None));
         ca.offer_renewal_windows(true);
@@ -537,6 +538,7 @@ mod tests {
                 honours_validity: true,
                 max_orders_per_run: None,
                 max_lifetime: &[],
+                parallel_certificates: 4,
             };
             let ca = Arc::new(FakeCa::new("dc", capabilities, None));
             ca.hide_reissue_tags(true);

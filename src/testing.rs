@@ -80,6 +80,11 @@ struct FakeState {
     certificate_not_ready: bool,
     /// Answer `renewal_window` with a window (as an ACME CA with ARI does) instead of `None`.
     renewal_windows: bool,
+    /// How long each `place_order` takes (to see how many run at once).
+    place_delay: std::time::Duration,
+    /// `place_order` calls running now, and the most that ever ran at once.
+    placing: usize,
+    most_placing: usize,
 }
 
 /// A scriptable in-memory CA issuing real certificates (rcgen), signed by its own root.
@@ -125,6 +130,16 @@ impl FakeCa {
             .entry(op)
             .or_default()
             .extend(faults.iter().copied());
+    }
+
+    /// Make each `place_order` take `delay` (blocking its thread, as a slow CA would).
+    pub fn set_place_delay(&self, delay: std::time::Duration) {
+        self.lock().place_delay = delay;
+    }
+
+    /// The most `place_order` calls that ran at once.
+    pub fn most_placing_at_once(&self) -> usize {
+        self.lock().most_placing
     }
 
     /// Leave new orders pending instead of issuing them at once.
@@ -361,6 +376,14 @@ impl CertificateAuthority for FakeCa {
     }
 
     async fn place_order(&self, request: &OrderRequest) -> Result<OrderView, CaError> {
+        let delay = {
+            let mut state = self.lock();
+            state.placing += 1;
+            state.most_placing = state.most_placing.max(state.placing);
+            state.place_delay
+        };
+        std::thread::sleep(delay);
+        self.lock().placing -= 1;
         let fault = self.enter(Op::Place, &request.tag);
         Self::before(fault)?;
         let (chain_pem, serial, not_after) = self.sign(request)?;

@@ -221,7 +221,11 @@ pub struct Executor {
     pub keys: Arc<KeyStore>,
     pub accounts: Accounts,
     pub now: OffsetDateTime,
+    /// How many certificates the run works on at once, in all.
     pub parallelism: usize,
+    /// How many of one CA account's certificates the run works on at once, by account (an
+    /// account not listed: only `parallelism` bounds it).
+    pub per_ca: BTreeMap<String, usize>,
     pub retry: RetryPolicy,
     pub failpoints: FailPoints,
     /// Publishes domain-control challenges for pending orders.
@@ -234,6 +238,11 @@ impl Executor {
     /// Carry out `plan` against `state`, then commit (and push) once.
     pub async fn run(self: Arc<Self>, plan: &Plan, state: &State) -> Result<Report, Error> {
         let semaphore = Arc::new(Semaphore::new(self.parallelism.max(1)));
+        let per_ca: BTreeMap<&str, Arc<Semaphore>> = self
+            .per_ca
+            .iter()
+            .map(|(ca, limit)| (ca.as_str(), Arc::new(Semaphore::new((*limit).max(1)))))
+            .collect();
         let runtime = tokio::runtime::Handle::current();
         let mut tasks = tokio::task::JoinSet::new();
         for (index, change) in plan.changes.iter().enumerate() {
@@ -241,8 +250,15 @@ impl Executor {
             let change = change.clone();
             let current = state.certificates.get(&change.certificate).cloned();
             let semaphore = Arc::clone(&semaphore);
+            let ca_semaphore = per_ca.get(change.ca.as_str()).cloned();
             let runtime = runtime.clone();
             tasks.spawn(async move {
+                // Every task takes its account's permit before the run's: in one order, so
+                // no two tasks wait on each other.
+                let _ca_permit = match ca_semaphore {
+                    Some(ca_semaphore) => Some(ca_semaphore.acquire_owned().await),
+                    None => None,
+                };
                 let _permit = semaphore.acquire_owned().await;
                 // A certificate's work blocks on file I/O (keys, state and deployed files are
                 // written and fsynced): it runs on the blocking pool, driven there by the

@@ -23,6 +23,7 @@ const REISSUING: Capabilities = Capabilities {
     honours_validity: true,
     max_orders_per_run: None,
     max_lifetime: &[],
+    parallel_certificates: 4,
 };
 
 const ORDERING: Capabilities = Capabilities {
@@ -34,6 +35,7 @@ const ORDERING: Capabilities = Capabilities {
     honours_validity: true,
     max_orders_per_run: None,
     max_lifetime: &[],
+    parallel_certificates: 4,
 };
 
 fn certificate_toml(name: &str, sans: &[&str], extra: &str) -> String {
@@ -54,6 +56,7 @@ struct World {
     now: OffsetDateTime,
     retry: RetryPolicy,
     parallelism: usize,
+    per_ca: BTreeMap<String, usize>,
 }
 
 impl World {
@@ -75,6 +78,7 @@ impl World {
                 base_delay: StdDuration::ZERO,
             },
             parallelism: 1,
+            per_ca: BTreeMap::new(),
         };
         world.set_config(certificates);
         world
@@ -141,6 +145,7 @@ impl World {
             accounts: self.accounts(),
             now: self.now,
             parallelism: self.parallelism,
+            per_ca: self.per_ca.clone(),
             retry: self.retry,
             failpoints: FailPoints::new(failpoint.map(str::to_string)),
             dcv: Arc::new(crate::dcv::Validator::new(BTreeMap::new())),
@@ -855,6 +860,38 @@ async fn concurrent_certificates_each_get_one_order_whatever_faults_they_meet() 
     assert_eq!(distinct.len(), 5, "one tag per order: {tags:?}");
     for outcome in report.outcomes.iter().filter(|o| o.result.is_ok()) {
         world.assert_converged(&outcome.certificate);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_limit_bounds_its_certificates_at_once_below_the_runs() {
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let certificates: String = names
+        .iter()
+        .map(|n| certificate_toml(n, &[&format!("{n}.example.test")], ""))
+        .collect();
+    let world = |per_ca: &[(&str, usize)]| {
+        let mut world = World::new(REISSUING, &certificates);
+        world.parallelism = 6;
+        world.per_ca = per_ca
+            .iter()
+            .map(|(ca, limit)| (ca.to_string(), *limit))
+            .collect();
+        world.ca.set_place_delay(StdDuration::from_millis(100));
+        world
+    };
+    // The run's own number alone lets all six order at once...
+    let unbounded = world(&[]);
+    let report = unbounded.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert!(unbounded.ca.most_placing_at_once() > 2);
+    // ...the account's limit of two holds them to two.
+    let bounded = world(&[("fake", 2)]);
+    let report = bounded.apply().await;
+    assert_eq!(report.failures(), 0, "{report:?}");
+    assert_eq!(bounded.ca.most_placing_at_once(), 2);
+    for name in names {
+        bounded.assert_converged(name);
     }
 }
 

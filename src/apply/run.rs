@@ -30,8 +30,9 @@ pub struct ApplyOptions {
     pub config_path: PathBuf,
     /// The run's clock.
     pub now: time::OffsetDateTime,
-    /// How many certificates to work on at once (at least 1).
-    pub parallelism: usize,
+    /// How many certificates to work on at once (at least 1); `None`: each CA account's
+    /// own number (`Capabilities::parallel_certificates`).
+    pub parallelism: Option<usize>,
     /// How long to wait for another run's state lock (zero: fail at once).
     pub lock_timeout: Duration,
     /// Crash points to trigger (tests), for both the state store and the executor.
@@ -301,13 +302,25 @@ pub async fn apply(
                 .map_err(|error| RunError::Apply(super::Error::Key(error)))?;
         }
     }
+    let (parallelism, per_ca) = match options.parallelism {
+        Some(parallelism) => (parallelism.max(1), std::collections::BTreeMap::new()),
+        None => {
+            let per_ca: std::collections::BTreeMap<String, usize> = workspace
+                .capabilities()
+                .into_iter()
+                .map(|(ca, capabilities)| (ca, capabilities.parallel_certificates.max(1)))
+                .collect();
+            (per_ca.values().sum::<usize>().max(1), per_ca)
+        }
+    };
     let executor = Arc::new(Executor {
         config: Arc::clone(&workspace.config),
         store: store.clone() as Arc<dyn StateStore>,
         keys: Arc::new(keys),
         accounts,
         now: workspace.now,
-        parallelism: options.parallelism.max(1),
+        parallelism,
+        per_ca,
         retry: options.retry,
         failpoints: FailPoints::new(options.failpoints),
         dcv: Arc::new(
@@ -376,7 +389,7 @@ deploy = [{ kind = "files", dir = "out/web" }]
         ApplyOptions {
             config_path: dir.join("certform.toml"),
             now: time::OffsetDateTime::now_utc(),
-            parallelism: 1,
+            parallelism: Some(1),
             lock_timeout: Duration::ZERO,
             failpoints: None,
             retry: RetryPolicy::default(),

@@ -561,6 +561,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // Let's Encrypt's limit: 300 new orders per account per 3 hours.
     max_orders_per_run: Some(300),
     max_lifetime: &[],
+    // An ACME certificate is mostly waiting (validation, polling): eight at once stay far
+    // below Let's Encrypt's 20 requests per second per endpoint.
+    parallel_certificates: 8,
 };
 
 #[async_trait]

@@ -423,6 +423,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     // (place, poll, fetch, check), so 250 orders fit one run.
     max_orders_per_run: Some(250),
     max_lifetime: crate::capabilities::DIGICERT_LIFETIMES,
+    // 100 API requests per 5 seconds (reference/digicert.md §3): four certificates at a time
+    // (each a handful of requests) stay well inside it.
+    parallel_certificates: 4,
 };
 
 #[async_trait]

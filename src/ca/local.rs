@@ -271,6 +271,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     honours_validity: true,
     max_orders_per_run: None,
     max_lifetime: &[],
+    // Bound by file writes and fsyncs, which overlap: 1,000 renewals take ~25 % less time at
+    // 16 than at 4 on the 2-core reference machine.
+    parallel_certificates: 16,
 };
 
 #[async_trait]

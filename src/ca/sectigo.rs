@@ -78,6 +78,8 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     max_orders_per_run: None,
     // The profile's terms bound the lifetime (`ca info` lists them); no date table here.
     max_lifetime: &[],
+    // Rate limits undocumented (reference/sectigo.md): a conservative four.
+    parallel_certificates: 4,
 };
 
 /// An SCM account's settings, resolved from config (the password already read).

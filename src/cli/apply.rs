@@ -23,9 +23,10 @@ pub struct Args {
     #[arg(long)]
     pub auto_approve: bool,
 
-    /// How many certificates to work on at once
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub parallelism: u16,
+    /// How many certificates to work on at once [default: each CA account's own: 16 for the
+    /// local CA, 8 for ACME, 4 for DigiCert and Sectigo]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: Option<u16>,
 
     /// How long to wait for another run's state lock (`0`: fail at once), like `10m`
     ///
@@ -57,7 +58,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     let options = ApplyOptions {
         config_path: context.config_path.clone(),
         now: context.now,
-        parallelism: usize::from(args.parallelism),
+        parallelism: args.parallelism.map(usize::from),
         lock_timeout: args.lock_timeout,
         failpoints: std::env::var("CERTFORM_FAILPOINT").ok(),
         retry: retry_policy(),

@@ -173,6 +173,7 @@ impl World {
                 honours_validity: true,
                 max_orders_per_run: None,
                 max_lifetime: &[],
+                parallel_certificates: 4,
             },
         );
         caps.insert(
@@ -186,6 +187,7 @@ impl World {
                 honours_validity: true,
                 max_orders_per_run: None,
                 max_lifetime: &[],
+                parallel_certificates: 4,
             },
         );
         World {

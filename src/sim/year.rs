@@ -212,7 +212,7 @@ pub fn run(options: YearOptions) -> Result<YearReport, String> {
         let apply_options = ApplyOptions {
             config_path: config_path.clone(),
             now,
-            parallelism: options.parallelism,
+            parallelism: Some(options.parallelism),
             lock_timeout: StdDuration::ZERO,
             failpoints: None,
             retry: RetryPolicy {
