@@ -116,6 +116,32 @@ const COMMIT_MARKER: &str = "certform-commit";
 /// Lock file (`flock`) in a new state repository's directory while it is initialised.
 const INIT_LOCK: &str = ".certform-init.lock";
 
+/// Prefix of the temp files libgit2's indexer writes in `objects/pack` (the pack, and its
+/// index through a `.lock`) before it names them `pack-<sum>.*`.
+const PACK_TEMP_PREFIX: &str = "pack_git2_";
+
+/// The pack writer's temp files in the pack directory `directory`, sorted.
+fn pack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
+    let listing = match fs::read_dir(directory) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io_error("list", directory, source)),
+    };
+    let mut found = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|source| io_error("list", directory, source))?;
+        if entry
+            .file_name()
+            .as_bytes()
+            .starts_with(PACK_TEMP_PREFIX.as_bytes())
+        {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// Git's own lock files, relative to the git directory (plus any `refs/**/*.lock`).
 const GIT_LOCK_FILES: [&str; 4] = ["index.lock", "HEAD.lock", "config.lock", "packed-refs.lock"];
 
@@ -376,6 +402,19 @@ impl GitStore {
             }
         }
         let repo = self.repository()?;
+        // The pack writer's temp files (libgit2's indexer: `pack_git2_*`, and its index's
+        // `.lock`): the pack they were becoming was never named by a ref.
+        for path in pack_leftovers(&repo.commondir().join("objects").join("pack"))? {
+            match fs::remove_file(&path) {
+                Ok(()) => notes.push(format!(
+                    "removed `{}`, left by a certform (pid {}) killed while writing a pack",
+                    path.display(),
+                    marker.pid
+                )),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io_error("remove", &path, source)),
+            }
+        }
         let paths = self.pending()?;
         let repaired = self.sync_index(&repo, &paths)?;
         if !repaired.is_empty() {

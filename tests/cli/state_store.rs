@@ -858,18 +858,30 @@ fn recover_removes_a_killed_commits_locks_and_repairs_the_index() {
     assert!(error.to_string().contains("index.lock"), "{error}");
     assert!(repo.join(".git/index.lock").exists());
 
+    // The pack writer killed mid-write leaves its temp files beside the real packs.
+    let packs = repo.join(".git/objects/pack");
+    fs::create_dir_all(&packs).unwrap();
+    let real_packs = fs::read_dir(&packs).unwrap().count();
+    fs::write(packs.join("pack_git2_0b670d493c5e"), "half a pack").unwrap();
+    fs::write(packs.join("pack_git2_0b670d493c5eidx.lock"), "").unwrap();
+
     fs::write(
         repo.join(".git/certform-commit"),
         "pid = 1\nhost = \"elsewhere\"\n",
     )
     .unwrap();
     let notes = store.recover().unwrap();
-    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert_eq!(notes.len(), 5, "{notes:?}");
     assert!(notes[0].contains("index.lock") && notes[1].contains("main.lock"));
     assert!(
-        notes[2].contains("`certificates/www.pem`, `certificates/www.toml`"),
+        notes[2].contains("pack_git2_0b670d493c5e`") && notes[3].contains("idx.lock"),
         "{notes:?}"
     );
+    assert!(
+        notes[4].contains("`certificates/www.pem`, `certificates/www.toml`"),
+        "{notes:?}"
+    );
+    assert_eq!(fs::read_dir(&packs).unwrap().count(), real_packs);
     assert!(!repo.join(".git/certform-commit").exists());
     assert_eq!(porcelain(&repo), "");
     assert!(store.recover().unwrap().is_empty());
