@@ -159,6 +159,23 @@ impl Context {
     pub fn workspace(&self) -> Result<workspace::Workspace, Failure> {
         let workspace =
             workspace::Workspace::load(&self.config_path, self.now).map_err(Failure::from)?;
+        self.print_config_warnings(&workspace);
+        Ok(workspace)
+    }
+
+    /// `workspace`, reading the state while the configuration is validated
+    /// (`Workspace::load_reading_state`): `Workspace::take_state` gives it.
+    pub fn workspace_reading_state(
+        &self,
+    ) -> Result<(workspace::Workspace, Option<workspace::EarlyState>), Failure> {
+        let (workspace, early) =
+            workspace::Workspace::load_reading_state(&self.config_path, self.now)
+                .map_err(Failure::from)?;
+        self.print_config_warnings(&workspace);
+        Ok((workspace, early))
+    }
+
+    fn print_config_warnings(&self, workspace: &workspace::Workspace) {
         for warning in &workspace.config.warnings {
             eprintln!(
                 "{}: {}",
@@ -166,7 +183,6 @@ impl Context {
                 crate::config::escaped(&warning.to_string())
             );
         }
-        Ok(workspace)
     }
 
     pub fn paint(&self, style: &str, text: &str) -> String {

@@ -48,6 +48,18 @@ pub struct Source {
 /// Files ending in `.yaml` or `.yml` are YAML, all others TOML; both have the same schema.
 /// Warnings (non-fatal findings) are returned in `Config::warnings` when there is no error.
 pub fn load(sources: &[Source]) -> Result<Config, Vec<Diagnostic>> {
+    load_with(sources, &mut |_| {})
+}
+
+/// `load`, calling `on_state` with the `[state]` settings as soon as they are known and
+/// valid, before the rest is checked (at most once; not at all when the files do not parse or
+/// `[state]` has an error). The configuration may still turn out invalid, or (only when it
+/// is) other than `on_state` saw: a caller that starts work with them compares them with the
+/// loaded configuration's.
+pub fn load_with(
+    sources: &[Source],
+    on_state: &mut dyn FnMut(&StateSettings),
+) -> Result<Config, Vec<Diagnostic>> {
     if sources.is_empty() {
         return Err(vec![Diagnostic {
             location: Location::default(),
@@ -88,7 +100,12 @@ pub fn load(sources: &[Source]) -> Result<Config, Vec<Diagnostic>> {
             broken: broken.clone(),
         })
         .collect();
-    let (mut config, semantic) = validate::validate(&texts, &inputs, syntax_ok);
+    let mut on_state = |settings: &StateSettings| {
+        if syntax_ok {
+            on_state(settings);
+        }
+    };
+    let (mut config, semantic) = validate::validate(&texts, &inputs, syntax_ok, &mut on_state);
     findings.extend(semantic);
 
     let (errors, warnings): (Vec<Finding>, Vec<Finding>) = findings

@@ -1321,3 +1321,33 @@ deploy = [{ kind = "files", dir = "out/web" }]
     assert_eq!(spec.dcv.len(), 1);
     assert_eq!(spec.dcv.capacity(), spec.dcv.len());
 }
+
+#[test]
+fn the_state_settings_are_handed_over_once_known_and_valid_whatever_follows() {
+    let seen = |text: &str| {
+        let mut seen = Vec::new();
+        let result = load_with(&[source("/etc/certform/a.toml", text)], &mut |state| {
+            seen.push(state.clone())
+        });
+        (seen, result)
+    };
+    let state = "[state]\nrepo = \"/srv/state\"\n[ca.local]\nkind = \"local\"\n";
+    let valid = format!("{state}[certificate.web]\ncommon_name = \"www.example.test\"\n");
+    let (handed, result) = seen(&valid);
+    let config = result.expect("valid");
+    assert_eq!(handed, vec![config.state.clone()]);
+    assert_eq!(handed[0].repo, PathBuf::from("/srv/state"));
+    // A certificate's error comes after: the settings were handed over, the load fails.
+    let (handed, result) = seen(&format!(
+        "{state}[certificate.web]\ncommon_name = \"not a name!\"\n"
+    ));
+    assert_eq!(handed.len(), 1);
+    assert!(result.is_err());
+    // An error in `[state]` itself, or a file that does not parse: nothing handed over.
+    let (handed, result) = seen("[state]\nrepo = 3\n[ca.local]\nkind = \"local\"\n");
+    assert!(handed.is_empty() && result.is_err());
+    let (handed, result) = seen(&format!("{valid}[certificate.x\n"));
+    assert!(handed.is_empty() && result.is_err());
+    let (handed, result) = seen("[state]\nrepo = \"/srv/state\"\nbogus = 1\n");
+    assert!(handed.is_empty() && result.is_err(), "{handed:?}");
+}

@@ -7,4 +7,4 @@ pub mod store;
 
 pub use lock::{BrokenLock, Death, Liveness, LockGuard, LockHolder};
 pub use model::*;
-pub use store::{check_keys_dir_outside_git, Error, GitStore, StateStore};
+pub use store::{check_keys_dir_outside_git, CacheWrite, Error, GitStore, StateStore};

@@ -723,12 +723,31 @@ impl GitStore {
     }
 }
 
-impl StateStore for GitStore {
-    fn load(&self) -> Result<State, Error> {
+/// A write of the parsed-state cache that `GitStore::load_deferring_cache` left to its caller.
+#[must_use = "the cache is only written by `write`"]
+pub struct CacheWrite {
+    file: PathBuf,
+    text: String,
+}
+
+impl CacheWrite {
+    /// Write the cache (errors are ignored: it only saves time).
+    pub fn write(self) {
+        parsed_cache::save(&self.file, &self.text);
+    }
+}
+
+impl GitStore {
+    /// `load`, without writing anything: the parsed-state cache's update, if any, is returned
+    /// for the caller to write (a load started before the configuration that names this
+    /// repository is known to be valid writes only once it is).
+    pub fn load_deferring_cache(&self) -> Result<(State, Option<CacheWrite>), Error> {
         let dir = self.certificates_dir();
         let listing = match fs::read_dir(&dir) {
             Ok(listing) => listing,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok((State::default(), None))
+            }
             Err(source) => return Err(io_error("list", &dir, source)),
         };
         let mut files = Vec::new();
@@ -793,10 +812,21 @@ impl StateStore for GitStore {
             certificates: certificates.into_iter().collect(),
             ..State::default()
         };
-        if let Some(text) = parsed_cache::render(&cache, &directory, &sources) {
-            parsed_cache::save(&cache_file, &text);
-        }
+        let write = parsed_cache::render(&cache, &directory, &sources).map(|text| CacheWrite {
+            file: cache_file.clone(),
+            text,
+        });
         state.ca_inventory = self.load_inventories()?;
+        Ok((state, write))
+    }
+}
+
+impl StateStore for GitStore {
+    fn load(&self) -> Result<State, Error> {
+        let (state, write) = self.load_deferring_cache()?;
+        if let Some(write) = write {
+            write.write();
+        }
         Ok(state)
     }
 

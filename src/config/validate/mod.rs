@@ -57,6 +57,7 @@ pub(crate) fn validate(
     texts: &[FileText<'_>],
     inputs: &[FileInput<'_>],
     check_references: bool,
+    on_state: &mut dyn FnMut(&StateSettings),
 ) -> (Config, Vec<Finding>) {
     let mut validator = Validator {
         texts,
@@ -72,7 +73,7 @@ pub(crate) fn validate(
         state_repo: PathBuf::new(),
         state_dir: PathBuf::new(),
     };
-    let config = validator.run(inputs);
+    let config = validator.run(inputs, on_state);
     (config, validator.findings)
 }
 
@@ -174,7 +175,11 @@ pub(crate) struct Validator<'a> {
 }
 
 impl<'a> Validator<'a> {
-    fn run(&mut self, inputs: &[FileInput<'a>]) -> Config {
+    fn run(
+        &mut self,
+        inputs: &[FileInput<'a>],
+        on_state: &mut dyn FnMut(&StateSettings),
+    ) -> Config {
         let state_definition = self.single("state", inputs, |raw| raw.state.as_ref());
         let defaults_definition = self.single("defaults", inputs, |raw| raw.defaults.as_ref());
         let cas = self.named("ca", inputs, |raw| &raw.ca);
@@ -200,6 +205,11 @@ impl<'a> Validator<'a> {
         if let (Some(keys_dir), Some((file, _))) = (&state.keys_dir, state_definition) {
             let path = KeyPath::root().key("state").key("keys_dir");
             self.outside_state(file, &path, keys_dir, true);
+        }
+        // The state's location is known before the certificates are checked (most of the
+        // work at fleet size): the caller may start reading it.
+        if self.errors == 0 && !inputs.iter().any(|input| input.broken.contains("state")) {
+            on_state(&state);
         }
 
         let mut ca_settings = BTreeMap::new();
