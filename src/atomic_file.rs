@@ -270,7 +270,7 @@ fn temp_pid(file_name: &str) -> Option<u32> {
 }
 
 /// Whether a process with `pid` exists on this host.
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };

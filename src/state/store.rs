@@ -142,6 +142,33 @@ fn pack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
+/// `git repack`'s temp files in the pack directory `directory` (`.tmp-<pid>-pack-*`) whose
+/// process is gone, sorted: a repack still running (certform's, orphaned by a kill, or the
+/// user's) keeps its files.
+fn repack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
+    let listing = match fs::read_dir(directory) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io_error("list", directory, source)),
+    };
+    let mut found = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|source| io_error("list", directory, source))?;
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(".tmp-"))
+            .and_then(|rest| rest.split_once("-pack-"))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .filter(|pid| *pid > 0);
+        if pid.is_some_and(|pid| !atomic_file::process_alive(pid)) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// Git's own lock files, relative to the git directory (plus any `refs/**/*.lock`).
 const GIT_LOCK_FILES: [&str; 4] = ["index.lock", "HEAD.lock", "config.lock", "packed-refs.lock"];
 
@@ -368,6 +395,18 @@ impl GitStore {
                 )
             })
             .collect();
+        // A `git repack` (the pack merge) killed with its certform leaves its temp packs.
+        let packs = self.git_dir.join("objects").join("pack");
+        for path in repack_leftovers(&packs)? {
+            match fs::remove_file(&path) {
+                Ok(()) => notes.push(format!(
+                    "removed `{}`, left by an interrupted `git repack`",
+                    path.display()
+                )),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io_error("remove", &path, source)),
+            }
+        }
         let marker_path = self.git_dir.join(COMMIT_MARKER);
         let marker = CommitMarker::read(&marker_path)?;
         let locks = self.git_lock_files()?;

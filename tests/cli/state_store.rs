@@ -1046,3 +1046,41 @@ fn a_commit_writes_its_objects_as_one_pack_and_no_loose_object() {
     assert_eq!(loose_objects(&repo), loose_before);
     git(&repo, &["fsck", "--strict", "--no-progress"]);
 }
+
+#[test]
+fn recover_removes_the_temp_packs_of_a_repack_whose_process_is_gone() {
+    let temp = tempfile::tempdir().unwrap();
+    let repo = temp.path().join("state");
+    let store = GitStore::open(&settings(&repo, ".")).unwrap();
+    store.save_certificate(&certificate("www")).unwrap();
+    store.commit("first").unwrap().unwrap();
+    let packs = repo.join(".git/objects/pack");
+    fs::create_dir_all(&packs).unwrap();
+    // A process that has exited, and one that is running (this test).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let running = std::process::id();
+    let dead_files: Vec<String> = ["pack", "idx", "rev"]
+        .iter()
+        .map(|extension| format!(".tmp-{gone}-pack-ee7a282b.{extension}"))
+        .collect();
+    for name in &dead_files {
+        fs::write(packs.join(name), "half").unwrap();
+    }
+    let live = format!(".tmp-{running}-pack-0b670d49.pack");
+    fs::write(packs.join(&live), "being written").unwrap();
+    fs::write(packs.join("tmp_pack_abcdef"), "git's other temp name").unwrap();
+
+    let notes = store.recover().unwrap();
+    assert_eq!(notes.len(), 3, "{notes:?}");
+    assert!(notes
+        .iter()
+        .all(|note| note.contains("interrupted `git repack`")));
+    for name in &dead_files {
+        assert!(!packs.join(name).exists(), "{name}");
+    }
+    assert!(packs.join(&live).exists());
+    assert!(packs.join("tmp_pack_abcdef").exists());
+    assert!(store.recover().unwrap().is_empty());
+}

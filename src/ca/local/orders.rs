@@ -226,12 +226,63 @@ impl Inner {
                 let Some(bytes) = bytes else {
                     return Ok((None, None));
                 };
-                let view = self.parse_order(&path, &bytes)?.view();
-                let entry = view_entry(&view);
-                Ok((Some(view), entry))
+                let summary = OrderSummary::of(&self.parse_order(&path, &bytes)?);
+                let entry = summary.entry();
+                Ok((Some(summary.view()), entry))
             },
-            |entry| parse_view_entry(entry).map(Some),
+            |entry| OrderSummary::parse(entry).map(|summary| Some(summary.view())),
         )
+    }
+
+    /// Every order's summary, sorted by id: what the inventory lists. An order file is read
+    /// and parsed only when its stat data is not the one the check cache recorded with its
+    /// summary (the entry `find_view_by_id` uses too, so a day without a listing keeps it).
+    pub(super) fn load_summaries(&self) -> Result<Vec<OrderSummary>, CaError> {
+        let mut summaries = Vec::new();
+        for path in self.order_files()? {
+            let summary = crate::check_cache::by_stat(
+                "o:",
+                &path,
+                || match fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    // Lost a race with nothing: orders are never deleted, but be tolerant.
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(error) => Err(io_error(&self.name, "read", &path, error)),
+                },
+                |bytes| {
+                    let Some(bytes) = bytes else {
+                        return Ok((None, None));
+                    };
+                    let summary = OrderSummary::of(&self.parse_order(&path, &bytes)?);
+                    let entry = summary.entry();
+                    Ok((Some(summary), entry))
+                },
+                |entry| OrderSummary::parse(entry).map(Some),
+            )?;
+            summaries.extend(summary);
+        }
+        summaries.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Ok(summaries)
+    }
+
+    /// The paths of the order files (`lo-<12 hex>.json`), in directory order.
+    fn order_files(&self) -> Result<Vec<PathBuf>, CaError> {
+        let entries = fs::read_dir(&self.orders_dir)
+            .map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
+            let file_name = entry.file_name();
+            let is_order = file_name
+                .to_str()
+                .and_then(|name| name.strip_suffix(".json"))
+                .is_some_and(is_order_id);
+            if is_order {
+                paths.push(entry.path());
+            }
+        }
+        Ok(paths)
     }
 
     fn parse_order(&self, path: &Path, bytes: &[u8]) -> Result<LocalOrder, CaError> {
@@ -250,23 +301,8 @@ impl Inner {
 
     /// Every order, sorted by id (the "index" of the database is a directory scan).
     pub(super) fn load_all(&self) -> Result<Vec<LocalOrder>, CaError> {
-        let entries = fs::read_dir(&self.orders_dir)
-            .map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
         let mut orders = Vec::new();
-        for entry in entries {
-            let entry =
-                entry.map_err(|error| io_error(&self.name, "list", &self.orders_dir, error))?;
-            let file_name = entry.file_name();
-            let Some(stem) = file_name
-                .to_str()
-                .and_then(|name| name.strip_suffix(".json"))
-            else {
-                continue;
-            };
-            if !is_order_id(stem) {
-                continue;
-            }
-            let path = entry.path();
+        for path in self.order_files()? {
             match fs::read(&path) {
                 Ok(bytes) => orders.push(self.parse_order(&path, &bytes)?),
                 // Lost a race with nothing: orders are never deleted, but be tolerant.
@@ -279,56 +315,111 @@ impl Inner {
     }
 }
 
-/// An order's view as a check cache entry: `<order id> <status> <serial> <not_after>`
-/// (RFC 3339); `None` when a part would not read back.
-fn view_entry(view: &OrderView) -> Option<String> {
-    let status = match view.status {
-        crate::observed::OrderStatus::Issued => "issued",
-        crate::observed::OrderStatus::Revoked => "revoked",
-        crate::observed::OrderStatus::Canceled => "canceled",
-        _ => return None,
-    };
-    let serial = view.serial.as_ref()?;
-    let not_after = view
-        .not_after?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()?;
-    let parts = [view.order_id.as_str(), status, serial.as_str(), &not_after];
-    let readable = view.dcv.is_empty()
-        && view.plan_until.is_none()
-        && parts
-            .iter()
-            .all(|part| !part.is_empty() && !part.contains(char::is_whitespace));
-    readable.then(|| parts.join(" "))
+/// What refresh and the inventory listing read of an order: its view and the names and tag
+/// the listing classifies it by. Kept in the check cache (`o:` entries, by the order file's
+/// stat data) as `<order id> <status> <serial> <not_after> <tag> <common name> <sans>`
+/// (RFC 3339 time, sans joined by `,`, `-` for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OrderSummary {
+    pub order_id: String,
+    pub status: LocalOrderStatus,
+    pub serial: Serial,
+    pub not_after: OffsetDateTime,
+    pub tag: String,
+    pub common_name: String,
+    pub sans: Vec<String>,
 }
 
-/// The view a check cache entry records (see `view_entry`).
-fn parse_view_entry(entry: &str) -> Option<OrderView> {
-    let mut parts = entry.split(' ');
-    let order_id = parts.next()?.to_string();
-    let status = match parts.next()? {
-        "issued" => crate::observed::OrderStatus::Issued,
-        "revoked" => crate::observed::OrderStatus::Revoked,
-        "canceled" => crate::observed::OrderStatus::Canceled,
-        _ => return None,
-    };
-    let serial = Serial::parse(parts.next()?);
-    let not_after = OffsetDateTime::parse(
-        parts.next()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()?;
-    if parts.next().is_some() {
-        return None;
+impl OrderSummary {
+    pub(super) fn of(order: &LocalOrder) -> OrderSummary {
+        OrderSummary {
+            order_id: order.order_id.clone(),
+            status: order.status,
+            serial: order.serial.clone(),
+            not_after: order.not_after,
+            tag: order.tag.clone(),
+            common_name: order.common_name.clone(),
+            sans: order.sans.clone(),
+        }
     }
-    Some(OrderView {
-        order_id,
-        status,
-        serial: Some(serial),
-        not_after: Some(not_after),
-        dcv: Vec::new(),
-        plan_until: None,
-    })
+
+    pub(super) fn view(&self) -> OrderView {
+        OrderView {
+            order_id: self.order_id.clone(),
+            status: match self.status {
+                LocalOrderStatus::Issued => crate::observed::OrderStatus::Issued,
+                LocalOrderStatus::Revoked => crate::observed::OrderStatus::Revoked,
+                LocalOrderStatus::Canceled => crate::observed::OrderStatus::Canceled,
+            },
+            serial: Some(self.serial.clone()),
+            not_after: Some(self.not_after),
+            dcv: Vec::new(),
+            plan_until: None,
+        }
+    }
+
+    /// The check cache entry; `None` when a part would not read back exactly (a space, an
+    /// empty part, a `,` in a name: such an order is read from its file every time).
+    fn entry(&self) -> Option<String> {
+        let not_after = self
+            .not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()?;
+        let sans = match self.sans.is_empty() {
+            true => "-".to_string(),
+            false => self.sans.join(","),
+        };
+        let parts = [
+            self.order_id.as_str(),
+            local_status_name(self.status),
+            self.serial.as_str(),
+            &not_after,
+            &self.tag,
+            &self.common_name,
+            &sans,
+        ];
+        let tokens = parts
+            .iter()
+            .all(|part| !part.is_empty() && !part.contains(char::is_whitespace));
+        let entry = parts.join(" ");
+        (tokens && OrderSummary::parse(&entry).as_ref() == Some(self)).then_some(entry)
+    }
+
+    /// The summary a check cache entry records (see `entry`).
+    fn parse(entry: &str) -> Option<OrderSummary> {
+        let mut parts = entry.split(' ');
+        let order_id = parts.next()?.to_string();
+        let status = match parts.next()? {
+            "issued" => LocalOrderStatus::Issued,
+            "revoked" => LocalOrderStatus::Revoked,
+            "canceled" => LocalOrderStatus::Canceled,
+            _ => return None,
+        };
+        let serial = Serial::parse(parts.next()?);
+        let not_after = OffsetDateTime::parse(
+            parts.next()?,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        let tag = parts.next()?.to_string();
+        let common_name = parts.next()?.to_string();
+        let sans = match parts.next()? {
+            "-" => Vec::new(),
+            joined => joined.split(',').map(str::to_string).collect(),
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(OrderSummary {
+            order_id,
+            status,
+            serial,
+            not_after,
+            tag,
+            common_name,
+            sans,
+        })
+    }
 }
 
 pub(super) fn corrupt(
@@ -364,53 +455,57 @@ pub(super) fn is_order_id(order_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observed::OrderStatus;
 
-    fn view(status: OrderStatus, not_after: &str) -> OrderView {
-        OrderView {
+    fn summary(status: LocalOrderStatus, not_after: &str, sans: &[&str]) -> OrderSummary {
+        OrderSummary {
             order_id: "lo-0123456789ab".to_string(),
             status,
-            serial: Some(Serial::parse("0a1b")),
-            not_after: Some(
-                OffsetDateTime::parse(not_after, &time::format_description::well_known::Rfc3339)
-                    .expect("time"),
-            ),
-            dcv: Vec::new(),
-            plan_until: None,
+            serial: Serial::parse("0a1b"),
+            not_after: OffsetDateTime::parse(
+                not_after,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .expect("time"),
+            tag: "cf-0123.abcdef".to_string(),
+            common_name: "www.example.test".to_string(),
+            sans: sans.iter().map(|san| san.to_string()).collect(),
         }
     }
 
     #[test]
-    fn an_order_view_reads_back_from_its_cache_entry_exactly() {
+    fn an_order_summary_reads_back_from_its_cache_entry_exactly() {
         for status in [
-            OrderStatus::Issued,
-            OrderStatus::Revoked,
-            OrderStatus::Canceled,
+            LocalOrderStatus::Issued,
+            LocalOrderStatus::Revoked,
+            LocalOrderStatus::Canceled,
         ] {
             for not_after in ["2027-03-01T00:00:00Z", "2027-03-01T02:00:00.5+02:00"] {
-                let view = view(status, not_after);
-                let entry = view_entry(&view).expect("entry");
-                let back = parse_view_entry(&entry).expect("reads back");
-                assert_eq!(back, view);
-                assert_eq!(
-                    back.not_after.map(|t| t.offset()),
-                    view.not_after.map(|t| t.offset())
-                );
+                for sans in [&[][..], &["www.example.test", "example.test"][..]] {
+                    let summary = summary(status, not_after, sans);
+                    let entry = summary.entry().expect("entry");
+                    let back = OrderSummary::parse(&entry).expect("reads back");
+                    assert_eq!(back, summary);
+                    assert_eq!(back.not_after.offset(), summary.not_after.offset());
+                    assert_eq!(back.view(), summary.view());
+                }
             }
         }
-        // Nothing a local order never is.
-        assert_eq!(
-            view_entry(&view(OrderStatus::Pending, "2027-03-01T00:00:00Z")),
-            None
-        );
+        // What would not read back exactly is not recorded.
+        let mut spaced = summary(LocalOrderStatus::Issued, "2027-03-01T00:00:00Z", &[]);
+        spaced.common_name = "www example".to_string();
+        assert_eq!(spaced.entry(), None);
+        let mut comma = summary(LocalOrderStatus::Issued, "2027-03-01T00:00:00Z", &["a,b"]);
+        assert_eq!(comma.entry(), None);
+        comma.sans = vec!["-".to_string()];
+        assert_eq!(comma.entry(), None, "a san named `-` reads back as none");
         for broken in [
             "",
-            "lo-1 issued 0a",
-            "lo-1 lost 0a 2027-03-01T00:00:00Z",
-            "lo-1 issued 0a 2027-03-01T00:00:00Z x",
-            "lo-1 issued 0a yesterday",
+            "lo-1 issued 0a 2027-03-01T00:00:00Z",
+            "lo-1 lost 0a 2027-03-01T00:00:00Z t cn -",
+            "lo-1 issued 0a yesterday t cn -",
+            "lo-1 issued 0a 2027-03-01T00:00:00Z t cn - x",
         ] {
-            assert_eq!(parse_view_entry(broken), None, "{broken}");
+            assert_eq!(OrderSummary::parse(broken), None, "{broken}");
         }
     }
 }
