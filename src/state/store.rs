@@ -120,32 +120,42 @@ const INIT_LOCK: &str = ".certform-init.lock";
 /// index through a `.lock`) before it names them `pack-<sum>.*`.
 const PACK_TEMP_PREFIX: &str = "pack_git2_";
 
-/// The pack writer's temp files in the pack directory `directory`, sorted.
-fn pack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
-    let listing = match fs::read_dir(directory) {
-        Ok(listing) => listing,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io_error("list", directory, source)),
-    };
-    let mut found = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(|source| io_error("list", directory, source))?;
-        if entry
-            .file_name()
-            .as_bytes()
-            .starts_with(PACK_TEMP_PREFIX.as_bytes())
-        {
-            found.push(entry.path());
+/// Remove each of `paths` (one already gone is skipped), noting each removal as `note` says.
+fn remove_noting(
+    paths: &[PathBuf],
+    notes: &mut Vec<String>,
+    note: impl Fn(&Path) -> String,
+) -> Result<(), Error> {
+    for path in paths {
+        match fs::remove_file(path) {
+            Ok(()) => notes.push(note(path)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_error("remove", path, source)),
         }
     }
-    found.sort();
-    Ok(found)
+    Ok(())
+}
+
+/// The pack writer's temp files in the pack directory `directory`, sorted.
+fn pack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
+    pack_files(directory, |name| name.starts_with(PACK_TEMP_PREFIX))
 }
 
 /// `git repack`'s temp files in the pack directory `directory` (`.tmp-<pid>-pack-*`) whose
 /// process is gone, sorted: a repack still running (certform's, orphaned by a kill, or the
 /// user's) keeps its files.
 fn repack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
+    pack_files(directory, |name| {
+        name.strip_prefix(".tmp-")
+            .and_then(|rest| rest.split_once("-pack-"))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            .is_some_and(|pid| pid > 0 && !atomic_file::process_alive(pid))
+    })
+}
+
+/// The files of the pack directory `directory` whose (UTF-8) names `matches`, sorted; none
+/// when the directory does not exist.
+fn pack_files(directory: &Path, matches: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>, Error> {
     let listing = match fs::read_dir(directory) {
         Ok(listing) => listing,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -154,14 +164,7 @@ fn repack_leftovers(directory: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
     for entry in listing {
         let entry = entry.map_err(|source| io_error("list", directory, source))?;
-        let name = entry.file_name();
-        let pid = name
-            .to_str()
-            .and_then(|name| name.strip_prefix(".tmp-"))
-            .and_then(|rest| rest.split_once("-pack-"))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-            .filter(|pid| *pid > 0);
-        if pid.is_some_and(|pid| !atomic_file::process_alive(pid)) {
+        if entry.file_name().to_str().is_some_and(&matches) {
             found.push(entry.path());
         }
     }
@@ -397,16 +400,12 @@ impl GitStore {
             .collect();
         // A `git repack` (the pack merge) killed with its certform leaves its temp packs.
         let packs = self.git_dir.join("objects").join("pack");
-        for path in repack_leftovers(&packs)? {
-            match fs::remove_file(&path) {
-                Ok(()) => notes.push(format!(
-                    "removed `{}`, left by an interrupted `git repack`",
-                    path.display()
-                )),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(io_error("remove", &path, source)),
-            }
-        }
+        remove_noting(&repack_leftovers(&packs)?, &mut notes, |path| {
+            format!(
+                "removed `{}`, left by an interrupted `git repack`",
+                path.display()
+            )
+        })?;
         let marker_path = self.git_dir.join(COMMIT_MARKER);
         let marker = CommitMarker::read(&marker_path)?;
         let locks = self.git_lock_files()?;
@@ -429,31 +428,24 @@ impl GitStore {
                 host: marker.host,
             });
         }
-        for path in &locks {
-            match fs::remove_file(path) {
-                Ok(()) => notes.push(format!(
-                    "removed `{}`, left by a certform (pid {}) killed while committing",
-                    path.display(),
-                    marker.pid
-                )),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(io_error("remove", path, source)),
-            }
-        }
+        remove_noting(&locks, &mut notes, |path| {
+            format!(
+                "removed `{}`, left by a certform (pid {}) killed while committing",
+                path.display(),
+                marker.pid
+            )
+        })?;
         let repo = self.repository()?;
         // The pack writer's temp files (libgit2's indexer: `pack_git2_*`, and its index's
         // `.lock`): the pack they were becoming was never named by a ref.
-        for path in pack_leftovers(&repo.commondir().join("objects").join("pack"))? {
-            match fs::remove_file(&path) {
-                Ok(()) => notes.push(format!(
-                    "removed `{}`, left by a certform (pid {}) killed while writing a pack",
-                    path.display(),
-                    marker.pid
-                )),
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(io_error("remove", &path, source)),
-            }
-        }
+        let pack_temps = pack_leftovers(&repo.commondir().join("objects").join("pack"))?;
+        remove_noting(&pack_temps, &mut notes, |path| {
+            format!(
+                "removed `{}`, left by a certform (pid {}) killed while writing a pack",
+                path.display(),
+                marker.pid
+            )
+        })?;
         let paths = self.pending()?;
         let repaired = self.sync_index(&repo, &paths)?;
         if !repaired.is_empty() {

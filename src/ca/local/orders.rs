@@ -213,24 +213,32 @@ impl Inner {
         if !is_order_id(order_id) {
             return Ok(None);
         }
-        let path = self.order_path(order_id);
+        let summary = self.summary_at(&self.order_path(order_id))?;
+        Ok(summary.map(|summary| summary.view()))
+    }
+
+    /// The summary of the order file at `path` (`None` when there is none), from the check
+    /// cache when the file's stat data is the one recorded with it (`o:` entries), else read
+    /// and parsed, and recorded.
+    fn summary_at(&self, path: &Path) -> Result<Option<OrderSummary>, CaError> {
         crate::check_cache::by_stat(
             "o:",
-            &path,
-            || match fs::read(&path) {
+            path,
+            || match fs::read(path) {
                 Ok(bytes) => Ok(Some(bytes)),
+                // Orders are never deleted; a missing file is an order this CA never gave.
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(error) => Err(io_error(&self.name, "read", &path, error)),
+                Err(error) => Err(io_error(&self.name, "read", path, error)),
             },
             |bytes| {
                 let Some(bytes) = bytes else {
                     return Ok((None, None));
                 };
-                let summary = OrderSummary::of(&self.parse_order(&path, &bytes)?);
+                let summary = OrderSummary::of(&self.parse_order(path, &bytes)?);
                 let entry = summary.entry();
-                Ok((Some(summary.view()), entry))
+                Ok((Some(summary), entry))
             },
-            |entry| OrderSummary::parse(entry).map(|summary| Some(summary.view())),
+            |entry| OrderSummary::parse(entry).map(Some),
         )
     }
 
@@ -240,25 +248,7 @@ impl Inner {
     pub(super) fn load_summaries(&self) -> Result<Vec<OrderSummary>, CaError> {
         let mut summaries = Vec::new();
         for path in self.order_files()? {
-            let summary = crate::check_cache::by_stat(
-                "o:",
-                &path,
-                || match fs::read(&path) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    // Lost a race with nothing: orders are never deleted, but be tolerant.
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(error) => Err(io_error(&self.name, "read", &path, error)),
-                },
-                |bytes| {
-                    let Some(bytes) = bytes else {
-                        return Ok((None, None));
-                    };
-                    let summary = OrderSummary::of(&self.parse_order(&path, &bytes)?);
-                    let entry = summary.entry();
-                    Ok((Some(summary), entry))
-                },
-                |entry| OrderSummary::parse(entry).map(Some),
-            )?;
+            let summary = self.summary_at(&path)?;
             summaries.extend(summary);
         }
         summaries.sort_by(|a, b| a.order_id.cmp(&b.order_id));
