@@ -816,15 +816,12 @@ impl GitStore {
             .unwrap_or(std::time::UNIX_EPOCH);
         let cache_file = self.git_dir.join(parsed_cache::FILE_NAME);
         let directory = dir.to_string_lossy();
-        let cache_text = if files.is_empty() {
+        let cache = if files.is_empty() {
             None
         } else {
-            fs::read_to_string(&cache_file).ok()
-        };
-        let cache = cache_text
-            .as_deref()
-            .and_then(|text| parsed_cache::Cache::parse(text, &directory))
-            .unwrap_or_default();
+            parsed_cache::Cache::open(&cache_file, &directory)
+        }
+        .unwrap_or_default();
         // Read and parsed on a few threads (10,000 files at fleet size); the first error in
         // name order is the one reported, as when they were read one by one.
         let parsed = crate::par::map(&files, |(name, path)| {

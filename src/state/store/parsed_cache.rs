@@ -26,7 +26,8 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Seek};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -46,46 +47,113 @@ fn header() -> String {
 /// cached: the check cache's margin.
 pub(crate) use crate::check_cache::RACY_MARGIN;
 
-/// The entries of a valid cache file, by certificate name: the stat data recorded and the
-/// whole line (kept as it is when the cache is written again).
+/// A valid cache file, indexed: by certificate name, the stat data recorded and where the
+/// entry's line is in the file. The records are not held in memory (at 10,000 certificates
+/// the file is ~19 MB): each is read from the open file when its state file's stat data
+/// matches, and decoded at once. The file stays open, so a cache another run replaces
+/// meanwhile is still read whole from the one this index describes.
 #[derive(Debug, Default)]
-pub struct Cache<'a> {
-    entries: HashMap<&'a str, Entry<'a>>,
+pub struct Cache {
+    file: Option<fs::File>,
+    entries: HashMap<Box<str>, Entry>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry<'a> {
-    stamp: &'a str,
-    json: &'a str,
-    line: &'a str,
+#[derive(Debug, Clone)]
+pub struct Entry {
+    stamp: Box<str>,
+    /// Where the line starts in the file, and its length (without the line break).
+    line_at: u64,
+    line_len: u32,
+    /// Where the JSON record starts within the line.
+    json_at: u32,
 }
 
-impl<'a> Cache<'a> {
-    /// The entries of `text` when it is a complete cache of the certificates directory
+impl Cache {
+    /// The cache in `file` when it is a complete cache of the certificates directory
     /// `directory`; `None` for anything else (another format, version or directory, a
-    /// malformed or truncated file).
-    pub fn parse(text: &'a str, directory: &str) -> Option<Cache<'a>> {
-        let body = text.strip_suffix('\n')?;
-        let (body, count) = body.rsplit_once('\n')?;
-        let count: usize = count.strip_prefix("end ")?.parse().ok()?;
-        let mut lines = body.split('\n');
-        if lines.next()? != header() {
+    /// malformed or truncated file, a read error). The file is read once, a buffer at a time.
+    pub fn scan(file: fs::File, directory: &str) -> Option<Cache> {
+        (&file).seek(io::SeekFrom::Start(0)).ok()?;
+        let mut reader = io::BufReader::with_capacity(1 << 16, &file);
+        let mut line = Vec::new();
+        let mut offset = 0u64;
+        let mut next = |line: &mut Vec<u8>| -> Option<Option<u64>> {
+            line.clear();
+            let read = reader.read_until(b'\n', line).ok()?;
+            if read == 0 {
+                return Some(None);
+            }
+            // Every line ends with a line break, the last one too.
+            line.pop().filter(|&end| end == b'\n')?;
+            let at = offset;
+            offset += read as u64;
+            Some(Some(at))
+        };
+        next(&mut line)??;
+        if line != header().as_bytes() {
             return None;
         }
-        if lines.next()?.strip_prefix("directory\t")? != directory {
+        next(&mut line)??;
+        if line.strip_prefix(b"directory\t")? != directory.as_bytes() {
             return None;
         }
-        let mut entries = HashMap::with_capacity(count);
-        for line in lines {
-            let (name, rest) = line.split_once('\t')?;
-            let (stamp, json) = rest.split_once('\t')?;
-            entries.insert(name, Entry { stamp, json, line });
-        }
-        (entries.len() == count).then_some(Cache { entries })
+        let mut entries = HashMap::new();
+        let count = loop {
+            let at = next(&mut line)??;
+            let Some(tab) = line.iter().position(|&b| b == b'\t') else {
+                // The last line: `end <entries>`, and nothing after it.
+                let count: usize = std::str::from_utf8(line.strip_prefix(b"end ")?)
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                if next(&mut line)?.is_some() {
+                    return None;
+                }
+                break count;
+            };
+            let name = std::str::from_utf8(&line[..tab]).ok()?;
+            let rest = &line[tab + 1..];
+            let stamp_len = rest.iter().position(|&b| b == b'\t')?;
+            let stamp = std::str::from_utf8(&rest[..stamp_len]).ok()?;
+            let entry = Entry {
+                stamp: stamp.into(),
+                line_at: at,
+                line_len: u32::try_from(line.len()).ok()?,
+                json_at: u32::try_from(tab + 1 + stamp_len + 1).ok()?,
+            };
+            entries.insert(Box::from(name), entry);
+        };
+        drop(reader);
+        (entries.len() == count).then_some(Cache {
+            file: Some(file),
+            entries,
+        })
+    }
+
+    /// The cache in the file at `path`, if it is one (`scan`).
+    pub fn open(path: &Path, directory: &str) -> Option<Cache> {
+        Cache::scan(fs::File::open(path).ok()?, directory)
     }
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Bytes `from..from + len` of the cache file.
+    fn bytes(&self, from: u64, len: usize) -> Option<Vec<u8>> {
+        let file = self.file.as_ref()?;
+        let mut bytes = vec![0; len];
+        file.read_exact_at(&mut bytes, from).ok()?;
+        Some(bytes)
+    }
+
+    /// The JSON record of `entry`, read from the file.
+    fn json(&self, entry: &Entry) -> Option<Vec<u8>> {
+        let json_len = entry.line_len.checked_sub(entry.json_at)?;
+        self.bytes(
+            entry.line_at + u64::from(entry.json_at),
+            usize::try_from(json_len).ok()?,
+        )
     }
 }
 
@@ -93,7 +161,7 @@ impl<'a> Cache<'a> {
 #[derive(Debug)]
 pub enum Source<'a> {
     /// The cache's entry (its line, written again as it is).
-    Cached(&'a str),
+    Cached(&'a Entry),
     /// Parsed from the file; the new entry's line, when it may be cached.
     Parsed(Option<String>),
 }
@@ -102,19 +170,24 @@ pub enum Source<'a> {
 /// recorded one, else read and parsed (`parse_certificate`) with a new entry when the file
 /// is settled (ctime before `trusted_before`).
 pub fn read<'a>(
-    cache: &Cache<'a>,
+    cache: &'a Cache,
     name: &str,
     path: &Path,
     trusted_before: SystemTime,
 ) -> Result<(CertificateState, Source<'a>), Error> {
     let metadata = fs::metadata(path).map_err(|source| io_error("read", path, source))?;
     let stamp = stamp(&metadata);
-    if let Some(entry) = cache.entries.get(name).filter(|entry| entry.stamp == stamp) {
-        let decoded = serde_json::from_str::<CertificateState>(entry.json)
-            .ok()
+    if let Some(entry) = cache
+        .entries
+        .get(name)
+        .filter(|entry| *entry.stamp == *stamp)
+    {
+        let decoded = cache
+            .json(entry)
+            .and_then(|json| serde_json::from_slice::<CertificateState>(&json).ok())
             .filter(|certificate| certificate.name == name);
         if let Some(certificate) = decoded {
-            return Ok((certificate, Source::Cached(entry.line)));
+            return Ok((certificate, Source::Cached(entry)));
         }
     }
     let bytes = read_file(path, &metadata).map_err(|source| io_error("read", path, source))?;
@@ -147,8 +220,9 @@ fn read_file(path: &Path, metadata: &fs::Metadata) -> io::Result<Vec<u8>> {
 }
 
 /// The cache's text for these entries (in the order given), or `None` when it would be
-/// exactly `loaded` (every loaded entry used, nothing new): nothing to write.
-pub fn render(loaded: &Cache<'_>, directory: &str, sources: &[Source<'_>]) -> Option<String> {
+/// exactly `loaded` (every loaded entry used, nothing new): nothing to write. The lines kept
+/// are copied from the loaded cache's file; if that cannot be read, no cache is written.
+pub fn render(loaded: &Cache, directory: &str, sources: &[Source<'_>]) -> Option<String> {
     let cached = sources
         .iter()
         .filter(|source| matches!(source, Source::Cached(_)))
@@ -161,7 +235,14 @@ pub fn render(loaded: &Cache<'_>, directory: &str, sources: &[Source<'_>]) -> Op
     if (new == 0 && cached == loaded.len()) || directory.contains(['\n', '\r']) {
         return None;
     }
-    let mut text = String::with_capacity(loaded.entries.values().map(|e| e.line.len() + 1).sum());
+    // The loaded file whole (one read), when any of its lines is kept.
+    let old = if cached > 0 {
+        let len = loaded.file.as_ref()?.metadata().ok()?.len();
+        loaded.bytes(0, usize::try_from(len).ok()?)?
+    } else {
+        Vec::new()
+    };
+    let mut text = String::with_capacity(old.len() + new * 2048);
     text.push_str(&header());
     text.push('\n');
     text.push_str("directory\t");
@@ -170,7 +251,11 @@ pub fn render(loaded: &Cache<'_>, directory: &str, sources: &[Source<'_>]) -> Op
     let mut count = 0usize;
     for source in sources {
         let line = match source {
-            Source::Cached(line) => *line,
+            Source::Cached(entry) => {
+                let from = usize::try_from(entry.line_at).ok()?;
+                let to = from.checked_add(usize::try_from(entry.line_len).ok()?)?;
+                std::str::from_utf8(old.get(from..to)?).ok()?
+            }
             Source::Parsed(Some(line)) => line.as_str(),
             Source::Parsed(None) => continue,
         };

@@ -44,6 +44,14 @@ serial = "61cefe53cdf5f38ff39f95ffac038c31"
 note = "serial 61cefe53cdf5f38ff39f95ffac038c31, expires 2027-04-04T00:00:00Z"
 "#;
 
+/// The cache a file holding `text` is (`Cache::scan`).
+fn parse_text(text: &str, directory: &str) -> Option<Cache> {
+    use std::io::Write;
+    let mut file = tempfile::tempfile().expect("temp file");
+    file.write_all(text.as_bytes()).expect("write cache");
+    Cache::scan(file, directory)
+}
+
 /// Every file counts as settled (the racy rule is tested on its own).
 fn future() -> SystemTime {
     SystemTime::now() + Duration::from_secs(3600)
@@ -75,7 +83,7 @@ impl Dir {
         text: &str,
         trusted_before: SystemTime,
     ) -> (CertificateState, bool, Option<String>) {
-        let cache = Cache::parse(text, &self.directory()).unwrap_or_default();
+        let cache = parse_text(text, &self.directory()).unwrap_or_default();
         let (certificate, source) =
             read(&cache, "web", &self.file(), trusted_before).expect("loaded");
         let cached = matches!(source, Source::Cached(_));
@@ -164,7 +172,7 @@ fn a_broken_foreign_or_truncated_cache_is_no_cache() {
     let (_, _, written) = dir.load("", future());
     let text = written.expect("a cache");
     let directory = dir.directory();
-    assert!(Cache::parse(&text, &directory).is_some());
+    assert!(parse_text(&text, &directory).is_some());
     let truncated = &text[..text.len() - 5];
     let other_version = text.replacen(env!("CARGO_PKG_VERSION"), "0.0.0-other", 1);
     let other_count = text.replace("end 1\n", "end 2\n");
@@ -178,7 +186,7 @@ fn a_broken_foreign_or_truncated_cache_is_no_cache() {
         &other_count,
         &no_header,
     ] {
-        assert!(Cache::parse(broken, &directory).is_none(), "{broken}");
+        assert!(parse_text(broken, &directory).is_none(), "{broken}");
         let (certificate, cached, rewritten) = dir.load(broken, future());
         assert!(!cached);
         assert_eq!(certificate.name, "web");
@@ -188,7 +196,7 @@ fn a_broken_foreign_or_truncated_cache_is_no_cache() {
         );
     }
     // Another directory's cache (the same repository, another `[state] dir`).
-    assert!(Cache::parse(&text, "/elsewhere/certificates").is_none());
+    assert!(parse_text(&text, "/elsewhere/certificates").is_none());
 }
 
 #[test]
@@ -227,10 +235,44 @@ fn a_hand_edit_gets_the_parse_error_whatever_the_cache_holds() {
         STATE.replace("status = \"issued\"", "status = issued"),
     )
     .expect("edit");
-    let cache = Cache::parse(&text, &dir.directory()).expect("cache");
+    let cache = parse_text(&text, &dir.directory()).expect("cache");
     let error = read(&cache, "web", &dir.file(), future()).expect_err("corrupt");
     let direct = parse_certificate(&dir.file(), "web", &fs::read(dir.file()).expect("read"))
         .expect_err("corrupt");
     assert_eq!(error.to_string(), direct.to_string());
     assert!(error.to_string().contains("web.toml:6:"), "{error}");
+}
+
+#[test]
+fn kept_entries_are_copied_from_the_scanned_file_even_once_it_is_replaced() {
+    let dir = Dir::new();
+    fs::write(
+        dir.dir.path().join("api.toml"),
+        STATE.replace("name = \"web\"", "name = \"api\""),
+    )
+    .expect("write api");
+    let api = dir.dir.path().join("api.toml");
+    // A cache of `web` alone, in a file of its own.
+    let (_, _, written) = dir.load("", future());
+    let text = written.expect("a cache");
+    let web_line = text.lines().nth(2).expect("the entry").to_string();
+    let cache_file = dir.dir.path().join("cache");
+    fs::write(&cache_file, &text).expect("write cache");
+    let cache = Cache::open(&cache_file, &dir.directory()).expect("a cache");
+    // Another run replaces the cache meanwhile (as `save` does: a new file renamed over it):
+    // this load still reads the one it scanned.
+    save(&cache_file, "replaced\n");
+    assert_eq!(fs::read_to_string(&cache_file).expect("read"), "replaced\n");
+    let (web, web_source) = read(&cache, "web", &dir.file(), future()).expect("web");
+    assert!(matches!(web_source, Source::Cached(_)));
+    assert_eq!(web.name, "web");
+    let (_, api_source) = read(&cache, "api", &api, future()).expect("api");
+    assert!(matches!(api_source, Source::Parsed(Some(_))));
+    let rewritten =
+        render(&cache, &dir.directory(), &[api_source, web_source]).expect("a new entry");
+    let lines: Vec<&str> = rewritten.lines().collect();
+    assert_eq!(lines.len(), 5, "{rewritten}");
+    assert!(lines[2].starts_with("api\t"), "{rewritten}");
+    assert_eq!(lines[3], web_line, "the kept line, byte for byte");
+    assert_eq!(lines[4], "end 2");
 }
