@@ -22,6 +22,7 @@ pub mod http;
 pub mod import;
 pub mod inventory;
 pub mod keys;
+pub mod memory;
 pub mod observed;
 pub mod par;
 pub mod plan;

@@ -60,7 +60,9 @@ pub enum Format {
 }
 
 pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
-    let workspace = context.workspace()?;
+    // The state (and the check cache) are read while the configuration is validated.
+    let (workspace, early) =
+        context.workspace_reading_state(crate::workspace::EarlyRead::StateAndChecks)?;
     workspace.check_keys_dir()?;
     let keys = workspace.key_store(None);
     if let Some(mode) = keys.exposed_mode() {
@@ -71,7 +73,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     }
     // The same warnings as `validate`: a missing secret fails the account that needs it.
     super::validate::print_findings(context, &crate::preflight::check(&workspace.config), false);
-    let state = workspace.read_state_for_plan()?;
+    let state = workspace.take_state_for_plan(early)?;
     let selection = args.selection.selection();
     selection
         .check(
