@@ -41,7 +41,7 @@ fn issued_state(config: &config::Config, now: OffsetDateTime) -> State {
                     Box::new(DeployRecord {
                         sha256_fingerprint: fingerprint.clone(),
                         target_digest: t.digest(),
-                        files: BTreeMap::new(),
+                        files: Default::default(),
                         deployed_at: now,
                         reload_error: None,
                         serial: None,

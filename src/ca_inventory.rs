@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn orders_state_knows_are_neither_unmanaged_nor_duplicate() {
         let mut web = recorded("web", "dc", "1", &["a.example", "www.a.example"]);
-        web.intent = Some(Intent {
+        web.intent = Some(Box::new(Intent {
             kind: IntentKind::Renew,
             ca: "dc".into(),
             started: NOW,
@@ -455,9 +455,9 @@ mod tests {
             common_name: "a.example".into(),
             sans: Vec::new(),
             spec_digest: String::new(),
-            spec_fields: BTreeMap::new(),
+            spec_fields: Default::default(),
             order_id: Some("2".into()),
-        });
+        }));
         web.history.push(HistoryEntry {
             at: NOW,
             action: "renew".into(),

@@ -709,7 +709,7 @@ fn save(
         prevent_destroy: spec.prevent_destroy,
         revoke_reason: spec.revoke_reason,
         intent: None,
-        deployments: BTreeMap::new(),
+        deployments: Default::default(),
         renewal_window: None,
         retry_after: None,
         plan_until: None,

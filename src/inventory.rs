@@ -870,12 +870,12 @@ mod tests {
             key_id: None,
             legacy_key_file: None,
             spec_digest: String::new(),
-            spec_fields: BTreeMap::new(),
+            spec_fields: Default::default(),
             on_remove: OnRemove::Forget,
             prevent_destroy: false,
             revoke_reason: None,
             intent: None,
-            deployments: BTreeMap::new(),
+            deployments: Default::default(),
             renewal_window: None,
             retry_after: None,
             plan_until: None,
@@ -894,7 +894,7 @@ mod tests {
             common_name: "a.example".to_string(),
             sans: Vec::new(),
             spec_digest: String::new(),
-            spec_fields: BTreeMap::new(),
+            spec_fields: Default::default(),
             order_id: order_id.map(str::to_string),
         }
     }
@@ -920,7 +920,7 @@ mod tests {
         recorded.not_before = None;
         recorded.not_after = None;
         recorded.order_id = None;
-        recorded.intent = Some(intent(order_id));
+        recorded.intent = Some(Box::new(intent(order_id)));
         recorded
     }
 
@@ -1028,7 +1028,7 @@ mod tests {
         let record = |fingerprint: &str, at| DeployRecord {
             sha256_fingerprint: fingerprint.to_string(),
             target_digest: String::new(),
-            files: BTreeMap::new(),
+            files: Default::default(),
             deployed_at: at,
             reload_error: None,
             serial: None,
@@ -1058,10 +1058,10 @@ mod tests {
     #[test]
     fn the_order_in_flight_is_shown_over_the_current_one() {
         let mut recorded = issued("web", NOW + Duration::days(10));
-        recorded.intent = Some(Intent {
+        recorded.intent = Some(Box::new(Intent {
             kind: IntentKind::Renew,
             ..intent(Some("o-2"))
-        });
+        }));
         let row = one(Some(spec("web", vec![])), Some(recorded));
         assert_eq!(row.order_id.as_deref(), Some("o-2"));
         assert_eq!(row.status, Status::Pending);

@@ -31,6 +31,7 @@ pub mod refresh;
 pub mod secrets;
 pub mod serial;
 pub mod sim;
+pub mod small_map;
 pub mod spec;
 pub mod state;
 pub mod state_ops;

@@ -7,6 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     restore_default_sigpipe();
+    certform::memory::configure();
     std::process::exit(certform::cli::main());
 }
 

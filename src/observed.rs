@@ -25,14 +25,16 @@ pub struct ObservedCertificate {
     /// The CA's view of the current certificate (`state.order_id` / `serial`).
     pub current: Option<OrderView>,
     /// The CA's view of the in-flight order: by `intent.order_id`, or found by `intent.tag`.
-    /// `None` when there is no intent or the CA holds no order for it.
-    pub intent_order: Option<OrderView>,
+    /// `None` when there is no intent or the CA holds no order for it. Boxed: most
+    /// certificates have none, and every observation would carry its room (~100 bytes).
+    pub intent_order: Option<Box<OrderView>>,
     /// Per deploy target id: do the files on disk match what was deployed?
-    pub deployments: BTreeMap<String, DeployObservation>,
+    pub deployments: crate::small_map::SmallMap<String, DeployObservation>,
     /// Refresh could not read this certificate's CA (message); the planner leaves it alone.
     pub refresh_error: Option<String>,
-    /// The CA's suggested renewal window (ACME ARI) for the current certificate.
-    pub renewal_window: Option<RenewalWindow>,
+    /// The CA's suggested renewal window (ACME ARI) for the current certificate (boxed, as
+    /// `intent_order`).
+    pub renewal_window: Option<Box<RenewalWindow>>,
     /// Why the key in keys_dir cannot be deployed with the current certificate (missing, or
     /// not the certificate's public key); `None` when it matches or nothing is deployed.
     #[serde(skip_serializing_if = "Option::is_none")]

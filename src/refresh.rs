@@ -92,7 +92,7 @@ pub async fn refresh(
                         (None, None) => None,
                     };
                     if is_intent {
-                        entry.intent_order = view;
+                        entry.intent_order = view.map(Box::new);
                     } else {
                         entry.current = view;
                     }
@@ -148,7 +148,7 @@ pub async fn refresh(
         };
         let entry = observed.certificates.entry(name).or_default();
         match found {
-            Ok(view) => entry.intent_order = view,
+            Ok(view) => entry.intent_order = view.map(Box::new),
             Err(error) => {
                 entry.refresh_error = Some(format!(
                     "cannot tell whether the interrupted reissue reached the CA: {error}"
@@ -174,7 +174,7 @@ pub async fn refresh(
                     .certificates
                     .entry(name.clone())
                     .or_default()
-                    .renewal_window = Some(kept.clone());
+                    .renewal_window = Some(Box::new(kept.clone()));
                 continue;
             }
         }
@@ -198,7 +198,7 @@ pub async fn refresh(
                     .certificates
                     .entry(name)
                     .or_default()
-                    .renewal_window = Some(window);
+                    .renewal_window = Some(Box::new(window));
             }
             Ok(_) => {}
             // ARI is advisory: without it the renew_before rule applies.
@@ -487,7 +487,7 @@ mod tests {
     async fn windows_are_fetched_then_reused_until_retry_after() {
         let (ca, state) = acme_with_issued_order();
         let observed = refresh(&config(), &state, &no_chain, &accounts(&ca), NOW).await;
-        let window = observed.certificates["web"]
+        let window = *observed.certificates["web"]
             .renewal_window
             .clone()
             .expect("window fetched");
@@ -500,7 +500,10 @@ mod tests {
         }
         let later = NOW + Duration::hours(1);
         let again = refresh(&config(), &kept, &no_chain, &accounts(&ca), later).await;
-        assert_eq!(again.certificates["web"].renewal_window, Some(window));
+        assert_eq!(
+            again.certificates["web"].renewal_window.as_deref(),
+            Some(&window)
+        );
         assert_eq!(ca.count(Op::RenewalWindow), 1, "Retry-After honoured");
 
         let after_retry = NOW + Duration::hours(7);

@@ -252,7 +252,6 @@ pub fn finish_rename(keys: &KeyStore, old: &str, renamed: &Renamed) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::state::{Intent, IntentKind};
@@ -275,7 +274,7 @@ mod tests {
     }
 
     fn with_intent(mut certificate: CertificateState, order: Option<&str>) -> CertificateState {
-        certificate.intent = Some(Intent {
+        certificate.intent = Some(Box::new(Intent {
             kind: IntentKind::Renew,
             ca: "local".into(),
             started: time::OffsetDateTime::UNIX_EPOCH,
@@ -284,9 +283,9 @@ mod tests {
             common_name: "a.example".into(),
             sans: Vec::new(),
             spec_digest: String::new(),
-            spec_fields: BTreeMap::new(),
+            spec_fields: Default::default(),
             order_id: order.map(str::to_string),
-        });
+        }));
         certificate
     }
 

@@ -559,7 +559,7 @@ impl Executor {
             Some(intent) => intent,
             None => {
                 let suffix = random_hex(6);
-                Intent {
+                Box::new(Intent {
                     kind,
                     ca: spec.ca.clone(),
                     started: self.now,
@@ -570,7 +570,7 @@ impl Executor {
                     spec_digest: digest,
                     spec_fields: spec.issuance_fields().into_iter().collect(),
                     order_id: None,
-                }
+                })
             }
         };
         state.intent = Some(intent.clone());
@@ -1129,7 +1129,7 @@ impl Executor {
                             None => DeployRecord {
                                 sha256_fingerprint: bundle.sha256_fingerprint.clone(),
                                 target_digest: target.digest(),
-                                files: BTreeMap::new(),
+                                files: Default::default(),
                                 deployed_at: self.now,
                                 reload_error: Some(message),
                                 serial: None,
@@ -1273,12 +1273,12 @@ fn new_state(spec: &CertificateSpec) -> CertificateState {
         key_id: None,
         legacy_key_file: None,
         spec_digest: String::new(),
-        spec_fields: BTreeMap::new(),
+        spec_fields: Default::default(),
         on_remove: spec.on_remove,
         prevent_destroy: spec.prevent_destroy,
         revoke_reason: spec.revoke_reason,
         intent: None,
-        deployments: BTreeMap::new(),
+        deployments: Default::default(),
         renewal_window: None,
         retry_after: None,
         plan_until: None,

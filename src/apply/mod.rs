@@ -30,7 +30,7 @@ pub fn record_observations(
         let Some(window) = observed
             .certificates
             .get(name)
-            .and_then(|o| o.renewal_window.as_ref())
+            .and_then(|o| o.renewal_window.as_deref())
         else {
             continue;
         };

@@ -13,7 +13,6 @@
 pub(crate) mod open;
 pub mod settings;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
@@ -170,7 +169,7 @@ impl Deployer for CommandDeployer {
             record: DeployRecord {
                 sha256_fingerprint: bundle.sha256_fingerprint.clone(),
                 target_digest: target_digest.to_string(),
-                files: BTreeMap::new(),
+                files: Default::default(),
                 deployed_at: now,
                 reload_error: error,
                 serial: bundle.serial.clone(),

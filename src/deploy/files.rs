@@ -25,7 +25,6 @@ mod owner;
 pub(crate) mod reload;
 pub mod settings;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -475,7 +474,7 @@ impl Deployer for FilesDeployer {
         self.recover_switch()?;
 
         let mut changed = Vec::new();
-        let mut hashes = BTreeMap::new();
+        let mut hashes = crate::small_map::SmallMap::new();
         for file in &contents {
             if self.differs(file)? {
                 self.stage(file, uid, gid)?;

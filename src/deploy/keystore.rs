@@ -9,7 +9,6 @@
 
 pub(crate) mod settings;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -122,7 +121,7 @@ impl Deployer for StoreDeployer {
                 crate::atomic_file::write(&self.file.path, &bytes, self.file.mode)
                     .map_err(|error| self.io_error("write", &self.file.path, error))?;
                 changed_files.push(name.clone());
-                BTreeMap::from([(name, sha256_hex(&bytes))])
+                crate::small_map::SmallMap::from([(name, sha256_hex(&bytes))])
             }
         };
         let already_live = current.is_some_and(|previous| previous.reload_error.is_none());

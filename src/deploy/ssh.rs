@@ -529,7 +529,7 @@ impl Deployer for SshDeployer {
             .map_err(|error| self.remote_error("read the files of", error.to_string()))?
             .map_err(|error| self.remote_error("read the files of", error))?;
 
-        let hashes: BTreeMap<String, String> = contents
+        let hashes: crate::small_map::SmallMap<String, String> = contents
             .iter()
             .map(|file| (file.name.to_string(), sha256_hex(file.content.as_bytes())))
             .collect();

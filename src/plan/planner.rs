@@ -506,7 +506,7 @@ fn renewal_window<'a>(
 ) -> Option<&'a RenewalWindow> {
     observed
         .renewal_window
-        .as_ref()
+        .as_deref()
         .or(state.renewal_window.as_ref())
         .filter(|w| Some(&w.serial) == state.serial.as_ref())
 }
@@ -1296,7 +1296,7 @@ fn pending_order<'a>(
     let order_id = state.intent.as_ref()?.order_id.as_ref()?;
     let pending = observed
         .intent_order
-        .as_ref()
+        .as_deref()
         .is_some_and(|view: &OrderView| view.status.is_in_progress());
     pending.then_some(order_id)
 }
@@ -1473,7 +1473,7 @@ fn plan_coverage(
 
 /// Issuance fields that differ between what state recorded and the spec.
 pub fn field_changes(
-    recorded: &BTreeMap<String, String>,
+    recorded: &crate::small_map::SmallMap<String, String>,
     spec: &CertificateSpec,
 ) -> Vec<FieldChange> {
     let wanted: BTreeMap<String, String> = spec.issuance_fields().into_iter().collect();

@@ -98,7 +98,7 @@ fn issued(spec: &CertificateSpec, serial: &str, issued: OffsetDateTime) -> Certi
                     Box::new(DeployRecord {
                         sha256_fingerprint: fingerprint.clone(),
                         target_digest: t.digest(),
-                        files: BTreeMap::new(),
+                        files: Default::default(),
                         deployed_at: issued,
                         reload_error: None,
                         serial: None,
@@ -134,7 +134,7 @@ fn intent(kind: IntentKind, order_id: Option<&str>) -> Intent {
         common_name: "a.example".into(),
         sans: vec!["a.example".into()],
         spec_digest: String::new(),
-        spec_fields: BTreeMap::new(),
+        spec_fields: Default::default(),
         order_id: order_id.map(String::from),
     }
 }
@@ -353,7 +353,7 @@ fn ari_window_decides_renewal_at_a_fixed_point_inside_it() {
     let world = World::new().state(state.clone()).spec(s.clone()).observe(
         "web",
         ObservedCertificate {
-            renewal_window: Some(later.clone()),
+            renewal_window: Some(Box::new(later.clone())),
             ..Default::default()
         },
     );
@@ -375,11 +375,11 @@ fn ari_window_decides_renewal_at_a_fixed_point_inside_it() {
     let stale = World::new().state(state).spec(s).observe(
         "web",
         ObservedCertificate {
-            renewal_window: Some(window(
+            renewal_window: Some(Box::new(window(
                 "99",
                 NOW + Duration::days(5),
                 NOW + Duration::days(7),
-            )),
+            ))),
             ..Default::default()
         },
     );
@@ -537,13 +537,13 @@ fn removal_follows_on_remove() {
 
     s.on_remove = OnRemove::Cancel;
     let mut pending = issued(&s, "01", NOW);
-    pending.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    pending.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-2"))));
     let cancel = World::new()
         .state(pending)
         .observe(
             "web",
             ObservedCertificate {
-                intent_order: Some(view("o-2", OrderStatus::Pending, None)),
+                intent_order: Some(Box::new(view("o-2", OrderStatus::Pending, None))),
                 ..Default::default()
             },
         )
@@ -564,14 +564,14 @@ fn interrupted_order_found_by_tag_is_adopted() {
     let mut state = issued(&s, "01", NOW);
     state.status = CertificateStatus::New;
     state.serial = None;
-    state.intent = Some(intent(IntentKind::Create, None));
+    state.intent = Some(Box::new(intent(IntentKind::Create, None)));
     let plan = World::new()
         .state(state)
         .spec(s)
         .observe(
             "web",
             ObservedCertificate {
-                intent_order: Some(view("o-9", OrderStatus::Issued, Some("99"))),
+                intent_order: Some(Box::new(view("o-9", OrderStatus::Issued, Some("99")))),
                 ..Default::default()
             },
         )
@@ -591,7 +591,7 @@ fn interrupted_order_found_by_tag_is_adopted() {
 fn interrupted_order_that_never_reached_the_ca_is_resumed() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(80));
-    state.intent = Some(intent(IntentKind::Renew, None));
+    state.intent = Some(Box::new(intent(IntentKind::Renew, None)));
     let plan = World::new().state(state).spec(s).plan();
     let change = only_change(&plan);
     assert_eq!(change.action.verb(), "renew");
@@ -602,7 +602,7 @@ fn interrupted_order_that_never_reached_the_ca_is_resumed() {
 fn pending_order_waits_and_shows_dcv() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW);
-    state.intent = Some(intent(IntentKind::Renew, Some("o-3")));
+    state.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-3"))));
     let mut pending = view("o-3", OrderStatus::Pending, None);
     pending.dcv = vec![DcvStatus {
         domain: "a.example".into(),
@@ -615,7 +615,7 @@ fn pending_order_waits_and_shows_dcv() {
         .observe(
             "web",
             ObservedCertificate {
-                intent_order: Some(pending),
+                intent_order: Some(Box::new(pending)),
                 ..Default::default()
             },
         )
@@ -662,7 +662,7 @@ fn drift_different_serial_is_fetched() {
 #[test]
 fn deployed_file_changed_on_disk_is_redeployed() {
     let s = spec("web", &["a.example"]);
-    let mut deployments = BTreeMap::new();
+    let mut deployments = crate::small_map::SmallMap::new();
     deployments.insert(
         "files:/srv/web".to_string(),
         DeployObservation::Changed(vec!["cert.pem".into()]),
@@ -965,11 +965,11 @@ fn no_clamp_warning_where_renew_before_does_not_decide() {
     let world = World::new().state(state.clone()).spec(s.clone()).observe(
         "web",
         ObservedCertificate {
-            renewal_window: Some(window(
+            renewal_window: Some(Box::new(window(
                 "01",
                 NOW + Duration::days(100),
                 NOW + Duration::days(101),
-            )),
+            ))),
             ..Default::default()
         },
     );
@@ -1122,7 +1122,7 @@ fn observing(observed: ObservedCertificate) -> impl FnOnce(World) -> World {
 
 fn intent_order(order: OrderView) -> ObservedCertificate {
     ObservedCertificate {
-        intent_order: Some(order),
+        intent_order: Some(Box::new(order)),
         ..Default::default()
     }
 }
@@ -1363,7 +1363,10 @@ fn each_deploy_drift_redeploys_with_its_reason() {
     let mut unrecorded = fresh();
     unrecorded.deployments.clear();
     let on_disk = |observation: DeployObservation| ObservedCertificate {
-        deployments: BTreeMap::from([("files:/srv/web".to_string(), observation)]),
+        deployments: crate::small_map::SmallMap::from([(
+            "files:/srv/web".to_string(),
+            observation,
+        )]),
         ..Default::default()
     };
     let cases = [
@@ -1437,7 +1440,7 @@ fn each_deploy_drift_redeploys_with_its_reason() {
 fn an_interrupted_switch_is_finished_before_any_other_deploy_reason() {
     let s = spec("web", &["a.example"]);
     let interrupted = || ObservedCertificate {
-        deployments: BTreeMap::from([(
+        deployments: crate::small_map::SmallMap::from([(
             "files:/srv/web".to_string(),
             DeployObservation::Interrupted(vec!["cert.pem".into(), "privkey.pem".into()]),
         )]),
@@ -1657,7 +1660,7 @@ fn a_dropped_target_alone_is_a_deploy_that_only_drops_its_record() {
 fn an_interrupted_order_is_adopted_deployed_only_once_issued() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(10));
-    state.intent = Some(intent(IntentKind::Renew, None));
+    state.intent = Some(Box::new(intent(IntentKind::Renew, None)));
     for (status, deploy) in [
         (OrderStatus::Issued, vec!["files:/srv/web".to_string()]),
         (OrderStatus::Pending, Vec::new()),
@@ -1687,7 +1690,7 @@ fn an_interrupted_order_is_adopted_deployed_only_once_issued() {
 fn a_recorded_intent_order_waits_fetches_or_is_placed_again() {
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(80));
-    state.intent = Some(intent(IntentKind::Renew, Some("o-3")));
+    state.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-3"))));
     let renew = Action::Renew {
         serial: "01".into(),
         not_after: NOW + Duration::days(10),
@@ -1753,7 +1756,7 @@ fn a_resumed_intent_redoes_its_own_kind_of_work() {
     other.ca = "other".into();
     let issued_at = |spec: &CertificateSpec, kind: IntentKind| {
         let mut state = issued(spec, "01", NOW - Duration::days(10));
-        state.intent = Some(intent(kind, None));
+        state.intent = Some(Box::new(intent(kind, None)));
         state
     };
     let mut never_issued = issued_at(&local, IntentKind::Renew);
@@ -1866,7 +1869,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
 
     // A pending renewal is cancelled with the revocation.
     let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
-    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    renewing.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-2"))));
     let plan = World::new()
         .state(renewing)
         .spec(s.clone())
@@ -1893,7 +1896,7 @@ fn revocation_follows_what_the_ca_and_state_hold() {
     let mut ordering = issued(&s, "0a", NOW);
     ordering.status = CertificateStatus::New;
     ordering.serial = None;
-    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    ordering.intent = Some(Box::new(intent(IntentKind::Create, Some("o-2"))));
     let plan = World::new()
         .state(ordering.clone())
         .spec(s.clone())
@@ -1941,7 +1944,7 @@ fn a_removed_certificate_with_nothing_issued_is_forgotten_or_cancelled() {
     let mut ordering = issued(&s, "0a", NOW);
     ordering.status = CertificateStatus::New;
     ordering.serial = None;
-    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    ordering.intent = Some(Box::new(intent(IntentKind::Create, Some("o-2"))));
     let pending = intent_order(view("o-2", OrderStatus::Pending, None));
 
     // on_remove = revoke, nothing issued, order pending: cancelled; under prevent_destroy
@@ -2479,7 +2482,7 @@ fn simulate(world: &mut World, plan: &Plan, serial: &mut u32) {
                         Box::new(DeployRecord {
                             sha256_fingerprint: fingerprint.clone(),
                             target_digest: target.digest(),
-                            files: BTreeMap::new(),
+                            files: Default::default(),
                             deployed_at: plan.now,
                             reload_error: None,
                             serial: None,
@@ -2664,9 +2667,9 @@ fn build_world(cases: &[(CaseSpec, CaseState)]) -> World {
             CertificateStatus::New,
         ][state_case.status as usize];
         state.intent = match state_case.intent {
-            1 => Some(intent(IntentKind::Create, None)),
-            2 => Some(intent(IntentKind::Renew, Some("o-intent"))),
-            3 => Some(intent(IntentKind::Reissue, Some("o-intent"))),
+            1 => Some(Box::new(intent(IntentKind::Create, None))),
+            2 => Some(Box::new(intent(IntentKind::Renew, Some("o-intent")))),
+            3 => Some(Box::new(intent(IntentKind::Reissue, Some("o-intent")))),
             _ => None,
         };
         let current = match state_case.observed_current {
@@ -2681,7 +2684,8 @@ fn build_world(cases: &[(CaseSpec, CaseState)]) -> World {
             3 => Some(view("o-intent", OrderStatus::Canceled, None)),
             4 => Some(view("o-found", OrderStatus::Pending, None)),
             _ => None,
-        };
+        }
+        .map(Box::new);
         let mut observed = ObservedCertificate {
             current,
             intent_order,
@@ -2819,7 +2823,7 @@ fn a_cancel_says_whether_the_ca_refunds_it_in_text_and_json() {
     ordering.status = CertificateStatus::New;
     ordering.serial = None;
     ordering.on_remove = OnRemove::Cancel;
-    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    ordering.intent = Some(Box::new(intent(IntentKind::Create, Some("o-2"))));
     let pending = intent_order(view("o-2", OrderStatus::Pending, None));
     for refunds in [true, false] {
         let plan = World::new()
@@ -2855,7 +2859,7 @@ fn the_refund_of_a_cancel_is_the_intent_cas() {
     ordering.serial = None;
     ordering.ca = "other".into();
     ordering.on_remove = OnRemove::Cancel;
-    ordering.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    ordering.intent = Some(Box::new(intent(IntentKind::Create, Some("o-2"))));
     let plan = World::new()
         .local_caps(|caps| caps.cancel_refunds = true)
         .state(ordering)
@@ -2876,7 +2880,7 @@ fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again
     let mut ordering = issued(&s, "0a", NOW);
     ordering.status = CertificateStatus::New;
     ordering.serial = None;
-    ordering.intent = Some(intent(IntentKind::Create, None));
+    ordering.intent = Some(Box::new(intent(IntentKind::Create, None)));
 
     // A CA that finds orders by tag: no order found means none was placed; ordered again.
     for duplicates in [
@@ -2912,7 +2916,7 @@ fn an_interrupted_create_at_a_ca_without_tag_lookup_is_blocked_not_ordered_again
 
     // Once the order id is known, the CA is asked by id as usual.
     let mut placed = ordering;
-    placed.intent = Some(intent(IntentKind::Create, Some("o-2")));
+    placed.intent = Some(Box::new(intent(IntentKind::Create, Some("o-2"))));
     let plan = World::new()
         .local_caps(|caps| caps.duplicates = DuplicatePrevention::None)
         .state(placed)
@@ -2927,7 +2931,7 @@ fn a_pending_order_cancelled_with_a_revocation_says_whether_it_is_refunded() {
     let mut s = spec("web", &["a.example"]);
     s.revoke = Some(RevocationReason::Superseded);
     let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
-    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    renewing.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-2"))));
     for refunds in [true, false] {
         let plan = World::new()
             .local_caps(|caps| caps.cancel_refunds = refunds)
@@ -3415,7 +3419,7 @@ fn a_revocation_the_ca_already_reports_refunds_only_a_pending_order_it_cancels()
     s.revoke = Some(RevocationReason::Superseded);
     let revoked_at_ca = view("order-web", OrderStatus::Revoked, Some("0a"));
     let mut renewing = issued(&s, "0a", NOW - Duration::days(1));
-    renewing.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    renewing.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-2"))));
     for refunds in [true, false] {
         let plan = World::new()
             .local_caps(|caps| caps.cancel_refunds = refunds)
@@ -3425,7 +3429,7 @@ fn a_revocation_the_ca_already_reports_refunds_only_a_pending_order_it_cancels()
                 "web",
                 ObservedCertificate {
                     current: Some(revoked_at_ca.clone()),
-                    intent_order: Some(view("o-2", OrderStatus::Pending, None)),
+                    intent_order: Some(Box::new(view("o-2", OrderStatus::Pending, None))),
                     ..Default::default()
                 },
             )
@@ -3485,7 +3489,7 @@ fn a_removed_certificate_to_revoke_with_nothing_issued_or_pending_is_forgotten()
         state.intent = observed
             .intent_order
             .as_ref()
-            .map(|_| intent(IntentKind::Create, Some("o-2")));
+            .map(|_| Box::new(intent(IntentKind::Create, Some("o-2"))));
         let plan = World::new().state(state).observe("web", observed).plan();
         let change = only_change(&plan);
         assert_eq!(change.action, Action::Forget);
@@ -3506,7 +3510,7 @@ fn an_interrupted_reissue_on_the_same_order_is_adopted_as_that_reissue() {
     // by tag means the reissue reached the CA, and the reason says so.
     let s = spec("web", &["a.example"]);
     let mut state = issued(&s, "01", NOW - Duration::days(10));
-    state.intent = Some(intent(IntentKind::Reissue, None));
+    state.intent = Some(Box::new(intent(IntentKind::Reissue, None)));
     let plan = World::new()
         .state(state)
         .spec(s)
@@ -3764,7 +3768,7 @@ fn with_receipts(mut state: CertificateState) -> CertificateState {
         Box::new(DeployRecord {
             sha256_fingerprint: "ab".repeat(32),
             target_digest: String::new(),
-            files: BTreeMap::new(),
+            files: Default::default(),
             deployed_at: NOW,
             reload_error: None,
             serial: None,
@@ -3775,7 +3779,7 @@ fn with_receipts(mut state: CertificateState) -> CertificateState {
             ssh: None,
         })
     };
-    state.deployments = BTreeMap::from([
+    state.deployments = crate::small_map::SmallMap::from([
         (
             "files:/srv/web".to_string(),
             record(&["/srv/web/privkey.pem", "/srv/web/cert.pem"], true),
@@ -3822,7 +3826,7 @@ fn removal_lists_the_files_each_target_leaves_or_cleans_up() {
     // Cancelled then forgotten: listed too.
     s.on_remove = OnRemove::Cancel;
     let mut pending = with_receipts(issued(&s, "01", NOW));
-    pending.intent = Some(intent(IntentKind::Renew, Some("o-2")));
+    pending.intent = Some(Box::new(intent(IntentKind::Renew, Some("o-2"))));
     let plan = World::new()
         .state(pending)
         .observe("web", intent_order(view("o-2", OrderStatus::Pending, None)))

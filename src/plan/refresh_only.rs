@@ -95,7 +95,7 @@ pub fn refresh_only(state: &State, observed: &Observed, now: time::OffsetDateTim
                 );
             }
         }
-        if let Some(window) = &seen.renewal_window {
+        if let Some(window) = seen.renewal_window.as_deref() {
             if certificate.renewal_window.as_ref() != Some(window) {
                 updated.renewal_window = Some(window.clone());
                 note(
@@ -233,7 +233,7 @@ mod tests {
             .certificates
             .get_mut("web")
             .expect("web")
-            .renewal_window = Some(window.clone());
+            .renewal_window = Some(Box::new(window.clone()));
         let refresh = refresh_only(&state, &observed, NOW);
         assert_eq!(refresh.updates[0].renewal_window, Some(window));
         assert!(render(&refresh).contains("~ web: `local` suggests renewing between"));

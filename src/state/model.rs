@@ -73,7 +73,7 @@ pub struct CertificateState {
     pub spec_digest: String,
     /// The issuance fields behind `spec_digest`, for readable diffs.
     #[serde(default)]
-    pub spec_fields: BTreeMap<String, String>,
+    pub spec_fields: crate::small_map::SmallMap<String, String>,
     /// `on_remove` of the spec at the last apply: what to do once the certificate leaves config.
     #[serde(default)]
     pub on_remove: OnRemove,
@@ -85,12 +85,12 @@ pub struct CertificateState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_reason: Option<RevocationReason>,
     /// Work in flight: recorded (and fsynced) before each side effect at the CA.
-    pub intent: Option<Intent>,
+    pub intent: Option<Box<Intent>>,
     /// Deploy records keyed by target id. Boxed: a map's node holds room for eleven values,
     /// and at 10,000 certificates with one target each, inline records were ~36 MB of
     /// mostly empty slots.
     #[serde(default)]
-    pub deployments: BTreeMap<String, Box<DeployRecord>>,
+    pub deployments: crate::small_map::SmallMap<String, Box<DeployRecord>>,
     /// The CA's suggested renewal window for the current certificate (ACME ARI), kept so the
     /// CA is asked again only after its `Retry-After`.
     #[serde(default)]
@@ -239,7 +239,7 @@ pub struct Intent {
     pub sans: Vec<String>,
     pub spec_digest: String,
     #[serde(default)]
-    pub spec_fields: BTreeMap<String, String>,
+    pub spec_fields: crate::small_map::SmallMap<String, String>,
     /// Set once the CA has accepted the order.
     pub order_id: Option<String>,
 }
@@ -357,7 +357,7 @@ pub struct DeployRecord {
     /// Digest of the target's configuration when deployed.
     pub target_digest: String,
     /// SHA-256 of each file written, keyed by file name.
-    pub files: BTreeMap<String, String>,
+    pub files: crate::small_map::SmallMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub deployed_at: OffsetDateTime,
     /// `Some(message)` when the reload command failed; retried on the next run.
@@ -483,7 +483,7 @@ mod tests {
             common_name: "a.example".into(),
             sans: Vec::new(),
             spec_digest: String::new(),
-            spec_fields: BTreeMap::new(),
+            spec_fields: Default::default(),
             order_id: None,
         };
         assert_eq!(

@@ -1,6 +1,5 @@
 //! The git-backed state store against real repositories, checked with the `git` CLI.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -115,12 +114,12 @@ fn certificate(name: &str) -> CertificateState {
         key_id: None,
         legacy_key_file: None,
         spec_digest: "sha256:aaaa".to_string(),
-        spec_fields: BTreeMap::new(),
+        spec_fields: Default::default(),
         on_remove: OnRemove::Forget,
         prevent_destroy: false,
         revoke_reason: None,
         intent: None,
-        deployments: BTreeMap::new(),
+        deployments: Default::default(),
         renewal_window: Some(certform::observed::RenewalWindow {
             serial: "0a1b".into(),
             start: datetime!(2027-01-10 00:00 UTC),
@@ -135,7 +134,7 @@ fn certificate(name: &str) -> CertificateState {
 }
 
 fn full_certificate(name: &str) -> CertificateState {
-    let spec_fields: BTreeMap<String, String> = [
+    let spec_fields: certform::small_map::SmallMap<String, String> = [
         ("ca", "local"),
         ("common_name", "www.example.com"),
         ("key", "ecdsa-p256"),
@@ -160,7 +159,7 @@ fn full_certificate(name: &str) -> CertificateState {
         on_remove: OnRemove::Revoke,
         prevent_destroy: true,
         revoke_reason: None,
-        intent: Some(Intent {
+        intent: Some(Box::new(Intent {
             kind: IntentKind::Renew,
             ca: "local-2".to_string(),
             started: datetime!(2026-03-01 10:00:00.5 UTC),
@@ -171,14 +170,14 @@ fn full_certificate(name: &str) -> CertificateState {
             spec_digest: "sha256:bbbb".to_string(),
             spec_fields,
             order_id: Some("order-43".to_string()),
-        }),
-        deployments: BTreeMap::from([
+        })),
+        deployments: certform::small_map::SmallMap::from([
             (
                 "files-nginx".to_string(),
                 Box::new(DeployRecord {
                     sha256_fingerprint: "ab".repeat(32),
                     target_digest: "sha256:cccc".to_string(),
-                    files: BTreeMap::from([
+                    files: certform::small_map::SmallMap::from([
                         ("/etc/nginx/www.crt".to_string(), "11".repeat(32)),
                         ("/etc/nginx/www.key".to_string(), "22".repeat(32)),
                     ]),
@@ -197,7 +196,10 @@ fn full_certificate(name: &str) -> CertificateState {
                 Box::new(DeployRecord {
                     sha256_fingerprint: "ab".repeat(32),
                     target_digest: "sha256:dddd".to_string(),
-                    files: BTreeMap::from([("/srv/app.p12".to_string(), "33".repeat(32))]),
+                    files: certform::small_map::SmallMap::from([(
+                        "/srv/app.p12".to_string(),
+                        "33".repeat(32),
+                    )]),
                     deployed_at: datetime!(2026-01-01 00:06:00 UTC),
                     reload_error: Some("`systemctl reload app` exited with 1".to_string()),
                     serial: None,

@@ -252,7 +252,7 @@ async fn an_unreachable_host_is_a_remote_error_naming_the_target() {
     let record = DeployRecord {
         sha256_fingerprint: "fp".to_string(),
         target_digest: "d".to_string(),
-        files: BTreeMap::new(),
+        files: Default::default(),
         deployed_at: OffsetDateTime::UNIX_EPOCH,
         reload_error: None,
         serial: None,

@@ -1,7 +1,6 @@
 //! The shared `verify` setting on every kind, and `Verifying` around a stand-in deployer with
 //! an endpoint nothing listens on (the handshakes with real servers are in the CLI tests).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -142,7 +141,7 @@ fn record(
     DeployRecord {
         sha256_fingerprint: fingerprint.to_string(),
         target_digest: digest.to_string(),
-        files: BTreeMap::new(),
+        files: Default::default(),
         deployed_at: now,
         reload_error,
         serial: None,
