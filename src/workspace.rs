@@ -329,6 +329,8 @@ impl Workspace {
                 if let Some(write) = write {
                     write.write();
                 }
+                // What the read freed (its buffers, a new cache's text) goes back now.
+                crate::memory::release_freed();
                 Ok(state)
             }
             _ => self.read_state(),
