@@ -46,13 +46,15 @@ pub fn configure() {
 }
 
 /// The allocator's purge delay in milliseconds (tests).
-pub fn purge_delay_ms() -> std::ffi::c_long {
+#[cfg(test)]
+fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reads an option by its number.
     unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 /// Whether the allocator may use transparent huge pages (tests).
-pub fn huge_pages_allowed() -> bool {
+#[cfg(test)]
+fn huge_pages_allowed() -> bool {
     // SAFETY: reads an option by its number.
     unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_ALLOW_THP) != 0 }
 }
