@@ -178,7 +178,10 @@ pub async fn refresh(
                 continue;
             }
         }
-        let Some(ca) = accounts.get(&certificate.ca) else {
+        let Some(ca) = accounts
+            .get(&certificate.ca)
+            .filter(|ca| ca.offers_renewal_windows())
+        else {
             continue;
         };
         let ca: Arc<dyn CertificateAuthority> = Arc::clone(ca);

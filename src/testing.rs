@@ -508,6 +508,10 @@ impl CertificateAuthority for FakeCa {
         }
     }
 
+    fn offers_renewal_windows(&self) -> bool {
+        true
+    }
+
     async fn renewal_window(
         &self,
         order_id: &str,

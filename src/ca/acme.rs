@@ -670,6 +670,10 @@ impl CertificateAuthority for AcmeCa {
         ))
     }
 
+    fn offers_renewal_windows(&self) -> bool {
+        true
+    }
+
     async fn renewal_window(
         &self,
         order_id: &str,

@@ -383,6 +383,13 @@ pub trait CertificateAuthority: Send + Sync {
             .ok_or_else(|| CaError::new(ErrorClass::Protocol, format!("no order {order_id}")))
     }
 
+    /// Whether the CA may offer renewal windows (ACME ARI): refresh asks
+    /// [`renewal_window`](Self::renewal_window) only then, so a fleet on a CA without them
+    /// costs no task per certificate.
+    fn offers_renewal_windows(&self) -> bool {
+        false
+    }
+
     /// The CA's suggested renewal window for the certificate of an issued order (ACME ARI);
     /// `None` when the CA offers none.
     async fn renewal_window(
