@@ -433,3 +433,35 @@ fn a_cache_file_out_of_order_is_looked_up_by_key_and_keeps_the_last_of_a_key() {
     assert!(parse(format!("{HEADER}\nf:/a 1\n")).is_none());
     assert!(parse("certform-checks 0\nf:/a\t1\n".to_string()).is_none());
 }
+
+#[test]
+fn every_entry_of_a_large_cache_is_found_at_its_own_index_and_no_other_key_is() {
+    let mut text = format!("{HEADER}\n");
+    let mut keys: Vec<String> = (0..5000)
+        .map(|i| format!("f:/srv/fleet/out/c{i}/cert.pem"))
+        .collect();
+    keys.sort();
+    for (i, key) in keys.iter().enumerate() {
+        text.push_str(&format!("{key}\t1 v{i}\n"));
+    }
+    let loaded = parse(text).expect("valid");
+    assert_eq!(loaded.len(), keys.len());
+    // Half full at most, and a power of two (the lookup masks the hash).
+    assert!(loaded.slots.len() >= 2 * keys.len() && loaded.slots.len().is_power_of_two());
+    for (i, key) in keys.iter().enumerate() {
+        let expected = format!("1 v{i}");
+        assert_eq!(loaded.get(key), Some((expected.as_str(), i)), "{key}");
+    }
+    for absent in [
+        "f:/srv/fleet/out/c5000/cert.pem",
+        "f:/srv/fleet/out/c1/cert.pe",
+        "",
+        "s:/x",
+    ] {
+        assert_eq!(loaded.get(absent), None, "{absent}");
+    }
+    assert_eq!(
+        parse(format!("{HEADER}\n")).expect("empty").get("f:/a"),
+        None
+    );
+}
