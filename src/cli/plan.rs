@@ -1,5 +1,6 @@
 //! `certform plan`.
 
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -63,6 +64,10 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     // The state (and the check cache) are read while the configuration is validated.
     let (workspace, early) =
         context.workspace_reading_state(crate::workspace::EarlyRead::StateAndChecks)?;
+    // The process exits once this returns: the configuration, the state and the observations
+    // of every certificate are left to the operating system instead of being freed one
+    // allocation at a time (~20 ms of a 10,000-certificate `plan`, after its output).
+    let workspace = ManuallyDrop::new(workspace);
     workspace.check_keys_dir()?;
     let keys = workspace.key_store(None);
     if let Some(mode) = keys.exposed_mode() {
@@ -95,6 +100,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
                 .map_err(|e| Failure::from_error(&e))?;
         Ok::<_, Failure>(workspace.plan(state, &accounts, &selection).await)
     })?;
+    let planned = ManuallyDrop::new(planned);
     for (ca, listing) in &planned.observed.ca_inventory {
         if let crate::ca_inventory::Listing::Failed(why) = listing {
             eprintln!(

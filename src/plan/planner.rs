@@ -63,6 +63,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         schedule: Vec::new(),
         at_risk: Vec::new(),
     };
+    // Each configured certificate's renewal schedule, worked out once for its risk and for
+    // the plan's schedule.
+    let mut schedules = Vec::new();
     for name in names {
         let spec = input.certificates.get(name);
         let state = input.state.certificates.get(name);
@@ -111,13 +114,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 message,
             });
         }
-        let risk = spec
+        let schedule = spec
             .zip(state)
             .filter(|(spec, _)| spec.revoke.is_none())
-            .and_then(|(spec, state)| {
-                let schedule = schedule_of(spec, state, renewal_window(state, observed))?;
-                Some((schedule, schedule.risk(input.now)?))
-            });
+            .and_then(|(spec, state)| schedule_of(spec, state, renewal_window(state, observed)));
+        if let Some(schedule) = schedule {
+            schedules.push((name, schedule));
+        }
+        let risk = schedule.and_then(|schedule| Some((schedule, schedule.risk(input.now)?)));
         if let Some((schedule, risk)) = risk {
             plan.warnings.push(Warning {
                 certificate: name.clone(),
@@ -191,7 +195,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     hold_over_budget(&mut plan, input);
-    plan.schedule = scheduled(&plan, input);
+    plan.schedule = scheduled(&plan, schedules);
     plan.guards = guards(
         &plan.changes,
         input.state.certificates.len(),
@@ -348,7 +352,8 @@ fn plan_issued(
         ));
     };
     let changes = field_changes(&state.spec_fields, spec);
-    let changed_note = if state.spec_digest != spec.issuance_digest() {
+    let fields_changed = state.spec_digest != spec.issuance_digest();
+    let changed_note = if fields_changed {
         format!(
             " (the new certificate also applies: {})",
             describe_fields(&changes)
@@ -409,7 +414,7 @@ fn plan_issued(
             ));
         }
     }
-    if state.spec_digest != spec.issuance_digest() {
+    if fields_changed {
         let capabilities = input.capabilities.get(&spec.ca);
         let same_order =
             state.ca == spec.ca && capabilities.is_some_and(|caps| caps.reissue_same_order);
@@ -684,27 +689,20 @@ fn backoff_reason(backoff: &crate::state::Backoff) -> String {
 
 /// The schedule of every issued certificate in config that this plan does not renew,
 /// soonest first.
-fn scheduled(plan: &Plan, input: &PlanInput<'_>) -> Vec<super::Scheduled> {
+fn scheduled(plan: &Plan, schedules: Vec<(&String, RenewalSchedule)>) -> Vec<super::Scheduled> {
     let renewing: BTreeSet<&String> = plan
         .changes
         .iter()
         .filter(|c| c.action.places_order())
         .map(|c| &c.certificate)
         .collect();
-    let empty = ObservedCertificate::default();
-    let mut schedule: Vec<super::Scheduled> = input
-        .certificates
-        .iter()
-        .filter(|(name, spec)| spec.revoke.is_none() && !renewing.contains(name))
-        .filter_map(|(name, spec)| {
-            let state = input.state.certificates.get(name)?;
-            let observed = input.observed.certificates.get(name).unwrap_or(&empty);
-            let schedule = schedule_of(spec, state, renewal_window(state, observed))?;
-            Some(super::Scheduled {
-                certificate: name.clone(),
-                renew_at: schedule.renew_at,
-                not_after: schedule.not_after,
-            })
+    let mut schedule: Vec<super::Scheduled> = schedules
+        .into_iter()
+        .filter(|(name, _)| !renewing.contains(name))
+        .map(|(name, schedule)| super::Scheduled {
+            certificate: name.clone(),
+            renew_at: schedule.renew_at,
+            not_after: schedule.not_after,
         })
         .collect();
     schedule.sort_by(|a, b| (a.renew_at, &a.certificate).cmp(&(b.renew_at, &b.certificate)));
@@ -914,16 +912,16 @@ fn plan_deploy(
 ) -> Decision {
     let mut targets = Vec::new();
     let mut reasons = Vec::new();
-    for target in &spec.deploy {
-        let id = target.id();
-        let interrupted = match observed.deployments.get(&id) {
+    let ids = target_ids(spec);
+    for (target, id) in spec.deploy.iter().zip(&ids) {
+        let interrupted = match observed.deployments.get(id) {
             Some(DeployObservation::Interrupted(files)) => Some(format!(
                 "interrupted deploy: {} not all switched in; apply finishes it first",
                 files.join(", ")
             )),
             _ => None,
         };
-        let why = interrupted.or_else(|| match state.deployments.get(&id) {
+        let why = interrupted.or_else(|| match state.deployments.get(id) {
             None => Some("new deploy target".to_string()),
             Some(record)
                 if Some(&record.sha256_fingerprint) != state.sha256_fingerprint.as_ref() =>
@@ -941,7 +939,7 @@ fn plan_deploy(
                 "endpoint check failed last run: {}",
                 record.verify_error.as_deref().unwrap_or_default()
             )),
-            Some(_) => match observed.deployments.get(&id) {
+            Some(_) => match observed.deployments.get(id) {
                 Some(DeployObservation::Missing(files)) => {
                     Some(format!("drift: missing on disk: {}", files.join(", ")))
                 }
@@ -954,7 +952,7 @@ fn plan_deploy(
         });
         if let Some(why) = why {
             reasons.push(format!("`{id}`: {why}"));
-            targets.push(id);
+            targets.push(id.clone());
         }
     }
     if let Some(problem) = &observed.key_problem {
@@ -963,13 +961,12 @@ fn plan_deploy(
         if let Some(path) = &observed.lost_key {
             reasons.push(lost_key_reason(&spec.name, path));
         }
-        targets = spec.deploy.iter().map(|t| t.id()).collect();
+        targets = ids.clone();
     }
-    let configured: BTreeSet<String> = spec.deploy.iter().map(|t| t.id()).collect();
     let undeploy: Vec<String> = state
         .deployments
         .keys()
-        .filter(|id| !configured.contains(*id))
+        .filter(|id| !ids.contains(*id))
         .cloned()
         .collect();
     for id in &undeploy {
