@@ -3,12 +3,15 @@
 //! - Transparent huge pages are off for the process (`configure`): on a system where they
 //!   are `always` on, a 2 MB region touched anywhere is all resident, and at 10,000
 //!   certificates that was ~18 MB of `plan`'s peak RSS for no measurable gain in time.
-//! - mimalloc returns freed pages to the system a second after they are freed (its
-//!   `purge_delay`), longer than most runs: memory the configuration's parse freed (~45 MB
-//!   at 10,000 certificates, of which ~12 MB stay as the model) was still held while refresh
-//!   built as much again. certform sets the delay to 1 ms, and a phase that frees much at
-//!   once hands it back at once with `release_freed`. At 10,000 certificates `plan`'s peak
-//!   went from ~106 to ~94 MB for ~0.05 s more (pages freed and faulted in again).
+//! - Freed memory goes back to the system where a phase that frees much at once ends
+//!   (`release_freed`: the configuration's parse once the tree is built, and once validated;
+//!   the state read; refresh), and otherwise ten seconds after it is freed, not a second
+//!   (mimalloc's `purge_delay`). A second was longer than most runs, so the parse's ~45 MB at
+//!   10,000 certificates stayed held while refresh built as much again; 1 ms (certform's
+//!   setting before) returned memory all through a run only to fault it in again: at 10,000
+//!   certificates `plan` took ~48,000 page faults, its peak RSS 91–128 MB depending on the
+//!   threads' timing. With the collections at phase ends and a delay that outlasts a run, it
+//!   takes ~32,000 faults and ~0.05–0.1 s less, at a steadier 94–96 MB.
 
 /// mimalloc's `mi_option_purge_delay` (milliseconds before freed memory is returned), by its
 /// number in the `mi_option_e` enumeration of the mimalloc 3 that libmimalloc-sys 0.1.49
@@ -16,7 +19,7 @@
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// The purge delay certform sets, in milliseconds.
-const PURGE_DELAY_MS: std::ffi::c_long = 1;
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
 
 /// mimalloc's `mi_option_allow_thp`, by its number in the `mi_option_e` enumeration of the
 /// mimalloc 3 that libmimalloc-sys 0.1.49 builds (`mimalloc.h`; the Rust bindings name no

@@ -306,6 +306,9 @@ impl Workspace {
             let mut started = None;
             let config = config::load_with(&sources, &mut |settings| {
                 if started.is_none() {
+                    // The parse's working memory (the tree is built) goes back before the state
+                    // read adds its own.
+                    crate::memory::release_freed();
                     let settings = settings.clone();
                     let checks = read == EarlyRead::StateAndChecks;
                     started = Some(scope.spawn(move || read_state_early(&settings, checks)));
@@ -487,6 +490,8 @@ impl Workspace {
             &mut observed,
         );
         crate::check_cache::finish();
+        // Refresh's reads and parses are done: their memory goes back before the planner's.
+        crate::memory::release_freed();
         let capabilities = self.capabilities();
         let plan = crate::plan::plan(&crate::plan::PlanInput {
             certificates: &config.certificates,

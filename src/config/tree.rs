@@ -16,6 +16,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::locate::{self, ItemIndex, Target};
+
+mod chunked;
 use super::report::{Finding, Place};
 use super::Source;
 
@@ -311,6 +313,11 @@ pub(crate) fn parse<'a>(
 }
 
 fn parse_toml<'a>(text: &'a str, file: usize, findings: &mut Vec<Finding>) -> Option<Node<'a>> {
+    // A large file of certificates is parsed in pieces (`chunked`), which gives the same tree;
+    // anything it is not sure of, an error included, is parsed whole below.
+    if let Some(root) = chunked::parse(text) {
+        return Some(root);
+    }
     let (table, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         let lines = LineIndex::new(text);
@@ -331,6 +338,7 @@ fn parse_toml<'a>(text: &'a str, file: usize, findings: &mut Vec<Finding>) -> Op
     let root = toml_node(
         Spanned::new(span, DeValue::Table(table.into_inner())),
         0,
+        0,
         &mut problems,
     );
     if problems.is_empty() {
@@ -344,13 +352,15 @@ fn parse_toml<'a>(text: &'a str, file: usize, findings: &mut Vec<Finding>) -> Op
     None
 }
 
-/// The node of a parsed value, taking its strings over rather than copying them.
+/// The node of a parsed value, taking its strings over rather than copying them. `base`: where
+/// the parsed text starts in the file (a piece of it, `chunked`), added to every offset.
 fn toml_node<'a>(
     value: Spanned<DeValue<'a>>,
+    base: usize,
     depth: usize,
     problems: &mut Vec<(usize, String)>,
 ) -> Node<'a> {
-    let offset = value.span().start;
+    let offset = base + value.span().start;
     if depth > MAX_DEPTH {
         problems.push((offset, too_deep("TOML")));
         return Node::new(NodeKind::Null, Some(offset));
@@ -376,16 +386,16 @@ fn toml_node<'a>(
         DeValue::Array(array) => NodeKind::Array(
             array
                 .into_iter()
-                .map(|item| toml_node(item, depth + 1, problems))
+                .map(|item| toml_node(item, base, depth + 1, problems))
                 .collect(),
         ),
         DeValue::Table(table) => NodeKind::Table(
             table
                 .into_iter()
                 .map(|(key, value)| Entry {
-                    key_offset: Some(key.span().start),
+                    key_offset: Some(base + key.span().start),
                     key: key.into_inner(),
-                    value: toml_node(value, depth + 1, problems),
+                    value: toml_node(value, base, depth + 1, problems),
                 })
                 .collect(),
         ),
