@@ -33,6 +33,37 @@ pub fn write_unsynced_dir(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()
     result
 }
 
+/// [`write`] of what `fill` writes, streamed to the temp file (through a buffer) instead of
+/// held whole in memory first.
+pub fn write_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    let temp = temp_path(path)?;
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&temp)?;
+        // The umask may have narrowed `mode`; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        let mut buffered = io::BufWriter::with_capacity(64 * 1024, &mut file);
+        fill(&mut buffered)?;
+        buffered.flush()?;
+        drop(buffered);
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+        return result;
+    }
+    sync_dir(parent_of(path))
+}
+
 /// Create `path` with `bytes` and `mode`, durably, failing with
 /// [`io::ErrorKind::AlreadyExists`] when `path` exists: the content is written and fsynced
 /// under a temp name, then hard-linked to `path` (which never replaces anything, unlike a

@@ -479,31 +479,60 @@ impl CheckCache {
             true => computed.files.contains_key(key),
             false => ContentKey::parse(key).is_some_and(|key| computed.content.contains_key(&key)),
         };
-        let mut lines: Vec<String> =
-            Vec::with_capacity(loaded.len() + computed.content.len() + computed.files.len());
+        // The lines as (key, value) pairs borrowed from the loaded text and the computed maps,
+        // not a string each: at 10,000 certificates ~70,000 lines, ~14 MB more at the end of
+        // a run that holds everything else as well.
+        let content_keys: Vec<(String, &str)> = computed
+            .content
+            .iter()
+            .map(|(key, value)| (key.text(), &value[..]))
+            .collect();
+        let mut lines: Vec<(&str, &str)> =
+            Vec::with_capacity(loaded.len() + content_keys.len() + computed.files.len());
         for (key, value, index) in loaded.iter() {
             if used(&index) && !replaced(key) {
-                lines.push(format!("{key}\t{value}\n"));
+                lines.push((key, value));
             }
         }
-        for (key, value) in &computed.content {
-            lines.push(format!("{}\t{value}\n", key.text()));
-        }
-        for (key, value) in &computed.files {
-            lines.push(format!("{key}\t{value}\n"));
-        }
-        drop(computed);
-        lines.sort_unstable();
-        let mut text = String::with_capacity(lines.iter().map(String::len).sum::<usize>() + 32);
-        text.push_str(HEADER);
-        text.push('\n');
-        for line in lines {
-            text.push_str(&line);
-        }
-        if let Err(error) = crate::atomic_file::write(file, text.as_bytes(), 0o600) {
+        lines.extend(
+            content_keys
+                .iter()
+                .map(|(key, value)| (key.as_str(), *value)),
+        );
+        lines.extend(
+            computed
+                .files
+                .iter()
+                .map(|(key, value)| (&key[..], &value[..])),
+        );
+        lines.sort_unstable_by(line_order);
+        // Streamed to the file: the new text is not held whole beside the loaded one.
+        let written = crate::atomic_file::write_with(file, 0o600, |out| {
+            out.write_all(HEADER.as_bytes())?;
+            out.write_all(b"\n")?;
+            for (key, value) in &lines {
+                out.write_all(key.as_bytes())?;
+                out.write_all(b"\t")?;
+                out.write_all(value.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
             tracing::debug!(path = %file.display(), %error, "cannot save the check cache");
         }
     }
+}
+
+/// The order of two lines by their whole text (`key\tvalue`), as the file has always been
+/// sorted.
+fn line_order(left: &(&str, &str), right: &(&str, &str)) -> std::cmp::Ordering {
+    fn bytes<'a>((key, value): &(&'a str, &'a str)) -> impl Iterator<Item = u8> + 'a {
+        key.bytes()
+            .chain(std::iter::once(b'\t'))
+            .chain(value.bytes())
+    }
+    bytes(left).cmp(bytes(right))
 }
 
 /// What `probe` found for a file: the key to record under (`None`: not recordable, the file
