@@ -695,9 +695,9 @@ pub fn begin(git_dir: Option<&Path>) {
 }
 
 /// Start reading the cache of the git directory `git_dir` in the background, for a run that
-/// will `begin` with it after reading state (a 10,000-certificate cache is ~13 MB, read while
-/// the state is). The run's start for git's racy rule is now, earlier than `begin`'s: only
-/// more conservative.
+/// will `begin` with it soon (a 10,000-certificate cache is ~13 MB, read while the state is
+/// handed over and refresh starts). The run's start for git's racy rule is now, earlier than
+/// `begin`'s: only more conservative.
 pub fn prefetch(git_dir: &Path) {
     let cache = CheckCache::in_background(Some(git_dir.join(FILE_NAME)), SystemTime::now());
     cache.prefetched.store(true, Ordering::SeqCst);
