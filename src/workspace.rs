@@ -276,15 +276,6 @@ fn read_state_early(settings: &config::StateSettings) -> Option<EarlyState> {
     })
 }
 
-/// What `Workspace::load_reading_state` reads besides the state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EarlyRead {
-    /// The state only (`status`).
-    State,
-    /// The state and the check cache (`plan`: refresh looks files up in it).
-    StateAndChecks,
-}
-
 impl Workspace {
     /// Load and validate the configuration at `path`; nothing is written.
     pub fn load(path: &Path, now: time::OffsetDateTime) -> Result<Self, Error> {
@@ -300,7 +291,6 @@ impl Workspace {
     pub fn load_reading_state(
         path: &Path,
         now: time::OffsetDateTime,
-        read: EarlyRead,
     ) -> Result<(Self, Option<EarlyState>), Error> {
         let sources = read_sources(path)?;
         let (config, early) = std::thread::scope(|scope| {
@@ -320,17 +310,6 @@ impl Workspace {
             (config, early)
         });
         let workspace = Self::finish_load(config.map_err(Error::Invalid)?, now)?;
-        // The check cache (~13 MB at 10,000 certificates) is read in the background from
-        // here, while the state is handed over and refresh starts: read together with the
-        // state, it came on top of the validation's peak (`plan` at 10,000: 94-114 MB, now
-        // 94-96 MB, in the same time).
-        let git_dir = early
-            .as_ref()
-            .filter(|early| early.settings == workspace.config.state)
-            .and_then(|early| early.git_dir.as_deref());
-        if let (EarlyRead::StateAndChecks, Some(git_dir)) = (read, git_dir) {
-            crate::check_cache::prefetch(git_dir);
-        }
         Ok((workspace, early))
     }
 
@@ -351,14 +330,24 @@ impl Workspace {
         }
     }
 
-    /// `take_state` for `plan`: without an early read, `read_state_for_plan` (a missing
+    /// `take_state` for `plan`, starting the check cache's read in the background (refresh
+    /// looks files up in it); without an early read, `read_state_for_plan` (a missing
     /// repository is no state, and is not created).
     pub fn take_state_for_plan(
         &self,
         early: Option<EarlyState>,
     ) -> Result<crate::state::State, RunError> {
         match early {
-            Some(early) if early.settings == self.config.state => self.take_state(Some(early)),
+            Some(early) if early.settings == self.config.state => {
+                // The check cache (~13 MB at 10,000 certificates) is read in the background
+                // from here, while the state is handed over and refresh starts: read together
+                // with the state, during the validation, it came on top of the validation's
+                // peak (`plan` at 10,000: 94-114 MB, now 92-96 MB, in the same time).
+                if let Some(git_dir) = &early.git_dir {
+                    crate::check_cache::prefetch(git_dir);
+                }
+                self.take_state(Some(early))
+            }
             _ => self.read_state_for_plan(),
         }
     }

@@ -167,10 +167,9 @@ impl Context {
     /// (`Workspace::load_reading_state`): `Workspace::take_state` gives it.
     pub fn workspace_reading_state(
         &self,
-        read: workspace::EarlyRead,
     ) -> Result<(workspace::Workspace, Option<workspace::EarlyState>), Failure> {
         let (workspace, early) =
-            workspace::Workspace::load_reading_state(&self.config_path, self.now, read)
+            workspace::Workspace::load_reading_state(&self.config_path, self.now)
                 .map_err(Failure::from)?;
         self.print_config_warnings(&workspace);
         Ok((workspace, early))

@@ -38,7 +38,7 @@ pub fn run(context: &Context, args: &Args) -> Result<i32, Failure> {
     // The process exits once this returns: the configuration and the state of every
     // certificate are left to the operating system instead of being freed one allocation
     // at a time (~5 % of a 10,000-certificate `status`).
-    let (workspace, early) = context.workspace_reading_state(crate::workspace::EarlyRead::State)?;
+    let (workspace, early) = context.workspace_reading_state()?;
     let workspace = ManuallyDrop::new(workspace);
     let state = ManuallyDrop::new(workspace.take_state(early)?);
     let filter = Filter {
