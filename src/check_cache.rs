@@ -22,7 +22,7 @@
 //! of any workspace (a digest of bytes, or of the file at an absolute path with that stat
 //! data), so runs of two workspaces in one process (tests, library users) may share one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -188,6 +188,11 @@ impl Entries {
 struct Computed {
     content: HashMap<ContentKey, Box<str>>,
     files: HashMap<Box<str>, Box<str>>,
+    /// Content keys whose value this run recorded under a file's stat data as well (a chain
+    /// or key file found by `chain_at` or `key_spki_at`): the stat-keyed entry answers the
+    /// next run without reading the file, so the content-keyed one is not saved (at 10,000
+    /// certificates 20,000 entries, ~4 MB the next run would load and drop).
+    covered: HashSet<ContentKey>,
 }
 
 /// The entries loaded from a cache file, and whether this run used each, by the index stored
@@ -316,7 +321,11 @@ impl CheckCache {
     /// The leaf facts of `chain` (see `keys::inspect_chain`), from the cache when this text
     /// was parsed before.
     pub fn chain_leaf(&self, chain: &str) -> Result<LeafFacts, KeyError> {
-        let key = ContentKey::Chain(digest(chain.as_bytes()));
+        self.chain_leaf_by(ContentKey::Chain(digest(chain.as_bytes())), chain)
+    }
+
+    /// `chain_leaf` of `chain`, whose content key is `key`.
+    fn chain_leaf_by(&self, key: ContentKey, chain: &str) -> Result<LeafFacts, KeyError> {
         let hit = self
             .content_value(&key)
             .and_then(|value| parse_facts(&value));
@@ -336,7 +345,11 @@ impl CheckCache {
     /// file holds `bytes`, from the cache when these bytes were parsed before; `None` when
     /// they are not a key certform can read.
     pub fn key_spki(&self, bytes: &[u8]) -> Option<String> {
-        let key = ContentKey::Key(digest(bytes));
+        self.key_spki_by(ContentKey::Key(digest(bytes)), bytes)
+    }
+
+    /// `key_spki` of `bytes`, whose content key is `key`.
+    fn key_spki_by(&self, key: ContentKey, bytes: &[u8]) -> Option<String> {
         if let Some(spki) = self.content_value(&key) {
             return Some(spki.into());
         }
@@ -354,7 +367,7 @@ impl CheckCache {
             return Ok(hash.to_string());
         }
         let hash = sha256_hex(&fs::read(path)?);
-        self.record(probe, hash.clone());
+        let _ = self.record(probe, hash.clone());
         Ok(hash)
     }
 
@@ -396,12 +409,22 @@ impl CheckCache {
     }
 
     /// Record `value` for the file `probe` looked at, unless the file is not settled (git's
-    /// racy rule) or `value` does not survive the line format.
-    fn record(&self, probe: Probe, value: String) {
-        if let (Some(key), true) = (probe.key, is_path_token(&value)) {
-            self.computed()
-                .files
-                .insert(key.into(), format!("{} {value}", probe.stamp).into());
+    /// racy rule) or `value` does not survive the line format: whether it was recorded.
+    fn record(&self, probe: Probe, value: String) -> bool {
+        let (Some(key), true) = (probe.key, is_path_token(&value)) else {
+            return false;
+        };
+        self.computed()
+            .files
+            .insert(key.into(), format!("{} {value}", probe.stamp).into());
+        true
+    }
+
+    /// `record`, and when recorded the content-keyed entry `content` the value came from is
+    /// not saved (`Computed::covered`).
+    fn record_covering(&self, probe: Probe, value: String, content: ContentKey) {
+        if self.record(probe, value) {
+            self.computed().covered.insert(content);
         }
     }
 
@@ -423,9 +446,10 @@ impl CheckCache {
             return Ok(None);
         };
         if !text.contains("PRIVATE KEY-----") {
-            if let Ok(facts) = self.chain_leaf(&text) {
+            let content = ContentKey::Chain(digest(text.as_bytes()));
+            if let Ok(facts) = self.chain_leaf_by(content, &text) {
                 if is_token(facts.serial.as_str()) {
-                    self.record(probe, facts_value(&facts));
+                    self.record_covering(probe, facts_value(&facts), content);
                 }
             }
         }
@@ -440,8 +464,10 @@ impl CheckCache {
         if let Some(spki) = probe.hit() {
             return Some(spki.to_string());
         }
-        let spki = self.key_spki(&fs::read(path).ok()?)?;
-        self.record(probe, spki.clone());
+        let bytes = fs::read(path).ok()?;
+        let content = ContentKey::Key(digest(&bytes));
+        let spki = self.key_spki_by(content, &bytes)?;
+        self.record_covering(probe, spki.clone(), content);
         Some(spki)
     }
 
@@ -465,6 +491,7 @@ impl CheckCache {
         let all_used = flags.iter().all(|flag| flag.load(Ordering::Relaxed));
         let unchanged = all_used
             && loaded.dropped == 0
+            && computed.covered.is_empty()
             && computed.content.iter().all(|(key, value)| {
                 loaded.get(&key.text()).map(|(loaded, _)| loaded) == Some(&**value)
             })
@@ -475,9 +502,13 @@ impl CheckCache {
         if unchanged {
             return;
         }
+        // A loaded entry is left out when this run computed it again, or (content-keyed) a
+        // stat-keyed entry recorded this run covers it.
         let replaced = |key: &str| match is_stat_key(key) {
             true => computed.files.contains_key(key),
-            false => ContentKey::parse(key).is_some_and(|key| computed.content.contains_key(&key)),
+            false => ContentKey::parse(key).is_some_and(|key| {
+                computed.content.contains_key(&key) || computed.covered.contains(&key)
+            }),
         };
         // The lines as (key, value) pairs borrowed from the loaded text and the computed maps,
         // not a string each: at 10,000 certificates ~70,000 lines, ~14 MB more at the end of
@@ -485,6 +516,7 @@ impl CheckCache {
         let content_keys: Vec<(String, &str)> = computed
             .content
             .iter()
+            .filter(|(key, _)| !computed.covered.contains(key))
             .map(|(key, value)| (key.text(), &value[..]))
             .collect();
         let mut lines: Vec<(&str, &str)> =
@@ -775,7 +807,7 @@ pub fn by_stat<R, T, E>(
     }
     let (value, text) = derive(read()?)?;
     if let Some(text) = text {
-        cache.record(probe, text);
+        let _ = cache.record(probe, text);
     }
     Ok(value)
 }

@@ -465,3 +465,73 @@ fn every_entry_of_a_large_cache_is_found_at_its_own_index_and_no_other_key_is() 
         None
     );
 }
+
+/// The content-keyed (`c:`, `k:`) keys of the saved cache at `file`.
+fn saved_content_keys(file: &Path) -> Vec<String> {
+    fs::read_to_string(file)
+        .expect("saved")
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(key, _)| key.to_string())
+        .filter(|key| !is_stat_key(key))
+        .collect()
+}
+
+#[test]
+fn a_content_entry_a_recorded_stat_entry_covers_is_not_saved_and_one_loaded_is_dropped() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join(FILE_NAME);
+    let chain_path = dir.path().join("web.pem");
+    let key_path = dir.path().join("web.key");
+    let (pem, key) = (chain(), key_pem());
+    fs::write(&chain_path, &pem).expect("write");
+    fs::write(&key_path, &key).expect("write");
+    let chain_key = ContentKey::Chain(digest(pem.as_bytes())).text();
+    let key_key = ContentKey::Key(digest(key.as_bytes())).text();
+    let read = || fs::read_to_string(&chain_path).map(Some);
+
+    // Files written just before the run (the issuing run): no stat entry, so the content
+    // entries are what the next run finds them by.
+    let issuing = CheckCache::new(Some(file.clone()), SystemTime::now());
+    issuing.chain_at(&chain_path, read).expect("read");
+    assert!(issuing.key_spki_at(&key_path).is_some());
+    issuing.save();
+    let mut saved = saved_content_keys(&file);
+    saved.sort();
+    let mut expected = vec![chain_key.clone(), key_key.clone()];
+    expected.sort();
+    assert_eq!(saved, expected);
+
+    // The next run finds both by content and records their stat data: the content entries
+    // it loaded are dropped, the stat entries answer from now on.
+    let next = CheckCache::new(Some(file.clone()), later());
+    let Some(Chain::Text(text)) = next.chain_at(&chain_path, read).expect("read") else {
+        panic!("a settled chain without a stat entry is read");
+    };
+    // What refresh does with the text: the loaded content entry answers.
+    assert!(next.chain_leaf(&text).is_ok());
+    assert!(next.key_spki_at(&key_path).is_some());
+    next.save();
+    assert_eq!(saved_content_keys(&file), Vec::<String>::new());
+    saved_entry(&file, "p:", &chain_path);
+    saved_entry(&file, "s:", &key_path);
+
+    // A chain parsed for itself (a CA's answer, no file) is still kept by its content.
+    let direct = CheckCache::new(Some(file.clone()), later());
+    let other = chain();
+    direct.chain_leaf(&other).expect("parses");
+    direct.save();
+    assert_eq!(
+        saved_content_keys(&file),
+        vec![ContentKey::Chain(digest(other.as_bytes())).text()]
+    );
+
+    // A fresh run with nothing loaded, settled files: only stat entries are saved.
+    fs::remove_file(&file).expect("remove");
+    let fresh = CheckCache::new(Some(file.clone()), later());
+    fresh.chain_at(&chain_path, read).expect("read");
+    assert!(fresh.key_spki_at(&key_path).is_some());
+    fresh.save();
+    assert_eq!(saved_content_keys(&file), Vec::<String>::new());
+}
