@@ -34,7 +34,10 @@ pub(crate) struct ConfigFile {
     /// Desired certificates, by name; the name is used for file names in state.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]
-    pub(crate) certificate: BTreeMap<String, CertificateTable>,
+    // Boxed (the schema is the table's): a map filled one name at a time leaves its nodes
+    // about half empty, and a 552-byte table inline cost ~1.2 KB per certificate while the
+    // configuration is validated (~4.5 MB at 10,000).
+    pub(crate) certificate: BTreeMap<String, Box<CertificateTable>>,
     /// Deploy targets by name, listed by certificates as `deploy = ["NAME"]`.
     #[serde(default)]
     #[schemars(extend("propertyNames" = { "pattern": NAME_PATTERN }))]

@@ -383,22 +383,26 @@ fn toml_node<'a>(
         },
         DeValue::Boolean(flag) => NodeKind::Bool(flag),
         DeValue::Datetime(datetime) => NodeKind::Datetime(datetime.to_string()),
-        DeValue::Array(array) => NodeKind::Array(
-            array
-                .into_iter()
-                .map(|item| toml_node(item, base, depth + 1, problems))
-                .collect(),
-        ),
-        DeValue::Table(table) => NodeKind::Table(
-            table
-                .into_iter()
-                .map(|(key, value)| Entry {
-                    key_offset: Some(base + key.span().start),
-                    key: key.into_inner(),
-                    value: toml_node(value, base, depth + 1, problems),
-                })
-                .collect(),
-        ),
+        // Sized exactly: the parser's iterators give no length, and a `collect` would leave
+        // room for four (at 10,000 certificates ~90,000 empty slots, ~6 MB of the tree).
+        DeValue::Array(array) => {
+            let mut items = Vec::with_capacity(array.len());
+            items.extend(
+                array
+                    .into_iter()
+                    .map(|item| toml_node(item, base, depth + 1, problems)),
+            );
+            NodeKind::Array(items)
+        }
+        DeValue::Table(table) => {
+            let mut entries = Vec::with_capacity(table.len());
+            entries.extend(table.into_iter().map(|(key, value)| Entry {
+                key_offset: Some(base + key.span().start),
+                key: key.into_inner(),
+                value: toml_node(value, base, depth + 1, problems),
+            }));
+            NodeKind::Table(entries)
+        }
     };
     Node::new(kind, Some(offset))
 }
@@ -791,6 +795,46 @@ impl<'a> FileText<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every table's and list's vector in `node` holds exactly its items.
+    fn assert_no_spare_room(node: &Node<'_>) {
+        match &node.kind {
+            NodeKind::Table(entries) => {
+                assert_eq!(entries.capacity(), entries.len(), "a table with spare room");
+                entries
+                    .iter()
+                    .for_each(|entry| assert_no_spare_room(&entry.value));
+            }
+            NodeKind::Array(items) => {
+                assert_eq!(items.capacity(), items.len(), "a list with spare room");
+                items.iter().for_each(assert_no_spare_room);
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_toml_tree_holds_no_spare_room_whole_or_in_pieces() {
+        let certificate = |i: usize| {
+            format!(
+                "\n[certificate.c{i}]\ncommon_name = \"h{i}.example\"\nsans = [\"a{i}.example\"]\n\
+                 deploy = [{{ kind = \"files\", dir = \"out/c{i}\" }}]\n"
+            )
+        };
+        let small = format!("[state]\nrepo = \"s\"\n{}", certificate(0));
+        // Over the size parsed in pieces (`chunked`).
+        let large = format!(
+            "[state]\nrepo = \"s\"\n{}",
+            (0..4_000).map(certificate).collect::<String>()
+        );
+        assert!(large.len() > 256 * 1024);
+        for text in [small, large] {
+            let mut findings = Vec::new();
+            let root = parse_toml(&text, 0, &mut findings).expect("parses");
+            assert!(findings.is_empty());
+            assert_no_spare_room(&root);
+        }
+    }
 
     #[test]
     fn key_paths_render_dotted() {
